@@ -5,6 +5,7 @@
 #include "core/config.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "core/message.h"
 #include "core/metrics.h"
 #include "core/progress.h"
 #include "core/rng.h"
