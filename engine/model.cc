@@ -1,0 +1,791 @@
+// The DeepSeek-V3 / Kimi-K2 model on CPU: parameters by HF name, forward with loss (MLA attention,
+// dense SwiGLU and routed MoE with a shared expert), backward for all of it, absorbed MLA, router bias.
+// One implementation templated on the scalar type; instantiated for float (training) and double (checks).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/rng.h"
+#include "engine/engine.h"
+#include "engine/ops_cpu.h"
+
+namespace k2::engine {
+
+using ops::I;
+
+namespace {
+
+// One MLP (dense, shared or one expert): HF gate_proj/up_proj/down_proj.
+template <class T>
+struct MlpP {
+  Param<T>* gate = nullptr;  // [width, D]
+  Param<T>* up = nullptr;    // [width, D]
+  Param<T>* down = nullptr;  // [D, width]
+};
+
+template <class T>
+struct LayerP {
+  Param<T>* in_norm = nullptr;  // input_layernorm [D]
+  Param<T>* q_a = nullptr;      // q_a_proj [rq, D]
+  Param<T>* q_a_norm = nullptr; // q_a_layernorm [rq]
+  Param<T>* q_b = nullptr;      // q_b_proj [H*dq, rq]
+  Param<T>* q = nullptr;        // q_proj [H*dq, D] (q_lora_rank null)
+  Param<T>* kv_a = nullptr;     // kv_a_proj_with_mqa [rkv+dr, D]
+  Param<T>* kv_a_norm = nullptr;// kv_a_layernorm [rkv]
+  Param<T>* kv_b = nullptr;     // kv_b_proj [H*(dn+dv), rkv]
+  Param<T>* o = nullptr;        // o_proj [D, H*dv]
+  Param<T>* post_norm = nullptr;// post_attention_layernorm [D]
+  bool moe = false;
+  MlpP<T> dense;                // first_k_dense_replace layers
+  Param<T>* router = nullptr;   // mlp.gate.weight [E, D]
+  Param<T>* bias = nullptr;     // mlp.gate.e_score_correction_bias [E] (not trained by gradients)
+  std::vector<MlpP<T>> experts; // mlp.experts.e.*
+  MlpP<T> shared;               // mlp.shared_experts.* (width moe_intermediate_size * n_shared_experts)
+};
+
+// Saved activations of one layer for one (B, T) shape. Shapes in comments: N = B*T.
+template <class T>
+struct LayerAct {
+  std::vector<T> xn, rstd1;             // [N, D], [N]
+  std::vector<T> qa, qa_rstd, qa_n;     // [N, rq], [N], [N, rq]  (q_lora path)
+  std::vector<T> q;                     // [N, H*dq], rope applied to the last dr of each head
+  std::vector<T> kva;                   // [N, rkv+dr] (pre-norm latent | raw k_pe)
+  std::vector<T> ckv, ckv_rstd;         // [N, rkv], [N]
+  std::vector<T> kpe;                   // [N, dr], rope applied
+  std::vector<T> kv;                    // [N, H*(dn+dv)] per head: k_nope then v
+  std::vector<T> qh, kh, vh, p, oh;     // [B,H,T,dq] x2, [B,H,T,dv], [B,H,T,T], [B,H,T,dv]
+  std::vector<T> o;                     // [N, H*dv]
+  std::vector<T> h_mid;                 // [N, D] residual after attention
+  std::vector<T> xn2, rstd2;            // [N, D], [N]
+  std::vector<T> g, u, a;               // dense: [N, I]
+  std::vector<T> logits, s;             // router: [N, E] pre-sigmoid, sigmoid scores
+  std::vector<int32_t> idx;             // [N, K] chosen experts
+  std::vector<T> wts;                   // [N, K] combine weights
+  std::vector<int64_t> offs;            // [E+1] rows of each expert in the grouped buffers
+  std::vector<int64_t> row_of_slot;     // [N*K]
+  std::vector<int64_t> slot_of_row;     // [N*K]
+  std::vector<T> xe, ge, ue, ae, ye;    // grouped by expert: [N*K, D], [N*K, Im] x3, [N*K, D]
+  std::vector<T> sg, su, sa, sy;        // shared expert: [N, Is] x3, [N, D]
+  std::vector<T> ffn_out;               // [N, D]
+  std::vector<double> aux_f;            // [B, E] f_i per sequence (aux loss)
+};
+
+template <class T>
+void Resize(std::vector<T>& v, I n) {
+  v.assign(static_cast<size_t>(n), T(0));
+}
+
+}  // namespace
+
+template <class T>
+struct Model<T>::Impl {
+  ModelConfig cfg;
+  std::vector<Param<T>> params;
+  std::vector<LayerP<T>> layers;
+  Param<T>* embed = nullptr;
+  Param<T>* final_norm = nullptr;
+  Param<T>* lm_head = nullptr;
+  std::vector<double> inv_freq;
+  double attn_factor = 1, scale = 1;
+
+  // Shape-dependent state.
+  I B = 0, Tn = 0;
+  std::vector<LayerAct<T>> acts;
+  std::vector<std::vector<T>> hidden;   // [L+1][N, D]: hidden[l] is the input of layer l
+  std::vector<T> hn, rstd_f, logits;    // final norm [N, D], [N]; logits [N, V]
+  std::vector<int32_t> pos, tokens, targets;
+  std::vector<float> weights;
+  double weight_sum = 0, aux_alpha = 0;
+  bool have_forward = false;
+  std::vector<std::vector<double>> max_logits;
+  std::vector<std::vector<int64_t>> load;
+  std::map<std::string, std::vector<T>*> named;
+
+  // Backward scratch, shared by all layers.
+  std::vector<T> dh, dxn, dq_buf, dqa_n, dqa, dkva, dckv, dkpe, dkv, dqh, dkh, dvh, doh, ds, dO;
+  std::vector<T> dg, du, da, dxe, dye, dge, due, dae, dsg, dsu, dsa, dlogits, dr_s, dr_logits, dwts;
+
+  Param<T>* Add(const std::string& name, std::vector<int64_t> shape, bool muon, bool trainable = true) {
+    Param<T> p;
+    p.name = name;
+    p.shape = std::move(shape);
+    I n = 1;
+    for (auto d : p.shape) n *= d;
+    p.w.assign(static_cast<size_t>(n), T(0));
+    if (trainable) p.g.assign(static_cast<size_t>(n), T(0));
+    p.trainable = trainable;
+    p.muon = muon;
+    params.push_back(std::move(p));
+    return nullptr;  // pointers are resolved after all params exist (the vector may reallocate)
+  }
+  Param<T>* Get(const std::string& name) {
+    for (auto& p : params)
+      if (p.name == name) return &p;
+    return nullptr;
+  }
+
+  void Build() {
+    const ModelConfig& c = cfg;
+    const I D = c.hidden_size, H = c.num_attention_heads, dq = c.qk_head_dim(), dn = c.qk_nope_head_dim,
+            dv = c.v_head_dim, dr = c.qk_rope_head_dim, rkv = c.kv_lora_rank;
+    Add("model.embed_tokens.weight", {c.vocab_size, D}, false);
+    for (I l = 0; l < c.num_hidden_layers; ++l) {
+      std::string p = "model.layers." + std::to_string(l) + ".";
+      Add(p + "input_layernorm.weight", {D}, false);
+      if (c.q_lora_rank) {
+        I rq = *c.q_lora_rank;
+        Add(p + "self_attn.q_a_proj.weight", {rq, D}, true);
+        Add(p + "self_attn.q_a_layernorm.weight", {rq}, false);
+        Add(p + "self_attn.q_b_proj.weight", {H * dq, rq}, true);
+      } else {
+        Add(p + "self_attn.q_proj.weight", {H * dq, D}, true);
+      }
+      Add(p + "self_attn.kv_a_proj_with_mqa.weight", {rkv + dr, D}, true);
+      Add(p + "self_attn.kv_a_layernorm.weight", {rkv}, false);
+      Add(p + "self_attn.kv_b_proj.weight", {H * (dn + dv), rkv}, true);
+      Add(p + "self_attn.o_proj.weight", {D, H * dv}, true);
+      Add(p + "post_attention_layernorm.weight", {D}, false);
+      auto mlp = [&](const std::string& pre, I width) {
+        Add(pre + "gate_proj.weight", {width, D}, true);
+        Add(pre + "up_proj.weight", {width, D}, true);
+        Add(pre + "down_proj.weight", {D, width}, true);
+      };
+      if (!c.is_moe_layer(l)) {
+        mlp(p + "mlp.", c.intermediate_size);
+      } else {
+        Add(p + "mlp.gate.weight", {c.n_routed_experts, D}, true);
+        Add(p + "mlp.gate.e_score_correction_bias", {c.n_routed_experts}, false, /*trainable=*/false);
+        for (I e = 0; e < c.n_routed_experts; ++e)
+          mlp(p + "mlp.experts." + std::to_string(e) + ".", c.moe_intermediate_size);
+        if (c.n_shared_experts > 0) mlp(p + "mlp.shared_experts.", c.moe_intermediate_size * c.n_shared_experts);
+      }
+    }
+    Add("model.norm.weight", {D}, false);
+    Add("lm_head.weight", {c.vocab_size, D}, false);
+
+    embed = Get("model.embed_tokens.weight");
+    final_norm = Get("model.norm.weight");
+    lm_head = Get("lm_head.weight");
+    layers.resize(static_cast<size_t>(c.num_hidden_layers));
+    for (I l = 0; l < c.num_hidden_layers; ++l) {
+      std::string p = "model.layers." + std::to_string(l) + ".";
+      LayerP<T>& L = layers[l];
+      L.in_norm = Get(p + "input_layernorm.weight");
+      L.q_a = Get(p + "self_attn.q_a_proj.weight");
+      L.q_a_norm = Get(p + "self_attn.q_a_layernorm.weight");
+      L.q_b = Get(p + "self_attn.q_b_proj.weight");
+      L.q = Get(p + "self_attn.q_proj.weight");
+      L.kv_a = Get(p + "self_attn.kv_a_proj_with_mqa.weight");
+      L.kv_a_norm = Get(p + "self_attn.kv_a_layernorm.weight");
+      L.kv_b = Get(p + "self_attn.kv_b_proj.weight");
+      L.o = Get(p + "self_attn.o_proj.weight");
+      L.post_norm = Get(p + "post_attention_layernorm.weight");
+      L.moe = c.is_moe_layer(l);
+      auto mlp = [&](const std::string& pre) {
+        return MlpP<T>{Get(pre + "gate_proj.weight"), Get(pre + "up_proj.weight"), Get(pre + "down_proj.weight")};
+      };
+      if (!L.moe) {
+        L.dense = mlp(p + "mlp.");
+      } else {
+        L.router = Get(p + "mlp.gate.weight");
+        L.bias = Get(p + "mlp.gate.e_score_correction_bias");
+        for (I e = 0; e < c.n_routed_experts; ++e) L.experts.push_back(mlp(p + "mlp.experts." + std::to_string(e) + "."));
+        if (c.n_shared_experts > 0) L.shared = mlp(p + "mlp.shared_experts.");
+      }
+    }
+    inv_freq = c.inv_freq();
+    attn_factor = c.rope_attention_factor();
+    scale = c.softmax_scale();
+    max_logits.assign(static_cast<size_t>(c.num_hidden_layers), std::vector<double>(static_cast<size_t>(H), 0.0));
+    load.assign(static_cast<size_t>(c.num_hidden_layers), {});
+  }
+
+  void Init(uint64_t seed) {
+    Rng rng(seed);
+    for (auto& p : params) {
+      bool is_norm = p.shape.size() == 1 && p.trainable;
+      for (auto& v : p.w) {
+        if (!p.trainable) v = T(0);
+        else if (is_norm) v = T(1);
+        else v = static_cast<T>(rng.Normal() * cfg.initializer_range);
+      }
+    }
+  }
+
+  void Ensure(I b, I t) {
+    if (b == B && t == Tn) return;
+    B = b;
+    Tn = t;
+    const ModelConfig& c = cfg;
+    const I N = B * Tn, D = c.hidden_size, H = c.num_attention_heads, dq = c.qk_head_dim(),
+            dn = c.qk_nope_head_dim, dv = c.v_head_dim, dr = c.qk_rope_head_dim, rkv = c.kv_lora_rank,
+            rq = c.q_lora_rank.value_or(0), E = c.n_routed_experts, K = c.num_experts_per_tok,
+            Im = c.moe_intermediate_size, Is = c.moe_intermediate_size * c.n_shared_experts;
+    named.clear();
+    acts.clear();
+    acts.resize(static_cast<size_t>(c.num_hidden_layers));
+    hidden.assign(static_cast<size_t>(c.num_hidden_layers + 1), std::vector<T>(static_cast<size_t>(N * D)));
+    named["embed"] = &hidden[0];
+    I maxw = 0;
+    for (I l = 0; l < c.num_hidden_layers; ++l) {
+      LayerAct<T>& a = acts[l];
+      std::string p = "layers." + std::to_string(l) + ".";
+      Resize(a.xn, N * D), Resize(a.rstd1, N);
+      if (rq) Resize(a.qa, N * rq), Resize(a.qa_rstd, N), Resize(a.qa_n, N * rq);
+      Resize(a.q, N * H * dq), Resize(a.kva, N * (rkv + dr)), Resize(a.ckv, N * rkv), Resize(a.ckv_rstd, N);
+      Resize(a.kpe, N * dr), Resize(a.kv, N * H * (dn + dv));
+      Resize(a.qh, N * H * dq), Resize(a.kh, N * H * dq), Resize(a.vh, N * H * dv);
+      Resize(a.p, B * H * Tn * Tn), Resize(a.oh, N * H * dv), Resize(a.o, N * H * dv);
+      Resize(a.h_mid, N * D), Resize(a.xn2, N * D), Resize(a.rstd2, N), Resize(a.ffn_out, N * D);
+      named[p + "attn_norm"] = &a.xn;
+      if (rq) named[p + "attn.q_a"] = &a.qa, named[p + "attn.q_a_norm"] = &a.qa_n;
+      named[p + "attn.q"] = &a.q;
+      named[p + "attn.kv_a"] = &a.kva;
+      named[p + "attn.c_kv"] = &a.ckv;
+      named[p + "attn.k_pe"] = &a.kpe;
+      named[p + "attn.kv"] = &a.kv;
+      named[p + "attn.probs"] = &a.p;
+      named[p + "attn.o"] = &a.o;
+      named[p + "h_mid"] = &a.h_mid;
+      named[p + "ffn_norm"] = &a.xn2;
+      named[p + "ffn_out"] = &a.ffn_out;
+      named[p + "out"] = &hidden[l + 1];
+      if (!layers[l].moe) {
+        Resize(a.g, N * c.intermediate_size), Resize(a.u, N * c.intermediate_size), Resize(a.a, N * c.intermediate_size);
+        maxw = std::max(maxw, c.intermediate_size);
+      } else {
+        Resize(a.logits, N * E), Resize(a.s, N * E);
+        a.idx.assign(static_cast<size_t>(N * K), 0);
+        Resize(a.wts, N * K);
+        a.offs.assign(static_cast<size_t>(E + 1), 0);
+        a.row_of_slot.assign(static_cast<size_t>(N * K), 0);
+        a.slot_of_row.assign(static_cast<size_t>(N * K), 0);
+        Resize(a.xe, N * K * D), Resize(a.ge, N * K * Im), Resize(a.ue, N * K * Im), Resize(a.ae, N * K * Im);
+        Resize(a.ye, N * K * D);
+        if (Is) Resize(a.sg, N * Is), Resize(a.su, N * Is), Resize(a.sa, N * Is), Resize(a.sy, N * D);
+        a.aux_f.assign(static_cast<size_t>(B * E), 0.0);
+        named[p + "mlp.router_logits"] = &a.logits;
+        named[p + "mlp.scores"] = &a.s;
+        named[p + "mlp.combine_weights"] = &a.wts;
+        maxw = std::max(maxw, Is);
+      }
+    }
+    Resize(hn, N * D), Resize(rstd_f, N), Resize(logits, N * c.vocab_size);
+    named["final_norm"] = &hn;
+    named["logits"] = &logits;
+    pos.resize(static_cast<size_t>(N));
+    for (I n = 0; n < N; ++n) pos[n] = static_cast<int32_t>(n % Tn);
+
+    Resize(dh, N * D), Resize(dxn, N * D), Resize(dq_buf, N * H * dq), Resize(dqa_n, N * std::max<I>(rq, 1));
+    Resize(dqa, N * std::max<I>(rq, 1)), Resize(dkva, N * (rkv + dr)), Resize(dckv, N * rkv), Resize(dkpe, N * dr);
+    Resize(dkv, N * H * (dn + dv)), Resize(dqh, N * H * dq), Resize(dkh, N * H * dq), Resize(dvh, N * H * dv);
+    Resize(doh, N * H * dv), Resize(ds, Tn * Tn), Resize(dO, N * H * dv);
+    Resize(dg, N * std::max<I>(maxw, 1)), Resize(du, N * std::max<I>(maxw, 1)), Resize(da, N * std::max<I>(maxw, 1));
+    Resize(dxe, N * K * D), Resize(dye, N * K * D), Resize(dge, N * K * Im), Resize(due, N * K * Im);
+    Resize(dae, N * K * Im), Resize(dlogits, N * c.vocab_size), Resize(dr_s, N * E), Resize(dr_logits, N * E);
+    Resize(dwts, N * K);
+  }
+
+  // ---- forward pieces ----
+  void Mlp(const MlpP<T>& m, const T* x, I N, I D, I W, T* g, T* u, T* a, T* y) {
+    ops::Linear(x, m.gate->w.data(), g, N, D, W);
+    ops::Linear(x, m.up->w.data(), u, N, D, W);
+    ops::SwiGlu(g, u, a, N * W);
+    ops::Linear(a, m.down->w.data(), y, N, W, D);
+  }
+  // dy [N, D] -> dx (overwrite or accumulate); weight grads accumulate.
+  void MlpBackward(const MlpP<T>& m, const T* x, I N, I D, I W, const T* g, const T* u, const T* a, const T* dy,
+                   T* dx, bool dx_acc, T* dg_, T* du_, T* da_) {
+    ops::LinearBackward(a, m.down->w.data(), dy, da_, m.down->g.data(), N, W, D, false);
+    ops::SwiGluBackward(g, u, da_, dg_, du_, N * W);
+    ops::LinearBackward(x, m.gate->w.data(), dg_, dx, m.gate->g.data(), N, D, W, dx_acc);
+    ops::LinearBackward(x, m.up->w.data(), du_, dx, m.up->g.data(), N, D, W, true);
+  }
+
+  void Attention(I l) {
+    const ModelConfig& c = cfg;
+    LayerP<T>& P = layers[l];
+    LayerAct<T>& a = acts[l];
+    const I N = B * Tn, D = c.hidden_size, H = c.num_attention_heads, dq = c.qk_head_dim(),
+            dn = c.qk_nope_head_dim, dv = c.v_head_dim, dr = c.qk_rope_head_dim, rkv = c.kv_lora_rank;
+    const std::vector<T>& x = hidden[l];
+    ops::RmsNorm(x.data(), D, P.in_norm->w.data(), a.xn.data(), a.rstd1.data(), N, D, c.rms_norm_eps);
+    if (c.q_lora_rank) {
+      const I rq = *c.q_lora_rank;
+      ops::Linear(a.xn.data(), P.q_a->w.data(), a.qa.data(), N, D, rq);                // [N, rq]
+      ops::RmsNorm(a.qa.data(), rq, P.q_a_norm->w.data(), a.qa_n.data(), a.qa_rstd.data(), N, rq, c.rms_norm_eps);
+      ops::Linear(a.qa_n.data(), P.q_b->w.data(), a.q.data(), N, rq, H * dq);          // [N, H*dq]
+    } else {
+      ops::Linear(a.xn.data(), P.q->w.data(), a.q.data(), N, D, H * dq);               // [N, H*dq]
+    }
+    ops::Linear(a.xn.data(), P.kv_a->w.data(), a.kva.data(), N, D, rkv + dr);           // [N, rkv+dr]
+    ops::RmsNorm(a.kva.data(), rkv + dr, P.kv_a_norm->w.data(), a.ckv.data(), a.ckv_rstd.data(), N, rkv,
+                 c.rms_norm_eps);                                                          // [N, rkv]
+    for (I n = 0; n < N; ++n)
+      std::memcpy(&a.kpe[n * dr], &a.kva[n * (rkv + dr) + rkv], sizeof(T) * static_cast<size_t>(dr));
+    ops::Rope(a.q.data() + dn, N, H, H * dq, dq, pos.data(), inv_freq.data(), dr, c.rope_interleave, attn_factor,
+              false);
+    ops::Rope(a.kpe.data(), N, 1, dr, 0, pos.data(), inv_freq.data(), dr, c.rope_interleave, attn_factor, false);
+    ops::Linear(a.ckv.data(), P.kv_b->w.data(), a.kv.data(), N, rkv, H * (dn + dv));  // [N, H*(dn+dv)]
+
+    // Gather per (sequence, head) contiguous blocks: qh/kh [B,H,T,dq], vh [B,H,T,dv].
+    for (I b = 0; b < B; ++b)
+      for (I t = 0; t < Tn; ++t) {
+        const I n = b * Tn + t;
+        for (I h = 0; h < H; ++h) {
+          const I bh = (b * H + h) * Tn + t;
+          std::memcpy(&a.qh[bh * dq], &a.q[n * H * dq + h * dq], sizeof(T) * static_cast<size_t>(dq));
+          std::memcpy(&a.kh[bh * dq], &a.kv[n * H * (dn + dv) + h * (dn + dv)], sizeof(T) * static_cast<size_t>(dn));
+          std::memcpy(&a.kh[bh * dq + dn], &a.kpe[n * dr], sizeof(T) * static_cast<size_t>(dr));
+          std::memcpy(&a.vh[bh * dv], &a.kv[n * H * (dn + dv) + h * (dn + dv) + dn], sizeof(T) * static_cast<size_t>(dv));
+        }
+      }
+    std::vector<double>& ml = max_logits[l];
+    std::fill(ml.begin(), ml.end(), -std::numeric_limits<double>::infinity());
+    for (I b = 0; b < B; ++b)
+      for (I h = 0; h < H; ++h) {
+        const I bh = b * H + h;
+        double m = ops::CausalAttention(&a.qh[bh * Tn * dq], &a.kh[bh * Tn * dq], &a.vh[bh * Tn * dv],
+                                        &a.p[bh * Tn * Tn], &a.oh[bh * Tn * dv], Tn, dq, dv, scale);
+        ml[h] = std::max(ml[h], m);
+      }
+    for (I b = 0; b < B; ++b)
+      for (I t = 0; t < Tn; ++t)
+        for (I h = 0; h < H; ++h)
+          std::memcpy(&a.o[(b * Tn + t) * H * dv + h * dv], &a.oh[((b * H + h) * Tn + t) * dv],
+                      sizeof(T) * static_cast<size_t>(dv));
+    // h_mid = x + o W_o^T
+    a.h_mid = x;
+    ops::Linear(a.o.data(), P.o->w.data(), a.h_mid.data(), N, H * dv, D, /*accumulate=*/true);
+  }
+
+  void AttentionBackward(I l) {
+    // In: dh = dL/d h_mid. Out: dh = dL/d hidden[l].
+    const ModelConfig& c = cfg;
+    LayerP<T>& P = layers[l];
+    LayerAct<T>& a = acts[l];
+    const I N = B * Tn, D = c.hidden_size, H = c.num_attention_heads, dq_ = c.qk_head_dim(),
+            dn = c.qk_nope_head_dim, dv = c.v_head_dim, dr = c.qk_rope_head_dim, rkv = c.kv_lora_rank;
+    ops::LinearBackward(a.o.data(), P.o->w.data(), dh.data(), dO.data(), P.o->g.data(), N, H * dv, D, false);
+    for (I b = 0; b < B; ++b)
+      for (I t = 0; t < Tn; ++t)
+        for (I h = 0; h < H; ++h)
+          std::memcpy(&doh[((b * H + h) * Tn + t) * dv], &dO[(b * Tn + t) * H * dv + h * dv],
+                      sizeof(T) * static_cast<size_t>(dv));
+    for (I bh = 0; bh < B * H; ++bh)
+      ops::CausalAttentionBackward(&a.qh[bh * Tn * dq_], &a.kh[bh * Tn * dq_], &a.vh[bh * Tn * dv], &a.p[bh * Tn * Tn],
+                                   &doh[bh * Tn * dv], &dqh[bh * Tn * dq_], &dkh[bh * Tn * dq_], &dvh[bh * Tn * dv],
+                                   ds.data(), Tn, dq_, dv, scale);
+    std::fill(dkpe.begin(), dkpe.end(), T(0));
+    for (I b = 0; b < B; ++b)
+      for (I t = 0; t < Tn; ++t) {
+        const I n = b * Tn + t;
+        for (I h = 0; h < H; ++h) {
+          const I bh = (b * H + h) * Tn + t;
+          std::memcpy(&dq_buf[n * H * dq_ + h * dq_], &dqh[bh * dq_], sizeof(T) * static_cast<size_t>(dq_));
+          std::memcpy(&dkv[n * H * (dn + dv) + h * (dn + dv)], &dkh[bh * dq_], sizeof(T) * static_cast<size_t>(dn));
+          std::memcpy(&dkv[n * H * (dn + dv) + h * (dn + dv) + dn], &dvh[bh * dv], sizeof(T) * static_cast<size_t>(dv));
+          for (I j = 0; j < dr; ++j) dkpe[n * dr + j] += dkh[bh * dq_ + dn + j];  // k_pe is shared by all heads
+        }
+      }
+    // RoPE backward: the transpose rotation.
+    ops::Rope(dq_buf.data() + dn, N, H, H * dq_, dq_, pos.data(), inv_freq.data(), dr, c.rope_interleave, attn_factor, true);
+    ops::Rope(dkpe.data(), N, 1, dr, 0, pos.data(), inv_freq.data(), dr, c.rope_interleave, attn_factor, true);
+    // kv_b: dckv = dkv W_kvb.
+    ops::LinearBackward(a.ckv.data(), P.kv_b->w.data(), dkv.data(), dckv.data(), P.kv_b->g.data(), N, rkv,
+                        H * (dn + dv), false);
+    // kv_a output gradient: [d latent pre-norm | d raw k_pe].
+    ops::RmsNormBackward(a.kva.data(), rkv + dr, P.kv_a_norm->w.data(), a.ckv_rstd.data(), dckv.data(),
+                         dkva.data(), rkv + dr, P.kv_a_norm->g.data(), N, rkv, false);
+    for (I n = 0; n < N; ++n)
+      std::memcpy(&dkva[n * (rkv + dr) + rkv], &dkpe[n * dr], sizeof(T) * static_cast<size_t>(dr));
+    ops::LinearBackward(a.xn.data(), P.kv_a->w.data(), dkva.data(), dxn.data(), P.kv_a->g.data(), N, D, rkv + dr,
+                        false);
+    if (c.q_lora_rank) {
+      const I rq = *c.q_lora_rank;
+      ops::LinearBackward(a.qa_n.data(), P.q_b->w.data(), dq_buf.data(), dqa_n.data(), P.q_b->g.data(), N, rq, H * dq_,
+                          false);
+      ops::RmsNormBackward(a.qa.data(), rq, P.q_a_norm->w.data(), a.qa_rstd.data(), dqa_n.data(), dqa.data(), rq,
+                           P.q_a_norm->g.data(), N, rq, false);
+      ops::LinearBackward(a.xn.data(), P.q_a->w.data(), dqa.data(), dxn.data(), P.q_a->g.data(), N, D, rq, true);
+    } else {
+      ops::LinearBackward(a.xn.data(), P.q->w.data(), dq_buf.data(), dxn.data(), P.q->g.data(), N, D, H * dq_, true);
+    }
+    ops::RmsNormBackward(hidden[l].data(), D, P.in_norm->w.data(), a.rstd1.data(), dxn.data(), dh.data(), D,
+                         P.in_norm->g.data(), N, D, /*dx_acc=*/true);
+  }
+
+  double Ffn(I l) {
+    const ModelConfig& c = cfg;
+    LayerP<T>& P = layers[l];
+    LayerAct<T>& a = acts[l];
+    const I N = B * Tn, D = c.hidden_size;
+    ops::RmsNorm(a.h_mid.data(), D, P.post_norm->w.data(), a.xn2.data(), a.rstd2.data(), N, D, c.rms_norm_eps);
+    double aux = 0;
+    if (!P.moe) {
+      Mlp(P.dense, a.xn2.data(), N, D, c.intermediate_size, a.g.data(), a.u.data(), a.a.data(), a.ffn_out.data());
+    } else {
+      aux = Moe(l);
+    }
+    std::vector<T>& out = hidden[l + 1];
+    for (I i = 0; i < N * D; ++i) out[i] = a.h_mid[i] + a.ffn_out[i];
+    return aux;
+  }
+
+  double Moe(I l) {
+    const ModelConfig& c = cfg;
+    LayerP<T>& P = layers[l];
+    LayerAct<T>& a = acts[l];
+    const I N = B * Tn, D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok,
+            Im = c.moe_intermediate_size, Is = c.moe_intermediate_size * c.n_shared_experts;
+    // Router: sigmoid scores; the correction bias only chooses.
+    ops::Linear(a.xn2.data(), P.router->w.data(), a.logits.data(), N, D, E);  // [N, E]
+    std::vector<T>& sb = dr_s;                                                  // scratch [N, E]
+    for (I n = 0; n < N; ++n)
+      for (I e = 0; e < E; ++e) {
+        T s = T(1) / (T(1) + std::exp(-a.logits[n * E + e]));
+        a.s[n * E + e] = s;
+        sb[n * E + e] = s + P.bias->w[e];
+      }
+    ops::RouterTopK(sb.data(), N, E, c.n_group, c.topk_group, K, a.idx.data());
+    for (I n = 0; n < N; ++n) {
+      T sum = 0;
+      for (I k = 0; k < K; ++k) sum += a.s[n * E + a.idx[n * K + k]];
+      for (I k = 0; k < K; ++k) {
+        T w = a.s[n * E + a.idx[n * K + k]];
+        if (c.norm_topk_prob) w /= (sum + static_cast<T>(1e-20));
+        a.wts[n * K + k] = w * static_cast<T>(c.routed_scaling_factor);
+      }
+    }
+    // Group slots by expert (counting sort, token order within an expert: deterministic).
+    std::vector<int64_t>& ld = load[l];
+    ld.assign(static_cast<size_t>(E), 0);
+    for (I i = 0; i < N * K; ++i) ld[a.idx[i]]++;
+    a.offs[0] = 0;
+    for (I e = 0; e < E; ++e) a.offs[e + 1] = a.offs[e] + ld[e];
+    std::vector<int64_t> fill(a.offs.begin(), a.offs.end() - 1);
+    for (I i = 0; i < N * K; ++i) {
+      I row = fill[a.idx[i]]++;
+      a.row_of_slot[i] = row;
+      a.slot_of_row[row] = i;
+      std::memcpy(&a.xe[row * D], &a.xn2[(i / K) * D], sizeof(T) * static_cast<size_t>(D));
+    }
+    for (I e = 0; e < E; ++e) {
+      const I r0 = a.offs[e], cnt = a.offs[e + 1] - r0;
+      if (cnt == 0) continue;
+      Mlp(P.experts[e], &a.xe[r0 * D], cnt, D, Im, &a.ge[r0 * Im], &a.ue[r0 * Im], &a.ae[r0 * Im], &a.ye[r0 * D]);
+    }
+    if (Is) {
+      Mlp(P.shared, a.xn2.data(), N, D, Is, a.sg.data(), a.su.data(), a.sa.data(), a.sy.data());
+      a.ffn_out = a.sy;
+    } else {
+      std::fill(a.ffn_out.begin(), a.ffn_out.end(), T(0));
+    }
+    for (I n = 0; n < N; ++n)
+      for (I k = 0; k < K; ++k) {
+        const T w = a.wts[n * K + k];
+        const T* y = &a.ye[a.row_of_slot[n * K + k] * D];
+        T* o = &a.ffn_out[n * D];
+        for (I d = 0; d < D; ++d) o[d] += w * y[d];
+      }
+    // Sequence-wise balance loss: alpha * sum_i f_i P_i per sequence, averaged over sequences.
+    if (aux_alpha <= 0) return 0;
+    double aux = 0;
+    for (I b = 0; b < B; ++b) {
+      double* f = &a.aux_f[b * E];
+      std::fill(f, f + E, 0.0);
+      std::vector<double> Pi(static_cast<size_t>(E), 0.0);
+      for (I t = 0; t < Tn; ++t) {
+        const I n = b * Tn + t;
+        for (I k = 0; k < K; ++k) f[a.idx[n * K + k]] += 1.0;
+        double z = 0;
+        for (I e = 0; e < E; ++e) z += a.s[n * E + e];
+        for (I e = 0; e < E; ++e) Pi[e] += a.s[n * E + e] / z;
+      }
+      for (I e = 0; e < E; ++e) {
+        f[e] *= static_cast<double>(E) / static_cast<double>(K * Tn);
+        aux += aux_alpha * f[e] * Pi[e] / static_cast<double>(Tn);
+      }
+    }
+    return aux / static_cast<double>(B);
+  }
+
+  void FfnBackward(I l) {
+    // In: dh = dL/d hidden[l+1]. Out: dh = dL/d h_mid.
+    const ModelConfig& c = cfg;
+    LayerP<T>& P = layers[l];
+    LayerAct<T>& a = acts[l];
+    const I N = B * Tn, D = c.hidden_size;
+    if (!P.moe) {
+      MlpBackward(P.dense, a.xn2.data(), N, D, c.intermediate_size, a.g.data(), a.u.data(), a.a.data(), dh.data(),
+                  dxn.data(), false, dg.data(), du.data(), da.data());
+    } else {
+      MoeBackward(l);
+    }
+    ops::RmsNormBackward(a.h_mid.data(), D, P.post_norm->w.data(), a.rstd2.data(), dxn.data(), dh.data(), D,
+                         P.post_norm->g.data(), N, D, /*dx_acc=*/true);
+  }
+
+  void MoeBackward(I l) {
+    const ModelConfig& c = cfg;
+    LayerP<T>& P = layers[l];
+    LayerAct<T>& a = acts[l];
+    const I N = B * Tn, D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok,
+            Im = c.moe_intermediate_size, Is = c.moe_intermediate_size * c.n_shared_experts;
+    // dxn (= dL/d xn2) starts from the shared expert.
+    if (Is) {
+      MlpBackward(P.shared, a.xn2.data(), N, D, Is, a.sg.data(), a.su.data(), a.sa.data(), dh.data(), dxn.data(),
+                  false, dg.data(), du.data(), da.data());
+    } else {
+      std::fill(dxn.begin(), dxn.end(), T(0));
+    }
+    // Routed experts: dy_row = w * dh[token]; d w = dh[token] . y_row.
+    for (I i = 0; i < N * K; ++i) {
+      const I n = i / K, row = a.row_of_slot[i];
+      const T w = a.wts[i];
+      const T* g = &dh[n * D];
+      const T* y = &a.ye[row * D];
+      T* dy = &dye[row * D];
+      T dot = 0;
+      for (I d = 0; d < D; ++d) {
+        dy[d] = w * g[d];
+        dot += g[d] * y[d];
+      }
+      dwts[i] = dot;
+    }
+    for (I e = 0; e < E; ++e) {
+      const I r0 = a.offs[e], cnt = a.offs[e + 1] - r0;
+      if (cnt == 0) continue;
+      MlpBackward(P.experts[e], &a.xe[r0 * D], cnt, D, Im, &a.ge[r0 * Im], &a.ue[r0 * Im], &a.ae[r0 * Im],
+                  &dye[r0 * D], &dxe[r0 * D], false, &dge[r0 * Im], &due[r0 * Im], &dae[r0 * Im]);
+    }
+    for (I row = 0; row < N * K; ++row) {
+      const I n = a.slot_of_row[row] / K;
+      const T* s = &dxe[row * D];
+      T* d = &dxn[n * D];
+      for (I j = 0; j < D; ++j) d[j] += s[j];
+    }
+    // Router: combine weights -> scores -> logits.
+    std::fill(dr_s.begin(), dr_s.end(), T(0));
+    const T rsf = static_cast<T>(c.routed_scaling_factor);
+    for (I n = 0; n < N; ++n) {
+      T* dsn = &dr_s[n * E];
+      if (c.norm_topk_prob) {
+        T S = 0;
+        for (I k = 0; k < K; ++k) S += a.s[n * E + a.idx[n * K + k]];
+        S += static_cast<T>(1e-20);
+        // w_k = rsf * s_k / S  =>  ds_j = rsf/S * (dw_j - sum_k dw_k s_k / S)
+        T dot = 0;
+        for (I k = 0; k < K; ++k) dot += dwts[n * K + k] * a.s[n * E + a.idx[n * K + k]];
+        for (I k = 0; k < K; ++k) dsn[a.idx[n * K + k]] += rsf / S * (dwts[n * K + k] - dot / S);
+      } else {
+        for (I k = 0; k < K; ++k) dsn[a.idx[n * K + k]] += rsf * dwts[n * K + k];
+      }
+    }
+    if (aux_alpha > 0) {
+      // L = alpha/B sum_b sum_i f_bi (1/T) sum_t s_it/z_t: d s_jt = (g_j - sum_i g_i s_it/z_t)/z_t.
+      for (I b = 0; b < B; ++b) {
+        const double* f = &a.aux_f[b * E];
+        for (I t = 0; t < Tn; ++t) {
+          const I n = b * Tn + t;
+          double z = 0, dot = 0;
+          for (I e = 0; e < E; ++e) z += a.s[n * E + e];
+          const double gs = aux_alpha / static_cast<double>(Tn * B);
+          for (I e = 0; e < E; ++e) dot += gs * f[e] * a.s[n * E + e] / z;
+          for (I e = 0; e < E; ++e) dr_s[n * E + e] += static_cast<T>((gs * f[e] - dot) / z);
+        }
+      }
+    }
+    for (I i = 0; i < N * E; ++i) dr_logits[i] = dr_s[i] * a.s[i] * (T(1) - a.s[i]);
+    ops::LinearBackward(a.xn2.data(), P.router->w.data(), dr_logits.data(), dxn.data(), P.router->g.data(), N, D, E,
+                        true);
+  }
+
+  Expected<ForwardResult> Forward(const Batch& bt, const ForwardOptions& opt) {
+    const ModelConfig& c = cfg;
+    const I N = bt.B * bt.T, D = c.hidden_size, V = c.vocab_size;
+    if (bt.B < 1 || bt.T < 1) return InvalidArgument("batch: expected B >= 1 and T >= 1, got B=" +
+                                                     std::to_string(bt.B) + " T=" + std::to_string(bt.T));
+    if (bt.T > c.max_position_embeddings)
+      return InvalidArgument("batch: T=" + std::to_string(bt.T) + " exceeds max_position_embeddings " +
+                             std::to_string(c.max_position_embeddings));
+    if (static_cast<I>(bt.tokens.size()) != N || static_cast<I>(bt.targets.size()) != N ||
+        static_cast<I>(bt.weights.size()) != N)
+      return InvalidArgument("batch: tokens/targets/weights must each hold B*T=" + std::to_string(N) + " values");
+    double wsum = 0;
+    for (I n = 0; n < N; ++n) {
+      if (bt.tokens[n] < 0 || bt.tokens[n] >= V)
+        return InvalidArgument("batch: tokens[" + std::to_string(n) + "] = " + std::to_string(bt.tokens[n]) +
+                               " outside [0, vocab_size=" + std::to_string(V) + ")");
+      if (!(bt.weights[n] >= 0) || !std::isfinite(bt.weights[n]))
+        return InvalidArgument("batch: weights[" + std::to_string(n) + "] must be finite and >= 0");
+      if (bt.weights[n] > 0 && (bt.targets[n] < 0 || bt.targets[n] >= V))
+        return InvalidArgument("batch: targets[" + std::to_string(n) + "] = " + std::to_string(bt.targets[n]) +
+                               " outside [0, vocab_size) with a non-zero weight");
+      wsum += bt.weights[n];
+    }
+    if (wsum <= 0) return InvalidArgument("batch: no token has a positive loss weight");
+    Ensure(bt.B, bt.T);
+    tokens = bt.tokens;
+    targets = bt.targets;
+    weights = bt.weights;
+    weight_sum = wsum;
+    aux_alpha = opt.aux_loss_alpha;
+
+    for (I n = 0; n < N; ++n)
+      std::memcpy(&hidden[0][n * D], &embed->w[static_cast<I>(tokens[n]) * D], sizeof(T) * static_cast<size_t>(D));
+    ForwardResult r;
+    for (I l = 0; l < c.num_hidden_layers; ++l) {
+      Attention(l);
+      r.aux_loss += Ffn(l);
+    }
+    ops::RmsNorm(hidden.back().data(), D, final_norm->w.data(), hn.data(), rstd_f.data(), N, D, c.rms_norm_eps);
+    ops::Linear(hn.data(), lm_head->w.data(), logits.data(), N, D, V);
+    r.ce_loss = ops::CrossEntropy(logits.data(), targets.data(), weights.data(), N, V, static_cast<T*>(nullptr), 0.0) /
+                wsum;
+    r.loss = r.ce_loss + r.aux_loss;
+    r.weight_sum = wsum;
+    have_forward = true;
+    return r;
+  }
+
+  void Backward() {
+    K2_CHECK(have_forward) << "Backward() without a Forward()";
+    const ModelConfig& c = cfg;
+    const I N = B * Tn, D = c.hidden_size, V = c.vocab_size;
+    ops::CrossEntropy(logits.data(), targets.data(), weights.data(), N, V, dlogits.data(), 1.0 / weight_sum);
+    ops::LinearBackward(hn.data(), lm_head->w.data(), dlogits.data(), dxn.data(), lm_head->g.data(), N, D, V, false);
+    ops::RmsNormBackward(hidden.back().data(), D, final_norm->w.data(), rstd_f.data(), dxn.data(), dh.data(), D,
+                         final_norm->g.data(), N, D, false);
+    for (I l = c.num_hidden_layers - 1; l >= 0; --l) {
+      FfnBackward(l);
+      AttentionBackward(l);
+    }
+    for (I n = 0; n < N; ++n) {
+      T* g = &embed->g[static_cast<I>(tokens[n]) * D];
+      const T* d = &dh[n * D];
+      for (I j = 0; j < D; ++j) g[j] += d[j];
+    }
+  }
+};
+
+template <class T>
+Model<T>::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+template <class T>
+Model<T>::~Model() = default;
+
+template <class T>
+Expected<std::unique_ptr<Model<T>>> Model<T>::Create(const ModelConfig& cfg, uint64_t seed) {
+  K2_RETURN_IF_ERROR(ValidateModelConfig(cfg, "model config"));
+  auto impl = std::make_unique<Impl>();
+  impl->cfg = cfg;
+  impl->Build();
+  impl->Init(seed);
+  return std::unique_ptr<Model<T>>(new Model<T>(std::move(impl)));
+}
+
+template <class T>
+const ModelConfig& Model<T>::config() const { return impl_->cfg; }
+template <class T>
+std::vector<Param<T>>& Model<T>::params() { return impl_->params; }
+template <class T>
+const std::vector<Param<T>>& Model<T>::params() const { return impl_->params; }
+template <class T>
+Param<T>* Model<T>::Find(const std::string& name) { return impl_->Get(name); }
+template <class T>
+Expected<ForwardResult> Model<T>::Forward(const Batch& b, const ForwardOptions& opt) { return impl_->Forward(b, opt); }
+template <class T>
+void Model<T>::Backward() { impl_->Backward(); }
+template <class T>
+void Model<T>::ZeroGrad() {
+  for (auto& p : impl_->params) std::fill(p.g.begin(), p.g.end(), T(0));
+}
+template <class T>
+const std::vector<T>& Model<T>::logits() const { return impl_->logits; }
+template <class T>
+const std::vector<std::vector<double>>& Model<T>::max_logits() const { return impl_->max_logits; }
+template <class T>
+const std::vector<std::vector<int64_t>>& Model<T>::expert_load() const { return impl_->load; }
+template <class T>
+const std::vector<T>* Model<T>::Intermediate(const std::string& name) const {
+  auto it = impl_->named.find(name);
+  return it == impl_->named.end() ? nullptr : it->second;
+}
+template <class T>
+std::vector<std::string> Model<T>::IntermediateNames() const {
+  std::vector<std::string> out;
+  for (auto& [k, v] : impl_->named) out.push_back(k);
+  return out;
+}
+
+template <class T>
+std::vector<T> Model<T>::AbsorbedAttention(int64_t l) const {
+  const Impl& m = *impl_;
+  const ModelConfig& c = m.cfg;
+  K2_CHECK(m.have_forward && l >= 0 && l < c.num_hidden_layers) << "AbsorbedAttention needs a Forward";
+  const I H = c.num_attention_heads, dq = c.qk_head_dim(), dv = c.v_head_dim, dr = c.qk_rope_head_dim,
+          rkv = c.kv_lora_rank;
+  const LayerAct<T>& a = m.acts[l];
+  std::vector<T> out(static_cast<size_t>(m.B * m.Tn * H * dv));
+  for (I b = 0; b < m.B; ++b)
+    MlaAbsorbedAttention(&a.q[b * m.Tn * H * dq], &a.ckv[b * m.Tn * rkv], &a.kpe[b * m.Tn * dr],
+                         m.layers[l].kv_b->w.data(), m.Tn, m.Tn, H, c.qk_nope_head_dim, dr, dv, rkv, m.scale,
+                         &out[b * m.Tn * H * dv]);
+  return out;
+}
+
+template <class T>
+void Model<T>::UpdateRouterBias(double gamma) {
+  Impl& m = *impl_;
+  for (size_t l = 0; l < m.layers.size(); ++l) {
+    if (!m.layers[l].moe || m.load[l].empty()) continue;
+    const auto& ld = m.load[l];
+    double mean = 0;
+    for (auto v : ld) mean += static_cast<double>(v);
+    mean /= static_cast<double>(ld.size());
+    auto& bias = m.layers[l].bias->w;
+    for (size_t e = 0; e < ld.size(); ++e) {
+      double d = mean - static_cast<double>(ld[e]);
+      bias[e] += static_cast<T>(gamma * (d > 0 ? 1.0 : (d < 0 ? -1.0 : 0.0)));
+    }
+  }
+}
+
+template <class T>
+void MlaAbsorbedAttention(const T* q, const T* ckv, const T* kpe, const T* w_kvb, int64_t Tq, int64_t Tk, int64_t H,
+                          int64_t dn, int64_t dr, int64_t dv, int64_t rkv, double scale, T* out) {
+  const I dq = dn + dr;
+  std::vector<T> qlat(static_cast<size_t>(Tq * rkv)), s(static_cast<size_t>(Tq * Tk)), olat(static_cast<size_t>(Tq * rkv));
+  for (I h = 0; h < H; ++h) {
+    const T* wuk = w_kvb + h * (dn + dv) * rkv;  // [dn, rkv] k_nope rows of head h
+    const T* wuv = wuk + dn * rkv;               // [dv, rkv] v rows of head h
+    // q_lat = q_nope W_UK: [Tq, rkv]
+    ops::Gemm<T>(false, false, Tq, rkv, dn, T(1), q + h * dq, H * dq, wuk, rkv, T(0), qlat.data(), rkv);
+    // s = q_lat c_kv^T + q_pe k_pe^T: [Tq, Tk]
+    ops::Gemm<T>(false, true, Tq, Tk, rkv, T(1), qlat.data(), rkv, ckv, rkv, T(0), s.data(), Tk);
+    ops::Gemm<T>(false, true, Tq, Tk, dr, T(1), q + h * dq + dn, H * dq, kpe, dr, T(1), s.data(), Tk);
+    for (I i = 0; i < Tq; ++i) {
+      T* row = &s[i * Tk];
+      const I last = Tk - Tq + i;  // causal: sees keys 0..last
+      T m = -std::numeric_limits<T>::infinity();
+      for (I j = 0; j <= last; ++j) m = std::max(m, row[j] * static_cast<T>(scale));
+      T z = 0;
+      for (I j = 0; j <= last; ++j) z += (row[j] = std::exp(row[j] * static_cast<T>(scale) - m));
+      for (I j = 0; j <= last; ++j) row[j] /= z;
+      for (I j = last + 1; j < Tk; ++j) row[j] = 0;
+    }
+    // o_lat = p c_kv: [Tq, rkv]; o = o_lat W_UV^T: [Tq, dv] into out[:, h*dv]
+    ops::Gemm<T>(false, false, Tq, rkv, Tk, T(1), s.data(), Tk, ckv, rkv, T(0), olat.data(), rkv);
+    ops::Gemm<T>(false, true, Tq, dv, rkv, T(1), olat.data(), rkv, wuv, rkv, T(0), out + h * dv, H * dv);
+  }
+}
+
+template class Model<float>;
+template class Model<double>;
+template void MlaAbsorbedAttention<float>(const float*, const float*, const float*, const float*, int64_t, int64_t,
+                                          int64_t, int64_t, int64_t, int64_t, int64_t, double, float*);
+template void MlaAbsorbedAttention<double>(const double*, const double*, const double*, const double*, int64_t,
+                                           int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, double, double*);
+
+}  // namespace k2::engine

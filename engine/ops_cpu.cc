@@ -1,0 +1,331 @@
+// CPU implementations of the engine op table (OpenBLAS GEMMs, OpenMP loops) and their plain-loop
+// references. Instantiated for float and double; double is used by the finite-difference tests.
+#include "engine/ops_cpu.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include "core/check.h"
+
+namespace k2::engine::ops {
+
+template <>
+void Gemm<float>(bool ta, bool tb, I M, I N, I K, float alpha, const float* A, I lda, const float* B, I ldb,
+                 float beta, float* C, I ldc) {
+  if (M == 0 || N == 0) return;
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A, static_cast<int>(lda), B,
+              static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+}
+
+template <>
+void Gemm<double>(bool ta, bool tb, I M, I N, I K, double alpha, const double* A, I lda, const double* B,
+                  I ldb, double beta, double* C, I ldc) {
+  if (M == 0 || N == 0) return;
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha, A, static_cast<int>(lda), B,
+              static_cast<int>(ldb), beta, C, static_cast<int>(ldc));
+}
+
+template <class T>
+void Linear(const T* x, const T* W, T* y, I N, I in, I out, bool accumulate) {
+  Gemm<T>(false, true, N, out, in, T(1), x, in, W, in, accumulate ? T(1) : T(0), y, out);
+}
+
+template <class T>
+void LinearBackward(const T* x, const T* W, const T* dy, T* dx, T* dW, I N, I in, I out, bool dx_acc) {
+  if (dx) Gemm<T>(false, false, N, in, out, T(1), dy, out, W, in, dx_acc ? T(1) : T(0), dx, in);
+  if (dW) Gemm<T>(true, false, out, in, N, T(1), dy, out, x, in, T(1), dW, in);
+}
+
+template <class T>
+void RmsNorm(const T* x, I ldx, const T* w, T* y, T* rstd, I N, I D, double eps) {
+#pragma omp parallel for schedule(static) if (N * D > 32768)
+  for (I n = 0; n < N; ++n) {
+    const T* xr = x + n * ldx;
+    double ss = 0;
+    for (I d = 0; d < D; ++d) ss += static_cast<double>(xr[d]) * xr[d];
+    T r = static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(D) + eps));
+    rstd[n] = r;
+    T* yr = y + n * D;
+    for (I d = 0; d < D; ++d) yr[d] = xr[d] * r * w[d];
+  }
+}
+
+template <class T>
+void RmsNormBackward(const T* x, I ldx, const T* w, const T* rstd, const T* dy, T* dx, I lddx, T* dw, I N,
+                     I D, bool dx_acc) {
+  // y_d = x_d r w_d, r = (mean x^2 + eps)^-1/2: dx_d = r w_d dy_d - x_d r^3/D sum_e dy_e w_e x_e.
+#pragma omp parallel for schedule(static) if (N * D > 32768)
+  for (I n = 0; n < N; ++n) {
+    const T* xr = x + n * ldx;
+    const T* dyr = dy + n * D;
+    T r = rstd[n];
+    double dot = 0;
+    for (I d = 0; d < D; ++d) dot += static_cast<double>(dyr[d]) * w[d] * xr[d];
+    T c = static_cast<T>(dot * r * r * r / static_cast<double>(D));
+    T* dxr = dx + n * lddx;
+    for (I d = 0; d < D; ++d) {
+      T v = r * w[d] * dyr[d] - xr[d] * c;
+      dxr[d] = dx_acc ? dxr[d] + v : v;
+    }
+  }
+  // dw is reduced serially over rows so the result does not depend on the thread count.
+  for (I n = 0; n < N; ++n) {
+    const T* xr = x + n * ldx;
+    const T* dyr = dy + n * D;
+    T r = rstd[n];
+    for (I d = 0; d < D; ++d) dw[d] += dyr[d] * xr[d] * r;
+  }
+}
+
+template <class T>
+void Rope(T* x, I N, I heads, I row_stride, I head_stride, const int32_t* pos, const double* inv_freq, I d,
+          bool interleave, double attn_factor, bool inverse) {
+  const I half = d / 2;
+#pragma omp parallel for schedule(static) if (N * heads * d > 32768)
+  for (I n = 0; n < N; ++n) {
+    for (I j = 0; j < half; ++j) {
+      double ang = static_cast<double>(pos[n]) * inv_freq[j];
+      // cos/sin rounded to T as the reference frameworks do (they build the tables in the model dtype).
+      T c = static_cast<T>(std::cos(ang) * attn_factor);
+      T s = static_cast<T>(std::sin(ang) * attn_factor);
+      if (inverse) s = -s;
+      I a = interleave ? 2 * j : j;
+      I b = interleave ? 2 * j + 1 : j + half;
+      for (I h = 0; h < heads; ++h) {
+        T* v = x + n * row_stride + h * head_stride;
+        T x0 = v[a], x1 = v[b];
+        v[a] = x0 * c - x1 * s;
+        v[b] = x1 * c + x0 * s;
+      }
+    }
+  }
+}
+
+template <class T>
+static inline T Sigmoid(T v) {
+  return T(1) / (T(1) + std::exp(-v));
+}
+
+template <class T>
+void SwiGlu(const T* g, const T* u, T* a, I n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (I i = 0; i < n; ++i) a[i] = g[i] * Sigmoid(g[i]) * u[i];
+}
+
+template <class T>
+void SwiGluBackward(const T* g, const T* u, const T* da, T* dg, T* du, I n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (I i = 0; i < n; ++i) {
+    T s = Sigmoid(g[i]);
+    T silu = g[i] * s;
+    du[i] = da[i] * silu;
+    dg[i] = da[i] * u[i] * s * (T(1) + g[i] * (T(1) - s));
+  }
+}
+
+template <class T>
+double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I dq, I dv, double scale) {
+  // p = scale * q k^T (full square by GEMM, the upper triangle is masked below).
+  Gemm<T>(false, true, Tn, Tn, dq, static_cast<T>(scale), q, dq, k, dq, T(0), p, Tn);
+  double mx = -std::numeric_limits<double>::infinity();
+  for (I i = 0; i < Tn; ++i) {
+    T* row = p + i * Tn;
+    T m = row[0];
+    for (I j = 1; j <= i; ++j) m = std::max(m, row[j]);
+    mx = std::max(mx, static_cast<double>(m));
+    T sum = 0;
+    for (I j = 0; j <= i; ++j) {
+      row[j] = std::exp(row[j] - m);
+      sum += row[j];
+    }
+    T inv = T(1) / sum;
+    for (I j = 0; j <= i; ++j) row[j] *= inv;
+    for (I j = i + 1; j < Tn; ++j) row[j] = 0;
+  }
+  Gemm<T>(false, false, Tn, dv, Tn, T(1), p, Tn, v, dv, T(0), o, dv);
+  return mx;
+}
+
+template <class T>
+void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
+                             T* dv, T* ds, I Tn, I dq_dim, I dv_dim, double scale) {
+  // dv = p^T dout; dp = dout v^T; ds = p * (dp - rowsum(dp * p)) * scale; dq = ds k; dk = ds^T q.
+  Gemm<T>(true, false, Tn, dv_dim, Tn, T(1), p, Tn, dout, dv_dim, T(0), dv, dv_dim);
+  Gemm<T>(false, true, Tn, Tn, dv_dim, T(1), dout, dv_dim, v, dv_dim, T(0), ds, Tn);
+  for (I i = 0; i < Tn; ++i) {
+    T* dr = ds + i * Tn;
+    const T* pr = p + i * Tn;
+    T dot = 0;
+    for (I j = 0; j <= i; ++j) dot += dr[j] * pr[j];
+    for (I j = 0; j <= i; ++j) dr[j] = pr[j] * (dr[j] - dot) * static_cast<T>(scale);
+    for (I j = i + 1; j < Tn; ++j) dr[j] = 0;
+  }
+  Gemm<T>(false, false, Tn, dq_dim, Tn, T(1), ds, Tn, k, dq_dim, T(0), dq, dq_dim);
+  Gemm<T>(true, false, Tn, dq_dim, Tn, T(1), ds, Tn, q, dq_dim, T(0), dk, dq_dim);
+}
+
+template <class T>
+void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* idx) {
+  const I per = E / n_group;
+  std::vector<T> masked(static_cast<size_t>(E));
+  std::vector<std::pair<T, I>> gs(static_cast<size_t>(n_group));
+  std::vector<I> order(static_cast<size_t>(E));
+  for (I n = 0; n < N; ++n) {
+    const T* row = sb + n * E;
+    for (I g = 0; g < n_group; ++g) {
+      // Top-2 sum of the group (a group of one expert counts that expert once, as torch.topk(2) would fail;
+      // configs with per-group size 1 are rejected by validation).
+      T a = -std::numeric_limits<T>::infinity(), b = a;
+      for (I e = g * per; e < (g + 1) * per; ++e) {
+        T v = row[e];
+        if (v > a) {
+          b = a;
+          a = v;
+        } else if (v > b) {
+          b = v;
+        }
+      }
+      gs[g] = {a + b, g};
+    }
+    std::stable_sort(gs.begin(), gs.end(), [](auto& x, auto& y) { return x.first > y.first; });
+    std::fill(masked.begin(), masked.end(), T(0));
+    for (I gi = 0; gi < topk_group; ++gi) {
+      I g = gs[gi].second;
+      for (I e = g * per; e < (g + 1) * per; ++e) masked[e] = row[e];
+    }
+    std::iota(order.begin(), order.end(), I(0));
+    std::stable_sort(order.begin(), order.end(), [&](I x, I y) { return masked[x] > masked[y]; });
+    for (I j = 0; j < k; ++j) idx[n * k + j] = static_cast<int32_t>(order[j]);
+  }
+}
+
+template <class T>
+double CrossEntropy(const T* logits, const int32_t* targets, const float* weights, I N, I V, T* dlogits,
+                    double dscale) {
+  double total = 0;
+#pragma omp parallel for schedule(static) reduction(+ : total) if (N * V > 65536)
+  for (I n = 0; n < N; ++n) {
+    const T* row = logits + n * V;
+    double w = weights[n];
+    T m = row[0];
+    for (I v = 1; v < V; ++v) m = std::max(m, row[v]);
+    double sum = 0;
+    for (I v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - m));
+    double lse = std::log(sum) + m;
+    if (w != 0) total += w * (lse - row[targets[n]]);
+    if (dlogits) {
+      T* dr = dlogits + n * V;
+      if (w == 0) {
+        std::fill(dr, dr + V, T(0));
+        continue;
+      }
+      double c = w * dscale;
+      for (I v = 0; v < V; ++v) dr[v] = static_cast<T>(c * std::exp(static_cast<double>(row[v]) - lse));
+      dr[targets[n]] -= static_cast<T>(c);
+    }
+  }
+  return total;
+}
+
+namespace ref {
+
+template <class T>
+void Linear(const T* x, const T* W, T* y, I N, I in, I out) {
+  for (I n = 0; n < N; ++n)
+    for (I o = 0; o < out; ++o) {
+      double s = 0;
+      for (I i = 0; i < in; ++i) s += static_cast<double>(x[n * in + i]) * W[o * in + i];
+      y[n * out + o] = static_cast<T>(s);
+    }
+}
+
+template <class T>
+double CausalAttention(const T* q, const T* k, const T* v, T* o, I Tn, I dq, I dv, double scale) {
+  double mx = -std::numeric_limits<double>::infinity();
+  std::vector<double> s(static_cast<size_t>(Tn));
+  for (I i = 0; i < Tn; ++i) {
+    double m = -std::numeric_limits<double>::infinity();
+    for (I j = 0; j <= i; ++j) {
+      double d = 0;
+      for (I c = 0; c < dq; ++c) d += static_cast<double>(q[i * dq + c]) * k[j * dq + c];
+      s[j] = d * scale;
+      m = std::max(m, s[j]);
+    }
+    mx = std::max(mx, m);
+    double z = 0;
+    for (I j = 0; j <= i; ++j) z += std::exp(s[j] - m);
+    for (I c = 0; c < dv; ++c) {
+      double acc = 0;
+      for (I j = 0; j <= i; ++j) acc += std::exp(s[j] - m) / z * v[j * dv + c];
+      o[i * dv + c] = static_cast<T>(acc);
+    }
+  }
+  return mx;
+}
+
+template <class T>
+void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* idx) {
+  // Literal transcription of HF DeepseekV3TopkRouter.get_topk_indices for one token at a time.
+  const I per = E / n_group;
+  for (I n = 0; n < N; ++n) {
+    std::vector<double> gscore(static_cast<size_t>(n_group));
+    for (I g = 0; g < n_group; ++g) {
+      std::vector<double> vals;
+      for (I e = g * per; e < (g + 1) * per; ++e) vals.push_back(sb[n * E + e]);
+      std::sort(vals.rbegin(), vals.rend());
+      gscore[g] = vals[0] + vals[1];
+    }
+    std::vector<bool> keep(static_cast<size_t>(n_group), false);
+    for (I t = 0; t < topk_group; ++t) {
+      I best = -1;
+      for (I g = 0; g < n_group; ++g)
+        if (!keep[g] && (best < 0 || gscore[g] > gscore[best])) best = g;
+      keep[best] = true;
+    }
+    std::vector<bool> used(static_cast<size_t>(E), false);
+    for (I t = 0; t < k; ++t) {
+      I best = -1;
+      double bv = 0;
+      for (I e = 0; e < E; ++e) {
+        if (used[e]) continue;
+        double v = keep[e / per] ? static_cast<double>(sb[n * E + e]) : 0.0;
+        if (best < 0 || v > bv) {
+          best = e;
+          bv = v;
+        }
+      }
+      used[best] = true;
+      idx[n * k + t] = static_cast<int32_t>(best);
+    }
+  }
+}
+
+}  // namespace ref
+
+#define K2_OPS_INSTANTIATE(T)                                                                              \
+  template void Linear<T>(const T*, const T*, T*, I, I, I, bool);                                          \
+  template void LinearBackward<T>(const T*, const T*, const T*, T*, T*, I, I, I, bool);                    \
+  template void RmsNorm<T>(const T*, I, const T*, T*, T*, I, I, double);                                   \
+  template void RmsNormBackward<T>(const T*, I, const T*, const T*, const T*, T*, I, T*, I, I, bool);      \
+  template void Rope<T>(T*, I, I, I, I, const int32_t*, const double*, I, bool, double, bool);             \
+  template void SwiGlu<T>(const T*, const T*, T*, I);                                                      \
+  template void SwiGluBackward<T>(const T*, const T*, const T*, T*, T*, I);                                \
+  template double CausalAttention<T>(const T*, const T*, const T*, T*, T*, I, I, I, double);               \
+  template void CausalAttentionBackward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,   \
+                                           T*, I, I, I, double);                                           \
+  template void RouterTopK<T>(const T*, I, I, I, I, I, int32_t*);                                          \
+  template double CrossEntropy<T>(const T*, const int32_t*, const float*, I, I, T*, double);              \
+  template void ref::Linear<T>(const T*, const T*, T*, I, I, I);                                           \
+  template double ref::CausalAttention<T>(const T*, const T*, const T*, T*, I, I, I, double);              \
+  template void ref::RouterTopK<T>(const T*, I, I, I, I, I, int32_t*);
+
+K2_OPS_INSTANTIATE(float)
+K2_OPS_INSTANTIATE(double)
+
+}  // namespace k2::engine::ops

@@ -1,0 +1,83 @@
+// The CPU op table of the engine: matmul (OpenBLAS), RMSNorm, RoPE, SwiGLU, causal softmax attention,
+// router top-k and cross-entropy, forward and backward, plus plain-loop references (namespace ref).
+//
+// All tensors are row-major, contiguous unless a stride is given. Functions never allocate except
+// where noted; they are templated on float/double and explicitly instantiated for both in ops_cpu.cc.
+// Backward functions ACCUMULATE into weight gradients and, where named `dx_acc`, into input gradients.
+// A CUDA backend implements the same table (issue [engine-cuda]); tests run each op against ref::.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace k2::engine::ops {
+
+using I = int64_t;
+
+// C[M,N] = alpha * op(A) op(B) + beta * C, op = transpose when ta/tb. lda/ldb/ldc are row strides.
+template <class T>
+void Gemm(bool ta, bool tb, I M, I N, I K, T alpha, const T* A, I lda, const T* B, I ldb, T beta, T* C,
+          I ldc);
+
+// y[N,out] = x[N,in] W[out,in]^T (beta 0) or += (accumulate).
+template <class T>
+void Linear(const T* x, const T* W, T* y, I N, I in, I out, bool accumulate = false);
+// dx[N,in] = (or +=, dx_acc) dy[N,out] W; dW[out,in] += dy^T x. dx may be null.
+template <class T>
+void LinearBackward(const T* x, const T* W, const T* dy, T* dx, T* dW, I N, I in, I out, bool dx_acc);
+
+// y = x / rms(x) * w per row; rstd[N] saved for backward. x may not alias y.
+template <class T>
+void RmsNorm(const T* x, I ldx, const T* w, T* y, T* rstd, I N, I D, double eps);
+// dx (+)= ..., dw += ... ; ldx/lddx are row strides of x and dx.
+template <class T>
+void RmsNormBackward(const T* x, I ldx, const T* w, const T* rstd, const T* dy, T* dx, I lddx, T* dw, I N,
+                     I D, bool dx_acc);
+
+// RoPE on vectors of dim d: vector (n, h) starts at x + n*row_stride + h*head_stride, position pos[n].
+// Pair j is (2j, 2j+1) when interleave, else (j, j+d/2); it rotates by pos*inv_freq[j], and the result
+// is multiplied by `attn_factor` (HF YaRN cos/sin factor). inverse=true applies the transpose
+// (rotation by -angle), which is the backward of the forward for the same attn_factor.
+template <class T>
+void Rope(T* x, I N, I heads, I row_stride, I head_stride, const int32_t* pos, const double* inv_freq, I d,
+          bool interleave, double attn_factor, bool inverse);
+
+// a = silu(g) * u (elementwise over n).
+template <class T>
+void SwiGlu(const T* g, const T* u, T* a, I n);
+// dg = da*u*silu'(g), du = da*silu(g) (overwrite).
+template <class T>
+void SwiGluBackward(const T* g, const T* u, const T* da, T* dg, T* du, I n);
+
+// Causal attention of one (sequence, head): q,k [T,dq], v [T,dv], o [T,dv], p [T,T] (saved softmax,
+// zeros above the diagonal). Returns the largest scaled logit (max over i>=j of scale*q_i·k_j).
+template <class T>
+double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I dq, I dv, double scale);
+// Backward: dq, dk, dv overwritten; ds is scratch [T,T].
+template <class T>
+void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
+                             T* dv, T* ds, I Tn, I dq_dim, I dv_dim, double scale);
+
+// Group-limited top-k on biased scores sb [N,E] (HF noaux_tc): group score = sum of its top-2, keep
+// topk_group groups (others masked to 0.0 as HF does), then the top `k` experts. idx [N,k] ascending by
+// rank (best first); ties go to the lower index.
+template <class T>
+void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* idx);
+
+// Weighted next-token cross-entropy over logits [N,V]; returns sum_t w_t * CE_t (the caller divides).
+// dlogits (if not null) = scale * w_t * (softmax - onehot).
+template <class T>
+double CrossEntropy(const T* logits, const int32_t* targets, const float* weights, I N, I V, T* dlogits,
+                    double dscale);
+
+namespace ref {
+// Obvious loop versions used by tests.
+template <class T>
+void Linear(const T* x, const T* W, T* y, I N, I in, I out);
+template <class T>
+double CausalAttention(const T* q, const T* k, const T* v, T* o, I Tn, I dq, I dv, double scale);
+template <class T>
+void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* idx);
+}  // namespace ref
+
+}  // namespace k2::engine::ops
