@@ -1,0 +1,112 @@
+// Byte-level BPE tokenizer compatible with tiktoken rank files (Kimi-K2's tiktoken.model): the
+// public API of engine/text for encoding, decoding, special tokens and the on-disk format.
+//
+// Ids: [0, num_ranks) are BPE tokens (rank = id, each a byte string; every single byte is one), then a
+// block of num_reserved special tokens [num_ranks, num_ranks + num_reserved) laid out as Kimi-K2 has
+// them (<|im_end|> = base + 2, ..., unnamed slots are "<|reserved_token_ID|>").
+//
+// Thread safety: a Tokenizer is immutable after creation; every const method may run concurrently.
+// Failure: loading and decoding return Status; encoding cannot fail (any byte string encodes).
+#pragma once
+
+#include <array>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "engine/text/pretokenize.h"
+
+namespace k2::text {
+
+inline constexpr int kKimiNumReservedSpecial = 256;
+
+// Kimi-K2's named special tokens and their offsets from the first special id (tokenizer_config.json):
+// [BOS] +0, [EOS] +1, <|im_end|> +2, <|im_user|> +3, <|im_assistant|> +4, <|start_header_id|> +6,
+// <|end_header_id|> +7, [EOT] +9, <|im_system|> +10, <|tool_calls_section_begin|> +11,
+// <|tool_calls_section_end|> +12, <|tool_call_begin|> +13, <|tool_call_argument_begin|> +14,
+// <|tool_call_end|> +15, <|im_middle|> +17, [UNK] +254, [PAD] +255.
+std::vector<std::pair<std::string, int>> KimiSpecialTokens(int base);
+
+// tiktoken rank file: one "base64(token bytes) rank" per line. Ranks must be 0..n-1, each once, tokens
+// distinct. Errors name `source`:line and what was expected.
+Expected<std::vector<std::string>> ParseTiktokenRanks(std::string_view text, const std::string& source);
+std::string FormatTiktokenRanks(const std::vector<std::string>& tokens);
+std::string Base64Encode(std::string_view bytes);
+// nullopt when `s` is not canonical padded base64.
+std::optional<std::string> Base64Decode(std::string_view s);
+
+class Tokenizer {
+ public:
+  // `tokens[r]` is the byte string of rank r. `specials` maps names to ids in
+  // [tokens.size(), tokens.size() + num_reserved); unnamed ids get "<|reserved_token_ID|>".
+  // InvalidArgument when a single byte has no token (arbitrary bytes could not encode), tokens repeat,
+  // a special id is out of its block or the pattern does not compile.
+  static Expected<Tokenizer> Create(std::vector<std::string> tokens, const std::string& pattern,
+                                    const std::vector<std::pair<std::string, int>>& specials,
+                                    int num_reserved = kKimiNumReservedSpecial);
+  // Kimi-K2's pattern and special-token layout over the given ranks.
+  static Expected<Tokenizer> CreateKimi(std::vector<std::string> tokens);
+
+  // Loads DIR/tiktoken.model and, when present, DIR/tokenizer.json ({"pattern", "special_tokens":
+  // {name: id}, "num_reserved_special_tokens"}); without it, Kimi-K2's pattern and specials apply, so a
+  // directory holding only Kimi-K2's tiktoken.model loads as Kimi-K2's tokenizer.
+  static Expected<Tokenizer> Load(const std::string& dir);
+  // Writes DIR/tiktoken.model and DIR/tokenizer.json atomically (creates DIR).
+  Status Save(const std::string& dir) const;
+
+  // Encodes ordinary text: special-token strings in it are plain bytes (no prompt injection through
+  // "<|im_end|>" in user text). Exact inverse of Decode for every byte string.
+  std::vector<int> Encode(std::string_view text) const;
+  void Encode(std::string_view text, std::vector<int>* out) const;
+  // Also recognizes special-token strings (all of them, longest first) and emits their ids.
+  std::vector<int> EncodeWithSpecial(std::string_view text) const;
+  // The slow, obviously-correct reference of Encode: same pieces, then repeated merge of the adjacent
+  // pair with the lowest rank (leftmost on ties) on a vector of strings. Tests compare the two.
+  std::vector<int> EncodeReference(std::string_view text) const;
+  // BPE of one piece (no pre-tokenization), fast and reference; exposed for tests and the benchmark.
+  void EncodePiece(std::string_view piece, std::vector<int>* out) const;
+  void EncodePieceReference(std::string_view piece, std::vector<int>* out) const;
+
+  // Bytes of the ids (special tokens as their names). InvalidArgument naming the position of an id
+  // outside [0, vocab_size).
+  Expected<std::string> Decode(std::span<const int> ids) const;
+  // Bytes of one id; the id must be in range (programmer error otherwise).
+  const std::string& TokenBytes(int id) const;
+
+  // -1 when `name` is not a special token.
+  int SpecialId(std::string_view name) const;
+  bool IsSpecial(int id) const { return id >= num_ranks() && id < vocab_size(); }
+  // The rank of a byte string, -1 when it is not a BPE token.
+  int Rank(std::string_view bytes) const;
+
+  int num_ranks() const { return static_cast<int>(tokens_.size()); }
+  int num_reserved() const { return num_reserved_; }
+  int vocab_size() const { return num_ranks() + num_reserved_; }
+  const Pretokenizer& pretokenizer() const { return pre_; }
+  const std::vector<std::pair<std::string, int>>& named_specials() const { return named_specials_; }
+
+ private:
+  struct SvHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  void MergeSmall(std::string_view piece, std::vector<int>* out) const;
+  void MergeHeap(std::string_view piece, std::vector<int>* out) const;
+
+  std::vector<std::string> tokens_;    // rank -> bytes
+  std::vector<std::string> specials_;  // id - num_ranks -> name
+  std::vector<std::pair<std::string, int>> named_specials_;  // as given (for Save)
+  std::unordered_map<std::string, int, SvHash, std::equal_to<>> ranks_;
+  std::unordered_map<std::string, int, SvHash, std::equal_to<>> special_ids_;
+  std::vector<int> specials_by_length_;  // indices into specials_, longest first (EncodeWithSpecial)
+  std::array<bool, 256> special_first_byte_{};          // bytes a special name can start with
+  int num_reserved_ = 0;
+  Pretokenizer pre_;
+};
+
+}  // namespace k2::text
