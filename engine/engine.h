@@ -211,6 +211,8 @@ class Model {
   const std::vector<std::vector<double>>& max_logits() const;
   // Per layer: tokens routed to each expert in the last Forward (empty vector for dense layers).
   const std::vector<std::vector<int64_t>>& expert_load() const;
+  // Per layer: the chosen experts [B*T, num_experts_per_tok] of the last Forward (empty for dense layers).
+  std::vector<int32_t> router_choice(int64_t layer) const;
   // A named intermediate of the last Forward ("layers.0.attn.q", "logits", ...), nullptr if unknown.
   const std::vector<T>* Intermediate(const std::string& name) const;
   std::vector<std::string> IntermediateNames() const;

@@ -708,6 +708,11 @@ const std::vector<std::vector<double>>& Model<T>::max_logits() const { return im
 template <class T>
 const std::vector<std::vector<int64_t>>& Model<T>::expert_load() const { return impl_->load; }
 template <class T>
+std::vector<int32_t> Model<T>::router_choice(int64_t layer) const {
+  if (layer < 0 || layer >= static_cast<int64_t>(impl_->acts.size())) return {};
+  return impl_->acts[layer].idx;
+}
+template <class T>
 const std::vector<T>* Model<T>::Intermediate(const std::string& name) const {
   auto it = impl_->named.find(name);
   return it == impl_->named.end() ? nullptr : it->second;
