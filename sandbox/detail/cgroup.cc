@@ -1,0 +1,319 @@
+// cgroup v1/v2 management for sandbox runs: discovery from /proc/self/{mountinfo,cgroup}, per-run
+// groups with limits, usage readout, kill-until-empty and removal.
+#include "sandbox/detail/cgroup.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace k2::sandbox::detail {
+namespace {
+
+std::string ReadSmall(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+Status WriteSmall(const std::string& path, const std::string& value) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return IoError("cgroup: open " + path + ": " + std::strerror(errno));
+  ssize_t n = ::write(fd, value.data(), value.size());
+  int err = errno;
+  ::close(fd);
+  if (n != static_cast<ssize_t>(value.size())) {
+    return IoError("cgroup: write \"" + value + "\" to " + path + ": " + std::strerror(err));
+  }
+  return Status::Ok();
+}
+
+int64_t ReadInt(const std::string& path) {
+  std::string s = ReadSmall(path);
+  if (s.empty()) return 0;
+  return std::strtoll(s.c_str(), nullptr, 10);
+}
+
+// Value of "key N" in a flat-keyed file (memory.oom_control, memory.events, cpu.stat).
+int64_t ReadKey(const std::string& path, const std::string& key) {
+  std::istringstream in(ReadSmall(path));
+  std::string k;
+  int64_t v;
+  while (in >> k >> v) {
+    if (k == key) return v;
+  }
+  return 0;
+}
+
+bool Exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
+
+struct Mount {
+  std::string point;
+  std::string fstype;
+  std::string opts;
+};
+
+std::vector<Mount> CgroupMounts() {
+  std::vector<Mount> out;
+  std::istringstream in(ReadSmall("/proc/self/mountinfo"));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ls(line);
+    std::vector<std::string> f;
+    std::string w;
+    while (ls >> w) f.push_back(w);
+    size_t dash = 0;
+    for (size_t i = 0; i < f.size(); ++i) {
+      if (f[i] == "-") { dash = i; break; }
+    }
+    if (dash == 0 || dash + 3 >= f.size() + 1 || f.size() < dash + 3) continue;
+    const std::string& type = f[dash + 1];
+    if (type != "cgroup" && type != "cgroup2") continue;
+    out.push_back({f[4], type, dash + 3 < f.size() ? f[dash + 3] : ""});
+  }
+  return out;
+}
+
+bool HasOpt(const std::string& opts, const std::string& name) {
+  std::istringstream in(opts);
+  std::string o;
+  while (std::getline(in, o, ',')) {
+    if (o == name) return true;
+  }
+  return false;
+}
+
+// This process's path in the hierarchy that carries `controller` ("" for v2's "0::").
+std::string OwnPath(const std::string& controller) {
+  std::istringstream in(ReadSmall("/proc/self/cgroup"));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto a = line.find(':');
+    auto b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    std::string ctrls = line.substr(a + 1, b - a - 1);
+    if ((controller.empty() && ctrls.empty()) || (!controller.empty() && HasOpt(ctrls, controller))) {
+      return line.substr(b + 1);
+    }
+  }
+  return "/";
+}
+
+std::atomic<int> g_tree_counter{0};
+
+}  // namespace
+
+std::vector<std::string> ListChildren(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_type == DT_DIR && std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0) {
+      out.push_back(e->d_name);
+    }
+  }
+  ::closedir(d);
+  return out;
+}
+
+Expected<std::unique_ptr<CgroupTree>> CgroupTree::Create(const std::string& root_override) {
+  auto tree = std::unique_ptr<CgroupTree>(new CgroupTree());
+  auto mounts = CgroupMounts();
+  std::string name = "k2gym-sandbox-" + std::to_string(::getpid()) + "-" + std::to_string(g_tree_counter++);
+  const Mount* unified = nullptr;
+  for (auto& m : mounts) {
+    if (m.fstype == "cgroup2" && Exists(m.point + "/cgroup.subtree_control")) {
+      std::string ctl = ReadSmall(m.point + "/cgroup.controllers");
+      if (ctl.find("memory") != std::string::npos && ctl.find("pids") != std::string::npos) unified = &m;
+    }
+  }
+  std::vector<std::string> created;
+  auto fail = [&](Status s) {
+    for (auto it = created.rbegin(); it != created.rend(); ++it) ::rmdir(it->c_str());
+    return s;
+  };
+  if (unified) {
+    // v2: the group that holds this process cannot enable controllers for its children while it has
+    // processes ("no internal processes"), so the sandbox subtree must live where delegation allows;
+    // cgroup_root names that place explicitly when the default does not work.
+    tree->v2_ = true;
+    std::string parent = unified->point + (root_override.empty() ? OwnPath("") : "/" + root_override);
+    std::string base = parent + "/" + name;
+    if (::mkdir(base.c_str(), 0755) != 0) {
+      return IoError("cgroup v2: mkdir " + base + ": " + std::strerror(errno));
+    }
+    created.push_back(base);
+    Status s = WriteSmall(base + "/cgroup.subtree_control", "+memory +pids +cpu");
+    if (!s.ok()) {
+      return fail(s.Context("cgroup v2: enabling controllers for the sandbox (set sandbox.cgroup_root to a "
+                            "delegated group without processes)"));
+    }
+    tree->base_ = {base};
+    return tree;
+  }
+  for (const char* ctrl : {"memory", "pids", "cpu", "cpuacct"}) {
+    const Mount* mm = nullptr;
+    for (auto& m : mounts) {
+      if (m.fstype == "cgroup" && HasOpt(m.opts, ctrl)) mm = &m;
+    }
+    if (!mm) return fail(FailedPrecondition(std::string("cgroup v1: no hierarchy with the ") + ctrl +
+                                            " controller is mounted (and no cgroup v2 with memory+pids)"));
+    std::string parent = mm->point + (root_override.empty() ? OwnPath(ctrl) : "/" + root_override);
+    while (parent.size() > 1 && parent.back() == '/') parent.pop_back();
+    std::string base = parent + "/" + name;
+    bool dup = false;  // cpu and cpuacct may share one hierarchy
+    for (auto& b : tree->base_) dup |= (b == base);
+    tree->base_.push_back(base);
+    if (dup) continue;
+    if (::mkdir(base.c_str(), 0755) != 0) {
+      return fail(IoError("cgroup v1: mkdir " + base + ": " + std::strerror(errno)));
+    }
+    created.push_back(base);
+  }
+  return tree;
+}
+
+CgroupTree::~CgroupTree() {
+  for (auto it = base_.rbegin(); it != base_.rend(); ++it) ::rmdir(it->c_str());
+}
+
+Expected<std::unique_ptr<RunCgroup>> CgroupTree::NewRun(const std::string& name, const CgroupLimits& lim) {
+  auto run = std::unique_ptr<RunCgroup>(new RunCgroup());
+  run->v2_ = v2_;
+  std::vector<std::string> dirs;
+  for (auto& b : base_) {
+    std::string d = b + "/" + name;
+    bool dup = false;
+    for (auto& x : dirs) dup |= (x == d);
+    dirs.push_back(d);
+    if (dup) continue;
+    if (::mkdir(d.c_str(), 0755) != 0) {
+      run->dirs_ = dirs;
+      run->dirs_.pop_back();
+      return IoError("cgroup: mkdir " + d + ": " + std::strerror(errno));
+    }
+  }
+  run->dirs_ = dirs;
+  const std::string mem = std::to_string(lim.memory_bytes);
+  if (v2_) {
+    const std::string& d = dirs[0];
+    K2_RETURN_IF_ERROR(WriteSmall(d + "/memory.max", mem));
+    if (Exists(d + "/memory.swap.max")) (void)WriteSmall(d + "/memory.swap.max", "0");
+    K2_RETURN_IF_ERROR(WriteSmall(d + "/pids.max", std::to_string(lim.pids)));
+    int64_t period = 100000;
+    int64_t quota = std::max<int64_t>(1000, static_cast<int64_t>(std::llround(lim.cpus * period)));
+    K2_RETURN_IF_ERROR(WriteSmall(d + "/cpu.max", std::to_string(quota) + " " + std::to_string(period)));
+  } else {
+    K2_RETURN_IF_ERROR(WriteSmall(dirs[0] + "/memory.limit_in_bytes", mem));
+    // Without swap accounting memsw is absent; with it, swap must not extend the limit.
+    if (Exists(dirs[0] + "/memory.memsw.limit_in_bytes")) (void)WriteSmall(dirs[0] + "/memory.memsw.limit_in_bytes", mem);
+    if (Exists(dirs[0] + "/memory.swappiness")) (void)WriteSmall(dirs[0] + "/memory.swappiness", "0");
+    K2_RETURN_IF_ERROR(WriteSmall(dirs[1] + "/pids.max", std::to_string(lim.pids)));
+    int64_t period = ReadInt(dirs[2] + "/cpu.cfs_period_us");
+    if (period <= 0) period = 100000;
+    int64_t quota = std::max<int64_t>(1000, static_cast<int64_t>(std::llround(lim.cpus * period)));
+    K2_RETURN_IF_ERROR(WriteSmall(dirs[2] + "/cpu.cfs_quota_us", std::to_string(quota)));
+  }
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    bool dup = false;
+    for (size_t j = 0; j < i; ++j) dup |= (dirs[j] == dirs[i]);
+    if (dup) continue;
+    std::string p = dirs[i] + "/cgroup.procs";
+    int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return IoError("cgroup: open " + p + ": " + std::strerror(errno));
+    run->procs_fds_.push_back(fd);
+  }
+  return run;
+}
+
+RunCgroup::~RunCgroup() {
+  if (!removed_) (void)Remove();
+  for (int fd : procs_fds_) ::close(fd);
+}
+
+double RunCgroup::CpuSeconds() const {
+  if (dirs_.empty()) return 0;
+  if (v2_) return ReadKey(dirs_[0] + "/cpu.stat", "usage_usec") / 1e6;
+  if (dirs_.size() < 4) return 0;
+  return ReadInt(dirs_[3] + "/cpuacct.usage") / 1e9;
+}
+
+Expected<CgroupStats> RunCgroup::Stats() const {
+  CgroupStats s;
+  if (dirs_.empty()) return Internal("cgroup: stats of a group that was never created");
+  s.cpu_s = CpuSeconds();
+  if (v2_) {
+    s.memory_peak = ReadInt(dirs_[0] + "/memory.peak");
+    s.oom_kills = ReadKey(dirs_[0] + "/memory.events", "oom_kill");
+    s.memory_failed = ReadKey(dirs_[0] + "/memory.events", "max") > 0;
+  } else {
+    s.memory_peak = ReadInt(dirs_[0] + "/memory.max_usage_in_bytes");
+    s.oom_kills = ReadKey(dirs_[0] + "/memory.oom_control", "oom_kill");
+    s.memory_failed = ReadInt(dirs_[0] + "/memory.failcnt") > 0;
+  }
+  return s;
+}
+
+std::vector<int> RunCgroup::Pids() const {
+  std::vector<int> pids;
+  for (size_t i = 0; i < dirs_.size(); ++i) {
+    // v1: the pids hierarchy sees every process of the run (all joined every hierarchy).
+    if (!v2_ && i != 1) continue;
+    std::istringstream in(ReadSmall(dirs_[i] + "/cgroup.procs"));
+    int pid;
+    while (in >> pid) pids.push_back(pid);
+  }
+  return pids;
+}
+
+void RunCgroup::KillAll() const {
+  if (v2_ && !dirs_.empty() && Exists(dirs_[0] + "/cgroup.kill")) {
+    (void)WriteSmall(dirs_[0] + "/cgroup.kill", "1");
+    return;
+  }
+  for (int pid : Pids()) ::kill(pid, SIGKILL);
+}
+
+Status RunCgroup::Remove() {
+  if (removed_) return Status::Ok();
+  removed_ = true;
+  // A fork bomb can race the kill loop, but pids.max bounds it and every pass removes what it saw; the
+  // processes also die with PID 1 of their namespace. 2 s is far above the few ms this takes.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  Status result;
+  for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
+    const std::string& d = *it;
+    if (!Exists(d)) continue;
+    for (;;) {
+      KillAll();
+      if (::rmdir(d.c_str()) == 0 || errno == ENOENT) break;
+      if (errno != EBUSY || std::chrono::steady_clock::now() > deadline) {
+        result = IoError("cgroup: rmdir " + d + ": " + std::strerror(errno));
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+  return result;
+}
+
+}  // namespace k2::sandbox::detail

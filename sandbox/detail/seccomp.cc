@@ -1,0 +1,79 @@
+// libseccomp filter for sandboxed programs: a deny list of kernel attack surface and escape routes.
+#include "sandbox/detail/seccomp.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+
+namespace k2::sandbox::detail {
+
+const std::vector<std::string>& DeniedSyscalls() {
+  // Debugging and other processes' memory; mounts and roots; kernel keyrings; eBPF; io_uring (a large,
+  // often-exploited surface); perf; kexec and modules; namespaces; swap, reboot, clock and accounting.
+  static const std::vector<std::string> kDenied = {
+      "ptrace", "process_vm_readv", "process_vm_writev", "kcmp", "pidfd_getfd",
+      "mount", "umount2", "pivot_root", "chroot", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount",
+      "fspick", "mount_setattr", "open_by_handle_at", "name_to_handle_at",
+      "keyctl", "add_key", "request_key",
+      "bpf", "io_uring_setup", "io_uring_enter", "io_uring_register", "perf_event_open", "userfaultfd",
+      "kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+      "setns", "unshare",
+      "swapon", "swapoff", "reboot", "syslog", "acct", "quotactl", "settimeofday", "clock_settime",
+      "clock_adjtime", "adjtimex", "sethostname", "setdomainname", "iopl", "ioperm", "lookup_dcookie",
+      "fanotify_init", "personality", "vhangup", "nfsservctl", "uselib", "ustat", "sysfs", "_sysctl",
+  };
+  return kDenied;
+}
+
+Expected<std::string> BuildSeccompBpf() {
+  std::unique_ptr<void, void (*)(void*)> ctx(seccomp_init(SCMP_ACT_ALLOW), [](void* c) { seccomp_release(c); });
+  if (!ctx) return Internal("seccomp_init failed");
+  auto err = [](const char* what, int rc) { return Internal(std::string("seccomp: ") + what + ": " + std::strerror(-rc)); };
+  for (const auto& name : DeniedSyscalls()) {
+    int nr = seccomp_syscall_resolve_name(name.c_str());
+    if (nr == __NR_SCMP_ERROR) continue;  // not on this architecture (e.g. _sysctl on newer headers)
+    int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), nr, 0);
+    if (rc < 0) return err(name.c_str(), rc);
+  }
+  // clone(2) with any namespace flag is refused; plain fork/thread creation passes.
+  const uint64_t ns_flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
+                            CLONE_NEWUTS | CLONE_NEWCGROUP;
+  for (uint64_t flag = 1; flag; flag <<= 1) {
+    if (!(ns_flags & flag)) continue;
+    int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+                              SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag));
+    if (rc < 0) return err("clone rule", rc);
+  }
+  // clone3 passes flags in memory that BPF cannot read: ENOSYS makes glibc fall back to clone(2).
+  int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+  if (rc < 0) return err("clone3 rule", rc);
+  // Only the native ABI: x32 and i386 syscall numbers would bypass the rules above.
+  rc = seccomp_attr_set(ctx.get(), SCMP_FLTATR_ACT_BADARCH, SCMP_ACT_KILL_PROCESS);
+  if (rc < 0) return err("badarch", rc);
+  int fd = ::memfd_create("k2gym-seccomp", MFD_CLOEXEC);
+  if (fd < 0) return IoError(std::string("memfd_create: ") + std::strerror(errno));
+  rc = seccomp_export_bpf(ctx.get(), fd);
+  if (rc < 0) {
+    ::close(fd);
+    return err("export_bpf", rc);
+  }
+  std::string out;
+  char buf[4096];
+  ::lseek(fd, 0, SEEK_SET);
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (out.empty() || out.size() % 8 != 0) return Internal("seccomp: exported filter has a bad size");
+  return out;
+}
+
+}  // namespace k2::sandbox::detail

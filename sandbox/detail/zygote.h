@@ -1,0 +1,54 @@
+// A zygote: one python3 process living in fresh user/mount/PID/network/IPC/UTS namespaces on a minimal
+// read-only root, with the preload modules imported; it forks a fresh child per run (zygote_py.cc).
+//
+// Ownership: a Zygote owns its process (PID 1 of its PID namespace, so killing it kills every run it
+// started) and its control socket. Thread safety: Submit() may be called from many threads (a mutex
+// serializes the sendmsg). Failure: Start() reports the failing setup step and errno; a dead zygote
+// makes Submit() fail, and the pool restarts it.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace k2::sandbox::detail {
+
+const char* ZygoteScript();
+
+struct ZygoteOptions {
+  std::string python = "/usr/bin/python3";
+  std::string root_dir;                 // host mountpoint for the zygote's private root (exists, empty)
+  std::vector<std::string> ro_binds;    // host paths bound read-only (symlinks recreated)
+  std::vector<std::string> preload;
+  std::string seccomp_bpf;              // raw BPF, loaded by each run
+  int64_t host_uid_base = 100000;
+  int sandbox_uid = 1000;               // uid/gid of the program inside
+  bool netns_per_run = true;
+};
+
+class Zygote {
+ public:
+  static Expected<std::unique_ptr<Zygote>> Start(const ZygoteOptions& opt);
+  ~Zygote();  // closes the control socket, kills and reaps the process
+
+  // Hands one run's fds to the zygote ([request memfd, stdin, stdout, stderr, status, cgroup fds...]).
+  Status Submit(const std::vector<int>& fds);
+  bool alive();  // false once it died (reaped here) or was killed
+  // SIGKILLs the zygote and so every run it started (the destructor still reaps it).
+  void Kill();
+  pid_t pid() const { return pid_; }
+
+ private:
+  Zygote() = default;
+  pid_t pid_ = -1;
+  int ctl_ = -1;
+  std::mutex mu_;
+  bool dead_ = false;
+};
+
+}  // namespace k2::sandbox::detail

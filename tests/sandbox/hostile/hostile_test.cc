@@ -1,0 +1,288 @@
+// The hostile-program suite: each attack must be contained, reported with the right status, leave the
+// host untouched and the sandbox serving; the last test checks that nothing at all is left behind.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "sandbox/sandbox.h"
+#include "tests/sandbox/sandbox_test.h"
+
+namespace k2::sandbox {
+namespace {
+
+using testing::Bash;
+using testing::Py;
+
+// One sandbox for the suite; a canary run after each attack proves it still serves.
+class Hostile : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    mounts_before_ = new std::string(testing::MountTable());
+    SandboxConfig cfg = testing::TestConfig();
+    cfg.host_uid_base = 200000;
+    auto s = Sandbox::Create(cfg);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    sb_ = s->release();
+  }
+  static void TearDownTestSuite() {
+    delete sb_;
+    sb_ = nullptr;
+  }
+  void TearDown() override {
+    auto canary = sb_->Run(Py("print('alive')"));
+    EXPECT_EQ(canary.status, RunStatus::kOk) << canary.message << canary.stderr_data;
+    EXPECT_EQ(canary.stdout_data, "alive\n");
+    testing::ExpectNoRunLeftovers(*sb_);
+  }
+  static RunResult Run(RunRequest r) {
+    r.limits.memory_mb = std::min<int64_t>(r.limits.memory_mb, 128);
+    r.limits.pids = std::min(r.limits.pids, 32);
+    return sb_->Run(r);
+  }
+  static Sandbox* sb_;
+  static std::string* mounts_before_;
+};
+Sandbox* Hostile::sb_ = nullptr;
+std::string* Hostile::mounts_before_ = nullptr;
+
+TEST_F(Hostile, ForkBombIsBoundedByThePidsLimit) {
+  auto r = Run(Py("import os\nn = 0\nwhile True:\n    try:\n        os.fork(); n += 1\n    except OSError:\n        pass", 2));
+  EXPECT_EQ(r.status, RunStatus::kTimeout) << r.message;
+  auto b = Run(Bash(":(){ :|:& };:; sleep 1; echo done", 3));
+  EXPECT_NE(b.status, RunStatus::kSandboxError) << b.message;
+  EXPECT_LT(b.wall_s, 8.0);
+}
+
+TEST_F(Hostile, MemoryBombIsKilled) {
+  auto r = Run(Py("a = []\nwhile True:\n    a.append(bytearray(1 << 20))", 10));
+  EXPECT_EQ(r.status, RunStatus::kMemoryLimit) << r.message << r.stderr_data;
+  auto b = Run(Bash("x=a; while true; do x=$x$x; done", 10));
+  EXPECT_EQ(b.status, RunStatus::kMemoryLimit) << b.message << b.stderr_data;
+}
+
+TEST_F(Hostile, CpuSpinIsStoppedByTheCpuLimit) {
+  RunRequest req = Py("while True: pass", 30);
+  req.limits.cpu_s = 1;
+  auto r = Run(req);
+  EXPECT_EQ(r.status, RunStatus::kTimeout) << r.message;
+  EXPECT_LT(r.wall_s, 20);
+}
+
+TEST_F(Hostile, SleepForeverIsStoppedByTheWallClock) {
+  auto r = Run(Bash("sleep infinity", 1));
+  EXPECT_EQ(r.status, RunStatus::kTimeout) << r.message;
+  EXPECT_LT(r.wall_s, 5);
+}
+
+TEST_F(Hostile, AGigabyteOfOutputIsCappedAndStopped) {
+  RunRequest req = Bash("head -c 1000000000 /dev/zero; echo end", 30);
+  req.limits.output_bytes = 1 << 20;
+  auto r = Run(req);
+  EXPECT_EQ(r.status, RunStatus::kOutputLimit) << r.message;
+  EXPECT_TRUE(r.stdout_truncated);
+  EXPECT_EQ(r.stdout_data.size(), size_t{1} << 20);
+  EXPECT_LT(r.wall_s, 20);
+  RunRequest err = Py("import sys\nwhile True: sys.stderr.write('e' * 65536)", 30);
+  err.limits.output_bytes = 1000;
+  auto e = Run(err);
+  EXPECT_EQ(e.status, RunStatus::kOutputLimit);
+  EXPECT_TRUE(e.stderr_truncated);
+}
+
+TEST_F(Hostile, WritesOutsideTheWorkDirFail) {
+  std::string marker = std::string(K2GYM_BINARY_DIR) + "/hostile_marker";
+  ::unlink(marker.c_str());
+  auto r = Run(Py(
+      "import os\nok = []\n"
+      "for p in ['/usr/evil', '/etc/evil', '/evil', '/proc/sys/kernel/hostname', '/dev/evil', '" + marker + "']:\n"
+      "    try:\n        open(p, 'w').write('x'); ok.append(p)\n    except OSError:\n        pass\n"
+      "print(ok)\nopen('/work/fine', 'w').write('ok')\nopen('/tmp/fine', 'w').write('ok')\nprint('wrote')"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "[]\nwrote\n");
+  EXPECT_FALSE(testing::PathExists(marker));
+  EXPECT_FALSE(testing::PathExists("/usr/evil"));
+}
+
+TEST_F(Hostile, SecretsAndTheProjectAreNotVisible) {
+  std::string project_file = std::string(K2GYM_SOURCE_DIR) + "/CMakeLists.txt";
+  ASSERT_TRUE(testing::PathExists(project_file));
+  auto r = Run(Py(
+      "import os\nseen = []\n"
+      "for p in ['/etc/shadow', '/etc/gshadow', '/root/.bashrc', '/home', '/proc/1/environ', '" + project_file + "', '" +
+      std::string(K2GYM_SOURCE_DIR) + "', '/sys/fs/cgroup', '/proc/kcore', '/dev/mem', '/dev/sda', '/dev/vda']:\n"
+      "    try:\n        os.listdir(p) if os.path.isdir(p) else open(p, 'rb').read(1); seen.append(p)\n"
+      "    except OSError:\n        pass\n"
+      "print(seen)"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.stderr_data;
+  // Even /proc/1/environ (the program's own: it is PID 1) is closed: setuid made it non-dumpable.
+  EXPECT_EQ(r.stdout_data, "[]\n");
+}
+
+TEST_F(Hostile, NoNetworkButLoopback) {
+  // A listener on the host's loopback must be unreachable from inside (separate network namespace).
+  int ls = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(ls, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(ls, 4), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(ls, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  auto r = Run(Py(
+      "import socket\nres = []\n"
+      "def tcp(h, p):\n    s = socket.socket(); s.settimeout(1)\n    try:\n        s.connect((h, p)); return 'open'\n"
+      "    except OSError as e:\n        return 'blocked'\n"
+      "res.append(tcp('127.0.0.1', " + std::to_string(port) + "))\n"
+      "res.append(tcp('1.1.1.1', 53))\nres.append(tcp('10.0.2.2', 80))\n"
+      "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+      "try:\n    u.sendto(b'x', ('8.8.8.8', 53)); res.append('udp sent')\nexcept OSError:\n    res.append('blocked')\n"
+      "try:\n    socket.getaddrinfo('example.com', 80); res.append('dns')\nexcept OSError:\n    res.append('blocked')\n"
+      "srv = socket.socket(); srv.bind(('127.0.0.1', 0)); srv.listen(1)\n"
+      "c = socket.create_connection(srv.getsockname()); res.append('loopback ok')\n"
+      "print(res)",
+      10));
+  ::close(ls);
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "['blocked', 'blocked', 'blocked', 'blocked', 'blocked', 'loopback ok']\n");
+}
+
+TEST_F(Hostile, PtraceAndNewUserNamespacesAreDenied) {
+  auto r = Run(Py(
+      "import ctypes, os, subprocess\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+      "child = subprocess.Popen(['sleep', '5'])\n"
+      "rc = libc.ptrace(16, child.pid, 0, 0)\nprint('ptrace', rc, ctypes.get_errno())\n"
+      "child.kill()\n"
+      "print('unshare', libc.unshare(0x10000000), ctypes.get_errno())\n"
+      "p = subprocess.run(['unshare', '-U', 'true'], capture_output=True)\nprint('unshare(1)', p.returncode != 0)\n"
+      "p = subprocess.run(['strace', '-o', '/dev/null', 'true'], capture_output=True)\nprint('strace', p.returncode != 0)\n"
+      "print('mount', libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 0, None), ctypes.get_errno())\n"
+      "print('bpf', libc.syscall(321, 0, 0, 0), ctypes.get_errno())\n"
+      "print('io_uring', libc.syscall(425, 1, 0), ctypes.get_errno())\n"
+      "print('keyctl', libc.syscall(250, 0, 0), ctypes.get_errno())\n"
+      "print('perf', libc.syscall(298, 0, 0, -1, -1, 0), ctypes.get_errno())\n",
+      10));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data,
+            "ptrace -1 1\nunshare -1 1\nunshare(1) True\nstrace True\nmount -1 1\nbpf -1 1\nio_uring -1 1\n"
+            "keyctl -1 1\nperf -1 1\n");
+}
+
+TEST_F(Hostile, KillEverythingOnlyKillsTheRunItself) {
+  auto r = Run(Bash("sleep 100 & kill -9 -1; echo after", 5));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.message;
+  EXPECT_EQ(r.stdout_data, "after\n");
+  // Signalling every pid number, the parent (0 inside) and PID 1's parent is harmless too.
+  auto s = Run(Py("import os, signal\nn = 0\nfor pid in range(2, 70000):\n    try:\n        os.kill(pid, signal.SIGKILL); n += 1\n"
+                  "    except OSError:\n        pass\nprint(n, os.getppid())", 20));
+  EXPECT_EQ(s.status, RunStatus::kOk) << s.message;
+  EXPECT_EQ(s.stdout_data, "0 0\n");
+}
+
+TEST_F(Hostile, SetuidBinariesGiveNoPrivileges) {
+  auto r = Run(Bash("ls -l /usr/bin/passwd | cut -c1-10; su -c id root </dev/null 2>/dev/null; echo su=$?; "
+                    "mount -t tmpfs x /tmp 2>/dev/null; echo mount=$?; id -u",
+                    10));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data.find("su=0"), std::string::npos) << r.stdout_data;
+  EXPECT_EQ(r.stdout_data.find("uid=0"), std::string::npos) << r.stdout_data;
+  EXPECT_EQ(r.stdout_data.find("mount=0"), std::string::npos) << r.stdout_data;
+  EXPECT_NE(r.stdout_data.find("\n1000\n"), std::string::npos) << r.stdout_data;
+}
+
+TEST_F(Hostile, SymlinkAndHardlinkEscapesFail) {
+  RunRequest req = Py(
+      "import os\nos.symlink('/etc/passwd', 'link')\nos.symlink('/proc/self/environ', 'env')\n"
+      "os.makedirs('d'); os.symlink('/usr/bin', 'd/up')\nres = []\n"
+      "for src in ['/usr/bin/python3', '/etc/passwd']:\n"
+      "    try:\n        os.link(src, 'hard'); res.append('linked')\n    except OSError:\n        res.append('blocked')\n"
+      "print(res)");
+  req.fetch_files = {"link", "env", "d/up/python3"};
+  auto r = Run(req);
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "['blocked', 'blocked']\n");
+  EXPECT_TRUE(r.files.empty()) << "a fetched symlink was followed";
+  EXPECT_NE(r.message.find("link"), std::string::npos) << r.message;
+}
+
+TEST_F(Hostile, ProcShowsOnlyTheRunsOwnProcesses) {
+  auto r = Run(Py("import os\npids = sorted(int(p) for p in os.listdir('/proc') if p.isdigit())\n"
+                  "cmds = [open('/proc/%d/cmdline' % p, 'rb').read() for p in pids]\n"
+                  "print(pids, any(b'sandbox_' in c for c in cmds))"));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "[1] False\n");
+}
+
+TEST_F(Hostile, OrphansAndZombiesDieWithTheRun) {
+  auto r = Run(Bash("(setsid sleep 1000 &) ; (sleep 1000 &); for i in 1 2 3; do (exit 0) & done; echo bye", 5));
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.message;
+  EXPECT_EQ(r.stdout_data, "bye\n");
+  // TearDown checks that no process with the program's uid is left on the host.
+}
+
+TEST_F(Hostile, FillingTmpStopsAtTheTmpfsCap) {
+  RunRequest req = Bash("dd if=/dev/zero of=/tmp/fill bs=1M count=100000 2>/dev/null; echo rc=$?; "
+                        "du -m /tmp/fill | cut -f1", 20);
+  req.limits.tmpfs_mb = 8;
+  auto r = Run(req);
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.message << r.stderr_data;
+  EXPECT_NE(r.stdout_data.find("rc=1"), std::string::npos) << r.stdout_data;
+  EXPECT_NE(r.stdout_data.find("\n8\n"), std::string::npos) << r.stdout_data;
+}
+
+TEST_F(Hostile, ExhaustingFileDescriptorsHitsRlimit) {
+  RunRequest req = Py("import os\nfds = []\ntry:\n    while True: fds.append(os.open('/dev/null', os.O_RDONLY))\n"
+                      "except OSError as e:\n    print(len(fds) < 64, e.errno)");
+  req.limits.open_files = 64;
+  auto r = Run(req);
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "True 24\n");
+}
+
+TEST_F(Hostile, AHundredConcurrentHostileRuns) {
+  const std::vector<RunRequest> attacks = {
+      Py("import os\nwhile True:\n    try: os.fork()\n    except OSError: pass", 2),
+      // Generous walls for the attacks that must hit another limit: 64 runs share 2 cores here.
+      Py("a = []\nwhile True: a.append(bytearray(32 << 20))", 60),
+      Py("while True: pass", 2),
+      Bash("sleep 100", 1),
+      Bash("yes", 60),
+  };
+  const RunStatus expected[] = {RunStatus::kTimeout, RunStatus::kMemoryLimit, RunStatus::kTimeout, RunStatus::kTimeout,
+                                RunStatus::kOutputLimit};
+  std::vector<std::future<RunResult>> futs;
+  for (int i = 0; i < 100; ++i) {
+    RunRequest r = attacks[i % attacks.size()];
+    r.limits.memory_mb = 64;
+    r.limits.pids = 16;
+    r.limits.cpu_s = 1;
+    r.limits.cpus = 0.5;
+    r.limits.output_bytes = 1 << 16;
+    futs.push_back(sb_->RunAsync(r));
+  }
+  for (int i = 0; i < 100; ++i) {
+    auto r = futs[i].get();
+    EXPECT_EQ(r.status, expected[i % attacks.size()]) << i << ": " << r.message << r.stderr_data.substr(0, 200);
+  }
+}
+
+// Runs last (gtest keeps declaration order): after the suite nothing is left on the host.
+TEST_F(Hostile, ZzNothingIsLeftBehindAfterTheSuite) {
+  std::string cg = sb_->cgroup_dirs(), root = sb_->root_dir();
+  delete sb_;
+  auto s = Sandbox::Create(testing::TestConfig());  // TearDown's canary needs a sandbox
+  ASSERT_TRUE(s.ok());
+  sb_ = s->release();
+  EXPECT_TRUE(testing::HostPidsWithUid(200000, 200000 + 65536).empty()) << "sandbox processes left";
+  for (auto& d : testing::Split(cg, ':')) EXPECT_FALSE(testing::PathExists(d)) << "cgroup left: " << d;
+  EXPECT_FALSE(testing::PathExists(root)) << "temp dir left: " << root;
+  EXPECT_EQ(testing::MountTable(), *mounts_before_) << "host mount table changed";
+}
+
+}  // namespace
+}  // namespace k2::sandbox

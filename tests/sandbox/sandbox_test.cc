@@ -1,0 +1,232 @@
+// Behaviour of Sandbox::Run: languages, stdin, files in/out, statuses for each limit, request
+// validation, the warm pool against the cold reference, async runs and cleanup on destruction.
+#include "sandbox/sandbox.h"
+
+#include <thread>
+
+#include "sandbox/detail/base64.h"
+#include "tests/sandbox/sandbox_test.h"
+
+namespace k2::sandbox {
+namespace {
+
+using testing::Bash;
+using testing::Py;
+using testing::Shared;
+
+TEST(Sandbox, RunsPythonAndCapturesStdoutStderrAndExitCode) {
+  auto r = Shared().Run(Py("import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(3)"));
+  EXPECT_EQ(r.status, RunStatus::kRuntimeError) << r.message;
+  EXPECT_EQ(r.exit_code, 3);
+  EXPECT_EQ(r.stdout_data, "out\n");
+  EXPECT_EQ(r.stderr_data, "err\n");
+  EXPECT_FALSE(r.stdout_truncated);
+}
+
+TEST(Sandbox, RunsBashWithStdin) {
+  RunRequest req = Bash("read a; read b; echo $((a + b)); echo done >&2");
+  req.stdin_data = "2\n40\n";
+  auto r = Shared().Run(req);
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.message << r.stderr_data;
+  EXPECT_EQ(r.stdout_data, "42\n");
+  EXPECT_EQ(r.stderr_data, "done\n");
+  EXPECT_EQ(r.exit_code, 0);
+}
+
+TEST(Sandbox, PythonReadsStdinAndUncaughtExceptionIsRuntimeError) {
+  RunRequest req = Py("x = int(input())\nprint(x * 2)\nraise ValueError('boom')");
+  req.stdin_data = "21\n";
+  auto r = Shared().Run(req);
+  EXPECT_EQ(r.status, RunStatus::kRuntimeError);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.stdout_data, "42\n");
+  EXPECT_NE(r.stderr_data.find("ValueError: boom"), std::string::npos) << r.stderr_data;
+}
+
+TEST(Sandbox, FilesGoInAndComeOutByteExact) {
+  std::string binary;
+  for (int i = 0; i < 256; ++i) binary += static_cast<char>(i);
+  RunRequest req = Py(
+      "data = open('in/blob.bin','rb').read()\n"
+      "open('out.bin','wb').write(data[::-1])\n"
+      "import os\nos.makedirs('d/e', exist_ok=True)\nopen('d/e/f.txt','w').write('nested')\n");
+  req.files["in/blob.bin"] = binary;
+  req.fetch_files = {"out.bin", "d/e/f.txt", "missing.txt"};
+  auto r = Shared().Run(req);
+  ASSERT_EQ(r.status, RunStatus::kOk) << r.message << r.stderr_data;
+  std::string rev(binary.rbegin(), binary.rend());
+  EXPECT_EQ(r.files["out.bin"], rev);
+  EXPECT_EQ(r.files["d/e/f.txt"], "nested");
+  EXPECT_EQ(r.files.count("missing.txt"), 0u);
+  EXPECT_NE(r.message.find("missing.txt"), std::string::npos) << r.message;
+}
+
+TEST(Sandbox, WallClockLimitGivesTimeout) {
+  auto r = Shared().Run(Py("import time\ntime.sleep(30)", /*wall_s=*/0.5));
+  EXPECT_EQ(r.status, RunStatus::kTimeout) << r.message;
+  EXPECT_LT(r.wall_s, 5.0);
+  EXPECT_NE(r.message.find("wall-clock"), std::string::npos);
+}
+
+TEST(Sandbox, CpuLimitGivesTimeoutBeforeTheWallClock) {
+  RunRequest req = Py("while True:\n    pass", /*wall_s=*/20);
+  req.limits.cpu_s = 0.5;
+  auto r = Shared().Run(req);
+  EXPECT_EQ(r.status, RunStatus::kTimeout) << r.message;
+  EXPECT_LT(r.wall_s, 15.0);
+  EXPECT_GE(r.cpu_s, 0.4);
+}
+
+TEST(Sandbox, MemoryLimitGivesMemoryLimit) {
+  RunRequest req = Py("x = bytearray(400 * 1024 * 1024)\nprint(len(x))");
+  req.limits.memory_mb = 64;
+  auto r = Shared().Run(req);
+  EXPECT_EQ(r.status, RunStatus::kMemoryLimit) << r.message << r.stderr_data;
+}
+
+TEST(Sandbox, OutputCapTruncatesAndReportsOutputLimit) {
+  RunRequest req = Py("import sys\nwhile True:\n    sys.stdout.write('x' * 4096)");
+  req.limits.output_bytes = 10000;
+  auto r = Shared().Run(req);
+  EXPECT_EQ(r.status, RunStatus::kOutputLimit) << r.message;
+  EXPECT_TRUE(r.stdout_truncated);
+  EXPECT_EQ(r.stdout_data.size(), 10000u);
+}
+
+TEST(Sandbox, OutputExactlyAtTheCapIsNotTruncated) {
+  RunRequest req = Py("import sys\nsys.stdout.write('y' * 5000)");
+  req.limits.output_bytes = 5000;
+  auto r = Shared().Run(req);
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.message;
+  EXPECT_FALSE(r.stdout_truncated);
+  EXPECT_EQ(r.stdout_data.size(), 5000u);
+}
+
+TEST(Sandbox, RejectsBadRequestsWithTheFieldName) {
+  RunRequest lang = Py("print(1)");
+  lang.language = "cobol";
+  auto r = Shared().Run(lang);
+  EXPECT_EQ(r.status, RunStatus::kSandboxError);
+  EXPECT_NE(r.message.find("language"), std::string::npos) << r.message;
+
+  RunRequest path = Py("print(1)");
+  path.files["../escape"] = "x";
+  r = Shared().Run(path);
+  EXPECT_EQ(r.status, RunStatus::kSandboxError);
+  EXPECT_NE(r.message.find("files"), std::string::npos) << r.message;
+
+  RunRequest abs = Py("print(1)");
+  abs.fetch_files = {"/etc/passwd"};
+  r = Shared().Run(abs);
+  EXPECT_EQ(r.status, RunStatus::kSandboxError);
+  EXPECT_NE(r.message.find("fetch_files"), std::string::npos) << r.message;
+
+  RunRequest lim = Py("print(1)");
+  lim.limits.memory_mb = 1;
+  r = Shared().Run(lim);
+  EXPECT_EQ(r.status, RunStatus::kSandboxError);
+  EXPECT_NE(r.message.find("memory_mb"), std::string::npos) << r.message;
+}
+
+TEST(Sandbox, EachRunGetsAFreshWorkDirAndRng) {
+  auto a = Shared().Run(Py("import os, random\nopen('mark','w').write('1')\nprint(random.random())"));
+  auto b = Shared().Run(Py("import os, random\nprint(os.path.exists('mark'))\nprint(random.random())"));
+  ASSERT_EQ(a.status, RunStatus::kOk) << a.message << a.stderr_data;
+  ASSERT_EQ(b.status, RunStatus::kOk) << b.message << b.stderr_data;
+  auto lines = testing::Split(b.stdout_data, '\n');
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], "False");
+  EXPECT_NE(lines[1] + "\n", a.stdout_data) << "two runs drew the same random number";
+}
+
+TEST(Sandbox, RunsAsPid1UnprivilegedWithNoCapabilities) {
+  auto r = Shared().Run(Py(
+      "import os\nprint(os.getpid(), os.getuid(), os.geteuid())\n"
+      "st = open('/proc/self/status').read()\n"
+      "print([l.split()[1] for l in st.splitlines() if l.split()[0] in ('CapEff:','CapPrm:','CapBnd:','NoNewPrivs:','Seccomp:')])"));
+  ASSERT_EQ(r.status, RunStatus::kOk) << r.stderr_data;
+  EXPECT_EQ(r.stdout_data,
+            "1 1000 1000\n['0000000000000000', '0000000000000000', '0000000000000000', '1', '2']\n");
+}
+
+// The warm pool (forked, pre-imported interpreter) must behave like a fresh python3 per run.
+TEST(Sandbox, WarmPoolMatchesColdReference) {
+  SandboxConfig cold_cfg = testing::TestConfig();
+  cold_cfg.warm = false;
+  cold_cfg.workers = 1;
+  auto cold = Sandbox::Create(cold_cfg);
+  ASSERT_TRUE(cold.ok()) << cold.status().ToString();
+  std::vector<RunRequest> programs = {
+      Py("print(sum(range(10)))"),
+      Py("import sys\nprint(__name__, sys.argv)\nsys.exit(2)"),
+      Py("import json\nprint(json.dumps({'a': [1, 2]}))\nraise SystemExit('bye')"),
+      Py("import os\nprint(sorted(os.listdir('.')), os.getcwd())"),
+      Py("print(input()[::-1])"),
+      Bash("echo $((6*7)); exit 5"),
+      Py("import threading\nt = threading.Thread(target=lambda: print('thread'))\nt.start()"),
+      Py("import atexit\natexit.register(lambda: print('atexit'))\nprint('main')"),
+  };
+  programs[4].stdin_data = "abc\n";
+  for (const auto& p : programs) {
+    auto w = Shared().Run(p);
+    auto c = (*cold)->Run(p);
+    EXPECT_EQ(w.status, c.status) << p.code << "\n" << w.message << " / " << c.message;
+    EXPECT_EQ(w.exit_code, c.exit_code) << p.code;
+    EXPECT_EQ(w.stdout_data, c.stdout_data) << p.code;
+    EXPECT_EQ(w.stderr_data, c.stderr_data) << p.code;
+  }
+}
+
+TEST(Sandbox, RunAsyncRunsConcurrently) {
+  std::vector<std::future<RunResult>> futs;
+  for (int i = 0; i < 8; ++i) {
+    futs.push_back(Shared().RunAsync(Py("import time\ntime.sleep(0.5)\nprint(" + std::to_string(i) + ")")));
+  }
+  for (int i = 0; i < 8; ++i) {
+    auto r = futs[i].get();
+    EXPECT_EQ(r.status, RunStatus::kOk) << r.message;
+    EXPECT_EQ(r.stdout_data, std::to_string(i) + "\n");
+  }
+}
+
+TEST(Sandbox, DestructionRemovesZygotesCgroupsAndRootDir) {
+  std::string mounts_before = testing::MountTable();
+  SandboxConfig cfg = testing::TestConfig();
+  cfg.host_uid_base = 300000;  // distinct from the shared sandbox so its zygotes can be told apart
+  auto sb = Sandbox::Create(cfg);
+  ASSERT_TRUE(sb.ok()) << sb.status().ToString();
+  auto r = (*sb)->RunAsync(Py("import time\ntime.sleep(60)", 60));  // in flight at destruction
+  auto r2 = (*sb)->Run(Bash("sleep 100 & echo started"));
+  EXPECT_EQ(r2.status, RunStatus::kOk) << r2.message;
+  std::string cg = (*sb)->cgroup_dirs(), root = (*sb)->root_dir();
+  EXPECT_FALSE(testing::HostPidsWithUid(300000, 300000).empty()) << "zygotes should run as the base uid";
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Destruction waits for the in-flight run (its zygote is killed, so it ends at once).
+  std::thread killer([&] { sb->reset(); });
+  auto res = r.get();
+  killer.join();
+  EXPECT_NE(res.status, RunStatus::kOk);
+  EXPECT_TRUE(testing::HostPidsWithUid(300000, 300000 + 65536).empty());
+  for (auto& d : testing::Split(cg, ':')) EXPECT_FALSE(testing::PathExists(d)) << d;
+  EXPECT_FALSE(testing::PathExists(root)) << root;
+  EXPECT_EQ(testing::MountTable(), mounts_before);
+}
+
+TEST(Base64, RoundTripsAllLengthsAndRejectsGarbage) {
+  std::string s;
+  for (int n = 0; n < 70; ++n) {
+    auto enc = Base64Encode(s);
+    EXPECT_EQ(enc.size() % 4, 0u);
+    auto dec = Base64Decode(enc);
+    ASSERT_TRUE(dec.ok()) << dec.status().ToString();
+    EXPECT_EQ(*dec, s);
+    s += static_cast<char>((n * 37) & 255);
+  }
+  EXPECT_EQ(Base64Encode("hello"), "aGVsbG8=");
+  EXPECT_FALSE(Base64Decode("aGVsbG8").ok());
+  EXPECT_FALSE(Base64Decode("aG!sbG8=").ok());
+  EXPECT_FALSE(Base64Decode("a=Vs").ok());
+}
+
+}  // namespace
+}  // namespace k2::sandbox
