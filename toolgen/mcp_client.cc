@@ -117,6 +117,8 @@ Expected<std::unique_ptr<Client>> Client::Connect(std::unique_ptr<Transport> tra
 
 Client::~Client() { Close(); }
 
+bool Client::alive() const { return transport_ && transport_->alive(); }
+
 std::string Client::Describe() const { return transport_ ? transport_->Describe() : "closed mcp client"; }
 
 Status Client::Initialize() {

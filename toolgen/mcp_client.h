@@ -63,6 +63,8 @@ class Client {
   const json& server_info() const { return server_info_; }
   const json& server_capabilities() const { return capabilities_; }
   std::string Describe() const;
+  // False once the server is gone (crashed, closed, oversize reply); every request then fails fast.
+  bool alive() const;
 
   // All pages of tools/list, each parsed strictly with ParseToolSpec (provenance as given).
   Expected<std::vector<ToolSpec>> ListTools(const std::string& provenance);

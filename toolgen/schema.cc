@@ -11,6 +11,7 @@
 
 #include "toolgen/schema.h"
 
+#include <algorithm>
 #include <cmath>
 #include <regex>
 #include <set>
@@ -363,15 +364,23 @@ Status Schema::Validate(const json& given) const {
   }
   if (ok) return Status::Ok();
   // The deepest error is the most specific one; valijson also reports every enclosing level.
+  std::vector<valijson::ValidationResults::Error> errors;
   valijson::ValidationResults::Error err, best;
-  size_t n = 0;
   bool have = false;
   while (results.popError(err)) {
-    ++n;
     if (!have || err.context.size() > best.context.size()) {
       best = err;
       have = true;
     }
+    errors.push_back(err);
+  }
+  // valijson also reports every enclosing level of a failure ("failed to validate property x"); only
+  // errors outside the chosen one's ancestry are other problems worth counting.
+  size_t others = 0;
+  for (const auto& e : errors) {
+    bool ancestor = e.context.size() <= best.context.size() &&
+                    std::equal(e.context.begin(), e.context.end(), best.context.begin());
+    if (!ancestor) ++others;
   }
   if (!have) return InvalidArgument("/: does not match the schema");
   const json* at = nullptr;
@@ -398,7 +407,7 @@ Status Schema::Validate(const json& given) const {
     }
   }
   std::string msg = ptr + ": " + what;
-  if (n > 1) msg += " (" + std::to_string(n - 1) + " more error(s), here or at enclosing levels)";
+  if (others > 0) msg += " (and " + std::to_string(others) + " more error(s) elsewhere)";
   return InvalidArgument(msg);
 }
 

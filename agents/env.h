@@ -1,0 +1,134 @@
+// The Gym-like environment API: Env (reset/step/close over chat messages), ToolEnv (the tool-call loop
+// most environments share), Scorer injection, and the registry that makes environments by name.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "core/message.h"
+#include "core/status.h"
+#include "toolgen/tool_spec.h"
+
+namespace k2::agents {
+
+// What step() returns. The observation is the environment's answer to the action: one "tool" message per
+// tool call (in call order); empty when the action ended the episode.
+struct StepResult {
+  std::vector<Message> observation;
+  double reward = 0;        // the environment's own signal (+ the injected scorer's at termination)
+  bool terminated = false;  // the episode ended on its own terms (final answer, goal reached)
+  bool truncated = false;   // cut short: step limit, or the environment broke (info.env_error says why)
+  json info = json::object();
+  json ToJson() const;
+};
+
+// Task-level reward from outside agents/ (rewards/ verifiers, rubric judges): called once at termination
+// with the task given to reset() and the whole transcript. agents/ never depends on rewards/; the caller
+// injects this. An error is reported in info.scorer_error and scores 0.
+using Scorer = std::function<Expected<double>(const json& task, const std::vector<Message>& transcript)>;
+
+// An environment. Observations and actions are chat messages in the OpenAI format (core/message.h).
+// Thread safety: one Env is driven by one thread at a time; different Envs may step concurrently.
+// Failure behaviour: bad model output (unknown tool, arguments that are not JSON or fail the schema) is
+// data: it yields an error tool message, never a Status. A Status error means the caller misused the API
+// (step before reset, an action that is not an assistant message) or the environment cannot continue.
+class Env {
+ public:
+  virtual ~Env() = default;
+  // Starts an episode. `task` is environment-specific JSON; returns the initial messages (system, user).
+  virtual Expected<std::vector<Message>> Reset(uint64_t seed, const json& task) = 0;
+  // Applies one assistant message: its tool calls are executed; no tool calls = the final answer.
+  virtual Expected<StepResult> Step(const Message& action) = 0;
+  // Releases resources (server processes, files). Idempotent; the destructor calls it too.
+  virtual void Close() {}
+  // The action space: the tools the assistant may call (names unique).
+  virtual std::vector<toolgen::ToolSpec> Tools() const = 0;
+  // The OpenAI `tools` array for a policy prompt.
+  json OpenAITools() const;
+
+  void set_scorer(Scorer s) { scorer_ = std::move(s); }
+
+ protected:
+  Scorer scorer_;
+};
+
+// What a tool implementation returns: the text the model sees, optional structured content, and whether
+// the tool itself failed (isError in MCP terms).
+struct ToolOutcome {
+  std::string text;
+  std::optional<json> structured;
+  bool is_error = false;
+};
+
+// The tool-call loop shared by MCP servers, synthetic domains and user environments: it checks the action,
+// rejects unknown tools and invalid arguments (JSON Schema) with an error tool message, calls Invoke for
+// the rest, counts steps (max_steps -> truncated), keeps the transcript and runs the scorer at the end.
+class ToolEnv : public Env {
+ public:
+  Expected<std::vector<Message>> Reset(uint64_t seed, const json& task) final;
+  Expected<StepResult> Step(const Message& action) final;
+  std::vector<toolgen::ToolSpec> Tools() const final;
+
+  const std::vector<Message>& transcript() const { return transcript_; }
+  int steps() const { return steps_; }
+
+ protected:
+  explicit ToolEnv(int max_steps) : max_steps_(max_steps) {}
+  // Installs the action space (compiles every schema; a malformed one is an error here, not at call time).
+  Status SetTools(std::vector<toolgen::ToolSpec> tools);
+
+  // Restores the initial state for `task`; returns the first messages (default: TaskMessages(task)).
+  virtual Expected<std::vector<Message>> OnReset(uint64_t seed, const json& task) = 0;
+  // Runs one validated tool call. A non-ok Status means the environment broke (server gone): the step
+  // is truncated and later steps fail until reset. Tool-level failures go in ToolOutcome::is_error.
+  virtual Expected<ToolOutcome> Invoke(const std::string& tool, const json& arguments) = 0;
+  // The environment's own reward when the assistant gives its final answer (default 0).
+  virtual double OnFinish(const Message& final_answer) { (void)final_answer; return 0; }
+
+  // {"system"?: string, "prompt"?: string, "messages"?: [OpenAI messages]} -> messages; other keys ignored
+  // (they belong to the scorer: rubric, expected state).
+  static Expected<std::vector<Message>> TaskMessages(const json& task, const std::string& default_system);
+
+ private:
+  int max_steps_;
+  std::vector<toolgen::CompiledTool> tools_;
+  std::map<std::string, size_t> by_name_;
+  std::vector<Message> transcript_;
+  json task_;
+  int steps_ = 0;
+  bool started_ = false;
+  bool done_ = false;
+  std::string broken_;  // why the environment cannot continue until reset
+};
+
+// Makes an environment from its JSON config. The config is checked strictly by the factory.
+using EnvFactory = std::function<Expected<std::unique_ptr<Env>>(const json& config)>;
+
+struct EnvInfo {
+  std::string name;
+  std::string description;
+  json example_config = json::object();
+};
+
+// Name -> factory. Global() holds the built-in kinds (`mcp`); users Register their own at startup.
+// Thread-safe.
+class EnvRegistry {
+ public:
+  static EnvRegistry& Global();
+  // AlreadyExists when `name` is taken; InvalidArgument for an empty name.
+  Status Register(EnvInfo info, EnvFactory factory);
+  Expected<std::unique_ptr<Env>> Make(const std::string& name, const json& config) const;
+  std::vector<EnvInfo> List() const;
+  bool Has(const std::string& name) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::pair<EnvInfo, EnvFactory>> envs_;
+};
+
+}  // namespace k2::agents
