@@ -7,12 +7,10 @@
 
 #include "rewards/ast_match.h"
 #include "rewards/budget.h"
+#include "rewards/code_verifier.h"
 #include "rewards/instruction.h"
 #include "rewards/math_verifier.h"
 #include "rewards/tool_verifier.h"
-#if K2GYM_REWARDS_HAVE_SANDBOX
-#include "rewards/code_verifier.h"
-#endif
 
 namespace k2::rewards {
 
@@ -255,10 +253,7 @@ bool RegisterReward(const std::string& type, RewardFactory factory) {
 }
 
 std::vector<std::string> RewardTypes() {
-  std::vector<std::string> out = {"ast", "budget", "gate", "if", "math", "product", "tool", "weighted_sum"};
-#if K2GYM_REWARDS_HAVE_SANDBOX
-  out.push_back("code");
-#endif
+  std::vector<std::string> out = {"ast", "budget", "code", "gate", "if", "math", "product", "tool", "weighted_sum"};
   std::lock_guard<std::mutex> l(RegistryMu());
   for (auto& [k, v] : Registry()) out.push_back(k);
   std::sort(out.begin(), out.end());
@@ -273,9 +268,7 @@ Expected<std::unique_ptr<Reward>> MakeReward(const json& config, const std::stri
     if (type == "if") return MakeInstructionReward(config, where);
     if (type == "tool") return MakeToolReward(config, where);
     if (type == "ast") return MakeAstReward(config, where);
-#if K2GYM_REWARDS_HAVE_SANDBOX
     if (type == "code") return MakeCodeReward(config, where);
-#endif
     if (type == "weighted_sum") {
       K2_RETURN_IF_ERROR(CheckKeys(config, {"terms"}, where));
       auto it = config.find("terms");
