@@ -124,7 +124,9 @@ StepStats Optimizer<T>::Step(int64_t step) {
   for (auto& p : ps)
     for (auto g : p.g) sq += static_cast<double>(g) * g;
   st.grad_norm = std::sqrt(sq);
-  const double clip = (cfg_.grad_clip > 0 && st.grad_norm > cfg_.grad_clip) ? cfg_.grad_clip / st.grad_norm : 1.0;
+  // torch.nn.utils.clip_grad_norm_ convention: coef = max_norm / (norm + 1e-6), applied when below 1.
+  const double coef = cfg_.grad_clip > 0 ? cfg_.grad_clip / (st.grad_norm + 1e-6) : 1.0;
+  const double clip = coef < 1.0 ? coef : 1.0;
   const T lr = static_cast<T>(st.lr), wd = static_cast<T>(cfg_.weight_decay), gs = static_cast<T>(clip);
   const T b1 = static_cast<T>(cfg_.adam_beta1), b2 = static_cast<T>(cfg_.adam_beta2), eps = static_cast<T>(cfg_.adam_eps);
   const T bc1 = static_cast<T>(1.0 - std::pow(cfg_.adam_beta1, static_cast<double>(step + 1)));
