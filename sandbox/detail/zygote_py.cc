@@ -158,12 +158,6 @@ def run_program(req, in_fd, out_fd, err_fd):
     resource.setrlimit(resource.RLIMIT_NOFILE, (req["nofile"], req["nofile"]))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (req["fsize"], req["fsize"]))
-    os.setgroups([])
-    for c in range(CAP_LAST + 1):
-        check(libc.prctl(PR_CAPBSET_DROP, c, 0, 0, 0), "capbset_drop")
-    check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "ambient")
-    # NOROOT|NOROOT_LOCKED|NO_SETUID_FIXUP_LOCKED|KEEP_CAPS_LOCKED: uid 0 can never regain capabilities.
-    check(libc.prctl(PR_SET_SECUREBITS, 0x1 | 0x2 | 0x8 | 0x20, 0, 0, 0), "securebits")
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)  # clears the permitted and effective capability sets
     check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
@@ -171,10 +165,6 @@ def run_program(req, in_fd, out_fd, err_fd):
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
     os.chdir("/work")
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/work", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
-           "PYTHONDONTWRITEBYTECODE": "1", "USER": "sandbox"}
-    os.environ.clear()
-    os.environ.update(env)
     code = req["code"]
     if req["lang"] == "bash":
         script_fd = os.memfd_create("main.sh", 0)
@@ -187,7 +177,7 @@ def run_program(req, in_fd, out_fd, err_fd):
     check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(FPROG), 0, 0), "seccomp")
     if req["lang"] == "bash":
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores SIGPIPE; bash expects the default
-        os.execve("/bin/bash", ["bash", "/dev/fd/3"], env)
+        os.execve("/bin/bash", ["bash", "/dev/fd/3"], ENV)
     random.seed()  # the zygote's RNG state must not be shared by every run
     sys.argv = ["main.py"]
     g = {"__name__": "__main__", "__builtins__": builtins, "__file__": "/work/main.py"}
@@ -275,8 +265,26 @@ def reap(*_):
                 pass
             os.close(fd)
 
+ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/work", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
+       "PYTHONDONTWRITEBYTECODE": "1", "USER": "sandbox"}
+
+def drop_inheritable_privileges():
+    # Done once here rather than per run (every page a run touches costs a copy-on-write fault): the
+    # zygote keeps its effective capabilities for the per-run mounts, but the empty bounding set, the
+    # cleared ambient set and the locked securebits pass to every child, so the program (after setuid)
+    # can never regain a capability, even by executing a setuid-root or file-capability binary.
+    os.setgroups([])
+    for c in range(CAP_LAST + 1):
+        check(libc.prctl(PR_CAPBSET_DROP, c, 0, 0, 0), "capbset_drop")
+    check(libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "ambient")
+    # NOROOT|NOROOT_LOCKED|NO_SETUID_FIXUP_LOCKED|KEEP_CAPS_LOCKED: uid 0 can never regain capabilities.
+    check(libc.prctl(PR_SET_SECUREBITS, 0x1 | 0x2 | 0x8 | 0x20, 0, 0, 0), "securebits")
+    os.environ.clear()
+    os.environ.update(ENV)
+
 def main():
     global OWN_PIDNS
+    drop_inheritable_privileges()
     OWN_PIDNS = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     ctl = socket.socket(fileno=3)
     signal.signal(signal.SIGCHLD, reap)

@@ -1,0 +1,159 @@
+// Throughput and latency of print(1): the sandbox's warm pool beside a bare `python3 -c` and Debian's
+// bubblewrap per run, measured in the same process with the same client threads (STYLE.md habit 13).
+//
+// usage: sandbox_bench [--runs N] [--threads T] [--workers W] [--no-netns] [--preload-default]
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "sandbox/sandbox.h"
+
+extern char** environ;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Stats {
+  double runs_per_s = 0, p50_ms = 0, p99_ms = 0;
+  int failures = 0;
+};
+
+// Runs `one` `runs` times from `threads` client threads; one() returns false on a wrong result.
+Stats Measure(int runs, int threads, const std::function<bool()>& one) {
+  std::vector<double> lat(static_cast<size_t>(runs));
+  std::atomic<int> next{0}, failures{0};
+  auto t0 = Clock::now();
+  std::vector<std::thread> ts;
+  for (int t = 0; t < threads; ++t) {
+    ts.emplace_back([&] {
+      for (int i; (i = next++) < runs;) {
+        auto a = Clock::now();
+        if (!one()) ++failures;
+        lat[static_cast<size_t>(i)] = std::chrono::duration<double, std::milli>(Clock::now() - a).count();
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::sort(lat.begin(), lat.end());
+  Stats s;
+  s.runs_per_s = runs / secs;
+  s.p50_ms = lat[lat.size() / 2];
+  s.p99_ms = lat[std::min(lat.size() - 1, lat.size() * 99 / 100)];
+  s.failures = failures;
+  return s;
+}
+
+// Spawns argv, returns true when it printed exactly "1\n" and exited 0.
+bool SpawnPrint1(const std::vector<std::string>& args) {
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return false;
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid;
+  int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  close(p[1]);
+  if (rc != 0) {
+    close(p[0]);
+    return false;
+  }
+  std::string out;
+  char buf[256];
+  ssize_t n;
+  while ((n = read(p[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  close(p[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0 && out == "1\n";
+}
+
+std::string CpuModel() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+  }
+  return "?";
+}
+
+void Print(const char* name, const Stats& s, const Stats& ref) {
+  std::printf("%-34s %9.1f runs/s  p50 %7.2f ms  p99 %7.2f ms  failures %d  throughput x%.2f of bare\n", name,
+              s.runs_per_s, s.p50_ms, s.p99_ms, s.failures, s.runs_per_s / ref.runs_per_s);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int runs = 300, threads = 4, workers = 2;
+  bool netns = true, preload_default = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
+    else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else if (a == "--workers" && i + 1 < argc) workers = std::atoi(argv[++i]);
+    else if (a == "--no-netns") netns = false;
+    else if (a == "--preload-default") preload_default = true;
+    else {
+      std::fprintf(stderr, "usage: %s [--runs N] [--threads T] [--workers W] [--no-netns] [--preload-default]\n", argv[0]);
+      return 2;
+    }
+  }
+  std::printf("machine: %s, %u hardware threads; load avg at start: ", CpuModel().c_str(),
+              std::thread::hardware_concurrency());
+  std::ifstream la("/proc/loadavg");
+  std::string load;
+  std::getline(la, load);
+  std::printf("%s\n", load.c_str());
+  std::printf("program: print(1); runs per variant: %d; client threads: %d; zygotes: %d; per-run netns: %s\n", runs,
+              threads, workers, netns ? "yes" : "no");
+
+  k2::sandbox::SandboxConfig cfg;
+  cfg.workers = workers;
+  cfg.per_run_netns = netns;
+  if (!preload_default) cfg.preload = {};
+  auto sb = k2::sandbox::Sandbox::Create(cfg);
+  if (!sb.ok()) {
+    std::fprintf(stderr, "sandbox: %s\n", sb.status().ToString().c_str());
+    return 1;
+  }
+  k2::sandbox::RunRequest req;
+  req.code = "print(1)";
+  auto sandboxed = [&] {
+    auto r = (*sb)->Run(req);
+    return r.status == k2::sandbox::RunStatus::kOk && r.stdout_data == "1\n";
+  };
+  const std::vector<std::string> bare = {cfg.python, "-c", "print(1)"};
+  const std::vector<std::string> bwrap = {"/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/usr",
+                                          "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+                                          "--symlink", "usr/bin", "/bin", "--proc", "/proc", "--dev", "/dev",
+                                          "--tmpfs", "/tmp", cfg.python, "-c", "print(1)"};
+  // Warm-up (first forks fault in the zygotes' pages), then the three variants back to back.
+  Measure(std::min(runs, 20), threads, sandboxed);
+  Stats s_bare = Measure(runs, threads, [&] { return SpawnPrint1(bare); });
+  Stats s_bwrap = Measure(runs, threads, [&] { return SpawnPrint1(bwrap); });
+  Stats s_sb = Measure(runs, threads, sandboxed);
+  Print("bare python3 -c (no isolation)", s_bare, s_bare);
+  Print("bwrap + python3 -c per run", s_bwrap, s_bare);
+  Print("k2gym sandbox (warm zygotes)", s_sb, s_bare);
+  std::printf("ratio sandbox/bwrap throughput: x%.2f; goal >= 150 runs/s: %s\n", s_sb.runs_per_s / s_bwrap.runs_per_s,
+              s_sb.runs_per_s >= 150 ? "met" : "NOT met");
+  return s_sb.failures + s_bare.failures + s_bwrap.failures > 0 ? 1 : 0;
+}
