@@ -38,7 +38,24 @@ int main(int argc, char** argv) {
   double mb = argc > 1 ? std::atof(argv[1]) : 4.0;
   int vocab = argc > 2 ? std::atoi(argv[2]) : 8192;
   std::string train = testing::GenerateCorpus(1, 4 << 20);
-  std::string text = testing::GenerateCorpus(2, static_cast<size_t>(mb * (1 << 20)));
+  // The generated corpus repeats a small lexicon; interleave unseen words (random Latin, Cyrillic and Han
+  // letters) so that a realistic share of pieces needs merging rather than one lookup.
+  std::string text;
+  {
+    std::string base = testing::GenerateCorpus(2, static_cast<size_t>(mb * (1 << 20)));
+    k2::Rng rng(3);
+    static const char* kLetters[] = {"a", "e", "i", "o", "n", "r", "s", "t", "l", "k", "z", "q", "а", "е", "л", "н",
+                                     "ж", "水", "火", "山", "人", "é", "ü"};
+    size_t pos = 0;
+    while (pos < base.size()) {
+      size_t take = std::min<size_t>(base.size() - pos, 20 + rng.Below(40));
+      while (pos + take < base.size() && (static_cast<unsigned char>(base[pos + take]) & 0xC0) == 0x80) ++take;
+      text.append(base, pos, take);
+      pos += take;
+      text += ' ';
+      for (uint64_t k = 0, n = 3 + rng.Below(9); k < n; ++k) text += kLetters[rng.Below(std::size(kLetters))];
+    }
+  }
 
   BpeTrainOptions opt;
   opt.vocab_size = vocab;
@@ -87,7 +104,7 @@ int main(int argc, char** argv) {
               std::thread::hardware_concurrency());
   std::printf("tokenizer: Kimi-K2 pattern, %d ranks + %d specials (trained on 4 MiB in %.2fs, 1 thread)\n",
               tok->num_ranks(), tok->num_reserved(), train_s);
-  std::printf("text: %.2f MiB generated multilingual, %zu pieces, %zu tokens (%.2f bytes/token)\n", bytes / (1 << 20),
+  std::printf("text: %.2f MiB generated multilingual + unseen words, %zu pieces, %zu tokens (%.2f bytes/token)\n", bytes / (1 << 20),
               pieces.size(), fast.size(), bytes / fast.size());
   std::printf("pre-tokenize only : %8.2f MB/s\n", bytes / split_s / 1e6);
   std::printf("encode fast       : %8.2f MB/s\n", bytes / fast_s / 1e6);

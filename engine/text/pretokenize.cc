@@ -203,6 +203,7 @@ size_t ValidUtf8Prefix(std::string_view s) {
 
 struct Pretokenizer::Code {
   pcre2_code* code = nullptr;
+  bool jit = false;  // pcre2_jit_match (no per-call option checks) is usable
   ~Code() { pcre2_code_free(code); }
 };
 
@@ -219,9 +220,10 @@ Expected<Pretokenizer> Pretokenizer::Create(const std::string& pattern) {
                            std::to_string(off) + " of the translated pattern \"" + translated + "\"");
   }
   // JIT is an optimisation only: the interpreter gives the same matches when JIT is unavailable.
-  (void)pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+  bool jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
   auto c = std::make_shared<Code>();
   c->code = code;
+  c->jit = jit;
   Pretokenizer p;
   p.pattern_ = pattern;
   p.compiled_ = std::move(translated);
@@ -235,7 +237,9 @@ void Pretokenizer::SplitValid(std::string_view text, std::vector<std::string_vie
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t pos = 0, gap = 0;  // [gap, pos): bytes the regex skipped, not yet emitted
   while (pos < text.size()) {
-    int rc = pcre2_match(code_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
+    // The input is valid UTF-8 (Split checked it), so the JIT's fast entry point is safe.
+    int rc = code_->jit ? pcre2_jit_match(code_->code, subject, text.size(), pos, 0, md, nullptr)
+                        : pcre2_match(code_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
     // The JIT's fixed stack can run out on very long runs; the interpreter uses the heap instead.
     if (rc < 0 && rc != PCRE2_ERROR_NOMATCH)
       rc = pcre2_match(code_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK | PCRE2_NO_JIT, md, nullptr);

@@ -159,6 +159,17 @@ Expected<Tokenizer> Tokenizer::Create(std::vector<std::string> tokens, const std
       return InvalidArgument("ranks: byte 0x" + std::string(1, "0123456789abcdef"[b >> 4]) + "0123456789abcdef"[b & 15] +
                              " has no token: a byte-level BPE needs all 256 single bytes");
   t.tokens_ = std::move(tokens);
+  for (int b = 0; b < 256; ++b) t.byte_ids_[b] = t.Rank(std::string(1, char(b)));
+  size_t npairs = 0;
+  for (auto& tk : t.tokens_) npairs += tk.size() - 1;
+  t.pairs_.Build(npairs);
+  for (size_t r = 0; r < t.tokens_.size(); ++r) {
+    std::string_view tk = t.tokens_[r];
+    for (size_t k = 1; k < tk.size(); ++k) {
+      int a = t.Rank(tk.substr(0, k)), b = t.Rank(tk.substr(k));
+      if (a >= 0 && b >= 0) t.pairs_.Put(a, b, static_cast<int>(r));
+    }
+  }
   t.num_reserved_ = num_reserved;
   int base = t.num_ranks();
   t.specials_.assign(num_reserved, "");
@@ -282,6 +293,22 @@ Expected<std::string> Tokenizer::Decode(std::span<const int> ids) const {
 
 // ---- BPE merge ----------------------------------------------------------------------------------
 
+void Tokenizer::PairTable::Build(size_t n) {
+  size_t cap = 16;
+  while (cap < 2 * n + 16) cap <<= 1;  // load factor <= 1/2
+  keys.assign(cap, 0);
+  vals.assign(cap, -1);
+  mask = cap - 1;
+}
+
+void Tokenizer::PairTable::Put(int a, int b, int rank) {
+  uint64_t k = Key(a, b);
+  uint64_t i = Slot(k);
+  while (keys[i] != 0 && keys[i] != k) i = (i + 1) & mask;
+  keys[i] = k;
+  vals[i] = rank;  // (a, b) determines the bytes, hence the rank: a repeated Put writes the same value
+}
+
 namespace {
 // Pieces up to this many bytes use the quadratic array scan (tiktoken's own loop): for them it beats
 // the heap's allocation and bookkeeping. Longer pieces (long numbers are split, but whitespace runs,
@@ -290,43 +317,47 @@ constexpr size_t kSmallPiece = 48;
 }  // namespace
 
 void Tokenizer::MergeSmall(std::string_view piece, std::vector<int>* out) const {
-  // start[i]: byte offset of part i (start[n] = piece end); rank[i]: rank of parts i and i+1 merged.
-  size_t n = piece.size();
-  uint32_t start[kSmallPiece + 1];
+  // Parts are token ids; rank[i] is the rank of parts i and i+1 joined (a pair-table lookup: the
+  // concatenation of two tokens is a token iff the table has the pair). Same order of merges as the
+  // reference: lowest rank, leftmost first.
+  size_t parts = piece.size();
+  int id[kSmallPiece];
   int rank[kSmallPiece];
-  for (size_t i = 0; i <= n; ++i) start[i] = static_cast<uint32_t>(i);
-  auto pair_rank = [&](size_t i, size_t parts) {
-    if (i + 2 > parts) return INT_MAX;
-    int r = Rank(piece.substr(start[i], start[i + 2] - start[i]));
+  for (size_t i = 0; i < parts; ++i) id[i] = byte_ids_[static_cast<uint8_t>(piece[i])];
+  auto pair_rank = [&](size_t i) {
+    int r = pairs_.Get(id[i], id[i + 1]);
     return r < 0 ? INT_MAX : r;
   };
-  size_t parts = n;  // number of parts; start[parts] == n
-  for (size_t i = 0; i + 1 < parts; ++i) rank[i] = pair_rank(i, parts);
+  for (size_t i = 0; i + 1 < parts; ++i) rank[i] = pair_rank(i);
   while (parts > 1) {
     int best = INT_MAX;
     size_t bi = 0;
     for (size_t i = 0; i + 1 < parts; ++i)
       if (rank[i] < best) best = rank[i], bi = i;
     if (best == INT_MAX) break;
-    // Merge parts bi and bi+1: drop boundary bi+1.
-    for (size_t k = bi + 1; k < parts; ++k) start[k] = start[k + 1];
-    for (size_t k = bi + 1; k + 1 < parts - 1; ++k) rank[k] = rank[k + 1];
+    id[bi] = best;
+    for (size_t k = bi + 1; k + 1 < parts; ++k) id[k] = id[k + 1];
+    for (size_t k = bi + 1; k + 2 < parts; ++k) rank[k] = rank[k + 1];
     --parts;
-    if (bi + 1 < parts) rank[bi] = pair_rank(bi, parts);
-    if (bi > 0) rank[bi - 1] = pair_rank(bi - 1, parts);
+    if (bi + 1 < parts) rank[bi] = pair_rank(bi);
+    if (bi > 0) rank[bi - 1] = pair_rank(bi - 1);
   }
-  for (size_t i = 0; i < parts; ++i) out->push_back(Rank(piece.substr(start[i], start[i + 1] - start[i])));
+  out->insert(out->end(), id, id + parts);
 }
 
 void Tokenizer::MergeHeap(std::string_view piece, std::vector<int>* out) const {
-  // Parts are a doubly linked list indexed by their first byte; a pair is keyed by (rank, left start)
-  // so the heap pops the lowest rank, leftmost first, exactly like the reference's scan. Entries go
-  // stale when a neighbour merges; an entry is live iff its left part is alive and the right part
-  // still ends where the entry says.
+  // Parts are a doubly linked list indexed by their first byte, each with its token id; a pair is keyed
+  // by (rank, left start) so the heap pops the lowest rank, leftmost first, exactly like the
+  // reference's scan. Entries go stale when a neighbour merges; an entry is live iff its left part is
+  // alive and the right part still ends where the entry says.
   const uint32_t n = static_cast<uint32_t>(piece.size());
   std::vector<uint32_t> end(n), prev(n), next(n);
+  std::vector<int> id(n);
   std::vector<uint8_t> alive(n, 1);
-  for (uint32_t i = 0; i < n; ++i) end[i] = i + 1, prev[i] = i - 1, next[i] = i + 1;  // next == n: none
+  for (uint32_t i = 0; i < n; ++i) {
+    end[i] = i + 1, prev[i] = i - 1, next[i] = i + 1;  // next == n: none
+    id[i] = byte_ids_[static_cast<uint8_t>(piece[i])];
+  }
   using Entry = std::tuple<int, uint32_t, uint32_t>;  // rank, left start, right end
   std::vector<Entry> storage;
   storage.reserve(n);
@@ -334,7 +365,7 @@ void Tokenizer::MergeHeap(std::string_view piece, std::vector<int>* out) const {
   auto push = [&](uint32_t left) {
     uint32_t right = next[left];
     if (right >= n) return;
-    int r = Rank(piece.substr(left, end[right] - left));
+    int r = pairs_.Get(id[left], id[right]);
     if (r >= 0) heap.emplace(r, left, end[right]);
   };
   for (uint32_t i = 0; i + 1 < n; ++i) push(i);
@@ -344,13 +375,14 @@ void Tokenizer::MergeHeap(std::string_view piece, std::vector<int>* out) const {
     if (!alive[left] || next[left] >= n || end[next[left]] != right_end) continue;
     uint32_t right = next[left];
     alive[right] = 0;
+    id[left] = r;
     end[left] = end[right];
     next[left] = next[right];
     if (next[left] < n) prev[next[left]] = left;
     push(left);
     if (left > 0) push(prev[left]);
   }
-  for (uint32_t i = 0; i < n; i = end[i]) out->push_back(Rank(piece.substr(i, end[i] - i)));
+  for (uint32_t i = 0; i < n; i = end[i]) out->push_back(id[i]);
 }
 
 void Tokenizer::EncodePiece(std::string_view piece, std::vector<int>* out) const {

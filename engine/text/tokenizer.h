@@ -102,6 +102,27 @@ class Tokenizer {
   std::vector<std::string> specials_;  // id - num_ranks -> name
   std::vector<std::pair<std::string, int>> named_specials_;  // as given (for Save)
   std::unordered_map<std::string, int, SvHash, std::equal_to<>> ranks_;
+  // Fast path of the merge: (left id, right id) -> rank of their concatenated bytes, for every pair of
+  // tokens whose concatenation is a token (all two-token splits of every token). Open addressing,
+  // linear probing; keys are never 0 because a pair of ids is stored + 1.
+  struct PairTable {
+    std::vector<uint64_t> keys;
+    std::vector<int> vals;
+    uint64_t mask = 0;
+    void Build(size_t n);
+    void Put(int a, int b, int rank);
+    int Get(int a, int b) const {
+      uint64_t k = Key(a, b);
+      for (uint64_t i = Slot(k);; i = (i + 1) & mask) {
+        if (keys[i] == k) return vals[i];
+        if (keys[i] == 0) return -1;
+      }
+    }
+    static uint64_t Key(int a, int b) { return ((uint64_t(uint32_t(a)) << 32) | uint32_t(b)) + 1; }
+    uint64_t Slot(uint64_t k) const { return (k * 0x9E3779B97F4A7C15ull) >> 20 & mask; }
+  };
+  PairTable pairs_;
+  std::array<int, 256> byte_ids_{};  // rank of each single byte
   std::unordered_map<std::string, int, SvHash, std::equal_to<>> special_ids_;
   std::vector<int> specials_by_length_;  // indices into specials_, longest first (EncodeWithSpecial)
   std::array<bool, 256> special_first_byte_{};          // bytes a special name can start with
