@@ -3,6 +3,7 @@
 #include "toolgen/mcp_client.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -188,6 +189,63 @@ TEST(McpClient, EveryServerProcessIsReaped) {
   errno = 0;
   EXPECT_EQ(waitpid(-1, &status, WNOHANG), -1);
   EXPECT_EQ(errno, ECHILD);
+}
+
+}  // namespace
+}  // namespace k2::toolgen::mcp
+
+// Streamable HTTP against our loopback node server: JSON and SSE replies, session id, protocol header,
+// oversize body, JSON-RPC errors. Needs node (skips without it).
+namespace k2::toolgen::mcp {
+namespace {
+
+TEST(McpHttp, JsonAndSseRepliesWithSession) {
+  if (system("node --version >/dev/null 2>&1") != 0) GTEST_SKIP() << "node not on PATH";
+  // Ask the kernel for a free loopback port by letting node pick 0 is not observable from here; use a
+  // port derived from the pid in the dynamic range and retry a few.
+  std::unique_ptr<Transport> proc;
+  std::unique_ptr<Client> c;
+  for (int attempt = 0; attempt < 5 && !c; ++attempt) {
+    int port = 20000 + (getpid() * 7 + attempt * 131) % 30000;
+    StdioOptions o;
+    o.argv = {"node", std::string(K2GYM_SOURCE_DIR) + "/tests/toolgen/fake_mcp_http_server.js", std::to_string(port)};
+    o.close_grace_ms = 100;
+    auto p = StartStdio(o);
+    ASSERT_TRUE(p.ok());
+    proc = std::move(*p);
+    auto line = proc->Receive({Clock::now() + std::chrono::seconds(10), nullptr});  // "listening" is not JSON
+    if (line.status().code() != Code::kCorruption) continue;                        // port taken: node exited
+    auto t = ConnectHttp({.url = "http://127.0.0.1:" + std::to_string(port) + "/mcp", .max_message_bytes = 1u << 20});
+    ASSERT_TRUE(t.ok());
+    auto cl = Client::Connect(std::move(*t), {.timeout_ms = 5000});
+    ASSERT_TRUE(cl.ok()) << cl.status().ToString();
+    c = std::move(*cl);
+  }
+  ASSERT_NE(c, nullptr) << "could not start the loopback HTTP server";
+  EXPECT_EQ(c->server_info()["name"], "fake-http");
+  auto tools = c->ListTools("mcp:fake-http");
+  ASSERT_TRUE(tools.ok()) << tools.status().ToString();
+  EXPECT_EQ(tools->size(), 3u);
+  auto j = c->CallTool("json_echo", {{"text", "a"}});
+  ASSERT_TRUE(j.ok()) << j.status().ToString();
+  EXPECT_EQ(j->Text(), "a");
+  auto s = c->CallTool("sse_echo", {{"text", "b"}});  // notification skipped, split data lines joined
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->Text(), "sse:b");
+  auto big = c->CallTool("big", json::object());
+  EXPECT_EQ(big.status().code(), Code::kResourceExhausted) << big.status().ToString();
+  auto m = c->Request("resources/list", json::object());
+  EXPECT_EQ(m.status().code(), Code::kNotFound);
+  EXPECT_EQ(c->CallTool("json_echo", {{"text", "still"}})->Text(), "still");
+  c->Close();  // sends DELETE with the session id
+  EXPECT_EQ(ConnectHttp({.url = "ftp://x"}).status().code(), Code::kInvalidArgument);
+}
+
+TEST(McpHttp, NothingListeningIsUnavailable) {
+  auto t = ConnectHttp({.url = "http://127.0.0.1:9/mcp"});
+  ASSERT_TRUE(t.ok());
+  auto c = Client::Connect(std::move(*t), {.timeout_ms = 2000});
+  EXPECT_EQ(c.status().code(), Code::kUnavailable) << c.status().ToString();
 }
 
 }  // namespace
