@@ -170,18 +170,31 @@ class McpEnv final : public ToolEnv {
 
 }  // namespace
 
-Expected<McpEnvConfig> ParseMcpEnvConfig(const json& config) {
-  McpEnvConfig c;
-  K2_RETURN_IF_ERROR(config::Reader::Read(config, c, "", "mcp env config"));
+namespace {
+// The checks the struct's Visit cannot express; MakeMcpEnv runs them too (callers may build the struct).
+Status CheckMcpEnvConfig(const McpEnvConfig& c) {
   if (c.command.empty() == c.url.empty())
     return InvalidArgument("mcp env config: expected exactly one of \"command\" (stdio) or \"url\" (HTTP)");
   if (!c.env.is_object()) return InvalidArgument("mcp env config: env: expected an object of strings");
   for (auto& [k, v] : c.env.items())
     if (!v.is_string()) return InvalidArgument("mcp env config: env." + k + ": expected a string, got " + JsonTypeName(v));
+  if (c.servers != "per_env" && c.servers != "pooled")
+    return InvalidArgument("mcp env config: servers: expected \"per_env\" or \"pooled\", got " + json(c.servers).dump());
+  if (c.timeout_ms < 1 || c.max_steps < 1 || c.max_servers < 1 || c.max_message_bytes < 1024 || c.lease_timeout_ms < 0)
+    return InvalidArgument("mcp env config: timeout_ms, max_steps, max_servers must be >= 1, max_message_bytes >= 1024");
+  return Status::Ok();
+}
+}  // namespace
+
+Expected<McpEnvConfig> ParseMcpEnvConfig(const json& config) {
+  McpEnvConfig c;
+  K2_RETURN_IF_ERROR(config::Reader::Read(config, c, "", "mcp env config"));
+  K2_RETURN_IF_ERROR(CheckMcpEnvConfig(c));
   return c;
 }
 
 Expected<std::unique_ptr<Env>> MakeMcpEnv(const McpEnvConfig& config) {
+  K2_RETURN_IF_ERROR(CheckMcpEnvConfig(config));
   auto env = std::make_unique<McpEnv>(config);
   K2_RETURN_IF_ERROR(env->Init());
   return std::unique_ptr<Env>(std::move(env));

@@ -80,6 +80,10 @@ TEST(McpEnv, ConfigErrorsNameTheField) {
   EXPECT_NE(ParseMcpEnvConfig({{"comand", {"x"}}}).status().message().find("did you mean \"command\""), std::string::npos);
   EXPECT_NE(ParseMcpEnvConfig({{"command", {"x"}}, {"env", {{"A", 1}}}}).status().message().find("env.A"), std::string::npos);
   EXPECT_NE(ParseMcpEnvConfig({{"command", {"x"}}, {"servers", "shared"}}).status().message().find("servers"), std::string::npos);
+  McpEnvConfig direct;
+  direct.command = {"x"};
+  direct.env = {{"A", 1}};  // built in code, not parsed: MakeMcpEnv still checks
+  EXPECT_EQ(MakeMcpEnv(direct).status().code(), Code::kInvalidArgument);
   auto missing = EnvRegistry::Global().Make("mcp", {{"command", {"/nonexistent/server"}}});
   EXPECT_EQ(missing.status().code(), Code::kUnavailable);
 }
