@@ -2,6 +2,8 @@
 // The pattern is compiled once (JIT when available); matching allocates only its match data.
 #include "engine/text/pretokenize.h"
 
+#include "engine/text/kimi_split.h"
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
@@ -228,6 +230,7 @@ Expected<Pretokenizer> Pretokenizer::Create(const std::string& pattern) {
   p.pattern_ = pattern;
   p.compiled_ = std::move(translated);
   p.code_ = std::move(c);
+  p.kimi_fast_ = pattern == kKimiPattern;
   return p;
 }
 
@@ -261,11 +264,23 @@ void Pretokenizer::SplitValid(std::string_view text, std::vector<std::string_vie
 }
 
 void Pretokenizer::Split(std::string_view text, std::vector<std::string_view>* out) const {
+  SplitRuns(text, kimi_fast_, out);
+}
+
+void Pretokenizer::SplitReference(std::string_view text, std::vector<std::string_view>* out) const {
+  SplitRuns(text, false, out);
+}
+
+void Pretokenizer::SplitRuns(std::string_view text, bool fast, std::vector<std::string_view>* out) const {
   size_t i = 0;
   while (i < text.size()) {
     size_t valid = ValidUtf8Prefix(text.substr(i));
     if (valid > 0) {
-      SplitValid(text.substr(i, valid), out);
+      if (fast) {
+        detail::KimiSplitValid(text.substr(i, valid), out);
+      } else {
+        SplitValid(text.substr(i, valid), out);
+      }
       i += valid;
     } else {
       out->push_back(text.substr(i, 1));  // an invalid byte is a piece of its own

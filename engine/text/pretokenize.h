@@ -43,7 +43,12 @@ class Pretokenizer {
   // split by the regex (leftmost-first alternation, like tiktoken); text the regex does not match
   // becomes its own piece (tiktoken would drop it: we never lose bytes); each byte that is not part of
   // valid UTF-8 is a piece of one byte. The views point into `text`.
+  // For Kimi-K2's pattern the valid runs go through a hand-written splitter (engine/text/kimi_split.h);
+  // every other pattern runs on PCRE2.
   void Split(std::string_view text, std::vector<std::string_view>* out) const;
+  // Always PCRE2: the reference that tests and the benchmark compare the fast splitter with.
+  void SplitReference(std::string_view text, std::vector<std::string_view>* out) const;
+  bool has_fast_path() const { return kimi_fast_; }
 
   const std::string& pattern() const { return pattern_; }        // as given
   const std::string& pcre2_pattern() const { return compiled_; }  // after translation
@@ -51,7 +56,9 @@ class Pretokenizer {
  private:
   struct Code;
   void SplitValid(std::string_view text, std::vector<std::string_view>* out) const;
+  void SplitRuns(std::string_view text, bool fast, std::vector<std::string_view>* out) const;
   std::string pattern_, compiled_;
+  bool kimi_fast_ = false;
   std::shared_ptr<const Code> code_;
 };
 

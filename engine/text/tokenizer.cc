@@ -435,7 +435,7 @@ std::vector<int> Tokenizer::Encode(std::string_view text) const {
 
 std::vector<int> Tokenizer::EncodeReference(std::string_view text) const {
   std::vector<std::string_view> pieces;
-  pre_.Split(text, &pieces);
+  pre_.SplitReference(text, &pieces);
   std::vector<int> out;
   for (auto p : pieces) EncodePieceReference(p, &out);
   return out;

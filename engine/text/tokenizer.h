@@ -65,8 +65,9 @@ class Tokenizer {
   void Encode(std::string_view text, std::vector<int>* out) const;
   // Also recognizes special-token strings (all of them, longest first) and emits their ids.
   std::vector<int> EncodeWithSpecial(std::string_view text) const;
-  // The slow, obviously-correct reference of Encode: same pieces, then repeated merge of the adjacent
-  // pair with the lowest rank (leftmost on ties) on a vector of strings. Tests compare the two.
+  // The slow, obviously-correct reference of Encode: pieces from PCRE2 (never the hand-written
+  // splitter), then repeated merge of the adjacent pair with the lowest rank (leftmost on ties) on a
+  // vector of strings. Tests compare the two.
   std::vector<int> EncodeReference(std::string_view text) const;
   // BPE of one piece (no pre-tokenization), fast and reference; exposed for tests and the benchmark.
   void EncodePiece(std::string_view piece, std::vector<int>* out) const;

@@ -35,6 +35,10 @@ TEST(Pretokenizer, KimiPatternMatchesGoldenSplitsFromPythonRegex) {
     std::string text = c["text"];
     std::vector<std::string> want = c["pieces"];
     auto got = SplitAll(p, text);
+    std::vector<std::string_view> ref_views;
+    p.SplitReference(text, &ref_views);  // PCRE2 on the translated pattern
+    std::vector<std::string> ref(ref_views.begin(), ref_views.end());
+    if (ref != want && ++mismatches <= 5) ADD_FAILURE() << "PCRE2 reference differs on " << json(text).dump();
     if (got != want && ++mismatches <= 5) {
       ADD_FAILURE() << "text " << json(text).dump() << "\n  got  " << json(got).dump() << "\n  want "
                     << json(want).dump();
@@ -193,6 +197,48 @@ TEST(Pretokenizer, HanMeansTheScriptPropertyNotScriptExtensions) {
   EXPECT_EQ(SplitAll(p, "文本。"), (std::vector<std::string>{"文本", "。"}));
   EXPECT_EQ(ScriptPropertiesAsScript(R"([\p{Han}\p{L}\P{Greek}\p{^Han}\p{sc:Han}\\p{Han}])"),
             R"([\p{sc:Han}\p{L}\P{sc:Greek}\p{^sc:Han}\p{sc:Han}\\p{Han}])");
+}
+
+}  // namespace
+}  // namespace k2::text
+
+namespace k2::text {
+namespace {
+
+// The hand-written Kimi splitter (fast path) against PCRE2 running the translated pattern
+// (reference), on random strings drawn from characters at every class boundary of the pattern.
+TEST(Pretokenizer, KimiFastSplitterEqualsPcre2OnRandomText) {
+  Pretokenizer p = Kimi();
+  ASSERT_TRUE(p.has_fast_path());
+  const std::vector<std::string> pool = {
+      "a", "Z", "q", "É", "é", "ß", "ǅ", "ʰ", "ª", "\u0301", "\u0308", "\u0903", "中", "文", "〆", "々", "。", "、",
+      "ひ", "カ", "ー", "한", "Ж", "ж", "Δ", "δ", "ſ", "K", "0", "9", "٣", "²", "Ⅻ", "１", "½", " ", "  ", "\t", "\n",
+      "\r", "\r\n", "\u3000", "\u00a0", "\u2028", "\u0085", "\x0b", "\x0c", "\x1c", "'", "'s", "'S", "'ll", "'LL",
+      "'re", "'ve", "'m", "'d", "'t", "'x", "'ſ", ".", ",", "!", "?", "-", "_", "(", "$", "€", "😀", "👍", "\u200d",
+      "\u200b", "\ufeff", "\U0001F1EB", "\U00020000", "\U000E0101", "\U000F0000", "#", "@", "x²"};
+  Rng rng(77);
+  for (int t = 0; t < 20000; ++t) {
+    std::string s;
+    for (uint64_t i = 0, n = 1 + rng.Below(24); i < n; ++i) s += pool[rng.Below(pool.size())];
+    std::vector<std::string_view> fast, ref;
+    p.Split(s, &fast);
+    p.SplitReference(s, &ref);
+    ASSERT_EQ(std::vector<std::string>(fast.begin(), fast.end()), std::vector<std::string>(ref.begin(), ref.end()))
+        << json(s).dump();
+  }
+  // And on the golden corpus and generated multilingual text with invalid bytes.
+  std::string text;
+  for (int i = 0; i < 2000; ++i) text += pool[rng.Below(pool.size())] + (rng.Bernoulli(0.02) ? "\xff" : "");
+  std::vector<std::string_view> fast, ref;
+  p.Split(text, &fast);
+  p.SplitReference(text, &ref);
+  EXPECT_EQ(fast, ref);
+}
+
+TEST(Pretokenizer, OtherPatternsHaveNoFastPath) {
+  auto p = Pretokenizer::Create(R"(\p{L}+|\s+|.)");
+  ASSERT_TRUE(p.ok());
+  EXPECT_FALSE(p->has_fast_path());
 }
 
 }  // namespace
