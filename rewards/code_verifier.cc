@@ -105,9 +105,20 @@ class CodeReward : public Reward {
       for (size_t i = 0; i < results.size(); ++i) K2_RETURN_IF_ERROR(account(results[i], "io case " + std::to_string(i)));
     }
     if (!tests.empty()) {
-      // A `if __name__ == "__main__":` block of the response must not run (it would read stdin, which
-      // carries the harness's pass nonce): the program runs under a module name, as if imported.
-      auto c = sandbox::RunAssertTests(*sb_, language, "__name__ = \"solution\"\n" + program, tests, limits);
+      // The harness's pass nonce arrives on stdin. The program must not read it: it runs under a module
+      // name (its `if __name__ == "__main__":` block stays off), with fd 0 moved to a descriptor of our
+      // own and replaced by an empty pipe until the tests are done. A program that scans every open
+      // descriptor could still find it (docs/rewards.md, known limits); `input()` and sys.stdin cannot.
+      static const char* kPrologue =
+          "__name__ = \"solution\"\n"
+          "import os as _k2r_os\n"
+          "_k2r_stdin = _k2r_os.dup(0)\n"
+          "_k2r_r, _k2r_w = _k2r_os.pipe()\n"
+          "_k2r_os.close(_k2r_w)\n"
+          "_k2r_os.dup2(_k2r_r, 0)\n"
+          "_k2r_os.close(_k2r_r)\n";
+      static const char* kEpilogue = "\n_k2r_os.dup2(_k2r_stdin, 0)\n";
+      auto c = sandbox::RunAssertTests(*sb_, language, kPrologue + program, tests + kEpilogue, limits);
       K2_RETURN_IF_ERROR(account(c, "assert tests"));
     }
     r.value = static_cast<double>(passed) / total;
