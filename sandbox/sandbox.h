@@ -2,7 +2,8 @@
 // rlimits) through a warm pool of pre-forked zygotes; plus helpers that grade programs against tests.
 //
 // Ownership: a Sandbox owns its zygote processes, its cgroup subtree and its temporary root directory;
-// destroying it kills every run still in flight and removes all three. Thread safety: Run/RunAsync may
+// destroying it kills every RunAsync run still in flight (they end with kSandboxError) and removes all
+// three. Synchronous Run() calls made from other threads must have returned before destruction. Thread safety: Run/RunAsync may
 // be called from any number of threads at once. Failure behaviour: Run never throws and never leaves a
 // process, mount, cgroup or temp dir behind; anything the sandbox itself could not do is reported as
 // RunStatus::kSandboxError with a message. See docs/sandbox.md for the threat model.
