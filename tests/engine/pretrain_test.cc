@@ -85,8 +85,9 @@ TEST(Pretrain, ResumeRejectsAnotherModelConfig) {
   EXPECT_NE(r.status().ToString().find("config.json"), std::string::npos) << r.status().ToString();
 }
 
-// Acceptance: `small` on the generated corpus goes from ln(256) = 5.55 nats/byte at step 0 to at least
-// 2 nats/byte lower (mean of steps 20-24) within 25 steps of 4 x 64 bytes. (Muon's Newton–Schulz
+// Acceptance: `small` on the generated corpus goes from ln(256) = 5.55 nats/byte at step 0 to below 2.5
+// and at least 2 nats/byte lower (mean of steps 20-24) within 25 steps of 4 x 64 bytes (measured: 5.59
+// -> 1.97). (Muon's Newton–Schulz
 // dominates the step cost at this batch size, which is why the test keeps to 25 steps.)
 TEST(Pretrain, SmallLearnsTheGeneratedCorpus) {
   const std::string dir = TmpDir("small");
@@ -110,6 +111,7 @@ TEST(Pretrain, SmallLearnsTheGeneratedCorpus) {
     for (size_t i = 0; i < losses.size(); ++i) std::fprintf(stderr, "step %zu loss %.4f\n", i, losses[i]);
   EXPECT_GT(losses[0], 5.0);
   EXPECT_LT(last, losses[0] - 2.0) << "step 0: " << losses[0];
+  EXPECT_LT(last, 2.5);
 }
 
 }  // namespace
