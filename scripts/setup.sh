@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake ninja-build pkg-config git ca-certificates curl
+  build-essential cmake ninja-build pkg-config git ca-certificates curl ccache
   libboost-dev libboost-system-dev libboost-filesystem-dev libssl-dev
   libcurl4-openssl-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libvalijson-dev
   libpcre2-dev libopenblas-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
