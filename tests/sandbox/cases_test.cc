@@ -9,10 +9,11 @@ namespace {
 
 using testing::Shared;
 
+// The wall limit leaves room for a loaded 2-core machine: the memory case must reach its OOM first.
 Limits Small() {
   Limits l;
-  l.wall_s = 2;
-  l.cpu_s = 1;
+  l.wall_s = 6;
+  l.cpu_s = 2;
   l.memory_mb = 64;
   l.output_bytes = 4096;
   return l;

@@ -151,7 +151,7 @@ TEST(Sandbox, RunsAsPid1UnprivilegedWithNoCapabilities) {
 
 // The warm pool (forked, pre-imported interpreter) must behave like a fresh python3 per run.
 TEST(Sandbox, WarmPoolMatchesColdReference) {
-  SandboxConfig cold_cfg = testing::TestConfig();
+  SandboxConfig cold_cfg = testing::TestConfig(/*slot=*/3);
   cold_cfg.warm = false;
   cold_cfg.workers = 1;
   auto cold = Sandbox::Create(cold_cfg);
@@ -191,22 +191,22 @@ TEST(Sandbox, RunAsyncRunsConcurrently) {
 
 TEST(Sandbox, DestructionRemovesZygotesCgroupsAndRootDir) {
   std::string mounts_before = testing::MountTable();
-  SandboxConfig cfg = testing::TestConfig();
-  cfg.host_uid_base = 300000;  // distinct from the shared sandbox so its zygotes can be told apart
+  SandboxConfig cfg = testing::TestConfig(/*slot=*/2);  // its zygotes can be told from the shared ones
+  const int64_t base = cfg.host_uid_base;
   auto sb = Sandbox::Create(cfg);
   ASSERT_TRUE(sb.ok()) << sb.status().ToString();
   auto r = (*sb)->RunAsync(Py("import time\ntime.sleep(60)", 60));  // in flight at destruction
   auto r2 = (*sb)->Run(Bash("sleep 100 & echo started"));
   EXPECT_EQ(r2.status, RunStatus::kOk) << r2.message;
   std::string cg = (*sb)->cgroup_dirs(), root = (*sb)->root_dir();
-  EXPECT_FALSE(testing::HostPidsWithUid(300000, 300000).empty()) << "zygotes should run as the base uid";
+  EXPECT_FALSE(testing::HostPidsWithUid(base, base).empty()) << "zygotes should run as the base uid";
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   // Destruction waits for the in-flight run (its zygote is killed, so it ends at once).
   std::thread killer([&] { sb->reset(); });
   auto res = r.get();
   killer.join();
   EXPECT_NE(res.status, RunStatus::kOk);
-  EXPECT_TRUE(testing::HostPidsWithUid(300000, 300000 + 65536).empty());
+  EXPECT_TRUE(testing::HostPidsWithUid(base, base + 9999).empty());
   for (auto& d : testing::Split(cg, ':')) EXPECT_FALSE(testing::PathExists(d)) << d;
   EXPECT_FALSE(testing::PathExists(root)) << root;
   EXPECT_EQ(testing::MountTable(), mounts_before);

@@ -58,8 +58,11 @@ inline std::vector<std::string> Split(const std::string& s, char sep) {
   return out;
 }
 
-inline SandboxConfig TestConfig() {
+// Each test process (ctest runs them in parallel) and each sandbox in it maps to host uids of its own, so
+// the leftover checks never see another test's processes. slot: 0..4.
+inline SandboxConfig TestConfig(int slot = 0) {
   SandboxConfig cfg;
+  cfg.host_uid_base = 1000000 + static_cast<int64_t>(::getpid() % 4000) * 100000 + slot * 10000;
   cfg.workers = 2;
   cfg.preload = {"json", "math"};
   return cfg;
@@ -94,7 +97,7 @@ inline RunRequest Bash(const std::string& code, double wall_s = 10) {
 // Leaves nothing of a run behind: no process with the program's uid and no run cgroup.
 inline void ExpectNoRunLeftovers(Sandbox& sb) {
   int64_t base = sb.config().host_uid_base;
-  EXPECT_TRUE(HostPidsWithUid(base + 1, base + 65536).empty()) << "program processes left on the host";
+  EXPECT_TRUE(HostPidsWithUid(base + 1, base + 9999).empty()) << "program processes left on the host";
   for (auto& dir : Split(sb.cgroup_dirs(), ':')) {
     DIR* d = ::opendir(dir.c_str());
     ASSERT_NE(d, nullptr) << dir;

@@ -22,8 +22,7 @@ class Hostile : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     mounts_before_ = new std::string(testing::MountTable());
-    SandboxConfig cfg = testing::TestConfig();
-    cfg.host_uid_base = 200000;
+    SandboxConfig cfg = testing::TestConfig(/*slot=*/1);
     auto s = Sandbox::Create(cfg);
     ASSERT_TRUE(s.ok()) << s.status().ToString();
     sb_ = s->release();
@@ -274,11 +273,12 @@ TEST_F(Hostile, AHundredConcurrentHostileRuns) {
 // Runs last (gtest keeps declaration order): after the suite nothing is left on the host.
 TEST_F(Hostile, ZzNothingIsLeftBehindAfterTheSuite) {
   std::string cg = sb_->cgroup_dirs(), root = sb_->root_dir();
+  const int64_t base = sb_->config().host_uid_base;
   delete sb_;
-  auto s = Sandbox::Create(testing::TestConfig());  // TearDown's canary needs a sandbox
+  auto s = Sandbox::Create(testing::TestConfig(/*slot=*/4));  // TearDown's canary needs a sandbox
   ASSERT_TRUE(s.ok());
   sb_ = s->release();
-  EXPECT_TRUE(testing::HostPidsWithUid(200000, 200000 + 65536).empty()) << "sandbox processes left";
+  EXPECT_TRUE(testing::HostPidsWithUid(base, base + 9999).empty()) << "sandbox processes left";
   for (auto& d : testing::Split(cg, ':')) EXPECT_FALSE(testing::PathExists(d)) << "cgroup left: " << d;
   EXPECT_FALSE(testing::PathExists(root)) << "temp dir left: " << root;
   EXPECT_EQ(testing::MountTable(), *mounts_before_) << "host mount table changed";
