@@ -426,8 +426,10 @@ CallResult UpdateActor(Ctx& c) {
 }  // namespace
 
 json CallResult::ToMcp() const {
-  if (ok()) return {{"content", {{{"type", "text"}, {"text", value.dump()}}}}, {"structuredContent", value}, {"isError", false}};
-  return {{"content", {{{"type", "text"}, {"text", error + ": " + message}}}}, {"isError", true}};
+  json j = ok() ? json{{"content", {{{"type", "text"}, {"text", value.dump()}}}}, {"structuredContent", value}, {"isError", false}}
+                : json{{"content", {{{"type", "text"}, {"text", error + ": " + message}}}}, {"isError", true}};
+  if (simulated) j["_meta"] = {{"k2gym/simulated", true}};
+  return j;
 }
 
 CallResult Execute(const Domain& d, const Op& op, json& db, const json& args) {

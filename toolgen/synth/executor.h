@@ -23,8 +23,10 @@ struct CallResult {
                         // "policy_violation", "transient", "timeout"
   std::string message;  // human-readable, names the argument / id / rule
   json value;           // the structured result on success (conforms to the tool's outputSchema)
+  bool simulated = false;  // produced by the schema simulator (no real semantics behind it)
   bool ok() const { return error.empty(); }
-  // MCP CallToolResult: {"content":[{"type":"text","text":...}], "structuredContent"?, "isError"?}.
+  // MCP CallToolResult: {"content":[{"type":"text","text":...}], "structuredContent"?, "isError",
+  // "_meta": {"k2gym/simulated": true} when simulated}.
   json ToMcp() const;
 };
 
