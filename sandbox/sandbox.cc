@@ -2,6 +2,7 @@
 // output caps, wall/CPU limits, kill and reap) and the classification of the outcome.
 #include "sandbox/sandbox.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -442,7 +443,17 @@ Expected<std::unique_ptr<Sandbox>> Sandbox::Create(const SandboxConfig& cfg) {
   impl->cfg = cfg;
   K2_ASSIGN_OR_RETURN(impl->bpf, detail::BuildSeccompBpf());
   K2_ASSIGN_OR_RETURN(impl->cgroups, detail::CgroupTree::Create(cfg.cgroup_root));
-  std::string tmpl = cfg.tmp_dir + "/k2gym-sandbox-XXXXXX";
+  // Empty mountpoint dirs of dead owners (a SIGKILLed host cannot clean up) are removed; ours carries our pid.
+  if (DIR* d = ::opendir(cfg.tmp_dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n.rfind("k2gym-sandbox-", 0) != 0) continue;
+      int pid = std::atoi(n.c_str() + 14);
+      if (pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH) ::rmdir((cfg.tmp_dir + "/" + n).c_str());
+    }
+    ::closedir(d);
+  }
+  std::string tmpl = cfg.tmp_dir + "/k2gym-sandbox-" + std::to_string(::getpid()) + "-XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
   if (!::mkdtemp(buf.data())) return IoError("sandbox.tmp_dir: mkdtemp " + tmpl + ": " + std::strerror(errno));

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 60 s soak of `k2gym sandbox serve`: 64 concurrent clients (sandbox_load); samples the server's RSS every
 # 5 s; afterwards checks that no sandbox cgroup or temp dir is left. usage: soak.sh BUILD_DIR [SECONDS] [CLIENTS]
-set -euo pipefail
+set -uo pipefail
 build=${1:?usage: soak.sh BUILD_DIR [SECONDS] [CLIENTS]}
 secs=${2:-60}
 clients=${3:-64}
@@ -16,7 +16,7 @@ echo "server pid $server on port $port; machine: $(nproc) cores, load $(cut -d' 
 sampler=$!
 "$build/bench/sandbox/sandbox_load" --port "$port" --clients "$clients" --seconds "$secs"
 rc=$?
-wait $sampler || true
+kill $sampler 2>/dev/null; wait $sampler 2>/dev/null
 kill -TERM $server
 wait $server || true
 trap - EXIT

@@ -120,6 +120,27 @@ std::string OwnPath(const std::string& controller) {
 
 std::atomic<int> g_tree_counter{0};
 
+// Removes "<parent>/k2gym-sandbox-<pid>-<n>" trees left by a process that died without cleaning up
+// (SIGKILL, crash): their processes are killed and the empty groups removed. Live owners are left alone.
+void RemoveStale(const std::string& parent) {
+  for (const auto& name : ListChildren(parent)) {
+    if (name.rfind("k2gym-sandbox-", 0) != 0) continue;
+    int pid = std::atoi(name.c_str() + 14);
+    if (pid <= 0 || ::kill(pid, 0) == 0 || errno != ESRCH) continue;
+    std::string base = parent + "/" + name;
+    for (const auto& run : ListChildren(base)) {
+      std::string dir = base + "/" + run;
+      for (int attempt = 0; attempt < 100 && ::rmdir(dir.c_str()) != 0 && errno == EBUSY; ++attempt) {
+        std::istringstream in(ReadSmall(dir + "/cgroup.procs"));
+        int p;
+        while (in >> p) ::kill(p, SIGKILL);
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      }
+    }
+    ::rmdir(base.c_str());
+  }
+}
+
 }  // namespace
 
 std::vector<std::string> ListChildren(const std::string& dir) {
@@ -157,6 +178,7 @@ Expected<std::unique_ptr<CgroupTree>> CgroupTree::Create(const std::string& root
     // cgroup_root names that place explicitly when the default does not work.
     tree->v2_ = true;
     std::string parent = unified->point + (root_override.empty() ? OwnPath("") : "/" + root_override);
+    RemoveStale(parent);
     std::string base = parent + "/" + name;
     if (::mkdir(base.c_str(), 0755) != 0) {
       return IoError("cgroup v2: mkdir " + base + ": " + std::strerror(errno));
@@ -179,6 +201,7 @@ Expected<std::unique_ptr<CgroupTree>> CgroupTree::Create(const std::string& root
                                             " controller is mounted (and no cgroup v2 with memory+pids)"));
     std::string parent = mm->point + (root_override.empty() ? OwnPath(ctrl) : "/" + root_override);
     while (parent.size() > 1 && parent.back() == '/') parent.pop_back();
+    RemoveStale(parent);
     std::string base = parent + "/" + name;
     bool dup = false;  // cpu and cpuacct may share one hierarchy
     for (auto& b : tree->base_) dup |= (b == base);

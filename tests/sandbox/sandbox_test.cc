@@ -2,6 +2,10 @@
 // validation, the warm pool against the cold reference, async runs and cleanup on destruction.
 #include "sandbox/sandbox.h"
 
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <algorithm>
 #include <thread>
 
 #include "sandbox/detail/base64.h"
@@ -210,6 +214,31 @@ TEST(Sandbox, DestructionRemovesZygotesCgroupsAndRootDir) {
   for (auto& d : testing::Split(cg, ':')) EXPECT_FALSE(testing::PathExists(d)) << d;
   EXPECT_FALSE(testing::PathExists(root)) << root;
   EXPECT_EQ(testing::MountTable(), mounts_before);
+}
+
+// Regression: a host killed by SIGKILL (no destructors) left its cgroup tree and mountpoint dir behind.
+TEST(Sandbox, CreateRemovesWhatDeadHostsLeftBehind) {
+  pid_t dead = ::fork();
+  if (dead == 0) ::_exit(0);
+  ASSERT_GT(dead, 0);
+  ::waitpid(dead, nullptr, 0);
+  const std::string tag = "k2gym-sandbox-" + std::to_string(dead) + "-0";
+  std::vector<std::string> stale;
+  for (auto& base : testing::Split(Shared().cgroup_dirs(), ':')) {
+    std::string d = base.substr(0, base.rfind('/')) + "/" + tag;
+    if (std::find(stale.begin(), stale.end(), d) != stale.end()) continue;
+    ASSERT_EQ(::mkdir(d.c_str(), 0755), 0) << d;
+    ASSERT_EQ(::mkdir((d + "/run-7").c_str(), 0755), 0) << d;
+    stale.push_back(d);
+  }
+  std::string tmp = "/tmp/k2gym-sandbox-" + std::to_string(dead) + "-stale1";
+  ASSERT_EQ(::mkdir(tmp.c_str(), 0755), 0);
+  SandboxConfig cfg = testing::TestConfig(/*slot=*/3);
+  cfg.workers = 1;
+  auto sb = Sandbox::Create(cfg);
+  ASSERT_TRUE(sb.ok()) << sb.status().ToString();
+  for (auto& d : stale) EXPECT_FALSE(testing::PathExists(d)) << d;
+  EXPECT_FALSE(testing::PathExists(tmp));
 }
 
 TEST(Base64, RoundTripsAllLengthsAndRejectsGarbage) {
