@@ -122,8 +122,8 @@ int main(int argc, char** argv) {
   std::string load;
   std::getline(la, load);
   std::printf("%s\n", load.c_str());
-  std::printf("program: print(1); runs per variant: %d; client threads: %d; zygotes: %d; per-run netns: %s\n", runs,
-              threads, workers, netns ? "yes" : "no");
+  std::printf("program: print(1); runs per variant: %d; client threads: %d; zygotes: %d; per-run netns: %s; "
+              "preload: %s\n", runs, threads, workers, netns ? "yes" : "no", preload_default ? "default list" : "none");
 
   k2::sandbox::SandboxConfig cfg;
   cfg.workers = workers;
