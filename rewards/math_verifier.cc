@@ -133,6 +133,8 @@ class Evaluator {
 
  private:
   static constexpr int kMaxDepth = 64;
+  // Long products of huge literals would grow without bound (and schoolbook multiplication with them).
+  static bool TooBig(const Rational& v) { return v.num.digits() + v.den.digits() > 3 * BigInt::kMaxDigits; }
   std::optional<Rational> Expr(int depth) {
     if (depth > kMaxDepth) return std::nullopt;
     auto v = Term(depth);
@@ -141,6 +143,7 @@ class Evaluator {
       auto r = Term(depth);
       if (!r) return std::nullopt;
       v = minus ? *v + Rational{-r->num, r->den} : *v + *r;
+      if (TooBig(*v)) return std::nullopt;
     }
     return v;
   }
@@ -152,6 +155,7 @@ class Evaluator {
       if (!r) return std::nullopt;
       if (div && r->num.is_zero()) return std::nullopt;
       v = div ? *v / *r : *v * *r;
+      if (TooBig(*v)) return std::nullopt;
     }
     return v;
   }
