@@ -2,6 +2,7 @@
 // "rewards" run-config section (the composed reward and the token budgets the RL loop uses).
 #include <cstdio>
 #include <memory>
+#include <vector>
 
 #include "apps/cli.h"
 #include "rewards/budget.h"
@@ -28,9 +29,23 @@ struct CheckOptions {
   bool verbose = false;
 };
 
+// The line a user wants first: the hack verdict, else the first failure, else the first line.
 std::string FirstLine(const std::string& s) {
-  auto p = s.find('\n');
-  return p == std::string::npos ? s : s.substr(0, p) + " ...";
+  std::vector<std::string> lines;
+  for (size_t b = 0; b <= s.size();) {
+    size_t e = s.find('\n', b);
+    lines.push_back(s.substr(b, e == std::string::npos ? std::string::npos : e - b));
+    if (e == std::string::npos) break;
+    b = e + 1;
+  }
+  std::string pick = lines.front();
+  for (const char* mark : {"FAIL", "HACK"})
+    for (auto& l : lines)
+      if (l.rfind(mark, 0) == 0) {
+        pick = l;
+        break;
+      }
+  return lines.size() > 1 ? pick + " ..." : pick;
 }
 
 int Check(Context& ctx, const CheckOptions& o) {
