@@ -1,6 +1,7 @@
 // The tools of a sub-domain (see evolve.h BuildOps): naming grammar, MCP input/output schemas and
 // descriptions for the 14 operation descriptors that executor.cc interprets.
 #include <algorithm>
+#include <cctype>
 #include <set>
 
 #include "core/rng.h"
@@ -85,6 +86,31 @@ void BuildOps(Domain& d, uint64_t seed) {
   const std::string act_fields = FieldList(A, 1);
   const std::string item_fields = FieldList(I, 1);
 
+  // Evolved fields of each role (those after the fixed ones) make descriptions domain-specific: a
+  // sub-domain's extra vocabulary is its own, so sibling sub-domains do not read the same.
+  static constexpr size_t kFixed[3] = {7, 9, 10};
+  auto extras = [&](int role) {
+    const Entity& e = d.entities[role];
+    std::string s;
+    for (size_t i = kFixed[role]; i < e.fields.size(); ++i) {
+      if (!s.empty()) s += i + 1 == e.fields.size() ? " and " : ", ";
+      s += Words(e.fields[i].name);
+    }
+    return s;
+  };
+  auto flavor = [&](int role) -> std::string {
+    const Entity& e = d.entities[role];
+    std::string x = extras(role);
+    if (x.empty()) return "";
+    switch (rng.Below(5)) {
+      case 0: return " In " + dn + ", every " + Words(e.name) + " also records " + x + ".";
+      case 1: return " Besides the usual fields, " + Words(e.plural) + " here track " + x + ".";
+      case 2: return " Each " + Words(e.name) + " of this " + d.category + " service carries " + x + ".";
+      case 3: return " " + std::string(1, static_cast<char>(std::toupper(e.plural[0]))) + Words(e.plural.substr(1)) +
+                     " returned by it include " + x + ".";
+      default: return " Domain-specific " + Words(e.name) + " details: " + x + ".";
+    }
+  };
   std::vector<Op> ops;
   auto add = [&](OpKind k, int role, int stage, std::string name, std::string title, std::string desc, json in_s,
                  json out_s, bool ro, bool destr, bool idem) {
@@ -94,7 +120,11 @@ void BuildOps(Domain& d, uint64_t seed) {
     o.stage = stage;
     o.name = prefix + name;
     o.title = std::move(title);
-    o.description = std::move(desc);
+    o.description = std::move(desc) + flavor(role == kActor && k == OpKind::kTransfer ? kActor : role) +
+                    (k == OpKind::kAdvance || k == OpKind::kRefund || k == OpKind::kCancel || k == OpKind::kList ||
+                             k == OpKind::kAggregate || k == OpKind::kTransfer
+                         ? flavor(k == OpKind::kTransfer ? kRecordRole : kActor)
+                         : "");
     o.input_schema = std::move(in_s);
     o.output_schema = std::move(out_s);
     o.read_only = ro;
