@@ -39,11 +39,11 @@ TEST_F(ToolgenCli, SynthAgentsTasksStats) {
   EXPECT_EQ(before.code, 1);
   EXPECT_NE(before.err.find("run `k2gym toolgen synth` first"), std::string::npos) << before.err;
 
-  Out s = Run("toolgen synth --db a.db --seed 9 --count 1500 --verify --json");
+  Out s = Run("toolgen synth --db a.db --seed 9 --count 2400 --verify --json");  // 2,400: every theme once
   ASSERT_EQ(s.code, 0) << s.err;
   auto sj = ParseJson(s.out, "stdout");
   ASSERT_TRUE(sj.ok()) << s.out;
-  EXPECT_GE((*sj)["tools"].get<int64_t>(), 1500);
+  EXPECT_GE((*sj)["tools"].get<int64_t>(), 2400);
   EXPECT_TRUE((*sj)["verify"]["problems"].empty());
   EXPECT_GT((*sj)["verify"]["calls_error"].get<int64_t>(), 0);
 
@@ -63,7 +63,7 @@ TEST_F(ToolgenCli, SynthAgentsTasksStats) {
   EXPECT_EQ((*j)["synthetic"]["tools"], (*sj)["tools"]);
   EXPECT_EQ((*j)["synthetic"]["agents"].get<int64_t>(), 2 * (*sj)["domains"].get<int64_t>());
   EXPECT_EQ((*j)["synthetic"]["tasks"].get<size_t>(), arr->size());
-  EXPECT_GE((*j)["synthetic"]["categories"].get<int64_t>(), 30);
+  EXPECT_GE((*j)["synthetic"]["categories"].get<int64_t>(), 34);
   Out human = Run("toolgen stats --db a.db");
   EXPECT_EQ(human.code, 0);
   EXPECT_NE(human.out.find("synthetic:"), std::string::npos);
