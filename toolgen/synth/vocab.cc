@@ -1,4 +1,4 @@
-// Seed vocabularies of domain evolution (see vocab.h): 34 seed categories x 5 application themes,
+// Seed vocabularies of domain evolution (see vocab.h): 35 seed categories x 5 application themes,
 // segment and region qualifiers, naming-grammar verbs, names and cities.
 #include "toolgen/synth/vocab.h"
 
