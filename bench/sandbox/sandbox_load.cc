@@ -18,41 +18,18 @@
 #include <thread>
 #include <vector>
 
+#include "tests/sandbox/http_client.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// One POST; returns the status code (0 = no answer) and the body.
+// One POST through the tests' loopback client; returns the status code (0 = no answer) and the body.
 int Post(int port, const std::string& body, std::string* out) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return 0;
-  }
-  std::string req = "POST /run_code HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: " +
-                    std::to_string(body.size()) + "\r\n\r\n" + body;
-  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
-    ::close(fd);
-    return 0;
-  }
-  std::string all;
-  char buf[8192];
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, 120000) <= 0) break;
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    all.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  if (all.size() < 12) return 0;
-  size_t sep = all.find("\r\n\r\n");
-  *out = sep == std::string::npos ? "" : all.substr(sep + 4);
-  return std::atoi(all.c_str() + 9);
+  auto r = k2::http::testing::Send(port, "POST /run_code HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                                   "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body, 120000);
+  *out = r.body;
+  return r.status;
 }
 
 }  // namespace
