@@ -162,24 +162,37 @@ struct Param {
   int64_t numel() const { return static_cast<int64_t>(w.size()); }
 };
 
-// A batch of B sequences of T tokens: inputs, next-token targets and per-token loss weights
-// (0 = ignored). All [B*T], row-major by sequence.
+// A batch of B rows of T tokens: inputs, next-token targets and per-token loss weights
+// (0 = ignored). All [B*T], row-major by row.
+//
+// Packing (SFT): a row may hold several documents. `segment_ids` (empty = one segment per row) gives
+// each token's document; a query attends only to earlier-or-same keys OF ITS OWN SEGMENT, so a packed
+// row computes exactly what the documents would compute run separately. `positions` (empty = 0..T-1 in
+// every row) are the RoPE positions, e.g. restarting at 0 for each document; each must lie in
+// [0, max_position_embeddings). The MoE sequence-wise aux loss still treats a row as one sequence.
 struct Batch {
   int64_t B = 0, T = 0;
   std::vector<int32_t> tokens;
   std::vector<int32_t> targets;
   std::vector<float> weights;
+  std::vector<int32_t> positions;    // optional [B*T]
+  std::vector<int32_t> segment_ids;  // optional [B*T]
 };
 
 struct ForwardOptions {
   double aux_loss_alpha = 0.0;  // sequence-wise balance loss (0 = aux-loss-free only)
+  // > 0: ce_loss = sum_t w_t * (-log p_t) / loss_normalizer, and the weights may be any finite values,
+  // negative or all zero (RL: w_t = advantage-derived coefficient; the normalizer is e.g. the number of
+  // tokens of the whole global batch, so micro-batches sum to the full-batch gradient).
+  // 0: ce_loss = weighted mean over tokens; weights must be >= 0 with a positive sum.
+  double loss_normalizer = 0.0;
 };
 
 struct ForwardResult {
   double loss = 0;     // ce_loss + aux_loss
-  double ce_loss = 0;  // weighted mean next-token cross-entropy
+  double ce_loss = 0;  // sum_t w_t CE_t / (loss_normalizer if given, else weight_sum)
   double aux_loss = 0; // sum over MoE layers of the sequence-wise balance loss
-  double weight_sum = 0;
+  double weight_sum = 0;  // sum_t w_t (signed when a normalizer is given)
 };
 
 // The model. T = float for training and serving, double for finite-difference checks of the same code.
@@ -199,7 +212,8 @@ class Model {
   Param<T>* Find(const std::string& hf_name);
 
   // Forward with loss. Stores what Backward needs. Errors: token/target out of range, T too long,
-  // bad shapes, no positive weight.
+  // bad shapes, bad positions/segment_ids, no positive weight (without a loss_normalizer), negative or
+  // non-finite weights (non-finite always; negative only without a loss_normalizer).
   Expected<ForwardResult> Forward(const Batch& batch, const ForwardOptions& opt = {});
   // Accumulates d(loss)/d(param) into Param::g for the last Forward (call ZeroGrad between steps).
   void Backward();
@@ -207,6 +221,12 @@ class Model {
 
   // [B*T, vocab] logits of the last Forward.
   const std::vector<T>& logits() const;
+  // [B*T] log p(targets[t]) under the softmax of the last Forward's logits (T=1, no top-p/k): the
+  // policy log-probs of RL objectives. 0 where the target is outside [0, vocab) (only allowed at
+  // weight 0). Computed for every token whatever its weight.
+  const std::vector<T>& token_logprobs() const;
+  // [B*T] entropy (nats) of each token's next-token distribution of the last Forward (RL metric).
+  const std::vector<T>& token_entropy() const;
   // Per layer and head: the largest scaled pre-softmax logit of the last Forward ([L][H]).
   const std::vector<std::vector<double>>& max_logits() const;
   // Per layer: tokens routed to each expert in the last Forward (empty vector for dense layers).

@@ -94,9 +94,15 @@ struct Model<T>::Impl {
   std::vector<LayerAct<T>> acts;
   std::vector<std::vector<T>> hidden;   // [L+1][N, D]: hidden[l] is the input of layer l
   std::vector<T> hn, rstd_f, logits;    // final norm [N, D], [N]; logits [N, V]
-  std::vector<int32_t> pos, tokens, targets;
+  std::vector<int32_t> pos, segs, tokens, targets;  // segs empty = no packing
   std::vector<float> weights;
-  double weight_sum = 0, aux_alpha = 0;
+  std::vector<T> token_logp, token_ent;              // [N] of the last Forward
+  double weight_sum = 0, loss_norm = 0, aux_alpha = 0;
+  // Step-loop scratch (sized in Ensure, so steady-state steps never allocate).
+  std::vector<T> rt_work;          // router top-k [E + n_group]
+  std::vector<I> rt_iwork;         // router top-k [E + n_group]
+  std::vector<int64_t> moe_fill;   // counting-sort cursors [E]
+  std::vector<double> aux_pi;      // sequence-wise aux loss P_i [E]
   bool have_forward = false;
   std::vector<std::vector<double>> max_logits;
   std::vector<std::vector<int64_t>> load;
@@ -276,6 +282,13 @@ struct Model<T>::Impl {
     named["logits"] = &logits;
     pos.resize(static_cast<size_t>(N));
     for (I n = 0; n < N; ++n) pos[n] = static_cast<int32_t>(n % Tn);
+    segs.reserve(static_cast<size_t>(N));
+    token_logp.assign(static_cast<size_t>(N), T(0));
+    token_ent.assign(static_cast<size_t>(N), T(0));
+    rt_work.assign(static_cast<size_t>(E + c.n_group), T(0));
+    rt_iwork.assign(static_cast<size_t>(E + c.n_group), 0);
+    moe_fill.assign(static_cast<size_t>(E), 0);
+    aux_pi.assign(static_cast<size_t>(E), 0.0);
 
     Resize(dh, N * D), Resize(dxn, N * D), Resize(dq_buf, N * H * dq), Resize(dqa_n, N * std::max<I>(rq, 1));
     Resize(dqa, N * std::max<I>(rq, 1)), Resize(dkva, N * (rkv + dr)), Resize(dckv, N * rkv), Resize(dkpe, N * dr);
@@ -347,7 +360,8 @@ struct Model<T>::Impl {
       for (I h = 0; h < H; ++h) {
         const I bh = b * H + h;
         double m = ops::CausalAttention(&a.qh[bh * Tn * dq], &a.kh[bh * Tn * dq], &a.vh[bh * Tn * dv],
-                                        &a.p[bh * Tn * Tn], &a.oh[bh * Tn * dv], Tn, dq, dv, scale);
+                                        &a.p[bh * Tn * Tn], &a.oh[bh * Tn * dv], Tn, dq, dv, scale,
+                                        segs.empty() ? nullptr : &segs[b * Tn]);
         ml[h] = std::max(ml[h], m);
       }
     for (I b = 0; b < B; ++b)
@@ -448,7 +462,7 @@ struct Model<T>::Impl {
         a.s[n * E + e] = s;
         sb[n * E + e] = s + P.bias->w[e];
       }
-    ops::RouterTopK(sb.data(), N, E, c.n_group, c.topk_group, K, a.idx.data());
+    ops::RouterTopK(sb.data(), N, E, c.n_group, c.topk_group, K, a.idx.data(), rt_work.data(), rt_iwork.data());
     for (I n = 0; n < N; ++n) {
       T sum = 0;
       for (I k = 0; k < K; ++k) sum += a.s[n * E + a.idx[n * K + k]];
@@ -464,7 +478,8 @@ struct Model<T>::Impl {
     for (I i = 0; i < N * K; ++i) ld[a.idx[i]]++;
     a.offs[0] = 0;
     for (I e = 0; e < E; ++e) a.offs[e + 1] = a.offs[e] + ld[e];
-    std::vector<int64_t> fill(a.offs.begin(), a.offs.end() - 1);
+    std::vector<int64_t>& fill = moe_fill;
+    std::copy(a.offs.begin(), a.offs.end() - 1, fill.begin());
     for (I i = 0; i < N * K; ++i) {
       I row = fill[a.idx[i]]++;
       a.row_of_slot[i] = row;
@@ -495,7 +510,8 @@ struct Model<T>::Impl {
     for (I b = 0; b < B; ++b) {
       double* f = &a.aux_f[b * E];
       std::fill(f, f + E, 0.0);
-      std::vector<double> Pi(static_cast<size_t>(E), 0.0);
+      std::vector<double>& Pi = aux_pi;
+      std::fill(Pi.begin(), Pi.end(), 0.0);
       for (I t = 0; t < Tn; ++t) {
         const I n = b * Tn + t;
         for (I k = 0; k < K; ++k) f[a.idx[n * K + k]] += 1.0;
@@ -607,30 +623,53 @@ struct Model<T>::Impl {
     const I N = bt.B * bt.T, D = c.hidden_size, V = c.vocab_size;
     if (bt.B < 1 || bt.T < 1) return InvalidArgument("batch: expected B >= 1 and T >= 1, got B=" +
                                                      std::to_string(bt.B) + " T=" + std::to_string(bt.T));
-    if (bt.T > c.max_position_embeddings)
+    if (bt.positions.empty() && bt.T > c.max_position_embeddings)
       return InvalidArgument("batch: T=" + std::to_string(bt.T) + " exceeds max_position_embeddings " +
                              std::to_string(c.max_position_embeddings));
     if (static_cast<I>(bt.tokens.size()) != N || static_cast<I>(bt.targets.size()) != N ||
         static_cast<I>(bt.weights.size()) != N)
       return InvalidArgument("batch: tokens/targets/weights must each hold B*T=" + std::to_string(N) + " values");
+    if (!bt.positions.empty() && static_cast<I>(bt.positions.size()) != N)
+      return InvalidArgument("batch: positions must be empty or hold B*T=" + std::to_string(N) + " values, got " +
+                             std::to_string(bt.positions.size()));
+    if (!bt.segment_ids.empty() && static_cast<I>(bt.segment_ids.size()) != N)
+      return InvalidArgument("batch: segment_ids must be empty or hold B*T=" + std::to_string(N) +
+                             " values, got " + std::to_string(bt.segment_ids.size()));
+    if (!(opt.loss_normalizer >= 0) || !std::isfinite(opt.loss_normalizer))
+      return InvalidArgument("forward options: loss_normalizer must be finite and >= 0 (0 = weight sum), got " +
+                             std::to_string(opt.loss_normalizer));
+    const bool signed_ok = opt.loss_normalizer > 0;
     double wsum = 0;
     for (I n = 0; n < N; ++n) {
       if (bt.tokens[n] < 0 || bt.tokens[n] >= V)
         return InvalidArgument("batch: tokens[" + std::to_string(n) + "] = " + std::to_string(bt.tokens[n]) +
                                " outside [0, vocab_size=" + std::to_string(V) + ")");
-      if (!(bt.weights[n] >= 0) || !std::isfinite(bt.weights[n]))
-        return InvalidArgument("batch: weights[" + std::to_string(n) + "] must be finite and >= 0");
-      if (bt.weights[n] > 0 && (bt.targets[n] < 0 || bt.targets[n] >= V))
+      if (!std::isfinite(bt.weights[n]) || (!signed_ok && !(bt.weights[n] >= 0)))
+        return InvalidArgument("batch: weights[" + std::to_string(n) + "] must be finite" +
+                               (signed_ok ? std::string() : std::string(" and >= 0 (negative weights need a "
+                                                                        "loss_normalizer)")));
+      if (bt.weights[n] != 0 && (bt.targets[n] < 0 || bt.targets[n] >= V))
         return InvalidArgument("batch: targets[" + std::to_string(n) + "] = " + std::to_string(bt.targets[n]) +
                                " outside [0, vocab_size) with a non-zero weight");
+      if (!bt.positions.empty() && (bt.positions[n] < 0 || bt.positions[n] >= c.max_position_embeddings))
+        return InvalidArgument("batch: positions[" + std::to_string(n) + "] = " + std::to_string(bt.positions[n]) +
+                               " outside [0, max_position_embeddings=" + std::to_string(c.max_position_embeddings) +
+                               ")");
       wsum += bt.weights[n];
     }
-    if (wsum <= 0) return InvalidArgument("batch: no token has a positive loss weight");
+    if (!signed_ok && wsum <= 0) return InvalidArgument("batch: no token has a positive loss weight");
     Ensure(bt.B, bt.T);
     tokens = bt.tokens;
     targets = bt.targets;
     weights = bt.weights;
+    if (bt.positions.empty()) {
+      for (I n = 0; n < N; ++n) pos[n] = static_cast<int32_t>(n % bt.T);
+    } else {
+      std::copy(bt.positions.begin(), bt.positions.end(), pos.begin());
+    }
+    segs = bt.segment_ids;  // capacity reserved in Ensure: no allocation for a steady shape
     weight_sum = wsum;
+    loss_norm = signed_ok ? opt.loss_normalizer : wsum;
     aux_alpha = opt.aux_loss_alpha;
 
     for (I n = 0; n < N; ++n)
@@ -642,8 +681,9 @@ struct Model<T>::Impl {
     }
     ops::RmsNorm(hidden.back().data(), D, final_norm->w.data(), hn.data(), rstd_f.data(), N, D, c.rms_norm_eps);
     ops::Linear(hn.data(), lm_head->w.data(), logits.data(), N, D, V);
-    r.ce_loss = ops::CrossEntropy(logits.data(), targets.data(), weights.data(), N, V, static_cast<T*>(nullptr), 0.0) /
-                wsum;
+    r.ce_loss = ops::CrossEntropy(logits.data(), targets.data(), weights.data(), N, V, static_cast<T*>(nullptr), 0.0,
+                                  token_logp.data(), token_ent.data()) /
+                loss_norm;
     r.loss = r.ce_loss + r.aux_loss;
     r.weight_sum = wsum;
     have_forward = true;
@@ -654,7 +694,7 @@ struct Model<T>::Impl {
     K2_CHECK(have_forward) << "Backward() without a Forward()";
     const ModelConfig& c = cfg;
     const I N = B * Tn, D = c.hidden_size, V = c.vocab_size;
-    ops::CrossEntropy(logits.data(), targets.data(), weights.data(), N, V, dlogits.data(), 1.0 / weight_sum);
+    ops::CrossEntropy(logits.data(), targets.data(), weights.data(), N, V, dlogits.data(), 1.0 / loss_norm);
     ops::LinearBackward(hn.data(), lm_head->w.data(), dlogits.data(), dxn.data(), lm_head->g.data(), N, D, V, false);
     ops::RmsNormBackward(hidden.back().data(), D, final_norm->w.data(), rstd_f.data(), dxn.data(), dh.data(), D,
                          final_norm->g.data(), N, D, false);
@@ -704,6 +744,10 @@ void Model<T>::ZeroGrad() {
 template <class T>
 const std::vector<T>& Model<T>::logits() const { return impl_->logits; }
 template <class T>
+const std::vector<T>& Model<T>::token_logprobs() const { return impl_->token_logp; }
+template <class T>
+const std::vector<T>& Model<T>::token_entropy() const { return impl_->token_ent; }
+template <class T>
 const std::vector<std::vector<double>>& Model<T>::max_logits() const { return impl_->max_logits; }
 template <class T>
 const std::vector<std::vector<int64_t>>& Model<T>::expert_load() const { return impl_->load; }
@@ -729,6 +773,7 @@ std::vector<T> Model<T>::AbsorbedAttention(int64_t l) const {
   const Impl& m = *impl_;
   const ModelConfig& c = m.cfg;
   K2_CHECK(m.have_forward && l >= 0 && l < c.num_hidden_layers) << "AbsorbedAttention needs a Forward";
+  K2_CHECK(m.segs.empty()) << "AbsorbedAttention does not mask segments (last Forward was packed)";
   const I H = c.num_attention_heads, dq = c.qk_head_dim(), dv = c.v_head_dim, dr = c.qk_rope_head_dim,
           rkv = c.kv_lora_rank;
   const LayerAct<T>& a = m.acts[l];

@@ -131,17 +131,27 @@ void SwiGluBackward(const T* g, const T* u, const T* da, T* dg, T* du, I n) {
 
 template <class T>
 double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I dq, I dv, double scale) {
-  // p = scale * q k^T (full square by GEMM, the upper triangle is masked below).
+  return CausalAttention(q, k, v, p, o, Tn, dq, dv, scale, static_cast<const int32_t*>(nullptr));
+}
+
+template <class T>
+double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I dq, I dv, double scale,
+                       const int32_t* seg) {
+  // p = scale * q k^T (full square by GEMM, the upper triangle and other segments are masked below).
   Gemm<T>(false, true, Tn, Tn, dq, static_cast<T>(scale), q, dq, k, dq, T(0), p, Tn);
   double mx = -std::numeric_limits<double>::infinity();
   for (I i = 0; i < Tn; ++i) {
     T* row = p + i * Tn;
-    T m = row[0];
-    for (I j = 1; j <= i; ++j) m = std::max(m, row[j]);
+    if (seg) {
+      for (I j = 0; j < i; ++j)
+        if (seg[j] != seg[i]) row[j] = -std::numeric_limits<T>::infinity();
+    }
+    T m = row[i];  // the diagonal is always visible
+    for (I j = 0; j < i; ++j) m = std::max(m, row[j]);
     mx = std::max(mx, static_cast<double>(m));
     T sum = 0;
     for (I j = 0; j <= i; ++j) {
-      row[j] = std::exp(row[j] - m);
+      row[j] = std::exp(row[j] - m);  // exp(-inf) = 0 for masked keys
       sum += row[j];
     }
     T inv = T(1) / sum;
@@ -172,10 +182,18 @@ void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, con
 
 template <class T>
 void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* idx) {
+  std::vector<T> work(static_cast<size_t>(E + n_group));
+  std::vector<I> iwork(static_cast<size_t>(E + n_group));
+  RouterTopK(sb, N, E, n_group, topk_group, k, idx, work.data(), iwork.data());
+}
+
+template <class T>
+void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* idx, T* work, I* iwork) {
   const I per = E / n_group;
-  std::vector<T> masked(static_cast<size_t>(E));
-  std::vector<std::pair<T, I>> gs(static_cast<size_t>(n_group));
-  std::vector<I> order(static_cast<size_t>(E));
+  T* masked = work;          // [E]
+  T* gscore = work + E;      // [n_group]
+  I* order = iwork;          // [E]
+  I* gorder = iwork + E;     // [n_group]
   for (I n = 0; n < N; ++n) {
     const T* row = sb + n * E;
     for (I g = 0; g < n_group; ++g) {
@@ -191,16 +209,23 @@ void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* id
           b = v;
         }
       }
-      gs[g] = {a + b, g};
+      gscore[g] = a + b;
+      gorder[g] = g;
     }
-    std::stable_sort(gs.begin(), gs.end(), [](auto& x, auto& y) { return x.first > y.first; });
-    std::fill(masked.begin(), masked.end(), T(0));
+    // partial_sort does not allocate (stable_sort would); the index tie-break makes the order total, so
+    // ties still go to the lower index.
+    std::partial_sort(gorder, gorder + topk_group, gorder + n_group, [&](I x, I y) {
+      return gscore[x] > gscore[y] || (gscore[x] == gscore[y] && x < y);
+    });
+    std::fill(masked, masked + E, T(0));
     for (I gi = 0; gi < topk_group; ++gi) {
-      I g = gs[gi].second;
+      I g = gorder[gi];
       for (I e = g * per; e < (g + 1) * per; ++e) masked[e] = row[e];
     }
-    std::iota(order.begin(), order.end(), I(0));
-    std::stable_sort(order.begin(), order.end(), [&](I x, I y) { return masked[x] > masked[y]; });
+    std::iota(order, order + E, I(0));
+    std::partial_sort(order, order + k, order + E, [&](I x, I y) {
+      return masked[x] > masked[y] || (masked[x] == masked[y] && x < y);
+    });
     for (I j = 0; j < k; ++j) idx[n * k + j] = static_cast<int32_t>(order[j]);
   }
 }
@@ -208,6 +233,13 @@ void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* id
 template <class T>
 double CrossEntropy(const T* logits, const int32_t* targets, const float* weights, I N, I V, T* dlogits,
                     double dscale) {
+  return CrossEntropy(logits, targets, weights, N, V, dlogits, dscale, static_cast<T*>(nullptr),
+                      static_cast<T*>(nullptr));
+}
+
+template <class T>
+double CrossEntropy(const T* logits, const int32_t* targets, const float* weights, I N, I V, T* dlogits,
+                    double dscale, T* logp, T* entropy) {
   double total = 0;
 #pragma omp parallel for schedule(static) reduction(+ : total) if (N * V > 65536)
   for (I n = 0; n < N; ++n) {
@@ -215,9 +247,21 @@ double CrossEntropy(const T* logits, const int32_t* targets, const float* weight
     double w = weights[n];
     T m = row[0];
     for (I v = 1; v < V; ++v) m = std::max(m, row[v]);
-    double sum = 0;
-    for (I v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - m));
+    double sum = 0, sx = 0;
+    if (entropy) {
+      for (I v = 0; v < V; ++v) {
+        const double x = static_cast<double>(row[v] - m), e = std::exp(x);
+        sum += e;
+        sx += e * x;
+      }
+    } else {
+      for (I v = 0; v < V; ++v) sum += std::exp(static_cast<double>(row[v] - m));
+    }
     double lse = std::log(sum) + m;
+    const bool valid = targets[n] >= 0 && targets[n] < V;
+    // H = lse - E_p[x] = log(sum) - E_p[x - m].
+    if (entropy) entropy[n] = static_cast<T>(std::log(sum) - sx / sum);
+    if (logp) logp[n] = valid ? static_cast<T>(static_cast<double>(row[targets[n]]) - lse) : T(0);
     if (w != 0) total += w * (lse - row[targets[n]]);
     if (dlogits) {
       T* dr = dlogits + n * V;
@@ -317,10 +361,13 @@ void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* id
   template void SwiGlu<T>(const T*, const T*, T*, I);                                                      \
   template void SwiGluBackward<T>(const T*, const T*, const T*, T*, T*, I);                                \
   template double CausalAttention<T>(const T*, const T*, const T*, T*, T*, I, I, I, double);               \
+  template double CausalAttention<T>(const T*, const T*, const T*, T*, T*, I, I, I, double, const int32_t*); \
   template void CausalAttentionBackward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,   \
                                            T*, I, I, I, double);                                           \
   template void RouterTopK<T>(const T*, I, I, I, I, I, int32_t*);                                          \
+  template void RouterTopK<T>(const T*, I, I, I, I, I, int32_t*, T*, I*);                                  \
   template double CrossEntropy<T>(const T*, const int32_t*, const float*, I, I, T*, double);              \
+  template double CrossEntropy<T>(const T*, const int32_t*, const float*, I, I, T*, double, T*, T*);      \
   template void ref::Linear<T>(const T*, const T*, T*, I, I, I);                                           \
   template double ref::CausalAttention<T>(const T*, const T*, const T*, T*, I, I, I, double);              \
   template void ref::RouterTopK<T>(const T*, I, I, I, I, I, int32_t*);

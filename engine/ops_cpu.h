@@ -53,6 +53,12 @@ void SwiGluBackward(const T* g, const T* u, const T* da, T* dg, T* du, I n);
 // zeros above the diagonal). Returns the largest scaled logit (max over i>=j of scale*q_i·k_j).
 template <class T>
 double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I dq, I dv, double scale);
+// Segment-masked form (packed rows): query i sees key j only when j <= i and seg[j] == seg[i]; seg [T]
+// may be null (plain causal). Masked entries of p are 0, so CausalAttentionBackward needs no mask.
+// The returned max is over visible logits only.
+template <class T>
+double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I dq, I dv, double scale,
+                       const int32_t* seg);
 // Backward: dq, dk, dv overwritten; ds is scratch [T,T].
 template <class T>
 void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
@@ -63,12 +69,20 @@ void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, con
 // rank (best first); ties go to the lower index.
 template <class T>
 void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* idx);
+// Allocation-free form for the step loop: work [E + n_group] and iwork [E + n_group] are scratch.
+template <class T>
+void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* idx, T* work, I* iwork);
 
 // Weighted next-token cross-entropy over logits [N,V]; returns sum_t w_t * CE_t (the caller divides).
 // dlogits (if not null) = scale * w_t * (softmax - onehot).
 template <class T>
 double CrossEntropy(const T* logits, const int32_t* targets, const float* weights, I N, I V, T* dlogits,
                     double dscale);
+// Same, also writing (when not null) logp[n] = log softmax(logits_n)[targets[n]] (0 when the target is
+// outside [0, V)) and entropy[n] = -sum_v p_v log p_v. Weights may be negative (signed RL losses).
+template <class T>
+double CrossEntropy(const T* logits, const int32_t* targets, const float* weights, I N, I V, T* dlogits,
+                    double dscale, T* logp, T* entropy);
 
 namespace ref {
 // Obvious loop versions used by tests.
