@@ -1,0 +1,261 @@
+// Cached forward for generation: embeddings -> per layer (MLA with latents written to the paged cache,
+// absorbed attention over the pages, dense or routed MLP) -> final norm -> lm_head on wanted rows.
+// Mirrors engine/model.cc's forward op for op so the numbers match the full forward.
+#include "engine/gen/decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+
+#include "engine/ops_cpu.h"
+
+namespace k2::gen {
+
+using I = int64_t;
+namespace ops = engine::ops;
+
+namespace {
+template <class T>
+void Size(std::vector<T>& v, I n) {
+  v.assign(static_cast<size_t>(std::max<I>(n, 1)), T(0));
+}
+}  // namespace
+
+CachedDecoder::CachedDecoder(engine::Model<float>* model, KvCache* kv, I max_rows, I max_chunk, I max_context)
+    : model_(model), kv_(kv), cfg_(model->config()), max_rows_(max_rows), max_chunk_(max_chunk),
+      max_context_(max_context) {
+  const engine::ModelConfig& c = cfg_;
+  auto get = [&](const std::string& name) {
+    engine::Param<float>* p = model_->Find(name);
+    K2_CHECK(p != nullptr) << "generator: model has no parameter " << name;
+    return p;
+  };
+  auto mlp = [&](const std::string& pre) {
+    return std::vector<engine::Param<float>*>{get(pre + "gate_proj.weight"), get(pre + "up_proj.weight"),
+                                              get(pre + "down_proj.weight")};
+  };
+  embed_ = get("model.embed_tokens.weight");
+  final_norm_ = get("model.norm.weight");
+  lm_head_ = get("lm_head.weight");
+  layers_.resize(static_cast<size_t>(c.num_hidden_layers));
+  I maxw = c.intermediate_size;
+  for (I l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    Layer& L = layers_[static_cast<size_t>(l)];
+    L.in_norm = get(p + "input_layernorm.weight");
+    if (c.q_lora_rank) {
+      L.q_a = get(p + "self_attn.q_a_proj.weight");
+      L.q_a_norm = get(p + "self_attn.q_a_layernorm.weight");
+      L.q_b = get(p + "self_attn.q_b_proj.weight");
+    } else {
+      L.q = get(p + "self_attn.q_proj.weight");
+    }
+    L.kv_a = get(p + "self_attn.kv_a_proj_with_mqa.weight");
+    L.kv_a_norm = get(p + "self_attn.kv_a_layernorm.weight");
+    L.kv_b = get(p + "self_attn.kv_b_proj.weight");
+    L.o = get(p + "self_attn.o_proj.weight");
+    L.post_norm = get(p + "post_attention_layernorm.weight");
+    L.moe = c.is_moe_layer(l);
+    if (!L.moe) {
+      L.dense = mlp(p + "mlp.");
+    } else {
+      L.router = get(p + "mlp.gate.weight");
+      L.bias = get(p + "mlp.gate.e_score_correction_bias");
+      for (I e = 0; e < c.n_routed_experts; ++e) L.experts.push_back(mlp(p + "mlp.experts." + std::to_string(e) + "."));
+      if (c.n_shared_experts > 0) L.shared = mlp(p + "mlp.shared_experts.");
+      maxw = std::max({maxw, c.moe_intermediate_size, c.moe_intermediate_size * c.n_shared_experts});
+    }
+  }
+  inv_freq_ = c.inv_freq();
+  attn_factor_ = c.rope_attention_factor();
+  scale_ = c.softmax_scale();
+
+  const I N = max_rows_, D = c.hidden_size, H = c.num_attention_heads, dq = c.qk_head_dim(),
+          dv = c.v_head_dim, dr = c.qk_rope_head_dim, rkv = c.kv_lora_rank, rq = c.q_lora_rank.value_or(0),
+          E = c.n_routed_experts, K = c.num_experts_per_tok;
+  Size(x_, N * D), Size(xn_, N * D), Size(rstd_, N), Size(qa_, N * rq), Size(qa_n_, N * rq), Size(q_, N * H * dq);
+  Size(kva_, N * (rkv + dr)), Size(ckv_, N * rkv), Size(qlat_, N * H * rkv), Size(olat_, N * H * rkv);
+  Size(o_, N * H * dv), Size(g_, N * maxw), Size(u_, N * maxw), Size(a_, N * maxw);
+  Size(rlog_, N * E), Size(sb_, N * E), Size(scores_, N * E), Size(idx_, N * K), Size(wts_, N * K);
+  Size(cnt_, E), Size(offs_, E + 1), Size(fill_, E), Size(row_of_slot_, N * K);
+  Size(xe_, N * K * D), Size(ye_, N * K * D), Size(ffn_, N * D);
+  Size(keys_, max_context_ * (rkv + dr)), Size(s_, max_chunk_ * H * max_context_), Size(pos_, N);
+  Size(logit_src_, N), Size(hsel_, N * D), Size(logits_, N * c.vocab_size);
+}
+
+void CachedDecoder::RunMlp(const std::vector<engine::Param<float>*>& m, const float* x, I N, float* y) {
+  const I D = cfg_.hidden_size, W = m[0]->shape[0];
+  ops::Linear(x, m[0]->w.data(), g_.data(), N, D, W);
+  ops::Linear(x, m[1]->w.data(), u_.data(), N, D, W);
+  ops::SwiGlu(g_.data(), u_.data(), a_.data(), N * W);
+  ops::Linear(a_.data(), m[2]->w.data(), y, N, W, D);
+}
+
+void CachedDecoder::Attention(I l, const std::vector<Chunk>& chunks, I N) {
+  const engine::ModelConfig& c = cfg_;
+  Layer& P = layers_[static_cast<size_t>(l)];
+  const I D = c.hidden_size, H = c.num_attention_heads, dq = c.qk_head_dim(), dn = c.qk_nope_head_dim,
+          dv = c.v_head_dim, dr = c.qk_rope_head_dim, rkv = c.kv_lora_rank, W = rkv + dr, ps = kv_->config().page_size;
+  ops::RmsNorm(x_.data(), D, P.in_norm->w.data(), xn_.data(), rstd_.data(), N, D, c.rms_norm_eps);
+  if (c.q_lora_rank) {
+    const I rq = *c.q_lora_rank;
+    ops::Linear(xn_.data(), P.q_a->w.data(), qa_.data(), N, D, rq);                                // [N, rq]
+    ops::RmsNorm(qa_.data(), rq, P.q_a_norm->w.data(), qa_n_.data(), rstd_.data(), N, rq, c.rms_norm_eps);
+    ops::Linear(qa_n_.data(), P.q_b->w.data(), q_.data(), N, rq, H * dq);                          // [N, H*dq]
+  } else {
+    ops::Linear(xn_.data(), P.q->w.data(), q_.data(), N, D, H * dq);                               // [N, H*dq]
+  }
+  ops::Linear(xn_.data(), P.kv_a->w.data(), kva_.data(), N, D, W);                                 // [N, rkv+dr]
+  ops::RmsNorm(kva_.data(), W, P.kv_a_norm->w.data(), ckv_.data(), rstd_.data(), N, rkv, c.rms_norm_eps);  // [N, rkv]
+  ops::Rope(q_.data() + dn, N, H, H * dq, dq, pos_.data(), inv_freq_.data(), dr, c.rope_interleave, attn_factor_, false);
+  ops::Rope(kva_.data() + rkv, N, 1, W, 0, pos_.data(), inv_freq_.data(), dr, c.rope_interleave, attn_factor_, false);
+
+  // Write the new latents into the cache: [rkv] normalized latent | [dr] roped k_pe.
+  I row = 0;
+  for (const Chunk& ch : chunks) {
+    const I start = kv_->length(ch.seq) - ch.n;
+    for (I i = 0; i < ch.n; ++i, ++row) {
+      float* dst = kv_->MutableRow(ch.seq, l, start + i);
+      std::memcpy(dst, &ckv_[row * rkv], sizeof(float) * static_cast<size_t>(rkv));
+      std::memcpy(dst + rkv, &kva_[row * W + rkv], sizeof(float) * static_cast<size_t>(dr));
+    }
+  }
+
+  // Absorb W_UK into the queries for all rows at once: q_lat[n, h] = q_nope[n, h] W_UK_h  ([N, H, rkv]).
+  const float* wkvb = P.kv_b->w.data();
+  for (I h = 0; h < H; ++h)
+    ops::Gemm<float>(false, false, N, rkv, dn, 1.0f, q_.data() + h * dq, H * dq, wkvb + h * (dn + dv) * rkv, rkv,
+                     0.0f, qlat_.data() + h * rkv, H * rkv);
+  // Per sequence: gather its pages' rows, then all heads of all its query rows against them.
+  row = 0;
+  const float sc = static_cast<float>(scale_);
+  for (const Chunk& ch : chunks) {
+    const I Tk = kv_->length(ch.seq), start = Tk - ch.n, M = ch.n * H;
+    for (I p = 0; p * ps < Tk; ++p) {
+      const I cnt = std::min(ps, Tk - p * ps);
+      std::memcpy(&keys_[p * ps * W], kv_->PageRows(ch.seq, l, p), sizeof(float) * static_cast<size_t>(cnt * W));
+    }
+    float* S = s_.data();
+    // S[M, Tk] = q_lat c_kv^T + q_pe k_pe^T; row r = i*H + h.
+    ops::Gemm<float>(false, true, M, Tk, rkv, 1.0f, &qlat_[row * H * rkv], rkv, keys_.data(), W, 0.0f, S, Tk);
+    ops::Gemm<float>(false, true, M, Tk, dr, 1.0f, &q_[row * H * dq + dn], dq, keys_.data() + rkv, W, 1.0f, S, Tk);
+    for (I r = 0; r < M; ++r) {
+      float* srow = S + r * Tk;
+      const I last = start + r / H;  // causal: query i sees keys 0..start+i
+      float m = -std::numeric_limits<float>::infinity();
+      for (I j = 0; j <= last; ++j) m = std::max(m, srow[j] * sc);
+      float z = 0;
+      for (I j = 0; j <= last; ++j) z += (srow[j] = std::exp(srow[j] * sc - m));
+      const float inv = 1.0f / z;
+      for (I j = 0; j <= last; ++j) srow[j] *= inv;
+      for (I j = last + 1; j < Tk; ++j) srow[j] = 0;
+    }
+    // o_lat[M, rkv] = P c_kv
+    ops::Gemm<float>(false, false, M, rkv, Tk, 1.0f, S, Tk, keys_.data(), W, 0.0f, &olat_[row * H * rkv], rkv);
+    row += ch.n;
+  }
+  // o[n, h*dv] = o_lat[n, h] W_UV_h^T; then the residual x += o W_o^T.
+  for (I h = 0; h < H; ++h)
+    ops::Gemm<float>(false, true, N, dv, rkv, 1.0f, olat_.data() + h * rkv, H * rkv, wkvb + (h * (dn + dv) + dn) * rkv,
+                     rkv, 0.0f, o_.data() + h * dv, H * dv);
+  ops::Linear(o_.data(), P.o->w.data(), x_.data(), N, H * dv, D, /*accumulate=*/true);
+}
+
+void CachedDecoder::Moe(I l, I N) {
+  const engine::ModelConfig& c = cfg_;
+  Layer& P = layers_[static_cast<size_t>(l)];
+  const I D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
+  ops::Linear(xn_.data(), P.router->w.data(), rlog_.data(), N, D, E);  // [N, E]
+  const float* bias = P.bias->w.data();
+  for (I n = 0; n < N; ++n)
+    for (I e = 0; e < E; ++e) {
+      float s = 1.0f / (1.0f + std::exp(-rlog_[n * E + e]));
+      scores_[n * E + e] = s;
+      sb_[n * E + e] = s + bias[e];
+    }
+  ops::RouterTopK(sb_.data(), N, E, c.n_group, c.topk_group, K, idx_.data());
+  for (I n = 0; n < N; ++n) {
+    float sum = 0;
+    for (I k = 0; k < K; ++k) sum += scores_[n * E + idx_[n * K + k]];
+    for (I k = 0; k < K; ++k) {
+      float w = scores_[n * E + idx_[n * K + k]];
+      if (c.norm_topk_prob) w /= (sum + 1e-20f);
+      wts_[n * K + k] = w * static_cast<float>(c.routed_scaling_factor);
+    }
+  }
+  std::fill(cnt_.begin(), cnt_.end(), 0);
+  for (I i = 0; i < N * K; ++i) cnt_[idx_[i]]++;
+  offs_[0] = 0;
+  for (I e = 0; e < E; ++e) offs_[e + 1] = offs_[e] + cnt_[e], fill_[e] = offs_[e];
+  for (I i = 0; i < N * K; ++i) {
+    const I r = fill_[idx_[i]]++;
+    row_of_slot_[i] = r;
+    std::memcpy(&xe_[r * D], &xn_[(i / K) * D], sizeof(float) * static_cast<size_t>(D));
+  }
+  for (I e = 0; e < E; ++e) {
+    const I r0 = offs_[e], n = offs_[e + 1] - r0;
+    if (n > 0) RunMlp(P.experts[static_cast<size_t>(e)], &xe_[r0 * D], n, &ye_[r0 * D]);
+  }
+  if (!P.shared.empty()) RunMlp(P.shared, xn_.data(), N, ffn_.data());
+  else std::fill(ffn_.begin(), ffn_.begin() + N * D, 0.0f);
+  for (I n = 0; n < N; ++n)
+    for (I k = 0; k < K; ++k) {
+      const float w = wts_[n * K + k];
+      const float* y = &ye_[row_of_slot_[n * K + k] * D];
+      float* o = &ffn_[n * D];
+      for (I d = 0; d < D; ++d) o[d] += w * y[d];
+    }
+}
+
+Status CachedDecoder::Forward(const std::vector<Chunk>& chunks) {
+  const engine::ModelConfig& c = cfg_;
+  const I D = c.hidden_size, V = c.vocab_size;
+  I N = 0;
+  for (const Chunk& ch : chunks) {
+    if (ch.n < 1) return InvalidArgument("decoder: empty chunk");
+    if (ch.n > max_chunk_) return InvalidArgument("decoder: chunk of " + std::to_string(ch.n) + " tokens > max " +
+                                                  std::to_string(max_chunk_));
+    const I len = kv_->length(ch.seq);
+    if (len < ch.n) return FailedPrecondition("decoder: sequence shorter than its chunk (Append first)");
+    if (len > max_context_) return InvalidArgument("decoder: sequence of " + std::to_string(len) +
+                                                   " tokens exceeds the context " + std::to_string(max_context_));
+    for (I i = 0; i < ch.n; ++i)
+      if (ch.tokens[i] < 0 || ch.tokens[i] >= V)
+        return InvalidArgument("decoder: token " + std::to_string(ch.tokens[i]) + " outside [0, vocab_size=" +
+                               std::to_string(V) + ")");
+    N += ch.n;
+  }
+  if (N > max_rows_) return InvalidArgument("decoder: " + std::to_string(N) + " rows > max_rows " + std::to_string(max_rows_));
+  if (N == 0) {
+    logit_rows_ = 0;
+    return Status::Ok();
+  }
+  I row = 0;
+  logit_rows_ = 0;
+  for (const Chunk& ch : chunks) {
+    const I start = kv_->length(ch.seq) - ch.n;
+    for (I i = 0; i < ch.n; ++i, ++row) {
+      pos_[row] = static_cast<int32_t>(start + i);
+      std::memcpy(&x_[row * D], &embed_->w[static_cast<size_t>(ch.tokens[i]) * D], sizeof(float) * static_cast<size_t>(D));
+      if (ch.all_logits || i == ch.n - 1) logit_src_[logit_rows_++] = row;
+    }
+  }
+  for (I l = 0; l < c.num_hidden_layers; ++l) {
+    Attention(l, chunks, N);
+    Layer& P = layers_[static_cast<size_t>(l)];
+    ops::RmsNorm(x_.data(), D, P.post_norm->w.data(), xn_.data(), rstd_.data(), N, D, c.rms_norm_eps);
+    if (!P.moe) RunMlp(P.dense, xn_.data(), N, ffn_.data());
+    else Moe(l, N);
+    for (I i = 0; i < N * D; ++i) x_[i] += ffn_[i];
+  }
+  // Final norm and lm_head only on the rows whose logits are wanted.
+  for (I r = 0; r < logit_rows_; ++r)
+    std::memcpy(&hsel_[r * D], &x_[logit_src_[r] * D], sizeof(float) * static_cast<size_t>(D));
+  ops::RmsNorm(hsel_.data(), D, final_norm_->w.data(), xn_.data(), rstd_.data(), logit_rows_, D, c.rms_norm_eps);
+  ops::Linear(xn_.data(), lm_head_->w.data(), logits_.data(), logit_rows_, D, V);
+  return Status::Ok();
+}
+
+}  // namespace k2::gen
