@@ -1,0 +1,269 @@
+// SFT data path (dialog JSON Lines -> chat-template tokens -> packed rows) and the training loop
+// (MuonClip, epochs, held-out loss, checkpoints with exact resume). See sft/sft.h.
+#include "sft/sft.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "core/rng.h"
+#include "engine/pretrain.h"
+#include "engine/text/chat_template.h"
+
+namespace k2::sft {
+
+Expected<std::vector<Dialog>> LoadDialogs(const std::string& path, double min_reward) {
+  K2_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  std::vector<Dialog> out;
+  size_t pos = 0;
+  int64_t line_no = 0;
+  while (pos < text.size()) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string::npos) nl = text.size();
+    std::string_view line(text.data() + pos, nl - pos);
+    pos = nl + 1;
+    ++line_no;
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) continue;
+    const std::string where = path + ":" + std::to_string(line_no);
+    K2_ASSIGN_OR_RETURN(json j, ParseJson(line, where));
+    if (!j.is_object()) return InvalidArgument(where + ": expected a JSON object with \"messages\"");
+    if (!j.contains("messages")) return InvalidArgument(where + ": missing \"messages\" (array of OpenAI messages)");
+    Dialog d;
+    d.id = j.contains("id") && j["id"].is_string() ? j["id"].get<std::string>() : where;
+    K2_ASSIGN_OR_RETURN(d.messages, MessagesFromJson(j["messages"], where + ": messages"));
+    if (j.contains("tools") && !j["tools"].is_null()) {
+      if (!j["tools"].is_array()) return InvalidArgument(where + ": tools: expected an array of tool objects");
+      d.tools = j["tools"];
+    }
+    if (j.contains("reward") && !j["reward"].is_null()) {
+      if (!j["reward"].is_number()) return InvalidArgument(where + ": reward: expected a number");
+      d.reward = j["reward"].get<double>();
+      if (*d.reward < min_reward) continue;
+    }
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Expected<Example> RenderExample(const Dialog& d, const text::Tokenizer& tok) {
+  K2_ASSIGN_OR_RETURN(text::RenderedChat r, text::RenderChat(d.messages, d.tools, &tok));
+  Example e;
+  e.id = d.id;
+  e.tokens.assign(r.tokens.begin(), r.tokens.end());
+  e.mask = std::move(r.loss_mask);
+  if (e.tokens.size() != e.mask.size())
+    return Internal(d.id + ": chat template returned " + std::to_string(e.tokens.size()) + " tokens but " +
+                    std::to_string(e.mask.size()) + " mask entries");
+  return e;
+}
+
+std::vector<Row> PackExamples(const std::vector<Example>& docs, int64_t T, bool pack, PackStats* stats) {
+  K2_CHECK(T >= 1) << "PackExamples: T=" << T;
+  PackStats st;
+  std::vector<Row> rows;
+  int64_t fill = T;  // positions used in the last row; T = "no open row"
+  int32_t seg = 0;
+  auto open_row = [&] {
+    Row r;
+    r.tokens.assign(T, 0);
+    r.targets.assign(T, 0);
+    r.positions.assign(T, 0);
+    r.segment_ids.assign(T, -1);
+    r.weights.assign(T, 0.0f);
+    rows.push_back(std::move(r));
+    fill = 0;
+    seg = 0;
+  };
+  for (const Example& d : docs) {
+    if (d.tokens.size() < 2) continue;  // nothing to predict
+    int64_t n = static_cast<int64_t>(d.tokens.size()) - 1;  // positions this document needs
+    if (n > T) {
+      n = T;
+      ++st.truncated;
+    }
+    if (!pack || fill + n > T) open_row();
+    Row& r = rows.back();
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t p = fill + j;
+      r.tokens[p] = d.tokens[j];
+      r.targets[p] = d.tokens[j + 1];
+      r.weights[p] = d.mask[j + 1] ? 1.0f : 0.0f;
+      r.positions[p] = static_cast<int32_t>(j);
+      r.segment_ids[p] = seg;
+      st.loss_tokens += d.mask[j + 1] ? 1 : 0;
+    }
+    fill += n;
+    ++seg;
+    ++st.documents;
+    if (!pack) fill = T;
+  }
+  st.rows = static_cast<int64_t>(rows.size());
+  for (const Row& r : rows)
+    for (int32_t s : r.segment_ids) st.pad_tokens += s < 0 ? 1 : 0;
+  if (stats) *stats = st;
+  return rows;
+}
+
+engine::Batch MakeBatch(const std::vector<Row>& rows, const std::vector<int64_t>& idx, bool segments) {
+  engine::Batch b;
+  b.B = static_cast<int64_t>(idx.size());
+  b.T = rows.empty() ? 0 : static_cast<int64_t>(rows[0].tokens.size());
+  for (int64_t i : idx) {
+    const Row& r = rows[i];
+    b.tokens.insert(b.tokens.end(), r.tokens.begin(), r.tokens.end());
+    b.targets.insert(b.targets.end(), r.targets.begin(), r.targets.end());
+    b.weights.insert(b.weights.end(), r.weights.begin(), r.weights.end());
+    if (segments) {
+      b.positions.insert(b.positions.end(), r.positions.begin(), r.positions.end());
+      b.segment_ids.insert(b.segment_ids.end(), r.segment_ids.begin(), r.segment_ids.end());
+    }
+  }
+  return b;
+}
+
+Expected<double> EvalLoss(engine::Model<float>* model, const std::vector<Row>& rows, int64_t B) {
+  double num = 0, den = 0;
+  for (size_t s = 0; s < rows.size(); s += static_cast<size_t>(B)) {
+    std::vector<int64_t> idx;
+    double w = 0;
+    for (size_t i = s; i < std::min(rows.size(), s + static_cast<size_t>(B)); ++i) {
+      idx.push_back(static_cast<int64_t>(i));
+      for (float x : rows[i].weights) w += x;
+    }
+    if (w <= 0) continue;  // a batch of rows without assistant tokens has no loss to measure
+    engine::Batch b = MakeBatch(rows, idx, true);
+    K2_ASSIGN_OR_RETURN(engine::ForwardResult f, model->Forward(b));
+    num += f.ce_loss * f.weight_sum;
+    den += f.weight_sum;
+  }
+  if (den <= 0) return InvalidArgument("eval: no assistant tokens in the held-out rows");
+  return num / den;
+}
+
+namespace {
+
+double LoadImbalance(const engine::Model<float>& m) {
+  double worst = 0;
+  for (const auto& layer : m.expert_load()) {
+    if (layer.empty()) continue;
+    double sum = 0, mx = 0;
+    for (int64_t c : layer) {
+      sum += static_cast<double>(c);
+      mx = std::max(mx, static_cast<double>(c));
+    }
+    if (sum > 0) worst = std::max(worst, mx / (sum / static_cast<double>(layer.size())));
+  }
+  return worst;
+}
+
+// Row order of one epoch: a permutation from the run seed and the epoch number only, so a resumed
+// run replays exactly the remaining batches.
+std::vector<int64_t> EpochOrder(int64_t n, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> order(n);
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  Rng rng = Rng(seed).Fork("sft.epoch." + std::to_string(epoch));
+  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[static_cast<int64_t>(rng.Below(i + 1))]);
+  return order;
+}
+
+}  // namespace
+
+Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer& tok,
+                             const std::vector<Dialog>& dialogs, const SftConfig& cfg, const SftRun& run) {
+  if (tok.vocab_size() > model->config().vocab_size)
+    return InvalidArgument("sft: tokenizer vocabulary " + std::to_string(tok.vocab_size()) +
+                           " exceeds the model's vocab_size " + std::to_string(model->config().vocab_size));
+  engine::SetComputeThreads(cfg.threads);
+  std::vector<Example> train, eval;
+  const int64_t every = cfg.eval_fraction > 0 ? std::max<int64_t>(2, std::llround(1.0 / cfg.eval_fraction)) : 0;
+  for (size_t i = 0; i < dialogs.size(); ++i) {
+    K2_ASSIGN_OR_RETURN(Example e, RenderExample(dialogs[i], tok));
+    if (every > 0 && static_cast<int64_t>(i % every) == every - 1)
+      eval.push_back(std::move(e));
+    else
+      train.push_back(std::move(e));
+  }
+  SftResult res;
+  std::vector<Row> train_rows = PackExamples(train, cfg.seq_len, cfg.pack, &res.train);
+  std::vector<Row> eval_rows = PackExamples(eval, cfg.seq_len, cfg.pack, &res.eval);
+  if (train_rows.empty()) return InvalidArgument("sft: no training rows (no dialog with at least 2 tokens)");
+  if (res.train.loss_tokens == 0) return InvalidArgument("sft: the training dialogs have no assistant tokens");
+
+  const int64_t n = static_cast<int64_t>(train_rows.size());
+  const int64_t B = std::min(cfg.batch_size, n);
+  const int64_t per_epoch = (n + B - 1) / B;
+  res.total_steps = per_epoch * cfg.epochs;
+  engine::OptimizerConfig oc = cfg.optimizer;
+  oc.total_steps = res.total_steps;
+  engine::Optimizer<float> opt(model, oc);
+
+  engine::TrainerState ts;
+  if (run.resume && !run.checkpoint_dir.empty() &&
+      std::filesystem::exists(run.checkpoint_dir + "/trainer_state.json")) {
+    K2_RETURN_IF_ERROR(engine::LoadCheckpoint(run.checkpoint_dir, model, &opt, &ts));
+  }
+  auto save = [&](int64_t step) -> Status {
+    if (run.checkpoint_dir.empty()) return Status::Ok();
+    engine::TrainerState s;
+    s.step = step;
+    s.data_position = step * B;
+    s.extra = {{"kind", "sft"}, {"epochs", cfg.epochs}, {"seed", run.seed}};
+    return engine::SaveCheckpoint(run.checkpoint_dir, *model, opt, s);
+  };
+  auto do_eval = [&](int64_t step) -> Status {
+    if (eval_rows.empty()) return Status::Ok();
+    K2_ASSIGN_OR_RETURN(double el, EvalLoss(model, eval_rows, B));
+    res.final_eval_loss = el;
+    if (run.on_eval) run.on_eval(step, el);
+    return Status::Ok();
+  };
+
+  const auto t0 = std::chrono::steady_clock::now();
+  int64_t tokens = 0;
+  std::vector<int64_t> order;
+  int64_t order_epoch = -1;
+  int64_t end_step = res.total_steps;
+  if (run.max_steps > 0) end_step = std::min(end_step, ts.step + run.max_steps);
+  for (int64_t step = ts.step; step < end_step; ++step) {
+    const int64_t epoch = step / per_epoch, k = step % per_epoch;
+    if (epoch != order_epoch) {
+      order = EpochOrder(n, run.seed, epoch);
+      order_epoch = epoch;
+    }
+    std::vector<int64_t> idx;
+    double w = 0;
+    for (int64_t i = k * B; i < std::min(n, (k + 1) * B); ++i) {
+      idx.push_back(order[i]);
+      for (float x : train_rows[order[i]].weights) w += x;
+    }
+    if (w <= 0) continue;  // a batch of only non-assistant tokens (rare: tiny data) teaches nothing
+    engine::Batch batch = MakeBatch(train_rows, idx, true);
+    engine::ForwardOptions fo;
+    fo.aux_loss_alpha = cfg.aux_loss_alpha;
+    model->ZeroGrad();
+    K2_ASSIGN_OR_RETURN(engine::ForwardResult f, model->Forward(batch, fo));
+    model->Backward();
+    SftStep s;
+    s.step = step;
+    s.epoch = epoch;
+    s.fwd = f;
+    s.load_imbalance = LoadImbalance(*model);
+    s.opt = opt.Step(step);
+    tokens += batch.B * batch.T;
+    const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    s.tokens_per_s = el > 0 ? static_cast<double>(tokens) / el : 0;
+    res.final_train_loss = f.ce_loss;
+    ++res.steps_taken;
+    if (run.on_step) run.on_step(s);
+    const bool epoch_end = k == per_epoch - 1;
+    if ((cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0) || (cfg.eval_every == 0 && epoch_end))
+      K2_RETURN_IF_ERROR(do_eval(step + 1));
+    if (cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0) K2_RETURN_IF_ERROR(save(step + 1));
+  }
+  if (res.steps_taken == 0 && !eval_rows.empty()) K2_RETURN_IF_ERROR(do_eval(end_step));
+  K2_RETURN_IF_ERROR(save(end_step));
+  return res;
+}
+
+}  // namespace k2::sft

@@ -1,0 +1,127 @@
+// Supervised fine-tuning on dialogs: trajectories (agents::Trajectory JSON Lines) or OpenAI chat
+// exports ({"messages", "tools"} per line) rendered with the Kimi-K2 chat template (loss on assistant
+// tokens only), packed into rows with document boundaries kept in attention, trained with MuonClip.
+//
+// Shapes: a Row holds T input positions; targets are the next token; weights are 1 where the target is
+// an assistant token (RenderChat's loss mask) and 0 elsewhere (prompts, tool results, padding).
+// Threading: one caller thread; the engine parallelizes internally. Failures (files, bad dialogs,
+// checkpoints) come back as Status naming the file, line and field.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/json.h"
+#include "core/message.h"
+#include "core/status.h"
+#include "engine/engine.h"
+#include "engine/text/tokenizer.h"
+
+namespace k2::sft {
+
+struct Dialog {
+  std::string id;                 // "id" of the line when present, else "FILE:LINE"
+  std::vector<Message> messages;
+  json tools = json::array();
+  std::optional<double> reward;   // trajectories carry one
+};
+
+// One dialog per line: an object with "messages" (OpenAI messages) and optional "tools", "id",
+// "reward" (a Trajectory line has all of them). Lines with a reward below `min_reward` are skipped.
+// Errors name FILE:LINE and the field.
+Expected<std::vector<Dialog>> LoadDialogs(const std::string& path,
+                                          double min_reward = -std::numeric_limits<double>::infinity());
+
+struct Example {
+  std::string id;
+  std::vector<int32_t> tokens;  // the rendered dialog
+  std::vector<uint8_t> mask;    // 1 on assistant tokens (loss)
+};
+Expected<Example> RenderExample(const Dialog& d, const text::Tokenizer& tok);
+
+struct Row {
+  std::vector<int32_t> tokens, targets, positions, segment_ids;  // [T]
+  std::vector<float> weights;                                    // [T]
+};
+
+struct PackStats {
+  int64_t rows = 0, documents = 0, truncated = 0, loss_tokens = 0, pad_tokens = 0;
+};
+
+// A document of n tokens fills n-1 positions (input t predicts token t+1). pack = true: documents are
+// laid greedily in order into rows of T (a document that does not fit in the current row's space starts
+// a new row); pack = false: one document per row. A document longer than T+1 tokens is cut to T+1.
+// Positions restart at 0 per document; segment ids count documents within a row; padding is segment -1
+// with weight 0.
+std::vector<Row> PackExamples(const std::vector<Example>& docs, int64_t T, bool pack, PackStats* stats);
+
+// Rows [idx...] as one engine batch (B = idx.size()). With `segments` false the positions and segment
+// ids are left empty (one document per row is then required for exactness).
+engine::Batch MakeBatch(const std::vector<Row>& rows, const std::vector<int64_t>& idx, bool segments);
+
+struct SftConfig {
+  int64_t seq_len = 512;          // T positions per row
+  int64_t batch_size = 8;         // rows per step
+  int64_t epochs = 3;
+  bool pack = true;
+  double eval_fraction = 0.1;     // every round(1/f)-th dialog is held out
+  int64_t eval_every = 0;         // steps; 0 = after every epoch
+  int64_t checkpoint_every = 0;   // steps; 0 = at the end only
+  int64_t threads = 0;
+  double aux_loss_alpha = 0.0;
+  engine::OptimizerConfig optimizer = [] {
+    engine::OptimizerConfig o;
+    o.lr = 2e-3;
+    o.warmup_steps = 10;
+    o.weight_decay = 0.0;
+    return o;
+  }();
+  template <class V> void Visit(V& v) {
+    v("seq_len", seq_len, "positions per packed row", {.min = 2});
+    v("batch_size", batch_size, "rows per optimizer step", {.min = 1});
+    v("epochs", epochs, "passes over the training rows (--epochs overrides)", {.min = 1});
+    v("pack", pack, "pack several dialogs per row (attention never crosses dialogs)");
+    v("eval_fraction", eval_fraction, "share of dialogs held out for the eval loss", {.min = 0.0, .max = 0.5});
+    v("eval_every", eval_every, "eval period in steps (0 = after every epoch)", {.min = 0});
+    v("checkpoint_every", checkpoint_every, "checkpoint period in steps (0 = at the end only)", {.min = 0});
+    v("threads", threads, "compute threads (0 = default)", {.min = 0});
+    v("aux_loss_alpha", aux_loss_alpha, "sequence-wise MoE balance loss weight", {.min = 0.0});
+    v("optimizer", optimizer, "MuonClip settings (total_steps is set from epochs x steps per epoch)");
+  }
+};
+
+struct SftStep {
+  int64_t step = 0, epoch = 0;
+  engine::ForwardResult fwd;
+  engine::StepStats opt;
+  double load_imbalance = 0;
+  double tokens_per_s = 0;
+};
+
+struct SftRun {
+  std::string checkpoint_dir;  // "" = no checkpoints
+  bool resume = false;
+  uint64_t seed = 0;           // row order per epoch
+  int64_t max_steps = 0;       // stop after this many steps of this invocation (checkpointed); 0 = all
+  std::function<void(const SftStep&)> on_step;
+  std::function<void(int64_t step, double eval_loss)> on_eval;
+};
+
+struct SftResult {
+  int64_t steps_taken = 0, total_steps = 0;
+  double final_train_loss = 0, final_eval_loss = 0;
+  PackStats train, eval;
+};
+
+// Splits dialogs into train/held-out (deterministic: by index), renders, packs and trains.
+Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer& tok,
+                             const std::vector<Dialog>& dialogs, const SftConfig& cfg, const SftRun& run);
+
+// Weighted mean next-token cross-entropy of the rows (assistant tokens only), in batches of B.
+Expected<double> EvalLoss(engine::Model<float>* model, const std::vector<Row>& rows, int64_t B);
+
+}  // namespace k2::sft
