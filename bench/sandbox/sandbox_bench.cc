@@ -104,6 +104,7 @@ void Print(const char* name, const Stats& s, const Stats& ref) {
 int main(int argc, char** argv) {
   int runs = 300, threads = 4, workers = 2;
   bool netns = true, preload_default = false;
+  std::string only, show;  // show: a program run once through the sandbox, its output printed (profiling)  // "": all three variants; "sandbox": the sandbox alone (for profiling with perf)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
@@ -111,8 +112,10 @@ int main(int argc, char** argv) {
     else if (a == "--workers" && i + 1 < argc) workers = std::atoi(argv[++i]);
     else if (a == "--no-netns") netns = false;
     else if (a == "--preload-default") preload_default = true;
+    else if (a == "--only" && i + 1 < argc) only = argv[++i];
+    else if (a == "--show" && i + 1 < argc) show = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--runs N] [--threads T] [--workers W] [--no-netns] [--preload-default]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--runs N] [--threads T] [--workers W] [--no-netns] [--preload-default] [--only sandbox] [--show CODE]\n", argv[0]);
       return 2;
     }
   }
@@ -135,6 +138,14 @@ int main(int argc, char** argv) {
     return 1;
   }
   k2::sandbox::RunRequest req;
+  if (!show.empty()) {
+    for (int i = 0; i < 3; ++i) {
+      req.code = show;
+      auto r = (*sb)->Run(req);
+      std::printf("[%s] %s%s", k2::sandbox::RunStatusName(r.status), r.stdout_data.c_str(), r.stderr_data.c_str());
+    }
+    return 0;
+  }
   req.code = "print(1)";
   auto sandboxed = [&] {
     auto r = (*sb)->Run(req);
@@ -147,6 +158,11 @@ int main(int argc, char** argv) {
                                           "--tmpfs", "/tmp", cfg.python, "-c", "print(1)"};
   // Warm-up (first forks fault in the zygotes' pages), then the three variants back to back.
   Measure(std::min(runs, 20), threads, sandboxed);
+  if (only == "sandbox") {
+    Stats s = Measure(runs, threads, sandboxed);
+    Print("k2gym sandbox (warm zygotes)", s, s);
+    return s.failures > 0 ? 1 : 0;
+  }
   Stats s_bare = Measure(runs, threads, [&] { return SpawnPrint1(bare); });
   Stats s_bwrap = Measure(runs, threads, [&] { return SpawnPrint1(bwrap); });
   Stats s_sb = Measure(runs, threads, sandboxed);

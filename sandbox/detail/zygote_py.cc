@@ -54,7 +54,7 @@ for m in CFG["preload"]:
         __import__(m)
     except Exception:
         pass
-import builtins, traceback, random
+import builtins, traceback, random, atexit
 
 def write_all(fd, data):
     while data:
@@ -83,9 +83,6 @@ def safe_open_in(dirfd, rel, flags, mode=0o644, create_dirs=False, uid=0, gid=0)
     finally:
         os.close(fd)
 
-import time
-def T(tag):
-    os.write(2, ("%s %.6f\n" % (tag, time.monotonic())).encode())
 def pid1(ctl, fds):
     # PID 1 of a fresh PID namespace, still privileged inside the zygote's user namespace.
     req_fd, in_fd, out_fd, err_fd, st_fd = fds[:5]
@@ -202,13 +199,15 @@ def run_program(req, in_fd, out_fd, err_fd):
         except Exception:
             pass
         rc = 1
+    # As at interpreter exit: wait for threads only when the program imported threading (importing it
+    # here would cost each run a module load: hundreds of copy-on-write pages).
     try:
-        import threading
-        threading._shutdown()
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            threading._shutdown()
     except BaseException:
         pass
     try:
-        import atexit
         atexit._run_exitfuncs()
     except BaseException:
         pass
