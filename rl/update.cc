@@ -1,0 +1,234 @@
+// Packed two-pass policy update (rl/update.h): trainer log-probs, K2/GRPO weights, PTX mixing, one
+// MuonClip step.
+#include "rl/update.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+namespace k2::rl {
+namespace {
+
+struct Placement {
+  int64_t row = 0, offset = 0, len = 0;  // len positions; position j predicts rollout token j+1
+};
+
+Status CheckRollouts(const std::vector<Rollout>& rs) {
+  for (size_t i = 0; i < rs.size(); ++i) {
+    const Rollout& r = rs[i];
+    const std::string at = "rollout " + std::to_string(i) + ": ";
+    if (r.mask.size() != r.tokens.size() || r.old_logp.size() != r.tokens.size())
+      return InvalidArgument(at + "tokens, mask and old_logp must have equal lengths (got " +
+                             std::to_string(r.tokens.size()) + ", " + std::to_string(r.mask.size()) + ", " +
+                             std::to_string(r.old_logp.size()) + ")");
+    if (!std::isfinite(r.reward)) return InvalidArgument(at + "reward is not finite");
+  }
+  return Status::Ok();
+}
+
+// Lays rollouts greedily into rows of T (like sft::PackExamples) and remembers where each went.
+std::vector<sft::Row> Pack(const std::vector<Rollout>& rs, int64_t T, std::vector<Placement>* where,
+                           int64_t* truncated) {
+  std::vector<sft::Row> rows;
+  int64_t fill = T;
+  int32_t seg = 0;
+  where->assign(rs.size(), Placement{-1, 0, 0});
+  *truncated = 0;
+  for (size_t i = 0; i < rs.size(); ++i) {
+    const Rollout& r = rs[i];
+    if (r.tokens.size() < 2) continue;
+    int64_t n = static_cast<int64_t>(r.tokens.size()) - 1;
+    if (n > T) {
+      n = T;
+      ++*truncated;
+    }
+    if (fill + n > T) {
+      sft::Row row;
+      row.tokens.assign(T, 0);
+      row.targets.assign(T, 0);
+      row.positions.assign(T, 0);
+      row.segment_ids.assign(T, -1);
+      row.weights.assign(T, 0.0f);
+      rows.push_back(std::move(row));
+      fill = 0;
+      seg = 0;
+    }
+    sft::Row& row = rows.back();
+    for (int64_t j = 0; j < n; ++j) {
+      row.tokens[fill + j] = r.tokens[j];
+      row.targets[fill + j] = r.tokens[j + 1];
+      row.positions[fill + j] = static_cast<int32_t>(j);
+      row.segment_ids[fill + j] = seg;
+    }
+    (*where)[i] = Placement{static_cast<int64_t>(rows.size()) - 1, fill, n};
+    fill += n;
+    ++seg;
+  }
+  return rows;
+}
+
+// Pass 1: trainer log-probs and entropies per row position.
+Status ScoreRows(engine::Model<float>* model, std::vector<sft::Row>& rows, int64_t micro, double aux,
+                 std::vector<float>* logp, std::vector<float>* ent) {
+  if (rows.empty()) return Status::Ok();
+  const int64_t T = static_cast<int64_t>(rows[0].tokens.size());
+  logp->assign(rows.size() * T, 0.0f);
+  ent->assign(rows.size() * T, 0.0f);
+  engine::ForwardOptions fo;
+  fo.loss_normalizer = 1.0;  // weights are all zero in pass 1: only the log-probs are wanted
+  fo.aux_loss_alpha = aux;
+  for (size_t s = 0; s < rows.size(); s += static_cast<size_t>(micro)) {
+    std::vector<int64_t> idx;
+    for (size_t i = s; i < std::min(rows.size(), s + static_cast<size_t>(micro)); ++i)
+      idx.push_back(static_cast<int64_t>(i));
+    engine::Batch b = sft::MakeBatch(rows, idx, true);
+    std::fill(b.weights.begin(), b.weights.end(), 0.0f);
+    K2_ASSIGN_OR_RETURN(engine::ForwardResult f, model->Forward(b, fo));
+    (void)f;
+    const auto& lp = model->token_logprobs();
+    const auto& en = model->token_entropy();
+    std::copy(lp.begin(), lp.end(), logp->begin() + static_cast<int64_t>(s) * T);
+    std::copy(en.begin(), en.end(), ent->begin() + static_cast<int64_t>(s) * T);
+  }
+  return Status::Ok();
+}
+
+double LoadImbalance(const engine::Model<float>& m) {
+  double worst = 0;
+  for (const auto& layer : m.expert_load()) {
+    double sum = 0, mx = 0;
+    for (int64_t c : layer) {
+      sum += static_cast<double>(c);
+      mx = std::max(mx, static_cast<double>(c));
+    }
+    if (!layer.empty() && sum > 0) worst = std::max(worst, mx / (sum / static_cast<double>(layer.size())));
+  }
+  return worst;
+}
+
+}  // namespace
+
+Expected<std::vector<std::vector<float>>> RolloutLogprobs(engine::Model<float>* model,
+                                                          const std::vector<Rollout>& rollouts,
+                                                          const UpdateConfig& cfg) {
+  K2_RETURN_IF_ERROR(CheckRollouts(rollouts));
+  std::vector<Placement> where;
+  int64_t truncated = 0;
+  std::vector<sft::Row> rows = Pack(rollouts, cfg.seq_len, &where, &truncated);
+  std::vector<float> lp, ent;
+  K2_RETURN_IF_ERROR(ScoreRows(model, rows, cfg.micro_batch, cfg.aux_loss_alpha, &lp, &ent));
+  std::vector<std::vector<float>> out(rollouts.size());
+  for (size_t i = 0; i < rollouts.size(); ++i) {
+    out[i].assign(rollouts[i].tokens.size(), 0.0f);
+    const Placement& p = where[i];
+    for (int64_t j = 0; j < p.len; ++j) out[i][j + 1] = lp[p.row * cfg.seq_len + p.offset + j];
+  }
+  return out;
+}
+
+Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimizer<float>* opt, int64_t step,
+                                   const std::vector<Rollout>& rollouts, const std::vector<sft::Row>* ptx,
+                                   double ptx_coef, const UpdateConfig& cfg) {
+  K2_RETURN_IF_ERROR(CheckRollouts(rollouts));
+  const int64_t T = cfg.seq_len;
+  UpdateStats st;
+  st.ptx_coef = ptx_coef;
+  std::vector<Placement> where;
+  std::vector<sft::Row> rows = Pack(rollouts, T, &where, &st.truncated_rollouts);
+  std::vector<float> lp, ent;
+  K2_RETURN_IF_ERROR(ScoreRows(model, rows, cfg.micro_batch, cfg.aux_loss_alpha, &lp, &ent));
+
+  // Per-rollout views over target positions: entry j is rollout token j+1.
+  std::vector<std::vector<float>> cur(rollouts.size()), old(rollouts.size());
+  std::vector<std::vector<uint8_t>> mask(rollouts.size());
+  std::map<int64_t, std::vector<size_t>> groups;
+  double mismatch = 0, entropy = 0;
+  for (size_t i = 0; i < rollouts.size(); ++i) {
+    const Placement& p = where[i];
+    const Rollout& r = rollouts[i];
+    groups[r.group].push_back(i);
+    for (int64_t j = 0; j < p.len; ++j) {
+      const int64_t at = p.row * T + p.offset + j;
+      cur[i].push_back(lp[at]);
+      old[i].push_back(r.old_logp[j + 1]);
+      mask[i].push_back(r.mask[j + 1]);
+      if (r.mask[j + 1]) {
+        ++st.policy_tokens;
+        mismatch += std::fabs(static_cast<double>(lp[at]) - r.old_logp[j + 1]);
+        entropy += ent[at];
+      }
+    }
+  }
+  if (st.policy_tokens > 0) {
+    st.logp_mismatch = mismatch / static_cast<double>(st.policy_tokens);
+    st.entropy = entropy / static_cast<double>(st.policy_tokens);
+  }
+  st.groups = static_cast<int64_t>(groups.size());
+  const double G = std::max<double>(1.0, static_cast<double>(groups.size()));
+  bool any_weight = false;
+  for (const auto& [g, members] : groups) {
+    std::vector<SampleView> views;
+    for (size_t i : members) views.push_back({cur[i], old[i], mask[i], rollouts[i].reward, {}});
+    Expected<LossResult> loss = cfg.objective == "grpo"
+                                    ? GrpoLoss(views, GrpoOptions{.clip_eps = cfg.clip_eps, .kl_coef = 0.0})
+                                    : K2Loss(views, cfg.tau);
+    if (!loss.ok()) return loss.status().Context("group " + std::to_string(g));
+    st.policy_loss += loss->loss / G;
+    st.clip_fraction += loss->clip_fraction / G;
+    for (size_t k = 0; k < members.size(); ++k) {
+      const Placement& p = where[members[k]];
+      for (int64_t j = 0; j < p.len; ++j) {
+        const float w = static_cast<float>(-loss->grad[k][j] / G);
+        rows[p.row].weights[p.offset + j] = w;
+        any_weight = any_weight || w != 0.0f;
+      }
+    }
+  }
+
+  // PTX rows: weights lambda / N over their assistant tokens (a mean CE scaled by lambda).
+  const int64_t n_policy_rows = static_cast<int64_t>(rows.size());
+  if (ptx && !ptx->empty() && ptx_coef > 0) {
+    if (static_cast<int64_t>((*ptx)[0].tokens.size()) != T)
+      return InvalidArgument("ptx rows have length " + std::to_string((*ptx)[0].tokens.size()) +
+                             ", the update packs rows of seq_len " + std::to_string(T));
+    for (const auto& r : *ptx)
+      for (float w : r.weights) st.ptx_tokens += w > 0 ? 1 : 0;
+    for (const auto& r : *ptx) {
+      rows.push_back(r);
+      for (float& w : rows.back().weights) w = w > 0 ? static_cast<float>(ptx_coef / st.ptx_tokens) : 0.0f;
+    }
+    any_weight = any_weight || st.ptx_tokens > 0;
+  }
+
+  // Pass 2: forward + backward with the weights; gradients accumulate across micro-batches.
+  model->ZeroGrad();
+  engine::ForwardOptions fo;
+  fo.loss_normalizer = 1.0;
+  fo.aux_loss_alpha = cfg.aux_loss_alpha;
+  double ptx_num = 0;
+  for (size_t s = 0; s < rows.size(); s += static_cast<size_t>(cfg.micro_batch)) {
+    std::vector<int64_t> idx;
+    bool nonzero = false;
+    for (size_t i = s; i < std::min(rows.size(), s + static_cast<size_t>(cfg.micro_batch)); ++i) {
+      idx.push_back(static_cast<int64_t>(i));
+      for (float w : rows[i].weights) nonzero = nonzero || w != 0.0f;
+    }
+    if (!nonzero) continue;  // zero weights: no gradient (e.g. a group whose rewards are all equal)
+    engine::Batch b = sft::MakeBatch(rows, idx, true);
+    K2_ASSIGN_OR_RETURN(engine::ForwardResult f, model->Forward(b, fo));
+    (void)f;
+    model->Backward();
+    st.load_imbalance = LoadImbalance(*model);
+    const auto& tl = model->token_logprobs();
+    for (size_t k = 0; k < idx.size(); ++k) {
+      if (idx[k] < n_policy_rows) continue;
+      for (int64_t t = 0; t < T; ++t)
+        if (rows[idx[k]].weights[t] > 0) ptx_num -= tl[k * T + t];
+    }
+  }
+  if (st.ptx_tokens > 0) st.ptx_loss = ptx_num / static_cast<double>(st.ptx_tokens);
+  if (any_weight) st.opt = opt->Step(step);
+  return st;
+}
+
+}  // namespace k2::rl

@@ -1,0 +1,75 @@
+// The policy update of the RL loop: rollouts (token streams with the policy's own tokens masked in and
+// the sampler's log-probs) grouped by prompt -> K2 or GRPO per-token weights -> one MuonClip step on the
+// live model, with an optional PTX batch (supervised rows) mixed in with coefficient lambda.
+//
+// Two passes over packed rows (segment ids keep rollouts apart): pass 1 computes the trainer's
+// log-probs of every policy token (the objective needs log pi_theta), pass 2 runs forward+backward with
+// the signed weights w_t = -dL/dlogp_t / G (G groups) and PTX weights lambda / N_ptx, normalizer 1, so
+// the accumulated gradient is that of  mean_groups L_policy + lambda * CE_ptx.
+// One caller thread; the engine parallelizes internally. Bad rollouts are InvalidArgument naming one.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/status.h"
+#include "engine/engine.h"
+#include "rl/loss.h"
+#include "sft/sft.h"
+
+namespace k2::rl {
+
+struct Rollout {
+  std::vector<int32_t> tokens;     // the whole stream: prompt, tool results, generated turns
+  std::vector<uint8_t> mask;       // 1 on generated (policy) tokens
+  std::vector<float> old_logp;     // per token: log pi_old (T=1) for generated tokens, 0 elsewhere
+  double reward = 0;
+  int64_t group = 0;               // rollouts of the same prompt share a group id
+};
+
+struct UpdateConfig {
+  std::string objective = "k2";    // k2 | grpo
+  double tau = 0.5;                // K2: the regularization tau of (r - rbar - tau * log ratio)^2
+  double clip_eps = 0.2;           // GRPO
+  double kl_coef = 0.0;            // GRPO: needs a reference model (not kept: 0 only in the loop)
+  int64_t seq_len = 1024;          // packed row length; a longer rollout is cut here
+  int64_t micro_batch = 8;         // rows per forward
+  double aux_loss_alpha = 0.0;
+  template <class V> void Visit(V& v) {
+    v("objective", objective, "policy objective", {.choices = {"k2", "grpo"}});
+    v("tau", tau, "K2: log-ratio regularization tau", {.min = 0.0});
+    v("clip_eps", clip_eps, "GRPO ratio clip epsilon", {.min = 0.0});
+    v("kl_coef", kl_coef, "GRPO KL coefficient (0: no reference model is kept)", {.min = 0.0, .max = 0.0});
+    v("seq_len", seq_len, "packed row length for the update (longer rollouts are cut)", {.min = 2});
+    v("micro_batch", micro_batch, "rows per forward pass", {.min = 1});
+    v("aux_loss_alpha", aux_loss_alpha, "sequence-wise MoE balance loss weight", {.min = 0.0});
+  }
+};
+
+struct UpdateStats {
+  double policy_loss = 0;       // mean over groups of the objective
+  double ptx_loss = 0;          // mean CE of the PTX rows' assistant tokens (0 without PTX)
+  double ptx_coef = 0;
+  double entropy = 0;           // mean next-token entropy at policy tokens (nats)
+  double logp_mismatch = 0;     // mean |trainer logp - sampler logp| at policy tokens (staleness/fp32)
+  double clip_fraction = 0;     // GRPO
+  int64_t policy_tokens = 0, ptx_tokens = 0, groups = 0, truncated_rollouts = 0;
+  engine::StepStats opt;
+  double load_imbalance = 0;    // max over MoE layers of max/mean expert load (pass 2, last micro-batch)
+};
+
+// One optimizer step. `ptx` may be null or empty (no PTX); rows come from sft::PackExamples.
+Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimizer<float>* opt, int64_t step,
+                                   const std::vector<Rollout>& rollouts, const std::vector<sft::Row>* ptx,
+                                   double ptx_coef, const UpdateConfig& cfg);
+
+// The trainer's log-probs of every token of each rollout (entry j = log p(tokens[j] | tokens[<j]),
+// entry 0 = 0), computed through the packed rows exactly as PolicyUpdate's pass 1 does. For tests and
+// for re-scoring.
+Expected<std::vector<std::vector<float>>> RolloutLogprobs(engine::Model<float>* model,
+                                                          const std::vector<Rollout>& rollouts,
+                                                          const UpdateConfig& cfg);
+
+}  // namespace k2::rl

@@ -1,0 +1,176 @@
+// Pins the packed policy update: trainer log-probs equal an unpacked reference, one step moves
+// probability toward the rewarded rollout (K2 and GRPO), non-policy tokens never matter, PTX lowers
+// the supervised loss.
+#include "rl/update.h"
+
+#include <gtest/gtest.h>
+
+#include "core/rng.h"
+
+namespace k2::rl {
+namespace {
+
+engine::ModelConfig Tiny() {
+  engine::ModelConfig c;
+  c.vocab_size = 40;
+  c.hidden_size = 32;
+  c.intermediate_size = 64;
+  c.moe_intermediate_size = 16;
+  c.num_hidden_layers = 2;
+  c.max_position_embeddings = 256;
+  c.initializer_range = 0.05;
+  return c;
+}
+
+std::unique_ptr<engine::Model<float>> NewModel(uint64_t seed) {
+  auto m = engine::Model<float>::Create(Tiny(), seed);
+  K2_CHECK(m.ok()) << m.status().ToString();
+  return std::move(m).value();
+}
+
+// A prompt of 6 tokens, then a "tool result" of 3 (not policy), then generated tokens.
+Rollout Make(const std::vector<int32_t>& completion, double reward, int64_t group) {
+  Rollout r;
+  r.tokens = {1, 2, 3, 4, 5, 6};
+  r.mask.assign(6, 0);
+  r.tokens.insert(r.tokens.end(), completion.begin(), completion.begin() + 2);
+  r.mask.insert(r.mask.end(), {1, 1});
+  r.tokens.insert(r.tokens.end(), {30, 31, 32});  // tool result
+  r.mask.insert(r.mask.end(), {0, 0, 0});
+  r.tokens.insert(r.tokens.end(), completion.begin() + 2, completion.end());
+  r.mask.insert(r.mask.end(), completion.size() - 2, 1);
+  r.old_logp.assign(r.tokens.size(), 0.0f);
+  r.reward = reward;
+  r.group = group;
+  return r;
+}
+
+void FillOld(engine::Model<float>* m, std::vector<Rollout>* rs, const UpdateConfig& cfg) {
+  auto lp = RolloutLogprobs(m, *rs, cfg);
+  K2_CHECK(lp.ok()) << lp.status().ToString();
+  for (size_t i = 0; i < rs->size(); ++i)
+    for (size_t j = 0; j < (*rs)[i].tokens.size(); ++j) (*rs)[i].old_logp[j] = (*rs)[i].mask[j] ? (*lp)[i][j] : 0.0f;
+}
+
+double PolicyLogp(engine::Model<float>* m, const Rollout& r, const UpdateConfig& cfg) {
+  auto lp = RolloutLogprobs(m, {r}, cfg);
+  double s = 0;
+  for (size_t j = 0; j < r.tokens.size(); ++j)
+    if (r.mask[j]) s += (*lp)[0][j];
+  return s;
+}
+
+TEST(RolloutLogprobs, PackedEqualsEachRolloutAlone) {
+  auto m = NewModel(1);
+  std::vector<Rollout> rs{Make({7, 8, 9, 10}, 1, 0), Make({11, 12, 13}, 0, 0), Make({14, 15, 16, 17, 18}, 0, 1)};
+  UpdateConfig cfg;
+  cfg.seq_len = 64;  // all three share one row
+  auto packed = RolloutLogprobs(m.get(), rs, cfg);
+  ASSERT_TRUE(packed.ok()) << packed.status().ToString();
+  for (size_t i = 0; i < rs.size(); ++i) {
+    // Reference: the rollout alone as a plain row (no positions/segments), through Forward directly.
+    engine::Batch b;
+    b.B = 1;
+    b.T = static_cast<int64_t>(rs[i].tokens.size()) - 1;
+    b.tokens.assign(rs[i].tokens.begin(), rs[i].tokens.end() - 1);
+    b.targets.assign(rs[i].tokens.begin() + 1, rs[i].tokens.end());
+    b.weights.assign(b.T, 1.0f);
+    ASSERT_TRUE(m->Forward(b).ok());
+    for (int64_t j = 0; j < b.T; ++j) EXPECT_NEAR((*packed)[i][j + 1], m->token_logprobs()[j], 2e-5) << i << "," << j;
+  }
+}
+
+void CheckMovesTowardTheRewardedRollout(const std::string& objective) {
+  auto m = NewModel(2);
+  engine::OptimizerConfig oc;
+  oc.lr = 1e-2;
+  oc.weight_decay = 0;
+  engine::Optimizer<float> opt(m.get(), oc);
+  UpdateConfig cfg;
+  cfg.objective = objective;
+  cfg.seq_len = 64;
+  std::vector<Rollout> rs{Make({7, 8, 9, 10}, 1.0, 0), Make({11, 12, 13, 14}, 0.0, 0)};
+  FillOld(m.get(), &rs, cfg);
+  const double good0 = PolicyLogp(m.get(), rs[0], cfg), bad0 = PolicyLogp(m.get(), rs[1], cfg);
+  auto st = PolicyUpdate(m.get(), &opt, 0, rs, nullptr, 0.0, cfg);
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_EQ(st->policy_tokens, 8);
+  EXPECT_LT(st->logp_mismatch, 1e-5);  // on-policy: the sampler's log-probs are the trainer's
+  EXPECT_GT(st->entropy, 0);
+  const double good1 = PolicyLogp(m.get(), rs[0], cfg), bad1 = PolicyLogp(m.get(), rs[1], cfg);
+  EXPECT_GT(good1, good0 + 0.05) << objective;
+  EXPECT_LT(bad1, bad0 - 0.05) << objective;
+}
+
+TEST(PolicyUpdate, K2StepMovesTowardTheRewardedRollout) { CheckMovesTowardTheRewardedRollout("k2"); }
+TEST(PolicyUpdate, GrpoStepMovesTowardTheRewardedRollout) { CheckMovesTowardTheRewardedRollout("grpo"); }
+
+TEST(PolicyUpdate, NonPolicyTokensNeverChangeTheUpdate) {
+  // Same rollouts except the old log-probs and the identity of a masked (tool result) token's
+  // log-prob bookkeeping: the parameters after the step must be bit-identical.
+  UpdateConfig cfg;
+  cfg.seq_len = 64;
+  std::vector<std::vector<float>> after[2];
+  for (int v = 0; v < 2; ++v) {
+    auto m = NewModel(3);
+    engine::Optimizer<float> opt(m.get(), engine::OptimizerConfig{});
+    std::vector<Rollout> rs{Make({7, 8, 9, 10}, 1.0, 0), Make({11, 12, 13, 14}, 0.0, 0)};
+    FillOld(m.get(), &rs, cfg);
+    if (v == 1)
+      for (auto& r : rs)
+        for (size_t j = 0; j < r.tokens.size(); ++j)
+          if (!r.mask[j]) r.old_logp[j] = -7.0f;  // junk where the policy did not act
+    ASSERT_TRUE(PolicyUpdate(m.get(), &opt, 0, rs, nullptr, 0.0, cfg).ok());
+    for (const auto& p : m->params()) after[v].push_back(p.w);
+  }
+  EXPECT_EQ(after[0], after[1]);
+}
+
+TEST(PolicyUpdate, EqualRewardsAndNoPtxLeaveTheModelUnchanged) {
+  auto m = NewModel(4);
+  engine::Optimizer<float> opt(m.get(), engine::OptimizerConfig{});
+  UpdateConfig cfg;
+  cfg.seq_len = 64;
+  std::vector<Rollout> rs{Make({7, 8, 9, 10}, 0.5, 0), Make({11, 12, 13, 14}, 0.5, 0)};
+  FillOld(m.get(), &rs, cfg);
+  std::vector<std::vector<float>> before;
+  for (const auto& p : m->params()) before.push_back(p.w);
+  ASSERT_TRUE(PolicyUpdate(m.get(), &opt, 0, rs, nullptr, 0.0, cfg).ok());
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(before[i], m->params()[i].w) << m->params()[i].name;
+}
+
+TEST(PolicyUpdate, PtxLowersTheSupervisedLoss) {
+  auto m = NewModel(5);
+  engine::OptimizerConfig oc;
+  oc.lr = 1e-2;
+  engine::Optimizer<float> opt(m.get(), oc);
+  UpdateConfig cfg;
+  cfg.seq_len = 32;
+  std::vector<sft::Example> ex{{"p", {1, 20, 21, 22, 23, 24, 25}, {0, 1, 1, 1, 1, 1, 1}}};
+  auto ptx = sft::PackExamples(ex, 32, true, nullptr);
+  std::vector<Rollout> rs{Make({7, 8, 9, 10}, 0.5, 0), Make({11, 12, 13, 14}, 0.5, 0)};
+  FillOld(m.get(), &rs, cfg);
+  double first = 0, last = 0;
+  for (int s = 0; s < 5; ++s) {
+    auto st = PolicyUpdate(m.get(), &opt, s, rs, &ptx, 0.3, cfg);
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    EXPECT_EQ(st->ptx_tokens, 6);
+    EXPECT_DOUBLE_EQ(st->ptx_coef, 0.3);
+    if (s == 0) first = st->ptx_loss;
+    last = st->ptx_loss;
+  }
+  EXPECT_LT(last, first - 0.2);
+}
+
+TEST(PolicyUpdate, RejectsMisalignedRollouts) {
+  auto m = NewModel(6);
+  engine::Optimizer<float> opt(m.get(), engine::OptimizerConfig{});
+  Rollout r = Make({7, 8, 9}, 1, 0);
+  r.old_logp.pop_back();
+  auto st = PolicyUpdate(m.get(), &opt, 0, {r}, nullptr, 0, UpdateConfig{});
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.status().message().find("rollout 0"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace k2::rl
