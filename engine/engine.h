@@ -241,6 +241,20 @@ class Model {
   // per-head outputs [B*T, H*v_head_dim] that the naive route stored as "layers.l.attn.o".
   std::vector<T> AbsorbedAttention(int64_t layer) const;
 
+  // QK-Clip of one layer's heads: those with max_logits[h] > tau are rescaled by gamma = tau/max (q_nope
+  // and k_nope rows x sqrt(gamma), q_rope rows x gamma; the shared k_pe untouched). Returns the count.
+  // No allocation.
+  int64_t ClipQkHeads(int64_t layer, const std::vector<double>& max_logits, double tau);
+  // Post-update QK-Clip (OptimizerConfig::qk_clip_measure = "post_update"): runs the last Forward's batch
+  // again through the CURRENT weights layer by layer, clips each layer's heads whose max logit exceeds
+  // tau and recomputes that layer before the next one sees it, so on this batch every head ends <= tau.
+  // Costs about one forward (no lm_head, no loss). Leaves logits()/token_logprobs()/max_logits()/
+  // expert_load() of the real Forward untouched; replayed_max_logits() holds the post-clip maxima.
+  // Backward is invalid afterwards (needs a new Forward). Returns the number of clipped heads; 0 without
+  // a Forward.
+  int64_t ReplayClipQk(double tau);
+  const std::vector<std::vector<double>>& replayed_max_logits() const;
+
   // Aux-loss-free balancing: bias_e += gamma * sign(mean_load - load_e) for every MoE layer, using the
   // loads of the last Forward.
   void UpdateRouterBias(double gamma);
@@ -283,6 +297,10 @@ struct OptimizerConfig {
   double grad_clip = 1.0;            // global L2 norm; 0 = off
   bool qk_clip = true;
   double qk_clip_tau = 100.0;
+  // Which max logits QK-Clip uses: "post_update" re-measures on the step's batch after the update (exact
+  // bound on that batch, ~one extra forward), "step_forward" uses the step's own forward (K2 Algorithm 1,
+  // free, can overshoot tau by one step's growth).
+  std::string qk_clip_measure = "post_update";
   double bias_update_speed = 0.001;  // gamma of the aux-loss-free bias update; 0 = off
   template <class V> void Visit(V& v) {
     v("lr", lr, "peak learning rate", {.min = 0.0});
@@ -300,6 +318,9 @@ struct OptimizerConfig {
     v("grad_clip", grad_clip, "global gradient-norm clip (0 = off)", {.min = 0.0});
     v("qk_clip", qk_clip, "apply QK-Clip after each step");
     v("qk_clip_tau", qk_clip_tau, "QK-Clip threshold tau on the max scaled logit", {.min = 0.0});
+    v("qk_clip_measure", qk_clip_measure,
+      "QK-Clip logits: post_update (re-measured after the update, exact) or step_forward (K2 Alg. 1)",
+      {.choices = {"post_update", "step_forward"}});
     v("bias_update_speed", bias_update_speed, "aux-loss-free router bias step gamma", {.min = 0.0});
   }
 };
@@ -311,14 +332,16 @@ struct StepStats {
   double grad_norm = 0;       // before clipping
   int64_t clipped_heads = 0;  // QK-Clip rescaled heads this step
   double max_logit = 0;       // max over layers and heads of the last Forward
+  double max_logit_after = 0; // post_update only: max after the clip on the step's batch (<= tau)
 };
 
 template <class T>
 class Optimizer {
  public:
   Optimizer(Model<T>* model, OptimizerConfig cfg);
-  // One update from the gradients in the model: clip, Muon/AdamW, QK-Clip (from the last Forward's
-  // max logits), router bias update. `step` is the 0-based step index (schedule and bias correction).
+  // One update from the gradients in the model: clip, Muon/AdamW, router bias update (with the last
+  // Forward's loads), QK-Clip (qk_clip_measure). `step` is the 0-based step index (schedule and bias
+  // correction). Allocates nothing after construction. With post_update, Backward needs a new Forward.
   StepStats Step(int64_t step);
   const OptimizerConfig& config() const { return cfg_; }
   // Optimizer state by "<param>.m" / "<param>.v" (momentum / second moment), for checkpoints.

@@ -103,6 +103,10 @@ struct Model<T>::Impl {
   std::vector<I> rt_iwork;         // router top-k [E + n_group]
   std::vector<int64_t> moe_fill;   // counting-sort cursors [E]
   std::vector<double> aux_pi;      // sequence-wise aux loss P_i [E]
+  // Post-update QK-Clip replay (ReplayClipQk).
+  bool replaying = false;
+  std::vector<int64_t> replay_load;                 // [E]
+  std::vector<std::vector<double>> replay_ml;       // [L][H]
   bool have_forward = false;
   std::vector<std::vector<double>> max_logits;
   std::vector<std::vector<int64_t>> load;
@@ -204,6 +208,7 @@ struct Model<T>::Impl {
     attn_factor = c.rope_attention_factor();
     scale = c.softmax_scale();
     max_logits.assign(static_cast<size_t>(c.num_hidden_layers), std::vector<double>(static_cast<size_t>(H), 0.0));
+    replay_ml = max_logits;
     load.assign(static_cast<size_t>(c.num_hidden_layers), {});
   }
 
@@ -289,6 +294,7 @@ struct Model<T>::Impl {
     rt_iwork.assign(static_cast<size_t>(E + c.n_group), 0);
     moe_fill.assign(static_cast<size_t>(E), 0);
     aux_pi.assign(static_cast<size_t>(E), 0.0);
+    replay_load.assign(static_cast<size_t>(E), 0);
 
     Resize(dh, N * D), Resize(dxn, N * D), Resize(dq_buf, N * H * dq), Resize(dqa_n, N * std::max<I>(rq, 1));
     Resize(dqa, N * std::max<I>(rq, 1)), Resize(dkva, N * (rkv + dr)), Resize(dckv, N * rkv), Resize(dkpe, N * dr);
@@ -316,7 +322,9 @@ struct Model<T>::Impl {
     ops::LinearBackward(x, m.up->w.data(), du_, dx, m.up->g.data(), N, D, W, true);
   }
 
-  void Attention(I l) {
+  // Writes the layer's per-head max logits into ml (max_logits[l], or the replay's row).
+  void Attention(I l) { Attention(l, max_logits[l]); }
+  void Attention(I l, std::vector<double>& ml) {
     const ModelConfig& c = cfg;
     LayerP<T>& P = layers[l];
     LayerAct<T>& a = acts[l];
@@ -354,7 +362,6 @@ struct Model<T>::Impl {
           std::memcpy(&a.vh[bh * dv], &a.kv[n * H * (dn + dv) + h * (dn + dv) + dn], sizeof(T) * static_cast<size_t>(dv));
         }
       }
-    std::vector<double>& ml = max_logits[l];
     std::fill(ml.begin(), ml.end(), -std::numeric_limits<double>::infinity());
     for (I b = 0; b < B; ++b)
       for (I h = 0; h < H; ++h) {
@@ -473,7 +480,7 @@ struct Model<T>::Impl {
       }
     }
     // Group slots by expert (counting sort, token order within an expert: deterministic).
-    std::vector<int64_t>& ld = load[l];
+    std::vector<int64_t>& ld = replaying ? replay_load : load[l];  // a replay keeps the step's loads
     ld.assign(static_cast<size_t>(E), 0);
     for (I i = 0; i < N * K; ++i) ld[a.idx[i]]++;
     a.offs[0] = 0;
@@ -618,6 +625,57 @@ struct Model<T>::Impl {
                         true);
   }
 
+  // QK-Clip of one layer: heads with ml[h] > tau get gamma = tau/ml[h]; q_nope rows x sqrt(gamma),
+  // q_rope rows x gamma, k_nope rows of kv_b x sqrt(gamma), so every logit of the head scales by gamma.
+  int64_t ClipHeads(I l, const std::vector<double>& ml, double tau) {
+    const ModelConfig& c = cfg;
+    const I H = c.num_attention_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim,
+            dq = dn + dr;
+    Param<T>* q = c.q_lora_rank ? layers[l].q_b : layers[l].q;
+    Param<T>* kvb = layers[l].kv_b;
+    const I qin = q->shape[1], kin = kvb->shape[1];
+    int64_t clipped = 0;
+    for (I h = 0; h < H; ++h) {
+      const double smax = ml[h];
+      if (!(smax > tau)) continue;
+      const double gamma = tau / smax;
+      const T sg = static_cast<T>(std::sqrt(gamma)), g = static_cast<T>(gamma);
+      for (I r = 0; r < dn; ++r)
+        for (I j = 0; j < qin; ++j) q->w[(h * dq + r) * qin + j] *= sg;
+      for (I r = dn; r < dq; ++r)
+        for (I j = 0; j < qin; ++j) q->w[(h * dq + r) * qin + j] *= g;
+      for (I r = 0; r < dn; ++r)
+        for (I j = 0; j < kin; ++j) kvb->w[(h * (dn + dv) + r) * kin + j] *= sg;
+      ++clipped;
+    }
+    return clipped;
+  }
+
+  // Post-update QK-Clip: the last Forward's batch again through the current weights, layer by layer;
+  // each layer's heads above tau are clipped and the layer's attention recomputed before its FFN, so
+  // later layers measure on the clipped output. lm_head and the last FFN are skipped.
+  int64_t ReplayClipQk(double tau) {
+    if (!have_forward) return 0;
+    const ModelConfig& c = cfg;
+    const I N = B * Tn, D = c.hidden_size, L = c.num_hidden_layers;
+    replaying = true;
+    for (I n = 0; n < N; ++n)
+      std::memcpy(&hidden[0][n * D], &embed->w[static_cast<I>(tokens[n]) * D], sizeof(T) * static_cast<size_t>(D));
+    int64_t clipped = 0;
+    for (I l = 0; l < L; ++l) {
+      Attention(l, replay_ml[l]);
+      const int64_t k = ClipHeads(l, replay_ml[l], tau);
+      if (k > 0) {
+        Attention(l, replay_ml[l]);  // the clipped layer's output feeds the next layer
+        clipped += k;
+      }
+      if (l + 1 < L) Ffn(l);
+    }
+    replaying = false;
+    have_forward = false;  // activations now hold the replay: Backward needs a new Forward
+    return clipped;
+  }
+
   Expected<ForwardResult> Forward(const Batch& bt, const ForwardOptions& opt) {
     const ModelConfig& c = cfg;
     const I N = bt.B * bt.T, D = c.hidden_size, V = c.vocab_size;
@@ -751,6 +809,16 @@ template <class T>
 const std::vector<std::vector<double>>& Model<T>::max_logits() const { return impl_->max_logits; }
 template <class T>
 const std::vector<std::vector<int64_t>>& Model<T>::expert_load() const { return impl_->load; }
+template <class T>
+int64_t Model<T>::ClipQkHeads(int64_t layer, const std::vector<double>& max_logits, double tau) {
+  K2_CHECK(layer >= 0 && layer < impl_->cfg.num_hidden_layers) << "ClipQkHeads: layer " << layer;
+  K2_CHECK_EQ(static_cast<int64_t>(max_logits.size()), impl_->cfg.num_attention_heads);
+  return impl_->ClipHeads(layer, max_logits, tau);
+}
+template <class T>
+int64_t Model<T>::ReplayClipQk(double tau) { return impl_->ReplayClipQk(tau); }
+template <class T>
+const std::vector<std::vector<double>>& Model<T>::replayed_max_logits() const { return impl_->replay_ml; }
 template <class T>
 std::vector<int32_t> Model<T>::router_choice(int64_t layer) const {
   if (layer < 0 || layer >= static_cast<int64_t>(impl_->acts.size())) return {};

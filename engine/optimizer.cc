@@ -65,31 +65,8 @@ void NewtonSchulz(const T* G, int64_t rows, int64_t cols, int64_t steps, T* out)
 
 template <class T>
 int64_t ApplyQkClip(Model<T>* model, const std::vector<std::vector<double>>& max_logits, double tau) {
-  const ModelConfig& c = model->config();
-  const I H = c.num_attention_heads, dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim, dv = c.v_head_dim,
-          dq = dn + dr;
   int64_t clipped = 0;
-  for (I l = 0; l < c.num_hidden_layers; ++l) {
-    std::string p = "model.layers." + std::to_string(l) + ".self_attn.";
-    Param<T>* q = model->Find(p + (c.q_lora_rank ? "q_b_proj.weight" : "q_proj.weight"));
-    Param<T>* kvb = model->Find(p + "kv_b_proj.weight");
-    K2_CHECK(q && kvb) << "layer " << l << " lacks q/kv_b weights";
-    const I qin = q->shape[1], kin = kvb->shape[1];
-    for (I h = 0; h < H; ++h) {
-      const double smax = max_logits[l][h];
-      if (!(smax > tau)) continue;
-      const double gamma = tau / smax;
-      const T sg = static_cast<T>(std::sqrt(gamma)), g = static_cast<T>(gamma);
-      // q_nope rows x sqrt(gamma), q_rope rows x gamma; k_nope rows of kv_b x sqrt(gamma); k_rope untouched.
-      for (I r = 0; r < dn; ++r)
-        for (I j = 0; j < qin; ++j) q->w[(h * dq + r) * qin + j] *= sg;
-      for (I r = dn; r < dq; ++r)
-        for (I j = 0; j < qin; ++j) q->w[(h * dq + r) * qin + j] *= g;
-      for (I r = 0; r < dn; ++r)
-        for (I j = 0; j < kin; ++j) kvb->w[(h * (dn + dv) + r) * kin + j] *= sg;
-      ++clipped;
-    }
-  }
+  for (int64_t l = 0; l < model->config().num_hidden_layers; ++l) clipped += model->ClipQkHeads(l, max_logits[l], tau);
   return clipped;
 }
 
@@ -165,8 +142,17 @@ StepStats Optimizer<T>::Step(int64_t step) {
   const auto& ml = model_->max_logits();
   for (auto& layer : ml)
     for (double v : layer) st.max_logit = std::max(st.max_logit, v);
-  if (cfg_.qk_clip) st.clipped_heads = ApplyQkClip(model_, ml, cfg_.qk_clip_tau);
+  // The bias moves first so that a post-update replay routes as the next forward will.
   if (cfg_.bias_update_speed > 0) model_->UpdateRouterBias(cfg_.bias_update_speed);
+  if (cfg_.qk_clip) {
+    if (cfg_.qk_clip_measure == "step_forward") {
+      st.clipped_heads = ApplyQkClip(model_, ml, cfg_.qk_clip_tau);
+    } else {
+      st.clipped_heads = model_->ReplayClipQk(cfg_.qk_clip_tau);
+      for (auto& layer : model_->replayed_max_logits())
+        for (double v : layer) st.max_logit_after = std::max(st.max_logit_after, v);
+    }
+  }
   return st;
 }
 

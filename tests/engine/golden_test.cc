@@ -108,6 +108,7 @@ TEST(Golden, MatchesIndependentPyTorchModel) {
   oc.grad_clip = fx.Meta("grad_clip");
   oc.qk_clip = true;
   oc.qk_clip_tau = fx.Get("qk_clip_tau")[0];
+  oc.qk_clip_measure = "step_forward";  // the fixture clips with the step's own maxima (K2 Algorithm 1)
   oc.bias_update_speed = fx.Meta("bias_update_speed");
   Optimizer<float> opt(&m, oc);
   auto losses = fx.Get("step.loss");
