@@ -252,4 +252,27 @@ json CriticTrainingRecords(const VerifiedPair& p, const std::vector<Rubric>& rub
   return out;
 }
 
+Expected<CriticLoopResult> RunCriticLoop(Critic& critic, const std::vector<VerifiedGroup>& groups,
+                                         const std::vector<Rubric>& base_rubrics, const std::string& jsonl_out) {
+  CriticLoopResult out;
+  std::string lines;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const VerifiedGroup& grp = groups[g];
+    std::vector<Rubric> rubrics = base_rubrics;
+    rubrics.insert(rubrics.end(), grp.rubrics.begin(), grp.rubrics.end());
+    auto pairs = CollectVerifiedPairs(critic, grp.prompt, grp.responses, grp.verifiable, rubrics);
+    if (!pairs.ok()) return pairs.status().Context("critic loop: group " + std::to_string(g));
+    for (auto& p : *pairs) {
+      for (auto& rec : CriticTrainingRecords(p, rubrics)) {
+        lines += rec.dump() + "\n";
+        ++out.records;
+      }
+      out.pairs.push_back(std::move(p));
+    }
+  }
+  out.agreement = MeasureAgreement(out.pairs);
+  if (!jsonl_out.empty()) K2_RETURN_IF_ERROR(WriteFileAtomic(jsonl_out, lines));
+  return out;
+}
+
 }  // namespace k2::rewards

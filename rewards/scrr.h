@@ -108,4 +108,24 @@ Expected<std::vector<VerifiedPair>> CollectVerifiedPairs(Critic& critic, const s
 // verifiable outcome implies ({"messages": [...], "label": "A"|"B"} twice), plus whether the critic agreed.
 json CriticTrainingRecords(const VerifiedPair& p, const std::vector<Rubric>& rubrics);
 
+// The closed loop over many prompts: each group is one prompt's sampled responses with their verifiable
+// rewards (e.g. math or code verifier scores of an RL batch).
+struct VerifiedGroup {
+  std::string prompt;
+  std::vector<std::string> responses;
+  std::vector<double> verifiable;
+  std::vector<Rubric> rubrics;  // task rubrics added to the loop's base rubrics for this prompt
+};
+struct CriticLoopResult {
+  Agreement agreement;              // over every decisive pair of every group
+  std::vector<VerifiedPair> pairs;  // in group order, then (i, j) order
+  int64_t records = 0;              // critic-training records written (2 per decisive pair)
+};
+// Asks the critic about every decisive pair (both orders), measures agreement, and when `jsonl_out` is
+// not empty writes the critic-training records there (one JSON object a line, atomically; the RL loop
+// mixes them into its updates). Critic failures count as ties (disagreement). Errors: a malformed group
+// (sizes differ) names its index; an unwritable path is an IoError.
+Expected<CriticLoopResult> RunCriticLoop(Critic& critic, const std::vector<VerifiedGroup>& groups,
+                                         const std::vector<Rubric>& base_rubrics, const std::string& jsonl_out);
+
 }  // namespace k2::rewards

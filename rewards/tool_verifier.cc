@@ -1,11 +1,12 @@
-// τ²-style tool-use reward: DB hash, COMMUNICATE, ACTION, forbidden actions, termination rule.
-// ENV_ASSERTION and NL_ASSERTION need a live environment / an LLM judge and are refused with an error.
+// τ²-style tool-use reward: DB hash, ENV_ASSERTION (on the final state), COMMUNICATE, ACTION,
+// NL_ASSERTION (LLM judge), forbidden actions, termination rule.
 #include "rewards/tool_verifier.h"
 
 #include <algorithm>
 
 #include "core/hash.h"
 #include "rewards/text_util.h"
+#include "toolgen/synth/tasks.h"
 
 namespace k2::rewards {
 
@@ -46,6 +47,33 @@ bool InformationCommunicated(const std::vector<Message>& messages, const std::st
   return false;
 }
 
+std::vector<Message> NlJudgePrompt(const std::vector<Message>& dialog, const std::string& assertion) {
+  std::string transcript;
+  for (auto& m : dialog) {
+    if (m.role == "system") continue;  // the agent's policy document is not what is judged
+    transcript += "[" + m.role + (m.role == "tool" && !m.name.empty() ? " " + m.name : "") + "] " + m.content + "\n";
+    for (auto& c : m.tool_calls) transcript += "[assistant calls " + c.name + "] " + c.arguments + "\n";
+  }
+  Message s, u;
+  s.role = "system";
+  s.content =
+      "You judge whether a customer-service conversation satisfies one assertion about the agent's "
+      "behaviour. Judge only from the transcript. Reason briefly, then end with exactly one verdict: [[YES]] "
+      "if the assertion holds, [[NO]] if it does not.";
+  u.role = "user";
+  u.content = "## Transcript\n" + transcript + "\n## Assertion\n" + assertion;
+  return {s, u};
+}
+
+Expected<double> ParseJudgeVerdict(const std::string& reply) {
+  size_t y = reply.rfind("[[YES]]"), n = reply.rfind("[[NO]]");
+  if (y == std::string::npos && n == std::string::npos)
+    return InvalidArgument("judge reply has no verdict [[YES]] or [[NO]]: \"" + reply.substr(0, 80) + "\"");
+  if (n == std::string::npos) return 1.0;
+  if (y == std::string::npos) return 0.0;
+  return y > n ? 1.0 : 0.0;
+}
+
 namespace {
 
 // A forbidden action matches a call with the same name whose arguments include every given argument.
@@ -62,7 +90,7 @@ bool ForbiddenMatches(const ToolCall& call, const json& f) {
 
 class ToolReward : public Reward {
  public:
-  explicit ToolReward(std::vector<std::string> stops) : stops_(std::move(stops)) {}
+  explicit ToolReward(ToolRewardOptions o) : o_(std::move(o)) {}
   std::string name() const override { return "tool"; }
 
  protected:
@@ -78,13 +106,9 @@ class ToolReward : public Reward {
       for (auto& b : *it) {
         if (!b.is_string()) return InvalidArgument("tool: task.evaluation_criteria.reward_basis: expected strings");
         std::string s = b.get<std::string>();
-        if (s == "ENV_ASSERTION" || s == "NL_ASSERTION")
-          return InvalidArgument("tool: task.evaluation_criteria.reward_basis: " + s +
-                                 " needs a live environment or an LLM judge; the tool verifier supports DB, "
-                                 "COMMUNICATE, ACTION");
-        if (s != "DB" && s != "COMMUNICATE" && s != "ACTION")
+        if (s != "DB" && s != "COMMUNICATE" && s != "ACTION" && s != "ENV_ASSERTION" && s != "NL_ASSERTION")
           return InvalidArgument("tool: task.evaluation_criteria.reward_basis: unknown \"" + s +
-                                 "\" (expected DB, COMMUNICATE, ACTION)");
+                                 "\" (expected DB, ENV_ASSERTION, COMMUNICATE, ACTION, NL_ASSERTION)");
         basis.push_back(s);
       }
     }
@@ -92,6 +116,7 @@ class ToolReward : public Reward {
     std::string& ex = r.explanation;
     auto note = [&](const std::string& s) { ex += (ex.empty() ? "" : "\n") + s; };
 
+    const auto& stops_ = o_.accepted_terminations;
     bool stopped = std::find(stops_.begin(), stops_.end(), in.termination) != stops_.end();
     r.components["terminated_ok"] = stopped ? 1 : 0;
     if (!stopped) note("episode ended by \"" + in.termination + "\", not by the agent or user stopping: score 0");
@@ -119,6 +144,54 @@ class ToolReward : public Reward {
           }
         }
         if (c) note("ok   COMMUNICATE: " + std::to_string(infos.size()) + " item(s)");
+      } else if (b == "ENV_ASSERTION") {
+        json asserts = crit.value("env_assertions", json::array());
+        if (!asserts.is_array()) return InvalidArgument("tool: task.evaluation_criteria.env_assertions: expected array");
+        for (size_t k = 0; k < asserts.size(); ++k) {
+          auto ok = toolgen::synth::CheckEnvAssertion(in.final_state, asserts[k]);
+          if (!ok.ok() && ok.status().code() == Code::kNotFound) {
+            // A collection the final state lacks is the agent's doing (or the env's), not a bad spec.
+            c = 0;
+            note("FAIL ENV_ASSERTION[" + std::to_string(k) + "]: " + ok.status().message());
+            continue;
+          }
+          if (!ok.ok())
+            return InvalidArgument("tool: task.evaluation_criteria.env_assertions[" + std::to_string(k) +
+                                   "]: " + ok.status().message());
+          if (!*ok) {
+            c = 0;
+            note("FAIL ENV_ASSERTION[" + std::to_string(k) + "]: " + asserts[k].value("arguments", json()).dump() +
+                 " does not hold on the final state");
+          }
+        }
+        if (c) note("ok   ENV_ASSERTION: " + std::to_string(asserts.size()) + " assertion(s) hold");
+      } else if (b == "NL_ASSERTION") {
+        json nls = crit.value("nl_assertions", json::array());
+        if (!nls.is_array()) return InvalidArgument("tool: task.evaluation_criteria.nl_assertions: expected array of strings");
+        for (auto& a : nls)
+          if (!a.is_string()) return InvalidArgument("tool: task.evaluation_criteria.nl_assertions: expected array of strings");
+        if (!o_.judge) {
+          if (o_.on_missing_judge == "error" && !nls.empty())
+            return FailedPrecondition("tool: reward_basis has NL_ASSERTION (" + std::to_string(nls.size()) +
+                                      " assertion(s)) but no judge is configured: NL assertions need a judge "
+                                      "policy (or on_missing_judge: \"skip\")");
+          if (!nls.empty()) {
+            r.components["nl_assertion_unjudged"] = 1;
+            note("SKIP NL_ASSERTION: " + std::to_string(nls.size()) + " assertion(s) need a judge; none configured");
+          }
+          continue;  // not part of the product
+        }
+        for (size_t k = 0; k < nls.size(); ++k) {
+          std::string a = nls[k].get<std::string>();
+          auto reply = o_.judge(NlJudgePrompt(in.messages, a));
+          if (!reply.ok()) return reply.status().Context("tool: NL_ASSERTION judge on nl_assertions[" + std::to_string(k) + "]");
+          K2_ASSIGN_OR_RETURN(double v, ParseJudgeVerdict(*reply));
+          if (v < 1) {
+            c = 0;
+            note("FAIL NL_ASSERTION: judge says no to \"" + a + "\"");
+          }
+        }
+        if (c) note("ok   NL_ASSERTION: judge confirms " + std::to_string(nls.size()) + " assertion(s)");
       } else {  // ACTION
         json actions = crit.value("actions", json::array());
         if (!actions.is_array()) return InvalidArgument("tool: task.evaluation_criteria.actions: expected array");
@@ -161,26 +234,52 @@ class ToolReward : public Reward {
   }
 
  private:
-  std::vector<std::string> stops_;
+  ToolRewardOptions o_;
 };
 
 }  // namespace
 
-Expected<std::unique_ptr<Reward>> MakeToolReward(const json& config, const std::string& where) {
-  std::vector<std::string> stops = {"agent_stop", "user_stop"};
+namespace {
+
+Expected<ToolRewardOptions> OptionsFromConfig(const json& config, const std::string& where) {
+  ToolRewardOptions o;
+  if (!config.is_object()) return InvalidArgument(where + ": expected object");
   for (auto& [k, v] : config.items()) {
     if (k == "type") continue;
     if (k == "accepted_terminations" && v.is_array() && !v.empty()) {
-      stops.clear();
+      o.accepted_terminations.clear();
       for (auto& s : v) {
         if (!s.is_string()) return InvalidArgument(where + ".accepted_terminations: expected array of strings");
-        stops.push_back(s.get<std::string>());
+        o.accepted_terminations.push_back(s.get<std::string>());
       }
+    } else if (k == "on_missing_judge" && v.is_string() && (v == "error" || v == "skip")) {
+      o.on_missing_judge = v.get<std::string>();
     } else {
-      return InvalidArgument(where + "." + k + ": unknown key or wrong type (expected accepted_terminations: array of strings)");
+      return InvalidArgument(where + "." + k +
+                             ": unknown key or wrong type (expected accepted_terminations: array of strings, "
+                             "on_missing_judge: \"error\"|\"skip\")");
     }
   }
-  return std::unique_ptr<Reward>(new ToolReward(std::move(stops)));
+  return o;
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Reward>> MakeToolReward(ToolRewardOptions options) {
+  if (options.on_missing_judge != "error" && options.on_missing_judge != "skip")
+    return InvalidArgument("tool.on_missing_judge: expected \"error\" or \"skip\", got \"" + options.on_missing_judge + "\"");
+  return std::unique_ptr<Reward>(new ToolReward(std::move(options)));
+}
+
+Expected<std::unique_ptr<Reward>> MakeToolReward(const json& config, const std::string& where) {
+  K2_ASSIGN_OR_RETURN(ToolRewardOptions o, OptionsFromConfig(config, where));
+  return MakeToolReward(std::move(o));
+}
+
+Expected<std::unique_ptr<Reward>> MakeToolRewardWithJudge(const json& config, ChatFn judge, const std::string& where) {
+  K2_ASSIGN_OR_RETURN(ToolRewardOptions o, OptionsFromConfig(config, where));
+  o.judge = std::move(judge);
+  return MakeToolReward(std::move(o));
 }
 
 }  // namespace k2::rewards

@@ -183,5 +183,37 @@ TEST(Scrr, ChatCriticParsesTheLastVerdictAndCountsFailuresAsTies) {
   EXPECT_EQ(r2->critic_failures, 1);
 }
 
+TEST(Scrr, ClosedLoopAgreementAndTrainingFile) {
+  // Critic quality: it prefers x over y, and the verifiable rewards agree on prompt 1, disagree on 2.
+  std::map<std::string, double> q = {{"x1", 2}, {"y1", 0}, {"z1", 1}, {"x2", 2}, {"y2", 0}};
+  ScriptedCritic critic(q);
+  std::vector<VerifiedGroup> groups = {
+      {"p1", {"x1", "y1", "z1"}, {1, 0, 0}, {}},       // decisive pairs: (x1,y1) agree, (x1,z1) agree
+      {"p2", {"x2", "y2"}, {0, 1}, {{"t", "task", "cite the rule"}}},  // (x2,y2): critic prefers x2, reward y2
+  };
+  std::string path = std::string(K2GYM_BINARY_DIR) + "/scrr_loop_test.jsonl";
+  auto r = RunCriticLoop(critic, groups, CoreRubrics(), path);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->agreement.decisive, 3);
+  EXPECT_EQ(r->agreement.agree, 2);
+  EXPECT_DOUBLE_EQ(r->agreement.rate, 2.0 / 3.0);
+  EXPECT_EQ(critic.calls, 6);  // 3 decisive pairs x 2 orders; the tie (y1, z1) is never asked
+  EXPECT_EQ(r->records, 6);
+  auto lines = ReadJsonLines(path);
+  ASSERT_TRUE(lines.ok()) << lines.status().ToString();
+  ASSERT_EQ(lines->size(), 6u);
+  // The p2 records carry the task rubric and the label the verifiable outcome implies (y2 better).
+  const json& last = (*lines)[4];
+  EXPECT_EQ(last["label"], "B");  // order (x2, y2): B = y2
+  EXPECT_FALSE(last["critic_agreed"].get<bool>());
+  EXPECT_NE(last["messages"][0]["content"].get<std::string>().find("cite the rule"), std::string::npos);
+  EXPECT_EQ((*lines)[5]["label"], "A");  // order (y2, x2)
+  // Sizes that differ name the group.
+  groups[1].verifiable.push_back(1);
+  auto bad = RunCriticLoop(critic, groups, CoreRubrics(), "");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("group 1"), std::string::npos) << bad.status().message();
+}
+
 }  // namespace
 }  // namespace k2::rewards

@@ -99,15 +99,69 @@ TEST(ToolVerifier, StateHashIgnoresKeyOrder) {
   EXPECT_NE(StateHash(a), StateHash(json::parse(R"({"a": {"x": null, "y": [2, 1]}, "b": 1})")));
 }
 
-TEST(ToolVerifier, UnsupportedBasisIsAnError) {
+TEST(ToolVerifier, NlAssertionWithoutJudgeIsAClearError) {
   auto r = MakeReward({{"type", "tool"}});
   ASSERT_TRUE(r.ok());
   ScoreInput in;
   in.termination = "agent_stop";
-  in.task = {{"evaluation_criteria", {{"reward_basis", {"DB", "NL_ASSERTION"}}}}, {"expected_state", json::object()}};
+  in.task = {{"evaluation_criteria", {{"reward_basis", {"DB", "NL_ASSERTION"}}, {"nl_assertions", {"The agent refuses."}}}},
+             {"expected_state", json::object()}};
   auto s = (*r)->Score(in);
   ASSERT_FALSE(s.ok());
-  EXPECT_NE(s.status().message().find("NL_ASSERTION"), std::string::npos);
+  EXPECT_EQ(s.status().code(), Code::kFailedPrecondition);
+  EXPECT_NE(s.status().message().find("needs a judge"), std::string::npos) << s.status().message();
+  auto bad = MakeReward({{"type", "tool"}, {"reward_basis", "x"}});
+  ASSERT_FALSE(bad.ok());
+  auto unknown = MakeReward({{"type", "tool"}});
+  in.task["evaluation_criteria"]["reward_basis"] = {"DB", "VIBES"};
+  auto u = (*unknown)->Score(in);
+  ASSERT_FALSE(u.ok());
+  EXPECT_NE(u.status().message().find("VIBES"), std::string::npos);
+}
+
+TEST(ToolVerifier, NlAssertionsAskTheJudgeOncePerAssertion) {
+  // A judge whose answers are known: yes unless the assertion mentions "refund".
+  std::vector<std::string> asked;
+  ChatFn judge = [&](const std::vector<Message>& m) -> Expected<std::string> {
+    EXPECT_EQ(m.size(), 2u);
+    EXPECT_NE(m[1].content.find("I cannot cancel"), std::string::npos);  // the transcript is shown
+    asked.push_back(m[1].content.substr(m[1].content.find("## Assertion")));
+    bool no = m[1].content.find("refund", m[1].content.find("## Assertion")) != std::string::npos;
+    return std::string(no ? "It did not. [[NO]]" : "Mentioned [[NO]] earlier, but finally [[YES]]");
+  };
+  auto r = MakeToolRewardWithJudge({{"type", "tool"}}, judge, "tool");
+  ASSERT_TRUE(r.ok());
+  ScoreInput in;
+  in.termination = "user_stop";
+  Message u{"user", "Cancel R1 please"}, a{"assistant", "I cannot cancel R1: the notice period has passed."};
+  in.messages = {u, a};
+  in.task = {{"evaluation_criteria",
+              {{"reward_basis", {"NL_ASSERTION"}},
+               {"nl_assertions", {"The agent declines to cancel R1.", "The agent cites the notice rule."}}}}};
+  auto s = (*r)->Score(in);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ(s->value, 1);
+  EXPECT_EQ(s->components.at("nl_assertion"), 1);
+  EXPECT_EQ(asked.size(), 2u);
+  in.task["evaluation_criteria"]["nl_assertions"].push_back("The agent offers a refund.");
+  s = (*r)->Score(in);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->value, 0);
+  EXPECT_NE(s->explanation.find("judge says no"), std::string::npos);
+  // A judge reply without a verdict cannot be scored: an error, not a silent 0.
+  auto mute = MakeToolRewardWithJudge({{"type", "tool"}}, [](const std::vector<Message>&) -> Expected<std::string> {
+    return std::string("hmm");
+  }, "tool");
+  auto e = (*mute)->Score(in);
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("no verdict"), std::string::npos) << e.status().message();
+}
+
+TEST(ToolVerifier, JudgeVerdictParsing) {
+  EXPECT_EQ(*ParseJudgeVerdict("[[YES]]"), 1);
+  EXPECT_EQ(*ParseJudgeVerdict("[[YES]] ... on reflection [[NO]]"), 0);
+  EXPECT_EQ(*ParseJudgeVerdict("[[NO]] ... no wait [[YES]]"), 1);
+  EXPECT_FALSE(ParseJudgeVerdict("yes").ok());
 }
 
 // Reference for the order-insensitive matcher: try every permutation of the calls.
