@@ -173,7 +173,7 @@ class ToolReward : public Reward {
         if (!o_.judge) {
           if (o_.on_missing_judge == "error" && !nls.empty())
             return FailedPrecondition("tool: reward_basis has NL_ASSERTION (" + std::to_string(nls.size()) +
-                                      " assertion(s)) but no judge is configured: NL assertions need a judge "
+                                      " assertion(s)) but no judge is configured: NL_ASSERTION needs a judge "
                                       "policy (or on_missing_judge: \"skip\")");
           if (!nls.empty()) {
             r.components["nl_assertion_unjudged"] = 1;
