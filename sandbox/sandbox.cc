@@ -28,6 +28,7 @@
 #include "sandbox/detail/cgroup.h"
 #include "sandbox/detail/seccomp.h"
 #include "sandbox/detail/zygote.h"
+#include "sandbox/detail/zygote_abi.h"
 
 namespace k2::sandbox {
 
@@ -243,22 +244,31 @@ RunResult SandboxImpl::RunOn(Zygote* zy, const RunRequest& req) {
   auto cg = cgroups->NewRun("run-" + std::to_string(run_counter++), cl);
   if (!cg.ok()) return fail(cg.status());
 
-  json jreq = {{"lang", req.language},
-               {"code", req.code},
-               {"cpu_s", L.cpu_s},
-               {"nofile", L.open_files},
-               {"fsize", (L.tmpfs_mb << 20) * 2},  // above the tmpfs size: a full disk is ENOSPC, not SIGXFSZ
-               {"tmpfs_kb", L.tmpfs_mb << 10},
-               {"inodes", std::max<int64_t>(1024, L.tmpfs_mb * 256)},
-               {"netns", cfg.per_run_netns},
-               {"fetch", req.fetch_files},
-               {"fetch_cap", (L.tmpfs_mb << 20) * 2}};
-  json files = json::object();
-  for (auto& [p, bytes] : req.files) files[p] = Base64Encode(bytes);
-  jreq["files"] = std::move(files);
+  // The numeric parameters travel in the message itself (parsed by C in the zygote); the request memfd
+  // holds a line of JSON only when there are files to write or fetch, then the program's bytes.
+  k2_run_params params{};
+  params.magic = K2_RUN_MAGIC;
+  params.netns = cfg.per_run_netns ? 1 : 0;
+  params.tmpfs_kb = L.tmpfs_mb << 10;
+  params.inodes = std::max<int64_t>(1024, L.tmpfs_mb * 256);
+  params.cpu_s = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(L.cpu_s)));
+  params.nofile = L.open_files;
+  params.fsize = (L.tmpfs_mb << 20) * 2;  // above the tmpfs size: a full disk is ENOSPC, not SIGXFSZ
+  params.lang = req.language == "bash" ? 1 : 0;
+  params.fetch = req.fetch_files.empty() ? 0 : 1;
+  params.pin = cfg.pin_runs && L.cpus <= 1.0 ? 1 : 0;
+  std::string request;
+  if (!req.files.empty() || !req.fetch_files.empty()) {
+    json files = json::object();
+    for (auto& [p, bytes] : req.files) files[p] = Base64Encode(bytes);
+    json meta = {{"files", std::move(files)}, {"fetch", req.fetch_files}, {"fetch_cap", (L.tmpfs_mb << 20) * 2}};
+    request = meta.dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  request += '\n';
+  request += req.code;
 
   FdSet fds;
-  int req_fd = fds.Add(MemfdWith("k2gym-req", jreq.dump(-1, ' ', false, json::error_handler_t::replace)));
+  int req_fd = fds.Add(MemfdWith("k2gym-req", request));
   int in_fd = fds.Add(MemfdWith("k2gym-stdin", req.stdin_data));
   int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, st_p[2] = {-1, -1};
   bool pipes_ok = ::pipe2(out_p, O_CLOEXEC) == 0 && ::pipe2(err_p, O_CLOEXEC) == 0 && ::pipe2(st_p, O_CLOEXEC) == 0;
@@ -271,7 +281,7 @@ RunResult SandboxImpl::RunOn(Zygote* zy, const RunRequest& req) {
   std::vector<int> send = {req_fd, in_fd, out_p[1], err_p[1], st_p[1]};
   for (int fd : (*cg)->procs_fds()) send.push_back(fd);
   auto t0 = Clock::now();
-  Status sent = zy->Submit(send);
+  Status sent = zy->Submit(std::string(reinterpret_cast<const char*>(&params), sizeof params), send);
   // The zygote holds its own copies now; ours must go so EOF means "every sandbox process is gone".
   fds.Close(req_fd);
   fds.Close(in_fd);

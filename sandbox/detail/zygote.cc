@@ -148,7 +148,7 @@ const char* Cstr(const std::string& s) { return s.empty() ? nullptr : s.c_str();
 
 // Runs in the cloned child. Never returns.
 [[noreturn]] void ChildMain(const std::vector<Op>& ops, int sync_fd, int err_fd, int ctl_fd, int bpf_fd,
-                            const char* const* argv, const char* const* envp) {
+                            int helper_fd, const char* const* argv, const char* const* envp) {
   char c;
   ssize_t n;
   do { n = ::read(sync_fd, &c, 1); } while (n < 0 && errno == EINTR);
@@ -199,18 +199,20 @@ const char* Cstr(const std::string& s) { return s.empty() ? nullptr : s.c_str();
         break;
     }
   }
-  // fds: 0,1,2 -> /dev/null; 3 = control socket; 4 = seccomp BPF; err_fd (CLOEXEC) reports exec failure.
+  // fds: 0,1,2 -> /dev/null; 3 = control socket; 4 = seccomp BPF; 5 = err_fd (CLOEXEC: reports exec
+  // failure); 6 = the native helper.
   int null_fd = ::open("/dev/null", O_RDWR);
   if (null_fd < 0) ChildDie(err_fd, "open /dev/null");
   // Move the fds we keep above 10 first so the dup2s below cannot clobber each other.
   int ctl_hi = ::fcntl(ctl_fd, F_DUPFD, 10), bpf_hi = ::fcntl(bpf_fd, F_DUPFD, 10), err_hi = ::fcntl(err_fd, F_DUPFD_CLOEXEC, 10);
-  if (ctl_hi < 0 || bpf_hi < 0 || err_hi < 0) ChildDie(err_fd, "dup fds");
+  int helper_hi = ::fcntl(helper_fd, F_DUPFD, 10);
+  if (ctl_hi < 0 || bpf_hi < 0 || err_hi < 0 || helper_hi < 0) ChildDie(err_fd, "dup fds");
   if (::dup2(null_fd, 0) < 0 || ::dup2(null_fd, 1) < 0 || ::dup2(null_fd, 2) < 0 || ::dup2(ctl_hi, 3) < 0 ||
-      ::dup2(bpf_hi, 4) < 0) {
+      ::dup2(bpf_hi, 4) < 0 || ::dup2(helper_hi, 6) < 0) {
     ChildDie(err_hi, "dup2");
   }
   if (err_hi != 5 && ::dup3(err_hi, 5, O_CLOEXEC) < 0) ChildDie(err_hi, "dup3");
-  ::syscall(SYS_close_range, 6U, ~0U, 0U);
+  ::syscall(SYS_close_range, 7U, ~0U, 0U);
   ::execve(argv[0], const_cast<char* const*>(argv), const_cast<char* const*>(envp));
   ChildDie(5, "execve python");
 }
@@ -252,8 +254,13 @@ Expected<std::unique_ptr<Zygote>> Zygote::Start(const ZygoteOptions& o) {
     for (int fd : {sync_pipe[0], sync_pipe[1], err_pipe[0], err_pipe[1], sv[0], sv[1], bpf_fd}) if (fd >= 0) ::close(fd);
     return IoError(std::string("zygote: memfd for the seccomp filter: ") + std::strerror(errno));
   }
+  int helper_fd = ::memfd_create("k2gym-zygote-helper", MFD_CLOEXEC);
+  if (helper_fd < 0 || !WriteAll(helper_fd, reinterpret_cast<const char*>(ZygoteHelperSo()), ZygoteHelperSoSize())) {
+    for (int fd : {sync_pipe[0], sync_pipe[1], err_pipe[0], err_pipe[1], sv[0], sv[1], bpf_fd, helper_fd}) if (fd >= 0) ::close(fd);
+    return IoError(std::string("zygote: memfd for the native helper: ") + std::strerror(errno));
+  }
   auto close_all = [&] {
-    for (int fd : {sync_pipe[0], sync_pipe[1], err_pipe[0], err_pipe[1], sv[0], sv[1], bpf_fd}) if (fd >= 0) ::close(fd);
+    for (int fd : {sync_pipe[0], sync_pipe[1], err_pipe[0], err_pipe[1], sv[0], sv[1], bpf_fd, helper_fd}) if (fd >= 0) ::close(fd);
   };
 
   const unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
@@ -266,12 +273,13 @@ Expected<std::unique_ptr<Zygote>> Zygote::Start(const ZygoteOptions& o) {
     return FailedPrecondition(std::string("zygote: clone with new user/pid/mount/net namespaces: ") + std::strerror(e));
   }
   if (pid == 0) {
-    ChildMain(ops, sync_pipe[0], err_pipe[1], sv[1], bpf_fd, argv.data(), envp.data());
+    ChildMain(ops, sync_pipe[0], err_pipe[1], sv[1], bpf_fd, helper_fd, argv.data(), envp.data());
   }
   ::close(sync_pipe[0]); sync_pipe[0] = -1;
   ::close(err_pipe[1]); err_pipe[1] = -1;
   ::close(sv[1]); sv[1] = -1;
   ::close(bpf_fd); bpf_fd = -1;
+  ::close(helper_fd); helper_fd = -1;
 
   auto zy = std::unique_ptr<Zygote>(new Zygote());
   zy->pid_ = static_cast<pid_t>(pid);
@@ -357,11 +365,10 @@ bool Zygote::alive() {
   return !dead_;
 }
 
-Status Zygote::Submit(const std::vector<int>& fds) {
+Status Zygote::Submit(const std::string& params, const std::vector<int>& fds) {
   std::lock_guard<std::mutex> lk(mu_);
   if (dead_) return Unavailable("zygote is gone");
-  char data = 'R';
-  iovec iov{&data, 1};
+  iovec iov{const_cast<char*>(params.data()), params.size()};
   std::vector<char> cbuf(CMSG_SPACE(sizeof(int) * fds.size()), 0);
   msghdr msg{};
   msg.msg_iov = &iov;
@@ -375,7 +382,7 @@ Status Zygote::Submit(const std::vector<int>& fds) {
   std::memcpy(CMSG_DATA(cm), fds.data(), sizeof(int) * fds.size());
   for (;;) {
     ssize_t n = ::sendmsg(ctl_, &msg, MSG_NOSIGNAL);
-    if (n == 1) return Status::Ok();
+    if (n == static_cast<ssize_t>(params.size())) return Status::Ok();
     if (n < 0 && errno == EINTR) continue;
     dead_ = true;
     return Unavailable(std::string("zygote: sendmsg: ") + std::strerror(errno));

@@ -19,6 +19,9 @@
 namespace k2::sandbox::detail {
 
 const char* ZygoteScript();
+// The zygote's native helper (zygote_helper.c), a shared object embedded at build time.
+const unsigned char* ZygoteHelperSo();
+size_t ZygoteHelperSoSize();
 
 struct ZygoteOptions {
   std::string python = "/usr/bin/python3";
@@ -36,8 +39,9 @@ class Zygote {
   static Expected<std::unique_ptr<Zygote>> Start(const ZygoteOptions& opt);
   ~Zygote();  // closes the control socket, kills and reaps the process
 
-  // Hands one run's fds to the zygote ([request memfd, stdin, stdout, stderr, status, cgroup fds...]).
-  Status Submit(const std::vector<int>& fds);
+  // Hands one run to the zygote: its k2_run_params (zygote_abi.h, as bytes) and fds ([request memfd,
+  // stdin, stdout, stderr, status, cgroup fds...]).
+  Status Submit(const std::string& params, const std::vector<int>& fds);
   bool alive();  // false once it died (reaped here) or was killed
   // SIGKILLs the zygote and so every run it started (the destructor still reaps it).
   void Kill();

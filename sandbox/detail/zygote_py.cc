@@ -6,27 +6,28 @@ namespace k2::sandbox::detail {
 
 // Protocol (host <-> zygote, an AF_UNIX SOCK_SEQPACKET socket on fd 3):
 //   zygote -> host: b"ready" once the preloads are imported.
-//   host -> zygote: b"R" with SCM_RIGHTS fds [request memfd, stdin, stdout, stderr, status, cgroup.procs...].
+//   host -> zygote: a k2_run_params struct (zygote_abi.h) with SCM_RIGHTS fds [request memfd, stdin,
+//   stdout, stderr, status, cgroup.procs...]. The request memfd holds one line of JSON metadata (files,
+//   fetch_files; empty when there are none) and then the program's bytes.
 //   EOF from the host: the zygote exits, which (as PID 1 of its namespace) kills every run it started.
-// Per run the zygote calls unshare(CLONE_NEWPID) and forks once: the child is PID 1 of a fresh PID
-// namespace. It joins the run's cgroups, unshares mount/IPC/UTS/cgroup (and network) namespaces, mounts
-// the work tmpfs, /tmp, /dev/shm and /proc, writes the input files, sets rlimits, drops every capability
-// (bounding set, securebits, setuid to the unprivileged uid), sets no_new_privs, loads the seccomp filter
-// and only then runs the untrusted code in place (bash: execve). The zygote reaps it and writes its wait
-// status to the run's status pipe. With fetch_files, PID 1 instead forks the program, waits for it,
-// kills what is left and reads the files (no symlinks followed, regular files only, size-capped).
+// The serve loop is native (zygote_helper.c, loaded from the memfd on fd 6): per run it calls
+// unshare(CLONE_NEWPID) and forks once, so the child is PID 1 of a fresh PID namespace; the child joins
+// the run's cgroups, unshares mount/IPC/UTS/cgroup (and network) namespaces and mounts the work tmpfs,
+// /tmp, /dev/shm and /proc, still in C, then returns here. Python writes the input files, sets rlimits,
+// drops every capability (bounding set, securebits, setuid to the unprivileged uid), sets
+// no_new_privs, loads the seccomp filter and only then runs the untrusted code in place (bash: execve).
+// The zygote reaps it and writes its wait status to the run's status pipe. With fetch_files, PID 1
+// instead forks the program, waits for it, kills what is left and reads the files (no symlinks
+// followed, regular files only, size-capped).
 const char* ZygoteScript() {
   return R"PY(
-import os, sys, json, socket, signal, struct, ctypes, base64, array, fcntl, resource, gc, stat
+import os, sys, json, signal, ctypes, base64, resource, gc, stat
 CFG = json.loads(sys.argv[1])
 libc = ctypes.CDLL(None, use_errno=True)
-libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = (
-    0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x20000000, 0x40000000)
-MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_SET_NO_NEW_PRIVS = 1, 24, 28, 38
+PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_SET_NO_NEW_PRIVS = 24, 28, 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 47, 4, 22, 2
+OUT_FDS, OUT_SIZE = 17, 64  # zygote_abi.h
 
 class SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
@@ -36,18 +37,17 @@ with os.fdopen(4, "rb") as f:
 BPF_BUF = ctypes.create_string_buffer(BPF, len(BPF))
 FPROG = SockFprog(len(BPF) // 8, ctypes.cast(BPF_BUF, ctypes.c_void_p))
 CAP_LAST = int(open("/proc/sys/kernel/cap_last_cap").read())
+# PyDLL: the GIL stays held while the serve loop runs and forks (as os.fork holds it).
+HELPER = ctypes.PyDLL("/proc/self/fd/6")
+os.close(6)
+HELPER.k2_zygote_serve.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+HELPER.k2_zygote_serve.restype = ctypes.c_int
+OUT = (ctypes.c_int64 * OUT_SIZE)()
 
 def check(rc, what):
     if rc != 0:
         e = ctypes.get_errno()
         raise OSError(e, "%s: %s" % (what, os.strerror(e)))
-
-def lo_up():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", 0x1 | 0x8 | 0x40))  # SIOCSIFFLAGS UP|LOOPBACK|RUNNING
-    finally:
-        s.close()
 
 for m in CFG["preload"]:
     try:
@@ -83,47 +83,35 @@ def safe_open_in(dirfd, rel, flags, mode=0o644, create_dirs=False, uid=0, gid=0)
     finally:
         os.close(fd)
 
-def pid1(ctl, fds):
-    # PID 1 of a fresh PID namespace, still privileged inside the zygote's user namespace.
-    req_fd, in_fd, out_fd, err_fd, st_fd = fds[:5]
+def pid1():
+    # PID 1 of a fresh PID namespace, its namespaces and mounts already set up by the helper, still
+    # privileged inside the zygote's user namespace. OUT: the run's k2_run_params, then its fds.
+    req_fd, in_fd, out_fd, err_fd, st_fd = OUT[OUT_FDS:OUT_FDS + 5]
     try:
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        os.close(ctl.detach())
-        for c in fds[5:]:
-            os.write(c, b"0")  # join the run's cgroups before anything else happens
-            os.close(c)
-        req = json.loads(os.pread(req_fd, os.fstat(req_fd).st_size, 0))
+        _, _, _, _, cpu_s, nofile, fsize, lang, fetch = OUT[0:9]
+        data = os.pread(req_fd, os.fstat(req_fd).st_size, 0)
         os.close(req_fd)
+        nl = data.index(b"\n")
+        meta = json.loads(data[:nl]) if nl else {}
+        code = data[nl + 1:]
         uid, gid = CFG["uid"], CFG["gid"]
-        flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
-        if req["netns"]:
-            flags |= CLONE_NEWNET
-        check(libc.unshare(flags), "unshare")
-        check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "pdeathsig")
-        os.setsid()
-        opts = "size=%dk,nr_inodes=%d,mode=0755,uid=%d,gid=%d" % (req["tmpfs_kb"], req["inodes"], uid, gid)
-        check(libc.mount(b"tmpfs", b"/work", b"tmpfs", MS_NOSUID | MS_NODEV, opts.encode()), "mount /work")
-        opts = "size=%dk,nr_inodes=%d,mode=1777" % (req["tmpfs_kb"], req["inodes"])
-        check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", MS_NOSUID | MS_NODEV, opts.encode()), "mount /tmp")
-        check(libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, opts.encode()), "mount /dev/shm")
-        check(libc.mount(b"proc", b"/proc", b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None), "mount /proc")
-        check(libc.sethostname(b"sandbox", 7), "sethostname")
-        if req["netns"]:
-            lo_up()
-        wfd = os.open("/work", os.O_RDONLY | os.O_DIRECTORY)
-        for path, b64 in req["files"].items():
-            fd = safe_open_in(wfd, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, True, uid, gid)
-            write_all(fd, base64.b64decode(b64))
-            os.fchown(fd, uid, gid)
-            os.close(fd)
-        os.close(wfd)
-        if not req["fetch"]:
-            run_program(req, in_fd, out_fd, err_fd)  # fast path: PID 1 becomes the program
+        files = meta.get("files")
+        if files:
+            wfd = os.open("/work", os.O_RDONLY | os.O_DIRECTORY)
+            for path, b64 in files.items():
+                fd = safe_open_in(wfd, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, True, uid, gid)
+                write_all(fd, base64.b64decode(b64))
+                os.fchown(fd, uid, gid)
+                os.close(fd)
+            os.close(wfd)
+        limits = (cpu_s, nofile, fsize)
+        if not fetch:
+            run_program(code, lang, limits, in_fd, out_fd, err_fd)  # fast path: PID 1 becomes the program
         # With fetch_files PID 1 stays ours: it reaps, waits for the program, then reads /work.
         pid = os.fork()
         if pid == 0:
             os.close(st_fd)
-            run_program(req, in_fd, out_fd, err_fd)
+            run_program(code, lang, limits, in_fd, out_fd, err_fd)
         os.close(in_fd); os.close(out_fd); os.close(err_fd)
         main_status = None
         while main_status is None:
@@ -138,7 +126,7 @@ def pid1(ctl, fds):
         except OSError:
             pass
         res = {"main_wait": main_status if main_status is not None else -1}
-        res["files"], res["fetch_errors"] = fetch(req["fetch"], req["fetch_cap"])
+        res["files"], res["fetch_errors"] = fetch_files(meta.get("fetch", []), meta.get("fetch_cap", 0))
         write_all(st_fd, (json.dumps(res) + "\n").encode())
         os._exit(0)
     except BaseException as e:
@@ -147,14 +135,14 @@ def pid1(ctl, fds):
         finally:
             os._exit(127)
 
-def run_program(req, in_fd, out_fd, err_fd):
+def run_program(code, lang, limits, in_fd, out_fd, err_fd):
     # Drops every privilege, then runs the untrusted code in this process. Never returns.
     uid, gid = CFG["uid"], CFG["gid"]
-    cpu = max(1, int(req["cpu_s"] + 0.999))
+    cpu, nofile, fsize = limits
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    resource.setrlimit(resource.RLIMIT_NOFILE, (req["nofile"], req["nofile"]))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (req["fsize"], req["fsize"]))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)  # clears the permitted and effective capability sets
     check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
@@ -162,25 +150,34 @@ def run_program(req, in_fd, out_fd, err_fd):
     os.dup2(out_fd, 1)
     os.dup2(err_fd, 2)
     os.chdir("/work")
-    code = req["code"]
-    if req["lang"] == "bash":
+    if lang == 1:
         script_fd = os.memfd_create("main.sh", 0)
-        write_all(script_fd, code.encode("utf-8", "surrogateescape"))
+        write_all(script_fd, code)
         os.lseek(script_fd, 0, 0)
         os.dup2(script_fd, 3)
         os.closerange(4, 1 << 20)
     else:
         os.closerange(3, 1 << 20)
     check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(FPROG), 0, 0), "seccomp")
-    if req["lang"] == "bash":
+    if lang == 1:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores SIGPIPE; bash expects the default
         os.execve("/bin/bash", ["bash", "/dev/fd/3"], ENV)
-    random.seed()  # the zygote's RNG state must not be shared by every run
+    # The random module reseeded itself from os.urandom in PyOS_AfterFork_Child (its at-fork hook).
     sys.argv = ["main.py"]
     g = {"__name__": "__main__", "__builtins__": builtins, "__file__": "/work/main.py"}
     rc = 0
     try:
-        exec(compile(code, "main.py", "exec"), g)
+        # Compiling from str skips the tokenizer's encoding detection (~100 copy-on-write faults); only
+        # a source with a coding cookie in its first two lines (PEP 263) or invalid UTF-8 goes as bytes.
+        src = code
+        nl = code.find(b"\n")
+        nl2 = code.find(b"\n", nl + 1) if nl >= 0 else -1
+        if b"coding" not in (code if nl2 < 0 else code[:nl2]):
+            try:
+                src = code.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+        exec(compile(src, "main.py", "exec"), g)
     except SystemExit as e:
         c = e.code
         if c is None:
@@ -218,7 +215,7 @@ def run_program(req, in_fd, out_fd, err_fd):
             pass
     os._exit(rc)
 
-def fetch(paths, cap):
+def fetch_files(paths, cap):
     out, errors = {}, {}
     wfd = os.open("/work", os.O_RDONLY | os.O_DIRECTORY)
     total = 0
@@ -246,24 +243,6 @@ def fetch(paths, cap):
     os.close(wfd)
     return out, errors
 
-RUNS = {}  # pid -> status fd: the zygote reports each PID 1's wait status itself
-
-def reap(*_):
-    while True:
-        try:
-            pid, st = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid <= 0:
-            return
-        fd = RUNS.pop(pid, None)
-        if fd is not None:
-            try:
-                write_all(fd, (json.dumps({"wait": st}) + "\n").encode())
-            except OSError:
-                pass
-            os.close(fd)
-
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/work", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
        "PYTHONDONTWRITEBYTECODE": "1", "USER": "sandbox"}
 
@@ -282,44 +261,15 @@ def drop_inheritable_privileges():
     os.environ.update(ENV)
 
 def main():
-    global OWN_PIDNS
     drop_inheritable_privileges()
-    OWN_PIDNS = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    ctl = socket.socket(fileno=3)
-    signal.signal(signal.SIGCHLD, reap)
+    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     # Forked children would otherwise copy most of the heap: the collector touches every object's header.
     gc.collect()
     gc.freeze()
-    ctl.send(b"ready")
-    fdsize = array.array("i").itemsize
-    while True:
-        try:
-            msg, anc, _, _ = ctl.recvmsg(16, socket.CMSG_SPACE(32 * fdsize))
-        except OSError:
-            break
-        if not msg:
-            break
-        fds = array.array("i")
-        for level, typ, data in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds.frombytes(data[: len(data) - (len(data) % fdsize)])
-        fds = list(fds)
-        keep = -1
-        if msg == b"R" and len(fds) >= 5:
-            # unshare(CLONE_NEWPID) makes the next child PID 1 of a namespace of its own; the kernel only
-            # allows it while the children's namespace is our own, so setns() resets that first.
-            if libc.setns(OWN_PIDNS, CLONE_NEWPID) == 0 and libc.unshare(CLONE_NEWPID) == 0:
-                signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGCHLD])
-                pid = os.fork()
-                if pid == 0:
-                    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
-                    pid1(ctl, fds)
-                keep = fds[4]
-                RUNS[pid] = keep
-                signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGCHLD])
-        for fd in fds:
-            if fd != keep:
-                os.close(fd)
+    os.write(3, b"ready")
+    # Returns only in a run's child (> 0) or when the host is gone (0) or on an error (< 0).
+    if HELPER.k2_zygote_serve(3, own_pidns, CFG["uid"], CFG["gid"], ctypes.addressof(OUT)) > 0:
+        pid1()
     os._exit(0)
 
 main()

@@ -1,0 +1,29 @@
+/* The message a host sends a zygote per run, shared by the host (C++) and the zygote's native helper
+   (C, zygote_helper.c): fixed-size, native byte order, int64 fields only, so no parsing happens there.
+
+   Sent as the data of one SOCK_SEQPACKET message whose SCM_RIGHTS fds are
+   [request memfd, stdin, stdout, stderr, status pipe, cgroup.procs fds...]. */
+#ifndef K2GYM_SANDBOX_DETAIL_ZYGOTE_ABI_H_
+#define K2GYM_SANDBOX_DETAIL_ZYGOTE_ABI_H_
+
+#include <stdint.h>
+
+#define K2_RUN_MAGIC 0x6b32726e32ll /* "k2rn2": bumps with any layout change */
+
+struct k2_run_params {
+  int64_t magic;     /* K2_RUN_MAGIC */
+  int64_t netns;     /* 1: a fresh network namespace (loopback only) */
+  int64_t tmpfs_kb;  /* size of /work, /tmp and /dev/shm (each) */
+  int64_t inodes;    /* inode cap of each of them */
+  int64_t cpu_s;     /* RLIMIT_CPU soft limit (s); the hard limit is one more */
+  int64_t nofile;    /* RLIMIT_NOFILE */
+  int64_t fsize;     /* RLIMIT_FSIZE (bytes) */
+  int64_t lang;      /* 0: python, 1: bash */
+  int64_t fetch;     /* 1: PID 1 stays ours and reads fetch_files after the program */
+  int64_t pin;       /* 1: the run stays on the CPU it starts on (see SandboxConfig::pin_runs) */
+};
+
+/* Where the helper leaves a run for the Python side of the child (int64 slots). */
+enum { K2_OUT_PARAMS = 0, K2_OUT_NFDS = 16, K2_OUT_FDS = 17, K2_OUT_MAX_FDS = 32, K2_OUT_SIZE = 64 };
+
+#endif /* K2GYM_SANDBOX_DETAIL_ZYGOTE_ABI_H_ */
