@@ -2,6 +2,7 @@
 #include "agents/env.h"
 
 #include "agents/mcp_env.h"
+#include "agents/synthetic_env.h"
 #include "toolgen/schema.h"
 
 namespace k2::agents {
@@ -17,24 +18,37 @@ json Env::OpenAITools() const {
   return out;
 }
 
-Status ToolEnv::SetTools(std::vector<toolgen::ToolSpec> tools) {
-  K2_RETURN_IF_ERROR(toolgen::CheckUniqueNames(tools, "tools"));
-  std::vector<toolgen::CompiledTool> compiled;
-  std::map<std::string, size_t> by_name;
+Expected<std::shared_ptr<const ToolTable>> ToolTable::Compile(std::vector<toolgen::ToolSpec> tools,
+                                                              const std::string& where) {
+  K2_RETURN_IF_ERROR(toolgen::CheckUniqueNames(tools, where));
+  auto t = std::make_shared<ToolTable>();
   for (size_t i = 0; i < tools.size(); ++i) {
     std::string name = tools[i].name;
-    K2_ASSIGN_OR_RETURN(auto c, toolgen::CompileTool(std::move(tools[i]), "tools[" + std::to_string(i) + "]"));
-    by_name[name] = compiled.size();
-    compiled.push_back(std::move(c));
+    K2_ASSIGN_OR_RETURN(auto c, toolgen::CompileTool(std::move(tools[i]), where + "[" + std::to_string(i) + "]"));
+    t->by_name[name] = t->tools.size();
+    t->openai.push_back(toolgen::ToOpenAITool(c.spec));
+    t->tools.push_back(std::move(c));
   }
-  tools_ = std::move(compiled);
-  by_name_ = std::move(by_name);
+  return std::shared_ptr<const ToolTable>(std::move(t));
+}
+
+Status ToolEnv::SetTools(std::vector<toolgen::ToolSpec> tools) {
+  K2_ASSIGN_OR_RETURN(table_, ToolTable::Compile(std::move(tools), "tools"));
   return Status::Ok();
 }
 
 std::vector<toolgen::ToolSpec> ToolEnv::Tools() const {
   std::vector<toolgen::ToolSpec> out;
-  for (const auto& t : tools_) out.push_back(t.spec);
+  for (const auto& t : table_->tools) out.push_back(t.spec);
+  return out;
+}
+
+json ToolEnv::OpenAITools() const { return table_->openai; }
+
+std::vector<toolgen::ToolSpec> ToolEnv::UserTools() const {
+  std::vector<toolgen::ToolSpec> out;
+  if (user_table_)
+    for (const auto& t : user_table_->tools) out.push_back(t.spec);
   return out;
 }
 
@@ -95,43 +109,7 @@ Expected<StepResult> ToolEnv::Step(const Message& action) {
     return r;
   }
   int invalid = 0, tool_errors = 0;
-  for (const auto& call : action.tool_calls) {
-    Message out{.role = "tool", .tool_call_id = call.id, .name = call.name};
-    auto it = by_name_.find(call.name);
-    if (!broken_.empty()) {
-      out.content = "error: not executed: the environment broke on an earlier call in this step";
-      ++invalid;
-    } else if (it == by_name_.end()) {
-      std::string names;
-      for (auto& [n, i] : by_name_) names += (names.empty() ? "" : ", ") + n;
-      out.content = "error: unknown tool " + json(call.name).dump() + "; available: " + names;
-      ++invalid;
-    } else if (auto args = call.ParsedArguments(); !args) {
-      out.content = "error: arguments of " + call.name + " are not a JSON object: " + call.arguments.substr(0, 200);
-      ++invalid;
-    } else if (Status v = tools_[it->second].input->Validate(*args); !v.ok()) {
-      out.content = "error: invalid arguments for " + call.name + ": " + v.message();
-      ++invalid;
-    } else {
-      auto res = Invoke(call.name, *args);
-      if (!res.ok()) {
-        broken_ = res.status().ToString();
-        out.content = "error: the environment failed: " + res.status().message();
-        r.truncated = true;
-        r.info["env_error"] = broken_;
-      } else {
-        out.content = res->text;
-        if (res->is_error) ++tool_errors;
-        const auto& out_schema = tools_[it->second].output;
-        if (out_schema && res->structured && !res->is_error) {
-          Status v = out_schema->Validate(*res->structured);
-          if (!v.ok()) r.info["output_schema_violations"].push_back(call.name + ": " + v.message());
-        }
-      }
-    }
-    r.observation.push_back(out);
-    transcript_.push_back(std::move(out));
-  }
+  for (const auto& call : action.tool_calls) RunCall(*table_, call, false, r, invalid, tool_errors);
   r.info["invalid_calls"] = invalid;
   r.info["tool_errors"] = tool_errors;
   if (steps_ >= max_steps_ && !r.truncated) {
@@ -142,11 +120,68 @@ Expected<StepResult> ToolEnv::Step(const Message& action) {
   return r;
 }
 
+void ToolEnv::RunCall(const ToolTable& table, const ToolCall& call, bool user, StepResult& r, int& invalid,
+                      int& tool_errors) {
+  Message out{.role = "tool", .tool_call_id = call.id, .name = call.name};
+  const int invalid_before = invalid, errors_before = tool_errors;
+  auto it = table.by_name.find(call.name);
+  if (!broken_.empty()) {
+    out.content = "error: not executed: the environment broke on an earlier call in this step";
+    ++invalid;
+  } else if (it == table.by_name.end()) {
+    std::string names;
+    for (auto& [n, i] : table.by_name) names += (names.empty() ? "" : ", ") + n;
+    out.content = "error: unknown tool " + json(call.name).dump() + "; available: " + names;
+    ++invalid;
+  } else if (auto args = call.ParsedArguments(); !args) {
+    out.content = "error: arguments of " + call.name + " are not a JSON object: " + call.arguments.substr(0, 200);
+    ++invalid;
+  } else if (Status v = table.tools[it->second].input->Validate(*args); !v.ok()) {
+    out.content = "error: invalid arguments for " + call.name + ": " + v.message();
+    ++invalid;
+  } else {
+    auto res = user ? InvokeUser(call.name, *args) : Invoke(call.name, *args);
+    if (!res.ok()) {
+      broken_ = res.status().ToString();
+      out.content = "error: the environment failed: " + res.status().message();
+      r.truncated = true;
+      r.info["env_error"] = broken_;
+    } else {
+      out.content = res->text;
+      if (res->is_error) ++tool_errors;
+      const auto& out_schema = table.tools[it->second].output;
+      if (out_schema && res->structured && !res->is_error) {
+        Status v = out_schema->Validate(*res->structured);
+        if (!v.ok()) r.info["output_schema_violations"].push_back(call.name + ": " + v.message());
+      }
+    }
+  }
+  // Per call: was it a valid call, and is its observation an error (episode records and judges use it).
+  r.info["calls"].push_back({{"valid", invalid == invalid_before},
+                             {"is_error", invalid != invalid_before || tool_errors != errors_before || r.info.contains("env_error")}});
+  r.observation.push_back(out);
+  transcript_.push_back(std::move(out));
+}
+
+Expected<StepResult> ToolEnv::StepUser(const std::vector<ToolCall>& calls) {
+  if (!started_) return FailedPrecondition("step_user() before reset()");
+  if (done_) return FailedPrecondition("step_user() after the episode ended; call reset()");
+  if (!broken_.empty()) return FailedPrecondition("environment broken (" + broken_ + "); call reset()");
+  if (!user_table_ || user_table_->tools.empty()) return FailedPrecondition("this environment has no user-owned tools");
+  StepResult r;
+  int invalid = 0, tool_errors = 0;
+  for (const auto& call : calls) RunCall(*user_table_, call, true, r, invalid, tool_errors);
+  r.info["invalid_calls"] = invalid;
+  r.info["tool_errors"] = tool_errors;
+  return r;
+}
+
 EnvRegistry& EnvRegistry::Global() {
   // Never destroyed: factories may run during static teardown. Built-in kinds are added on first use.
   static EnvRegistry* r = [] {
     auto* reg = new EnvRegistry();
     K2_CHECK(RegisterMcpEnv(*reg).ok());
+    K2_CHECK(RegisterSyntheticEnv(*reg).ok());
     return reg;
   }();
   return *r;

@@ -49,7 +49,20 @@ class Env {
   // The action space: the tools the assistant may call (names unique).
   virtual std::vector<toolgen::ToolSpec> Tools() const = 0;
   // The OpenAI `tools` array for a policy prompt.
-  json OpenAITools() const;
+  virtual json OpenAITools() const;
+  // The environment's observable state after the episode (synthetic domains: the database), used for
+  // the final-state hash of a trajectory; null when the environment has no comparable state.
+  virtual json State() const { return nullptr; }
+
+  // Dual control: tools the simulated USER owns (its own device/account), called by the user, not the
+  // agent. Empty for most environments.
+  virtual std::vector<toolgen::ToolSpec> UserTools() const { return {}; }
+  // Executes calls made by the user; the result's observation holds one "tool" message per call.
+  // Same validation rules as Step. FailedPrecondition when the environment has no user tools.
+  virtual Expected<StepResult> StepUser(const std::vector<ToolCall>& calls) {
+    (void)calls;
+    return FailedPrecondition("this environment has no user-owned tools");
+  }
 
   void set_scorer(Scorer s) { scorer_ = std::move(s); }
 
@@ -65,6 +78,17 @@ struct ToolOutcome {
   bool is_error = false;
 };
 
+// Compiled tools of one environment kind, shareable between many environments (a synthetic domain's
+// table is compiled once and used by every episode). Immutable; thread-safe to share.
+struct ToolTable {
+  std::vector<toolgen::CompiledTool> tools;
+  std::map<std::string, size_t> by_name;
+  json openai = json::array();  // the OpenAI `tools` array, built once
+  // Compiles every schema; a malformed one or a duplicate name is an error naming `where`.
+  static Expected<std::shared_ptr<const ToolTable>> Compile(std::vector<toolgen::ToolSpec> tools,
+                                                            const std::string& where);
+};
+
 // The tool-call loop shared by MCP servers, synthetic domains and user environments: it checks the action,
 // rejects unknown tools and invalid arguments (JSON Schema) with an error tool message, calls Invoke for
 // the rest, counts steps (max_steps -> truncated), keeps the transcript and runs the scorer at the end.
@@ -73,6 +97,9 @@ class ToolEnv : public Env {
   Expected<std::vector<Message>> Reset(uint64_t seed, const json& task) final;
   Expected<StepResult> Step(const Message& action) final;
   std::vector<toolgen::ToolSpec> Tools() const final;
+  json OpenAITools() const final;
+  std::vector<toolgen::ToolSpec> UserTools() const final;
+  Expected<StepResult> StepUser(const std::vector<ToolCall>& calls) final;
 
   const std::vector<Message>& transcript() const { return transcript_; }
   int steps() const { return steps_; }
@@ -81,6 +108,9 @@ class ToolEnv : public Env {
   explicit ToolEnv(int max_steps) : max_steps_(max_steps) {}
   // Installs the action space (compiles every schema; a malformed one is an error here, not at call time).
   Status SetTools(std::vector<toolgen::ToolSpec> tools);
+  void SetToolTable(std::shared_ptr<const ToolTable> table) { table_ = std::move(table); }
+  // Dual control: the user's own tools (empty table = none), executed by InvokeUser.
+  void SetUserToolTable(std::shared_ptr<const ToolTable> table) { user_table_ = std::move(table); }
 
   // Restores the initial state for `task`; returns the first messages (default: TaskMessages(task)).
   virtual Expected<std::vector<Message>> OnReset(uint64_t seed, const json& task) = 0;
@@ -89,15 +119,24 @@ class ToolEnv : public Env {
   virtual Expected<ToolOutcome> Invoke(const std::string& tool, const json& arguments) = 0;
   // The environment's own reward when the assistant gives its final answer (default 0).
   virtual double OnFinish(const Message& final_answer) { (void)final_answer; return 0; }
+  // Runs one validated call on a user-owned tool (dual control). Default: NotFound.
+  virtual Expected<ToolOutcome> InvokeUser(const std::string& tool, const json& arguments) {
+    (void)arguments;
+    return NotFound("no user tool " + tool);
+  }
 
   // {"system"?: string, "prompt"?: string, "messages"?: [OpenAI messages]} -> messages; other keys ignored
   // (they belong to the scorer: rubric, expected state).
   static Expected<std::vector<Message>> TaskMessages(const json& task, const std::string& default_system);
 
  private:
+  // Validates and runs one call against `table`; appends the tool message to r and the transcript.
+  void RunCall(const ToolTable& table, const ToolCall& call, bool user, StepResult& r, int& invalid,
+               int& tool_errors);
+
   int max_steps_;
-  std::vector<toolgen::CompiledTool> tools_;
-  std::map<std::string, size_t> by_name_;
+  std::shared_ptr<const ToolTable> table_ = std::make_shared<ToolTable>();
+  std::shared_ptr<const ToolTable> user_table_;
   std::vector<Message> transcript_;
   json task_;
   int steps_ = 0;

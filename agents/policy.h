@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,8 @@
 #include "core/status.h"
 
 namespace k2::agents {
+
+struct EpisodeTask;  // agents/episode.h
 
 // One request: the whole conversation so far plus the action space. Sampling fields left empty mean
 // "the policy's own default" (an HTTP policy omits them from the request body).
@@ -26,6 +29,9 @@ struct PolicyRequest {
   // Episode id. A stateful policy (the engine policy) keeps this episode's state (KV cache) between
   // calls with the same session and appends only the new messages; empty = stateless call.
   std::string session;
+  // The episode's task (set by the episode runner). Only scripted policies (the oracle) may read it:
+  // a model policy must never see the gold plan. Null outside episodes.
+  std::shared_ptr<const EpisodeTask> task;
 };
 
 // One assistant turn. Malformed model output is data: `failure` holds "kind: detail" (e.g.

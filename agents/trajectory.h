@@ -23,6 +23,7 @@ inline constexpr const char* kEndReasons[] = {
     "max_turns", "max_tool_calls", "max_tokens", "timeout",
     "policy_error",  // Policy::Act returned an error (details in Trajectory::error)
     "env_error",     // the environment broke (details in Trajectory::error)
+    "user_error",    // the simulated user could not answer (details in Trajectory::error)
 };
 bool IsEndReason(const std::string& s);
 

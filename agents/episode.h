@@ -1,0 +1,94 @@
+// The episode runner: policy <-> environment <-> simulated user until someone ends it or a budget runs
+// out, recorded as a Trajectory; RunEpisodes runs many concurrently on a thread pool, deterministically.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agents/env.h"
+#include "agents/policy.h"
+#include "agents/trajectory.h"
+#include "agents/user.h"
+#include "core/config.h"
+#include "toolgen/synth/tasks.h"
+
+namespace k2::agents {
+
+// What an episode is about. `env_task` goes to Env::Reset; `synth` (synthetic tasks) carries the user
+// scenario, gold plan and rubric that scripted users, the oracle and the judge read.
+struct EpisodeTask {
+  std::string id;
+  std::string domain;
+  json env_task = json::object();
+  std::optional<toolgen::synth::Task> synth;
+  // A synthetic task: env_task = ToTau2(t).
+  static std::shared_ptr<const EpisodeTask> FromSynth(toolgen::synth::Task t);
+};
+
+// Run-config section "episode" (registered in apps/cmd_agents.cc). 0 = no limit where stated.
+struct EpisodeLimits {
+  int max_turns = 30;          // assistant turns
+  int max_tool_calls = 60;     // tool calls of the assistant
+  int64_t max_tokens = 0;      // tokens of the episode (engine: the token stream; HTTP: last prompt +
+                               // completion); 0 = no limit
+  double max_wall_s = 600;     // wall time of one episode, checked between turns
+  // Sampling for every policy turn; unset = the policy's default.
+  std::optional<double> temperature;
+  std::optional<double> top_p;
+  std::optional<int64_t> top_k;
+  std::optional<int64_t> max_tokens_per_turn;
+  template <class V>
+  void Visit(V& v) {
+    v("max_turns", max_turns, "assistant turns before the episode ends with max_turns", {.min = 1, .max = 100000});
+    v("max_tool_calls", max_tool_calls, "assistant tool calls before the episode ends with max_tool_calls",
+      {.min = 0, .max = 1000000});
+    v("max_tokens", max_tokens, "tokens per episode before it ends with max_tokens (0 = no limit)", {.min = 0, .max = 1e12});
+    v("max_wall_s", max_wall_s, "wall seconds per episode, checked between turns", {.min = 0.001, .max = 1e6});
+    v("temperature", temperature, "sampling temperature of policy turns (unset: the policy's default)", {.min = 0, .max = 100});
+    v("top_p", top_p, "nucleus sampling mass (unset: the policy's default)", {.min = 0, .max = 1});
+    v("top_k", top_k, "top-k sampling (unset: the policy's default)", {.min = 1, .max = 1e9});
+    v("max_tokens_per_turn", max_tokens_per_turn, "generated tokens per assistant turn (unset: the policy's default)",
+      {.min = 1, .max = 1e9});
+  }
+};
+
+// The seed of episode (task, trial) in a run seeded `seed`: independent of the order episodes run in.
+uint64_t EpisodeSeed(uint64_t seed, const std::string& task_id, int trial);
+
+// Runs one episode. The conversation starts with Env::Reset's messages; the user speaks first (when
+// `user` is null, Reset must have given the user prompt and a reply without tool calls ends the episode
+// as agent_stop, stepping the env so its scorer runs). An assistant message with tool calls is stepped
+// in the environment; one without goes to the user. Ends: the user's stop markers, the agent's own
+// ###STOP###/###TRANSFER###, a budget (max_turns/max_tool_calls/max_tokens/timeout), or an error of the
+// policy/env/user (recorded in end_reason + error, never thrown). Calls policy.EndSession at the end.
+// Deterministic given (seed, task, policy, user) when they are. `env` is reset, not closed.
+Trajectory RunEpisode(const std::shared_ptr<const EpisodeTask>& task, Env& env, Policy& policy, UserSimulator* user,
+                      const EpisodeLimits& limits, uint64_t seed, int trial = 0);
+
+struct EpisodeJob {
+  std::shared_ptr<const EpisodeTask> task;
+  int trial = 0;
+};
+
+using EnvMaker = std::function<Expected<std::unique_ptr<Env>>()>;
+
+struct RunOptions {
+  int threads = 0;                 // concurrent episodes (0: hardware threads); HTTP policies want more
+  uint64_t seed = 0;
+  EpisodeLimits limits;
+  std::string progress_label;      // empty: no progress line
+  // Called on the worker thread when an episode ends (e.g. judge it); must be thread-safe.
+  std::function<void(Trajectory&)> on_done;
+};
+
+// Runs every job; trajectory i belongs to jobs[i] whatever the thread count or completion order.
+// Environments are made with `make_env` (one per concurrently running episode, reused by Reset); a
+// failure to make one is that episode's env_error.
+std::vector<Trajectory> RunEpisodes(const std::vector<EpisodeJob>& jobs, const EnvMaker& make_env, Policy& policy,
+                                    UserSimulator* user, const RunOptions& options);
+
+}  // namespace k2::agents

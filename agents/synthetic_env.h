@@ -1,0 +1,94 @@
+// The `synthetic` environment kind: a ToolEnv over one toolgen::synth domain and task (database from the
+// task's initial_db, tools run by the synth executor, every call schema-checked), plus the world index.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agents/env.h"
+#include "core/config.h"
+#include "toolgen/synth/executor.h"
+#include "toolgen/synth/model.h"
+#include "toolgen/synth/tasks.h"
+
+namespace k2 {
+class Db;
+class ThreadPool;
+}  // namespace k2
+
+namespace k2::agents {
+
+// The domains tasks refer to (by path), with each domain's compiled tool table built once on first use.
+// Thread safety: immutable domains; Tools() is internally locked. Share one world between all envs.
+class SyntheticWorld {
+ public:
+  explicit SyntheticWorld(std::vector<std::shared_ptr<const toolgen::synth::Domain>> domains);
+  // Rebuilds the catalog the last `k2gym toolgen synth` stored in `db` (generation is deterministic).
+  // NotFound when the store has no catalog.
+  static Expected<std::shared_ptr<const SyntheticWorld>> FromStore(Db* db, ThreadPool* pool);
+  // Synthesizes a catalog directly (tests, benches): Synthesize(seed, min_tools).
+  static std::shared_ptr<const SyntheticWorld> Generate(uint64_t seed, int64_t min_tools, ThreadPool* pool);
+
+  std::shared_ptr<const toolgen::synth::Domain> Find(const std::string& path) const;
+  const std::vector<std::shared_ptr<const toolgen::synth::Domain>>& domains() const { return domains_; }
+  // The domain's tools (ToToolSpec of every op), compiled once. NotFound for an unknown domain.
+  Expected<std::shared_ptr<const ToolTable>> Tools(const std::string& path) const;
+
+ private:
+  std::vector<std::shared_ptr<const toolgen::synth::Domain>> domains_;
+  std::map<std::string, std::shared_ptr<const toolgen::synth::Domain>> by_path_;
+  mutable std::mutex mu_;
+  mutable std::map<std::string, std::shared_ptr<const ToolTable>> tables_;
+};
+
+// The agent's system prompt for a domain: role, today's date from the database, the policy rules.
+std::string DomainSystemPrompt(const toolgen::synth::Domain& d, const json& db);
+
+// Run-config section "synthetic_env" (registered in apps/cmd_agents.cc); also the `synthetic` kind's
+// config object (plus "db": the store path whose catalog to use, or "seed"+"count" to synthesize one).
+struct SyntheticEnvConfig {
+  double transient_rate = 0;  // tool-simulator fault rates (the executor's own seeded stream)
+  double timeout_rate = 0;
+  int max_steps = 1000;       // ToolEnv step limit (the episode runner has its own budgets)
+  template <class V>
+  void Visit(V& v) {
+    v("transient_rate", transient_rate, "probability that a tool call fails with a retryable 'transient' error",
+      {.min = 0, .max = 1});
+    v("timeout_rate", timeout_rate, "probability that a tool call fails with 'timeout' (nothing changed)",
+      {.min = 0, .max = 1});
+    v("max_steps", max_steps, "tool-call steps after which the environment truncates", {.min = 1, .max = 1000000});
+  }
+};
+
+// Reset(seed, task): `task` is a tau2 task JSON as `k2gym toolgen tasks --out` writes it (or the
+// {"tau2": {...}} wrapper). The first messages are the system prompt only: the simulated user speaks
+// first. The tool-simulator faults are drawn from `seed`. State() is the current database.
+// Thread safety: as Env (one thread at a time).
+class SyntheticEnv : public ToolEnv {
+ public:
+  SyntheticEnv(std::shared_ptr<const SyntheticWorld> world, SyntheticEnvConfig config);
+  ~SyntheticEnv() override;
+  json State() const override;
+  // The task of the current episode (null before the first reset).
+  const toolgen::synth::Task* task() const { return task_ ? &*task_ : nullptr; }
+
+ protected:
+  Expected<std::vector<Message>> OnReset(uint64_t seed, const json& task) override;
+  Expected<ToolOutcome> Invoke(const std::string& tool, const json& arguments) override;
+
+ private:
+  std::shared_ptr<const SyntheticWorld> world_;
+  SyntheticEnvConfig config_;
+  std::optional<toolgen::synth::Task> task_;
+  std::unique_ptr<toolgen::synth::ToolSimulator> sim_;
+};
+
+// Registers the `synthetic` kind. Its config: SyntheticEnvConfig keys plus either "db": STORE (rebuild
+// the stored catalog) or "seed"/"count" (synthesize). Worlds are cached per source within the process.
+Status RegisterSyntheticEnv(EnvRegistry& registry);
+
+}  // namespace k2::agents
