@@ -1,0 +1,64 @@
+// pass^k against a hand-computed table (C(c,k)/C(n,k) worked out on paper) and the per-domain table.
+#include "eval/passk.h"
+
+#include <gtest/gtest.h>
+
+namespace k2::eval {
+namespace {
+
+TEST(PassHatK, HandComputedTable) {
+  struct Row { int64_t n, c, k; double want; };
+  const Row rows[] = {
+      {4, 4, 1, 1.0},     {4, 4, 2, 1.0},       {4, 4, 4, 1.0},
+      {4, 3, 1, 0.75},    {4, 3, 2, 3.0 / 6},   {4, 3, 4, 0.0},
+      {4, 2, 1, 0.5},     {4, 2, 2, 1.0 / 6},   {4, 2, 4, 0.0},
+      {4, 1, 1, 0.25},    {4, 1, 2, 0.0},       {4, 0, 1, 0.0},
+      {8, 5, 3, 10.0 / 56}, {8, 7, 4, 35.0 / 70}, {1, 1, 1, 1.0}, {1, 0, 1, 0.0},
+      {10, 9, 9, 9.0 / 10 * 8 / 9 * 7 / 8 * 6 / 7 * 5 / 6 * 4 / 5 * 3 / 4 * 2 / 3 * 1 / 2},  // = C(9,9)/C(10,9) = 1/10
+  };
+  for (auto& r : rows) {
+    auto p = PassHatK(r.n, r.c, r.k);
+    ASSERT_TRUE(p.ok()) << r.n << " " << r.c << " " << r.k;
+    EXPECT_NEAR(*p, r.want, 1e-15) << "n=" << r.n << " c=" << r.c << " k=" << r.k;
+  }
+  EXPECT_NEAR(*PassHatK(10, 9, 9), 0.1, 1e-15);
+  // Large n never overflows (C(1000, 500) does not fit any integer type).
+  EXPECT_NEAR(*PassHatK(1000, 999, 500), 0.5, 1e-12);
+  EXPECT_FALSE(PassHatK(4, 5, 1).ok());
+  EXPECT_FALSE(PassHatK(4, 2, 5).ok());
+  EXPECT_FALSE(PassHatK(4, 2, 0).ok());
+  EXPECT_FALSE(PassHatK(0, 0, 1).ok());
+}
+
+TEST(PassTable, PerDomainRowsAndOverall) {
+  std::vector<TaskTrials> t = {
+      {"a1", "airline", 4, 4, 4.0}, {"a2", "airline", 4, 2, 2.0},  // pass^1 .75, pass^2 (1 + 1/6)/2
+      {"r1", "retail", 4, 3, 3.5},                                  // pass^1 .75, pass^2 .5
+      {"r2", "retail", 1, 1, 1.0},                                  // only 1 trial: excluded from k=2
+  };
+  auto rows = PassTable(t, {1, 2});
+  ASSERT_TRUE(rows.ok()) << rows.status().ToString();
+  ASSERT_EQ(rows->size(), 3u);
+  const PassRow& air = (*rows)[0];
+  EXPECT_EQ(air.domain, "airline");
+  EXPECT_EQ(air.tasks, 2);
+  EXPECT_EQ(air.trials, 8);
+  EXPECT_NEAR(air.pass_hat.at(1), 0.75, 1e-15);
+  EXPECT_NEAR(air.pass_hat.at(2), (1 + 1.0 / 6) / 2, 1e-15);
+  EXPECT_NEAR(air.avg_reward, 6.0 / 8, 1e-15);
+  const PassRow& ret = (*rows)[1];
+  EXPECT_NEAR(ret.pass_hat.at(1), (0.75 + 1) / 2, 1e-15);
+  EXPECT_NEAR(ret.pass_hat.at(2), 0.5, 1e-15);
+  EXPECT_EQ(ret.tasks_at.at(2), 1);
+  const PassRow& all = (*rows)[2];
+  EXPECT_EQ(all.domain, "all");
+  EXPECT_EQ(all.tasks, 4);
+  EXPECT_NEAR(all.pass_hat.at(1), (1 + 0.5 + 0.75 + 1) / 4, 1e-15);
+  EXPECT_NEAR(all.pass_hat.at(2), (1 + 1.0 / 6 + 0.5) / 3, 1e-15);
+  EXPECT_NEAR(all.avg_reward, 10.5 / 13, 1e-15);
+  t.push_back({"bad", "x", 2, 3, 0});
+  EXPECT_FALSE(PassTable(t, {1}).ok());
+}
+
+}  // namespace
+}  // namespace k2::eval
