@@ -8,41 +8,14 @@
 #include "agents/scripted_user.h"
 #include "agents/synthetic_env.h"
 #include "core/thread_pool.h"
-#include "toolgen/synth/tasks.h"
+#include "tests/agents/test_world.h"
 
 namespace k2::agents {
 namespace {
 
-struct World {
-  std::shared_ptr<const SyntheticWorld> world;
-  std::vector<std::shared_ptr<const EpisodeTask>> tasks;
-};
-
-const World& TestWorld() {
-  static const World* w = [] {
-    auto* out = new World;
-    out->world = SyntheticWorld::Generate(/*seed=*/11, /*min_tools=*/150, nullptr);
-    std::vector<toolgen::synth::Domain> domains;
-    for (const auto& d : out->world->domains()) domains.push_back(*d);
-    for (auto& t : toolgen::synth::GenerateTasks(domains, /*seed=*/5, /*count=*/60, nullptr))
-      out->tasks.push_back(EpisodeTask::FromSynth(std::move(t)));
-    return out;
-  }();
-  return *w;
-}
-
-EnvMaker Maker(SyntheticEnvConfig cfg = {}) {
-  return [cfg]() -> Expected<std::unique_ptr<Env>> {
-    return std::unique_ptr<Env>(std::make_unique<SyntheticEnv>(TestWorld().world, cfg));
-  };
-}
-
-std::vector<EpisodeJob> Jobs(int trials = 1) {
-  std::vector<EpisodeJob> jobs;
-  for (const auto& t : TestWorld().tasks)
-    for (int k = 0; k < trials; ++k) jobs.push_back({t, k});
-  return jobs;
-}
+using testing::Jobs;
+using testing::Maker;
+using testing::TestWorld;
 
 // The deterministic part of a trajectory (timings are wall clock).
 std::string Stable(const Trajectory& t) {
