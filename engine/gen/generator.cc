@@ -384,6 +384,7 @@ struct Generator::Impl {
     s.logprobs.push_back(lp);
     s.policy_logprobs.push_back(plp);
     r.last = tok;
+    if (j.req.on_token) j.req.on_token(r.sample, tok);
     return !CheckStop(r, tok);
   }
 

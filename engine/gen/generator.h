@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <future>
 #include <memory>
 #include <optional>
@@ -54,6 +55,9 @@ struct GenerateRequest {
   // plus everything generated; the next request on the session appends `tokens` after it without
   // recomputing the prefix.
   std::string session;
+  // Streaming hook: called on the generator's loop thread right after each sampled token (sample
+  // index, token id). It must be quick and must not call into the Generator (queue the token instead).
+  std::function<void(int64_t sample, int32_t token)> on_token;
 };
 
 struct Sample {
