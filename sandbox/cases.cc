@@ -95,18 +95,37 @@ CaseResult RunAssertTests(Sandbox& sb, const std::string& language, const std::s
     cr.detail = "RunAssertTests: language: expected \"python\", got \"" + language + "\"";
     return cr;
   }
-  // The nonce arrives on stdin and is read only after the last assert, through os.read on a reference
-  // to os taken before the program runs: the program never holds it unless it reads stdin itself.
+  // The nonce arrives on stdin and the harness takes it before the program runs: fd 0 is then replaced
+  // by /dev/null (the stdin memfd has no other descriptor, so it is gone: no fd, /proc/self/fd entry or
+  // pread at offset 0 can reach it), and the nonce is kept only XOR-masked, in the closure of the
+  // function that prints it after the last assert (it never exists as a plain str/bytes object).
   std::random_device rd;
   std::string nonce;
   const char* hex = "0123456789abcdef";
   for (int i = 0; i < 32; ++i) nonce += hex[rd() & 15];
+  static const char* kPrologue =
+      "def _k2_harness():\n"
+      "    import os\n"
+      "    buf = bytearray(64)\n"
+      "    n = os.readv(0, [buf])\n"
+      "    fd = os.open('/dev/null', os.O_RDONLY)\n"
+      "    os.dup2(fd, 0)\n"
+      "    os.close(fd)\n"
+      "    mask = os.urandom(64)\n"
+      "    held = bytes([buf[i] ^ mask[i] for i in range(n)])\n"
+      "    for i in range(len(buf)):\n"
+      "        buf[i] = 0\n"
+      "    write = os.write\n"
+      "    def finish():\n"
+      "        write(1, b'\\n' + bytes([held[i] ^ mask[i] for i in range(len(held))]).strip() + b'\\n')\n"
+      "    return finish\n"
+      "_k2_finish = _k2_harness()\n"
+      "del _k2_harness\n";
   RunRequest r;
   r.language = "python";
   r.limits = limits;
   r.stdin_data = nonce + "\n";
-  r.code = "import os as _k2_os\n_k2_read, _k2_write = _k2_os.read, _k2_os.write\n" + code + "\n\n" + test_code +
-           "\n\n_k2_write(1, b'\\n' + _k2_read(0, 64).strip() + b'\\n')\n";
+  r.code = kPrologue + code + "\n\n" + test_code + "\n\n_k2_finish()\n";
   cr.run = sb.Run(r);
   cr.status = FromRun(cr.run.status);
   if (cr.run.status == RunStatus::kOk) {

@@ -151,7 +151,9 @@ std::vector<CaseResult> RunIoCases(Sandbox& sb, const std::string& language, con
 
 // Runs `code` followed by `test_code` (Python asserts) in one program. Passing requires the harness to
 // print a random per-run nonce after the last assert, so a program that exits early (os._exit(0)),
-// kills itself or overrides assert/print/sys.exit cannot fake a pass. Python only.
+// kills itself or overrides assert/print/sys.exit cannot fake a pass. The harness takes the nonce from
+// stdin before `code` runs and replaces fd 0 with /dev/null: no fd or /proc entry reaches it, and it is
+// held XOR-masked (never a plain str/bytes); the program's stdin is empty. Python only.
 CaseResult RunAssertTests(Sandbox& sb, const std::string& language, const std::string& code,
                           const std::string& test_code, const Limits& limits);
 

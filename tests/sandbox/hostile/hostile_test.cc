@@ -271,6 +271,50 @@ TEST_F(Hostile, AHundredConcurrentHostileRuns) {
 }
 
 // Runs last (gtest keeps declaration order): after the suite nothing is left on the host.
+// The assert harness's pass nonce: a program that looks for it everywhere it could be (every fd,
+// including pread at offset 0 of stdin's memfd, /proc/self/fd and /proc/self/fdinfo, sys.stdin, the
+// environment, every str/bytes object of the interpreter) and prints what it finds, then exits before
+// the tests, must not pass. Against the previous harness (nonce left on stdin until the end) the fd
+// scan alone passed.
+TEST_F(Hostile, AssertNonceCannotBeReadFromFdsOrProc) {
+  const std::string scan =
+      "import os, sys, gc, re\n"
+      "found = set()\n"
+      "def look(b):\n"
+      "    if isinstance(b, str): b = b.encode('latin-1', 'replace')\n"
+      "    found.update(re.findall(rb'[0-9a-f]{32}', b))\n"
+      "for fd in range(1024):\n"
+      "    for f in (lambda: os.pread(fd, 1 << 16, 0), lambda: os.set_blocking(fd, False) or os.read(fd, 1 << 16)):\n"
+      "        try: look(f())\n"
+      "        except Exception: pass\n"
+      "for d in ('/proc/self/fd', '/proc/self/fdinfo'):\n"
+      "    for name in os.listdir(d):\n"
+      "        try:\n"
+      "            fd = os.open(os.path.join(d, name), os.O_RDONLY | os.O_NONBLOCK)\n"
+      "            look(os.read(fd, 1 << 16))\n"
+      "            os.close(fd)\n"
+      "        except Exception: pass\n"
+      "try: look(sys.stdin.read())\n"
+      "except Exception: pass\n"
+      "look(repr(dict(os.environ)))\n"
+      "for o in gc.get_objects():\n"
+      "    for v in ([o] if isinstance(o, (str, bytes)) else (o.values() if isinstance(o, dict) else o if isinstance(o, (list, tuple)) else [])):\n"
+      "        if isinstance(v, (str, bytes, bytearray)) and len(v) < 4096: look(bytes(v) if not isinstance(v, str) else v)\n"
+      "for b in found: print(b.decode())\n"
+      "sys.stdout.flush()\n"
+      "os._exit(0)\n"
+      "def add(a, b): return 0\n";
+  Limits lim;
+  lim.wall_s = 20;
+  lim.cpu_s = 20;
+  auto r = RunAssertTests(*sb_, "python", scan, "assert add(2, 3) == 5\n", lim);
+  EXPECT_EQ(r.run.status, RunStatus::kOk) << r.run.message << r.run.stderr_data;  // the scan itself ran
+  EXPECT_EQ(r.status, CaseStatus::kFailed) << r.detail << "\nfound:\n" << r.run.stdout_data;
+  // The control: the same tests pass with an honest program, so the harness still works.
+  auto ok = RunAssertTests(*sb_, "python", "def add(a, b): return a + b\n", "assert add(2, 3) == 5\n", lim);
+  EXPECT_EQ(ok.status, CaseStatus::kPassed) << ok.detail << ok.run.stderr_data;
+}
+
 TEST_F(Hostile, ZzNothingIsLeftBehindAfterTheSuite) {
   std::string cg = sb_->cgroup_dirs(), root = sb_->root_dir();
   const int64_t base = sb_->config().host_uid_base;
