@@ -257,6 +257,7 @@ RunResult SandboxImpl::RunOn(Zygote* zy, const RunRequest& req) {
   params.lang = req.language == "bash" ? 1 : 0;
   params.fetch = req.fetch_files.empty() ? 0 : 1;
   params.pin = cfg.pin_runs && L.cpus <= 1.0 ? 1 : 0;
+  params.files = req.files.empty() ? 0 : 1;
   std::string request;
   if (!req.files.empty() || !req.fetch_files.empty()) {
     json files = json::object();

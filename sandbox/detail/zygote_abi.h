@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#define K2_RUN_MAGIC 0x6b32726e32ll /* "k2rn2": bumps with any layout change */
+#define K2_RUN_MAGIC 0x6b32726e33ll /* "k2rn3": bumps with any layout change */
 
 struct k2_run_params {
   int64_t magic;     /* K2_RUN_MAGIC */
@@ -21,9 +21,16 @@ struct k2_run_params {
   int64_t lang;      /* 0: python, 1: bash */
   int64_t fetch;     /* 1: PID 1 stays ours and reads fetch_files after the program */
   int64_t pin;       /* 1: the run stays on the CPU it starts on (see SandboxConfig::pin_runs) */
+  int64_t files;     /* 1: input files to write before the program (Python does it, privileged) */
 };
 
 /* Where the helper leaves a run for the Python side of the child (int64 slots). */
 enum { K2_OUT_PARAMS = 0, K2_OUT_NFDS = 16, K2_OUT_FDS = 17, K2_OUT_MAX_FDS = 32, K2_OUT_SIZE = 64 };
+
+/* k2_zygote_serve's return value in a run's child. */
+enum {
+  K2_CHILD_PRIVILEGED = 5, /* namespaces set up; Python writes files / forks for fetch_files, then drops */
+  K2_CHILD_DROPPED = 1     /* fast path: privileges dropped, seccomp loaded, the request memfd on fd 3 */
+};
 
 #endif /* K2GYM_SANDBOX_DETAIL_ZYGOTE_ABI_H_ */

@@ -23,10 +23,15 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 #include "sandbox/detail/zygote_abi.h"
 
@@ -124,13 +129,68 @@ static void setup_run(const struct k2_run_params* p, const int* fds, int nfds, i
   }
 }
 
+static char* const kEnv[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "LANG=C.UTF-8", "TMPDIR=/tmp",
+                              "PYTHONDONTWRITEBYTECODE=1", "USER=sandbox", NULL};
+
+/* The fast path (no files to write, none to fetch), still in C: rlimits, the program's uid/gid (which
+   clears the permitted and effective capabilities; the bounding set is already empty), no_new_privs,
+   stdio, /work as cwd, the seccomp filter, and only the request memfd left open (on fd 3). Bash is
+   executed from here; for Python the caller returns to the interpreter. Same steps, same order as
+   run_program in zygote_py.cc. */
+static void drop(const struct k2_run_params* p, const int* fds, int uid, int gid, const struct sock_fprog* fprog) {
+  const int req_fd = fds[0], status_fd = fds[4];
+  struct rlimit rl = {(rlim_t)p->cpu_s, (rlim_t)p->cpu_s + 1};
+  if (setrlimit(RLIMIT_CPU, &rl) != 0) die(status_fd, "RLIMIT_CPU");
+  rl.rlim_cur = rl.rlim_max = (rlim_t)p->nofile;
+  if (setrlimit(RLIMIT_NOFILE, &rl) != 0) die(status_fd, "RLIMIT_NOFILE");
+  rl.rlim_cur = rl.rlim_max = 0;
+  if (setrlimit(RLIMIT_CORE, &rl) != 0) die(status_fd, "RLIMIT_CORE");
+  rl.rlim_cur = rl.rlim_max = (rlim_t)p->fsize;
+  if (setrlimit(RLIMIT_FSIZE, &rl) != 0) die(status_fd, "RLIMIT_FSIZE");
+  /* Raw syscalls: the zygote is single-threaded, and glibc's set*id would broadcast to threads. */
+  if (syscall(SYS_setresgid, gid, gid, gid) != 0) die(status_fd, "setresgid");
+  if (syscall(SYS_setresuid, uid, uid, uid) != 0) die(status_fd, "setresuid");
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die(status_fd, "no_new_privs");
+  if (dup2(fds[1], 0) < 0 || dup2(fds[2], 1) < 0 || dup2(fds[3], 2) < 0) die(status_fd, "dup2 stdio");
+  if (chdir("/work") != 0) die(status_fd, "chdir /work");
+  int code_fd = req_fd;
+  if (p->lang == 1) {
+    /* bash reads its script from /dev/fd/3, which reopens the file at offset 0: copy the program
+       (after the request's empty metadata line) into a memfd of its own. */
+    code_fd = memfd_create("main.sh", 0);
+    if (code_fd < 0) die(status_fd, "memfd for the script");
+    char buf[16384];
+    off_t off = 1;
+    for (;;) {
+      ssize_t n = pread(req_fd, buf, sizeof buf, off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) die(status_fd, "read the request");
+      if (n == 0) break;
+      write_all(code_fd, buf, (size_t)n);
+      off += n;
+    }
+  }
+  if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, fprog, 0, 0) != 0) die(status_fd, "seccomp");
+  if (code_fd != 3 && dup2(code_fd, 3) < 0) die(status_fd, "dup2 code");
+  if (fcntl(3, F_SETFD, 0) != 0) die(status_fd, "fcntl code fd");
+  syscall(SYS_close_range, 4U, ~0U, 0U);  /* the status pipe too: the program must not write it */
+  if (p->lang == 1) {
+    signal(SIGPIPE, SIG_DFL); /* Python ignores SIGPIPE; bash expects the default */
+    char* const argv[] = {"bash", "/dev/fd/3", NULL};
+    execve("/bin/bash", argv, kEnv);
+    _exit(127);
+  }
+}
+
 /* The zygote's loop. ctl: the control socket; pidns_fd: the zygote's own PID namespace; uid/gid: the
    program's ids; out: K2_OUT_SIZE int64 slots.
 
    Returns 0 when the host closed the socket (the zygote should exit, which as PID 1 of its namespace
-   kills every run), -errno on an unrecoverable error, and, in a run's child only, the number of fds
-   received (>= 5) after setup_run and PyOS_AfterFork_Child, with the params and fds in out. */
-K2_EXPORT int k2_zygote_serve(int ctl, int pidns_fd, int uid, int gid, int64_t* out) {
+   kills every run), -errno on an unrecoverable error, and, in a run's child only,
+   K2_CHILD_PRIVILEGED (fds in out) or K2_CHILD_DROPPED (see drop), after setup_run and
+   PyOS_AfterFork_Child, with the params in out. */
+K2_EXPORT int k2_zygote_serve(int ctl, int pidns_fd, int uid, int gid, const struct sock_fprog* fprog,
+                              int64_t* out) {
   void (*after_fork_child)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "PyOS_AfterFork_Child");
   if (!after_fork_child) return -ENOSYS;
   sigset_t chld, old;
@@ -187,12 +247,15 @@ K2_EXPORT int k2_zygote_serve(int ctl, int pidns_fd, int uid, int gid, int64_t* 
       for (int i = 0; i < g_nruns; ++i) close(g_runs[i].status_fd);
       sigprocmask(SIG_SETMASK, &old, NULL);
       setup_run(&params, fds, nfds, uid, gid);
+      const int fast = !params.fetch && !params.files;
+      if (fast) drop(&params, fds, uid, gid, fprog);
       after_fork_child();
       memset(out, 0, sizeof(int64_t) * K2_OUT_SIZE);
       memcpy(out + K2_OUT_PARAMS, &params, sizeof params);
+      if (fast) return K2_CHILD_DROPPED;
       out[K2_OUT_NFDS] = 5;
       for (int i = 0; i < 5; ++i) out[K2_OUT_FDS + i] = fds[i];
-      return 5;
+      return K2_CHILD_PRIVILEGED;
     }
     for (int i = 0; i < nfds; ++i) {
       if (pid > 0 && i == 4) continue;
