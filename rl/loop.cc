@@ -1,0 +1,238 @@
+// The RL iteration loop (rl/loop.h): task sampling, rollout collection, scoring with the budget,
+// policy update with PTX, metrics, checkpoints and crash-consistent resume.
+#include "rl/loop.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "core/metrics.h"
+#include "core/rng.h"
+#include "engine/pretrain.h"
+
+namespace k2::rl {
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+bool IsTruncation(const std::string& end) {
+  return end == "max_turns" || end == "max_tool_calls" || end == "max_tokens" || end == "timeout";
+}
+
+// Store rows and metrics.csv from the checkpointed history: whatever a killed run logged after its
+// last checkpoint is dropped, and the iterations that will be redone are logged when redone.
+Status RebuildMetrics(Db* db, int64_t run, const std::string& csv, const json& history) {
+  if (db) {
+    K2_ASSIGN_OR_RETURN(Stmt del, db->Prepare("DELETE FROM metrics WHERE run = ?1"));
+    del.Bind(1, run);
+    K2_RETURN_IF_ERROR(del.Run());
+  }
+  std::error_code ec;
+  std::filesystem::remove(csv, ec);
+  MetricsLogger log(db, run, csv);
+  for (size_t i = 0; i < history.size(); ++i)
+    for (const auto& [k, v] : history[i].items()) log.Log(static_cast<int64_t>(i), k, v.get<double>());
+  return log.Flush();
+}
+
+}  // namespace
+
+Status RlConfig::Validate() const {
+  K2_RETURN_IF_ERROR(temperature.Validate("rl.temperature"));
+  K2_RETURN_IF_ERROR(ptx.coef.Validate("rl.ptx.coef"));
+  K2_RETURN_IF_ERROR(budget.Validate("rl.budget"));
+  if (temperature.start < 0 || temperature.end < 0) return InvalidArgument("rl.temperature: values must be >= 0");
+  if (!ptx.data.empty() && ptx.coef.start == 0 && ptx.coef.end == 0)
+    return InvalidArgument("rl.ptx: data is set but coef is 0 at every iteration (set rl.ptx.coef.start/end)");
+  if (ptx.data.empty() && (ptx.coef.start != 0 || ptx.coef.end != 0))
+    return InvalidArgument("rl.ptx.coef: a PTX coefficient needs rl.ptx.data");
+  return Status::Ok();
+}
+
+Expected<Rollout> TrajectoryToRollout(const agents::Trajectory& t, const rewards::BudgetConfig& budget,
+                                      const std::string& task_type, int64_t group,
+                                      rewards::BudgetDecision* decision) {
+  if (t.tokens.empty())
+    return InvalidArgument("trajectory " + t.id + ": no engine token stream (RL needs the engine policy)");
+  if (t.policy_mask.size() != t.tokens.size() || t.policy_logprobs.size() != t.tokens.size())
+    return InvalidArgument("trajectory " + t.id + ": tokens, policy_mask and policy_logprobs differ in length");
+  Rollout r;
+  r.tokens = t.tokens;
+  r.mask = t.policy_mask;
+  r.old_logp = t.policy_logprobs;
+  r.group = group;
+  int64_t generated = 0;
+  for (uint8_t m : r.mask) generated += m ? 1 : 0;
+  rewards::BudgetDecision d = rewards::CheckBudget(budget, task_type, generated);
+  r.reward = t.reward;
+  if (d.over) {
+    int64_t kept = 0;  // K2: the over-budget response is cut; tokens past the budget carry no loss
+    for (auto& m : r.mask) {
+      if (!m) continue;
+      if (kept >= d.kept_tokens) m = 0;
+      else ++kept;
+    }
+    r.reward = budget.over_budget == "zero" ? -d.penalty : t.reward - d.penalty;
+  }
+  if (decision) *decision = d;
+  return r;
+}
+
+Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok, const RlConfig& cfg,
+                         const std::vector<std::shared_ptr<const agents::EpisodeTask>>& tasks,
+                         const CollectFn& collect, const RlRun& run) {
+  K2_RETURN_IF_ERROR(cfg.Validate());
+  if (tasks.empty()) return InvalidArgument("rl: no tasks to sample from");
+  engine::SetComputeThreads(cfg.threads);
+  std::error_code ec;
+  std::filesystem::create_directories(run.out_dir + "/trajectories", ec);
+  if (ec) return IoError(run.out_dir + ": cannot create: " + ec.message());
+  const std::string ckdir = run.out_dir + "/checkpoint", csv = run.out_dir + "/metrics.csv";
+
+  // PTX rows: the supervised dialogs rendered and packed like the rollouts.
+  std::vector<sft::Row> ptx_all;
+  if (!cfg.ptx.data.empty()) {
+    K2_ASSIGN_OR_RETURN(std::vector<sft::Dialog> dialogs, sft::LoadDialogs(cfg.ptx.data));
+    std::vector<sft::Example> ex;
+    for (const auto& d : dialogs) {
+      K2_ASSIGN_OR_RETURN(sft::Example e, sft::RenderExample(d, tok));
+      ex.push_back(std::move(e));
+    }
+    ptx_all = sft::PackExamples(ex, cfg.update.seq_len, true, nullptr);
+    if (ptx_all.empty()) return InvalidArgument(cfg.ptx.data + ": no PTX rows (no dialog with 2+ tokens)");
+  }
+
+  engine::OptimizerConfig oc = cfg.optimizer;
+  oc.total_steps = std::max<int64_t>(oc.total_steps, cfg.iterations);
+  engine::Optimizer<float> opt(model, oc);
+  RlResult res;
+  json history = json::array();
+  int64_t start = 0;
+  if (run.resume && std::filesystem::exists(ckdir + "/trainer_state.json")) {
+    engine::TrainerState ts;
+    K2_RETURN_IF_ERROR(engine::LoadCheckpoint(ckdir, model, &opt, &ts));
+    start = ts.step;
+    history = ts.extra.value("history", json::array());
+    res.run = ts.extra.value("run", int64_t{0});
+    if (static_cast<int64_t>(history.size()) != start)
+      return Corruption(ckdir + "/trainer_state.json: history holds " + std::to_string(history.size()) +
+                        " iterations, step is " + std::to_string(start));
+  } else if (run.db) {
+    K2_ASSIGN_OR_RETURN(res.run, CreateRun(run.db, "rl", run.out_dir, run.run_config));
+  }
+  K2_RETURN_IF_ERROR(RebuildMetrics(run.db, res.run, csv, history));
+  MetricsLogger log(run.db, res.run, csv);
+
+  int64_t end = cfg.iterations;
+  if (run.stop_after > 0) end = std::min(end, start + run.stop_after);
+  for (int64_t it = start; it < end; ++it) {
+    const double temperature = ScheduleValue(cfg.temperature, it);
+    const double lambda = cfg.ptx.data.empty() ? 0.0 : ScheduleValue(cfg.ptx.coef, it);
+    Rng rng = Rng(run.seed).Fork("rl.iteration." + std::to_string(it));
+    std::vector<agents::EpisodeJob> jobs;
+    for (int64_t g = 0; g < cfg.tasks_per_iteration; ++g) {
+      const auto& task = tasks[rng.Below(tasks.size())];
+      for (int64_t k = 0; k < cfg.rollouts_per_task; ++k)
+        jobs.push_back({task, static_cast<int>(g * cfg.rollouts_per_task + k)});
+    }
+    const uint64_t iter_seed = rng.Next();
+    const auto t0 = std::chrono::steady_clock::now();
+    K2_ASSIGN_OR_RETURN(std::vector<agents::Trajectory> trajs, collect(jobs, temperature, iter_seed));
+    const auto t1 = std::chrono::steady_clock::now();
+    if (trajs.size() != jobs.size())
+      return Internal("rl: collect returned " + std::to_string(trajs.size()) + " trajectories for " +
+                      std::to_string(jobs.size()) + " jobs");
+
+    std::vector<Rollout> rollouts;
+    double r_sum = 0, r_sq = 0, success = 0, trunc = 0, over = 0, penalty = 0, gen_tokens = 0, failures = 0,
+           all_tokens = 0;
+    std::string lines;
+    for (size_t i = 0; i < trajs.size(); ++i) {
+      agents::Trajectory& t = trajs[i];
+      rewards::BudgetDecision d;
+      K2_ASSIGN_OR_RETURN(Rollout r, TrajectoryToRollout(t, cfg.budget, cfg.task_type,
+                                                         static_cast<int64_t>(i) / cfg.rollouts_per_task, &d));
+      success += t.reward >= cfg.success_threshold ? 1 : 0;
+      trunc += IsTruncation(t.end_reason) ? 1 : 0;
+      failures += t.failures.empty() ? 0 : 1;
+      over += d.over ? 1 : 0;
+      penalty += d.penalty;
+      for (uint8_t m : t.policy_mask) gen_tokens += m;
+      all_tokens += static_cast<double>(t.tokens.size());
+      r_sum += r.reward;
+      r_sq += r.reward * r.reward;
+      t.reward_components["rl_reward"] = r.reward;
+      t.provenance["rl_iteration"] = it;
+      lines += t.ToJson().dump() + "\n";
+      rollouts.push_back(std::move(r));
+    }
+    K2_RETURN_IF_ERROR(
+        WriteFileAtomic(run.out_dir + "/trajectories/iter_" + std::to_string(it) + ".jsonl", lines));
+
+    std::vector<sft::Row> ptx_rows;
+    if (lambda > 0 && !ptx_all.empty())
+      for (int64_t k = 0; k < cfg.ptx.rows; ++k)
+        ptx_rows.push_back(ptx_all[(it * cfg.ptx.rows + k) % static_cast<int64_t>(ptx_all.size())]);
+    K2_ASSIGN_OR_RETURN(UpdateStats st, PolicyUpdate(model, &opt, it, rollouts, &ptx_rows, lambda, cfg.update));
+    const auto t2 = std::chrono::steady_clock::now();
+
+    const double n = static_cast<double>(trajs.size());
+    const double mean = r_sum / n;
+    std::map<std::string, double> m;
+    m["reward_mean"] = mean;
+    m["reward_std"] = std::sqrt(std::max(0.0, r_sq / n - mean * mean));
+    m["success_rate"] = success / n;
+    m["response_length"] = gen_tokens / n;
+    m["episode_tokens"] = all_tokens / n;
+    m["truncation_rate"] = trunc / n;
+    m["malformed_rate"] = failures / n;
+    m["budget_over_rate"] = over / n;
+    m["budget_penalty"] = penalty / n;
+    m["temperature"] = temperature;
+    m["ptx_coef"] = lambda;
+    m["loss_policy"] = st.policy_loss;
+    m["loss_ptx"] = st.ptx_loss;
+    m["entropy"] = st.entropy;
+    m["logp_mismatch"] = st.logp_mismatch;
+    m["clip_fraction"] = st.clip_fraction;
+    m["policy_tokens"] = static_cast<double>(st.policy_tokens);
+    m["truncated_rollouts"] = static_cast<double>(st.truncated_rollouts);
+    m["lr"] = st.opt.lr;
+    m["grad_norm"] = st.opt.grad_norm;
+    m["max_logit"] = st.opt.max_logit;
+    m["qk_clipped_heads"] = static_cast<double>(st.opt.clipped_heads);
+    m["expert_load_max_over_mean"] = st.load_imbalance;
+    m["time_rollout_s"] = Seconds(t0, t1);
+    m["time_train_s"] = Seconds(t1, t2);
+    m["rollout_tokens_per_s"] = Seconds(t0, t1) > 0 ? gen_tokens / Seconds(t0, t1) : 0;
+    m["train_tokens_per_s"] = Seconds(t1, t2) > 0 ? all_tokens / Seconds(t1, t2) : 0;
+    json row = json::object();
+    for (const auto& [k, v] : m) row[k] = v;
+    history.push_back(row);
+    res.history.push_back(m);
+
+    if ((it + 1) % cfg.checkpoint_every == 0 || it + 1 == end) {
+      engine::TrainerState ts;
+      ts.step = it + 1;
+      ts.extra = {{"kind", "rl"}, {"run", res.run}, {"history", history}};
+      K2_RETURN_IF_ERROR(engine::SaveCheckpoint(ckdir, *model, opt, ts));
+    }
+    for (const auto& [k, v] : m) log.Log(it, k, v);
+    K2_RETURN_IF_ERROR(log.Flush());
+    if (run.on_iteration) run.on_iteration(it, m);
+  }
+  res.iterations_done = static_cast<int64_t>(history.size());
+  if (res.history.size() != history.size()) {  // a resumed call: return the whole history
+    res.history.clear();
+    for (const auto& h : history) {
+      std::map<std::string, double> m;
+      for (const auto& [k, v] : h.items()) m[k] = v.get<double>();
+      res.history.push_back(m);
+    }
+  }
+  return res;
+}
+
+}  // namespace k2::rl

@@ -1,0 +1,114 @@
+// The RL loop: each iteration samples tasks, collects K rollouts per task (episodes through the
+// engine policy on the same in-memory model that is trained), scores them (the environment's task
+// reward plus the budget penalty), takes one policy update (K2 or GRPO, PTX mixed in with lambda), logs
+// the iteration's metrics and checkpoints. Resume continues at the first iteration not checkpointed.
+//
+// Crash consistency: the checkpoint (model, optimizer, trainer_state with the metric history) is
+// written atomically after each checkpointed iteration; the store rows and metrics.csv are rebuilt from
+// that history on resume, so a run killed at any point (kill -9) and resumed logs each iteration exactly
+// once. With deterministic rollouts (one episode at a time, seeded sampling) the resumed metric
+// sequence is identical to an uninterrupted run's.
+// One caller thread drives the loop; `collect` may run episodes concurrently. Failures are Status.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agents/episode.h"
+#include "agents/trajectory.h"
+#include "core/config.h"
+#include "core/json.h"
+#include "core/status.h"
+#include "core/store.h"
+#include "engine/engine.h"
+#include "rewards/budget.h"
+#include "rl/schedule.h"
+#include "rl/update.h"
+#include "sft/sft.h"
+
+namespace k2::rl {
+
+struct PtxConfig {
+  std::string data;                  // dialog JSON Lines (sft::LoadDialogs); "" = no PTX
+  ScheduleConfig coef{"constant", 0.0, 0.0, 1};  // lambda per iteration
+  int64_t rows = 4;                  // packed rows mixed into each update (cycled through the data)
+  template <class V> void Visit(V& v) {
+    v("data", data, "PTX dialogs (JSON Lines, as for sft); empty = no PTX");
+    v("coef", coef, "PTX coefficient lambda over iterations");
+    v("rows", rows, "packed PTX rows per update", {.min = 1});
+  }
+};
+
+struct RlConfig {
+  int64_t iterations = 20;
+  int64_t tasks_per_iteration = 4;   // prompts (groups) per iteration
+  int64_t rollouts_per_task = 4;     // K
+  double success_threshold = 1.0;    // a rollout succeeds when its task reward >= this
+  std::string task_type = "tool";    // the budget's task type
+  ScheduleConfig temperature{"linear", 1.0, 0.7, 20};
+  PtxConfig ptx;
+  rewards::BudgetConfig budget;
+  UpdateConfig update;
+  engine::OptimizerConfig optimizer = [] {
+    engine::OptimizerConfig o;
+    o.lr = 5e-4;
+    o.schedule = "constant";
+    o.weight_decay = 0.0;
+    return o;
+  }();
+  int64_t checkpoint_every = 1;      // iterations
+  int64_t threads = 0;               // compute threads (0 = default)
+  template <class V> void Visit(V& v) {
+    v("iterations", iterations, "RL iterations", {.min = 1});
+    v("tasks_per_iteration", tasks_per_iteration, "tasks (groups) sampled per iteration", {.min = 1});
+    v("rollouts_per_task", rollouts_per_task, "K rollouts per task", {.min = 1});
+    v("success_threshold", success_threshold, "task reward counted as success");
+    v("task_type", task_type, "task type looked up in the budget");
+    v("temperature", temperature, "sampling temperature schedule (K2: decay over training)");
+    v("ptx", ptx, "PTX loss: supervised rows mixed into every update");
+    v("budget", budget, "per-sample token budget and its penalty");
+    v("update", update, "policy objective");
+    v("optimizer", optimizer, "MuonClip settings of the RL updates");
+    v("checkpoint_every", checkpoint_every, "checkpoint period in iterations", {.min = 1});
+    v("threads", threads, "compute threads (0 = default)", {.min = 0});
+  }
+  Status Validate() const;
+};
+
+// Runs the episodes of `jobs` with sampling temperature `temperature` and episode seed base `seed`;
+// trajectory i belongs to jobs[i] and must carry tokens/policy_mask/policy_logprobs (engine policy).
+using CollectFn = std::function<Expected<std::vector<agents::Trajectory>>(
+    const std::vector<agents::EpisodeJob>& jobs, double temperature, uint64_t seed)>;
+
+struct RlRun {
+  std::string out_dir;               // checkpoint/, metrics.csv, trajectories/iter_N.jsonl
+  bool resume = false;
+  uint64_t seed = 0;
+  Db* db = nullptr;                  // metrics rows (may be null: CSV only)
+  std::string run_config;            // JSON stored with the run row
+  int64_t stop_after = 0;            // leave after this many iterations of this call (tests); 0 = all
+  std::function<void(int64_t iteration, const std::map<std::string, double>& metrics)> on_iteration;
+};
+
+struct RlResult {
+  int64_t run = 0;                   // store run id (0 without a db)
+  int64_t iterations_done = 0;       // in total, including earlier calls
+  std::vector<std::map<std::string, double>> history;  // per iteration
+};
+
+// The tasks the loop samples from (uniformly with replacement, seeded per iteration).
+Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok, const RlConfig& cfg,
+                         const std::vector<std::shared_ptr<const agents::EpisodeTask>>& tasks,
+                         const CollectFn& collect, const RlRun& run);
+
+// Trajectory -> Rollout: the engine token stream, the policy mask cut at the budget (kept_tokens of
+// generated tokens) and the reward with the budget penalty. Fills `decision`.
+Expected<Rollout> TrajectoryToRollout(const agents::Trajectory& t, const rewards::BudgetConfig& budget,
+                                      const std::string& task_type, int64_t group,
+                                      rewards::BudgetDecision* decision);
+
+}  // namespace k2::rl
