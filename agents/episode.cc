@@ -161,6 +161,7 @@ class EpisodeLoop {
     t_.timings.policy_s += Since(t1);
     if (!pt.ok()) return End("policy_error", pt.status().ToString()), -1;
     ++t_.turns;
+    for (const auto& r : pt->retries) t_.failures.push_back("turn " + std::to_string(t_.turns - 1) + ": retried: " + r);
     if (pt->failure) t_.failures.push_back("turn " + std::to_string(t_.turns - 1) + ": " + *pt->failure);
     if (!pt->tokens.empty() || !pt->context_tokens.empty()) {
       const size_t n = pt->tokens.size();

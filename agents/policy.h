@@ -50,6 +50,9 @@ struct PolicyTurn {
   int64_t completion_tokens = 0;
   bool truncated = false;                   // generation hit max_tokens
   double latency_s = 0;                     // wall time of this Act call, seconds
+  // Transport failures retried before this turn succeeded ("http_500: ...", HTTP policies); the episode
+  // runner records them in Trajectory::failures.
+  std::vector<std::string> retries;
 };
 
 json ToJson(const PolicyTurn& t);

@@ -27,6 +27,7 @@ json ToJson(const PolicyTurn& t) {
   if (!t.tokens.empty()) j["tokens"] = t.tokens;
   if (!t.logprobs.empty()) j["logprobs"] = t.logprobs;
   if (!t.policy_logprobs.empty()) j["policy_logprobs"] = t.policy_logprobs;
+  if (!t.retries.empty()) j["retries"] = t.retries;
   return j;
 }
 
