@@ -1,0 +1,45 @@
+// Eval results: one record per (case, trial) for both suite kinds, the summary tables (per domain or
+// category: tasks, trials, average reward, pass^k), their text form, and persistence in the store
+// (module migrations "eval": eval_runs + eval_trials, keyed by the core runs table).
+//
+// Pure functions except SaveEvalRun/LoadEvalSummary, which use the given Db (one thread at a time).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "core/status.h"
+#include "core/store.h"
+
+namespace k2::eval {
+
+struct TrialRecord {
+  std::string case_id;
+  std::string group;     // τ²: domain path; function calling: category
+  int trial = 0;
+  double reward = 0;
+  bool success = false;  // reward == 1
+  std::string end_reason;  // τ²: the episode's end reason; function calling: "" or the failure kind
+  std::string detail;      // the verifier's explanation
+  json components = json::object();
+  json trajectory;         // τ²: Trajectory JSON (null when not kept)
+};
+
+// {"suite", "kind", "policy", "trials", "ks", "rows": [{"group", "tasks", "trials", "avg_reward",
+//  "pass_hat": {"1": p, ...}, "tasks_at": {...}}...] (groups sorted, then "all"), "end_reasons": {reason: n}}.
+Expected<json> Summarize(const std::vector<TrialRecord>& records, const std::vector<int64_t>& ks, const json& meta);
+
+// The summary as a fixed-width table (one line per group, then "all", then end reasons).
+std::string FormatSummary(const json& summary);
+// Two summaries side by side: per group present in either, pass^k of A, of B and B - A.
+std::string FormatCompare(const json& a, const json& b, int64_t run_a, int64_t run_b);
+
+const Migrations& EvalMigrations();
+// Stores the summary and every record under `run` (a runs row of kind "eval"), in one transaction.
+Status SaveEvalRun(Db* db, int64_t run, const json& summary, const std::vector<TrialRecord>& records);
+// NotFound naming the run when it has no eval summary.
+Expected<json> LoadEvalSummary(Db* db, int64_t run);
+
+}  // namespace k2::eval

@@ -1,0 +1,184 @@
+// τ²-style suites: suite files, built-in held-out suites, task specs with replayed DB hashes, and the
+// trial runner (agents episode runner + rewards tool verifier).
+#include "eval/tau2_suite.h"
+
+#include <filesystem>
+
+#include "core/hash.h"
+#include "core/store.h"
+#include "core/thread_pool.h"
+#include "rewards/tool_verifier.h"
+
+namespace k2::eval {
+
+namespace synth = toolgen::synth;
+
+bool IsHeldOutDomain(const std::string& path) {
+  std::string h = Sha256Hex("k2gym/heldout/" + path);
+  return std::stoull(h.substr(0, 8), nullptr, 16) % 8 == 0;
+}
+
+namespace {
+
+Expected<std::vector<synth::Task>> ReadTasks(const std::string& path) {
+  K2_ASSIGN_OR_RETURN(json arr, ReadJsonFile(path));
+  if (!arr.is_array()) return InvalidArgument(path + ": expected a JSON array of tau2 tasks");
+  std::vector<synth::Task> out;
+  for (size_t i = 0; i < arr.size(); ++i) {
+    K2_ASSIGN_OR_RETURN(synth::Task t, synth::TaskFromTau2(arr[i], path + ":/" + std::to_string(i)));
+    out.push_back(std::move(t));
+  }
+  if (out.empty()) return InvalidArgument(path + ": no tasks");
+  return out;
+}
+
+}  // namespace
+
+Expected<Tau2Suite> LoadTau2Suite(const json& spec, const std::string& suite_path, ThreadPool* pool) {
+  const std::string& w = suite_path;
+  if (!spec.is_object()) return InvalidArgument(w + ": expected a JSON object");
+  for (auto& [k, v] : spec.items())
+    if (k != "name" && k != "kind" && k != "tasks" && k != "world")
+      return InvalidArgument(w + ": unknown key \"" + k + "\" (expected name, kind, tasks, world)");
+  Tau2Suite s;
+  s.name = spec.value("name", std::filesystem::path(suite_path).stem().string());
+  if (!spec.contains("tasks") || !spec["tasks"].is_string()) return InvalidArgument(w + ": tasks: expected a path (string) to a tau2 task array");
+  std::filesystem::path tp = spec["tasks"].get<std::string>();
+  if (tp.is_relative()) tp = std::filesystem::path(suite_path).parent_path() / tp;
+  K2_ASSIGN_OR_RETURN(s.tasks, ReadTasks(tp.string()));
+  if (!spec.contains("world") || !spec["world"].is_object()) return InvalidArgument(w + ": world: expected {\"db\": STORE} or {\"seed\", \"count\"}");
+  const json& world = spec["world"];
+  if (world.contains("db")) {
+    if (!world["db"].is_string()) return InvalidArgument(w + ": world.db: expected a store path");
+    std::filesystem::path dp = world["db"].get<std::string>();
+    if (dp.is_relative()) dp = std::filesystem::path(suite_path).parent_path() / dp;
+    K2_ASSIGN_OR_RETURN(auto db, Db::Open(dp.string()));
+    K2_ASSIGN_OR_RETURN(s.world, agents::SyntheticWorld::FromStore(db.get(), pool));
+  } else {
+    if (!world.contains("seed") || !world["seed"].is_number_integer() || world["seed"].get<int64_t>() < 0 || !world.contains("count") ||
+        !world["count"].is_number_integer() || world["count"].get<int64_t>() < 1)
+      return InvalidArgument(w + ": world: expected {\"db\": STORE} or {\"seed\": uint, \"count\": int >= 1}");
+    s.world = agents::SyntheticWorld::Generate(world["seed"].get<uint64_t>(), world["count"].get<int64_t>(), pool);
+  }
+  for (size_t i = 0; i < s.tasks.size(); ++i)
+    if (!s.world->Find(s.tasks[i].domain))
+      return InvalidArgument(tp.string() + ":/" + std::to_string(i) + ": task " + s.tasks[i].id + ": domain \"" + s.tasks[i].domain +
+                             "\" is not in the suite's world");
+  s.source = {{"file", suite_path}, {"tasks", tp.string()}, {"world", world}};
+  return s;
+}
+
+namespace {
+struct Builtin {
+  const char* name;
+  uint64_t seed;
+  int64_t tools, tasks;
+};
+constexpr Builtin kBuiltins[] = {{"heldout-small", 2027, 1500, 16}, {"heldout", 2027, 6000, 80}};
+}  // namespace
+
+std::vector<std::string> BuiltinSuiteNames() {
+  std::vector<std::string> out;
+  for (auto& b : kBuiltins) out.push_back(b.name);
+  return out;
+}
+
+Expected<Tau2Suite> BuiltinTau2Suite(const std::string& name, ThreadPool* pool) {
+  for (auto& b : kBuiltins) {
+    if (name != b.name) continue;
+    Tau2Suite s;
+    s.name = "builtin:" + name;
+    s.world = agents::SyntheticWorld::Generate(b.seed, b.tools, pool);
+    std::vector<synth::Domain> held;
+    for (auto& d : s.world->domains())
+      if (IsHeldOutDomain(d->path)) held.push_back(*d);
+    if (held.empty()) return Internal("builtin suite " + name + ": the catalog has no held-out domain");
+    s.tasks = synth::GenerateTasks(held, b.seed, b.tasks, pool);
+    if (s.tasks.empty()) return Internal("builtin suite " + name + ": no task could be generated");
+    s.source = {{"builtin", name}, {"seed", b.seed}, {"min_tools", b.tools}, {"tasks", b.tasks},
+                {"heldout_domains", held.size()}, {"domains", s.world->domains().size()}};
+    return s;
+  }
+  std::string all;
+  for (auto& n : BuiltinSuiteNames()) all += (all.empty() ? "" : ", ") + n;
+  return InvalidArgument("unknown builtin suite \"" + name + "\" (known: " + all + ")");
+}
+
+Expected<json> TaskSpec(const synth::Domain& d, const synth::Task& t) {
+  K2_ASSIGN_OR_RETURN(std::string replayed, synth::ReplayHash(d, t));
+  json tau2 = synth::ToTau2(t);
+  json forbidden = json::array();
+  for (auto& f : t.forbidden) forbidden.push_back({{"name", f.name}, {"arguments", f.arguments}});
+  return json{{"evaluation_criteria", tau2["evaluation_criteria"]},
+              {"expected_state_hash", replayed},
+              {"forbidden_actions", forbidden}};
+}
+
+Expected<std::vector<TrialResult>> RunTau2Suite(const Tau2Suite& suite, agents::Policy& policy,
+                                                agents::UserSimulator& user, const Tau2Options& o) {
+  if (o.trials < 1) return InvalidArgument("eval: trials must be >= 1, got " + std::to_string(o.trials));
+  // Specs first: a broken task fails the run before any episode is spent on it.
+  std::vector<json> specs;
+  std::vector<std::shared_ptr<const agents::EpisodeTask>> etasks;
+  for (auto& t : suite.tasks) {
+    auto d = suite.world->Find(t.domain);
+    if (!d) return InvalidArgument("eval: task " + t.id + ": domain " + t.domain + " is not in the world");
+    K2_ASSIGN_OR_RETURN(json spec, TaskSpec(*d, t));
+    specs.push_back(std::move(spec));
+    etasks.push_back(agents::EpisodeTask::FromSynth(t));
+  }
+  rewards::ToolRewardOptions ro;
+  ro.judge = o.judge;
+  ro.on_missing_judge = o.on_missing_judge;
+  K2_ASSIGN_OR_RETURN(auto reward, rewards::MakeToolReward(ro));
+
+  std::vector<agents::EpisodeJob> jobs;
+  for (auto& et : etasks)
+    for (int k = 0; k < o.trials; ++k) jobs.push_back({et, k});
+  auto world = suite.world;
+  agents::EnvMaker make_env = [world, cfg = o.env]() -> Expected<std::unique_ptr<agents::Env>> {
+    return std::unique_ptr<agents::Env>(new agents::SyntheticEnv(world, cfg));
+  };
+  agents::RunOptions ropt;
+  ropt.threads = o.threads;
+  ropt.seed = o.seed;
+  ropt.limits = o.limits;
+  ropt.progress_label = o.progress_label;
+  std::vector<agents::Trajectory> trajs = agents::RunEpisodes(jobs, make_env, policy, &user, ropt);
+
+  std::vector<TrialResult> out;
+  out.reserve(trajs.size());
+  for (size_t i = 0; i < trajs.size(); ++i) {
+    size_t ti = i / static_cast<size_t>(o.trials);
+    agents::Trajectory& tr = trajs[i];
+    rewards::ScoreInput in;
+    in.messages = tr.messages;
+    in.task = specs[ti];
+    in.final_state = tr.final_state;
+    in.termination = tr.end_reason;
+    in.response_tokens = tr.completion_tokens;
+    in.task_type = "tool";
+    in.seed = tr.seed;
+    auto r = reward->Score(in);
+    if (!r.ok()) return r.status().Context("eval: task " + suite.tasks[ti].id + " trial " + std::to_string(jobs[i].trial));
+    TrialResult res;
+    res.task_id = suite.tasks[ti].id;
+    res.domain = suite.tasks[ti].domain;
+    res.trial = jobs[i].trial;
+    res.reward = r->value;
+    res.success = r->value >= 1.0;
+    res.end_reason = tr.end_reason;
+    res.components = r->components;
+    res.explanation = r->explanation;
+    if (!tr.error.empty()) res.explanation += "\n" + tr.end_reason + ": " + tr.error;
+    res.turns = tr.turns;
+    res.tool_calls = static_cast<int>(tr.tool_calls.size());
+    tr.reward = r->value;
+    tr.reward_components = r->components;
+    res.trajectory = std::move(tr);
+    out.push_back(std::move(res));
+  }
+  return out;
+}
+
+}  // namespace k2::eval
