@@ -256,7 +256,6 @@ RunResult SandboxImpl::RunOn(Zygote* zy, const RunRequest& req) {
   params.fsize = (L.tmpfs_mb << 20) * 2;  // above the tmpfs size: a full disk is ENOSPC, not SIGXFSZ
   params.lang = req.language == "bash" ? 1 : 0;
   params.fetch = req.fetch_files.empty() ? 0 : 1;
-  params.pin = cfg.pin_runs && L.cpus <= 1.0 ? 1 : 0;
   params.files = req.files.empty() ? 0 : 1;
   std::string request;
   if (!req.files.empty() || !req.fetch_files.empty()) {

@@ -82,9 +82,6 @@ struct SandboxConfig {
   std::vector<std::string> ro_binds = {"/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/alternatives",
                                        "/etc/ld.so.cache"};
   bool per_run_netns = true;           // a fresh network namespace per run (loopback only)
-  // Keep each run on the CPU it starts on when its limits.cpus <= 1 (its quota is one core anyway):
-  // a process that never migrates needs no cross-CPU TLB shootdowns for its copy-on-write faults.
-  bool pin_runs = true;
   int64_t host_uid_base = 100000;      // sandbox root maps to this host uid, the program's uid 1000 to +1000
   std::string cgroup_root;             // "" = auto: a subtree under this process's own cgroup
   std::string tmp_dir = "/tmp";        // where the zygotes' root mountpoints are created
@@ -99,7 +96,6 @@ struct SandboxConfig {
     v("preload", preload, "modules imported once by each zygote");
     v("ro_binds", ro_binds, "host paths visible read-only inside (symlinks are recreated)");
     v("per_run_netns", per_run_netns, "fresh network namespace per run (else one per zygote)");
-    v("pin_runs", pin_runs, "keep a run with limits.cpus <= 1 on the CPU it starts on (fewer TLB shootdowns)");
     v("host_uid_base", host_uid_base, "host uid of the sandbox root (program runs as base+1000)",
       {.min = 1000, .max = 4000000000.0});
     v("cgroup_root", cgroup_root, "cgroup path for the runs (\"\" = under this process's cgroup)");

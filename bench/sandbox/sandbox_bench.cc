@@ -1,7 +1,7 @@
 // Throughput and latency of print(1): the sandbox's warm pool beside a bare `python3 -c` and Debian's
 // bubblewrap per run, measured in the same process with the same client threads (STYLE.md habit 13).
 //
-// usage: sandbox_bench [--runs N] [--threads T] [--workers W] [--no-netns] [--no-pin] [--preload-default]
+// usage: sandbox_bench [--runs N] [--threads T] [--workers W] [--no-netns] [--preload-default]
 //                      [--only sandbox] [--show CODE]   (profiling: the sandbox alone / one program's output)
 #include <fcntl.h>
 #include <spawn.h>
@@ -104,7 +104,7 @@ void Print(const char* name, const Stats& s, const Stats& ref) {
 
 int main(int argc, char** argv) {
   int runs = 300, threads = 4, workers = 2;
-  bool netns = true, preload_default = false, pin = true;
+  bool netns = true, preload_default = false;
   std::string only, show;  // show: a program run once through the sandbox, its output printed (profiling)  // "": all three variants; "sandbox": the sandbox alone (for profiling with perf)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -112,12 +112,11 @@ int main(int argc, char** argv) {
     else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--workers" && i + 1 < argc) workers = std::atoi(argv[++i]);
     else if (a == "--no-netns") netns = false;
-    else if (a == "--no-pin") pin = false;
     else if (a == "--preload-default") preload_default = true;
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else if (a == "--show" && i + 1 < argc) show = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--runs N] [--threads T] [--workers W] [--no-netns] [--no-pin] [--preload-default] [--only sandbox] [--show CODE]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--runs N] [--threads T] [--workers W] [--no-netns] [--preload-default] [--only sandbox] [--show CODE]\n", argv[0]);
       return 2;
     }
   }
@@ -128,13 +127,11 @@ int main(int argc, char** argv) {
   std::getline(la, load);
   std::printf("%s\n", load.c_str());
   std::printf("program: print(1); runs per variant: %d; client threads: %d; zygotes: %d; per-run netns: %s; "
-              "pinned runs: %s; preload: %s\n", runs, threads, workers, netns ? "yes" : "no", pin ? "yes" : "no",
-              preload_default ? "default list" : "none");
+              "preload: %s\n", runs, threads, workers, netns ? "yes" : "no", preload_default ? "default list" : "none");
 
   k2::sandbox::SandboxConfig cfg;
   cfg.workers = workers;
   cfg.per_run_netns = netns;
-  cfg.pin_runs = pin;
   if (!preload_default) cfg.preload = {};
   auto sb = k2::sandbox::Sandbox::Create(cfg);
   if (!sb.ok()) {

@@ -8,7 +8,7 @@
 
 #include <stdint.h>
 
-#define K2_RUN_MAGIC 0x6b32726e33ll /* "k2rn3": bumps with any layout change */
+#define K2_RUN_MAGIC 0x6b32726e34ll /* "k2rn4": bumps with any layout change */
 
 struct k2_run_params {
   int64_t magic;     /* K2_RUN_MAGIC */
@@ -20,7 +20,6 @@ struct k2_run_params {
   int64_t fsize;     /* RLIMIT_FSIZE (bytes) */
   int64_t lang;      /* 0: python, 1: bash */
   int64_t fetch;     /* 1: PID 1 stays ours and reads fetch_files after the program */
-  int64_t pin;       /* 1: the run stays on the CPU it starts on (see SandboxConfig::pin_runs) */
   int64_t files;     /* 1: input files to write before the program (Python does it, privileged) */
 };
 

@@ -89,16 +89,6 @@ static void die(int status_fd, const char* what) {
    for the new PID namespace, the hostname, and loopback up. */
 static void setup_run(const struct k2_run_params* p, const int* fds, int nfds, int uid, int gid) {
   const int status_fd = fds[4];
-  if (p->pin) {
-    /* Best effort, not a security property: the kernel chose this CPU when it placed the fork. */
-    int cpu = sched_getcpu();
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (cpu >= 0 && cpu < CPU_SETSIZE) {
-      CPU_SET(cpu, &set);
-      (void)sched_setaffinity(0, sizeof set, &set);
-    }
-  }
   for (int i = 5; i < nfds; ++i) {
     if (write(fds[i], "0", 1) != 1) die(status_fd, "join the run's cgroup");
     close(fds[i]);

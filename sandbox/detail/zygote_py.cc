@@ -163,17 +163,18 @@ def run_program(code, lang, limits, in_fd, out_fd, err_fd):
     if lang == 1:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # Python ignores SIGPIPE; bash expects the default
         os.execve("/bin/bash", ["bash", "/dev/fd/3"], ENV)
-    exec_python(code)
+    os._exit(run_python(code))
 
 def run_dropped():
     # The fast path: the helper already dropped every privilege and loaded the seccomp filter; the
     # request (an empty metadata line, then the program) is on fd 3.
     data = os.pread(3, os.fstat(3).st_size, 0)
     os.close(3)
-    exec_python(data[data.index(b"\n") + 1:])
+    os._exit(run_python(data[data.index(b"\n") + 1:]))
 
-def exec_python(code):
-    # Runs the untrusted program in this (unprivileged) process as __main__, then exits like python3.
+def run_python(code):
+    # Runs the untrusted program in this (unprivileged) process as __main__ and finishes like python3
+    # (threads joined, atexit handlers, streams flushed); returns the exit status.
     # The random module reseeded itself from os.urandom in PyOS_AfterFork_Child (its at-fork hook).
     sys.argv = ["main.py"]
     g = {"__name__": "__main__", "__builtins__": builtins, "__file__": "/work/main.py"}
@@ -225,7 +226,7 @@ def exec_python(code):
             s.flush()
         except BaseException:
             pass
-    os._exit(rc)
+    return rc
 
 def fetch_files(paths, cap):
     out, errors = {}, {}
@@ -284,13 +285,8 @@ def warm_up():
     # What a program's first compile, exec, print, stdin read and traceback initialize lazily (codec
     # lookups, the std streams' encoders and buffers, compiler and traceback state) is created here once
     # instead of in every run: a run then only writes to it, which halves its copy-on-write faults.
-    # stdin, stdout and stderr are /dev/null at this point.
-    try:
-        exec(compile(WARM_UP, "main.py", "exec"), {"__name__": "__main__", "__builtins__": builtins})
-    except ZeroDivisionError:
-        traceback.print_exc()
-    for s in (sys.stdout, sys.stderr):
-        s.flush()
+    # stdin, stdout and stderr are /dev/null here.
+    run_python(WARM_UP.encode())
 
 def main():
     drop_inheritable_privileges()
