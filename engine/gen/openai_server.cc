@@ -1,0 +1,420 @@
+// OpenAI chat-completions endpoint: request validation (field-named 400s), template rendering, the
+// Generator (n samples forked from one prefill), template parsing back into content/tool_calls, and
+// SSE streaming of content deltas as tokens are sampled.
+#include "engine/gen/openai_server.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include "engine/text/chat_template.h"
+
+namespace k2::gen {
+
+namespace {
+
+json ErrorBody(const std::string& msg, const std::string& type, const std::string& param, const std::string& code) {
+  return json{{"error", {{"message", msg}, {"type", type}, {"param", param.empty() ? json() : json(param)},
+                         {"code", code.empty() ? json() : json(code)}}}};
+}
+http::Response Error(int status, const std::string& msg, const std::string& param = "",
+                     const std::string& code = "") {
+  const char* type = status == 404 ? "not_found_error" : status == 405 ? "invalid_request_error"
+                     : status >= 500 ? "server_error" : "invalid_request_error";
+  return http::Response::Json(status, ErrorBody(msg, type, param, code).dump());
+}
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// Length of the longest prefix of s that ends on a complete UTF-8 sequence (a streamed delta never
+// splits a character).
+size_t CompleteUtf8(const std::string& s) {
+  size_t n = s.size(), i = n;
+  int back = 0;
+  while (i > 0 && back < 4) {
+    unsigned char c = static_cast<unsigned char>(s[i - 1]);
+    if ((c & 0xC0) != 0x80) {  // a lead byte (or ASCII) at i-1
+      size_t need = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 1;
+      return (n - (i - 1) >= need) ? n : i - 1;
+    }
+    --i, ++back;
+  }
+  return n;
+}
+
+struct Parsed {
+  std::vector<Message> messages;
+  json tools = json::array();
+  bool tools_hidden = false;
+  SamplingParams sampling;
+  int64_t n = 1;
+  bool stream = false, include_usage = false, logprobs = false;
+};
+
+// Validates the body field by field; the error names the field and what was expected.
+Expected<Parsed> ParseBody(const json& b, const OpenAiOptions& opt) {
+  Parsed p;
+  if (!b.is_object()) return InvalidArgument("body: expected a JSON object");
+  if (!b.contains("messages")) return InvalidArgument("messages: required");
+  const json& ms = b["messages"];
+  if (!ms.is_array() || ms.empty()) return InvalidArgument("messages: expected a non-empty array");
+  for (size_t i = 0; i < ms.size(); ++i) {
+    json m = ms[i];
+    const std::string where = "messages[" + std::to_string(i) + "]";
+    if (!m.is_object()) return InvalidArgument(where + ": expected an object");
+    if (m.contains("content")) {
+      json& c = m["content"];
+      if (c.is_null()) {
+        c = "";
+      } else if (c.is_array()) {  // content parts: only text is supported
+        std::string t;
+        for (size_t k = 0; k < c.size(); ++k) {
+          if (!c[k].is_object() || c[k].value("type", "") != "text" || !c[k].contains("text") || !c[k]["text"].is_string())
+            return InvalidArgument(where + ".content[" + std::to_string(k) + "]: expected {\"type\": \"text\", \"text\": string}");
+          t += c[k]["text"].get<std::string>();
+        }
+        c = t;
+      }
+    }
+    m.erase("refusal");
+    auto msg = MessageFromJson(m, where);
+    if (!msg.ok()) return msg.status();
+    if (msg->role != "system" && msg->role != "user" && msg->role != "assistant" && msg->role != "tool")
+      return InvalidArgument(where + ".role: expected system, user, assistant or tool, got \"" + msg->role + "\"");
+    p.messages.push_back(std::move(*msg));
+  }
+  if (b.contains("tools") && !b["tools"].is_null()) {
+    if (!b["tools"].is_array()) return InvalidArgument("tools: expected an array");
+    p.tools = b["tools"];
+    auto names = text::DeclaredToolNames(p.tools);
+    if (!names.ok()) return names.status();
+  }
+  if (b.contains("tool_choice") && !b["tool_choice"].is_null()) {
+    const json& tc = b["tool_choice"];
+    if (tc.is_string()) {
+      const std::string v = tc;
+      if (v != "none" && v != "auto" && v != "required")
+        return InvalidArgument("tool_choice: expected \"none\", \"auto\", \"required\" or a function object");
+      if (v == "none") p.tools_hidden = true;
+    } else if (tc.is_object() && tc.value("type", "") == "function" && tc.contains("function") &&
+               tc["function"].is_object() && tc["function"].contains("name") && tc["function"]["name"].is_string()) {
+      auto names = text::DeclaredToolNames(p.tools);
+      const std::string want = tc["function"]["name"];
+      if (!names.ok() || std::find(names->begin(), names->end(), want) == names->end())
+        return InvalidArgument("tool_choice.function.name: \"" + want + "\" is not among the declared tools");
+    } else {
+      return InvalidArgument("tool_choice: expected a string or {\"type\": \"function\", \"function\": {\"name\"}}");
+    }
+  }
+  auto number = [&](const char* k, double lo, double hi, bool lo_open, double* out) -> Status {
+    if (!b.contains(k) || b[k].is_null()) return Status::Ok();
+    if (!b[k].is_number()) return InvalidArgument(std::string(k) + ": expected a number");
+    const double v = b[k];
+    if (!(lo_open ? v > lo : v >= lo) || !(v <= hi))
+      return InvalidArgument(std::string(k) + ": expected a number in " + (lo_open ? "(" : "[") + std::to_string(lo) +
+                             ", " + std::to_string(hi) + "], got " + b[k].dump());
+    *out = v;
+    return Status::Ok();
+  };
+  auto integer = [&](const char* k, int64_t lo, int64_t hi, int64_t* out) -> Status {
+    if (!b.contains(k) || b[k].is_null()) return Status::Ok();
+    if (!b[k].is_number_integer()) return InvalidArgument(std::string(k) + ": expected an integer");
+    const int64_t v = b[k];
+    if (v < lo || v > hi)
+      return InvalidArgument(std::string(k) + ": expected an integer in [" + std::to_string(lo) + ", " +
+                             std::to_string(hi) + "], got " + std::to_string(v));
+    *out = v;
+    return Status::Ok();
+  };
+  K2_RETURN_IF_ERROR(number("temperature", 0, 2, false, &p.sampling.temperature));
+  K2_RETURN_IF_ERROR(number("top_p", 0, 1, true, &p.sampling.top_p));
+  K2_RETURN_IF_ERROR(integer("top_k", 0, int64_t{1} << 30, &p.sampling.top_k));
+  p.sampling.max_new_tokens = opt.default_max_tokens;
+  K2_RETURN_IF_ERROR(integer("max_tokens", 1, int64_t{1} << 30, &p.sampling.max_new_tokens));
+  K2_RETURN_IF_ERROR(integer("max_completion_tokens", 1, int64_t{1} << 30, &p.sampling.max_new_tokens));
+  K2_RETURN_IF_ERROR(integer("n", 1, opt.max_n, &p.n));
+  if (b.contains("seed") && !b["seed"].is_null()) {
+    if (!b["seed"].is_number_integer()) return InvalidArgument("seed: expected an integer");
+    p.sampling.seed = b["seed"].is_number_unsigned() ? b["seed"].get<uint64_t>()
+                                                     : static_cast<uint64_t>(b["seed"].get<int64_t>());
+  }
+  if (b.contains("stop") && !b["stop"].is_null()) {
+    const json& s = b["stop"];
+    if (s.is_string()) {
+      p.sampling.stop_strings.push_back(s);
+    } else if (s.is_array() && s.size() <= 4) {
+      for (auto& x : s) {
+        if (!x.is_string() || x.get<std::string>().empty()) return InvalidArgument("stop: expected non-empty strings");
+        p.sampling.stop_strings.push_back(x);
+      }
+    } else {
+      return InvalidArgument("stop: expected a string or an array of at most 4 strings");
+    }
+    for (auto& x : p.sampling.stop_strings)
+      if (x.empty()) return InvalidArgument("stop: expected non-empty strings");
+  }
+  auto boolean = [&](const char* k, bool* out) -> Status {
+    if (!b.contains(k) || b[k].is_null()) return Status::Ok();
+    if (!b[k].is_boolean()) return InvalidArgument(std::string(k) + ": expected true or false");
+    *out = b[k];
+    return Status::Ok();
+  };
+  K2_RETURN_IF_ERROR(boolean("stream", &p.stream));
+  K2_RETURN_IF_ERROR(boolean("logprobs", &p.logprobs));
+  if (b.contains("stream_options") && !b["stream_options"].is_null()) {
+    const json& so = b["stream_options"];
+    if (!so.is_object()) return InvalidArgument("stream_options: expected an object");
+    if (so.contains("include_usage")) {
+      if (!so["include_usage"].is_boolean()) return InvalidArgument("stream_options.include_usage: expected true or false");
+      p.include_usage = so["include_usage"];
+    }
+  }
+  return p;
+}
+
+std::string ParamOf(const Status& s) {
+  const std::string& m = s.message();
+  size_t end = m.find_first_of(":[. ");
+  return end == std::string::npos ? "" : m.substr(0, end);
+}
+
+// What one sample becomes in the response.
+struct Choice {
+  std::string content;
+  std::vector<ToolCall> calls;
+  std::string finish;
+  std::optional<std::string> failure;
+};
+
+}  // namespace
+
+OpenAiService::OpenAiService(Generator* gen, const text::Tokenizer* tok, OpenAiOptions opt)
+    : gen_(gen), tok_(tok), opt_(std::move(opt)) {}
+
+Expected<std::unique_ptr<http::Server>> OpenAiService::Listen() {
+  return http::Server::Start(opt_.http, [this](const http::Request& r) { return Handle(r); });
+}
+
+http::Response OpenAiService::Handle(const http::Request& req) {
+  const std::string path = req.Path();
+  if (path == "/health") {
+    if (req.method != "GET") return Error(405, "use GET for /health");
+    auto st = gen_->stats();
+    return http::Response::Json(200, Dump({{"status", "ok"}, {"running", st.running}, {"queued", st.queued},
+                                           {"free_kv_pages", st.free_pages}}));
+  }
+  if (path == "/v1/models") {
+    if (req.method != "GET") return Error(405, "use GET for /v1/models");
+    return http::Response::Json(200, Dump({{"object", "list"},
+                                           {"data", json::array({{{"id", opt_.model_name}, {"object", "model"},
+                                                                   {"created", 0}, {"owned_by", "k2gym"}}})}}));
+  }
+  if (path == "/v1/chat/completions") {
+    if (req.method != "POST") return Error(405, "use POST for /v1/chat/completions");
+    return ChatCompletions(req);
+  }
+  return Error(404, "unknown path " + path + " (serving /v1/chat/completions, /v1/models, /health)");
+}
+
+http::Response OpenAiService::ChatCompletions(const http::Request& req) {
+  auto body = ParseJson(req.body, "request body");
+  if (!body.ok()) return Error(400, "invalid JSON: " + body.status().message());
+  auto parsed = ParseBody(*body, opt_);
+  if (!parsed.ok()) return Error(400, parsed.status().message(), ParamOf(parsed.status()));
+  Parsed p = std::move(*parsed);
+  const json tools = p.tools_hidden || p.tools.empty() ? json() : p.tools;
+  text::RenderOptions ro;
+  ro.add_generation_prompt = true;
+  auto rendered = text::RenderChat(p.messages, tools, tok_, ro);
+  if (!rendered.ok()) return Error(400, rendered.status().message(), "messages");
+  int64_t first_call = 0;
+  for (auto& m : rendered->messages) first_call += static_cast<int64_t>(m.tool_calls.size());
+  const int64_t ctx_len = static_cast<int64_t>(rendered->tokens.size());
+  const auto& mc = gen_->model_config();
+  if (ctx_len >= mc.max_position_embeddings)
+    return Error(400, "messages: the rendered prompt has " + std::to_string(ctx_len) + " tokens; the model's context is " +
+                          std::to_string(mc.max_position_embeddings), "messages", "context_length_exceeded");
+  const int32_t im_end = tok_->SpecialId(text::kImEnd);
+  const int32_t sec_begin = tok_->SpecialId(text::kSectionBegin);
+
+  GenerateRequest g;
+  g.tokens.assign(rendered->tokens.begin(), rendered->tokens.end());
+  g.sampling = p.sampling;
+  g.sampling.max_new_tokens = std::min<int64_t>(g.sampling.max_new_tokens, mc.max_position_embeddings - ctx_len);
+  g.sampling.stop_tokens = {im_end};
+  g.n = p.n;
+  const std::string id = "chatcmpl-" + std::to_string(next_id_++);
+  const int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
+                              std::chrono::system_clock::now().time_since_epoch()).count();
+
+  // Turns one finished sample into content / tool calls / finish reason.
+  auto finish = [this, tools, first_call, im_end](const Sample& s) {
+    Choice c;
+    std::vector<int> ids(s.tokens.begin(), s.tokens.end());
+    if (!s.matched_stop.empty()) {
+      std::string text;
+      for (int t : ids)
+        if (t != im_end) text += tok_->TokenBytes(t);
+      c.content = text.substr(0, text.find(s.matched_stop));
+      c.finish = "stop";
+      return c;
+    }
+    text::ParseOptions po;
+    po.first_call_index = static_cast<int>(first_call);
+    auto a = text::ParseAssistantTokens(*tok_, ids, tools, po);
+    if (a.ok()) {
+      c.content = a.message.content;
+      c.calls = a.message.tool_calls;
+      c.finish = s.finish_reason == "length" ? "length" : (c.calls.empty() ? "stop" : "tool_calls");
+    } else {
+      std::string text;
+      for (int t : ids)
+        if (t != im_end) text += tok_->TokenBytes(t);
+      c.content = text;
+      c.finish = s.finish_reason == "length" ? "length" : "stop";
+      c.failure = std::string(text::ParseFailureKindName(a.failure->kind)) + ": " + a.failure->message;
+    }
+    return c;
+  };
+  auto calls_json = [](const std::vector<ToolCall>& calls, bool with_index) {
+    json arr = json::array();
+    for (size_t i = 0; i < calls.size(); ++i) {
+      json c = {{"id", calls[i].id}, {"type", "function"},
+                {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
+      if (with_index) c["index"] = i;
+      arr.push_back(c);
+    }
+    return arr;
+  };
+  auto logprobs_json = [this](const Sample& s) {
+    json content = json::array();
+    for (size_t i = 0; i < s.tokens.size(); ++i) {
+      const std::string& bytes = tok_->TokenBytes(s.tokens[i]);
+      json b = json::array();
+      for (unsigned char ch : bytes) b.push_back(static_cast<int>(ch));
+      content.push_back({{"token", bytes}, {"logprob", s.logprobs[i]}, {"bytes", b},
+                         {"policy_logprob", s.policy_logprobs[i]}, {"top_logprobs", json::array()}});
+    }
+    return json{{"content", content}};
+  };
+
+  if (!p.stream) {
+    auto done = gen_->Generate(std::move(g));
+    if (!done.ok()) {
+      const int st = done.status().code() == Code::kResourceExhausted ? 503 : done.status().code() == Code::kInvalidArgument ? 400 : 500;
+      return Error(st, done.status().message());
+    }
+    json choices = json::array();
+    int64_t completion = 0;
+    for (size_t i = 0; i < done->samples.size(); ++i) {
+      const Sample& s = done->samples[i];
+      completion += static_cast<int64_t>(s.tokens.size());
+      Choice c = finish(s);
+      json msg = {{"role", "assistant"}, {"content", c.calls.empty() || !c.content.empty() ? json(c.content) : json()}};
+      if (!c.calls.empty()) msg["tool_calls"] = calls_json(c.calls, false);
+      json ch = {{"index", i}, {"message", msg}, {"finish_reason", c.finish},
+                 {"logprobs", p.logprobs ? logprobs_json(s) : json()}};
+      if (c.failure) ch["k2gym_failure"] = *c.failure;
+      choices.push_back(ch);
+    }
+    json out = {{"id", id}, {"object", "chat.completion"}, {"created", created}, {"model", opt_.model_name},
+                {"choices", choices},
+                {"usage", {{"prompt_tokens", ctx_len}, {"completion_tokens", completion},
+                           {"total_tokens", ctx_len + completion}}}};
+    return http::Response::Json(200, Dump(out));
+  }
+
+  // Streaming: tokens arrive through on_token (loop thread) into a queue the SSE producer drains.
+  struct Stream {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<std::pair<int64_t, int32_t>> q;
+    bool done = false;
+  };
+  auto stream = std::make_shared<Stream>();
+  g.on_token = [stream](int64_t sample, int32_t tok) {
+    std::lock_guard<std::mutex> lk(stream->mu);
+    stream->q.push_back({sample, tok});
+    stream->cv.notify_all();
+  };
+  size_t hold = 0;
+  for (auto& s : g.sampling.stop_strings) hold = std::max(hold, s.size());
+  const int64_t n = g.n;
+  auto fut = std::make_shared<std::future<Expected<Completion>>>(gen_->Submit(std::move(g)));
+  std::string model = opt_.model_name;
+  bool include_usage = p.include_usage, want_lp = p.logprobs;
+  return http::Response::Sse([=, this](const http::ChunkWriter& write) {
+    auto chunk = [&](json delta, int64_t index, json finish_reason) {
+      json c = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
+                {"choices", json::array({{{"index", index}, {"delta", delta}, {"finish_reason", finish_reason}}})}};
+      return write("data: " + Dump(c) + "\n\n");
+    };
+    bool alive = true;
+    for (int64_t i = 0; i < n && alive; ++i) alive = chunk({{"role", "assistant"}, {"content", ""}}, i, nullptr);
+    std::vector<std::string> text(static_cast<size_t>(n));
+    std::vector<size_t> sent(static_cast<size_t>(n), 0);
+    std::vector<bool> plain(static_cast<size_t>(n), true);  // no special token seen yet: text is content
+    // Drain tokens until the completion is ready and the queue is empty.
+    while (true) {
+      std::deque<std::pair<int64_t, int32_t>> got;
+      {
+        std::unique_lock<std::mutex> lk(stream->mu);
+        stream->cv.wait_for(lk, std::chrono::milliseconds(20), [&] { return !stream->q.empty(); });
+        got.swap(stream->q);
+      }
+      const bool ready = fut->wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+      for (auto [s, t] : got) {
+        if (!plain[s]) continue;
+        if (tok_->IsSpecial(t) || t == sec_begin) {
+          plain[s] = false;
+          continue;
+        }
+        text[s] += tok_->TokenBytes(t);
+        size_t safe = CompleteUtf8(text[s]);
+        safe = safe > hold ? std::min(safe, text[s].size() - std::min(text[s].size(), hold)) : 0;
+        safe = CompleteUtf8(text[s].substr(0, safe));
+        if (safe > sent[s] && alive) {
+          alive = chunk({{"content", text[s].substr(sent[s], safe - sent[s])}}, s, nullptr);
+          sent[s] = safe;
+        }
+      }
+      if (ready && got.empty()) {
+        std::lock_guard<std::mutex> lk(stream->mu);
+        if (stream->q.empty()) break;
+      }
+    }
+    auto done = fut->get();
+    if (!done.ok()) {
+      if (alive) write("data: " + Dump(ErrorBody(done.status().message(), "server_error", "", "")) + "\n\n");
+      return;
+    }
+    int64_t completion = 0;
+    for (int64_t i = 0; i < n && alive; ++i) {
+      const Sample& s = done->samples[static_cast<size_t>(i)];
+      completion += static_cast<int64_t>(s.tokens.size());
+      Choice c = finish(s);
+      // Whatever of the final content was not streamed yet (held back for stop strings or cut at a
+      // special token), then the tool calls, then the finish reason.
+      if (c.content.size() > sent[i] && c.content.compare(0, sent[i], text[i], 0, sent[i]) == 0)
+        alive = chunk({{"content", c.content.substr(sent[i])}}, i, nullptr);
+      if (alive && !c.calls.empty()) alive = chunk({{"tool_calls", calls_json(c.calls, true)}}, i, nullptr);
+      json fin = json::object();
+      if (alive) {
+        json cj = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
+                   {"choices", json::array({{{"index", i}, {"delta", json::object()}, {"finish_reason", c.finish},
+                                             {"logprobs", want_lp ? logprobs_json(s) : json()}}})}};
+        if (c.failure) cj["choices"][0]["k2gym_failure"] = *c.failure;
+        alive = write("data: " + Dump(cj) + "\n\n");
+      }
+    }
+    if (alive && include_usage) {
+      json u = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
+                {"choices", json::array()},
+                {"usage", {{"prompt_tokens", ctx_len}, {"completion_tokens", completion}, {"total_tokens", ctx_len + completion}}}};
+      alive = write("data: " + Dump(u) + "\n\n");
+    }
+    if (alive) write("data: [DONE]\n\n");
+  });
+}
+
+}  // namespace k2::gen
