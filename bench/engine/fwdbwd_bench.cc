@@ -72,6 +72,27 @@ int main(int argc, char** argv) {
       torch_ver = j->value("torch", std::string("?"));
     }
   }
+  // Full training steps (fwd+bwd+MuonClip) with each QK-Clip measure: the post_update replay's cost.
+  auto train_tps = [&](const std::string& measure) {
+    auto tm = engine::Model<float>::Create(*cfg, 1);
+    if (!tm.ok()) std::abort();
+    engine::OptimizerConfig oc;
+    oc.qk_clip_measure = measure;
+    engine::Optimizer<float> opt(tm->get(), oc);
+    auto train_step = [&](int s) {
+      if (!(*tm)->Forward(b).ok()) std::abort();
+      (*tm)->ZeroGrad();
+      (*tm)->Backward();
+      opt.Step(s);
+    };
+    train_step(0);
+    auto t1 = std::chrono::steady_clock::now();
+    for (int i = 1; i <= iters; ++i) train_step(i);
+    return static_cast<double>(B) * T * iters /
+           std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+  };
+  const double step_fwd_tps = train_tps("step_forward"), post_tps = train_tps("post_update");
+
   engine::ModelStats s = engine::ComputeModelStats(*cfg, T);
   std::printf("machine: %u hardware threads; threads used %d (OpenMP + OpenBLAS; torch.set_num_threads)\n",
               std::thread::hardware_concurrency(), threads);
@@ -79,6 +100,9 @@ int main(int argc, char** argv) {
               static_cast<long long>(s.total_params), static_cast<long long>(s.activated_params), B, T, iters);
   std::printf("k2gym fwd+bwd:         %10.0f tokens/s (%.2f GFLOP/s model)\n", k2_tps,
               k2_tps * s.flops_per_token_train / 1e9);
+  std::printf("k2gym train step, QK-Clip step_forward: %10.0f tokens/s\n", step_fwd_tps);
+  std::printf("k2gym train step, QK-Clip post_update:  %10.0f tokens/s (replay cost %.0f%% of a step)\n", post_tps,
+              100.0 * (step_fwd_tps / post_tps - 1.0));
   if (torch_tps > 0) {
     std::printf("PyTorch %s eager:  %10.0f tokens/s\n", torch_ver.c_str(), torch_tps);
     std::printf("ratio k2gym/PyTorch:   %10.2fx (goal >= 1.5x)\n", k2_tps / torch_tps);

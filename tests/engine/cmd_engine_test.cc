@@ -1,5 +1,5 @@
 // The engine commands as a user runs them: model info (Kimi-K2 counts, --json), corpus gen, pretrain
-// with metrics, checkpoint and --resume, and one-line errors for bad model configs.
+// with metrics, checkpoint and --resume, model grad (through tools/hf_parity.py), one-line errors.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,10 +27,11 @@ class EngineCli : public ::testing::Test {
     std::filesystem::create_directories(dir_);
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
-  Result Run(const std::string& args) {
+  Result Run(const std::string& args) { return Shell(std::string(K2GYM_BINARY_DIR) + "/apps/k2gym " + args); }
+  // Any command line, run in the test's directory.
+  Result Shell(const std::string& cmdline) {
     std::string out = (dir_ / "out").string(), err = (dir_ / "err").string();
-    std::string cmd = "cd " + dir_.string() + " && " + std::string(K2GYM_BINARY_DIR) + "/apps/k2gym " + args + " >" +
-                      out + " 2>" + err;
+    std::string cmd = "cd " + dir_.string() + " && " + cmdline + " >" + out + " 2>" + err;
     int st = std::system(cmd.c_str());
     return Result{WIFEXITED(st) ? WEXITSTATUS(st) : -1, *ReadFile(out), *ReadFile(err)};
   }
@@ -90,6 +91,33 @@ TEST_F(EngineCli, PretrainWritesMetricsCheckpointAndResumes) {
   Result bad = Run("pretrain --model m.json --data nope.txt --steps 1 --db k.db");
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.err.find("nope.txt"), std::string::npos) << bad.err;
+}
+
+// `model grad` is the k2gym side of tools/hf_parity.py. Here the script runs against the repository's
+// independent PyTorch model (--reference golden; transformers is not installed on the build machine):
+// the same files, command and comparison as the transformers run, on random norms and router biases.
+TEST_F(EngineCli, ModelGradMatchesTheIndependentTorchModelThroughHfParity) {
+  if (std::system("/usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1") != 0)
+    GTEST_SKIP() << "/usr/bin/python3 lacks torch/numpy (python3-torch)";
+  const std::string script = std::string(K2GYM_SOURCE_DIR) + "/tools/hf_parity.py";
+  Result r = Shell("/usr/bin/python3 " + script + " --reference golden --k2gym " + std::string(K2GYM_BINARY_DIR) +
+                   "/apps/k2gym --batch 2 --seq 12 --seed 5");
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("PARITY OK (golden"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("grad.model.layers.1.mlp.gate.weight"), std::string::npos) << "router gradient compared";
+}
+
+TEST_F(EngineCli, ModelGradRejectsBadTokenFiles) {
+  std::ofstream(dir_ / "t.json") << "[[1, 2, 3], [4, 5]]";
+  Result r = Run("model grad --model " + kModels + "tiny.json --weights " + std::string(K2GYM_SOURCE_DIR) +
+                 "/tests/golden/tiny_model.safetensors --tokens t.json --out g.safetensors");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("t.json: row 1: expected 3 tokens"), std::string::npos) << r.err;
+  std::ofstream(dir_ / "t.json") << "[[1, 2, 300000]]";
+  r = Run("model grad --model " + kModels + "tiny.json --weights " + std::string(K2GYM_SOURCE_DIR) +
+          "/tests/golden/tiny_model.safetensors --tokens t.json --out g.safetensors");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("= 300000 outside [0, vocab_size"), std::string::npos) << r.err;
 }
 
 }  // namespace
