@@ -138,9 +138,26 @@ void CachedDecoder::Attention(I l, const std::vector<Chunk>& chunks, I N) {
       std::memcpy(&keys_[p * ps * W], kv_->PageRows(ch.seq, l, p), sizeof(float) * static_cast<size_t>(cnt * W));
     }
     float* S = s_.data();
+    const float* QL = &qlat_[row * H * rkv];      // [M, rkv]
+    const float* QP = &q_[row * H * dq + dn];     // [M, dr] with row stride dq
+    float* OL = &olat_[row * H * rkv];            // [M, rkv]
+    // Decode rows (M = H) are too small for BLAS calls to pay for themselves (thread hand-offs
+    // dominate); plain loops there, GEMMs for prefill chunks.
+    const bool small = ch.n == 1;
     // S[M, Tk] = q_lat c_kv^T + q_pe k_pe^T; row r = i*H + h.
-    ops::Gemm<float>(false, true, M, Tk, rkv, 1.0f, &qlat_[row * H * rkv], rkv, keys_.data(), W, 0.0f, S, Tk);
-    ops::Gemm<float>(false, true, M, Tk, dr, 1.0f, &q_[row * H * dq + dn], dq, keys_.data() + rkv, W, 1.0f, S, Tk);
+    if (small) {
+      for (I r = 0; r < M; ++r)
+        for (I j = 0; j < Tk; ++j) {
+          const float* key = &keys_[j * W];
+          float acc = 0;
+          for (I d = 0; d < rkv; ++d) acc += QL[r * rkv + d] * key[d];
+          for (I d = 0; d < dr; ++d) acc += QP[r * dq + d] * key[rkv + d];
+          S[r * Tk + j] = acc;
+        }
+    } else {
+      ops::Gemm<float>(false, true, M, Tk, rkv, 1.0f, QL, rkv, keys_.data(), W, 0.0f, S, Tk);
+      ops::Gemm<float>(false, true, M, Tk, dr, 1.0f, QP, dq, keys_.data() + rkv, W, 1.0f, S, Tk);
+    }
     for (I r = 0; r < M; ++r) {
       float* srow = S + r * Tk;
       const I last = start + r / H;  // causal: query i sees keys 0..start+i
@@ -153,7 +170,19 @@ void CachedDecoder::Attention(I l, const std::vector<Chunk>& chunks, I N) {
       for (I j = last + 1; j < Tk; ++j) srow[j] = 0;
     }
     // o_lat[M, rkv] = P c_kv
-    ops::Gemm<float>(false, false, M, rkv, Tk, 1.0f, S, Tk, keys_.data(), W, 0.0f, &olat_[row * H * rkv], rkv);
+    if (small) {
+      for (I r = 0; r < M; ++r) {
+        float* o = OL + r * rkv;
+        std::fill(o, o + rkv, 0.0f);
+        for (I j = 0; j < Tk; ++j) {
+          const float pj = S[r * Tk + j];
+          const float* key = &keys_[j * W];
+          for (I d = 0; d < rkv; ++d) o[d] += pj * key[d];
+        }
+      }
+    } else {
+      ops::Gemm<float>(false, false, M, rkv, Tk, 1.0f, S, Tk, keys_.data(), W, 0.0f, OL, rkv);
+    }
     row += ch.n;
   }
   // o[n, h*dv] = o_lat[n, h] W_UV_h^T; then the residual x += o W_o^T.
