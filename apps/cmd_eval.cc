@@ -1,0 +1,312 @@
+// `k2gym eval`: runs a τ²-style suite (suite file or builtin held-out suite) or a BFCL/ACEBench-style
+// function-calling suite against a policy, prints the pass^k tables and stores the run; `k2gym eval
+// compare RUN_A RUN_B` shows two stored runs side by side. Registers the "eval" run-config section.
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include "agents/engine_policy.h"
+#include "agents/http_policy.h"
+#include "agents/scripted_policies.h"
+#include "agents/scripted_user.h"
+#include "apps/cli.h"
+#include "core/thread_pool.h"
+#include "engine/gen/generator.h"
+#include "eval/fc_suite.h"
+#include "eval/replay_policy.h"
+#include "eval/results.h"
+#include "eval/tau2_suite.h"
+#include "rewards/policy_bridge.h"
+
+namespace k2::app {
+namespace {
+
+struct EvalConfig {
+  int trials = 4;
+  std::vector<int64_t> ks = {1, 2, 4};
+  int threads = 0;
+  std::string on_missing_judge = "skip";
+  bool keep_trajectories = true;
+  agents::EpisodeLimits episode;
+  agents::OracleConfig oracle;
+  agents::ScriptedUserConfig scripted_user;
+  agents::SyntheticEnvConfig env;
+  template <class V>
+  void Visit(V& v) {
+    v("trials", trials, "trials per task (τ² suites) or per case (function-calling suites)", {.min = 1, .max = 10000});
+    v("ks", ks, "k values of the pass^k columns (each <= trials to be reported)");
+    v("threads", threads, "concurrent episodes / cases (0 = hardware threads)", {.min = 0, .max = 4096});
+    v("on_missing_judge", on_missing_judge,
+      "NL_ASSERTION without --judge: skip it (counted as nl_assertion_unjudged) or fail the run",
+      {.choices = {"skip", "error"}});
+    v("keep_trajectories", keep_trajectories, "store each τ² trial's trajectory JSON in eval_trials");
+    v("episode", episode, "episode limits of τ² trials");
+    v("oracle", oracle, "the oracle policy's imperfections (--policy oracle)");
+    v("scripted_user", scripted_user, "the scripted simulated user of τ² trials");
+    v("env", env, "the synthetic environment of τ² trials (fault rates; 0 by default so scores are exact)");
+  }
+};
+K2_CONFIG_SECTION("eval", EvalConfig, "Evaluation: trials, pass^k, episode limits of `k2gym eval` (docs/eval.md).");
+
+struct Options {
+  std::string suite, policy = "oracle", judge, tokenizer;
+  int trials = 0;
+  std::string ks;
+  int threads = -1;
+  int64_t run_a = 0, run_b = 0;
+};
+Options g_opts;
+
+Expected<std::vector<int64_t>> ParseKs(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream in(s);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    try {
+      size_t used = 0;
+      long long k = std::stoll(part, &used);
+      if (used != part.size() || k < 1) throw std::invalid_argument(part);
+      out.push_back(k);
+    } catch (const std::exception&) {
+      return InvalidArgument("--k: expected comma-separated integers >= 1, got \"" + s + "\"");
+    }
+  }
+  if (out.empty()) return InvalidArgument("--k: expected comma-separated integers >= 1, got \"" + s + "\"");
+  return out;
+}
+
+// engine:CKPT: the checkpoint's model (config.json + model.safetensors) behind a continuous-batching
+// Generator and the Kimi-K2 chat template. Owns everything the EnginePolicy points into; members are
+// destroyed in reverse order (policy, generator, tokenizer, model).
+class EngineBundle : public agents::Policy {
+ public:
+  static Expected<std::unique_ptr<agents::Policy>> Load(const std::string& ckpt, const std::string& tokenizer, uint64_t seed) {
+    auto b = std::unique_ptr<EngineBundle>(new EngineBundle());
+    b->name_ = "engine:" + ckpt;
+    K2_ASSIGN_OR_RETURN(engine::ModelConfig cfg, engine::LoadModelConfig(ckpt + "/config.json"));
+    K2_ASSIGN_OR_RETURN(b->model_, engine::Model<float>::Create(cfg, seed));
+    K2_RETURN_IF_ERROR(b->model_->LoadSafetensors(ckpt + "/model.safetensors"));
+    std::string tdir = tokenizer.empty() ? ckpt : tokenizer;
+    auto tok = text::Tokenizer::Load(tdir);
+    if (!tok.ok())
+      return tok.status().Context("engine policy: tokenizer (--tokenizer DIR, default the checkpoint folder)");
+    b->tok_.emplace(std::move(*tok));
+    gen::GeneratorOptions go;
+    go.tokenizer = &*b->tok_;
+    K2_ASSIGN_OR_RETURN(b->gen_, gen::Generator::Create(b->model_.get(), go));
+    agents::EnginePolicyOptions po;
+    po.name = b->name_;
+    K2_ASSIGN_OR_RETURN(b->policy_, agents::EnginePolicy::Create(b->gen_.get(), &*b->tok_, po));
+    return std::unique_ptr<agents::Policy>(std::move(b));
+  }
+  std::string name() const override { return name_; }
+  Expected<agents::PolicyTurn> Act(const agents::PolicyRequest& r) override { return policy_->Act(r); }
+  void EndSession(const std::string& s) override { policy_->EndSession(s); }
+
+ private:
+  EngineBundle() = default;
+  std::string name_;
+  std::unique_ptr<engine::Model<float>> model_;
+  std::optional<text::Tokenizer> tok_;
+  std::unique_ptr<gen::Generator> gen_;
+  std::unique_ptr<agents::EnginePolicy> policy_;
+};
+
+// oracle | random | replay:FILE | openai:URL | engine:CKPT
+Expected<std::unique_ptr<agents::Policy>> MakePolicy(const std::string& spec, const Context& ctx, const EvalConfig& cfg,
+                                                     const char* flag) {
+  if (spec == "oracle") return std::unique_ptr<agents::Policy>(new agents::OracleTaskPolicy(cfg.oracle));
+  if (spec == "random") return std::unique_ptr<agents::Policy>(new agents::RandomPolicy());
+  if (spec.rfind("replay:", 0) == 0) {
+    K2_ASSIGN_OR_RETURN(auto p, eval::ReplayPolicy::Load(spec.substr(7)));
+    return std::unique_ptr<agents::Policy>(std::move(p));
+  }
+  if (spec.rfind("openai:", 0) == 0) {
+    K2_ASSIGN_OR_RETURN(auto hc, config::Get<agents::HttpPolicyConfig>(ctx.config, "openai"));
+    hc.base_url = spec.substr(7);
+    K2_ASSIGN_OR_RETURN(auto p, agents::HttpPolicy::Create(hc));
+    return std::unique_ptr<agents::Policy>(std::move(p));
+  }
+  if (spec.rfind("engine:", 0) == 0) return EngineBundle::Load(spec.substr(7), g_opts.tokenizer, ctx.g.seed);
+  return InvalidArgument(std::string(flag) + ": unknown policy \"" + spec +
+                         "\" (expected oracle, random, replay:FILE, openai:URL, engine:CKPT)");
+}
+
+std::string Resolve(const std::string& base, const json& j, const char* key, const std::string& where) {
+  (void)where;
+  std::filesystem::path p = j.value(key, std::string());
+  if (p.empty() || p.is_absolute()) return p.string();
+  return (std::filesystem::path(base).parent_path() / p).string();
+}
+
+int RunEval(Context& ctx) {
+  auto cfgr = config::Get<EvalConfig>(ctx.config, "eval");
+  if (!cfgr.ok()) return Fail(cfgr.status());
+  EvalConfig cfg = *cfgr;
+  if (g_opts.trials > 0) cfg.trials = g_opts.trials;
+  if (g_opts.threads >= 0) cfg.threads = g_opts.threads;
+  if (!g_opts.ks.empty()) {
+    auto ks = ParseKs(g_opts.ks);
+    if (!ks.ok()) return Fail(ks.status());
+    cfg.ks = *ks;
+  }
+  if (g_opts.suite.empty()) return Fail(InvalidArgument("eval: --suite FILE|builtin:NAME is required"));
+  auto policy = MakePolicy(g_opts.policy, ctx, cfg, "--policy");
+  if (!policy.ok()) return Fail(policy.status());
+  std::unique_ptr<agents::Policy> judge;
+  if (!g_opts.judge.empty()) {
+    auto j = MakePolicy(g_opts.judge, ctx, cfg, "--judge");
+    if (!j.ok()) return Fail(j.status());
+    judge = std::move(*j);
+  }
+  ThreadPool pool(cfg.threads);
+
+  // Which suite: builtin:NAME or a suite file {"kind": "tau2"|"bfcl"|"acebench", ...}.
+  std::string kind = "tau2";
+  json file_spec;
+  if (g_opts.suite.rfind("builtin:", 0) != 0) {
+    auto spec = ReadJsonFile(g_opts.suite);
+    if (!spec.ok()) return Fail(InvalidArgument(spec.status().message()));
+    file_spec = *spec;
+    if (!file_spec.is_object()) return Fail(InvalidArgument(g_opts.suite + ": expected a JSON object"));
+    kind = file_spec.value("kind", std::string("tau2"));
+    if (kind != "tau2" && kind != "bfcl" && kind != "acebench")
+      return Fail(InvalidArgument(g_opts.suite + ": kind: expected \"tau2\", \"bfcl\" or \"acebench\", got \"" + kind + "\""));
+  }
+  json meta = {{"suite", g_opts.suite}, {"kind", kind}, {"policy", (*policy)->name()}, {"trials", cfg.trials},
+               {"seed", ctx.g.seed}};
+  std::vector<eval::TrialRecord> records;
+  if (kind == "tau2") {
+    Expected<eval::Tau2Suite> suite = g_opts.suite.rfind("builtin:", 0) == 0
+                                          ? eval::BuiltinTau2Suite(g_opts.suite.substr(8), &pool)
+                                          : eval::LoadTau2Suite(file_spec, g_opts.suite, &pool);
+    if (!suite.ok()) return Fail(suite.status());
+    meta["source"] = suite->source;
+    meta["tasks"] = suite->tasks.size();
+    agents::ScriptedUser user(cfg.scripted_user);
+    eval::Tau2Options o;
+    o.trials = cfg.trials;
+    o.seed = ctx.g.seed;
+    o.threads = cfg.threads;
+    o.limits = cfg.episode;
+    o.env = cfg.env;
+    o.on_missing_judge = cfg.on_missing_judge;
+    if (judge) o.judge = rewards::PolicyChat(*judge);
+    if (!ctx.g.quiet && !ctx.g.json) o.progress_label = "eval";
+    auto res = eval::RunTau2Suite(*suite, **policy, user, o);
+    if (!res.ok()) return Fail(res.status());
+    for (auto& t : *res) {
+      eval::TrialRecord r;
+      r.case_id = t.task_id;
+      r.group = t.domain;
+      r.trial = t.trial;
+      r.reward = t.reward;
+      r.success = t.success;
+      r.end_reason = t.end_reason;
+      r.detail = t.explanation;
+      r.components = t.components;
+      if (cfg.keep_trajectories) r.trajectory = t.trajectory.ToJson();
+      records.push_back(std::move(r));
+    }
+  } else {
+    Expected<eval::FcSuite> suite =
+        kind == "bfcl" ? eval::LoadBfcl(Resolve(g_opts.suite, file_spec, "questions", g_opts.suite),
+                                        Resolve(g_opts.suite, file_spec, "answers", g_opts.suite))
+                       : eval::LoadAceBench(Resolve(g_opts.suite, file_spec, "data", g_opts.suite),
+                                            Resolve(g_opts.suite, file_spec, "answers", g_opts.suite));
+    if (!suite.ok()) return Fail(suite.status());
+    meta["tasks"] = suite->cases.size();
+    json skipped = json::array();
+    for (auto& [id, why] : suite->skipped) skipped.push_back({{"id", id}, {"why", why}});
+    meta["skipped"] = skipped;
+    for (int t = 0; t < cfg.trials; ++t) {
+      eval::FcRunOptions o;
+      o.seed = ctx.g.seed + static_cast<uint64_t>(t) * 1000003ULL;
+      o.threads = cfg.threads == 0 ? static_cast<int>(std::thread::hardware_concurrency()) : cfg.threads;
+      for (auto& out : eval::RunFcSuite(*suite, **policy, o)) {
+        eval::TrialRecord r;
+        r.case_id = out.id;
+        r.group = out.category;
+        r.trial = t;
+        r.reward = out.score;
+        r.success = out.score >= 1;
+        r.end_reason = out.failure.empty() ? "answered" : out.failure.substr(0, out.failure.find(':'));
+        r.detail = out.detail;
+        r.components = {{"kind", out.kind}};
+        r.trajectory = out.response;
+        records.push_back(std::move(r));
+      }
+    }
+  }
+  auto summary = eval::Summarize(records, cfg.ks, meta);
+  if (!summary.ok()) return Fail(summary.status());
+
+  auto db = ctx.OpenDb();
+  if (!db.ok()) return Fail(db.status());
+  json run_cfg = {{"suite", g_opts.suite}, {"policy", g_opts.policy}, {"judge", g_opts.judge}, {"eval", ctx.config.value("eval", json())}};
+  auto run = CreateRun(db->get(), "eval", g_opts.suite, run_cfg.dump());
+  if (!run.ok()) return Fail(run.status());
+  (*summary)["run"] = *run;
+  if (Status s = eval::SaveEvalRun(db->get(), *run, *summary, records); !s.ok()) {
+    (void)FinishRun(db->get(), *run, "failed");
+    return Fail(s);
+  }
+  if (Status s = FinishRun(db->get(), *run, "done"); !s.ok()) return Fail(s);
+  if (ctx.g.json) {
+    json out = *summary;
+    json rows = json::array();
+    for (auto& r : records)
+      rows.push_back({{"case", r.case_id}, {"group", r.group}, {"trial", r.trial}, {"reward", r.reward},
+                      {"success", r.success}, {"end_reason", r.end_reason}, {"detail", r.detail}});
+    out["trials_detail"] = rows;
+    ctx.PrintJson(out);
+  } else {
+    std::printf("%s", eval::FormatSummary(*summary).c_str());
+    if (meta.contains("skipped") && !meta["skipped"].empty())
+      std::printf("skipped %zu case(s) this runner cannot execute (first: %s: %s)\n", meta["skipped"].size(),
+                  meta["skipped"][0]["id"].get<std::string>().c_str(), meta["skipped"][0]["why"].get<std::string>().c_str());
+    std::printf("stored as run %lld in %s\n", static_cast<long long>(*run), ctx.g.db_path.c_str());
+  }
+  return kExitOk;
+}
+
+int Compare(Context& ctx) {
+  auto db = ctx.OpenDb();
+  if (!db.ok()) return Fail(db.status());
+  auto a = eval::LoadEvalSummary(db->get(), g_opts.run_a);
+  if (!a.ok()) return Fail(InvalidArgument(a.status().message()));
+  auto b = eval::LoadEvalSummary(db->get(), g_opts.run_b);
+  if (!b.ok()) return Fail(InvalidArgument(b.status().message()));
+  if (ctx.g.json) {
+    ctx.PrintJson({{"a", *a}, {"b", *b}});
+  } else {
+    std::printf("%s", eval::FormatCompare(*a, *b, g_opts.run_a, g_opts.run_b).c_str());
+  }
+  return kExitOk;
+}
+
+K2_COMMAND("eval", [](CLI::App& app, Context& ctx, Action* action) {
+  (void)ctx;
+  auto* c = app.add_subcommand("eval", "Evaluate a policy on a τ²-style or BFCL/ACEBench-style suite (pass^k tables)");
+  c->require_subcommand(0, 1);
+  c->add_option("--suite", g_opts.suite, "suite file (JSON: kind tau2|bfcl|acebench) or builtin:heldout-small|builtin:heldout");
+  c->add_option("--policy", g_opts.policy, "oracle | random | replay:FILE | openai:URL | engine:CKPT (default oracle)");
+  c->add_option("--tokenizer", g_opts.tokenizer, "tokenizer folder of an engine:CKPT policy (default: the checkpoint folder)");
+  c->add_option("--judge", g_opts.judge, "NL_ASSERTION judge policy (openai:URL, replay:FILE); default: none");
+  c->add_option("--trials", g_opts.trials, "trials per task (default eval.trials)")->check(CLI::Range(1, 10000));
+  c->add_option("--k", g_opts.ks, "pass^k columns, e.g. 1,2,4 (default eval.ks)");
+  c->add_option("--threads", g_opts.threads, "concurrent episodes (default eval.threads)")->check(CLI::Range(0, 4096));
+  c->callback([action, c] {
+    if (c->get_subcommands().empty()) *action = RunEval;
+  });
+  auto* cmp = c->add_subcommand("compare", "Show two stored eval runs side by side");
+  cmp->add_option("RUN_A", g_opts.run_a, "run id")->required();
+  cmp->add_option("RUN_B", g_opts.run_b, "run id")->required();
+  cmp->callback([action] { *action = Compare; });
+});
+
+}  // namespace
+}  // namespace k2::app
