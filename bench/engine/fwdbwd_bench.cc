@@ -92,6 +92,17 @@ int main(int argc, char** argv) {
            std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
   };
   const double step_fwd_tps = train_tps("step_forward"), post_tps = train_tps("post_update");
+  // The replay alone against the forward alone (same model, same batch), interleaved.
+  double fwd_s = 0, replay_s = 0;
+  for (int i = 0; i < iters; ++i) {
+    auto a = std::chrono::steady_clock::now();
+    if (!(*m)->Forward(b).ok()) std::abort();
+    auto c = std::chrono::steady_clock::now();
+    (*m)->ReplayClipQk(1e30);  // measures every layer, clips nothing
+    auto d = std::chrono::steady_clock::now();
+    fwd_s += std::chrono::duration<double>(c - a).count();
+    replay_s += std::chrono::duration<double>(d - c).count();
+  }
 
   engine::ModelStats s = engine::ComputeModelStats(*cfg, T);
   std::printf("machine: %u hardware threads; threads used %d (OpenMP + OpenBLAS; torch.set_num_threads)\n",
@@ -103,6 +114,8 @@ int main(int argc, char** argv) {
   std::printf("k2gym train step, QK-Clip step_forward: %10.0f tokens/s\n", step_fwd_tps);
   std::printf("k2gym train step, QK-Clip post_update:  %10.0f tokens/s (replay cost %.0f%% of a step)\n", post_tps,
               100.0 * (step_fwd_tps / post_tps - 1.0));
+  std::printf("post_update replay / forward time:    %10.2f (%.1f ms vs %.1f ms per batch)\n", replay_s / fwd_s,
+              1e3 * replay_s / iters, 1e3 * fwd_s / iters);
   if (torch_tps > 0) {
     std::printf("PyTorch %s eager:  %10.0f tokens/s\n", torch_ver.c_str(), torch_tps);
     std::printf("ratio k2gym/PyTorch:   %10.2fx (goal >= 1.5x)\n", k2_tps / torch_tps);
