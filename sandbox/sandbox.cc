@@ -152,6 +152,7 @@ class SandboxImpl {
     o.root_dir = root_dir;
     o.ro_binds = cfg.ro_binds;
     o.preload = cfg.warm ? cfg.preload : std::vector<std::string>{};
+    o.warm_up = cfg.warm;  // the cold reference stays a plain fresh interpreter
     o.seccomp_bpf = bpf;
     o.host_uid_base = cfg.host_uid_base;
     o.netns_per_run = cfg.per_run_netns;

@@ -232,7 +232,7 @@ Status WriteProcFile(pid_t pid, const char* name, const std::string& content) {
 
 Expected<std::unique_ptr<Zygote>> Zygote::Start(const ZygoteOptions& o) {
   std::vector<Op> ops = BuildOps(o);
-  json cfg = {{"uid", o.sandbox_uid}, {"gid", o.sandbox_uid}, {"preload", o.preload}};
+  json cfg = {{"uid", o.sandbox_uid}, {"gid", o.sandbox_uid}, {"preload", o.preload}, {"warm_up", o.warm_up}};
   std::string cfg_text = cfg.dump();
   std::string script = ZygoteScript();
   std::vector<const char*> argv = {o.python.c_str(), "-I", "-c", script.c_str(), cfg_text.c_str(), nullptr};

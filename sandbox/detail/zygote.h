@@ -28,6 +28,7 @@ struct ZygoteOptions {
   std::string root_dir;                 // host mountpoint for the zygote's private root (exists, empty)
   std::vector<std::string> ro_binds;    // host paths bound read-only (symlinks recreated)
   std::vector<std::string> preload;
+  bool warm_up = true;                  // run the warm-up program before freezing (zygote_py.cc)
   std::string seccomp_bpf;              // raw BPF, loaded by each run
   int64_t host_uid_base = 100000;
   int sandbox_uid = 1000;               // uid/gid of the program inside

@@ -291,7 +291,8 @@ def warm_up():
 def main():
     drop_inheritable_privileges()
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
-    warm_up()
+    if CFG["warm_up"]:
+        warm_up()
     # Forked children would otherwise copy most of the heap: the collector touches every object's header.
     gc.collect()
     gc.freeze()
