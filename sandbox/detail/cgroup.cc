@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -320,8 +321,11 @@ Status RunCgroup::Remove() {
   if (removed_) return Status::Ok();
   removed_ = true;
   // A fork bomb can race the kill loop, but pids.max bounds it and every pass removes what it saw; the
-  // processes also die with PID 1 of their namespace. 2 s is far above the few ms this takes.
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  // processes also die with PID 1 of their namespace. This takes a few ms on an idle machine, but a
+  // hundred concurrent fork bombs on 2 loaded cores took over 2 s to exit (hostile suite), so the
+  // bound is 10 s, with a growing pause between passes so that waiting does not compete with the exits.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto pause = std::chrono::microseconds(200);
   Status result;
   for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
     const std::string& d = *it;
@@ -333,7 +337,8 @@ Status RunCgroup::Remove() {
         result = IoError("cgroup: rmdir " + d + ": " + std::strerror(errno));
         break;
       }
-      std::this_thread::sleep_for(std::chrono::microseconds(200));
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::microseconds(20000));
     }
   }
   return result;
