@@ -17,6 +17,9 @@
 #include "engine/engine.h"
 #include "engine/text/bpe_train.h"
 #include "engine/text/chat_template.h"
+#ifdef K2GEN_IN_PROCESS
+#include "engine/gen/openai_server.h"
+#endif
 
 extern char** environ;
 
@@ -29,6 +32,14 @@ struct Server {
   pid_t pid = -1;
   int port = 0;
   std::string dir;
+#ifdef K2GEN_IN_PROCESS
+  // The same service `k2gym serve` runs, in this process (the binary variant spawns k2gym instead).
+  std::unique_ptr<engine::Model<float>> model;
+  std::optional<text::Tokenizer> tok;
+  std::unique_ptr<gen::Generator> gen;
+  std::unique_ptr<gen::OpenAiService> svc;
+  std::unique_ptr<http::Server> http;
+#endif
 };
 
 Server* g_server = nullptr;
@@ -108,6 +119,30 @@ class ServeTest : public ::testing::Test {
     ASSERT_TRUE((*model)->SaveSafetensors(g_server->dir + "/ckpt/model.safetensors").ok());
     ASSERT_TRUE(fs::exists(g_server->dir + "/ckpt/config.json"));
 
+#ifdef K2GEN_IN_PROCESS
+    {
+      Server& S = *g_server;
+      S.model = std::move(*engine::Model<float>::Create(*cfg, 1));
+      ASSERT_TRUE(S.model->LoadSafetensors(S.dir + "/ckpt/model.safetensors").ok());
+      auto t = text::Tokenizer::Load(S.dir + "/tok");
+      ASSERT_TRUE(t.ok());
+      S.tok.emplace(std::move(*t));
+      gen::GeneratorOptions go;
+      go.tokenizer = &*S.tok;
+      auto g = gen::Generator::Create(S.model.get(), go);
+      ASSERT_TRUE(g.ok());
+      S.gen = std::move(*g);
+      gen::OpenAiOptions oo;
+      oo.http.max_body_bytes = 65536;
+      oo.default_max_tokens = 64;
+      S.svc = std::make_unique<gen::OpenAiService>(S.gen.get(), &*S.tok, oo);
+      auto h = S.svc->Listen();
+      ASSERT_TRUE(h.ok()) << h.status().ToString();
+      S.http = std::move(*h);
+      S.port = S.http->port();
+      return;
+    }
+#endif
     int out[2];
     ASSERT_EQ(pipe(out), 0);
     posix_spawn_file_actions_t fa;
@@ -133,6 +168,9 @@ class ServeTest : public ::testing::Test {
     ASSERT_GT(g_server->port, 0) << line;
   }
   static void TearDownTestSuite() {
+#ifdef K2GEN_IN_PROCESS
+    if (g_server->http) g_server->http->Stop();
+#endif
     if (g_server->pid > 0) {
       kill(g_server->pid, SIGTERM);
       int st = 0;
@@ -280,6 +318,7 @@ TEST_F(ServeTest, MalformedRequestsGet4xxAndServerKeepsServing) {
 }  // namespace
 }  // namespace k2
 
+#ifndef K2GEN_IN_PROCESS
 namespace k2 {
 namespace {
 
@@ -309,3 +348,4 @@ TEST(GenerateCli, MissingModelIsAUsageError) {
 
 }  // namespace
 }  // namespace k2
+#endif  // K2GEN_IN_PROCESS
