@@ -380,6 +380,11 @@ struct Generator::Impl {
     Sample& s = j.out.samples[static_cast<size_t>(r.sample)];
     float lp = 0, plp = 0;
     const int32_t tok = SampleToken(lg, cfg.vocab_size, j.req.sampling, r.rng.Uniform(), &scratch, &lp, &plp);
+    if (s.tokens.empty()) {  // sized once, so the decode loop does not reallocate the outputs
+      s.tokens.reserve(static_cast<size_t>(j.max_new));
+      s.logprobs.reserve(static_cast<size_t>(j.max_new));
+      s.policy_logprobs.reserve(static_cast<size_t>(j.max_new));
+    }
     s.tokens.push_back(tok);
     s.logprobs.push_back(lp);
     s.policy_logprobs.push_back(plp);
