@@ -2,7 +2,9 @@
 // checks from ToolEnv, seeded faults), the world index with cached tool tables, registry factory.
 #include "agents/synthetic_env.h"
 
+#include "agents/python_tool.h"
 #include "core/store.h"
+#include "sandbox/sandbox.h"
 #include "core/thread_pool.h"
 #include "toolgen/synth/database.h"
 #include "toolgen/synth/store.h"
@@ -33,16 +35,18 @@ std::shared_ptr<const Domain> SyntheticWorld::Find(const std::string& path) cons
   return it == by_path_.end() ? nullptr : it->second;
 }
 
-Expected<std::shared_ptr<const ToolTable>> SyntheticWorld::Tools(const std::string& path) const {
+Expected<std::shared_ptr<const ToolTable>> SyntheticWorld::Tools(const std::string& path, bool with_python) const {
   std::lock_guard<std::mutex> lock(mu_);
-  auto it = tables_.find(path);
+  const std::string key = with_python ? path + "\n+python" : path;
+  auto it = tables_.find(key);
   if (it != tables_.end()) return it->second;
   auto d = Find(path);
   if (!d) return NotFound("synthetic world: no domain " + json(path).dump());
   std::vector<toolgen::ToolSpec> specs;
   for (const auto& op : d->ops) specs.push_back(toolgen::synth::ToToolSpec(*d, op));
+  if (with_python) specs.push_back(PythonToolSpec());
   K2_ASSIGN_OR_RETURN(auto table, ToolTable::Compile(std::move(specs), d->path + " tools"));
-  tables_[path] = table;
+  tables_[key] = table;
   return table;
 }
 
@@ -57,8 +61,12 @@ std::string DomainSystemPrompt(const Domain& d, const json& db) {
   return p;
 }
 
-SyntheticEnv::SyntheticEnv(std::shared_ptr<const SyntheticWorld> world, SyntheticEnvConfig config)
-    : ToolEnv(config.max_steps), world_(std::move(world)), config_(config) {}
+SyntheticEnv::SyntheticEnv(std::shared_ptr<const SyntheticWorld> world, SyntheticEnvConfig config,
+                           sandbox::Sandbox* sandbox)
+    : ToolEnv(config.max_steps), world_(std::move(world)), config_(config) {
+  if (config_.python && sandbox)
+    python_ = std::make_unique<PythonTool>(sandbox, config_.python_wall_s, config_.python_memory_mb);
+}
 
 SyntheticEnv::~SyntheticEnv() { Close(); }
 
@@ -72,7 +80,9 @@ Expected<std::vector<Message>> SyntheticEnv::OnReset(uint64_t seed, const json& 
     return NotFound("task " + parsed.id + ": domain " + json(parsed.domain).dump() +
                     " is not in this synthetic world (was the task generated from another catalog?)");
   }
-  K2_ASSIGN_OR_RETURN(auto table, world_->Tools(parsed.domain));
+  if (config_.python && !python_)
+    return InvalidArgument("synthetic env: python is enabled but no sandbox was given");
+  K2_ASSIGN_OR_RETURN(auto table, world_->Tools(parsed.domain, config_.python));
   SetToolTable(std::move(table));
   sim_ = std::make_unique<toolgen::synth::ToolSimulator>(
       d, parsed.initial_db, toolgen::synth::FaultConfig{config_.transient_rate, config_.timeout_rate}, seed);
@@ -83,6 +93,7 @@ Expected<std::vector<Message>> SyntheticEnv::OnReset(uint64_t seed, const json& 
 
 Expected<ToolOutcome> SyntheticEnv::Invoke(const std::string& tool, const json& arguments) {
   if (!sim_) return FailedPrecondition("synthetic env: no episode");
+  if (python_ && tool == "python") return python_->Run(arguments);
   auto r = sim_->Call(tool, arguments);
   if (!r.ok()) return ToolOutcome{"error: " + r.error + ": " + r.message, std::nullopt, true};
   // Canonical text: the observation is byte-identical across runs (exports are compared bytewise).
@@ -107,6 +118,19 @@ Expected<std::shared_ptr<const SyntheticWorld>> CachedWorld(const json& source) 
   }
   cache[key] = w;
   return w;
+}
+
+// One sandbox for every registry-made synthetic env with python (zygotes are a process-wide resource).
+Expected<sandbox::Sandbox*> SharedSandbox() {
+  static std::mutex mu;
+  static std::unique_ptr<sandbox::Sandbox>* sb = new std::unique_ptr<sandbox::Sandbox>();
+  std::lock_guard<std::mutex> lock(mu);
+  if (!*sb) {
+    auto s = sandbox::Sandbox::Create(sandbox::SandboxConfig{});
+    if (!s.ok()) return s.status().Context("synthetic env: starting the sandbox for the python tool");
+    *sb = std::move(*s);
+  }
+  return sb->get();
 }
 
 }  // namespace
@@ -135,7 +159,11 @@ Status RegisterSyntheticEnv(EnvRegistry& registry) {
     SyntheticEnvConfig cfg;
     K2_RETURN_IF_ERROR(config::Reader::Read(rest, cfg, "synthetic", "config", false));
     K2_ASSIGN_OR_RETURN(auto world, CachedWorld(source));
-    return std::unique_ptr<Env>(std::make_unique<SyntheticEnv>(world, cfg));
+    sandbox::Sandbox* sb = nullptr;
+    if (cfg.python) {
+      K2_ASSIGN_OR_RETURN(sb, SharedSandbox());
+    }
+    return std::unique_ptr<Env>(std::make_unique<SyntheticEnv>(world, cfg, sb));
   });
 }
 

@@ -20,7 +20,13 @@ class Db;
 class ThreadPool;
 }  // namespace k2
 
+namespace k2::sandbox {
+class Sandbox;
+}
+
 namespace k2::agents {
+
+class PythonTool;  // agents/python_tool.h
 
 // The domains tasks refer to (by path), with each domain's compiled tool table built once on first use.
 // Thread safety: immutable domains; Tools() is internally locked. Share one world between all envs.
@@ -36,7 +42,7 @@ class SyntheticWorld {
   std::shared_ptr<const toolgen::synth::Domain> Find(const std::string& path) const;
   const std::vector<std::shared_ptr<const toolgen::synth::Domain>>& domains() const { return domains_; }
   // The domain's tools (ToToolSpec of every op), compiled once. NotFound for an unknown domain.
-  Expected<std::shared_ptr<const ToolTable>> Tools(const std::string& path) const;
+  Expected<std::shared_ptr<const ToolTable>> Tools(const std::string& path, bool with_python = false) const;
 
  private:
   std::vector<std::shared_ptr<const toolgen::synth::Domain>> domains_;
@@ -54,6 +60,9 @@ struct SyntheticEnvConfig {
   double transient_rate = 0;  // tool-simulator fault rates (the executor's own seeded stream)
   double timeout_rate = 0;
   int max_steps = 1000;       // ToolEnv step limit (the episode runner has its own budgets)
+  bool python = false;        // offer the sandboxed `python` tool (needs a sandbox)
+  double python_wall_s = 5;   // limits of one `python` run
+  int64_t python_memory_mb = 256;
   template <class V>
   void Visit(V& v) {
     v("transient_rate", transient_rate, "probability that a tool call fails with a retryable 'transient' error",
@@ -61,6 +70,9 @@ struct SyntheticEnvConfig {
     v("timeout_rate", timeout_rate, "probability that a tool call fails with 'timeout' (nothing changed)",
       {.min = 0, .max = 1});
     v("max_steps", max_steps, "tool-call steps after which the environment truncates", {.min = 1, .max = 1000000});
+    v("python", python, "offer the sandboxed `python` code-execution tool to the agent");
+    v("python_wall_s", python_wall_s, "wall/CPU-time limit of one `python` tool run (s)", {.min = 0.05, .max = 600});
+    v("python_memory_mb", python_memory_mb, "memory limit of one `python` tool run (MiB)", {.min = 16, .max = 65536});
   }
 };
 
@@ -70,7 +82,9 @@ struct SyntheticEnvConfig {
 // Thread safety: as Env (one thread at a time).
 class SyntheticEnv : public ToolEnv {
  public:
-  SyntheticEnv(std::shared_ptr<const SyntheticWorld> world, SyntheticEnvConfig config);
+  // `sandbox` (not owned, may be null) runs the `python` tool when config.python is set; InvalidArgument
+  // at reset when python is enabled without one.
+  SyntheticEnv(std::shared_ptr<const SyntheticWorld> world, SyntheticEnvConfig config, sandbox::Sandbox* sandbox = nullptr);
   ~SyntheticEnv() override;
   json State() const override;
   // The task of the current episode (null before the first reset).
@@ -85,10 +99,12 @@ class SyntheticEnv : public ToolEnv {
   SyntheticEnvConfig config_;
   std::optional<toolgen::synth::Task> task_;
   std::unique_ptr<toolgen::synth::ToolSimulator> sim_;
+  std::unique_ptr<PythonTool> python_;
 };
 
 // Registers the `synthetic` kind. Its config: SyntheticEnvConfig keys plus either "db": STORE (rebuild
-// the stored catalog) or "seed"/"count" (synthesize). Worlds are cached per source within the process.
+// the stored catalog) or "seed"/"count" (synthesize). Worlds are cached per source within the process;
+// with "python": true a process-wide sandbox (default SandboxConfig) is started on first use.
 Status RegisterSyntheticEnv(EnvRegistry& registry);
 
 }  // namespace k2::agents

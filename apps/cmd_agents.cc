@@ -1,0 +1,244 @@
+// `k2gym simulate`: synthetic tasks -> episodes (policy <-> env <-> simulated user) -> judge -> store and
+// exports (OpenAI JSONL, Kimi-K2 tokens). Registers the agents' run-config sections.
+#include <cstdio>
+#include <optional>
+
+#include "agents/engine_policy.h"
+#include "agents/episode.h"
+#include "agents/export.h"
+#include "agents/http_policy.h"
+#include "agents/judge.h"
+#include "agents/llm_user.h"
+#include "agents/scripted_policies.h"
+#include "agents/scripted_user.h"
+#include "agents/synthetic_env.h"
+#include "apps/cli.h"
+#include "core/store.h"
+#include "core/thread_pool.h"
+#include "engine/engine.h"
+#include "engine/gen/generator.h"
+#include "engine/text/tokenizer.h"
+#include "toolgen/synth/store.h"
+
+namespace k2::app {
+
+K2_CONFIG_SECTION("episode", agents::EpisodeLimits, "Episode budgets and sampling of `k2gym simulate` (agents/episode.h)");
+K2_CONFIG_SECTION("oracle", agents::OracleConfig, "Imperfections of the oracle policy (agents/scripted_policies.h)");
+K2_CONFIG_SECTION("scripted_user", agents::ScriptedUserConfig, "The scripted simulated user (agents/scripted_user.h)");
+K2_CONFIG_SECTION("judge", agents::JudgeConfig, "Rubric filtering of simulated trajectories (agents/judge.h)");
+K2_CONFIG_SECTION("openai", agents::HttpPolicyConfig,
+                  "OpenAI-compatible HTTP policy/user/judge (agents/http_policy.h); URL from --policy/--user openai:URL");
+K2_CONFIG_SECTION("synthetic_env", agents::SyntheticEnvConfig, "The `synthetic` environment kind (agents/synthetic_env.h)");
+
+namespace {
+
+struct SimArgs {
+  std::string tasks, policy = "oracle", user = "scripted", judge_llm, out, tokens_out, tokenizer;
+  int64_t episodes = 0;
+  int threads = 0;
+  bool keep_all = false, no_store = false;
+  // engine:CKPT generator sizing
+  int64_t max_batch = 32;
+} g_sim;
+
+bool StartsWith(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
+
+Expected<std::unique_ptr<agents::HttpPolicy>> MakeHttp(Context& ctx, const std::string& url) {
+  K2_ASSIGN_OR_RETURN(auto cfg, config::Get<agents::HttpPolicyConfig>(ctx.config, "openai"));
+  cfg.base_url = url;
+  return agents::HttpPolicy::Create(cfg);
+}
+
+// What an engine policy needs alive while episodes run.
+struct EngineParts {
+  std::unique_ptr<engine::Model<float>> model;
+  std::optional<text::Tokenizer> tokenizer;
+  std::unique_ptr<gen::Generator> generator;
+};
+
+Expected<std::unique_ptr<agents::Policy>> MakePolicy(Context& ctx, EngineParts& eng) {
+  const std::string& p = g_sim.policy;
+  if (p == "oracle") {
+    K2_ASSIGN_OR_RETURN(auto cfg, config::Get<agents::OracleConfig>(ctx.config, "oracle"));
+    return std::unique_ptr<agents::Policy>(std::make_unique<agents::OracleTaskPolicy>(cfg));
+  }
+  if (p == "random") return std::unique_ptr<agents::Policy>(std::make_unique<agents::RandomPolicy>());
+  if (StartsWith(p, "openai:")) {
+    K2_ASSIGN_OR_RETURN(auto h, MakeHttp(ctx, p.substr(7)));
+    return std::unique_ptr<agents::Policy>(std::move(h));
+  }
+  if (StartsWith(p, "engine:")) {
+    const std::string ckpt = p.substr(7);
+    if (g_sim.tokenizer.empty()) return InvalidArgument("--policy engine:CKPT needs --tokenizer DIR");
+    K2_ASSIGN_OR_RETURN(engine::ModelConfig mc, engine::LoadModelConfig(ckpt + "/config.json"));
+    K2_ASSIGN_OR_RETURN(eng.model, engine::Model<float>::Create(mc, ctx.g.seed));
+    K2_RETURN_IF_ERROR(eng.model->LoadSafetensors(ckpt + "/model.safetensors"));
+    K2_ASSIGN_OR_RETURN(text::Tokenizer t, text::Tokenizer::Load(g_sim.tokenizer));
+    eng.tokenizer = std::move(t);
+    gen::GeneratorOptions o;
+    o.tokenizer = &*eng.tokenizer;
+    o.max_batch_sequences = g_sim.max_batch;
+    o.max_sequences = std::max<int64_t>(64, 2 * g_sim.max_batch);
+    o.max_batch_tokens = std::max<int64_t>(512, g_sim.max_batch);
+    K2_ASSIGN_OR_RETURN(eng.generator, gen::Generator::Create(eng.model.get(), o));
+    K2_ASSIGN_OR_RETURN(auto ep, agents::EnginePolicy::Create(eng.generator.get(), &*eng.tokenizer));
+    return std::unique_ptr<agents::Policy>(std::move(ep));
+  }
+  return InvalidArgument("--policy: expected oracle|random|openai:URL|engine:CKPT, got " + json(p).dump());
+}
+
+Expected<std::unique_ptr<agents::UserSimulator>> MakeUser(Context& ctx, std::unique_ptr<agents::Policy>& user_llm) {
+  const std::string& u = g_sim.user;
+  if (u == "scripted") {
+    K2_ASSIGN_OR_RETURN(auto cfg, config::Get<agents::ScriptedUserConfig>(ctx.config, "scripted_user"));
+    return std::unique_ptr<agents::UserSimulator>(std::make_unique<agents::ScriptedUser>(cfg));
+  }
+  if (StartsWith(u, "openai:")) {
+    K2_ASSIGN_OR_RETURN(auto h, MakeHttp(ctx, u.substr(7)));
+    user_llm = std::move(h);
+    return std::unique_ptr<agents::UserSimulator>(std::make_unique<agents::LlmUser>(user_llm.get(), u));
+  }
+  return InvalidArgument("--user: expected scripted|openai:URL, got " + json(u).dump());
+}
+
+int Simulate(Context& ctx) {
+  auto limits = config::Get<agents::EpisodeLimits>(ctx.config, "episode");
+  if (!limits.ok()) return Fail(limits.status());
+  auto judge_cfg = config::Get<agents::JudgeConfig>(ctx.config, "judge");
+  if (!judge_cfg.ok()) return Fail(judge_cfg.status());
+  auto env_cfg = config::Get<agents::SyntheticEnvConfig>(ctx.config, "synthetic_env");
+  if (!env_cfg.ok()) return Fail(env_cfg.status());
+  auto db = ctx.OpenDb();
+  if (!db.ok()) return Fail(db.status());
+
+  // Tasks: a tau2 JSON array (`toolgen tasks --out`), else the store's tasks.
+  std::vector<std::shared_ptr<const agents::EpisodeTask>> tasks;
+  if (!g_sim.tasks.empty()) {
+    auto j = ReadJsonFile(g_sim.tasks);
+    if (!j.ok()) return Fail(j.status());
+    if (!j->is_array()) return Fail(InvalidArgument(g_sim.tasks + ": expected a JSON array of tau2 tasks"));
+    for (size_t i = 0; i < j->size(); ++i) {
+      auto t = toolgen::synth::TaskFromTau2((*j)[i], g_sim.tasks + "[" + std::to_string(i) + "]");
+      if (!t.ok()) return Fail(t.status());
+      tasks.push_back(agents::EpisodeTask::FromSynth(std::move(*t)));
+    }
+  } else {
+    auto ts = toolgen::synth::LoadTasks(db->get());
+    if (!ts.ok()) return Fail(ts.status());
+    for (auto& t : *ts) tasks.push_back(agents::EpisodeTask::FromSynth(std::move(t)));
+  }
+  if (tasks.empty()) return Fail(InvalidArgument("no tasks: give --tasks FILE or run `k2gym toolgen tasks` first"));
+  ThreadPool build_pool(0);
+  auto world = agents::SyntheticWorld::FromStore(db->get(), &build_pool);
+  if (!world.ok()) return Fail(world.status());
+  for (const auto& t : tasks)
+    if (!(*world)->Find(t->domain))
+      return Fail(InvalidArgument("task " + t->id + ": domain " + t->domain +
+                                  " is not in the store's catalog (tasks generated from another `toolgen synth`?)"));
+
+  EngineParts eng;
+  auto policy = MakePolicy(ctx, eng);
+  if (!policy.ok()) return Fail(policy.status());
+  std::unique_ptr<agents::Policy> user_llm, judge_llm;
+  auto user = MakeUser(ctx, user_llm);
+  if (!user.ok()) return Fail(user.status());
+  if (!g_sim.judge_llm.empty()) {
+    if (!StartsWith(g_sim.judge_llm, "openai:")) return Fail(InvalidArgument("--judge-llm: expected openai:URL"));
+    auto h = MakeHttp(ctx, g_sim.judge_llm.substr(7));
+    if (!h.ok()) return Fail(h.status());
+    judge_llm = std::move(*h);
+  }
+  std::optional<text::Tokenizer> tok;
+  if (!g_sim.tokens_out.empty()) {
+    if (g_sim.tokenizer.empty()) return Fail(InvalidArgument("--tokens-out needs --tokenizer DIR"));
+    auto t = text::Tokenizer::Load(g_sim.tokenizer);
+    if (!t.ok()) return Fail(t.status());
+    tok = std::move(*t);
+  }
+
+  const int64_t n = g_sim.episodes > 0 ? g_sim.episodes : static_cast<int64_t>(tasks.size());
+  std::vector<agents::EpisodeJob> jobs;
+  for (int64_t i = 0; i < n; ++i)
+    jobs.push_back({tasks[i % tasks.size()], static_cast<int>(i / static_cast<int64_t>(tasks.size()))});
+  std::map<std::string, const agents::EpisodeTask*> by_id;
+  for (const auto& t : tasks) by_id[t->id] = t.get();
+
+  agents::Judge judge(*judge_cfg, judge_llm.get());
+  agents::JudgeSummary summary;
+  std::mutex mu;
+  agents::RunOptions opt{.threads = g_sim.threads, .seed = ctx.g.seed, .limits = *limits,
+                         .progress_label = ctx.g.json ? "" : "simulate"};
+  opt.on_done = [&](agents::Trajectory& t) {
+    agents::Verdict v = judge.Apply(t, *by_id.at(t.task_id));
+    std::lock_guard<std::mutex> lock(mu);
+    summary.Add(v);
+  };
+  const agents::SyntheticEnvConfig ec = *env_cfg;
+  auto w = *world;
+  auto make_env = [w, ec]() -> Expected<std::unique_ptr<agents::Env>> {
+    return std::unique_ptr<agents::Env>(std::make_unique<agents::SyntheticEnv>(w, ec));
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  auto trajs = agents::RunEpisodes(jobs, make_env, **policy, user->get(), opt);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  std::map<std::string, int64_t> ends;
+  for (const auto& t : trajs) ends[t.end_reason]++;
+  if (!g_sim.no_store) {
+    auto run = CreateRun(db->get(), "simulate", g_sim.policy, ctx.config.dump());
+    if (!run.ok()) return Fail(run.status());
+    if (Status s = agents::SaveTrajectories(db->get(), *run, trajs); !s.ok()) return Fail(s);
+    (void)FinishRun(db->get(), *run, "ok");
+  }
+  std::vector<agents::Trajectory> out;
+  for (auto& t : trajs)
+    if (g_sim.keep_all || t.reward > 0) out.push_back(t);
+  if (!g_sim.out.empty())
+    if (Status s = agents::WriteOpenAIJsonl(g_sim.out, out); !s.ok()) return Fail(s);
+  if (tok)
+    if (Status s = agents::WriteKimiTokensJsonl(g_sim.tokens_out, out, *tok); !s.ok()) return Fail(s);
+
+  json ends_j = json::object();
+  for (auto& [k, v] : ends) ends_j[k] = v;
+  json result = {{"episodes", trajs.size()}, {"tasks", tasks.size()}, {"policy", (*policy)->name()},
+                 {"user", (*user)->name()}, {"seconds", secs}, {"episodes_per_s", secs > 0 ? trajs.size() / secs : 0.0},
+                 {"end_reasons", ends_j}, {"judge", summary.ToJson()}, {"exported", out.size()}};
+  if (!g_sim.out.empty()) result["out"] = g_sim.out;
+  if (ctx.g.json) {
+    ctx.PrintJson(result);
+  } else {
+    std::printf("simulated %zu episodes over %zu tasks in %.2f s (%.0f episodes/s); policy %s, user %s\n", trajs.size(),
+                tasks.size(), secs, result["episodes_per_s"].get<double>(), (*policy)->name().c_str(),
+                (*user)->name().c_str());
+    std::printf("end reasons:");
+    for (auto& [k, v] : ends) std::printf(" %s=%lld", k.c_str(), static_cast<long long>(v));
+    std::printf("\njudge: kept %lld, discarded %lld", static_cast<long long>(summary.kept),
+                static_cast<long long>(summary.discarded));
+    for (auto& [k, v] : summary.by_reason) std::printf(" %s=%lld", k.c_str(), static_cast<long long>(v));
+    std::printf("\n");
+    if (!g_sim.out.empty()) std::printf("wrote %zu trajectories to %s\n", out.size(), g_sim.out.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+K2_COMMAND("simulate", [](CLI::App& app, Context& ctx, Action* action) {
+  (void)ctx;
+  auto* c = app.add_subcommand("simulate", "Simulate multi-turn agent episodes on synthetic tasks, judge them, export SFT data");
+  c->add_option("--tasks", g_sim.tasks, "tau2 task JSON array (`k2gym toolgen tasks --out`); default: the store's tasks");
+  c->add_option("--policy", g_sim.policy, "oracle | random | openai:URL | engine:CKPT_DIR");
+  c->add_option("--user", g_sim.user, "scripted | openai:URL");
+  c->add_option("--judge-llm", g_sim.judge_llm, "optional LLM judge: openai:URL");
+  c->add_option("--episodes", g_sim.episodes, "episodes (cycles over the tasks; default one per task)")->check(CLI::Range(int64_t{1}, int64_t{100000000}));
+  c->add_option("--threads", g_sim.threads, "concurrent episodes (0: hardware threads)")->check(CLI::Range(0, 4096));
+  c->add_option("--out", g_sim.out, "OpenAI chat JSONL (messages + tools) of the kept trajectories");
+  c->add_option("--tokens-out", g_sim.tokens_out, "Kimi-K2 template tokens + loss masks JSONL (needs --tokenizer)");
+  c->add_option("--tokenizer", g_sim.tokenizer, "tokenizer directory (tiktoken.model [+ tokenizer.json])");
+  c->add_option("--max-batch", g_sim.max_batch, "engine policy: sequences decoded per step")->check(CLI::Range(1, 4096));
+  c->add_flag("--keep-all", g_sim.keep_all, "export discarded trajectories too");
+  c->add_flag("--no-store", g_sim.no_store, "do not save trajectories in the store");
+  c->callback([action] { *action = Simulate; });
+});
+
+}  // namespace k2::app
