@@ -154,7 +154,9 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
       rewards::BudgetDecision d;
       K2_ASSIGN_OR_RETURN(Rollout r, TrajectoryToRollout(t, cfg.budget, cfg.task_type,
                                                          static_cast<int64_t>(i) / cfg.rollouts_per_task, &d));
-      success += t.reward >= cfg.success_threshold ? 1 : 0;
+      // The task's own success (judge keep) when the collector records it, else the reward threshold.
+      auto ts = t.reward_components.find("task_success");
+      success += (ts != t.reward_components.end() ? ts->second >= 1.0 : t.reward >= cfg.success_threshold) ? 1 : 0;
       trunc += IsTruncation(t.end_reason) ? 1 : 0;
       failures += t.failures.empty() ? 0 : 1;
       over += d.over ? 1 : 0;

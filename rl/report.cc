@@ -150,11 +150,12 @@ std::string RenderReportHtml(const std::string& title, const RunMetrics& metrics
   json data = json::array();
   for (const auto& t : trajectories) data.push_back(t);
   std::string js = data.dump();
-  // "</" inside a <script> would end it early: escape the slash (still valid JSON for JS).
+  // Inside <script> the HTML parser looks for "</script" and "<!--": write every '<' as \u003c (the
+  // same string to JavaScript) so trajectory text can never end or confuse the script element.
   std::string safe;
-  for (size_t i = 0; i < js.size(); ++i) {
-    if (js[i] == '<' && i + 1 < js.size() && js[i + 1] == '/') safe += "<\\/", ++i;
-    else safe += js[i];
+  for (char c : js) {
+    if (c == '<') safe += "\\u003c";
+    else safe += c;
   }
   o << "<script>\nconst T = " << safe << ";\n"
     << "const pick = document.getElementById('pick'), view = document.getElementById('view'),"
