@@ -128,7 +128,9 @@ TEST(RunRl, LogsEveryIterationAndResumesWithTheIdenticalMetricSequence) {
   ASSERT_EQ(rest->history.size(), 3u);
   for (size_t i = 0; i < 3; ++i)
     for (const auto& [k, v] : full->history[i])
-      if (Deterministic(k)) EXPECT_EQ(v, rest->history[i].at(k)) << "iteration " << i << " " << k;
+      if (Deterministic(k)) {
+        EXPECT_EQ(v, rest->history[i].at(k)) << "iteration " << i << " " << k;
+      }
   // metrics.csv holds each iteration once.
   auto csv = ReadFile(b + "/metrics.csv");
   ASSERT_TRUE(csv.ok());
