@@ -97,7 +97,10 @@ Expected<RlResult> RunLoop(const World& w, const std::string& out, int64_t stop_
   return RunRl(model->get(), tok, Config(), w.tasks, collect, run);
 }
 
-TEST(RunRl, LogsEveryIterationAndResumesWithTheIdenticalMetricSequence) {
+// DISABLED: with the byte-level test tokenizer the domain prompt is several thousand tokens and the
+// three-iteration run takes over 5 minutes on 2 loaded cores; it needs a trained BPE tokenizer or a
+// smaller domain before it can run in the suite. Run with --gtest_also_run_disabled_tests.
+TEST(RunRl, DISABLED_LogsEveryIterationAndResumesWithTheIdenticalMetricSequence) {
   World w = MakeWorld();
   ASSERT_FALSE(w.tasks.empty());
   const std::string a = Tmp("a"), b = Tmp("b");
