@@ -1,6 +1,7 @@
 // Env helpers, the ToolEnv tool-call loop (validation, error messages, step limit, scorer) and the registry.
 #include "agents/env.h"
 
+#include "agents/episode.h"
 #include "agents/mcp_env.h"
 #include "agents/synthetic_env.h"
 #include "toolgen/schema.h"
@@ -16,6 +17,11 @@ json Env::OpenAITools() const {
   json out = json::array();
   for (const auto& t : Tools()) out.push_back(toolgen::ToOpenAITool(t));
   return out;
+}
+
+Expected<std::vector<Message>> Env::ResetTask(uint64_t seed, const std::shared_ptr<const EpisodeTask>& task) {
+  if (!task) return InvalidArgument("reset: null episode task");
+  return Reset(seed, task->env_task);
 }
 
 Expected<std::shared_ptr<const ToolTable>> ToolTable::Compile(std::vector<toolgen::ToolSpec> tools,
@@ -72,14 +78,34 @@ Expected<std::vector<Message>> ToolEnv::TaskMessages(const json& task, const std
   return out;
 }
 
-Expected<std::vector<Message>> ToolEnv::Reset(uint64_t seed, const json& task) {
-  K2_ASSIGN_OR_RETURN(auto first, OnReset(seed, task));
+void ToolEnv::Begin(const std::vector<Message>& first) {
   transcript_ = first;
-  task_ = task;
   steps_ = 0;
   started_ = true;
   done_ = false;
   broken_.clear();
+}
+
+const json& ToolEnv::ScorerTask() const { return episode_task_ ? episode_task_->env_task : task_; }
+
+Expected<std::vector<Message>> ToolEnv::OnResetTask(uint64_t seed, const std::shared_ptr<const EpisodeTask>& task) {
+  return OnReset(seed, task->env_task);
+}
+
+Expected<std::vector<Message>> ToolEnv::Reset(uint64_t seed, const json& task) {
+  K2_ASSIGN_OR_RETURN(auto first, OnReset(seed, task));
+  Begin(first);
+  task_ = task;
+  episode_task_.reset();
+  return first;
+}
+
+Expected<std::vector<Message>> ToolEnv::ResetTask(uint64_t seed, const std::shared_ptr<const EpisodeTask>& task) {
+  if (!task) return InvalidArgument("reset: null episode task");
+  K2_ASSIGN_OR_RETURN(auto first, OnResetTask(seed, task));
+  Begin(first);
+  task_ = nullptr;
+  episode_task_ = task;
   return first;
 }
 
@@ -98,7 +124,7 @@ Expected<StepResult> ToolEnv::Step(const Message& action) {
     done_ = true;
     r.reward = OnFinish(action);
     if (scorer_) {
-      auto s = scorer_(task_, transcript_);
+      auto s = scorer_(ScorerTask(), transcript_);
       if (s.ok()) {
         r.info["task_reward"] = *s;
         r.reward += *s;

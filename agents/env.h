@@ -16,6 +16,8 @@
 
 namespace k2::agents {
 
+struct EpisodeTask;  // agents/episode.h
+
 // What step() returns. The observation is the environment's answer to the action: one "tool" message per
 // tool call (in call order); empty when the action ended the episode.
 struct StepResult {
@@ -42,6 +44,11 @@ class Env {
   virtual ~Env() = default;
   // Starts an episode. `task` is environment-specific JSON; returns the initial messages (system, user).
   virtual Expected<std::vector<Message>> Reset(uint64_t seed, const json& task) = 0;
+  // Starts an episode of an already parsed task (the episode runner's entry point; `task` is non-null
+  // and outlives the episode). Must behave exactly as Reset(seed, task->env_task); the default does
+  // that. Environments that can use the parsed form override it to skip re-parsing and re-copying the
+  // task JSON per episode (synthetic: task->synth, shared, never copied).
+  virtual Expected<std::vector<Message>> ResetTask(uint64_t seed, const std::shared_ptr<const EpisodeTask>& task);
   // Applies one assistant message: its tool calls are executed; no tool calls = the final answer.
   virtual Expected<StepResult> Step(const Message& action) = 0;
   // Releases resources (server processes, files). Idempotent; the destructor calls it too.
@@ -95,6 +102,7 @@ struct ToolTable {
 class ToolEnv : public Env {
  public:
   Expected<std::vector<Message>> Reset(uint64_t seed, const json& task) final;
+  Expected<std::vector<Message>> ResetTask(uint64_t seed, const std::shared_ptr<const EpisodeTask>& task) final;
   Expected<StepResult> Step(const Message& action) final;
   std::vector<toolgen::ToolSpec> Tools() const final;
   json OpenAITools() const final;
@@ -114,6 +122,8 @@ class ToolEnv : public Env {
 
   // Restores the initial state for `task`; returns the first messages (default: TaskMessages(task)).
   virtual Expected<std::vector<Message>> OnReset(uint64_t seed, const json& task) = 0;
+  // ResetTask's hook: the same episode from the parsed task. Default: OnReset(seed, task->env_task).
+  virtual Expected<std::vector<Message>> OnResetTask(uint64_t seed, const std::shared_ptr<const EpisodeTask>& task);
   // Runs one validated tool call. A non-ok Status means the environment broke (server gone): the step
   // is truncated and later steps fail until reset. Tool-level failures go in ToolOutcome::is_error.
   virtual Expected<ToolOutcome> Invoke(const std::string& tool, const json& arguments) = 0;
@@ -130,6 +140,11 @@ class ToolEnv : public Env {
   static Expected<std::vector<Message>> TaskMessages(const json& task, const std::string& default_system);
 
  private:
+  // The bookkeeping shared by Reset and ResetTask once the first messages exist.
+  void Begin(const std::vector<Message>& first);
+  // The task JSON handed to the scorer: the episode task's env_task (ResetTask, shared) or task_.
+  const json& ScorerTask() const;
+
   // Validates and runs one call against `table`; appends the tool message to r and the transcript.
   void RunCall(const ToolTable& table, const ToolCall& call, bool user, StepResult& r, int& invalid,
                int& tool_errors);
@@ -138,7 +153,8 @@ class ToolEnv : public Env {
   std::shared_ptr<const ToolTable> table_ = std::make_shared<ToolTable>();
   std::shared_ptr<const ToolTable> user_table_;
   std::vector<Message> transcript_;
-  json task_;
+  json task_;                                         // Reset's task (copied: the caller's may die)
+  std::shared_ptr<const EpisodeTask> episode_task_;   // ResetTask's task (shared, not copied)
   int steps_ = 0;
   bool started_ = false;
   bool done_ = false;

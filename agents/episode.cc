@@ -147,8 +147,10 @@ class EpisodeLoop {
     if (t_.turns >= limits_.max_turns) return End("max_turns"), -1;
     if (Since(t0) > limits_.max_wall_s) return End("timeout"), -1;
     if (limits_.max_tokens > 0 && EpisodeTokens() >= limits_.max_tokens) return End("max_tokens"), -1;
-    PolicyRequest req{.messages = t_.messages,
-                      .tools = t_.tools,
+    // The conversation and tools are lent to the request (moved in, moved back after Act): Act takes
+    // the request by const reference, so they come back unchanged, and no turn copies the history.
+    PolicyRequest req{.messages = std::move(t_.messages),
+                      .tools = std::move(t_.tools),
                       .temperature = limits_.temperature,
                       .top_p = limits_.top_p,
                       .top_k = limits_.top_k,
@@ -159,6 +161,8 @@ class EpisodeLoop {
     auto t1 = Clock::now();
     auto pt = policy_.Act(req);
     t_.timings.policy_s += Since(t1);
+    t_.messages = std::move(req.messages);
+    t_.tools = std::move(req.tools);
     if (!pt.ok()) return End("policy_error", pt.status().ToString()), -1;
     ++t_.turns;
     for (const auto& r : pt->retries) t_.failures.push_back("turn " + std::to_string(t_.turns - 1) + ": retried: " + r);
@@ -186,9 +190,10 @@ class EpisodeLoop {
     t_.completion_tokens += pt->completion_tokens;
     last_prompt_tokens_ = pt->prompt_tokens;
     last_completion_tokens_ = pt->completion_tokens;
-    Message msg = std::move(pt->message);
-    msg.role = "assistant";
-    t_.messages.push_back(msg);
+    t_.messages.push_back(std::move(pt->message));
+    // Valid until the observations are appended below (they may reallocate t_.messages).
+    const Message& msg = t_.messages.back();
+    t_.messages.back().role = "assistant";
     if (limits_.max_tokens > 0 && EpisodeTokens() > limits_.max_tokens) return End("max_tokens"), -1;
     if (msg.tool_calls.empty()) {
       if (std::string r = AgentEndReason(msg.content); !r.empty()) return End(r), -1;
@@ -219,7 +224,7 @@ class EpisodeLoop {
 
   void Loop(Clock::time_point t0) {
     auto t1 = Clock::now();
-    auto first = env_.Reset(rng_.Fork("env").Next(), task_->env_task);
+    auto first = env_.ResetTask(rng_.Fork("env").Next(), task_);
     t_.timings.env_s += Since(t1);
     if (!first.ok()) return End("env_error", first.status().ToString());
     t_.messages = std::move(*first);

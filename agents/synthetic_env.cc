@@ -2,6 +2,7 @@
 // checks from ToolEnv, seeded faults), the world index with cached tool tables, registry factory.
 #include "agents/synthetic_env.h"
 
+#include "agents/episode.h"
 #include "agents/python_tool.h"
 #include "core/store.h"
 #include "sandbox/sandbox.h"
@@ -75,6 +76,17 @@ json SyntheticEnv::State() const { return sim_ ? sim_->db() : json(nullptr); }
 Expected<std::vector<Message>> SyntheticEnv::OnReset(uint64_t seed, const json& task) {
   const json& t = task.is_object() && task.contains("tau2") ? task["tau2"] : task;
   K2_ASSIGN_OR_RETURN(auto parsed, toolgen::synth::TaskFromTau2(t, "task"));
+  return Start(seed, std::make_shared<const toolgen::synth::Task>(std::move(parsed)));
+}
+
+Expected<std::vector<Message>> SyntheticEnv::OnResetTask(uint64_t seed, const std::shared_ptr<const EpisodeTask>& task) {
+  if (!task->synth) return OnReset(seed, task->env_task);
+  // Aliasing pointer: shares ownership of the EpisodeTask, points at its parsed task (no copy).
+  return Start(seed, std::shared_ptr<const toolgen::synth::Task>(task, &*task->synth));
+}
+
+Expected<std::vector<Message>> SyntheticEnv::Start(uint64_t seed, std::shared_ptr<const toolgen::synth::Task> task) {
+  const toolgen::synth::Task& parsed = *task;
   auto d = world_->Find(parsed.domain);
   if (!d) {
     return NotFound("task " + parsed.id + ": domain " + json(parsed.domain).dump() +
@@ -84,10 +96,11 @@ Expected<std::vector<Message>> SyntheticEnv::OnReset(uint64_t seed, const json& 
     return InvalidArgument("synthetic env: python is enabled but no sandbox was given");
   K2_ASSIGN_OR_RETURN(auto table, world_->Tools(parsed.domain, config_.python));
   SetToolTable(std::move(table));
+  // The episode's one copy of the database: the executor mutates its own.
   sim_ = std::make_unique<toolgen::synth::ToolSimulator>(
       d, parsed.initial_db, toolgen::synth::FaultConfig{config_.transient_rate, config_.timeout_rate}, seed);
   std::vector<Message> first = {{.role = "system", .content = DomainSystemPrompt(*d, parsed.initial_db)}};
-  task_ = std::move(parsed);
+  task_ = std::move(task);
   return first;
 }
 

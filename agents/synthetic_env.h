@@ -79,6 +79,9 @@ struct SyntheticEnvConfig {
 // Reset(seed, task): `task` is a tau2 task JSON as `k2gym toolgen tasks --out` writes it (or the
 // {"tau2": {...}} wrapper). The first messages are the system prompt only: the simulated user speaks
 // first. The tool-simulator faults are drawn from `seed`. State() is the current database.
+// ResetTask (the episode runner's path) uses the EpisodeTask's parsed `synth` task as is (shared, not
+// re-parsed; the database is copied once, into the executor) and falls back to parsing env_task when
+// the task has no `synth`; both paths give the same episode (tested).
 // Thread safety: as Env (one thread at a time).
 class SyntheticEnv : public ToolEnv {
  public:
@@ -88,16 +91,20 @@ class SyntheticEnv : public ToolEnv {
   ~SyntheticEnv() override;
   json State() const override;
   // The task of the current episode (null before the first reset).
-  const toolgen::synth::Task* task() const { return task_ ? &*task_ : nullptr; }
+  const toolgen::synth::Task* task() const { return task_.get(); }
 
  protected:
   Expected<std::vector<Message>> OnReset(uint64_t seed, const json& task) override;
+  Expected<std::vector<Message>> OnResetTask(uint64_t seed, const std::shared_ptr<const EpisodeTask>& task) override;
   Expected<ToolOutcome> Invoke(const std::string& tool, const json& arguments) override;
 
  private:
   std::shared_ptr<const SyntheticWorld> world_;
   SyntheticEnvConfig config_;
-  std::optional<toolgen::synth::Task> task_;
+  // Starts the episode of a parsed task (both reset paths end here).
+  Expected<std::vector<Message>> Start(uint64_t seed, std::shared_ptr<const toolgen::synth::Task> task);
+
+  std::shared_ptr<const toolgen::synth::Task> task_;  // shared with the EpisodeTask on ResetTask
   std::unique_ptr<toolgen::synth::ToolSimulator> sim_;
   std::unique_ptr<PythonTool> python_;
 };

@@ -77,6 +77,53 @@ TEST(Episode, TransientToolFailuresAreRetried) {
   EXPECT_GT(faults, 10);  // the fault rates above make this all but certain; the seed fixes it
 }
 
+// The slow reference of the runner's reset fast path: an Env that only has the JSON Reset (the base
+// ResetTask forwards env_task to it, so the synthetic env re-parses the tau2 JSON every episode).
+class JsonResetOnly : public Env {
+ public:
+  explicit JsonResetOnly(std::unique_ptr<Env> inner) : inner_(std::move(inner)) {}
+  Expected<std::vector<Message>> Reset(uint64_t seed, const json& task) override { return inner_->Reset(seed, task); }
+  Expected<StepResult> Step(const Message& action) override { return inner_->Step(action); }
+  std::vector<toolgen::ToolSpec> Tools() const override { return inner_->Tools(); }
+  json OpenAITools() const override { return inner_->OpenAITools(); }
+  json State() const override { return inner_->State(); }
+
+ private:
+  std::unique_ptr<Env> inner_;
+};
+
+TEST(Episode, ParsedTaskResetMatchesTheJsonResetPath) {
+  OracleTaskPolicy oracle({.clarify_rate = 0.5, .error_rate = 0.5, .distractor_rate = 0.5, .max_retries = 50});
+  ScriptedUser user;
+  const SyntheticEnvConfig cfg{.transient_rate = 0.2, .timeout_rate = 0.1};
+  RunOptions opt{.threads = 2, .seed = 21, .limits = {.max_turns = 200, .max_tool_calls = 400}};
+  auto fast = RunEpisodes(Jobs(2), Maker(cfg), oracle, &user, opt);
+  EnvMaker slow_maker = [cfg]() -> Expected<std::unique_ptr<Env>> {
+    return std::unique_ptr<Env>(std::make_unique<JsonResetOnly>(std::make_unique<SyntheticEnv>(TestWorld().world, cfg)));
+  };
+  auto slow = RunEpisodes(Jobs(2), slow_maker, oracle, &user, opt);
+  ASSERT_EQ(fast.size(), slow.size());
+  int faults = 0;
+  for (size_t i = 0; i < fast.size(); ++i) {
+    EXPECT_EQ(Stable(fast[i]), Stable(slow[i])) << fast[i].task_id;
+    for (const auto& c : fast[i].tool_calls) faults += c.is_error;
+  }
+  EXPECT_GT(faults, 0);  // the comparison covers faulted and retried calls too
+
+  // Directly: both resets give the same first messages, tools and state, and the env's task is the
+  // EpisodeTask's own parsed task (shared, not copied).
+  for (const auto& task : TestWorld().tasks) {
+    SyntheticEnv a(TestWorld().world, cfg), b(TestWorld().world, cfg);
+    auto ma = a.ResetTask(9, task);
+    auto mb = b.Reset(9, task->env_task);
+    ASSERT_TRUE(ma.ok() && mb.ok()) << task->id;
+    EXPECT_EQ(k2::ToJson(*ma), k2::ToJson(*mb));
+    EXPECT_EQ(a.OpenAITools(), b.OpenAITools());
+    EXPECT_EQ(a.State(), b.State());
+    EXPECT_EQ(a.task(), &*task->synth);
+  }
+}
+
 TEST(Episode, SameSeedReplaysIdenticallyWhateverTheThreadCount) {
   OracleTaskPolicy oracle;  // default imperfection rates: diverse episodes
   ScriptedUser user;
