@@ -45,7 +45,7 @@ struct Server {
 
 Server* g_server = nullptr;
 
-std::string Run(const std::string& cmd) {
+std::string RunShell(const std::string& cmd) {
   std::string out;
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return out;
@@ -64,7 +64,7 @@ std::pair<int, std::string> Curl(const std::string& method, const std::string& p
   std::string cmd = "curl -s -N --max-time 60 -X " + method + " " + extra + " -w '\\n%{http_code}' ";
   if (!body.empty() || method == "POST") cmd += "-H 'Content-Type: application/json' --data-binary @" + bf + " ";
   cmd += "http://127.0.0.1:" + std::to_string(g_server->port) + path;
-  std::string out = Run(cmd);
+  std::string out = RunShell(cmd);
   size_t nl = out.rfind('\n');
   if (nl == std::string::npos) return {0, out};
   return {std::atoi(out.c_str() + nl + 1), out.substr(0, nl)};
@@ -329,7 +329,7 @@ TEST(GenerateCli, GreedyByteLevelGenerationIsDeterministic) {
   const std::string cmd = Bin() + " generate --model " + std::string(K2GYM_SOURCE_DIR) +
                           "/configs/models/small.json --prompt 'Once upon' --temperature 0 --max-tokens 6 -n 2 "
                           "--db /tmp/k2gym_gen_cli_test.db --json 2>&1";
-  std::string a = Run(cmd), b = Run(cmd);
+  std::string a = RunShell(cmd), b = RunShell(cmd);
   auto j = json::parse(a, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << a;
   EXPECT_EQ(a, b);
@@ -343,7 +343,7 @@ TEST(GenerateCli, GreedyByteLevelGenerationIsDeterministic) {
 TEST_F(ServeTest, ChatCommandRunsToolTurns) {
   std::string tools = g_server->dir + "/tools.json";
   { std::ofstream(tools) << kTools; }
-  std::string out = Run("printf 'Weather in Paris?\\n/tool sunny\\n' | " + Bin() + " chat --ckpt " + g_server->dir +
+  std::string out = RunShell("printf 'Weather in Paris?\\n/tool sunny\\n' | " + Bin() + " chat --ckpt " + g_server->dir +
                         "/ckpt --tokenizer " + g_server->dir + "/tok --tools " + tools +
                         " --temperature 0 --max-tokens 40 --db " + g_server->dir + "/c.db --json 2>/dev/null");
   std::istringstream in(out);
@@ -361,7 +361,7 @@ TEST_F(ServeTest, ChatCommandRunsToolTurns) {
 TEST(GenerateCli, MissingModelIsAUsageError) {
   int st = system((Bin() + " generate --prompt x --db /tmp/k2gym_gen_cli_test.db > /dev/null 2>&1").c_str());
   EXPECT_EQ(WEXITSTATUS(st), 2);
-  std::string out = Run(Bin() + " generate --model /nonexistent.json --prompt x --db /tmp/k2gym_gen_cli_test.db 2>&1");
+  std::string out = RunShell(Bin() + " generate --model /nonexistent.json --prompt x --db /tmp/k2gym_gen_cli_test.db 2>&1");
   EXPECT_NE(out.find("/nonexistent.json"), std::string::npos) << out;
 }
 
