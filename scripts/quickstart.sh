@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: CPU, one SQLite file, no server to start. Until the
-# trajectory -> SFT -> RL -> eval pipeline lands (issues [agents], [sft-rl], [eval]), this runs the
-# most end-to-end path k2gym has: the tool repository (real MCP corpus + synthetic domains with
-# executable tools and verified tasks), the sandbox, a verifier, and pretraining the small
-# DeepSeek-V3-architecture model with MuonClip.
+# SFT -> RL pipeline (scripts/pipeline.sh, issue [sft-rl]) is verified end to end, this runs the most
+# end-to-end path k2gym has: the tool repository (real MCP corpus + synthetic domains with executable
+# tools and verified tasks), oracle trajectories with a simulated user and judge, tau2-style evaluation,
+# the sandbox, a verifier, and pretraining the small DeepSeek-V3-architecture model with MuonClip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=build/default/apps/k2gym
@@ -28,6 +28,14 @@ $BIN toolgen synth --count 2000 --verify --db "$DB" --seed 1
 $BIN toolgen agents --db "$DB" --seed 1
 $BIN toolgen tasks --count 200 --db "$DB" --seed 1 --out "$OUT/tasks.tau2.json"
 $BIN toolgen stats --db "$DB"
+
+step "simulate oracle episodes (scripted user, judge-filtered) and export OpenAI-format trajectories"
+$BIN simulate --tasks "$OUT/tasks.tau2.json" --policy oracle --user scripted --episodes 100 \
+  --db "$DB" --seed 1 --out "$OUT/oracle.jsonl"
+
+step "evaluate the oracle and a random policy on the built-in held-out tau2-style suite"
+$BIN eval --suite builtin:heldout-small --policy oracle --trials 2 --k 1,2 --db "$DB"
+$BIN eval --suite builtin:heldout-small --policy random --trials 2 --k 1,2 --db "$DB"
 
 step "run untrusted code in the sandbox"
 printf 'import sys\nprint(sum(range(10**6)))\n' > "$OUT/hello.py"
