@@ -1,5 +1,5 @@
-// The `k2gym env` and `k2gym tools` commands end to end through the built binary (skips when the
-// binary was not built, e.g. when only this module's targets were).
+// The `k2gym env` and `k2gym tools` commands end to end through the built binary (a build dependency
+// of agents_tests: a missing binary fails the test).
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -37,7 +37,7 @@ Run Sh(const std::string& args) {
 class CliEnv : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!fs::exists(kBin)) GTEST_SKIP() << kBin << " not built";
+    ASSERT_TRUE(fs::exists(kBin)) << kBin << " not built (agents_tests depends on the k2gym target)";
     dir_ = fs::temp_directory_path() / ("k2gym_cli_env_" + std::to_string(getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_ / "dumps");

@@ -1,5 +1,5 @@
 // `k2gym simulate` end to end through the built binary: toolgen synth/tasks -> simulate -> store + JSONL;
-// the same seed gives byte-identical exports; usage errors are clear. Skips when the binary is not built.
+// the same seed gives byte-identical exports; usage errors are clear. The binary is a build dependency.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,7 +36,7 @@ Run Sh(const std::string& args) {
 class CliSimulate : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!fs::exists(kBin)) GTEST_SKIP() << kBin << " not built";
+    ASSERT_TRUE(fs::exists(kBin)) << kBin << " not built (agents_tests depends on the k2gym target)";
     dir_ = fs::temp_directory_path() / ("k2gym_cli_simulate_" + std::to_string(getpid()));
     fs::remove_all(dir_);
     fs::create_directories(dir_);
