@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -258,6 +259,22 @@ class Model {
   // Aux-loss-free balancing: bias_e += gamma * sign(mean_load - load_e) for every MoE layer, using the
   // loads of the last Forward.
   void UpdateRouterBias(double gamma);
+
+  // Data parallelism (engine/dist): optional callbacks inside a step, run on the calling thread.
+  //  grad_ready(i): during Backward, params()[i].g is final for this Backward (never written again
+  //    before the next ZeroGrad), so its bucket can be all-reduced while backward continues. Called
+  //    once per trainable parameter, in backward order (lm_head first, embed_tokens last).
+  //  reduce_stats(max_logits, load): at the end of Forward, to turn this rank's per-head max logits
+  //    and per-expert loads into the global ones (max / sum over ranks) before anyone reads them.
+  //  reduce_layer_max(head_max): in ReplayClipQk, a layer's per-head maxima before they are compared
+  //    with tau, so every rank clips the same heads.
+  struct DistHooks {
+    std::function<void(int64_t param_index)> grad_ready;
+    std::function<void(std::vector<std::vector<double>>& max_logits, std::vector<std::vector<int64_t>>& load)>
+        reduce_stats;
+    std::function<void(std::vector<double>& head_max)> reduce_layer_max;
+  };
+  void SetDistHooks(DistHooks hooks);  // empty hooks = single process
 
   // Weights as safetensors with HF names (dtype "F32" or "BF16") and the config.json beside them.
   Status SaveSafetensors(const std::string& path, const std::string& dtype = "F32") const;

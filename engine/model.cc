@@ -111,6 +111,24 @@ struct Model<T>::Impl {
   std::vector<std::vector<double>> max_logits;
   std::vector<std::vector<int64_t>> load;
   std::map<std::string, std::vector<T>*> named;
+  typename Model<T>::DistHooks dist;  // data-parallel callbacks (SetDistHooks); empty = single process
+  void Ready(const Param<T>* p) {
+    if (dist.grad_ready && p != nullptr && p->trainable) dist.grad_ready(p - params.data());
+  }
+  void ReadyMlp(const MlpP<T>& m) { Ready(m.gate), Ready(m.up), Ready(m.down); }
+  // Announces layer l's FFN (after FfnBackward) or attention (after AttentionBackward) parameters.
+  void ReadyFfn(I l) {
+    const LayerP<T>& P = layers[l];
+    Ready(P.post_norm);
+    if (!P.moe) return ReadyMlp(P.dense);
+    if (P.shared.gate != nullptr) ReadyMlp(P.shared);
+    for (const auto& e : P.experts) ReadyMlp(e);
+    Ready(P.router);
+  }
+  void ReadyAttention(I l) {
+    const LayerP<T>& P = layers[l];
+    for (const Param<T>* p : {P.o, P.kv_b, P.kv_a_norm, P.kv_a, P.q_b, P.q_a_norm, P.q_a, P.q, P.in_norm}) Ready(p);
+  }
 
   // Backward scratch, shared by all layers.
   std::vector<T> dh, dxn, dq_buf, dqa_n, dqa, dkva, dckv, dkpe, dkv, dqh, dkh, dvh, doh, ds, dO;
@@ -664,9 +682,11 @@ struct Model<T>::Impl {
     int64_t clipped = 0;
     for (I l = 0; l < L; ++l) {
       Attention(l, replay_ml[l]);
+      if (dist.reduce_layer_max) dist.reduce_layer_max(replay_ml[l]);  // all ranks clip the same heads
       const int64_t k = ClipHeads(l, replay_ml[l], tau);
       if (k > 0) {
         Attention(l, replay_ml[l]);  // the clipped layer's output feeds the next layer
+        if (dist.reduce_layer_max) dist.reduce_layer_max(replay_ml[l]);
         clipped += k;
       }
       if (l + 1 < L) Ffn(l);
@@ -744,6 +764,7 @@ struct Model<T>::Impl {
                 loss_norm;
     r.loss = r.ce_loss + r.aux_loss;
     r.weight_sum = wsum;
+    if (dist.reduce_stats) dist.reduce_stats(max_logits, load);
     have_forward = true;
     return r;
   }
@@ -754,17 +775,22 @@ struct Model<T>::Impl {
     const I N = B * Tn, D = c.hidden_size, V = c.vocab_size;
     ops::CrossEntropy(logits.data(), targets.data(), weights.data(), N, V, dlogits.data(), 1.0 / loss_norm);
     ops::LinearBackward(hn.data(), lm_head->w.data(), dlogits.data(), dxn.data(), lm_head->g.data(), N, D, V, false);
+    Ready(lm_head);
     ops::RmsNormBackward(hidden.back().data(), D, final_norm->w.data(), rstd_f.data(), dxn.data(), dh.data(), D,
                          final_norm->g.data(), N, D, false);
+    Ready(final_norm);
     for (I l = c.num_hidden_layers - 1; l >= 0; --l) {
       FfnBackward(l);
+      ReadyFfn(l);
       AttentionBackward(l);
+      ReadyAttention(l);
     }
     for (I n = 0; n < N; ++n) {
       T* g = &embed->g[static_cast<I>(tokens[n]) * D];
       const T* d = &dh[n * D];
       for (I j = 0; j < D; ++j) g[j] += d[j];
     }
+    Ready(embed);
   }
 };
 
@@ -795,6 +821,8 @@ template <class T>
 Expected<ForwardResult> Model<T>::Forward(const Batch& b, const ForwardOptions& opt) { return impl_->Forward(b, opt); }
 template <class T>
 void Model<T>::Backward() { impl_->Backward(); }
+template <class T>
+void Model<T>::SetDistHooks(DistHooks hooks) { impl_->dist = std::move(hooks); }
 template <class T>
 void Model<T>::ZeroGrad() {
   for (auto& p : impl_->params) std::fill(p.g.begin(), p.g.end(), T(0));

@@ -6,9 +6,25 @@
 #include <functional>
 #include <string>
 
+#include "engine/dist/comm.h"
 #include "engine/engine.h"
 
 namespace k2::engine {
+
+// Data parallelism (docs/distributed.md): used when the launcher's environment (RANK/WORLD_SIZE or
+// SLURM_*) gives a world above 1, or when PretrainRun::comm is set.
+struct DistConfig {
+  std::string backend = "tcp";  // tcp (CPU ring over TCP) | nccl (GPU builds)
+  double bucket_mb = 4.0;       // gradient bucket size
+  bool overlap = true;          // all-reduce buckets during Backward (comm thread) instead of after it
+  double timeout_s = 300;       // bound on the rendezvous and on every wait for a peer
+  template <class V> void Visit(V& v) {
+    v("backend", backend, "collectives: tcp (CPU ring over TCP) or nccl (CUDA builds)", {.choices = {"tcp", "nccl"}});
+    v("bucket_mb", bucket_mb, "gradient all-reduce bucket size in MiB", {.min = 0.001});
+    v("overlap", overlap, "reduce buckets while Backward continues (comm thread)");
+    v("timeout_s", timeout_s, "seconds to wait for a peer before failing", {.min = 0.1});
+  }
+};
 
 struct PretrainConfig {
   int64_t batch_size = 8;
@@ -18,6 +34,7 @@ struct PretrainConfig {
   int64_t checkpoint_every = 100;       // steps; 0 = only at the end
   int64_t threads = 0;                  // OpenMP/OpenBLAS threads; 0 = library default
   OptimizerConfig optimizer;
+  DistConfig dist;
   template <class V> void Visit(V& v) {
     v("batch_size", batch_size, "sequences per step", {.min = 1});
     v("seq_len", seq_len, "tokens per sequence (bytes)", {.min = 1});
@@ -26,6 +43,7 @@ struct PretrainConfig {
     v("checkpoint_every", checkpoint_every, "checkpoint period in steps (0 = at the end only)", {.min = 0});
     v("threads", threads, "compute threads (0 = default)", {.min = 0});
     v("optimizer", optimizer, "MuonClip settings");
+    v("dist", dist, "data parallelism (active when WORLD_SIZE > 1)");
   }
 };
 
@@ -34,7 +52,9 @@ struct PretrainStep {
   ForwardResult fwd;
   StepStats opt;
   double load_imbalance = 0;  // max over MoE layers of max/mean expert load
-  double tokens_per_s = 0;    // since the start of this invocation
+  double tokens_per_s = 0;    // since the start of this invocation (global: all ranks' tokens)
+  int world_size = 1;
+  double comm_wait_s = 0;     // data parallel: seconds this step waited for gradient buckets after Backward
 };
 
 struct PretrainRun {
@@ -42,11 +62,20 @@ struct PretrainRun {
   std::string checkpoint_dir;  // "" = no checkpoints
   bool resume = false;         // continue from checkpoint_dir when it holds a checkpoint
   uint64_t seed = 0;           // model init and data sampling
-  std::function<void(const PretrainStep&)> on_step;
+  std::function<void(const PretrainStep&)> on_step;  // rank 0 only
+  // Data parallelism: null = from the environment (LaunchEnvFromEnv; world 1 = plain training).
+  dist::Communicator* comm = nullptr;
 };
 
 // Trains `model` (freshly created by the caller from the config and seed) for cfg.steps steps in total
 // (a resumed run continues from the checkpoint's step). Returns the number of steps taken now.
+//
+// Data parallel (world W > 1): every rank draws the same global batch of cfg.batch_size rows and trains
+// on its contiguous shard (rows split as evenly as possible); the loss normalizer is the global weight
+// sum, gradients are summed over ranks in buckets during Backward, max logits are max-reduced and
+// expert loads sum-reduced before QK-Clip and the router bias update, so W ranks compute what one
+// process computes on the whole batch. Only rank 0 calls on_step and writes checkpoints; every rank
+// reads the checkpoint on resume. Ranks must run the same model, config, seed and corpus (checked).
 Expected<int64_t> Pretrain(Model<float>* model, const PretrainConfig& cfg, const PretrainRun& run);
 
 // Sets OpenMP and OpenBLAS thread counts (0 leaves the defaults).
