@@ -38,15 +38,19 @@ Status CudaSelfTest() {
     ref[i] = 2.5f * x[i] + y[i];
   }
   float *dx = nullptr, *dy = nullptr;
-  K2_CUDA_CHECK(cudaMalloc(&dx, n * sizeof(float)));
-  K2_CUDA_CHECK(cudaMalloc(&dy, n * sizeof(float)));
-  K2_CUDA_CHECK(cudaMemcpy(dx, x.data(), n * sizeof(float), cudaMemcpyHostToDevice));
-  K2_CUDA_CHECK(cudaMemcpy(dy, y.data(), n * sizeof(float), cudaMemcpyHostToDevice));
-  Saxpy<<<(n + 255) / 256, 256>>>(n, 2.5f, dx, dy);
-  K2_CUDA_CHECK(cudaGetLastError());
-  K2_CUDA_CHECK(cudaMemcpy(y.data(), dy, n * sizeof(float), cudaMemcpyDeviceToHost));
-  K2_CUDA_CHECK(cudaFree(dx));
-  K2_CUDA_CHECK(cudaFree(dy));
+  Status st = [&]() -> Status {
+    K2_CUDA_RETURN(cudaMalloc(&dx, n * sizeof(float)));
+    K2_CUDA_RETURN(cudaMalloc(&dy, n * sizeof(float)));
+    K2_CUDA_RETURN(cudaMemcpy(dx, x.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+    K2_CUDA_RETURN(cudaMemcpy(dy, y.data(), n * sizeof(float), cudaMemcpyHostToDevice));
+    Saxpy<<<(n + 255) / 256, 256>>>(n, 2.5f, dx, dy);
+    K2_CUDA_LAUNCHED();
+    K2_CUDA_RETURN(cudaMemcpy(y.data(), dy, n * sizeof(float), cudaMemcpyDeviceToHost));
+    return Status::Ok();
+  }();
+  (void)cudaFree(dx);  // best effort: the self-test result is what matters
+  (void)cudaFree(dy);
+  K2_RETURN_IF_ERROR(st);
   for (int i = 0; i < n; ++i) {
     if (std::fabs(y[i] - ref[i]) > 1e-5f * std::fabs(ref[i]) + 1e-6f)
       return Internal("saxpy mismatch at " + std::to_string(i));
