@@ -156,6 +156,8 @@ class SandboxImpl {
     o.seccomp_bpf = bpf;
     o.host_uid_base = cfg.host_uid_base;
     o.netns_per_run = cfg.per_run_netns;
+    // The cold reference learns nothing: it would pay the probes on every run.
+    o.prefault = !cfg.warm || cfg.prefault == "off" ? 0 : cfg.prefault == "all" ? 3 : 1;
     return o;
   }
 
@@ -452,6 +454,9 @@ RunResult SandboxImpl::RunOn(Zygote* zy, const RunRequest& req) {
 
 Expected<std::unique_ptr<Sandbox>> Sandbox::Create(const SandboxConfig& cfg) {
   if (cfg.workers < 1) return InvalidArgument("sandbox.workers: expected integer >= 1");
+  if (cfg.prefault != "off" && cfg.prefault != "write" && cfg.prefault != "all") {
+    return InvalidArgument("sandbox.prefault: expected \"off\", \"write\" or \"all\", got \"" + cfg.prefault.substr(0, 40) + "\"");
+  }
   if (Status s = ValidateLimits(cfg.defaults); !s.ok()) return s.Context("sandbox.defaults");
   if (::access(cfg.python.c_str(), X_OK) != 0) {
     return InvalidArgument("sandbox.python: \"" + cfg.python + "\" is not an executable file");
@@ -505,5 +510,16 @@ std::string Sandbox::cgroup_dirs() const {
   return out;
 }
 std::string Sandbox::root_dir() const { return impl_->root_dir; }
+std::string Sandbox::pool_info() const {
+  json out = json::array();
+  std::lock_guard<std::mutex> lk(impl_->zy_mu);
+  for (auto& z : impl_->zygotes) {
+    if (!z) continue;
+    json j = z->info();
+    j["pid"] = z->pid();
+    out.push_back(std::move(j));
+  }
+  return out.dump();
+}
 
 }  // namespace k2::sandbox

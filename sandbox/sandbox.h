@@ -82,6 +82,9 @@ struct SandboxConfig {
   std::vector<std::string> ro_binds = {"/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/alternatives",
                                        "/etc/ld.so.cache"};
   bool per_run_netns = true;           // a fresh network namespace per run (loopback only)
+  // Learned prefault (docs/sandbox.md "Speed"): "write": each run's child copies, in one call right after
+  // the fork, the zygote pages that probe runs wrote; "all": also maps the file pages they used; "off".
+  std::string prefault = "write";
   int64_t host_uid_base = 100000;      // sandbox root maps to this host uid, the program's uid 1000 to +1000
   std::string cgroup_root;             // "" = auto: a subtree under this process's own cgroup
   std::string tmp_dir = "/tmp";        // where the zygotes' root mountpoints are created
@@ -96,6 +99,8 @@ struct SandboxConfig {
     v("preload", preload, "modules imported once by each zygote");
     v("ro_binds", ro_binds, "host paths visible read-only inside (symlinks are recreated)");
     v("per_run_netns", per_run_netns, "fresh network namespace per run (else one per zygote)");
+    v("prefault", prefault, "pages a run's child populates right after the fork, learned by probe runs",
+      {.choices = {"off", "write", "all"}});
     v("host_uid_base", host_uid_base, "host uid of the sandbox root (program runs as base+1000)",
       {.min = 1000, .max = 4000000000.0});
     v("cgroup_root", cgroup_root, "cgroup path for the runs (\"\" = under this process's cgroup)");
@@ -125,6 +130,9 @@ class Sandbox {
   std::string cgroup_version() const;    // "v1" or "v2"
   std::string cgroup_dirs() const;       // the subtree(s) this sandbox owns, for diagnostics/tests
   std::string root_dir() const;          // host directory the zygotes mount their roots on
+  // The warm zygotes, for diagnostics and benchmarks: JSON array of {"pid" (host pid), "prefault",
+  // "ranges", "write_pages", "read_pages" [, "error"]} (the learned prefault set of each).
+  std::string pool_info() const;
 
  private:
   explicit Sandbox(std::unique_ptr<detail::SandboxImpl> impl);

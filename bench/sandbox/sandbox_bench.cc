@@ -1,10 +1,20 @@
 // Throughput and latency of print(1): the sandbox's warm pool beside a bare `python3 -c` and Debian's
 // bubblewrap per run, measured in the same process with the same client threads (STYLE.md habit 13).
 //
+// Beside the wall-clock rate (noisy when other work shares the machine) it reports the CPU time and page
+// faults per run of everything the variant ran: this process (client threads, the host side of a run),
+// the children it reaped (bare, bwrap) or the zygotes with every run they reaped (sandbox), read from
+// getrusage and /proc/<zygote>/stat; and, separately, the kernel threads' CPU over the same interval
+// (machine-wide: e.g. network namespace cleanup runs there, but so does other work on the machine).
+// 2 cores / (CPU per run) is the rate an otherwise idle 2-core machine of the same kind would reach.
+//
 // usage: sandbox_bench [--runs N] [--threads T] [--workers W] [--no-netns] [--preload-default]
-//                      [--only sandbox] [--show CODE]   (profiling: the sandbox alone / one program's output)
+//                      [--prefault off|write|all] [--only sandbox] [--show CODE]
+//                      (profiling: the sandbox alone / one program's output)
+#include <dirent.h>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/json.h"
 #include "sandbox/sandbox.h"
 
 extern char** environ;
@@ -27,13 +38,72 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// CPU time (ms) and minor faults of a set of processes, as a snapshot; deltas give a variant's cost.
+struct Usage {
+  double cpu_ms = 0, kthread_ms = 0;
+  double faults = 0;
+};
+
+double TvMs(const timeval& t) { return t.tv_sec * 1e3 + t.tv_usec / 1e3; }
+
+// Fields of /proc/<pid>/stat after the command name: [0] is field 3 (state).
+std::vector<std::string> StatFields(const std::string& pid) {
+  std::ifstream in("/proc/" + pid + "/stat");
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> f;
+  auto rp = line.rfind(')');
+  if (rp == std::string::npos) return f;
+  std::string w;
+  for (size_t i = rp + 2; i <= line.size(); ++i) {
+    if (i == line.size() || line[i] == ' ') {
+      f.push_back(w);
+      w.clear();
+    } else {
+      w += line[i];
+    }
+  }
+  return f;
+}
+
+Usage Snapshot(const std::vector<int>& zygotes) {
+  static const double tick_ms = 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  Usage u;
+  rusage self{}, kids{};
+  getrusage(RUSAGE_SELF, &self);
+  getrusage(RUSAGE_CHILDREN, &kids);
+  u.cpu_ms = TvMs(self.ru_utime) + TvMs(self.ru_stime) + TvMs(kids.ru_utime) + TvMs(kids.ru_stime);
+  u.faults = static_cast<double>(self.ru_minflt + kids.ru_minflt);
+  // A zygote's own time and faults, and those of the runs it reaped (cutime, cstime, cminflt).
+  for (int pid : zygotes) {
+    auto f = StatFields(std::to_string(pid));
+    if (f.size() < 15) continue;
+    u.faults += std::stod(f[7]) + std::stod(f[8]);
+    u.cpu_ms += (std::stod(f[11]) + std::stod(f[12]) + std::stod(f[13]) + std::stod(f[14])) * tick_ms;
+  }
+  // Kernel threads (children of kthreadd, pid 2), machine-wide.
+  if (DIR* d = opendir("/proc")) {
+    while (dirent* e = readdir(d)) {
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      auto f = StatFields(e->d_name);
+      if (f.size() < 15 || (f[1] != "2" && std::string(e->d_name) != "2")) continue;
+      u.kthread_ms += (std::stod(f[11]) + std::stod(f[12])) * tick_ms;
+    }
+    closedir(d);
+  }
+  return u;
+}
+
 struct Stats {
   double runs_per_s = 0, p50_ms = 0, p99_ms = 0;
   int failures = 0;
+  double cpu_ms = 0, faults = 0, kthread_ms = 0;  // per run
 };
 
 // Runs `one` `runs` times from `threads` client threads; one() returns false on a wrong result.
-Stats Measure(int runs, int threads, const std::function<bool()>& one) {
+// zygotes: host pids whose CPU and faults (with their reaped children's) count towards the variant.
+Stats Measure(int runs, int threads, const std::function<bool()>& one, const std::vector<int>& zygotes = {}) {
+  Usage u0 = Snapshot(zygotes);
   std::vector<double> lat(static_cast<size_t>(runs));
   std::atomic<int> next{0}, failures{0};
   auto t0 = Clock::now();
@@ -49,12 +119,16 @@ Stats Measure(int runs, int threads, const std::function<bool()>& one) {
   }
   for (auto& t : ts) t.join();
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  Usage u1 = Snapshot(zygotes);
   std::sort(lat.begin(), lat.end());
   Stats s;
   s.runs_per_s = runs / secs;
   s.p50_ms = lat[lat.size() / 2];
   s.p99_ms = lat[std::min(lat.size() - 1, lat.size() * 99 / 100)];
   s.failures = failures;
+  s.cpu_ms = (u1.cpu_ms - u0.cpu_ms) / runs;
+  s.faults = (u1.faults - u0.faults) / runs;
+  s.kthread_ms = (u1.kthread_ms - u0.kthread_ms) / runs;
   return s;
 }
 
@@ -96,8 +170,11 @@ std::string CpuModel() {
 }
 
 void Print(const char* name, const Stats& s, const Stats& ref) {
-  std::printf("%-34s %9.1f runs/s  p50 %7.2f ms  p99 %7.2f ms  failures %d  throughput x%.2f of bare\n", name,
+  std::printf("%-34s %7.1f runs/s  p50 %7.2f ms  p99 %7.2f ms  failures %d  throughput x%.2f of bare\n", name,
               s.runs_per_s, s.p50_ms, s.p99_ms, s.failures, s.runs_per_s / ref.runs_per_s);
+  std::printf("%-34s CPU %6.2f ms/run (x%.2f of bare)  faults %6.0f/run  -> %6.1f runs/s on 2 idle cores; "
+              "kernel threads (machine-wide) %5.2f ms/run\n", "", s.cpu_ms, s.cpu_ms / ref.cpu_ms, s.faults,
+              2000.0 / s.cpu_ms, s.kthread_ms);
 }
 
 }  // namespace
@@ -105,6 +182,7 @@ void Print(const char* name, const Stats& s, const Stats& ref) {
 int main(int argc, char** argv) {
   int runs = 300, threads = 4, workers = 2;
   bool netns = true, preload_default = false;
+  std::string prefault = "write";
   std::string only, show;  // show: a program run once through the sandbox, its output printed (profiling)  // "": all three variants; "sandbox": the sandbox alone (for profiling with perf)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -112,11 +190,12 @@ int main(int argc, char** argv) {
     else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--workers" && i + 1 < argc) workers = std::atoi(argv[++i]);
     else if (a == "--no-netns") netns = false;
+    else if (a == "--prefault" && i + 1 < argc) prefault = argv[++i];
     else if (a == "--preload-default") preload_default = true;
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else if (a == "--show" && i + 1 < argc) show = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--runs N] [--threads T] [--workers W] [--no-netns] [--preload-default] [--only sandbox] [--show CODE]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--runs N] [--threads T] [--workers W] [--no-netns] [--preload-default] [--prefault off|write|all] [--only sandbox] [--show CODE]\n", argv[0]);
       return 2;
     }
   }
@@ -127,16 +206,24 @@ int main(int argc, char** argv) {
   std::getline(la, load);
   std::printf("%s\n", load.c_str());
   std::printf("program: print(1); runs per variant: %d; client threads: %d; zygotes: %d; per-run netns: %s; "
-              "preload: %s\n", runs, threads, workers, netns ? "yes" : "no", preload_default ? "default list" : "none");
+              "preload: %s; prefault: %s\n", runs, threads, workers, netns ? "yes" : "no",
+              preload_default ? "default list" : "none", prefault.c_str());
 
   k2::sandbox::SandboxConfig cfg;
   cfg.workers = workers;
   cfg.per_run_netns = netns;
+  cfg.prefault = prefault;
   if (!preload_default) cfg.preload = {};
   auto sb = k2::sandbox::Sandbox::Create(cfg);
   if (!sb.ok()) {
     std::fprintf(stderr, "sandbox: %s\n", sb.status().ToString().c_str());
     return 1;
+  }
+  std::vector<int> zygotes;
+  {
+    auto info = k2::json::parse((*sb)->pool_info());
+    for (auto& z : info) zygotes.push_back(z["pid"].get<int>());
+    std::printf("zygotes (learned prefault per zygote): %s\n", info.dump().c_str());
   }
   k2::sandbox::RunRequest req;
   if (!show.empty()) {
@@ -160,13 +247,13 @@ int main(int argc, char** argv) {
   // Warm-up (first forks fault in the zygotes' pages), then the three variants back to back.
   Measure(std::min(runs, 20), threads, sandboxed);
   if (only == "sandbox") {
-    Stats s = Measure(runs, threads, sandboxed);
+    Stats s = Measure(runs, threads, sandboxed, zygotes);
     Print("k2gym sandbox (warm zygotes)", s, s);
     return s.failures > 0 ? 1 : 0;
   }
   Stats s_bare = Measure(runs, threads, [&] { return SpawnPrint1(bare); });
   Stats s_bwrap = Measure(runs, threads, [&] { return SpawnPrint1(bwrap); });
-  Stats s_sb = Measure(runs, threads, sandboxed);
+  Stats s_sb = Measure(runs, threads, sandboxed, zygotes);
   Print("bare python3 -c (no isolation)", s_bare, s_bare);
   Print("bwrap + python3 -c per run", s_bwrap, s_bare);
   Print("k2gym sandbox (warm zygotes)", s_sb, s_bare);

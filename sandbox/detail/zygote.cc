@@ -232,7 +232,8 @@ Status WriteProcFile(pid_t pid, const char* name, const std::string& content) {
 
 Expected<std::unique_ptr<Zygote>> Zygote::Start(const ZygoteOptions& o) {
   std::vector<Op> ops = BuildOps(o);
-  json cfg = {{"uid", o.sandbox_uid}, {"gid", o.sandbox_uid}, {"preload", o.preload}, {"warm_up", o.warm_up}};
+  json cfg = {{"uid", o.sandbox_uid}, {"gid", o.sandbox_uid}, {"preload", o.preload}, {"warm_up", o.warm_up},
+              {"prefault", o.prefault}, {"probes", o.probes}};
   std::string cfg_text = cfg.dump();
   std::string script = ZygoteScript();
   std::vector<const char*> argv = {o.python.c_str(), "-I", "-c", script.c_str(), cfg_text.c_str(), nullptr};
@@ -319,9 +320,14 @@ Expected<std::unique_ptr<Zygote>> Zygote::Start(const ZygoteOptions& o) {
       if (n > 0) return abort_start(FailedPrecondition("zygote setup failed: " + err));
     }
     if (p[0].revents & POLLIN) {
-      char buf[16];
+      char buf[512];
       ssize_t n = ::recv(zy->ctl_, buf, sizeof buf, 0);
-      if (n == 5 && std::memcmp(buf, "ready", 5) == 0) break;
+      if (n >= 5 && std::memcmp(buf, "ready", 5) == 0) {
+        // "ready {json}": the learned prefault set, for diagnostics (Sandbox::pool_info).
+        auto info = n > 6 ? ParseJson(std::string_view(buf + 6, static_cast<size_t>(n - 6)), "zygote ready") : json::object();
+        if (info.ok()) zy->info_ = *info;
+        break;
+      }
       return abort_start(Unavailable("zygote: " + o.python + " exited before it was ready (is it python3 >= 3.8?)"));
     }
     if (p[0].revents & (POLLHUP | POLLERR)) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json.h"
 #include "core/status.h"
 
 namespace k2::sandbox::detail {
@@ -33,6 +34,8 @@ struct ZygoteOptions {
   int64_t host_uid_base = 100000;
   int sandbox_uid = 1000;               // uid/gid of the program inside
   bool netns_per_run = true;
+  int prefault = 1;                     // learned prefault (zygote_helper.c): 0 off, 1 written pages, 3 + file pages
+  int probes = 3;                       // probe runs that learn it (a page must show in a majority)
 };
 
 class Zygote {
@@ -47,6 +50,8 @@ class Zygote {
   // SIGKILLs the zygote and so every run it started (the destructor still reaps it).
   void Kill();
   pid_t pid() const { return pid_; }
+  // What the zygote reported when ready: {"prefault", "ranges", "write_pages", "read_pages" [, "error"]}.
+  const json& info() const { return info_; }
 
  private:
   Zygote() = default;
@@ -54,6 +59,7 @@ class Zygote {
   int ctl_ = -1;
   std::mutex mu_;
   bool dead_ = false;
+  json info_ = json::object();
 };
 
 }  // namespace k2::sandbox::detail

@@ -24,12 +24,21 @@ struct k2_run_params {
 };
 
 /* Where the helper leaves a run for the Python side of the child (int64 slots). */
-enum { K2_OUT_PARAMS = 0, K2_OUT_NFDS = 16, K2_OUT_FDS = 17, K2_OUT_MAX_FDS = 32, K2_OUT_SIZE = 64 };
+enum {
+  K2_OUT_PARAMS = 0,
+  K2_OUT_NFDS = 16,
+  K2_OUT_FDS = 17,
+  K2_OUT_MAX_FDS = 32,
+  K2_OUT_PROBE_FD = 48,  /* K2_CHILD_PROBE: where k2_probe_report writes the probe's page set */
+  K2_OUT_SIZE = 64
+};
 
 /* k2_zygote_serve's return value in a run's child. */
 enum {
   K2_CHILD_PRIVILEGED = 5, /* namespaces set up; Python writes files / forks for fetch_files, then drops */
-  K2_CHILD_DROPPED = 1     /* fast path: privileges dropped, seccomp loaded, the request memfd on fd 3 */
+  K2_CHILD_DROPPED = 1,    /* fast path: privileges dropped, seccomp loaded, the request memfd on fd 3 */
+  K2_CHILD_PROBE = 7       /* a learning probe (no namespaces, still privileged): run the probe program on
+                              fd 3 as a dropped run would, then k2_probe_report(out[K2_OUT_PROBE_FD]) */
 };
 
 #endif /* K2GYM_SANDBOX_DETAIL_ZYGOTE_ABI_H_ */

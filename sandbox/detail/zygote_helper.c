@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -37,6 +38,13 @@
 
 #define K2_EXPORT __attribute__((visibility("default")))
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
 enum { kMaxRuns = 4096 };
 
 /* Runs in flight: PID 1 of each run and the status pipe its wait status goes to (dense array). */
@@ -54,6 +62,207 @@ static void write_all(int fd, const char* p, size_t n) {
     p += w;
     n -= (size_t)w;
   }
+}
+
+/* ---- Learned prefault --------------------------------------------------------------------------------
+   Why: on a VM where each page fault is a trap through the hypervisor (and each copy-on-write fault also
+   a TLB flush), a run's child pays ~20 us per zygote page it first writes and ~40 us per fault on the
+   interpreter's text, but breaking the same copy-on-write sharing (or mapping the same file pages) in one
+   madvise(MADV_POPULATE_WRITE / _READ) call costs a few us per page. Which pages a run touches is nearly
+   the same every time (the same interpreter state, the same allocator pools, the same code), so the
+   zygote learns it once: it forks a few probe children that run a small program exactly as a run does
+   (k2_zygote_learn), each reports the pages it wrote or mapped from files (k2_probe_report, from
+   /proc/self/pagemap), and the pages seen in most probes become ranges that every run's child populates
+   right after the fork (prefault). It changes no content, only when the copies are made: a page that a
+   run does not touch after all costs one extra copy, a page it touches that was not learned faults as
+   before. The probes run trusted code before the zygote serves anything; untrusted runs never report. */
+enum { kMaxRanges = 4096, kPage = 4096 };
+enum { kRecWrite = 1, kRecRead = 2 }; /* low bits of a page-aligned probe record */
+struct k2_range {
+  uintptr_t start;
+  uint32_t pages;
+  uint32_t write; /* 1: MADV_POPULATE_WRITE (anonymous copy), 0: MADV_POPULATE_READ (file page) */
+};
+static struct k2_range g_ranges[kMaxRanges];
+static int g_nranges;
+static int64_t g_learned[3]; /* ranges, pages to write, pages to read */
+
+/* In a run's child, first thing after the fork. Errors are ignored: a range that cannot be populated
+   (unmapped since, say) just faults as it would have. */
+static void prefault(void) {
+  for (int i = 0; i < g_nranges; ++i) {
+    (void)madvise((void*)g_ranges[i].start, (size_t)g_ranges[i].pages * kPage,
+                  g_ranges[i].write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+  }
+}
+
+static int read_all(int fd, char* buf, size_t cap, size_t* len) {
+  *len = 0;
+  while (*len < cap) {
+    ssize_t n = read(fd, buf + *len, cap - *len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -errno;
+    if (n == 0) return 0;
+    *len += (size_t)n;
+  }
+  return -EFBIG;
+}
+
+static uintptr_t parse_hex(const char** p) {
+  uintptr_t v = 0;
+  for (;; ++*p) {
+    char c = **p;
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return v;
+    v = v * 16 + (uintptr_t)d;
+  }
+}
+
+/* In a probe child, after its program: writes one uint64 per page it wrote (a present, exclusively
+   mapped anonymous page of a writable mapping: copied from the zygote or newly allocated; | kRecWrite) or
+   mapped from a file (| kRecRead), in address order, to fd. Its own buffers are left out. Returns the
+   number of records or -errno. */
+K2_EXPORT int64_t k2_probe_report(int fd) {
+  const size_t maps_cap = 1 << 20, rec_cap = 1 << 12;
+  char* maps = mmap(NULL, maps_cap + rec_cap * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (maps == MAP_FAILED) return -errno;
+  uint64_t* rec = (uint64_t*)(maps + maps_cap);
+  const uintptr_t own_lo = (uintptr_t)maps, own_hi = own_lo + maps_cap + rec_cap * 8;
+  int mfd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  int pfd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+  size_t len = 0;
+  int64_t total = 0;
+  if (mfd < 0 || pfd < 0 || read_all(mfd, maps, maps_cap - 1, &len) != 0) total = -EIO;
+  maps[len] = 0;
+  size_t nrec = 0;
+  for (const char* p = maps; total >= 0 && *p;) {
+    const char* eol = strchr(p, '\n');
+    if (!eol) eol = p + strlen(p);
+    uintptr_t lo = parse_hex(&p);
+    ++p;
+    uintptr_t hi = parse_hex(&p);
+    ++p;
+    const int readable = p[0] == 'r', writable = p[1] == 'w';
+    const char* name = memchr(p, '/', (size_t)(eol - p)) ? "file" : memchr(p, '[', (size_t)(eol - p));
+    /* [vdso], [vvar] and the like are the kernel's; [heap] and [stack] are ordinary anonymous memory. */
+    int special = name && name[0] == '[' && strncmp(name, "[heap]", 6) != 0 && strncmp(name, "[stack]", 7) != 0;
+    p = *eol ? eol + 1 : eol;
+    if (!readable || special || (lo < own_hi && hi > own_lo)) continue;
+    for (uintptr_t a = lo; a < hi && total >= 0;) {
+      uint64_t ent[512];
+      size_t n = (hi - a) / kPage;
+      if (n > 512) n = 512;
+      ssize_t got = pread(pfd, ent, n * 8, (off_t)(a / kPage * 8));
+      if (got <= 0) break;
+      n = (size_t)got / 8;
+      for (size_t i = 0; i < n; ++i, a += kPage) {
+        const uint64_t e = ent[i];
+        if (!(e >> 63 & 1)) continue;                 /* not present */
+        uint64_t r;
+        if (writable && !(e >> 61 & 1) && (e >> 56 & 1)) r = a | kRecWrite;  /* anonymous, exclusive */
+        else if (e >> 61 & 1) r = a | kRecRead;       /* a file page (or shared memory) */
+        else continue;                                /* still shared with the zygote, only read */
+        rec[nrec++] = r;
+        ++total;
+        if (nrec == rec_cap) {
+          write_all(fd, (const char*)rec, nrec * 8);
+          nrec = 0;
+        }
+      }
+    }
+  }
+  if (nrec) write_all(fd, (const char*)rec, nrec * 8);
+  if (mfd >= 0) close(mfd);
+  if (pfd >= 0) close(pfd);
+  munmap(maps, maps_cap + rec_cap * 8);
+  return total;
+}
+
+static int cmp_u64(const void* a, const void* b) {
+  uint64_t x = *(const uint64_t*)a, y = *(const uint64_t*)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Learns the prefault set (see above). program: the probe program (Python source); probes: how many
+   probe children run it; kinds: kRecWrite and/or kRecRead, which pages to learn; out: K2_OUT_SIZE slots.
+   Returns 0 in the zygote (the set is in place; k2_learned_stats describes it), -errno on an error (the
+   set stays empty: runs fault as before), and K2_CHILD_PROBE in a probe child, which must then run the
+   program from fd 3 as a dropped run does and call k2_probe_report(out[K2_OUT_PROBE_FD]). */
+K2_EXPORT int k2_zygote_learn(const char* program, int probes, int kinds, int64_t* out) {
+  void (*after_fork_child)(void) = (void (*)(void))dlsym(RTLD_DEFAULT, "PyOS_AfterFork_Child");
+  if (!after_fork_child) return -ENOSYS;
+  const size_t cap = 1 << 18; /* records over all probes */
+  uint64_t* all = mmap(NULL, cap * 8, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (all == MAP_FAILED) return -errno;
+  size_t n = 0;
+  int err = 0;
+  for (int probe = 0; probe < probes && !err; ++probe) {
+    int pp[2];
+    if (pipe2(pp, O_CLOEXEC) != 0) {
+      err = -errno;
+      break;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+      close(pp[0]);
+      int m = memfd_create("probe.py", 0);
+      if (m < 0) _exit(127);
+      write_all(m, "\n", 1);
+      write_all(m, program, strlen(program));
+      if (m != 3 && (dup2(m, 3) < 0 || close(m) != 0)) _exit(127);
+      after_fork_child();
+      memset(out, 0, sizeof(int64_t) * K2_OUT_SIZE);
+      out[K2_OUT_PROBE_FD] = pp[1];
+      return K2_CHILD_PROBE;
+    }
+    close(pp[1]);
+    if (pid < 0) {
+      err = -errno;
+      close(pp[0]);
+      break;
+    }
+    size_t got = 0;
+    int r = read_all(pp[0], (char*)(all + n), (cap - n) * 8, &got);
+    close(pp[0]);
+    n += got / 8;
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (r != 0) err = r;
+    else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) err = -ECHILD;
+  }
+  g_nranges = 0;
+  g_learned[0] = g_learned[1] = g_learned[2] = 0;
+  if (!err) {
+    qsort(all, n, 8, cmp_u64);
+    for (size_t i = 0; i < n;) {
+      size_t j = i;
+      while (j < n && all[j] == all[i]) ++j;
+      const uint64_t r = all[i];
+      const int seen = (int)(j - i), kind = (int)(r & (kPage - 1));
+      i = j;
+      if (2 * seen <= probes || !(kind & kinds)) continue; /* a majority of the probes touched it */
+      const uintptr_t page = (uintptr_t)(r & ~(uint64_t)(kPage - 1));
+      const uint32_t write = kind == kRecWrite;
+      struct k2_range* last = g_nranges ? &g_ranges[g_nranges - 1] : NULL;
+      if (last && last->write == write && last->start + (uintptr_t)last->pages * kPage == page) {
+        ++last->pages;
+      } else if (g_nranges < kMaxRanges) {
+        g_ranges[g_nranges++] = (struct k2_range){page, 1, write};
+      } else {
+        continue;
+      }
+      ++g_learned[write ? 1 : 2];
+    }
+    g_learned[0] = g_nranges;
+  }
+  munmap(all, cap * 8);
+  return err;
+}
+
+/* The learned set: ranges, pages populated for writing, pages populated for reading. */
+K2_EXPORT void k2_learned_stats(int64_t* out3) {
+  for (int i = 0; i < 3; ++i) out3[i] = g_learned[i];
 }
 
 /* Reaps every exited child and reports a run's PID 1 status as {"wait": N} on its status pipe. */
@@ -93,6 +302,8 @@ static void setup_run(const struct k2_run_params* p, const int* fds, int nfds, i
     if (write(fds[i], "0", 1) != 1) die(status_fd, "join the run's cgroup");
     close(fds[i]);
   }
+  /* Right after joining, so that the run's cgroup is charged for the copies. */
+  prefault();
   int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
   if (p->netns) flags |= CLONE_NEWNET;
   if (unshare(flags) != 0) die(status_fd, "unshare");

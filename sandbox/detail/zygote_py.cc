@@ -27,7 +27,7 @@ libc = ctypes.CDLL(None, use_errno=True)
 libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_SET_NO_NEW_PRIVS = 24, 28, 38
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 47, 4, 22, 2
-OUT_FDS, OUT_SIZE, CHILD_PRIVILEGED, CHILD_DROPPED = 17, 64, 5, 1  # zygote_abi.h
+OUT_FDS, OUT_PROBE_FD, OUT_SIZE, CHILD_PRIVILEGED, CHILD_DROPPED, CHILD_PROBE = 17, 48, 64, 5, 1, 7  # zygote_abi.h
 
 class SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
@@ -43,6 +43,12 @@ os.close(6)
 HELPER.k2_zygote_serve.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p,
                                    ctypes.c_void_p]
 HELPER.k2_zygote_serve.restype = ctypes.c_int
+HELPER.k2_zygote_learn.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+HELPER.k2_zygote_learn.restype = ctypes.c_int
+HELPER.k2_probe_report.argtypes = [ctypes.c_int]
+HELPER.k2_probe_report.restype = ctypes.c_int64
+HELPER.k2_learned_stats.argtypes = [ctypes.c_void_p]
+HELPER.k2_learned_stats.restype = None
 OUT = (ctypes.c_int64 * OUT_SIZE)()
 
 def check(rc, what):
@@ -165,12 +171,16 @@ def run_program(code, lang, limits, in_fd, out_fd, err_fd):
         os.execve("/bin/bash", ["bash", "/dev/fd/3"], ENV)
     os._exit(run_python(code))
 
-def run_dropped():
+def run_dropped(probe_fd=-1):
     # The fast path: the helper already dropped every privilege and loaded the seccomp filter; the
-    # request (an empty metadata line, then the program) is on fd 3.
+    # request (an empty metadata line, then the program) is on fd 3. A learning probe (probe_fd >= 0,
+    # trusted code before the zygote serves) takes the same path and then reports the pages it touched.
     data = os.pread(3, os.fstat(3).st_size, 0)
     os.close(3)
-    os._exit(run_python(data[data.index(b"\n") + 1:]))
+    rc = run_python(data[data.index(b"\n") + 1:])
+    if probe_fd >= 0:
+        rc = 0 if HELPER.k2_probe_report(probe_fd) >= 0 else 1
+    os._exit(rc)
 
 def run_python(code):
     # Runs the untrusted program in this (unprivileged) process as __main__ and finishes like python3
@@ -288,6 +298,30 @@ def warm_up():
     # stdin, stdout and stderr are /dev/null here.
     run_python(WARM_UP.encode())
 
+# What the learning probes run (zygote_helper.c, "Learned prefault"): a small program of the usual shape.
+PROBE = """
+import sys
+def f(n):
+    return n * 2
+print(f(1) - 1)
+"""
+
+def learn():
+    # Returns the learned prefault set's description; in a probe child it runs the probe and exits.
+    # After gc.freeze, so the probes see the heap the runs will see.
+    info = {"prefault": CFG["prefault"], "ranges": 0, "write_pages": 0, "read_pages": 0}
+    if not CFG["prefault"]:
+        return info
+    r = HELPER.k2_zygote_learn(PROBE.encode(), CFG["probes"], CFG["prefault"], ctypes.addressof(OUT))
+    if r == CHILD_PROBE:
+        run_dropped(OUT[OUT_PROBE_FD])
+    if r < 0:
+        info["error"] = os.strerror(-r)
+    stats = (ctypes.c_int64 * 3)()
+    HELPER.k2_learned_stats(ctypes.addressof(stats))
+    info["ranges"], info["write_pages"], info["read_pages"] = stats
+    return info
+
 def main():
     drop_inheritable_privileges()
     own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
@@ -296,7 +330,8 @@ def main():
     # Forked children would otherwise copy most of the heap: the collector touches every object's header.
     gc.collect()
     gc.freeze()
-    os.write(3, b"ready")
+    info = learn()
+    os.write(3, b"ready " + json.dumps(info).encode())
     # Returns only in a run's child (> 0) or when the host is gone (0) or on an error (< 0).
     r = HELPER.k2_zygote_serve(3, own_pidns, CFG["uid"], CFG["gid"], ctypes.addressof(FPROG), ctypes.addressof(OUT))
     if r == CHILD_DROPPED:

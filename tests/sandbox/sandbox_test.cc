@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <thread>
 
+#include "core/json.h"
 #include "sandbox/detail/base64.h"
 #include "tests/sandbox/sandbox_test.h"
 
@@ -217,6 +218,69 @@ TEST(Sandbox, NativeFastPathMatchesPythonPath) {
   auto r = Shared().Run(programs[0]);
   EXPECT_NE(r.stdout_data.find("'NoNewPrivs': ['1'], 'Seccomp': ['2']"), std::string::npos) << r.stdout_data;
   EXPECT_NE(r.stdout_data.find("[0, 1, 2, 3] /work 1 1"), std::string::npos) << r.stdout_data;  // 3: listdir's own fd
+}
+
+// The learned prefault (each run's child copies the pages that probe runs wrote, right after the fork)
+// changes when pages are copied, never their content: runs give the same results with it off, with
+// written pages ("write", the default, used by Shared()) and with file pages too ("all").
+TEST(Sandbox, LearnedPrefaultChangesNoResult) {
+  auto info = json::parse(Shared().pool_info());
+  ASSERT_EQ(info.size(), 2u) << info.dump();
+  for (auto& z : info) {
+    EXPECT_GT(z["pid"].get<int>(), 0) << info.dump();
+    EXPECT_EQ(z["prefault"], 1) << info.dump();
+    EXPECT_FALSE(z.contains("error")) << info.dump();
+    // A print() run writes a few hundred of the zygote's pages; far fewer or thousands means the probe
+    // report or the majority vote is wrong.
+    EXPECT_GT(z["write_pages"].get<int>(), 30) << info.dump();
+    EXPECT_LT(z["write_pages"].get<int>(), 2000) << info.dump();
+    EXPECT_EQ(z["read_pages"], 0) << info.dump();
+  }
+  SandboxConfig bad = testing::TestConfig(/*slot=*/4);
+  bad.prefault = "fast";
+  auto rejected = Sandbox::Create(bad);
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_NE(rejected.status().message().find("sandbox.prefault"), std::string::npos) << rejected.status().ToString();
+  SandboxConfig off_cfg = testing::TestConfig(/*slot=*/4), all_cfg = testing::TestConfig(/*slot=*/4);
+  off_cfg.prefault = "off";
+  all_cfg.prefault = "all";
+  off_cfg.workers = all_cfg.workers = 1;
+  auto off = Sandbox::Create(off_cfg);
+  ASSERT_TRUE(off.ok()) << off.status().ToString();
+  auto off_info = json::parse((*off)->pool_info());
+  EXPECT_EQ(off_info[0]["write_pages"], 0) << off_info.dump();
+  EXPECT_EQ(off_info[0]["ranges"], 0) << off_info.dump();
+  std::vector<RunRequest> programs = {
+      Py("print(1)"),
+      Py("import sys\nd = {i: str(i) * 3 for i in range(2000)}\nprint(len(d), sum(map(len, d.values())))\n"
+         "print(input()[::-1])\nsys.exit(3)"),
+      Py("import json, math\nclass A:\n    def __init__(s): s.x = [math.sqrt(i) for i in range(50)]\n"
+         "print(json.dumps(round(sum(A().x), 6)))\nraise KeyError('k')"),
+      Py("import threading\nt = threading.Thread(target=lambda: print('thread'))\nt.start()"),
+      Py("import os\nst = dict(l.split(':', 1) for l in open('/proc/self/status').read().splitlines())\n"
+         "print([st[k].split() for k in ('Uid', 'CapEff', 'CapBnd', 'NoNewPrivs', 'Seccomp')], os.getpid())"),
+      Bash("read x; echo \"$x$x\"; exit 7"),
+  };
+  programs[1].stdin_data = programs[5].stdin_data = "abc\n";
+  std::vector<RunResult> ref;
+  for (const auto& p : programs) ref.push_back((*off)->Run(p));
+  off->reset();  // one extra sandbox at a time (slot 4)
+  auto all = Sandbox::Create(all_cfg);
+  ASSERT_TRUE(all.ok()) << all.status().ToString();
+  auto all_info = json::parse((*all)->pool_info());
+  EXPECT_GT(all_info[0]["read_pages"].get<int>(), 30) << all_info.dump();
+  EXPECT_GT(all_info[0]["write_pages"].get<int>(), 30) << all_info.dump();
+  for (size_t i = 0; i < programs.size(); ++i) {
+    const auto& p = programs[i];
+    EXPECT_EQ(ref[i].status, i == 0 || i == 3 || i == 4 ? RunStatus::kOk : RunStatus::kRuntimeError) << p.code;
+    for (auto* sb : {&Shared(), all->get()}) {
+      auto r = sb->Run(p);
+      EXPECT_EQ(r.status, ref[i].status) << p.code << "\n" << r.message << " / " << ref[i].message;
+      EXPECT_EQ(r.exit_code, ref[i].exit_code) << p.code;
+      EXPECT_EQ(r.stdout_data, ref[i].stdout_data) << p.code;
+      EXPECT_EQ(r.stderr_data, ref[i].stderr_data) << p.code;
+    }
+  }
 }
 
 TEST(Sandbox, RunAsyncRunsConcurrently) {
