@@ -10,7 +10,6 @@
 
 #include "engine/backend.h"
 #include "engine/cuda/backend_cuda.h"
-#include "engine/engine.h"
 #include "engine/ops_cpu.h"
 
 namespace k2::engine {
