@@ -251,7 +251,7 @@ RunResult SandboxImpl::RunOn(Zygote* zy, const RunRequest& req) {
   // holds a line of JSON only when there are files to write or fetch, then the program's bytes.
   k2_run_params params{};
   params.magic = K2_RUN_MAGIC;
-  params.netns = cfg.per_run_netns ? 1 : 0;
+  params.netns = cfg.per_run_netns ? (cfg.reuse_netns ? 2 : 1) : 0;
   params.tmpfs_kb = L.tmpfs_mb << 10;
   params.inodes = std::max<int64_t>(1024, L.tmpfs_mb * 256);
   params.cpu_s = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(L.cpu_s)));

@@ -82,6 +82,9 @@ struct SandboxConfig {
   std::vector<std::string> ro_binds = {"/usr", "/bin", "/lib", "/lib64", "/sbin", "/etc/alternatives",
                                        "/etc/ld.so.cache"};
   bool per_run_netns = true;           // a fresh network namespace per run (loopback only)
+  // With per_run_netns: a run may get the namespace of a finished run of the same zygote when nothing of
+  // that run is left in it (no socket, TIME_WAIT, orphan or fragment); docs/sandbox.md "Threat model".
+  bool reuse_netns = true;
   // Learned prefault (docs/sandbox.md "Speed"): "write": each run's child copies, in one call right after
   // the fork, the zygote pages that probe runs wrote; "all": also maps the file pages they used; "off".
   std::string prefault = "write";
@@ -99,6 +102,7 @@ struct SandboxConfig {
     v("preload", preload, "modules imported once by each zygote");
     v("ro_binds", ro_binds, "host paths visible read-only inside (symlinks are recreated)");
     v("per_run_netns", per_run_netns, "fresh network namespace per run (else one per zygote)");
+    v("reuse_netns", reuse_netns, "reuse a finished run's network namespace when nothing of it is left");
     v("prefault", prefault, "pages a run's child populates right after the fork, learned by probe runs",
       {.choices = {"off", "write", "all"}});
     v("host_uid_base", host_uid_base, "host uid of the sandbox root (program runs as base+1000)",

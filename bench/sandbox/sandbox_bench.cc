@@ -9,7 +9,8 @@
 // 2 cores / (CPU per run) is the rate an otherwise idle 2-core machine of the same kind would reach.
 //
 // usage: sandbox_bench [--runs N] [--threads T] [--workers W] [--no-netns] [--preload-default]
-//                      [--prefault off|write|all] [--only sandbox] [--show CODE]
+//                      [--prefault off|write|all] [--ablation] [--only sandbox] [--show CODE]
+//   --ablation: also the sandbox without namespace reuse, and without that and the learned prefault
 //                      (profiling: the sandbox alone / one program's output)
 #include <dirent.h>
 #include <fcntl.h>
@@ -94,42 +95,42 @@ Usage Snapshot(const std::vector<int>& zygotes) {
   return u;
 }
 
-struct Stats {
-  double runs_per_s = 0, p50_ms = 0, p99_ms = 0;
-  int failures = 0;
-  double cpu_ms = 0, faults = 0, kthread_ms = 0;  // per run
+// One variant under test, measured in batches interleaved with the others so that every variant sees
+// the same background load.
+struct Variant {
+  std::string name;
+  std::function<bool()> one;  // one run; false on a wrong result
+  std::vector<int> zygotes;   // host pids whose CPU and faults (with their reaped runs') count
+  std::vector<double> lat_ms;
+  double secs = 0, cpu_ms = 0, faults = 0, kthread_ms = 0;
+  int runs = 0, failures = 0;
 };
 
-// Runs `one` `runs` times from `threads` client threads; one() returns false on a wrong result.
-// zygotes: host pids whose CPU and faults (with their reaped children's) count towards the variant.
-Stats Measure(int runs, int threads, const std::function<bool()>& one, const std::vector<int>& zygotes = {}) {
-  Usage u0 = Snapshot(zygotes);
-  std::vector<double> lat(static_cast<size_t>(runs));
+// Runs `n` runs of `v` from `threads` client threads and adds their time, CPU and faults to it.
+void Batch(Variant& v, int n, int threads) {
+  Usage u0 = Snapshot(v.zygotes);
+  std::vector<double> lat(static_cast<size_t>(n));
   std::atomic<int> next{0}, failures{0};
   auto t0 = Clock::now();
   std::vector<std::thread> ts;
   for (int t = 0; t < threads; ++t) {
     ts.emplace_back([&] {
-      for (int i; (i = next++) < runs;) {
+      for (int i; (i = next++) < n;) {
         auto a = Clock::now();
-        if (!one()) ++failures;
+        if (!v.one()) ++failures;
         lat[static_cast<size_t>(i)] = std::chrono::duration<double, std::milli>(Clock::now() - a).count();
       }
     });
   }
   for (auto& t : ts) t.join();
-  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  Usage u1 = Snapshot(zygotes);
-  std::sort(lat.begin(), lat.end());
-  Stats s;
-  s.runs_per_s = runs / secs;
-  s.p50_ms = lat[lat.size() / 2];
-  s.p99_ms = lat[std::min(lat.size() - 1, lat.size() * 99 / 100)];
-  s.failures = failures;
-  s.cpu_ms = (u1.cpu_ms - u0.cpu_ms) / runs;
-  s.faults = (u1.faults - u0.faults) / runs;
-  s.kthread_ms = (u1.kthread_ms - u0.kthread_ms) / runs;
-  return s;
+  v.secs += std::chrono::duration<double>(Clock::now() - t0).count();
+  Usage u1 = Snapshot(v.zygotes);
+  v.cpu_ms += u1.cpu_ms - u0.cpu_ms;
+  v.faults += u1.faults - u0.faults;
+  v.kthread_ms += u1.kthread_ms - u0.kthread_ms;
+  v.runs += n;
+  v.failures += failures;
+  v.lat_ms.insert(v.lat_ms.end(), lat.begin(), lat.end());
 }
 
 // Spawns argv, returns true when it printed exactly "1\n" and exited 0.
@@ -169,33 +170,45 @@ std::string CpuModel() {
   return "?";
 }
 
-void Print(const char* name, const Stats& s, const Stats& ref) {
-  std::printf("%-34s %7.1f runs/s  p50 %7.2f ms  p99 %7.2f ms  failures %d  throughput x%.2f of bare\n", name,
-              s.runs_per_s, s.p50_ms, s.p99_ms, s.failures, s.runs_per_s / ref.runs_per_s);
-  std::printf("%-34s CPU %6.2f ms/run (x%.2f of bare)  faults %6.0f/run  -> %6.1f runs/s on 2 idle cores; "
-              "kernel threads (machine-wide) %5.2f ms/run\n", "", s.cpu_ms, s.cpu_ms / ref.cpu_ms, s.faults,
-              2000.0 / s.cpu_ms, s.kthread_ms);
+double Pct(std::vector<double> v, double q) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[std::min(v.size() - 1, static_cast<size_t>(static_cast<double>(v.size()) * q))];
+}
+
+// bg_kthread_ms_per_s: the kernel threads' CPU rate measured before the variants ran, subtracted.
+void Print(const Variant& v, const Variant& ref, double bg_kthread_ms_per_s) {
+  const double rate = v.runs / v.secs, ref_rate = ref.runs / ref.secs;
+  const double cpu = v.cpu_ms / v.runs, ref_cpu = ref.cpu_ms / ref.runs;
+  const double kth = (v.kthread_ms - bg_kthread_ms_per_s * v.secs) / v.runs;
+  std::printf("%-44s %7.1f runs/s  p50 %7.2f ms  p99 %7.2f ms  failures %d  throughput x%.2f of bare\n",
+              v.name.c_str(), rate, Pct(v.lat_ms, 0.5), Pct(v.lat_ms, 0.99), v.failures, rate / ref_rate);
+  std::printf("%-44s CPU %6.2f ms/run (x%.2f of bare), faults %4.0f/run, kernel threads %+5.2f ms/run "
+              "-> %6.1f runs/s on 2 idle cores\n", "", cpu, cpu / ref_cpu, v.faults / v.runs, kth,
+              2000.0 / (cpu + std::max(0.0, kth)));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   int runs = 300, threads = 4, workers = 2;
-  bool netns = true, preload_default = false;
+  bool netns = true, preload_default = false, ablation = false;
   std::string prefault = "write";
-  std::string only, show;  // show: a program run once through the sandbox, its output printed (profiling)  // "": all three variants; "sandbox": the sandbox alone (for profiling with perf)
+  // only: "" (bare, bwrap and the sandbox) or "sandbox" (the sandbox variants alone, for profiling);
+  // show: a program run three times through the sandbox, its output printed.
+  std::string only, show;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--runs" && i + 1 < argc) runs = std::atoi(argv[++i]);
     else if (a == "--threads" && i + 1 < argc) threads = std::atoi(argv[++i]);
     else if (a == "--workers" && i + 1 < argc) workers = std::atoi(argv[++i]);
     else if (a == "--no-netns") netns = false;
+    else if (a == "--ablation") ablation = true;
     else if (a == "--prefault" && i + 1 < argc) prefault = argv[++i];
     else if (a == "--preload-default") preload_default = true;
     else if (a == "--only" && i + 1 < argc) only = argv[++i];
     else if (a == "--show" && i + 1 < argc) show = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--runs N] [--threads T] [--workers W] [--no-netns] [--preload-default] [--prefault off|write|all] [--only sandbox] [--show CODE]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--runs N] [--threads T] [--workers W] [--no-netns] [--preload-default] [--prefault off|write|all] [--ablation] [--only sandbox] [--show CODE]\n", argv[0]);
       return 2;
     }
   }
@@ -214,50 +227,82 @@ int main(int argc, char** argv) {
   cfg.per_run_netns = netns;
   cfg.prefault = prefault;
   if (!preload_default) cfg.preload = {};
-  auto sb = k2::sandbox::Sandbox::Create(cfg);
-  if (!sb.ok()) {
-    std::fprintf(stderr, "sandbox: %s\n", sb.status().ToString().c_str());
-    return 1;
-  }
-  std::vector<int> zygotes;
-  {
-    auto info = k2::json::parse((*sb)->pool_info());
-    for (auto& z : info) zygotes.push_back(z["pid"].get<int>());
-    std::printf("zygotes (learned prefault per zygote): %s\n", info.dump().c_str());
-  }
   k2::sandbox::RunRequest req;
-  if (!show.empty()) {
-    for (int i = 0; i < 3; ++i) {
-      req.code = show;
-      auto r = (*sb)->Run(req);
-      std::printf("[%s] %s%s", k2::sandbox::RunStatusName(r.status), r.stdout_data.c_str(), r.stderr_data.c_str());
-    }
-    return 0;
-  }
   req.code = "print(1)";
-  auto sandboxed = [&] {
-    auto r = (*sb)->Run(req);
-    return r.status == k2::sandbox::RunStatus::kOk && r.stdout_data == "1\n";
-  };
+  // The sandbox variants: the configured one, and with --ablation the same with this session's speed-ups
+  // turned off one by one (no learned prefault, no namespace reuse).
+  std::vector<std::pair<std::string, k2::sandbox::SandboxConfig>> configs = {{"k2gym sandbox (warm zygotes)", cfg}};
+  if (ablation) {
+    auto c = cfg;
+    c.reuse_netns = false;
+    configs.push_back({"  ... without netns reuse", c});
+    c.prefault = "off";
+    configs.push_back({"  ... and without learned prefault", c});
+  }
+  std::vector<std::unique_ptr<k2::sandbox::Sandbox>> boxes;
+  std::vector<Variant> vs;
   const std::vector<std::string> bare = {cfg.python, "-c", "print(1)"};
   const std::vector<std::string> bwrap = {"/usr/bin/bwrap", "--unshare-all", "--die-with-parent", "--ro-bind", "/usr",
                                           "/usr", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
                                           "--symlink", "usr/bin", "/bin", "--proc", "/proc", "--dev", "/dev",
                                           "--tmpfs", "/tmp", cfg.python, "-c", "print(1)"};
-  // Warm-up (first forks fault in the zygotes' pages), then the three variants back to back.
-  Measure(std::min(runs, 20), threads, sandboxed);
-  if (only == "sandbox") {
-    Stats s = Measure(runs, threads, sandboxed, zygotes);
-    Print("k2gym sandbox (warm zygotes)", s, s);
-    return s.failures > 0 ? 1 : 0;
+  if (only.empty()) {
+    vs.push_back({"bare python3 -c (no isolation)", [&] { return SpawnPrint1(bare); }});
+    vs.push_back({"bwrap + python3 -c per run", [&] { return SpawnPrint1(bwrap); }});
   }
-  Stats s_bare = Measure(runs, threads, [&] { return SpawnPrint1(bare); });
-  Stats s_bwrap = Measure(runs, threads, [&] { return SpawnPrint1(bwrap); });
-  Stats s_sb = Measure(runs, threads, sandboxed, zygotes);
-  Print("bare python3 -c (no isolation)", s_bare, s_bare);
-  Print("bwrap + python3 -c per run", s_bwrap, s_bare);
-  Print("k2gym sandbox (warm zygotes)", s_sb, s_bare);
-  std::printf("ratio sandbox/bwrap throughput: x%.2f; goal >= 150 runs/s: %s\n", s_sb.runs_per_s / s_bwrap.runs_per_s,
-              s_sb.runs_per_s >= 150 ? "met" : "NOT met");
-  return s_sb.failures + s_bare.failures + s_bwrap.failures > 0 ? 1 : 0;
+  for (auto& [name, c] : configs) {
+    auto sb = k2::sandbox::Sandbox::Create(c);
+    if (!sb.ok()) {
+      std::fprintf(stderr, "sandbox: %s\n", sb.status().ToString().c_str());
+      return 1;
+    }
+    auto* box = sb->get();
+    boxes.push_back(std::move(*sb));
+    if (!show.empty()) {
+      for (int i = 0; i < 3; ++i) {
+        req.code = show;
+        auto r = box->Run(req);
+        std::printf("[%s] %s%s", k2::sandbox::RunStatusName(r.status), r.stdout_data.c_str(), r.stderr_data.c_str());
+      }
+      return 0;
+    }
+    Variant v{name, [box, &req] {
+                auto r = box->Run(req);
+                return r.status == k2::sandbox::RunStatus::kOk && r.stdout_data == "1\n";
+              }};
+    auto info = k2::json::parse(box->pool_info());
+    for (auto& z : info) v.zygotes.push_back(z["pid"].get<int>());
+    std::printf("%s: zygotes (learned prefault per zygote): %s\n", name.c_str(), info.dump().c_str());
+    vs.push_back(std::move(v));
+  }
+  // Warm-up (the first forks fault in the zygotes' pages), then the background rate of the kernel
+  // threads, then the variants in interleaved batches.
+  for (auto& v : vs) {
+    Variant w{v.name, v.one, {}};
+    Batch(w, std::min(runs, 20), threads);
+  }
+  double bg = 0;
+  {
+    Usage a = Snapshot({});
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    bg = (Snapshot({}).kthread_ms - a.kthread_ms) / 2.0;
+  }
+  const int batch = std::max(1, std::min(runs, 25));
+  for (int done = 0; done < runs; done += batch) {
+    for (auto& v : vs) Batch(v, std::min(batch, runs - done), threads);
+  }
+  std::printf("kernel threads' background CPU before the runs: %.1f ms/s (subtracted below)\n", bg);
+  int failures = 0;
+  for (auto& v : vs) {
+    Print(v, vs.front(), bg);
+    failures += v.failures;
+  }
+  if (only.empty()) {
+    const Variant& sbv = vs[2];
+    std::printf("ratio sandbox/bwrap throughput: x%.2f, CPU per run x%.2f; goal >= 150 runs/s: %s here; %.1f runs/s "
+                "from CPU per run on 2 idle cores\n",
+                (sbv.runs / sbv.secs) / (vs[1].runs / vs[1].secs), (sbv.cpu_ms / sbv.runs) / (vs[1].cpu_ms / vs[1].runs),
+                sbv.runs / sbv.secs >= 150 ? "met" : "NOT met", 2000.0 / (sbv.cpu_ms / sbv.runs));
+  }
+  return failures > 0 ? 1 : 0;
 }

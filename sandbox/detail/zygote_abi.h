@@ -12,7 +12,7 @@
 
 struct k2_run_params {
   int64_t magic;     /* K2_RUN_MAGIC */
-  int64_t netns;     /* 1: a fresh network namespace (loopback only) */
+  int64_t netns;     /* 1: a fresh network namespace (loopback only); 2: a pooled one when clean, else fresh */
   int64_t tmpfs_kb;  /* size of /work, /tmp and /dev/shm (each) */
   int64_t inodes;    /* inode cap of each of them */
   int64_t cpu_s;     /* RLIMIT_CPU soft limit (s); the hard limit is one more */

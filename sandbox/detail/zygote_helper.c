@@ -265,6 +265,89 @@ K2_EXPORT void k2_learned_stats(int64_t* out3) {
   for (int i = 0; i < 3; ++i) out3[i] = g_learned[i];
 }
 
+/* ---- Network namespace pool ----------------------------------------------------------------------------
+   Why: creating a network namespace and tearing it down (the kernel's cleanup_net, in a worker thread)
+   costs ~2 ms of CPU per run on the development VM, a sixth of a print(1) run. So each zygote keeps the
+   namespaces its runs used and gives one to the next run once the previous run is entirely gone (its PID 1
+   reaped: the kernel has then killed and reaped every process of the run's PID namespace, so no process
+   and no open socket of it is left). A run never shares a namespace with a concurrent run. What a finished
+   run could leave behind in it is checked by the next run before it uses it (netns_clean): without any
+   capability a program can only create sockets (and fragment queues), not change interfaces, addresses,
+   routes, netfilter or net sysctls; so a namespace whose socket count, TIME_WAIT, orphan and fragment
+   counts are all zero is indistinguishable, to a program, from a fresh one with loopback up. If anything
+   is left (a TIME_WAIT connection, a socket still being freed), that run unshares a fresh namespace
+   instead, as every run did before. Pooled namespaces die with the zygote. */
+enum { kMaxNetns = 64 };
+static struct {
+  int fd;     /* O_CLOEXEC fd of the namespace */
+  pid_t user; /* PID 1 of the run using it; 0: free */
+} g_netns[kMaxNetns];
+static int g_nnetns;
+static int g_own_netns = -1;
+
+static int loopback_up(void) {
+  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return -1;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  ifr.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
+  int r = ioctl(s, SIOCSIFFLAGS, &ifr);
+  close(s);
+  return r;
+}
+
+/* In the zygote: the index of a free pooled namespace, creating one while the pool is below its cap; -1
+   when none can be had (the run then unshares its own); -2 when the zygote could not return to its own
+   network namespace (it must exit). */
+static int netns_pick(void) {
+  for (int i = 0; i < g_nnetns; ++i) {
+    if (!g_netns[i].user) return i;
+  }
+  if (g_nnetns == kMaxNetns) return -1;
+  if (g_own_netns < 0 && (g_own_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC)) < 0) return -1;
+  if (unshare(CLONE_NEWNET) != 0) return -1;
+  int fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  const int ok = fd >= 0 && loopback_up() == 0;
+  if (setns(g_own_netns, CLONE_NEWNET) != 0) return -2;
+  if (!ok) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  g_netns[g_nnetns].fd = fd;
+  g_netns[g_nnetns].user = 0;
+  return g_nnetns++;
+}
+
+static long stat_field(const char* buf, const char* key) {
+  const char* p = strstr(buf, key);
+  return p ? strtol(p + strlen(key), NULL, 10) : -1;
+}
+
+static int read_small(const char* path, char* buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = 0;
+  int r = read_all(fd, buf, cap - 1, &len);
+  close(fd);
+  buf[len] = 0;
+  return r == 0 ? 0 : -1;
+}
+
+/* In a run's child, inside a pooled namespace: 1 when no socket, TIME_WAIT entry, orphan or fragment
+   queue is left in it (see above), else 0. */
+static int netns_clean(void) {
+  char buf[1024];
+  if (read_small("/proc/self/net/sockstat", buf, sizeof buf) != 0) return 0;
+  if (stat_field(buf, "sockets: used ") != 0 || stat_field(buf, " tw ") != 0 || stat_field(buf, " orphan ") != 0 ||
+      stat_field(buf, "FRAG: inuse ") != 0) {
+    return 0;
+  }
+  /* Without IPv6 there is no sockstat6 and nothing to check there. */
+  if (read_small("/proc/self/net/sockstat6", buf, sizeof buf) == 0 && stat_field(buf, "FRAG6: inuse ") > 0) return 0;
+  return 1;
+}
+
 /* Reaps every exited child and reports a run's PID 1 status as {"wait": N} on its status pipe. */
 static void reap(void) {
   for (;;) {
@@ -279,6 +362,9 @@ static void reap(void) {
       close(g_runs[i].status_fd);
       g_runs[i] = g_runs[--g_nruns];
       break;
+    }
+    for (int i = 0; i < g_nnetns; ++i) {
+      if (g_netns[i].user == pid) g_netns[i].user = 0;
     }
   }
 }
@@ -296,7 +382,7 @@ static void die(int status_fd, const char* what) {
    so everything after is accounted), then fresh mount/IPC/UTS/cgroup (and network) namespaces, a new
    session, fresh size-capped tmpfs on /work (owned by the program's uid), /tmp and /dev/shm, a proc
    for the new PID namespace, the hostname, and loopback up. */
-static void setup_run(const struct k2_run_params* p, const int* fds, int nfds, int uid, int gid) {
+static void setup_run(const struct k2_run_params* p, const int* fds, int nfds, int uid, int gid, int netns_fd) {
   const int status_fd = fds[4];
   for (int i = 5; i < nfds; ++i) {
     if (write(fds[i], "0", 1) != 1) die(status_fd, "join the run's cgroup");
@@ -304,8 +390,16 @@ static void setup_run(const struct k2_run_params* p, const int* fds, int nfds, i
   }
   /* Right after joining, so that the run's cgroup is charged for the copies. */
   prefault();
+  /* A pooled network namespace when one was free and nothing of its last run is left, else a fresh one. */
+  int fresh_net = p->netns != 0;
+  if (fresh_net && netns_fd >= 0) {
+    if (setns(netns_fd, CLONE_NEWNET) != 0) die(status_fd, "setns to a pooled network namespace");
+    fresh_net = !netns_clean();
+  }
+  for (int i = 0; i < g_nnetns; ++i) close(g_netns[i].fd);
+  if (g_own_netns >= 0) close(g_own_netns);
   int flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP;
-  if (p->netns) flags |= CLONE_NEWNET;
+  if (fresh_net) flags |= CLONE_NEWNET;
   if (unshare(flags) != 0) die(status_fd, "unshare");
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0) die(status_fd, "pdeathsig");
   if (setsid() < 0) die(status_fd, "setsid");
@@ -318,16 +412,7 @@ static void setup_run(const struct k2_run_params* p, const int* fds, int nfds, i
   if (mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) die(status_fd, "mount /dev/shm");
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) die(status_fd, "mount /proc");
   if (sethostname("sandbox", 7) != 0) die(status_fd, "sethostname");
-  if (p->netns) {
-    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0) die(status_fd, "socket for loopback");
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    strcpy(ifr.ifr_name, "lo");
-    ifr.ifr_flags = IFF_UP | IFF_LOOPBACK | IFF_RUNNING;
-    if (ioctl(s, SIOCSIFFLAGS, &ifr) != 0) die(status_fd, "loopback up");
-    close(s);
-  }
+  if (fresh_net && loopback_up() != 0) die(status_fd, "loopback up");
 }
 
 static char* const kEnv[] = {"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/work", "LANG=C.UTF-8", "TMPDIR=/tmp",
@@ -437,6 +522,8 @@ K2_EXPORT int k2_zygote_serve(int ctl, int pidns_fd, int uid, int gid, const str
     const int ok = n == (ssize_t)sizeof params && params.magic == K2_RUN_MAGIC && nfds >= 5 &&
                    !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) && g_nruns < kMaxRuns;
     pid_t pid = -1;
+    const int ni = ok && params.netns == 2 ? netns_pick() : -1;
+    if (ni == -2) return -EIO;
     /* unshare(CLONE_NEWPID) makes the next child PID 1 of a namespace of its own; the kernel only allows
        it while the children's namespace is our own, so setns() resets that first. A malformed message
        or a failed fork gets no answer: the host sees its pipes close without a status. */
@@ -447,7 +534,7 @@ K2_EXPORT int k2_zygote_serve(int ctl, int pidns_fd, int uid, int gid, const str
       close(pidns_fd);
       for (int i = 0; i < g_nruns; ++i) close(g_runs[i].status_fd);
       sigprocmask(SIG_SETMASK, &old, NULL);
-      setup_run(&params, fds, nfds, uid, gid);
+      setup_run(&params, fds, nfds, uid, gid, ni >= 0 ? g_netns[ni].fd : -1);
       const int fast = !params.fetch && !params.files;
       if (fast) drop(&params, fds, uid, gid, fprog);
       after_fork_child();
@@ -463,6 +550,7 @@ K2_EXPORT int k2_zygote_serve(int ctl, int pidns_fd, int uid, int gid, const str
       close(fds[i]);
     }
     if (pid > 0) {
+      if (ni >= 0) g_netns[ni].user = pid;
       g_runs[g_nruns].pid = pid;
       g_runs[g_nruns].status_fd = fds[4];
       ++g_nruns;

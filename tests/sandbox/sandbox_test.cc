@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <set>
 #include <thread>
 
 #include "core/json.h"
@@ -281,6 +282,52 @@ TEST(Sandbox, LearnedPrefaultChangesNoResult) {
       EXPECT_EQ(r.stderr_data, ref[i].stderr_data) << p.code;
     }
   }
+}
+
+// Each zygote reuses the network namespaces of finished runs (zygote_helper.c, "Network namespace pool").
+// A reused one must look fresh: a run that leaves a TIME_WAIT connection behind makes the next run
+// unshare a fresh namespace (a different inode), where it sees no socket and can bind the same port;
+// concurrent runs never share one.
+TEST(Sandbox, NetworkNamespacesAreReusedOnlyWhenNothingIsLeft) {
+  SandboxConfig cfg = testing::TestConfig(/*slot=*/4);
+  cfg.workers = 1;
+  cfg.preload = {};
+  auto sb = Sandbox::Create(cfg);
+  ASSERT_TRUE(sb.ok()) << sb.status().ToString();
+  const std::string ns = "import os\nprint(os.readlink('/proc/self/ns/net'))\n";
+  const std::string state =
+      "st = open('/proc/net/sockstat').read().split()\n"
+      "print('used', st[st.index('used') + 1], 'tw', st[st.index('tw') + 1])\n"
+      "print(len(open('/proc/net/tcp').read().splitlines()) - 1, 'tcp sockets')\n";
+  auto run = [&](const std::string& code) {
+    auto r = (*sb)->Run(Py(code));
+    EXPECT_EQ(r.status, RunStatus::kOk) << code << "\n" << r.message << r.stderr_data;
+    return r.stdout_data;
+  };
+  std::vector<std::string> clean;
+  for (int i = 0; i < 3; ++i) clean.push_back(run(ns + state));
+  EXPECT_EQ(testing::Split(clean[1], '\n')[0], testing::Split(clean[2], '\n')[0]) << "no reuse: " << clean[1] << clean[2];
+  for (auto& c : clean) EXPECT_NE(c.find("used 0 tw 0\n0 tcp sockets"), std::string::npos) << c;
+  // The accepting side closes first: 127.0.0.1:5555 stays in TIME_WAIT after the run.
+  std::string dirty = run(ns +
+                          "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 5555))\ns.listen()\n"
+                          "c = socket.create_connection(('127.0.0.1', 5555))\na, _ = s.accept()\na.close()\n"
+                          "c.close()\ns.close()\n" + state);
+  EXPECT_NE(dirty.find("tw 1"), std::string::npos) << dirty;
+  std::string next = run(ns + "import socket\ns = socket.socket()\ns.bind(('127.0.0.1', 5555))\ns.listen()\n"
+                              "print('bound')\ns.close()\n" + state);
+  EXPECT_NE(testing::Split(next, '\n')[0], testing::Split(dirty, '\n')[0]) << "reused a namespace with a TIME_WAIT entry";
+  EXPECT_NE(next.find("bound\nused 0 tw 0"), std::string::npos) << next;
+  // Concurrent runs: one namespace each.
+  std::vector<std::future<RunResult>> futs;
+  for (int i = 0; i < 4; ++i) futs.push_back((*sb)->RunAsync(Py(ns + "import time\ntime.sleep(0.5)\n")));
+  std::set<std::string> inodes;
+  for (auto& f : futs) {
+    auto r = f.get();
+    EXPECT_EQ(r.status, RunStatus::kOk) << r.message << r.stderr_data;
+    inodes.insert(r.stdout_data);
+  }
+  EXPECT_EQ(inodes.size(), 4u);
 }
 
 TEST(Sandbox, RunAsyncRunsConcurrently) {
