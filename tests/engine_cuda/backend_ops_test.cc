@@ -19,6 +19,7 @@
 #include "core/rng.h"
 #include "engine/backend.h"
 #include "engine/cuda/device.h"
+#include "engine/gen/kv_cache.h"
 #include "engine/ops_cpu.h"
 
 namespace k2::engine {
@@ -883,6 +884,87 @@ TEST(Backend, Bf16RoundsToNearestEven) {
   EXPECT_TRUE(std::isinf(Bf16ToFloat(FloatToBf16(INFINITY))));
 }
 
+// The page-pool layout MlaDecodeAttention walks is engine/gen/kv_cache.h's own: a real KvCache with
+// forked (shared, copy-on-write) pages, read through the backend, matches an fp64 loop over KvCache::Row.
+TEST(Backend, MlaDecodeReadsTheKvCacheLayout) {
+  gen::KvCacheConfig kc;
+  kc.num_layers = 2, kc.kv_lora_rank = 24, kc.rope_dim = 8, kc.page_size = 4, kc.num_pages = 32;
+  kc.max_sequences = 4, kc.max_tokens_per_sequence = 64;
+  auto kvx = gen::KvCache::Create(kc);
+  ASSERT_TRUE(kvx.ok()) << kvx.status().ToString();
+  gen::KvCache& kv = *kvx;
+  Rng r(77);
+  const I W = kc.kv_lora_rank + kc.rope_dim;
+  auto fill = [&](gen::KvCache::SeqId sq, I from, I to) {
+    for (I l = 0; l < kc.num_layers; ++l)
+      for (I p = from; p < to; ++p) {
+        float* row = kv.MutableRow(sq, l, p);
+        for (I c = 0; c < W; ++c) row[c] = static_cast<float>(r.Uniform(-1, 1));
+      }
+  };
+  auto a = kv.NewSequence();
+  ASSERT_TRUE(a.ok());
+  ASSERT_TRUE(kv.Append(*a, 10).ok());
+  fill(*a, 0, 10);
+  auto b = kv.Fork(*a);  // shares a's pages; its append copies the partial last page
+  ASSERT_TRUE(b.ok());
+  ASSERT_TRUE(kv.Append(*b, 3).ok());
+  fill(*b, 10, 13);
+  auto c = kv.NewSequence();
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(kv.Append(*c, 5).ok());
+  fill(*c, 0, 5);
+  const I page_floats = kc.num_layers * kc.page_size * W;
+  const float* pool = kv.PageRows(*a, 0, 0) - static_cast<I>(kv.pages(*a)[0]) * page_floats;
+  const I max_pages = kc.max_tokens_per_sequence / kc.page_size;
+  std::vector<int32_t> table(static_cast<size_t>(kc.max_sequences * max_pages), 0);
+  for (gen::KvCache::SeqId sq : {*a, *b, *c})
+    for (size_t i = 0; i < kv.pages(sq).size(); ++i) table[static_cast<size_t>(sq * max_pages) + i] = kv.pages(sq)[i];
+  const std::vector<int32_t> row_seq{*a, *b, *b, *c, *c}, row_pos{9, 12, 11, 4, 0};
+  MlaDecodeShape s;
+  s.rows = 5, s.H = 2, s.rkv = kc.kv_lora_rank, s.dr = kc.rope_dim, s.page_size = kc.page_size;
+  s.num_layers = kc.num_layers, s.layer = 1, s.max_pages = max_pages, s.scale = 0.3;
+  s.q_pe_row_stride = s.H * s.dr, s.q_pe_head_stride = s.dr;
+  Vec ql = RandF(r, s.rows * s.H * s.rkv), qp = RandF(r, s.rows * s.H * s.dr);
+  Vec ref(static_cast<size_t>(s.rows * s.H * s.rkv));
+  for (I i = 0; i < s.rows; ++i)
+    for (I h = 0; h < s.H; ++h) {
+      Vec sc;
+      for (I j = 0; j <= row_pos[i]; ++j) {
+        const float* key = kv.Row(row_seq[i], s.layer, j);
+        double d = 0;
+        for (I q = 0; q < s.rkv; ++q) d += ql[(i * s.H + h) * s.rkv + q] * key[q];
+        for (I q = 0; q < s.dr; ++q) d += qp[(i * s.H + h) * s.dr + q] * key[s.rkv + q];
+        sc.push_back(d * s.scale);
+      }
+      const double mx = *std::max_element(sc.begin(), sc.end());
+      double z = 0;
+      for (double v : sc) z += std::exp(v - mx);
+      for (I q = 0; q < s.rkv; ++q) {
+        double acc = 0;
+        for (I j = 0; j <= row_pos[i]; ++j) acc += std::exp(sc[j] - mx) / z * kv.Row(row_seq[i], s.layer, j)[q];
+        ref[(i * s.H + h) * s.rkv + q] = acc;
+      }
+    }
+  int ran = 0;
+  for (const char* kind : {"cpu", "cuda"}) {
+    auto be = MakeBackend(kind);
+    if (!be.ok()) continue;
+    ++ran;
+    Harness hs(be->get());
+    Vec pool_v(pool, pool + kc.num_pages * page_floats);
+    void *pp = hs.S(pool_v), *pql = hs.S(ql), *pqp = hs.S(qp), *po = hs.PoisonS(s.rows * s.H * s.rkv);
+    int32_t *pt = hs.I32(table), *prs = hs.I32(row_seq), *prp = hs.I32(row_pos);
+    ASSERT_TRUE(hs.st.ok()) << hs.st.ToString();
+    Status st = (*be)->MlaDecodeAttention(s, pql, pqp, pp, pt, prs, prp, po);
+    ASSERT_TRUE(st.ok()) << kind << ": " << st.ToString();
+    Vec got = hs.GetS(po, s.rows * s.H * s.rkv);
+    ASSERT_TRUE(hs.st.ok()) << hs.st.ToString();
+    ExpectNear(std::string(kind) + " o_lat", got, ref, 1e-4);
+  }
+  EXPECT_GE(ran, 1);
+}
+
 TEST(Backend, BadShapesAreErrorsNotCrashes) {
   for (const char* kind : {"cpu", "cuda"}) {
     auto b = MakeBackend(kind);
@@ -903,6 +985,15 @@ TEST(Backend, BadShapesAreErrorsNotCrashes) {
     s.H = 0;
     st = be.AttentionForward(s, dl.get(), dl.get(), dl.get(), nullptr, dl.get(), dw.as<float>(), dw.as<float>());
     EXPECT_EQ(st.code(), Code::kInvalidArgument) << kind << ": " << st.ToString();
+    // Out of memory is a Status, and the backend keeps working afterwards.
+    auto huge = be.Alloc(size_t{1} << 50);
+    ASSERT_FALSE(huge.ok()) << kind;
+    EXPECT_EQ(huge.status().code(), Code::kResourceExhausted) << kind << ": " << huge.status().ToString();
+    std::vector<float> in{1.5f, -2.0f, 3.0f, 0.25f}, back(4);
+    ASSERT_TRUE(be.UploadFloats(dl.get(), in.data(), 4).ok()) << kind;
+    ASSERT_TRUE(be.SwiGlu(dl.get(), dl.get(), db.get(), 4).ok()) << kind;
+    ASSERT_TRUE(be.DownloadFloats(back.data(), db.get(), 4).ok()) << kind;
+    for (int i = 0; i < 4; ++i) EXPECT_NEAR(back[i], in[i] * in[i] / (1.0f + std::exp(-in[i])), 1e-5f) << kind << " " << i;
   }
   // The CPU backend also checks what the device cannot: a weighted row with a target outside [0, V).
   auto cpu = MakeCpuBackend(DType::kF32);
