@@ -29,6 +29,7 @@ fi
 OUT=${OUT:-$ROOT/build/gpu-results}
 mkdir -p "$OUT"
 exec > >(tee "$OUT/run_gpu.log") 2>&1
+TEE_PID=$!
 echo "== $(date -u +%FT%TZ) $(uname -n)"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv || echo "nvidia-smi failed"
 NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
@@ -71,4 +72,9 @@ rc_b1=$?
 "$B/bench_engine_cuda" --dtype fp32 --json "$OUT/bench_fp32.json"
 rc_b2=$?
 echo "== exit codes: test=$rc_test memcheck=$rc_mem bench_bf16=$rc_b1 bench_fp32=$rc_b2"
-[[ $rc_test == 0 && $rc_mem == 0 && $rc_b1 == 0 && $rc_b2 == 0 ]]
+rc=0
+[[ $rc_test == 0 && $rc_mem == 0 && $rc_b1 == 0 && $rc_b2 == 0 ]] || rc=1
+# Let tee drain so the caller sees the last lines.
+exec 1>&- 2>&-
+wait "$TEE_PID" 2>/dev/null
+exit $rc
