@@ -4,8 +4,10 @@
 
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <mutex>
 
+#include "agents/synthetic_env.h"
 #include "core/hash.h"
 #include "core/progress.h"
 #include "core/rng.h"
@@ -52,36 +54,104 @@ std::string AgentEndReason(const std::string& content) {
   return "";
 }
 
-class EpisodeLoop {
- public:
-  EpisodeLoop(const std::shared_ptr<const EpisodeTask>& task, Env& env, Policy& policy, UserSimulator* user,
-              const EpisodeLimits& limits, uint64_t seed, int trial)
-      : task_(task), env_(env), policy_(policy), user_(user), limits_(limits), rng_(EpisodeSeed(seed, task->id, trial)) {
-    t_.task_id = task->id;
-    t_.domain = task->domain;
+}  // namespace
+
+// The episode as a state machine (reset -> user -> agent turns ... -> done) so it can pause after any
+// policy turn and resume with nothing lost.
+struct EpisodeRun::Impl {
+  enum class Phase { kStart, kUser, kAgent, kDone, kFinished };
+
+  Impl(std::shared_ptr<const EpisodeTask> task, Env& env, Policy& policy, UserSimulator* user,
+       const EpisodeLimits& limits, uint64_t seed, int trial)
+      : task_(std::move(task)), env_(env), policy_(policy), user_(user), limits_(limits),
+        rng_(EpisodeSeed(seed, task_->id, trial)) {
+    t_.task_id = task_->id;
+    t_.domain = task_->domain;
     t_.policy = policy.name();
     t_.user = user ? user->name() : "none";
     t_.seed = seed;
     t_.trial = trial;
     t_.id = "traj-" + Hex16(HashString(t_.task_id + "\x1f" + t_.policy + "\x1f" + t_.user) ^
-                            EpisodeSeed(seed, task->id, trial));
+                            EpisodeSeed(seed, task_->id, trial));
   }
 
-  Trajectory Run() {
-    const auto t0 = Clock::now();
-    Loop(t0);
-    policy_.EndSession(t_.id);
-    t_.final_state = env_.State();
-    if (!t_.final_state.is_null()) t_.final_state_hash = Sha256Hex(CanonicalJson(t_.final_state));
-    t_.timings.total_s = Since(t0);
+  ~Impl() {
+    if (phase_ != Phase::kFinished && phase_ != Phase::kStart) policy_.EndSession(t_.id);
+  }
+
+  Expected<bool> Advance(int64_t budget) {
+    if (phase_ == Phase::kFinished) return FailedPrecondition("EpisodeRun::Advance after Finish (" + t_.id + ")");
+    if (budget < 1) return InvalidArgument("EpisodeRun::Advance: policy_token_budget must be >= 1, got " +
+                                           std::to_string(budget));
+    if (phase_ == Phase::kDone) return true;
+    advance_start_ = Clock::now();
+    const int64_t start_tokens = policy_tokens_;
+    bool paused = false;
+    while (phase_ != Phase::kDone && !paused) {
+      switch (phase_) {
+        case Phase::kStart:
+          phase_ = Begin() ? (session_ ? Phase::kUser : Phase::kAgent) : Phase::kDone;
+          break;
+        case Phase::kUser:
+          phase_ = UserTurn(*session_) ? Phase::kAgent : Phase::kDone;
+          break;
+        case Phase::kAgent: {
+          const int turns_before = t_.turns;
+          const int r = AgentTurn();
+          if (r < 0) {
+            phase_ = Phase::kDone;
+          } else if (r == 0) {  // a reply for the user
+            if (ActiveSeconds() > limits_.max_wall_s) {
+              End("timeout");
+              phase_ = Phase::kDone;
+            } else {
+              phase_ = Phase::kUser;
+            }
+          }
+          // Pause only after a policy turn that left the episode running.
+          if (phase_ != Phase::kDone && t_.turns > turns_before && policy_tokens_ - start_tokens >= budget) paused = true;
+          break;
+        }
+        case Phase::kDone:
+        case Phase::kFinished:
+          break;
+      }
+    }
+    active_s_ += Since(advance_start_);
+    if (paused) {
+      ++pauses_;
+      pause_at_tokens_.push_back(static_cast<int64_t>(t_.tokens.size()));
+      return false;
+    }
+    return true;
+  }
+
+  Trajectory Finish() {
+    K2_CHECK(phase_ != Phase::kFinished) << "EpisodeRun::Finish called twice";
+    if (phase_ != Phase::kDone) {
+      End("aborted", phase_ == Phase::kStart ? "finished before the first Advance"
+                                             : "finished while paused after " + std::to_string(pauses_) + " pause(s)");
+    }
+    const bool started = phase_ != Phase::kStart;
+    phase_ = Phase::kFinished;
+    if (started) {
+      policy_.EndSession(t_.id);
+      t_.final_state = env_.State();
+      if (!t_.final_state.is_null()) t_.final_state_hash = Sha256Hex(CanonicalJson(t_.final_state));
+    }
+    t_.timings.total_s = active_s_;
     t_.provenance = {{"runner", "k2gym agents/episode"},
                      {"episode_seed", EpisodeSeed(t_.seed, t_.task_id, t_.trial)},
                      {"limits", {{"max_turns", limits_.max_turns}, {"max_tool_calls", limits_.max_tool_calls},
-                                 {"max_tokens", limits_.max_tokens}, {"max_wall_s", limits_.max_wall_s}}}};
+                                 {"max_tokens", limits_.max_tokens}, {"max_wall_s", limits_.max_wall_s}}},
+                     {"pauses", pauses_},
+                     {"pause_at_tokens", pause_at_tokens_}};
+    if (task_->agent) t_.provenance["agent"] = {{"id", task_->agent->id}, {"role", task_->agent->role}};
     return std::move(t_);
   }
 
- private:
+  double ActiveSeconds() const { return active_s_ + Since(advance_start_); }
+
   void End(const std::string& reason, std::string error = "") {
     t_.end_reason = reason;
     t_.error = std::move(error);
@@ -90,6 +160,24 @@ class EpisodeLoop {
   int64_t EpisodeTokens() const {
     if (!t_.tokens.empty()) return static_cast<int64_t>(t_.tokens.size());
     return last_prompt_tokens_ + last_completion_tokens_;
+  }
+
+  // Env reset and user start. Returns false when the episode ended.
+  bool Begin() {
+    auto t1 = Clock::now();
+    auto first = env_.ResetTask(rng_.Fork("env").Next(), task_);
+    t_.timings.env_s += Since(t1);
+    if (!first.ok()) return End("env_error", first.status().ToString()), false;
+    t_.messages = std::move(*first);
+    t_.tools = env_.OpenAITools();
+    if (user_) {
+      auto t2 = Clock::now();
+      auto s = user_->Start(*task_, rng_.Fork("user").Next(), env_.UserTools());
+      t_.timings.user_s += Since(t2);
+      if (!s.ok()) return End("user_error", s.status().ToString()), false;
+      session_ = std::move(*s);
+    }
+    return true;
   }
 
   // Returns false when the episode ended.
@@ -143,9 +231,9 @@ class EpisodeLoop {
 
   // One assistant turn. Returns: 1 = tool calls were stepped (the agent goes on), 0 = a reply for the
   // user, -1 = the episode ended.
-  int AgentTurn(Clock::time_point t0) {
+  int AgentTurn() {
     if (t_.turns >= limits_.max_turns) return End("max_turns"), -1;
-    if (Since(t0) > limits_.max_wall_s) return End("timeout"), -1;
+    if (ActiveSeconds() > limits_.max_wall_s) return End("timeout"), -1;
     if (limits_.max_tokens > 0 && EpisodeTokens() >= limits_.max_tokens) return End("max_tokens"), -1;
     // The conversation and tools are lent to the request (moved in, moved back after Act): Act takes
     // the request by const reference, so they come back unchanged, and no turn copies the history.
@@ -186,6 +274,7 @@ class EpisodeLoop {
       t_.logprobs.insert(t_.logprobs.end(), pt->logprobs.begin(), pt->logprobs.end());
       t_.policy_logprobs.insert(t_.policy_logprobs.end(), pt->policy_logprobs.begin(), pt->policy_logprobs.end());
     }
+    policy_tokens_ += !pt->tokens.empty() ? static_cast<int64_t>(pt->tokens.size()) : pt->completion_tokens;
     t_.prompt_tokens += pt->prompt_tokens;
     t_.completion_tokens += pt->completion_tokens;
     last_prompt_tokens_ = pt->prompt_tokens;
@@ -222,48 +311,59 @@ class EpisodeLoop {
     return 1;
   }
 
-  void Loop(Clock::time_point t0) {
-    auto t1 = Clock::now();
-    auto first = env_.ResetTask(rng_.Fork("env").Next(), task_);
-    t_.timings.env_s += Since(t1);
-    if (!first.ok()) return End("env_error", first.status().ToString());
-    t_.messages = std::move(*first);
-    t_.tools = env_.OpenAITools();
-    std::unique_ptr<UserSession> session;
-    if (user_) {
-      auto t2 = Clock::now();
-      auto s = user_->Start(*task_, rng_.Fork("user").Next(), env_.UserTools());
-      t_.timings.user_s += Since(t2);
-      if (!s.ok()) return End("user_error", s.status().ToString());
-      session = std::move(*s);
-    }
-    while (true) {
-      if (session && !UserTurn(*session)) return;
-      int r;
-      while ((r = AgentTurn(t0)) == 1) {
-      }
-      if (r < 0) return;
-      if (Since(t0) > limits_.max_wall_s) return End("timeout");
-    }
-  }
-
   std::shared_ptr<const EpisodeTask> task_;
   Env& env_;
   Policy& policy_;
   UserSimulator* user_;
-  const EpisodeLimits& limits_;
+  EpisodeLimits limits_;  // copied: the run may outlive the caller's limits
   Rng rng_;
   Trajectory t_;
+  std::unique_ptr<UserSession> session_;
+  Phase phase_ = Phase::kStart;
   int tool_calls_ = 0;
   int64_t last_prompt_tokens_ = 0, last_completion_tokens_ = 0;
+  int64_t policy_tokens_ = 0;
+  int pauses_ = 0;
+  std::vector<int64_t> pause_at_tokens_;  // t_.tokens.size() at each pause
+  double active_s_ = 0;
+  Clock::time_point advance_start_ = Clock::now();
 };
 
-}  // namespace
+EpisodeRun::EpisodeRun(std::shared_ptr<const EpisodeTask> task, Env& env, Policy& policy, UserSimulator* user,
+                       const EpisodeLimits& limits, uint64_t seed, int trial) {
+  K2_CHECK(task != nullptr) << "EpisodeRun: null task";
+  impl_ = std::make_unique<Impl>(std::move(task), env, policy, user, limits, seed, trial);
+}
+EpisodeRun::~EpisodeRun() = default;
+EpisodeRun::EpisodeRun(EpisodeRun&&) noexcept = default;
+EpisodeRun& EpisodeRun::operator=(EpisodeRun&&) noexcept = default;
+
+Expected<bool> EpisodeRun::Advance(int64_t policy_token_budget) {
+  if (!impl_) return FailedPrecondition("EpisodeRun::Advance on a moved-from run");
+  return impl_->Advance(policy_token_budget);
+}
+bool EpisodeRun::done() const {
+  return impl_ && (impl_->phase_ == Impl::Phase::kDone || impl_->phase_ == Impl::Phase::kFinished);
+}
+int EpisodeRun::pauses() const { return impl_ ? impl_->pauses_ : 0; }
+int64_t EpisodeRun::policy_tokens() const { return impl_ ? impl_->policy_tokens_ : 0; }
+int EpisodeRun::turns() const { return impl_ ? impl_->t_.turns : 0; }
+const Trajectory& EpisodeRun::trajectory() const {
+  K2_CHECK(impl_ != nullptr) << "EpisodeRun::trajectory on a moved-from run";
+  return impl_->t_;
+}
+Trajectory EpisodeRun::Finish() {
+  K2_CHECK(impl_ != nullptr) << "EpisodeRun::Finish on a moved-from run";
+  return impl_->Finish();
+}
 
 Trajectory RunEpisode(const std::shared_ptr<const EpisodeTask>& task, Env& env, Policy& policy, UserSimulator* user,
                       const EpisodeLimits& limits, uint64_t seed, int trial) {
   K2_CHECK(task != nullptr) << "RunEpisode: null task";
-  return EpisodeLoop(task, env, policy, user, limits, seed, trial).Run();
+  EpisodeRun run(task, env, policy, user, limits, seed, trial);
+  auto r = run.Advance(std::numeric_limits<int64_t>::max());
+  K2_CHECK(r.ok() && *r) << "RunEpisode: an unlimited Advance must finish the episode";
+  return run.Finish();
 }
 
 std::vector<Trajectory> RunEpisodes(const std::vector<EpisodeJob>& jobs, const EnvMaker& make_env, Policy& policy,

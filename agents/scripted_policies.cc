@@ -83,6 +83,16 @@ Expected<PolicyTurn> OracleTaskPolicy::Act(const PolicyRequest& request) {
       if (a.requestor == "assistant") gold.push_back(&a);
     const size_t n = gold.size();
     const size_t clarify_at = n ? rng.Below(n) : 0, error_at = n ? rng.Below(n) : 0, distract_at = rng.Below(n + 1);
+    // Dual control: a user action (requestor "user") is asked of the user, in plan order, before the
+    // assistant action that follows it; `user_before[i]` = user actions preceding gold[i] (i == n: the end).
+    std::vector<std::vector<const toolgen::synth::Action*>> user_before(n + 1);
+    {
+      size_t i = 0;
+      for (const auto& a : task.actions) {
+        if (a.requestor == "assistant") ++i;
+        else user_before[i].push_back(&a);
+      }
+    }
     std::vector<Step>& p = st->plan;
     p.push_back({.text = "I can help with that. To find your account, could you tell me your name, your customer id "
                          "and your email, and any booking or order details you have?"});
@@ -90,6 +100,11 @@ Expected<PolicyTurn> OracleTaskPolicy::Act(const PolicyRequest& request) {
       if (violate && static_cast<size_t>(task.forbidden[0].after_actions) == i) {
         p.push_back({.kind = StepKind::kCall, .name = task.forbidden[0].name,
                      .arguments = CanonicalJson(task.forbidden[0].arguments)});
+      }
+      for (const auto* ua : user_before[i]) {
+        std::string ask = "Please do this on your phone: " + ua->name;
+        if (!ua->arguments.empty()) ask += " with " + CanonicalJson(ua->arguments);
+        p.push_back({.text = ask + ". Tell me when it is done."});
       }
       if (distract && distract_at == i) {
         std::string d = PickDistractor(request.tools, task, rng);

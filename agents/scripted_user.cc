@@ -47,18 +47,58 @@ bool HasAny(const std::string& s, std::initializer_list<const char*> words) {
 
 class ScriptedSession : public UserSession {
  public:
-  ScriptedSession(const toolgen::synth::Task& task, uint64_t seed, ScriptedUserConfig config)
-      : task_(task), rng_(seed), config_(config) {}
+  ScriptedSession(const toolgen::synth::Task& task, uint64_t seed, ScriptedUserConfig config,
+                  std::vector<std::string> own_tools)
+      : task_(task), rng_(seed), config_(config), own_tools_(std::move(own_tools)) {}
 
   Expected<UserTurn> Respond(const std::vector<Message>& conversation) override {
     UserTurn out;
     out.message.role = "user";
+    if (turns_ > 0 && turns_ + 1 < config_.max_user_turns && OwnToolRequest(conversation, out)) {
+      ++turns_;
+      return out;
+    }
     out.message.content = Next(conversation);
     ++turns_;
     return out;
   }
 
  private:
+  static const Message* LastAssistant(const std::vector<Message>& conversation) {
+    for (auto it = conversation.rbegin(); it != conversation.rend(); ++it)
+      if (it->role == "assistant") return &*it;
+    return nullptr;
+  }
+
+  // Dual control: the agent asked the user to run tools of the user's own (named in its message): the
+  // user runs each named tool once, with the arguments of the task's user action of that name ({} when
+  // the plan has none), in the order the message names them.
+  bool OwnToolRequest(const std::vector<Message>& conversation, UserTurn& out) {
+    if (own_tools_.empty()) return false;
+    const Message* last = LastAssistant(conversation);
+    if (!last || !last->tool_calls.empty()) return false;
+    const std::string text = Lower(last->content);
+    std::vector<std::pair<size_t, const std::string*>> named;
+    for (const auto& tool : own_tools_)
+      if (size_t at = text.find(Lower(tool)); at != std::string::npos) named.push_back({at, &tool});
+    if (named.empty()) return false;
+    std::sort(named.begin(), named.end());
+    std::string done;
+    for (const auto& [at, tool] : named) {
+      json args = json::object();
+      for (const auto& a : task_.actions)
+        if (a.requestor == "user" && a.name == *tool) {
+          args = a.arguments;
+          break;
+        }
+      out.tool_calls.push_back({.id = "user." + *tool + ":" + std::to_string(calls_++), .name = *tool,
+                                .arguments = CanonicalJson(args)});
+      done += (done.empty() ? "" : ", ") + *tool;
+    }
+    out.message.content = std::string(Pick({"Okay, done: ", "Done. I ran ", "I did it: "})) + done + " on my phone.";
+    return true;
+  }
+
   const char* Pick(std::initializer_list<const char*> xs) { return xs.begin()[rng_.Below(xs.size())]; }
 
   std::string Next(const std::vector<Message>& conversation) {
@@ -95,7 +135,9 @@ class ScriptedSession : public UserSession {
   const toolgen::synth::Task& task_;
   Rng rng_;
   ScriptedUserConfig config_;
+  std::vector<std::string> own_tools_;  // names of the user's own tools (dual control)
   int turns_ = 0;
+  int calls_ = 0;
   bool revealed_known_ = false;
 };
 
@@ -103,10 +145,11 @@ class ScriptedSession : public UserSession {
 
 Expected<std::unique_ptr<UserSession>> ScriptedUser::Start(const EpisodeTask& task, uint64_t seed,
                                                           const std::vector<toolgen::ToolSpec>& user_tools) {
-  (void)user_tools;
+  std::vector<std::string> own;
+  for (const auto& t : user_tools) own.push_back(t.name);
   if (!task.synth) return InvalidArgument("scripted user: task " + task.id + " has no user scenario (not a synthetic task)");
   // The session refers to the task; EpisodeTask outlives the episode (RunEpisode holds a shared_ptr).
-  return std::unique_ptr<UserSession>(std::make_unique<ScriptedSession>(*task.synth, seed, config_));
+  return std::unique_ptr<UserSession>(std::make_unique<ScriptedSession>(*task.synth, seed, config_, std::move(own)));
 }
 
 }  // namespace k2::agents

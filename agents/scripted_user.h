@@ -21,6 +21,8 @@ struct ScriptedUserConfig {
 
 // Rules, applied to the agent's last message (content, lower-cased):
 //  - first turn: the reason for the call, in the persona's words;
+//  - dual control (the env gave user tools): a message naming some of the user's own tools makes the user
+//    call each of them once (arguments from the task's user actions of that name, else {}) and say so;
 //  - a question asking who the user is / for details (id, email, name, details, which, provide):
 //    the known info, once; asked again, the unknown info ("I do not remember ...") or "I gave you all I know";
 //  - a request to confirm (confirm, proceed, shall i, should i, go ahead): "yes" when the message names a

@@ -2,6 +2,9 @@
 // checks from ToolEnv, seeded faults), the world index with cached tool tables, registry factory.
 #include "agents/synthetic_env.h"
 
+#include "agents/dual_control.h"
+
+#include <cctype>
 #include "agents/episode.h"
 #include "agents/python_tool.h"
 #include "core/store.h"
@@ -51,6 +54,50 @@ Expected<std::shared_ptr<const ToolTable>> SyntheticWorld::Tools(const std::stri
   return table;
 }
 
+bool AgentProfile::Covers(const toolgen::synth::Task& t) const {
+  if (t.domain != domain) return false;
+  for (const auto& a : t.actions)
+    if (a.requestor == "assistant" && !own.count(a.name)) return false;
+  return true;
+}
+
+Expected<std::shared_ptr<const AgentProfile>> SyntheticWorld::Profile(const toolgen::synth::Agent& agent) const {
+  auto p = std::make_shared<AgentProfile>();
+  p->id = agent.id;
+  p->domain = agent.domain;
+  p->role = agent.role;
+  p->system_prompt = agent.system_prompt;
+  if (!Find(agent.domain)) return InvalidArgument("agent " + agent.id + ": domain " + json(agent.domain).dump() + " is not in this catalog");
+  std::vector<toolgen::ToolSpec> specs;
+  std::set<std::string> names;
+  for (const auto& entry : agent.tools) {
+    const size_t sep = entry.rfind("::");
+    if (sep == std::string::npos)
+      return InvalidArgument("agent " + agent.id + ": tool " + json(entry).dump() + ": expected \"<domain path>::<tool>\"");
+    const std::string path = entry.substr(0, sep), tool = entry.substr(sep + 2);
+    auto d = Find(path);
+    const toolgen::synth::Op* op = nullptr;
+    if (d)
+      for (const auto& o : d->ops)
+        if (o.name == tool) op = &o;
+    if (!op) return InvalidArgument("agent " + agent.id + ": tool " + json(entry).dump() + " is not in this catalog");
+    toolgen::ToolSpec spec = toolgen::synth::ToToolSpec(*d, *op);
+    if (path != agent.domain) {
+      std::string seg = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
+      for (char& c : seg)
+        if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+      if (names.count(spec.name)) spec.name = seg + "__" + spec.name;
+      p->foreign[spec.name] = {path, tool};
+    } else {
+      p->own.insert(spec.name);
+    }
+    if (!names.insert(spec.name).second) continue;  // listed twice
+    specs.push_back(std::move(spec));
+  }
+  K2_ASSIGN_OR_RETURN(p->tools, ToolTable::Compile(std::move(specs), "agent " + agent.id + " tools"));
+  return std::shared_ptr<const AgentProfile>(std::move(p));
+}
+
 std::string DomainSystemPrompt(const Domain& d, const json& db) {
   std::string p = "You are the customer service agent of " + d.display + " (" + d.category +
                   "). Help the user with their request using the tools. Before any action that changes a "
@@ -71,7 +118,10 @@ SyntheticEnv::SyntheticEnv(std::shared_ptr<const SyntheticWorld> world, Syntheti
 
 SyntheticEnv::~SyntheticEnv() { Close(); }
 
-json SyntheticEnv::State() const { return sim_ ? sim_->db() : json(nullptr); }
+json SyntheticEnv::State() const {
+  if (dual_) return dual_db_;
+  return sim_ ? sim_->db() : json(nullptr);
+}
 
 Expected<std::vector<Message>> SyntheticEnv::OnReset(uint64_t seed, const json& task) {
   const json& t = task.is_object() && task.contains("tau2") ? task["tau2"] : task;
@@ -82,11 +132,41 @@ Expected<std::vector<Message>> SyntheticEnv::OnReset(uint64_t seed, const json& 
 Expected<std::vector<Message>> SyntheticEnv::OnResetTask(uint64_t seed, const std::shared_ptr<const EpisodeTask>& task) {
   if (!task->synth) return OnReset(seed, task->env_task);
   // Aliasing pointer: shares ownership of the EpisodeTask, points at its parsed task (no copy).
-  return Start(seed, std::shared_ptr<const toolgen::synth::Task>(task, &*task->synth));
+  auto first = Start(seed, std::shared_ptr<const toolgen::synth::Task>(task, &*task->synth));
+  if (!first.ok() || !task->agent) return first;
+  if (task->agent->domain != task->domain)
+    return InvalidArgument("task " + task->id + ": agent " + task->agent->id + " serves " + task->agent->domain +
+                           ", not the task's domain " + task->domain);
+  // The agent's own prompt and toolset replace the domain's defaults (today's date kept).
+  SetToolTable(task->agent->tools);
+  foreign_ = &task->agent->foreign;
+  agent_hold_ = task->agent;
+  std::string prompt = task->agent->system_prompt;
+  if (task->synth->initial_db.is_object() && task->synth->initial_db.contains("today") &&
+      task->synth->initial_db["today"].is_string())
+    prompt += "\nToday is " + task->synth->initial_db["today"].get<std::string>() + ".";
+  (*first)[0].content = std::move(prompt);
+  return first;
 }
 
 Expected<std::vector<Message>> SyntheticEnv::Start(uint64_t seed, std::shared_ptr<const toolgen::synth::Task> task) {
   const toolgen::synth::Task& parsed = *task;
+  foreign_ = nullptr;
+  agent_hold_ = nullptr;
+  if (parsed.domain == kDualControlDomain) {
+    // Dual control: the in-tree telecom domain (agents/dual_control.h); the user owns the phone's tools.
+    SetToolTable(DualControlAgentTools());
+    SetUserToolTable(DualControlUserTools());
+    sim_.reset();
+    dual_ = true;
+    dual_db_ = parsed.initial_db;
+    std::vector<Message> first = {{.role = "system", .content = DualControlSystemPrompt(parsed.initial_db)}};
+    task_ = std::move(task);
+    return first;
+  }
+  dual_ = false;
+  dual_db_ = nullptr;
+  SetUserToolTable(nullptr);
   auto d = world_->Find(parsed.domain);
   if (!d) {
     return NotFound("task " + parsed.id + ": domain " + json(parsed.domain).dump() +
@@ -105,12 +185,24 @@ Expected<std::vector<Message>> SyntheticEnv::Start(uint64_t seed, std::shared_pt
 }
 
 Expected<ToolOutcome> SyntheticEnv::Invoke(const std::string& tool, const json& arguments) {
+  if (dual_) return DualControlCall(dual_db_, /*user=*/false, tool, arguments);
+  if (foreign_) {
+    if (auto it = foreign_->find(tool); it != foreign_->end())
+      return ToolOutcome{"error: unavailable: " + tool + " belongs to " + it->second.first +
+                             ", which holds no records for this conversation",
+                         std::nullopt, true};
+  }
   if (!sim_) return FailedPrecondition("synthetic env: no episode");
   if (python_ && tool == "python") return python_->Run(arguments);
   auto r = sim_->Call(tool, arguments);
   if (!r.ok()) return ToolOutcome{"error: " + r.error + ": " + r.message, std::nullopt, true};
   // Canonical text: the observation is byte-identical across runs (exports are compared bytewise).
   return ToolOutcome{CanonicalJson(r.value), r.value, false};
+}
+
+Expected<ToolOutcome> SyntheticEnv::InvokeUser(const std::string& tool, const json& arguments) {
+  if (!dual_) return NotFound("synthetic env: the user owns no tools in this task (no " + tool + ")");
+  return DualControlCall(dual_db_, /*user=*/true, tool, arguments);
 }
 
 namespace {

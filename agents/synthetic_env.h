@@ -6,11 +6,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "agents/env.h"
 #include "core/config.h"
+#include "toolgen/synth/agents.h"
 #include "toolgen/synth/executor.h"
 #include "toolgen/synth/model.h"
 #include "toolgen/synth/tasks.h"
@@ -28,6 +30,22 @@ namespace k2::agents {
 
 class PythonTool;  // agents/python_tool.h
 
+// A synthetic agent (toolgen::synth::Agent, `k2gym toolgen agents`) made runnable: its system prompt and
+// its toolset (a role's share of its domain's tools, plus cross-domain and distractor tools of other
+// domains) compiled once. An episode whose EpisodeTask::agent is set offers exactly these tools instead
+// of the domain's full set. Foreign tools (other domains) keep their name unless it collides with an
+// earlier one, then they are exposed as "<domain's last path segment>__<name>"; a call of one returns a
+// tool error ("unavailable": that service holds no records for this conversation). Immutable.
+struct AgentProfile {
+  std::string id, domain, role;
+  std::string system_prompt;
+  std::shared_ptr<const ToolTable> tools;
+  std::set<std::string> own;                                            // exposed names of own-domain tools
+  std::map<std::string, std::pair<std::string, std::string>> foreign;   // exposed name -> {domain path, tool}
+  // Whether every assistant gold action of `t` names one of the agent's own tools (an oracle can solve it).
+  bool Covers(const toolgen::synth::Task& t) const;
+};
+
 // The domains tasks refer to (by path), with each domain's compiled tool table built once on first use.
 // Thread safety: immutable domains; Tools() is internally locked. Share one world between all envs.
 class SyntheticWorld {
@@ -43,6 +61,9 @@ class SyntheticWorld {
   const std::vector<std::shared_ptr<const toolgen::synth::Domain>>& domains() const { return domains_; }
   // The domain's tools (ToToolSpec of every op), compiled once. NotFound for an unknown domain.
   Expected<std::shared_ptr<const ToolTable>> Tools(const std::string& path, bool with_python = false) const;
+  // Compiles an agent's toolset. InvalidArgument naming the agent and tool when a "<path>::<tool>" entry
+  // names an unknown domain or tool (agents from another catalog).
+  Expected<std::shared_ptr<const AgentProfile>> Profile(const toolgen::synth::Agent& agent) const;
 
  private:
   std::vector<std::shared_ptr<const toolgen::synth::Domain>> domains_;
@@ -76,6 +97,9 @@ struct SyntheticEnvConfig {
   }
 };
 
+// Tasks of the domain kDualControlDomain (agents/dual_control.h) run the in-tree dual-control telecom
+// domain instead of a catalog domain: the user owns tools (UserTools/StepUser) and State() covers both
+// the account and the user's phone.
 // Reset(seed, task): `task` is a tau2 task JSON as `k2gym toolgen tasks --out` writes it (or the
 // {"tau2": {...}} wrapper). The first messages are the system prompt only: the simulated user speaks
 // first. The tool-simulator faults are drawn from `seed`. State() is the current database.
@@ -97,6 +121,8 @@ class SyntheticEnv : public ToolEnv {
   Expected<std::vector<Message>> OnReset(uint64_t seed, const json& task) override;
   Expected<std::vector<Message>> OnResetTask(uint64_t seed, const std::shared_ptr<const EpisodeTask>& task) override;
   Expected<ToolOutcome> Invoke(const std::string& tool, const json& arguments) override;
+  // Dual-control tasks only (domain kDualControlDomain): the user's phone tools.
+  Expected<ToolOutcome> InvokeUser(const std::string& tool, const json& arguments) override;
 
  private:
   std::shared_ptr<const SyntheticWorld> world_;
@@ -107,6 +133,11 @@ class SyntheticEnv : public ToolEnv {
   std::shared_ptr<const toolgen::synth::Task> task_;  // shared with the EpisodeTask on ResetTask
   std::unique_ptr<toolgen::synth::ToolSimulator> sim_;
   std::unique_ptr<PythonTool> python_;
+  // The episode's agent toolset (EpisodeTask::agent), held while it runs; null = the domain's tools.
+  std::shared_ptr<const AgentProfile> agent_hold_;
+  const std::map<std::string, std::pair<std::string, std::string>>* foreign_ = nullptr;
+  bool dual_ = false;        // the current task is a dual-control task (agents/dual_control.h)
+  json dual_db_ = nullptr;   // its shared agent+user state
 };
 
 // Registers the `synthetic` kind. Its config: SyntheticEnvConfig keys plus either "db": STORE (rebuild

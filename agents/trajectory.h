@@ -24,6 +24,7 @@ inline constexpr const char* kEndReasons[] = {
     "policy_error",  // Policy::Act returned an error (details in Trajectory::error)
     "env_error",     // the environment broke (details in Trajectory::error)
     "user_error",    // the simulated user could not answer (details in Trajectory::error)
+    "aborted",       // a paused EpisodeRun was finished before it ended (a dropped partial rollout)
 };
 bool IsEndReason(const std::string& s);
 
