@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "agents/dual_control.h"
 #include "agents/engine_policy.h"
 #include "agents/episode.h"
 #include "agents/export.h"
@@ -33,6 +34,8 @@ K2_CONFIG_SECTION("synthetic_env", agents::SyntheticEnvConfig, "The `synthetic` 
 namespace {
 
 struct SimArgs {
+  std::string agents;
+  int64_t dual_control = 0;
   std::string tasks, policy = "oracle", user = "scripted", judge_llm, out, tokens_out, tokenizer;
   int64_t episodes = 0;
   int threads = 0;
@@ -122,17 +125,23 @@ int Simulate(Context& ctx) {
       if (!t.ok()) return Fail(t.status());
       tasks.push_back(agents::EpisodeTask::FromSynth(std::move(*t)));
     }
-  } else {
+  } else if (g_sim.dual_control == 0) {
     auto ts = toolgen::synth::LoadTasks(db->get());
     if (!ts.ok()) return Fail(ts.status());
     for (auto& t : *ts) tasks.push_back(agents::EpisodeTask::FromSynth(std::move(t)));
   }
+  // Dual-control tasks (agents/dual_control.h): the user owns tools of its own.
+  for (auto& t : agents::GenerateDualControlTasks(ctx.g.seed, static_cast<int>(g_sim.dual_control)))
+    tasks.push_back(agents::EpisodeTask::FromSynth(std::move(t)));
   if (tasks.empty()) return Fail(InvalidArgument("no tasks: give --tasks FILE or run `k2gym toolgen tasks` first"));
   ThreadPool build_pool(0);
-  auto world = agents::SyntheticWorld::FromStore(db->get(), &build_pool);
+  const bool only_dual = g_sim.tasks.empty() && g_sim.dual_control > 0;
+  auto world = only_dual ? Expected<std::shared_ptr<const agents::SyntheticWorld>>(
+                               std::make_shared<agents::SyntheticWorld>(std::vector<std::shared_ptr<const toolgen::synth::Domain>>{}))
+                         : agents::SyntheticWorld::FromStore(db->get(), &build_pool);
   if (!world.ok()) return Fail(world.status());
   for (const auto& t : tasks)
-    if (!(*world)->Find(t->domain))
+    if (t->domain != agents::kDualControlDomain && !(*world)->Find(t->domain))
       return Fail(InvalidArgument("task " + t->id + ": domain " + t->domain +
                                   " is not in the store's catalog (tasks generated from another `toolgen synth`?)"));
 
@@ -156,10 +165,60 @@ int Simulate(Context& ctx) {
     tok = std::move(*t);
   }
 
+  // Synthetic agents: per domain, the compiled toolsets; an episode gets one of the agents whose own tools
+  // cover its task's gold plan (drawn from the episode seed), else the domain's default tools.
+  std::map<std::string, std::vector<std::shared_ptr<const agents::AgentProfile>>> agents_by_domain;
+  int64_t loaded_agents = 0, with_agent = 0, without_agent = 0;
+  if (!g_sim.agents.empty()) {
+    auto text = ReadFile(g_sim.agents);
+    if (!text.ok()) return Fail(text.status());
+    std::vector<json> rows;
+    auto whole = ParseJson(*text, g_sim.agents);
+    if (whole.ok() && whole->is_array()) {
+      for (auto& r : *whole) rows.push_back(r);
+    } else {
+      auto lines = ReadJsonLines(g_sim.agents);
+      if (!lines.ok()) return Fail(lines.status().Context("--agents: expected a JSON array or JSON lines of agents"));
+      rows = std::move(*lines);
+    }
+    for (size_t i = 0; i < rows.size(); ++i) {
+      auto a = toolgen::synth::AgentFromJson(rows[i], g_sim.agents + "[" + std::to_string(i) + "]");
+      if (!a.ok()) return Fail(a.status());
+      auto prof = (*world)->Profile(*a);
+      if (!prof.ok()) return Fail(prof.status().Context(g_sim.agents + "[" + std::to_string(i) + "]"));
+      agents_by_domain[(*prof)->domain].push_back(*prof);
+      ++loaded_agents;
+    }
+    if (loaded_agents == 0) return Fail(InvalidArgument("--agents " + g_sim.agents + ": no agents in the file"));
+  }
+  // One EpisodeTask per (task, agent): shares nothing mutable; the judge looks tasks up by id.
+  std::map<std::pair<const agents::EpisodeTask*, const agents::AgentProfile*>, std::shared_ptr<const agents::EpisodeTask>> with;
+  auto WithAgent = [&](const std::shared_ptr<const agents::EpisodeTask>& t, int trial) {
+    if (agents_by_domain.empty()) return t;
+    std::vector<std::shared_ptr<const agents::AgentProfile>> ok;
+    if (auto it = agents_by_domain.find(t->domain); it != agents_by_domain.end())
+      for (const auto& a : it->second)
+        if (t->synth && a->Covers(*t->synth)) ok.push_back(a);
+    if (ok.empty()) {
+      ++without_agent;
+      return t;
+    }
+    ++with_agent;
+    const auto& a = ok[agents::EpisodeSeed(ctx.g.seed, t->id, trial) % ok.size()];
+    auto& slot = with[{t.get(), a.get()}];
+    if (!slot) {
+      auto copy = std::make_shared<agents::EpisodeTask>(*t);
+      copy->agent = a;
+      slot = std::move(copy);
+    }
+    return slot;
+  };
   const int64_t n = g_sim.episodes > 0 ? g_sim.episodes : static_cast<int64_t>(tasks.size());
   std::vector<agents::EpisodeJob> jobs;
-  for (int64_t i = 0; i < n; ++i)
-    jobs.push_back({tasks[i % tasks.size()], static_cast<int>(i / static_cast<int64_t>(tasks.size()))});
+  for (int64_t i = 0; i < n; ++i) {
+    const int trial = static_cast<int>(i / static_cast<int64_t>(tasks.size()));
+    jobs.push_back({WithAgent(tasks[i % tasks.size()], trial), trial});
+  }
   std::map<std::string, const agents::EpisodeTask*> by_id;
   for (const auto& t : tasks) by_id[t->id] = t.get();
 
@@ -203,6 +262,9 @@ int Simulate(Context& ctx) {
   json result = {{"episodes", trajs.size()}, {"tasks", tasks.size()}, {"policy", (*policy)->name()},
                  {"user", (*user)->name()}, {"seconds", secs}, {"episodes_per_s", secs > 0 ? trajs.size() / secs : 0.0},
                  {"end_reasons", ends_j}, {"judge", summary.ToJson()}, {"exported", out.size()}};
+  if (!g_sim.agents.empty())
+    result["agents"] = {{"loaded", loaded_agents}, {"episodes_with_agent", with_agent},
+                        {"episodes_without_agent", without_agent}};
   if (!g_sim.out.empty()) result["out"] = g_sim.out;
   if (ctx.g.json) {
     ctx.PrintJson(result);
@@ -216,6 +278,11 @@ int Simulate(Context& ctx) {
                 static_cast<long long>(summary.discarded));
     for (auto& [k, v] : summary.by_reason) std::printf(" %s=%lld", k.c_str(), static_cast<long long>(v));
     std::printf("\n");
+    if (!g_sim.agents.empty())
+      std::printf("agents: %lld loaded; %lld episodes ran with an agent's toolset, %lld with the domain's tools "
+                  "(no agent covers the task)\n",
+                  static_cast<long long>(loaded_agents), static_cast<long long>(with_agent),
+                  static_cast<long long>(without_agent));
     if (!g_sim.out.empty()) std::printf("wrote %zu trajectories to %s\n", out.size(), g_sim.out.c_str());
   }
   return kExitOk;
@@ -226,6 +293,13 @@ int Simulate(Context& ctx) {
 K2_COMMAND("simulate", [](CLI::App& app, Context& ctx, Action* action) {
   (void)ctx;
   auto* c = app.add_subcommand("simulate", "Simulate multi-turn agent episodes on synthetic tasks, judge them, export SFT data");
+  c->add_option("--agents", g_sim.agents,
+                 "synthetic agents (`k2gym toolgen agents --out`, JSON lines or array): an episode uses the system "
+                 "prompt and toolset of an agent whose own tools cover its task");
+  c->add_option("--dual-control", g_sim.dual_control,
+                "N dual-control tasks (the user owns phone tools; agents/dual_control.h), seeded by --seed: "
+                "added to --tasks FILE, or instead of the store's tasks")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   c->add_option("--tasks", g_sim.tasks, "tau2 task JSON array (`k2gym toolgen tasks --out`); default: the store's tasks");
   c->add_option("--policy", g_sim.policy, "oracle | random | openai:URL | engine:CKPT_DIR");
   c->add_option("--user", g_sim.user, "scripted | openai:URL");
