@@ -234,6 +234,9 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, k2::sandbox::SandboxConfig>> configs = {{"k2gym sandbox (warm zygotes)", cfg}};
   if (ablation) {
     auto c = cfg;
+    c.prefault = "all";
+    configs.push_back({"  ... with prefault \"all\" (file pages too)", c});
+    c = cfg;
     c.reuse_netns = false;
     configs.push_back({"  ... without netns reuse", c});
     c.prefault = "off";

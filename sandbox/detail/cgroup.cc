@@ -191,6 +191,7 @@ Expected<std::unique_ptr<CgroupTree>> CgroupTree::Create(const std::string& root
                             "delegated group without processes)"));
     }
     tree->base_ = {base};
+    tree->has_swap_max_ = Exists(base + "/memory.swap.max");
     return tree;
   }
   for (const char* ctrl : {"memory", "pids", "cpu", "cpuacct"}) {
@@ -213,6 +214,12 @@ Expected<std::unique_ptr<CgroupTree>> CgroupTree::Create(const std::string& root
     }
     created.push_back(base);
   }
+  tree->has_memsw_ = Exists(tree->base_[0] + "/memory.memsw.limit_in_bytes");
+  // Run groups inherit swappiness from their parent when created (v1), so it is set here once; with swap
+  // accounting the memsw limit below keeps swap from extending a run's memory anyway.
+  if (Exists(tree->base_[0] + "/memory.swappiness")) (void)WriteSmall(tree->base_[0] + "/memory.swappiness", "0");
+  int64_t period = ReadInt(tree->base_[2] + "/cpu.cfs_period_us");
+  if (period > 0) tree->cfs_period_us_ = period;
   return tree;
 }
 
@@ -241,7 +248,7 @@ Expected<std::unique_ptr<RunCgroup>> CgroupTree::NewRun(const std::string& name,
   if (v2_) {
     const std::string& d = dirs[0];
     K2_RETURN_IF_ERROR(WriteSmall(d + "/memory.max", mem));
-    if (Exists(d + "/memory.swap.max")) (void)WriteSmall(d + "/memory.swap.max", "0");
+    if (has_swap_max_) (void)WriteSmall(d + "/memory.swap.max", "0");
     K2_RETURN_IF_ERROR(WriteSmall(d + "/pids.max", std::to_string(lim.pids)));
     int64_t period = 100000;
     int64_t quota = std::max<int64_t>(1000, static_cast<int64_t>(std::llround(lim.cpus * period)));
@@ -249,11 +256,9 @@ Expected<std::unique_ptr<RunCgroup>> CgroupTree::NewRun(const std::string& name,
   } else {
     K2_RETURN_IF_ERROR(WriteSmall(dirs[0] + "/memory.limit_in_bytes", mem));
     // Without swap accounting memsw is absent; with it, swap must not extend the limit.
-    if (Exists(dirs[0] + "/memory.memsw.limit_in_bytes")) (void)WriteSmall(dirs[0] + "/memory.memsw.limit_in_bytes", mem);
-    if (Exists(dirs[0] + "/memory.swappiness")) (void)WriteSmall(dirs[0] + "/memory.swappiness", "0");
+    if (has_memsw_) (void)WriteSmall(dirs[0] + "/memory.memsw.limit_in_bytes", mem);
     K2_RETURN_IF_ERROR(WriteSmall(dirs[1] + "/pids.max", std::to_string(lim.pids)));
-    int64_t period = ReadInt(dirs[2] + "/cpu.cfs_period_us");
-    if (period <= 0) period = 100000;
+    const int64_t period = cfs_period_us_;
     int64_t quota = std::max<int64_t>(1000, static_cast<int64_t>(std::llround(lim.cpus * period)));
     K2_RETURN_IF_ERROR(WriteSmall(dirs[2] + "/cpu.cfs_quota_us", std::to_string(quota)));
   }
@@ -327,6 +332,13 @@ Status RunCgroup::Remove() {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   auto pause = std::chrono::microseconds(200);
   Status result;
+  // Usually every process is gone already (the run's PID 1 was reaped, and with it its PID namespace):
+  // one rmdir per group, no kill pass.
+  bool busy = false;
+  for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
+    if (::rmdir(it->c_str()) != 0 && errno != ENOENT) busy = true;
+  }
+  if (!busy) return result;
   for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
     const std::string& d = *it;
     if (!Exists(d)) continue;

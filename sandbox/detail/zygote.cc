@@ -237,8 +237,11 @@ Expected<std::unique_ptr<Zygote>> Zygote::Start(const ZygoteOptions& o) {
   std::string cfg_text = cfg.dump();
   std::string script = ZygoteScript();
   std::vector<const char*> argv = {o.python.c_str(), "-I", "-c", script.c_str(), cfg_text.c_str(), nullptr};
+  // LD_BIND_NOW: the dynamic linker resolves every symbol when the zygote starts, not lazily in each run's
+  // child (which resolved e.g. pthread_key_delete, called only after a fork, in every run: ~3% of a run's
+  // CPU). The zygote script resets its environment, so programs never see it.
   std::vector<const char*> envp = {"PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1",
-                                   "HOME=/work", nullptr};
+                                   "HOME=/work", "LD_BIND_NOW=1", nullptr};
 
   int sync_pipe[2], err_pipe[2], sv[2];
   if (::pipe2(sync_pipe, O_CLOEXEC) != 0) return IoError(std::string("zygote: pipe: ") + std::strerror(errno));
