@@ -28,6 +28,7 @@ struct Opts {
   int64_t tasks = -1;
   int per_domain = -1;
   bool verify = false;
+  bool include_heldout = false;
   std::string out;
 } g_opts;
 
@@ -179,6 +180,14 @@ int Tasks(Context& ctx) {
   if (!c.ok()) return Fail(c.status());
   std::vector<Domain> domains;
   for (auto& d : c->domains) domains.push_back(*d);
+  // Training data never touches held-out domains (eval's built-in suites are made of them); building an
+  // eval task set asks for them explicitly.
+  int64_t heldout_excluded = 0;
+  if (g_opts.include_heldout && g_opts.out.empty())
+    return Fail(InvalidArgument("toolgen tasks: --include-heldout needs --out FILE (tasks on held-out domains are never stored "
+                                "where training-data generators such as simulate read them)"));
+  if (!g_opts.include_heldout) domains = TrainingDomains(domains, &heldout_excluded);
+  if (domains.empty()) return Fail(InvalidArgument("toolgen tasks: every domain of the catalog is held out (use --include-heldout)"));
   auto t0 = std::chrono::steady_clock::now();
   auto tasks = GenerateTasks(domains, ctx.g.seed, cfg->tasks, &pool);
   double gen_s = Since(t0);
@@ -192,7 +201,9 @@ int Tasks(Context& ctx) {
   });
   for (auto& b : bad)
     if (!b.empty()) return Fail(Internal("toolgen tasks: generated task failed verification: " + b));
-  if (Status s = SaveTasks(db->get(), tasks); !s.ok()) return Fail(s);
+  // The store's tasks are simulate's default input: held-out tasks go to the --out file only.
+  if (!g_opts.include_heldout)
+    if (Status s = SaveTasks(db->get(), tasks); !s.ok()) return Fail(s);
   if (!g_opts.out.empty()) {
     json arr = json::array();
     for (auto& t : tasks) arr.push_back(ToTau2(t));
@@ -200,12 +211,20 @@ int Tasks(Context& ctx) {
   }
   int refusals = 0;
   for (auto& t : tasks) refusals += t.refusal;
+  int64_t heldout_tasks = 0;
+  for (auto& t : tasks) heldout_tasks += IsHeldOutDomain(t.domain);
   json out = {{"tasks", tasks.size()}, {"requested", cfg->tasks}, {"refusal_tasks", refusals},
+              {"domains", domains.size()}, {"heldout_domains_excluded", heldout_excluded},
+              {"heldout_tasks", heldout_tasks}, {"include_heldout", g_opts.include_heldout},
+              {"stored", !g_opts.include_heldout},
               {"generate_s", gen_s}, {"tasks_per_s", gen_s > 0 ? tasks.size() / gen_s : 0.0}};
   if (ctx.g.json) ctx.PrintJson(out);
   else
-    std::printf("generated and verified %zu tasks (%d with a request to refuse) in %.2f s%s%s\n", tasks.size(), refusals,
-                gen_s, g_opts.out.empty() ? "" : "; tau2 JSON: ", g_opts.out.c_str());
+    std::printf("generated and verified %zu tasks (%d with a request to refuse) over %zu domains in %.2f s%s%s\n"
+                "held-out domains: %s (%lld excluded, %lld held-out tasks)\n",
+                tasks.size(), refusals, domains.size(), gen_s, g_opts.out.empty() ? "" : "; tau2 JSON: ", g_opts.out.c_str(),
+                g_opts.include_heldout ? "included (--include-heldout: not for training data)" : "excluded",
+                static_cast<long long>(heldout_excluded), static_cast<long long>(heldout_tasks));
   return kExitOk;
 }
 
@@ -254,6 +273,8 @@ K2_COMMAND("toolgen", [](CLI::App& app, Context& ctx, Action* action) {
   auto* t = c->add_subcommand("tasks", "Generate verified tasks with rubrics for the stored catalog");
   t->add_option("--count", g_opts.tasks, "number of tasks (default: toolgen_synth.tasks)")->check(CLI::Range(1, 10000000));
   t->add_option("--out", g_opts.out, "also export the tasks as a tau2-bench task JSON array to this file");
+  t->add_flag("--include-heldout", g_opts.include_heldout,
+              "also generate tasks on held-out domains, for eval suites: needs --out, nothing is stored (training data excludes them)");
   t->callback([action] { *action = Tasks; });
   auto* st = c->add_subcommand("stats", "Counts of synthetic domains, tools, agents, tasks, and real registry tools");
   st->callback([action] { *action = Stats; });

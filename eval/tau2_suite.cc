@@ -4,7 +4,6 @@
 
 #include <filesystem>
 
-#include "core/hash.h"
 #include "core/store.h"
 #include "core/thread_pool.h"
 #include "rewards/tool_verifier.h"
@@ -13,10 +12,7 @@ namespace k2::eval {
 
 namespace synth = toolgen::synth;
 
-bool IsHeldOutDomain(const std::string& path) {
-  std::string h = Sha256Hex("k2gym/heldout/" + path);
-  return std::stoull(h.substr(0, 8), nullptr, 16) % 8 == 0;
-}
+bool IsHeldOutDomain(const std::string& path) { return synth::IsHeldOutDomain(path); }
 
 namespace {
 

@@ -31,9 +31,10 @@ class ThreadPool;
 
 namespace k2::eval {
 
-// The split rule: a domain path is held out iff the first 8 hex digits of SHA-256("k2gym/heldout/" +
-// path), read as an integer, are divisible by 8 (about 1 domain in 8). Data generators for training
-// (toolgen tasks, simulate, SFT/RL) must skip these domains; eval's builtin suites use only them.
+// The split rule (toolgen::synth::IsHeldOutDomain, where the training-data generators can reach it): a
+// domain path is held out iff the first 8 hex digits of SHA-256("k2gym/heldout/" + path), read as an
+// integer, are divisible by 8 (about 1 domain in 8). `toolgen tasks` skips these domains unless given
+// --include-heldout; eval's builtin suites use only them.
 bool IsHeldOutDomain(const std::string& path);
 
 struct Tau2Suite {

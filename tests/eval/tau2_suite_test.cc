@@ -11,6 +11,7 @@
 
 #include "agents/scripted_policies.h"
 #include "agents/scripted_user.h"
+#include "core/hash.h"
 #include "core/thread_pool.h"
 #include "eval/passk.h"
 
@@ -146,6 +147,39 @@ TEST(Tau2Suite, EpisodesThatRunOutScoreZero) {
     EXPECT_EQ(t.reward, 0);
     EXPECT_EQ(t.components.at("terminated_ok"), 0);
   }
+}
+
+// Training data never touches held-out domains: the generators' filters drop exactly the domains the
+// split rule (written out again here with SHA-256) holds out, and eval's predicate is the same one.
+TEST(HeldOut, TrainingGeneratorsExcludeHeldOutDomains) {
+  ThreadPool pool(2);
+  auto world = agents::SyntheticWorld::Generate(11, 600, &pool);
+  std::vector<synth::Domain> ds;
+  for (auto& d : world->domains()) ds.push_back(*d);
+  auto reference = [](const std::string& p) { return std::stoull(Sha256Hex("k2gym/heldout/" + p).substr(0, 8), nullptr, 16) % 8 == 0; };
+  int64_t held = 0;
+  for (auto& d : ds) {
+    EXPECT_EQ(synth::IsHeldOutDomain(d.path), reference(d.path)) << d.path;
+    EXPECT_EQ(IsHeldOutDomain(d.path), reference(d.path)) << d.path;
+    held += reference(d.path);
+  }
+  ASSERT_GT(held, 0) << "the catalog must have held-out domains for this test to mean anything";
+  int64_t excluded = -1;
+  auto train = synth::TrainingDomains(ds, &excluded);
+  EXPECT_EQ(excluded, held);
+  EXPECT_EQ(static_cast<int64_t>(train.size()), static_cast<int64_t>(ds.size()) - held);
+  auto tasks = synth::GenerateTasks(train, 7, 200, &pool);
+  ASSERT_EQ(tasks.size(), 200u);
+  for (auto& t : tasks) EXPECT_FALSE(reference(t.domain)) << t.id << " on held-out " << t.domain;
+  // Tasks generated on every domain: TrainingTasks drops exactly those on held-out domains.
+  auto mixed = synth::GenerateTasks(ds, 7, 400, &pool);
+  int64_t mixed_held = 0;
+  for (auto& t : mixed) mixed_held += reference(t.domain);
+  ASSERT_GT(mixed_held, 0);
+  auto kept = synth::TrainingTasks(mixed, &excluded);
+  EXPECT_EQ(excluded, mixed_held);
+  EXPECT_EQ(kept.size() + static_cast<size_t>(mixed_held), mixed.size());
+  for (auto& t : kept) EXPECT_FALSE(reference(t.domain)) << t.domain;
 }
 
 TEST(Tau2Suite, BuiltinHeldOutSuiteUsesOnlyHeldOutDomains) {

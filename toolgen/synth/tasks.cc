@@ -5,6 +5,7 @@
 #include <functional>
 #include <tuple>
 
+#include "core/hash.h"
 #include "core/rng.h"
 #include "core/thread_pool.h"
 #include "toolgen/synth/database.h"
@@ -590,6 +591,26 @@ Expected<Task> TaskFromTau2(const json& j, const std::string& where) {
     if (std::find(kBasis.begin(), kBasis.end(), t.reward_basis[i]) == kBasis.end())
       return InvalidArgument(w + "/reward_basis/" + std::to_string(i) + ": expected one of DB, ENV_ASSERTION, NL_ASSERTION, ACTION, COMMUNICATE");
   return t;
+}
+
+bool IsHeldOutDomain(const std::string& path) {
+  std::string h = Sha256Hex("k2gym/heldout/" + path);
+  return std::stoull(h.substr(0, 8), nullptr, 16) % 8 == 0;
+}
+
+std::vector<Domain> TrainingDomains(const std::vector<Domain>& domains, int64_t* excluded) {
+  std::vector<Domain> out;
+  for (auto& d : domains)
+    if (!IsHeldOutDomain(d.path)) out.push_back(d);
+  if (excluded) *excluded = static_cast<int64_t>(domains.size() - out.size());
+  return out;
+}
+
+std::vector<Task> TrainingTasks(std::vector<Task> tasks, int64_t* excluded) {
+  const size_t before = tasks.size();
+  std::erase_if(tasks, [](const Task& t) { return IsHeldOutDomain(t.domain); });
+  if (excluded) *excluded = static_cast<int64_t>(before - tasks.size());
+  return tasks;
 }
 
 }  // namespace k2::toolgen::synth

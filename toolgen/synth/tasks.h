@@ -55,6 +55,18 @@ struct Task {
   bool operator==(const Task&) const = default;
 };
 
+// The held-out split, shared by every training-data generator and by eval: a domain path is held out
+// iff the first 8 hex digits of SHA-256("k2gym/heldout/" + path), read as an integer, are divisible by 8
+// (about 1 domain in 8, the same whatever the catalog seed or size). Training data (`toolgen tasks`,
+// simulate, SFT/RL task lists) skips these domains by default; eval's built-in suites use only them.
+bool IsHeldOutDomain(const std::string& path);
+
+// `domains` without the held-out ones; `excluded` (optional) receives how many were dropped.
+std::vector<Domain> TrainingDomains(const std::vector<Domain>& domains, int64_t* excluded = nullptr);
+
+// `tasks` without those on held-out domains; `excluded` (optional) receives how many were dropped.
+std::vector<Task> TrainingTasks(std::vector<Task> tasks, int64_t* excluded = nullptr);
+
 // One task from the domain; `seed` picks database, actor and sub-goals. NotFound when no sub-goal is
 // feasible on the sampled database (callers retry with another seed).
 Expected<Task> GenerateTask(const Domain& d, uint64_t seed, const std::string& id);
