@@ -28,6 +28,7 @@ struct EvalConfig {
   int trials = 4;
   std::vector<int64_t> ks = {1, 2, 4};
   int threads = 0;
+  int fc_max_steps_per_turn = 20;
   std::string on_missing_judge = "skip";
   bool keep_trajectories = true;
   agents::EpisodeLimits episode;
@@ -39,6 +40,10 @@ struct EvalConfig {
     v("trials", trials, "trials per task (τ² suites) or per case (function-calling suites)", {.min = 1, .max = 10000});
     v("ks", ks, "k values of the pass^k columns (each <= trials to be reported)");
     v("threads", threads, "concurrent episodes / cases (0 = hardware threads)", {.min = 0, .max = 4096});
+    v("fc_max_steps_per_turn", fc_max_steps_per_turn,
+      "multi-turn function-calling cases (BFCL multi_turn, ACEBench agent): assistant messages with calls "
+      "allowed in one user turn before the case fails",
+      {.min = 1, .max = 1000});
     v("on_missing_judge", on_missing_judge,
       "NL_ASSERTION without --judge: skip it (counted as nl_assertion_unjudged) or fail the run",
       {.choices = {"skip", "error"}});
@@ -219,14 +224,19 @@ int RunEval(Context& ctx) {
                                             Resolve(g_opts.suite, file_spec, "answers", g_opts.suite));
     if (!suite.ok()) return Fail(suite.status());
     meta["tasks"] = suite->cases.size();
-    json skipped = json::array();
-    for (auto& [id, why] : suite->skipped) skipped.push_back({{"id", id}, {"why", why}});
-    meta["skipped"] = skipped;
+    // --policy oracle on a function-calling suite: the suite's own reference answers (FcOraclePolicy).
+    std::unique_ptr<agents::Policy> fc_oracle;
+    if (g_opts.policy == "oracle") {
+      fc_oracle = std::make_unique<eval::FcOraclePolicy>(*suite);
+      meta["policy"] = fc_oracle->name();
+    }
+    agents::Policy& fc_policy = fc_oracle ? *fc_oracle : **policy;
     for (int t = 0; t < cfg.trials; ++t) {
       eval::FcRunOptions o;
       o.seed = ctx.g.seed + static_cast<uint64_t>(t) * 1000003ULL;
       o.threads = cfg.threads == 0 ? static_cast<int>(std::thread::hardware_concurrency()) : cfg.threads;
-      for (auto& out : eval::RunFcSuite(*suite, **policy, o)) {
+      o.max_steps_per_turn = cfg.fc_max_steps_per_turn;
+      for (auto& out : eval::RunFcSuite(*suite, fc_policy, o)) {
         eval::TrialRecord r;
         r.case_id = out.id;
         r.group = out.category;
@@ -235,7 +245,8 @@ int RunEval(Context& ctx) {
         r.success = out.score >= 1;
         r.end_reason = out.failure.empty() ? "answered" : out.failure.substr(0, out.failure.find(':'));
         r.detail = out.detail;
-        r.components = {{"kind", out.kind}};
+        r.components = out.components;
+        r.components["kind"] = out.kind;
         r.trajectory = out.response;
         records.push_back(std::move(r));
       }
@@ -265,9 +276,6 @@ int RunEval(Context& ctx) {
     ctx.PrintJson(out);
   } else {
     std::printf("%s", eval::FormatSummary(*summary).c_str());
-    if (meta.contains("skipped") && !meta["skipped"].empty())
-      std::printf("skipped %zu case(s) this runner cannot execute (first: %s: %s)\n", meta["skipped"].size(),
-                  meta["skipped"][0]["id"].get<std::string>().c_str(), meta["skipped"][0]["why"].get<std::string>().c_str());
     std::printf("stored as run %lld in %s\n", static_cast<long long>(*run), ctx.g.db_path.c_str());
   }
   return kExitOk;

@@ -1,17 +1,22 @@
 // Function-calling suites in the BFCL and ACEBench styles: loaders for their JSON(-lines) files, the
 // per-case check of a policy's response (AST match of the calls via rewards/ast_match.h; "special"
 // cases where the model must flag missing parameters or an incorrect value, or decline an irrelevant
-// request without calling anything), and a runner that sends every case through an agents::Policy.
+// request without calling anything), multi-turn cases with STATE-based checks (BFCL multi_turn_*,
+// ACEBench agent_*: the policy's calls run against the in-tree stateful classes of fc_backend.h over
+// several user turns and the resulting state is compared with the ground truth's), the oracle policy of
+// these suites, and a runner that sends every case through an agents::Policy.
 //
 // Loaders and ScoreFcResponse are pure; RunFcSuite calls Policy::Act from `threads` threads (the
 // Policy contract makes Act thread-safe). Bad files give InvalidArgument naming file:line and the field.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "agents/policy.h"
+#include "rewards/ast_match.h"
 #include "core/json.h"
 #include "core/message.h"
 #include "core/status.h"
@@ -27,23 +32,38 @@ struct FcCase {
   //   "no_call"        no function is called (BFCL irrelevance, ACEBench special_irrelevant)
   //   "missing_params" no call, and the reply names every parameter in `expect` ({func: [param...]})
   //   "error_param"    no call, and the reply quotes every incorrect value in `expect` ({func: [value...]})
+  //   "state"          multi-turn against an FcBackend: BFCL compares the state after every turn with
+  //                    the state after that turn's ground-truth calls (and a turn whose ground truth is
+  //                    empty must make no call); ACEBench compares the final state with `expected_state`
   std::string kind;
-  std::vector<Message> messages;  // the prompt, oldest first
+  std::vector<Message> messages;  // single-turn kinds: the prompt, oldest first
   json functions = json::array(); // function docs as the file gives them (BFCL/ACEBench layout)
   json ground_truth = json::array();  // kind "calls": [{"func": {"param": [allowed...]}}]
   json expect = json::object();
+  // Kind "state" only.
+  std::vector<std::vector<Message>> turns;                   // messages that open each user turn
+  std::vector<std::string> classes;                          // involved_classes
+  json initial_config = json::object();                      // {class: config}
+  std::vector<std::vector<rewards::FunctionCall>> gt_turns;  // BFCL: ground-truth calls of each turn
+  json expected_state;                                       // ACEBench: {class: {attribute: value}}
+  std::vector<rewards::FunctionCall> milestones;             // ACEBench mile_stone: the reference call path
+  std::map<int, std::vector<std::string>> missed;            // BFCL missed_function: hidden before turn
 };
 
 struct FcSuite {
   std::string name;
   std::vector<FcCase> cases;
-  std::vector<std::pair<std::string, std::string>> skipped;  // (id, why) cases this runner cannot execute
 };
 
 // BFCL: `questions` is JSON lines {"id", "question": [[{role, content}...]] (turns), "function": [...]};
 // `answers` (may be "" when every case is irrelevance) has {"id", "ground_truth": [{"func": {"p": [allowed]}}]}.
-// Category from the id; "irrelevance*" and "live_irrelevance*" are no_call; multi-turn BFCL cases
-// (more than one turn) need BFCL's Python backends and are listed in `skipped`.
+// Category from the id; "irrelevance*" and "live_irrelevance*" are no_call.
+// Multi-turn cases ("multi_turn" in the id, or more than one turn): {"id", "question": [[turn 1 messages],
+// [turn 2 messages], ...], "initial_config": {class: config}, "involved_classes": [...], optional
+// "missed_function": {"TURN": [names]} (hidden from the tools before that turn), optional "function"
+// (default: the in-tree classes' docs)}; the answer's "ground_truth" is one list of Python call strings
+// per turn (["cd(folder='docs')", ...]). The loader replays the ground truth on a fresh backend: a call
+// that fails there is a broken case (InvalidArgument naming the answer line and the call).
 Expected<FcSuite> LoadBfcl(const std::string& questions, const std::string& answers);
 
 // ACEBench: `data` is JSON lines (or a JSON array) {"id", "question": "user: ...\nassistant: ...",
@@ -51,7 +71,12 @@ Expected<FcSuite> LoadBfcl(const std::string& questions, const std::string& answ
 // writes dialogs); `answers` has {"id", "ground_truth": {"func": {"p": value}} | [{"func": {...}}, ...]}
 // with exact values. Categories: normal_* (kind calls), special_incomplete (ground_truth {"func":
 // [missing params]}), special_error_param ({"func": [wrong values]} or {"func": {"p": wrong value}}),
-// special_irrelevant (no_call). agent_* cases need ACEBench's Python sandbox classes: `skipped`.
+// special_irrelevant (no_call).
+// agent_multi_step_* / agent_multi_turn_* (kind state): the data line adds "initial_config" and
+// "involved_classes"; each "user:" line of the question opens one user turn (a scripted user: ACEBench
+// drives multi_turn with an LLM user); the answer is {"id", "ground_truth": [{class: {attr: value}}...]
+// (or one object {class: {...}}), "mile_stone": [Python call strings]}. The loader checks that the
+// milestones, run on a fresh backend, reach the expected state (else the case is broken).
 Expected<FcSuite> LoadAceBench(const std::string& data, const std::string& answers);
 
 // OpenAI tools array from BFCL/ACEBench function docs: "dict" -> "object", "float" -> "number",
@@ -62,8 +87,9 @@ struct FcOutcome {
   std::string id, category, kind;
   double score = 0;       // 1 or 0
   std::string detail;     // why
-  json response;          // the assistant message (OpenAI JSON)
+  json response;          // the assistant message (OpenAI JSON); kind state: the whole dialog
   std::string failure;    // PolicyTurn::failure or the Act error, "" when none
+  json components = json::object();  // kind state: {"turns_passed", "turns", "calls", "process"}
 };
 
 // Checks one response. Calls are the message's tool_calls, or, when it has none, its content parsed as a
@@ -71,14 +97,34 @@ struct FcOutcome {
 FcOutcome ScoreFcResponse(const FcCase& c, const agents::PolicyTurn& turn);
 
 struct FcRunOptions {
-  uint64_t seed = 0;      // request seed = seed + case index
+  uint64_t seed = 0;      // request seed = seed + case index (state cases: + 1000 * step)
   int threads = 1;
   std::optional<double> temperature = 0.0;
   std::optional<int64_t> max_tokens = 1024;
+  int max_steps_per_turn = 20;  // state cases: assistant messages with calls allowed in one user turn
 };
 // Sends each case (its messages + its functions as tools; session = the case id) to the policy and
-// scores the reply. A policy error on one case scores that case 0 (failure recorded); results are in
-// case order whatever the thread count.
+// scores the reply. State cases run turn by turn: the policy acts until it answers without a call; each
+// call runs on the case's backend and its result goes back as a tool message. A policy error on one case
+// scores that case 0 (failure recorded); results are in case order whatever the thread count.
 std::vector<FcOutcome> RunFcSuite(const FcSuite& suite, agents::Policy& policy, const FcRunOptions& options);
+
+// The reference policy of an FC suite (what `--policy oracle` means for kind bfcl/acebench): kind calls
+// -> the ground-truth calls (first allowed value of each parameter; "" = omitted); no_call -> a refusal;
+// missing_params / error_param -> a reply naming the parameters / quoting the values; state -> the
+// current turn's ground-truth calls (BFCL) or the milestones (ACEBench), one call per assistant message,
+// then a short text reply. `skip_step` >= 0 leaves out that (0-based) call of every state case's plan —
+// a policy that skips one step. Sessions are case ids (RunFcSuite's); an unknown session is NotFound.
+// Thread-safe (stateless: the position in the plan is read from the request's messages).
+class FcOraclePolicy : public agents::Policy {
+ public:
+  FcOraclePolicy(const FcSuite& suite, int skip_step = -1);
+  std::string name() const override { return skip_step_ < 0 ? "fc-oracle" : "fc-oracle-skip" + std::to_string(skip_step_); }
+  Expected<agents::PolicyTurn> Act(const agents::PolicyRequest& request) override;
+
+ private:
+  std::map<std::string, const FcCase*> cases_;
+  int skip_step_;
+};
 
 }  // namespace k2::eval

@@ -14,6 +14,7 @@ Expected<json> Summarize(const std::vector<TrialRecord>& records, const std::vec
   std::map<std::string, TaskTrials> per;  // by case id
   std::vector<std::string> order;
   json ends = json::object();
+  int64_t context_exceeded = 0;
   for (auto& r : records) {
     auto [it, fresh] = per.try_emplace(r.case_id);
     if (fresh) {
@@ -26,6 +27,9 @@ Expected<json> Summarize(const std::vector<TrialRecord>& records, const std::vec
     it->second.reward_sum += r.reward;
     std::string e = r.end_reason.empty() ? "-" : r.end_reason;
     ends[e] = ends.value(e, 0) + 1;
+    // A served model refusing a dialog longer than its context is a scored failure (0) that the table
+    // must name, or a suite of such refusals would read as a model that cannot act.
+    if (r.detail.find("context_length_exceeded") != std::string::npos) ++context_exceeded;
   }
   std::vector<TaskTrials> tasks;
   for (auto& id : order) tasks.push_back(per[id]);
@@ -41,6 +45,7 @@ Expected<json> Summarize(const std::vector<TrialRecord>& records, const std::vec
                            {"pass_hat", ph}, {"tasks_at", at}});
   }
   out["end_reasons"] = ends;
+  out["context_exceeded"] = context_exceeded;
   return out;
 }
 
@@ -79,6 +84,9 @@ std::string FormatSummary(const json& s) {
   out += "end reasons:";
   for (auto& [e, n] : s["end_reasons"].items()) out += " " + e + "=" + std::to_string(n.get<int64_t>());
   out += "\n";
+  if (int64_t n = s.value("context_exceeded", int64_t{0}); n > 0)
+    out += std::to_string(n) + " trial(s) scored 0 because the dialog exceeded the served model's context "
+           "(HTTP 400 context_length_exceeded): use a model with a larger max_position_embeddings\n";
   return out;
 }
 

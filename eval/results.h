@@ -28,7 +28,8 @@ struct TrialRecord {
 };
 
 // {"suite", "kind", "policy", "trials", "ks", "rows": [{"group", "tasks", "trials", "avg_reward",
-//  "pass_hat": {"1": p, ...}, "tasks_at": {...}}...] (groups sorted, then "all"), "end_reasons": {reason: n}}.
+//  "pass_hat": {"1": p, ...}, "tasks_at": {...}}...] (groups sorted, then "all"), "end_reasons": {reason: n},
+//  "context_exceeded": trials whose detail carries a served model's context_length_exceeded refusal}.
 Expected<json> Summarize(const std::vector<TrialRecord>& records, const std::vector<int64_t>& ks, const json& meta);
 
 // The summary as a fixed-width table (one line per group, then "all", then end reasons).

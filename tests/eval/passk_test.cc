@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "eval/results.h"
+
 namespace k2::eval {
 namespace {
 
@@ -58,6 +60,34 @@ TEST(PassTable, PerDomainRowsAndOverall) {
   EXPECT_NEAR(all.avg_reward, 10.5 / 13, 1e-15);
   t.push_back({"bad", "x", 2, 3, 0});
   EXPECT_FALSE(PassTable(t, {1}).ok());
+}
+
+// A served model's context refusals are scored 0 and named under the table.
+TEST(Summary, NamesContextRefusals) {
+  std::vector<TrialRecord> rs;
+  for (int i = 0; i < 3; ++i) {
+    TrialRecord r;
+    r.case_id = "t" + std::to_string(i);
+    r.group = "d";
+    r.end_reason = i < 2 ? "policy_error" : "agent_stop";
+    r.detail = i < 2 ? "http_400: prompt of 900 tokens exceeds 64 (context_length_exceeded)" : "ok";
+    r.success = i == 2;
+    r.reward = i == 2 ? 1 : 0;
+    rs.push_back(r);
+  }
+  auto s = Summarize(rs, {1}, {{"suite", "x"}, {"policy", "p"}, {"trials", 1}});
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  EXPECT_EQ((*s)["context_exceeded"], 2);
+  EXPECT_NEAR((*s)["rows"].back()["pass_hat"]["1"].get<double>(), 1.0 / 3, 1e-12);
+  std::string t = FormatSummary(*s);
+  EXPECT_NE(t.find("2 trial(s) scored 0 because the dialog exceeded the served model's context"), std::string::npos) << t;
+  rs.pop_back();
+  rs.pop_back();
+  rs[0].detail = "http_500: internal";
+  auto s2 = Summarize(rs, {1}, json::object());
+  ASSERT_TRUE(s2.ok());
+  EXPECT_EQ((*s2)["context_exceeded"], 0);
+  EXPECT_EQ(FormatSummary(*s2).find("exceeded"), std::string::npos);
 }
 
 }  // namespace

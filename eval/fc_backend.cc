@@ -1,0 +1,550 @@
+// The in-tree stateful classes of multi-turn function-calling cases, their docs, argument checking, the
+// Python call-string parser and the state comparison (see fc_backend.h).
+#include "eval/fc_backend.h"
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <variant>
+
+namespace k2::eval {
+namespace {
+
+struct Param {
+  const char* name;
+  const char* type;  // BFCL doc type: "string", "integer", "boolean"
+  const char* doc;
+  bool required;
+};
+
+class Err {
+ public:
+  explicit Err(std::string m) : m_(std::move(m)) {}
+  const std::string& message() const { return m_; }
+
+ private:
+  std::string m_;
+};
+
+// A method returns its result, or an error message (state untouched: methods check before mutating).
+using Result = std::variant<json, Err>;
+
+struct Method {
+  const char* cls;
+  const char* name;
+  const char* doc;
+  std::vector<Param> params;
+  std::function<Result(json& state, std::vector<std::string>& cwd, const json& args)> fn;
+};
+
+// ---- GorillaFileSystem -------------------------------------------------------------------------------
+
+// The directory node at `cwd` below the single root directory.
+json* Dir(json& state, const std::vector<std::string>& cwd) {
+  json& root = state["GorillaFileSystem"]["root"];
+  json* node = &root.begin().value();
+  for (auto& part : cwd) node = &(*node)["contents"][part];
+  return node;
+}
+
+bool ValidName(const std::string& n) { return !n.empty() && n != "." && n != ".." && n.find('/') == std::string::npos; }
+
+Result Pwd(json& s, std::vector<std::string>& cwd, const json&) {
+  std::string p = "/" + s["GorillaFileSystem"]["root"].begin().key();
+  for (auto& c : cwd) p += "/" + c;
+  return json{{"current_working_directory", p}};
+}
+
+Result Ls(json& s, std::vector<std::string>& cwd, const json& a) {
+  bool all = a.value("a", false);
+  json names = json::array();
+  for (auto& [k, v] : (*Dir(s, cwd))["contents"].items())
+    if (all || k.empty() || k[0] != '.') names.push_back(k);
+  return json{{"current_directory_content", names}};
+}
+
+Result Cd(json& s, std::vector<std::string>& cwd, const json& a) {
+  std::string folder = a["folder"];
+  std::vector<std::string> to = cwd;
+  size_t b = 0;
+  if (!folder.empty() && folder[0] == '/') return Err("cd: " + folder + ": absolute paths are not supported; use a relative path");
+  while (b <= folder.size()) {
+    size_t e = folder.find('/', b);
+    if (e == std::string::npos) e = folder.size();
+    std::string part = folder.substr(b, e - b);
+    b = e + 1;
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (to.empty()) return Err("cd: " + folder + ": already at the root directory");
+      to.pop_back();
+      continue;
+    }
+    json& contents = (*Dir(s, to))["contents"];
+    auto it = contents.find(part);
+    if (it == contents.end() || (*it)["type"] != "directory") return Err("cd: " + folder + ": no such directory");
+    to.push_back(part);
+  }
+  cwd = to;
+  return Pwd(s, cwd, a);
+}
+
+Result Mkdir(json& s, std::vector<std::string>& cwd, const json& a) {
+  std::string n = a["dir_name"];
+  if (!ValidName(n)) return Err("mkdir: " + n + ": invalid directory name");
+  json& c = (*Dir(s, cwd))["contents"];
+  if (c.contains(n)) return Err("mkdir: " + n + ": file or directory exists");
+  c[n] = {{"type", "directory"}, {"contents", json::object()}};
+  return json::object();
+}
+
+Result Touch(json& s, std::vector<std::string>& cwd, const json& a) {
+  std::string n = a["file_name"];
+  if (!ValidName(n)) return Err("touch: " + n + ": invalid file name");
+  json& c = (*Dir(s, cwd))["contents"];
+  if (c.contains(n)) return Err("touch: " + n + ": file or directory exists");
+  c[n] = {{"type", "file"}, {"content", ""}};
+  return json::object();
+}
+
+Result Echo(json& s, std::vector<std::string>& cwd, const json& a) {
+  std::string content = a["content"];
+  if (!a.contains("file_name")) return json{{"terminal_output", content}};
+  std::string n = a["file_name"];
+  if (!ValidName(n)) return Err("echo: " + n + ": invalid file name");
+  json& c = (*Dir(s, cwd))["contents"];
+  if (c.contains(n) && c[n]["type"] != "file") return Err("echo: " + n + ": is a directory");
+  c[n] = {{"type", "file"}, {"content", content}};
+  return json::object();
+}
+
+Result Cat(json& s, std::vector<std::string>& cwd, const json& a) {
+  std::string n = a["file_name"];
+  json& c = (*Dir(s, cwd))["contents"];
+  if (!c.contains(n)) return Err("cat: " + n + ": no such file");
+  if (c[n]["type"] != "file") return Err("cat: " + n + ": is a directory");
+  return json{{"file_content", c[n]["content"]}};
+}
+
+Result Mv(json& s, std::vector<std::string>& cwd, const json& a) {
+  std::string src = a["source"], dst = a["destination"];
+  json& c = (*Dir(s, cwd))["contents"];
+  if (!c.contains(src)) return Err("mv: " + src + ": no such file or directory");
+  if (!ValidName(dst)) return Err("mv: " + dst + ": invalid destination name");
+  if (src == dst) return Err("mv: " + src + ": source and destination are the same");
+  if (c.contains(dst) && c[dst]["type"] == "directory") {
+    json& inner = c[dst]["contents"];
+    if (inner.contains(src)) return Err("mv: " + dst + "/" + src + ": exists");
+    inner[src] = c[src];
+  } else if (c.contains(dst)) {
+    return Err("mv: " + dst + ": exists");
+  } else {
+    c[dst] = c[src];
+  }
+  c.erase(src);
+  return json{{"result", "moved " + src + " to " + dst}};
+}
+
+Result Rm(json& s, std::vector<std::string>& cwd, const json& a) {
+  std::string n = a["file_name"];
+  json& c = (*Dir(s, cwd))["contents"];
+  if (!c.contains(n)) return Err("rm: " + n + ": no such file or directory");
+  c.erase(n);
+  return json{{"result", "removed " + n}};
+}
+
+// ---- BaseApi / MessageApi ------------------------------------------------------------------------------
+
+Result WifiOn(json& s, std::vector<std::string>&, const json&) {
+  s["BaseApi"]["wifi"] = true;
+  return json{{"status", true}, {"message", "wifi is on"}};
+}
+
+Result Login(json& s, std::vector<std::string>&, const json&) {
+  s["BaseApi"]["logged_in"] = true;
+  return json{{"status", true}, {"message", "device logged in"}};
+}
+
+Result Send(json& s, std::vector<std::string>&, const json& a) {
+  if (s.contains("BaseApi")) {
+    if (!s["BaseApi"]["wifi"].get<bool>()) return Err("send_message: wifi is off; turn it on first");
+    if (!s["BaseApi"]["logged_in"].get<bool>()) return Err("send_message: the device is not logged in");
+  }
+  std::string msg = a["message"];
+  if (msg.empty()) return Err("send_message: message: empty");
+  json& inbox = s["MessageApi"]["inbox"];
+  int64_t id = 1;
+  for (auto& m : inbox) id = std::max(id, m["id"].get<int64_t>() + 1);
+  inbox.push_back({{"id", id}, {"sender", a["sender_name"]}, {"recipient", a["receiver_name"]}, {"message", msg}});
+  return json{{"status", true}, {"message_id", id}};
+}
+
+Result View(json& s, std::vector<std::string>&, const json& a) {
+  std::string n = a["name"];
+  json out = json::array();
+  for (auto& m : s["MessageApi"]["inbox"])
+    if (m["sender"] == n || m["recipient"] == n) out.push_back(m);
+  return json{{"messages", out}};
+}
+
+Result Delete(json& s, std::vector<std::string>&, const json& a) {
+  int64_t id = a["message_id"];
+  json& inbox = s["MessageApi"]["inbox"];
+  for (size_t i = 0; i < inbox.size(); ++i)
+    if (inbox[i]["id"] == id) {
+      inbox.erase(i);
+      return json{{"status", true}};
+    }
+  return Err("delete_message: no message with id " + std::to_string(id));
+}
+
+const std::vector<Method>& Methods() {
+  static const std::vector<Method> kMethods = {
+      {"GorillaFileSystem", "pwd", "Return the current working directory path.", {}, Pwd},
+      {"GorillaFileSystem", "ls", "List the contents of the current directory.",
+       {{"a", "boolean", "Show hidden files and directories (names starting with '.').", false}}, Ls},
+      {"GorillaFileSystem", "cd", "Change the current directory (relative path; '..' goes up).",
+       {{"folder", "string", "Folder to change into.", true}}, Cd},
+      {"GorillaFileSystem", "mkdir", "Create a directory in the current directory.",
+       {{"dir_name", "string", "Name of the new directory.", true}}, Mkdir},
+      {"GorillaFileSystem", "touch", "Create an empty file in the current directory.",
+       {{"file_name", "string", "Name of the new file.", true}}, Touch},
+      {"GorillaFileSystem", "echo", "Write content to a file in the current directory (or to the terminal without file_name).",
+       {{"content", "string", "Content to write.", true}, {"file_name", "string", "File to write (created or overwritten).", false}},
+       Echo},
+      {"GorillaFileSystem", "cat", "Show the content of a file in the current directory.",
+       {{"file_name", "string", "File to show.", true}}, Cat},
+      {"GorillaFileSystem", "mv", "Move or rename a file or directory of the current directory.",
+       {{"source", "string", "Name of the file or directory to move.", true},
+        {"destination", "string", "New name, or an existing directory to move into.", true}},
+       Mv},
+      {"GorillaFileSystem", "rm", "Remove a file or directory of the current directory.",
+       {{"file_name", "string", "Name of the file or directory to remove.", true}}, Rm},
+      {"BaseApi", "turn_on_wifi", "Turn on the device's wifi.", {}, WifiOn},
+      {"BaseApi", "login_device", "Log in to the device.", {}, Login},
+      {"MessageApi", "send_message", "Send a message (needs wifi and a logged-in device).",
+       {{"sender_name", "string", "Name of the sender.", true},
+        {"receiver_name", "string", "Name of the receiver.", true},
+        {"message", "string", "Message text.", true}},
+       Send},
+      {"MessageApi", "view_messages", "List the messages sent or received by a user.",
+       {{"name", "string", "User name.", true}}, View},
+      {"MessageApi", "delete_message", "Delete a message by id.",
+       {{"message_id", "integer", "Id of the message.", true}}, Delete},
+  };
+  return kMethods;
+}
+
+json DefaultState(const std::string& cls) {
+  if (cls == "GorillaFileSystem") return {{"root", {{"workspace", {{"type", "directory"}, {"contents", json::object()}}}}}};
+  if (cls == "BaseApi") return {{"wifi", false}, {"logged_in", true}};
+  return {{"inbox", json::array()}};
+}
+
+Status CheckTree(const json& node, const std::string& w) {
+  if (!node.is_object() || !node.contains("type") || !node["type"].is_string())
+    return InvalidArgument(w + ": expected {\"type\": \"directory\"|\"file\", ...}");
+  if (node["type"] == "file") {
+    if (!node.contains("content") || !node["content"].is_string()) return InvalidArgument(w + ".content: expected string");
+    return Status::Ok();
+  }
+  if (node["type"] != "directory") return InvalidArgument(w + ".type: expected \"directory\" or \"file\"");
+  if (!node.contains("contents") || !node["contents"].is_object()) return InvalidArgument(w + ".contents: expected object");
+  for (auto& [k, v] : node["contents"].items()) {
+    if (!ValidName(k)) return InvalidArgument(w + ".contents: invalid name \"" + k + "\"");
+    K2_RETURN_IF_ERROR(CheckTree(v, w + ".contents." + k));
+  }
+  return Status::Ok();
+}
+
+Status CheckConfig(const std::string& cls, const json& c, const std::string& w) {
+  if (!c.is_object()) return InvalidArgument(w + ": expected object");
+  if (cls == "GorillaFileSystem") {
+    if (!c.contains("root") || !c["root"].is_object() || c["root"].size() != 1)
+      return InvalidArgument(w + ".root: expected {NAME: {\"type\": \"directory\", \"contents\": {...}}}");
+    const json& r = c["root"].begin().value();
+    K2_RETURN_IF_ERROR(CheckTree(r, w + ".root." + c["root"].begin().key()));
+    if (r["type"] != "directory") return InvalidArgument(w + ".root: expected a directory");
+  } else if (cls == "BaseApi") {
+    for (const char* k : {"wifi", "logged_in"})
+      if (!c.contains(k) || !c[k].is_boolean()) return InvalidArgument(w + "." + k + ": expected boolean");
+  } else {
+    if (!c.contains("inbox") || !c["inbox"].is_array()) return InvalidArgument(w + ".inbox: expected array");
+    for (size_t i = 0; i < c["inbox"].size(); ++i) {
+      const json& m = c["inbox"][i];
+      std::string mw = w + ".inbox[" + std::to_string(i) + "]";
+      if (!m.is_object() || !m.contains("id") || !m["id"].is_number_integer()) return InvalidArgument(mw + ".id: expected integer");
+      for (const char* k : {"sender", "recipient", "message"})
+        if (!m.contains(k) || !m[k].is_string()) return InvalidArgument(mw + "." + k + ": expected string");
+    }
+  }
+  for (auto& [k, v] : c.items()) {
+    json d = DefaultState(cls);
+    if (!d.contains(k)) return InvalidArgument(w + ": unknown key \"" + k + "\"");
+  }
+  return Status::Ok();
+}
+
+bool TypeOk(const json& v, const std::string& type) {
+  if (type == "string") return v.is_string();
+  if (type == "integer") return v.is_number_integer();
+  if (type == "boolean") return v.is_boolean();
+  return true;
+}
+
+}  // namespace
+
+std::vector<std::string> FcBackend::KnownClasses() { return {"GorillaFileSystem", "BaseApi", "MessageApi"}; }
+
+Expected<FcBackend> FcBackend::Create(const std::vector<std::string>& classes, const json& initial_config, const std::string& where) {
+  FcBackend b;
+  if (!initial_config.is_object()) return InvalidArgument(where + ": initial_config: expected object {class: config}");
+  auto known = KnownClasses();
+  for (auto& cls : classes) {
+    if (std::find(known.begin(), known.end(), cls) == known.end())
+      return InvalidArgument(where + ": involved class \"" + cls +
+                             "\" has no in-tree backend (known: GorillaFileSystem, BaseApi, MessageApi)");
+    if (b.state_.contains(cls)) return InvalidArgument(where + ": involved class \"" + cls + "\" listed twice");
+    json st = DefaultState(cls);
+    if (initial_config.contains(cls)) {
+      // Partial configs fill in from the defaults; the merged result must be well-formed.
+      const json& c = initial_config[cls];
+      if (!c.is_object()) return InvalidArgument(where + ": initial_config." + cls + ": expected object");
+      for (auto& [k, v] : c.items()) st[k] = v;
+      K2_RETURN_IF_ERROR(CheckConfig(cls, st, where + ": initial_config." + cls));
+    }
+    b.state_[cls] = std::move(st);
+    b.classes_.push_back(cls);
+  }
+  for (auto& [cls, v] : initial_config.items())
+    if (!b.state_.contains(cls)) return InvalidArgument(where + ": initial_config." + cls + ": class not in involved_classes");
+  return b;
+}
+
+json FcBackend::Functions() const {
+  json out = json::array();
+  for (auto& cls : classes_)
+    for (auto& m : Methods()) {
+      if (cls != m.cls) continue;
+      json props = json::object(), req = json::array();
+      for (auto& p : m.params) {
+        props[p.name] = {{"type", p.type}, {"description", p.doc}};
+        if (p.required) req.push_back(p.name);
+      }
+      out.push_back({{"name", m.name}, {"description", std::string(m.doc) + " (" + cls + ")"},
+                     {"parameters", {{"type", "dict"}, {"properties", props}, {"required", req}}}});
+    }
+  return out;
+}
+
+bool FcBackend::HasFunction(const std::string& name) const {
+  for (auto& m : Methods())
+    if (name == m.name && std::find(classes_.begin(), classes_.end(), m.cls) != classes_.end()) return true;
+  return false;
+}
+
+json FcBackend::Call(const std::string& name, const json& args) {
+  for (auto& m : Methods()) {
+    if (name != m.name || std::find(classes_.begin(), classes_.end(), m.cls) == classes_.end()) continue;
+    if (!args.is_object()) return {{"error", name + ": arguments: expected a JSON object"}};
+    for (auto& p : m.params) {
+      auto it = args.find(p.name);
+      if (it == args.end()) {
+        if (p.required) return {{"error", name + ": missing required argument " + p.name}};
+        continue;
+      }
+      if (!TypeOk(*it, p.type)) return {{"error", name + ": " + p.name + ": expected " + p.type + ", got " + it->dump()}};
+    }
+    for (auto& [k, v] : args.items())
+      if (std::none_of(m.params.begin(), m.params.end(), [&](const Param& p) { return k == p.name; }))
+        return {{"error", name + ": unexpected argument " + k}};
+    // Methods check their preconditions before mutating, so an error leaves the state as it was.
+    Result r = m.fn(state_, cwd_, args);
+    if (auto* e = std::get_if<Err>(&r)) return {{"error", e->message()}};
+    return std::get<json>(std::move(r));
+  }
+  return {{"error", "no function named " + name + " in this environment"}};
+}
+
+// ---- Python call strings ---------------------------------------------------------------------------------
+
+namespace {
+
+class PyParser {
+ public:
+  PyParser(const std::string& s, std::string where) : s_(s), w_(std::move(where)) {}
+
+  Expected<rewards::FunctionCall> Call() {
+    Ws();
+    size_t b = i_;
+    while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '_' || s_[i_] == '.')) ++i_;
+    if (i_ == b) return Fail("expected a function name");
+    rewards::FunctionCall c{s_.substr(b, i_ - b), json::object()};
+    Ws();
+    if (!Eat('(')) return Fail("expected '(' after " + c.name);
+    Ws();
+    if (!Eat(')')) {
+      while (true) {
+        Ws();
+        size_t kb = i_;
+        while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '_')) ++i_;
+        std::string key = s_.substr(kb, i_ - kb);
+        Ws();
+        if (key.empty() || !Eat('='))
+          return Fail("expected KEY=VALUE (positional arguments are not supported; write name=value)");
+        K2_ASSIGN_OR_RETURN(json v, Value());
+        if (c.arguments.contains(key)) return Fail("argument " + key + " given twice");
+        c.arguments[key] = std::move(v);
+        Ws();
+        if (Eat(')')) break;
+        if (!Eat(',')) return Fail("expected ',' or ')'");
+      }
+    }
+    Ws();
+    if (i_ != s_.size()) return Fail("unexpected text after the call");
+    return c;
+  }
+
+ private:
+  Status Fail(const std::string& what) const {
+    return InvalidArgument(w_ + ": \"" + s_ + "\" at offset " + std::to_string(i_) + ": " + what);
+  }
+  void Ws() {
+    while (i_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[i_]))) ++i_;
+  }
+  bool Eat(char c) {
+    if (i_ < s_.size() && s_[i_] == c) {
+      ++i_;
+      return true;
+    }
+    return false;
+  }
+  Expected<json> Seq(char close) {
+    json out = json::array();
+    Ws();
+    if (Eat(close)) return out;
+    while (true) {
+      K2_ASSIGN_OR_RETURN(json v, Value());
+      out.push_back(std::move(v));
+      Ws();
+      if (Eat(close)) return out;
+      if (!Eat(',')) return Fail(std::string("expected ',' or '") + close + "'");
+      Ws();
+      if (Eat(close)) return out;  // trailing comma
+    }
+  }
+  Expected<json> Value() {
+    Ws();
+    if (i_ >= s_.size()) return Fail("expected a value");
+    char c = s_[i_];
+    if (c == '\'' || c == '"') {
+      ++i_;
+      std::string out;
+      while (i_ < s_.size() && s_[i_] != c) {
+        if (s_[i_] == '\\' && i_ + 1 < s_.size()) {
+          char e = s_[++i_];
+          out += e == 'n' ? '\n' : e == 't' ? '\t' : e;
+        } else {
+          out += s_[i_];
+        }
+        ++i_;
+      }
+      if (!Eat(c)) return Fail("unterminated string");
+      return json(out);
+    }
+    if (Eat('[')) return Seq(']');
+    if (Eat('(')) return Seq(')');
+    if (Eat('{')) {
+      json out = json::object();
+      Ws();
+      if (Eat('}')) return out;
+      while (true) {
+        K2_ASSIGN_OR_RETURN(json k, Value());
+        if (!k.is_string()) return Fail("dict keys must be strings");
+        Ws();
+        if (!Eat(':')) return Fail("expected ':'");
+        K2_ASSIGN_OR_RETURN(json v, Value());
+        out[k.get<std::string>()] = std::move(v);
+        Ws();
+        if (Eat('}')) return out;
+        if (!Eat(',')) return Fail("expected ',' or '}'");
+        Ws();
+        if (Eat('}')) return out;
+      }
+    }
+    for (auto [word, val] : {std::pair{"True", json(true)}, std::pair{"False", json(false)}, std::pair{"None", json(nullptr)}}) {
+      std::string w = word;
+      if (s_.compare(i_, w.size(), w) == 0) {
+        i_ += w.size();
+        return val;
+      }
+    }
+    size_t b = i_;
+    if (s_[i_] == '-' || s_[i_] == '+') ++i_;
+    bool flt = false;
+    while (i_ < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[i_])) || s_[i_] == '.' || s_[i_] == 'e' || s_[i_] == 'E' ||
+                              ((s_[i_] == '-' || s_[i_] == '+') && (s_[i_ - 1] == 'e' || s_[i_ - 1] == 'E')))) {
+      flt |= !std::isdigit(static_cast<unsigned char>(s_[i_]));
+      ++i_;
+    }
+    std::string num = s_.substr(b, i_ - b);
+    if (num.empty() || num == "-" || num == "+") return Fail("expected a value (string, number, True/False/None, list, dict)");
+    try {
+      size_t used = 0;
+      json v = flt ? json(std::stod(num, &used)) : json(static_cast<int64_t>(std::stoll(num, &used)));
+      if (used != num.size()) return Fail("bad number " + num);
+      return v;
+    } catch (const std::exception&) {
+      return Fail("bad number " + num);
+    }
+  }
+
+  const std::string& s_;
+  std::string w_;
+  size_t i_ = 0;
+};
+
+std::string Short(const json& j) {
+  std::string s = j.dump();
+  return s.size() > 80 ? s.substr(0, 77) + "..." : s;
+}
+
+std::string Escape(const std::string& key) {
+  std::string out;
+  for (char c : key) out += c == '~' ? std::string("~0") : c == '/' ? std::string("~1") : std::string(1, c);
+  return out;
+}
+
+}  // namespace
+
+Expected<rewards::FunctionCall> ParsePythonCall(const std::string& text, const std::string& where) {
+  return PyParser(text, where).Call();
+}
+
+std::string FirstDifference(const json& got, const json& want, bool subset, const std::string& pointer) {
+  const std::string at = pointer.empty() ? "/" : pointer;
+  if (want.is_object() && got.is_object()) {
+    for (auto& [k, v] : want.items()) {
+      auto it = got.find(k);
+      if (it == got.end()) return pointer + "/" + Escape(k) + ": missing, want " + Short(v);
+      std::string d = FirstDifference(*it, v, subset, pointer + "/" + Escape(k));
+      if (!d.empty()) return d;
+    }
+    if (!subset)
+      for (auto& [k, v] : got.items())
+        if (!want.contains(k)) return pointer + "/" + Escape(k) + ": got " + Short(v) + ", want nothing";
+    return "";
+  }
+  if (want.is_array() && got.is_array()) {
+    if (want.size() != got.size())
+      return at + ": got " + std::to_string(got.size()) + " items, want " + std::to_string(want.size()) + " (got " + Short(got) + ")";
+    for (size_t i = 0; i < want.size(); ++i) {
+      std::string d = FirstDifference(got[i], want[i], subset, pointer + "/" + std::to_string(i));
+      if (!d.empty()) return d;
+    }
+    return "";
+  }
+  if (got == want) return "";
+  return at + ": got " + Short(got) + ", want " + Short(want);
+}
+
+}  // namespace k2::eval

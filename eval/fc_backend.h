@@ -1,0 +1,64 @@
+// In-tree stateful backends of multi-turn function-calling cases (BFCL multi_turn_*, ACEBench agent_*):
+// small classes written here after the public benchmarks' Python classes (a file system; a phone's base
+// state and its messages), their function docs, and the parser of ground-truth call strings
+// ("mkdir(dir_name='temp')").
+//
+// An FcBackend is one case's world: the involved classes with their initial config. Not thread-safe (one
+// case runs on one thread); copyable (the ground-truth replay runs on a copy). Calls never throw and
+// never abort: a bad call (unknown function, argument of the wrong type, failed precondition) returns
+// {"error": "..."} the way the Python classes return error dicts, and leaves the state unchanged.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "core/status.h"
+#include "rewards/ast_match.h"
+
+namespace k2::eval {
+
+class FcBackend {
+ public:
+  // "GorillaFileSystem" (pwd, ls, cd, mkdir, touch, echo, cat, mv, rm; initial config {"root": {NAME:
+  // {"type": "directory", "contents": {...}}}}, files {"type": "file", "content": "..."}), "BaseApi"
+  // (turn_on_wifi, login_device; {"wifi": bool, "logged_in": bool}) and "MessageApi" (send_message,
+  // view_messages, delete_message; {"inbox": [{"id", "sender", "recipient", "message"}]}; sending needs
+  // BaseApi's wifi on and a logged-in device when BaseApi is involved).
+  static std::vector<std::string> KnownClasses();
+
+  // `initial_config` is {class: config}; a class without one starts from its defaults. InvalidArgument
+  // naming `where` and the class/key for an unknown class or a config of the wrong shape.
+  static Expected<FcBackend> Create(const std::vector<std::string>& classes, const json& initial_config,
+                                    const std::string& where);
+
+  // BFCL-style function docs ({"name", "description", "parameters": {"type": "dict", ...}}) of the
+  // involved classes' methods, in class order then method order.
+  json Functions() const;
+  bool HasFunction(const std::string& name) const;
+
+  // Executes one call. Result JSON, or {"error": "..."} (state unchanged).
+  json Call(const std::string& name, const json& arguments);
+
+  // The compared state, {class: state}. Scratch state that the benchmarks do not compare (the file
+  // system's current directory) is not part of it.
+  const json& State() const { return state_; }
+  const std::vector<std::string>& classes() const { return classes_; }
+
+ private:
+  std::vector<std::string> classes_;
+  json state_ = json::object();
+  std::vector<std::string> cwd_;  // GorillaFileSystem: path below the root directory
+};
+
+// Parses one Python-style call as BFCL ground truth writes it: NAME(KEY=VALUE, ...) with string ('...'
+// or "..." with backslash escapes), integer, float, True/False/None, list, tuple and dict literals.
+// Positional arguments are rejected (the docs' parameter order is not kept). `where` prefixes errors.
+Expected<rewards::FunctionCall> ParsePythonCall(const std::string& text, const std::string& where);
+
+// The first place where `got` differs from `want`, as "POINTER: got X, want Y" ("" when equal). With
+// `subset`, keys absent from `want` objects are not compared (ACEBench's expected states list the
+// attributes that matter).
+std::string FirstDifference(const json& got, const json& want, bool subset, const std::string& pointer = "");
+
+}  // namespace k2::eval
