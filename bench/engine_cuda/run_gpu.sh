@@ -38,7 +38,14 @@ NVCC=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
 DEPS=/tmp/k2deps
 if [[ -d "$ROOT/.gpudeps" ]]; then
   mkdir -p "$DEPS"
-  for f in "$ROOT"/.gpudeps/*.deb; do dpkg -x "$f" "$DEPS" || { echo "cannot unpack $f"; exit 1; }; done
+  for f in "$ROOT"/.gpudeps/*.deb; do
+    if command -v dpkg >/dev/null; then
+      dpkg -x "$f" "$DEPS" || { echo "cannot unpack $f"; exit 1; }
+    else  # no dpkg: a .deb is an ar archive holding data.tar.*
+      t=$(mktemp -d) && (cd "$t" && ar x "$f" && tar -xf data.tar.* -C "$DEPS") || { echo "cannot unpack $f"; exit 1; }
+      rm -rf "$t"
+    fi
+  done
 else
   echo "no .gpudeps/ (run 'run_gpu.sh fetch' here and carry .gpudeps): relying on system OpenBLAS/GoogleTest"
 fi
