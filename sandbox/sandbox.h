@@ -85,9 +85,10 @@ struct SandboxConfig {
   // With per_run_netns: a run may get the namespace of a finished run of the same zygote when nothing of
   // that run is left in it (no socket, TIME_WAIT, orphan or fragment); docs/sandbox.md "Threat model".
   bool reuse_netns = true;
-  // Learned prefault (docs/sandbox.md "Speed"): "write": each run's child copies, in one call right after
-  // the fork, the zygote pages that probe runs wrote; "all": also maps the file pages they used; "off".
-  std::string prefault = "write";
+  // Learned prefault (docs/sandbox.md "Speed"): "write": each run's child copies, in one call per range
+  // right after the fork, the zygote pages that probe runs wrote; "all": also maps the file pages (the
+  // interpreter's code) they used; "off".
+  std::string prefault = "all";
   int64_t host_uid_base = 100000;      // sandbox root maps to this host uid, the program's uid 1000 to +1000
   std::string cgroup_root;             // "" = auto: a subtree under this process's own cgroup
   std::string tmp_dir = "/tmp";        // where the zygotes' root mountpoints are created

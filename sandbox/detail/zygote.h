@@ -34,7 +34,7 @@ struct ZygoteOptions {
   int64_t host_uid_base = 100000;
   int sandbox_uid = 1000;               // uid/gid of the program inside
   bool netns_per_run = true;
-  int prefault = 1;                     // learned prefault (zygote_helper.c): 0 off, 1 written pages, 3 + file pages
+  int prefault = 3;                     // learned prefault (zygote_helper.c): 0 off, 1 written pages, 3 + file pages
   int probes = 3;                       // probe runs that learn it (a page must show in a majority)
 };
 
