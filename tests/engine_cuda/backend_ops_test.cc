@@ -13,6 +13,7 @@
 #include <functional>
 #include <limits>
 #include <numeric>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -137,6 +138,11 @@ struct Case {
   DType dt;
   int shape;
 };
+
+// Readable parameter in test listings (ctest names) instead of gtest's byte dump.
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.kind << "/" << c.op << "/" << DTypeName(c.dt) << "/shape" << c.shape;
+}
 
 std::string CaseName(const testing::TestParamInfo<Case>& p) {
   return p.param.kind + "_" + p.param.op + "_" + DTypeName(p.param.dt) + "_s" + std::to_string(p.param.shape);
