@@ -212,6 +212,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // line by line, also when redirected
   std::printf("machine: %s, %u hardware threads; load avg at start: ", CpuModel().c_str(),
               std::thread::hardware_concurrency());
   std::ifstream la("/proc/loadavg");
@@ -304,10 +305,11 @@ int main(int argc, char** argv) {
   }
   if (only.empty()) {
     const Variant& sbv = vs[2];
+    const double kth = std::max(0.0, (sbv.kthread_ms - bg * sbv.secs) / sbv.runs);
     std::printf("ratio sandbox/bwrap throughput: x%.2f, CPU per run x%.2f; goal >= 150 runs/s: %s here; %.1f runs/s "
-                "from CPU per run on 2 idle cores\n",
+                "from CPU per run (kernel threads included) on 2 idle cores\n",
                 (sbv.runs / sbv.secs) / (vs[1].runs / vs[1].secs), (sbv.cpu_ms / sbv.runs) / (vs[1].cpu_ms / vs[1].runs),
-                sbv.runs / sbv.secs >= 150 ? "met" : "NOT met", 2000.0 / (sbv.cpu_ms / sbv.runs));
+                sbv.runs / sbv.secs >= 150 ? "met" : "NOT met", 2000.0 / (sbv.cpu_ms / sbv.runs + kth));
   }
   return failures > 0 ? 1 : 0;
 }
