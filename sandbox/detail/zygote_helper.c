@@ -147,7 +147,7 @@ K2_EXPORT int64_t k2_probe_report(int fd) {
     /* [vdso], [vvar] and the like are the kernel's; [heap] and [stack] are ordinary anonymous memory. */
     int special = name && name[0] == '[' && strncmp(name, "[heap]", 6) != 0 && strncmp(name, "[stack]", 7) != 0;
     p = *eol ? eol + 1 : eol;
-    if (!readable || special || (lo < own_hi && hi > own_lo)) continue;
+    if (!readable || special) continue;
     for (uintptr_t a = lo; a < hi && total >= 0;) {
       uint64_t ent[512];
       size_t n = (hi - a) / kPage;
@@ -158,6 +158,7 @@ K2_EXPORT int64_t k2_probe_report(int fd) {
       for (size_t i = 0; i < n; ++i, a += kPage) {
         const uint64_t e = ent[i];
         if (!(e >> 63 & 1)) continue;                 /* not present */
+        if (a >= own_lo && a < own_hi) continue;      /* this report's own buffers */
         uint64_t r;
         if (writable && !(e >> 61 & 1) && (e >> 56 & 1)) r = a | kRecWrite;  /* anonymous, exclusive */
         else if (e >> 61 & 1) r = a | kRecRead;       /* a file page (or shared memory) */
