@@ -9,7 +9,9 @@
 #include <gtest/gtest.h>
 
 #include "agents/export.h"
+#include "agents/trajectory.h"
 #include "core/json.h"
+#include "core/store.h"
 
 namespace k2 {
 namespace {
@@ -102,6 +104,120 @@ TEST_F(CliSimulate, BadArgumentsAreUsageErrorsWithAClearMessage) {
   r = Sh(db_ + "simulate --policy engine:" + P("nockpt"));
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.out.find("--tokenizer"), std::string::npos) << r.out;
+}
+
+TEST_F(CliSimulate, AgentToolsetsReplaceTheDomainDefaults) {
+  ASSERT_EQ(Sh(db_ + "--seed 4 toolgen synth --count 120").rc, 0);
+  // Five agents per domain: every role, so the full-service agent covers every task's plan.
+  auto ag = Sh(db_ + "--seed 4 toolgen agents --per-domain 5 --out " + P("agents.jsonl"));
+  ASSERT_EQ(ag.rc, 0) << ag.out;
+  ASSERT_EQ(Sh(db_ + "--seed 4 toolgen tasks --count 24 --out " + P("tasks.json")).rc, 0);
+  auto r = Sh(db_ + "--json --seed 3 simulate --no-store --threads 2 --tasks " + P("tasks.json") + " --agents " +
+              P("agents.jsonl") + " --out " + P("a.jsonl"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto j = ParseJson(r.out, "simulate output");
+  ASSERT_TRUE(j.ok()) << r.out;
+  EXPECT_GT((*j)["agents"]["loaded"].get<int64_t>(), 0);
+  EXPECT_EQ((*j)["agents"]["episodes_with_agent"], 24) << r.out;
+  EXPECT_EQ((*j)["judge"]["kept"], 24) << r.out;
+  auto agents = ReadJsonLines(P("agents.jsonl"));
+  ASSERT_TRUE(agents.ok());
+  auto lines = ReadJsonLines(P("a.jsonl"));
+  ASSERT_TRUE(lines.ok());
+  ASSERT_EQ(lines->size(), 24u);
+  int with_foreign = 0;
+  for (const auto& l : *lines) {
+    EXPECT_TRUE(agents::ValidateOpenAIChatLine(l).ok());
+    const std::string system = l["messages"][0]["content"];
+    const json* agent = nullptr;
+    for (const auto& a : *agents)
+      if (system.rfind(a["system_prompt"].get<std::string>(), 0) == 0) agent = &a;
+    ASSERT_NE(agent, nullptr) << "the system prompt is not an agent's: " << system.substr(0, 120);
+    // The offered tools are exactly the agent's toolset (own share + cross-domain + distractors).
+    EXPECT_EQ(l["tools"].size(), (*agent)["tools"].size());
+    with_foreign += !(*agent)["cross_domain"].empty() || !(*agent)["distractors"].empty();
+  }
+  EXPECT_GT(with_foreign, 12);
+  // A malformed agents file is a clear error naming the file and entry.
+  ASSERT_TRUE(WriteFileAtomic(P("bad.jsonl"), "{\"id\": \"x\"}\n").ok());
+  auto bad = Sh(db_ + "simulate --no-store --tasks " + P("tasks.json") + " --agents " + P("bad.jsonl"));
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.out.find("bad.jsonl[0]"), std::string::npos) << bad.out;
+}
+
+TEST_F(CliSimulate, DualControlTasksRunWithTheUsersOwnTools) {
+  auto r = Sh(db_ + "--json --seed 5 simulate --no-store --dual-control 12 --threads 2 --out " + P("d.jsonl"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto j = ParseJson(r.out, "simulate output");
+  ASSERT_TRUE(j.ok()) << r.out;
+  EXPECT_EQ((*j)["tasks"], 12);
+  EXPECT_EQ((*j)["judge"]["kept"], 12) << r.out;
+  auto lines = ReadJsonLines(P("d.jsonl"));
+  ASSERT_TRUE(lines.ok());
+  for (const auto& l : *lines) {
+    EXPECT_TRUE(agents::ValidateOpenAIChatLine(l).ok());
+    EXPECT_EQ(l["tools"].dump().find("toggle_"), std::string::npos) << "the agent must not see the phone's tools";
+  }
+}
+
+// engine:CKPT end to end: oracle dialogs -> tokenizer -> a few SFT steps of a small model whose context
+// holds the whole rendered dialog -> `simulate --policy engine:CKPT`. Trajectories carry the token
+// stream, the loss mask and both logprob streams; malformed model output is a recorded, judged failure.
+TEST_F(CliSimulate, EnginePolicyFromATrainedCheckpointProducesScoredTokenTrajectories) {
+  ASSERT_EQ(Sh(db_ + "--seed 4 toolgen synth --count 120").rc, 0);
+  ASSERT_EQ(Sh(db_ + "--seed 4 toolgen tasks --count 6 --out " + P("tasks.json")).rc, 0);
+  auto o = Sh(db_ + "--seed 4 simulate --no-store --tasks " + P("tasks.json") + " --out " + P("train.jsonl"));
+  ASSERT_EQ(o.rc, 0) << o.out;
+  auto tk = Sh("tokenizer train --corpus " + P("train.jsonl") + " --vocab-size 512 --out " + P("tok") + " --quiet");
+  ASSERT_EQ(tk.rc, 0) << tk.out;
+  auto model = ReadJsonFile(std::string(K2GYM_SOURCE_DIR) + "/configs/models/tiny.json");
+  ASSERT_TRUE(model.ok());
+  (*model)["max_position_embeddings"] = 8192;  // the rendered dialog (system, tools, turns) must fit
+  (*model)["rope_scaling"] = nullptr;
+  ASSERT_TRUE(WriteFileAtomic(P("model.json"), model->dump()).ok());
+  auto sft = Sh(db_ + "--seed 4 --set sft.seq_len=8192 --set sft.batch_size=1 --set sft.eval_fraction=0 sft --model " +
+                P("model.json") + " --data " + P("train.jsonl") + " --tokenizer " + P("tok") + " --epochs 1 --out " +
+                P("sft"));
+  ASSERT_EQ(sft.rc, 0) << sft.out;
+  auto r = Sh(db_ + "--json --seed 6 --set episode.max_turns=3 --set episode.max_tokens_per_turn=24 simulate --tasks " +
+              P("tasks.json") + " --episodes 4 --threads 2 --keep-all --policy engine:" + P("sft/checkpoint") +
+              " --tokenizer " + P("tok") + " --out " + P("e.jsonl"));
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto j = ParseJson(r.out, "simulate output");
+  ASSERT_TRUE(j.ok()) << r.out;
+  EXPECT_EQ((*j)["episodes"], 4);
+  // The stored trajectories: strict JSON form, aligned token arrays, logprobs on generated tokens only.
+  auto db = Db::Open((dir_ / "k.db").string());
+  ASSERT_TRUE(db.ok());
+  auto st = (*db)->Prepare("SELECT data FROM agent_trajectories WHERE policy LIKE 'engine%'");
+  ASSERT_TRUE(st.ok());
+  int n = 0, generated = 0, failures = 0, judged = 0;
+  while (st->Step()) {
+    auto row = ParseJson(st->Text(0), "row");
+    ASSERT_TRUE(row.ok()) << row.status().ToString();
+    auto t = agents::Trajectory::FromJson(*row, "row");
+    ASSERT_TRUE(t.ok()) << t.status().ToString();
+    ASSERT_TRUE(t->Validate().ok()) << t->Validate().ToString();
+    ++n;
+    ASSERT_FALSE(t->tokens.empty());
+    for (size_t i = 0; i < t->tokens.size(); ++i) {
+      if (!t->policy_mask[i]) continue;
+      ++generated;
+      EXPECT_LT(t->logprobs[i], 0.0f + 1e-6f);
+      EXPECT_LT(t->policy_logprobs[i], 0.0f + 1e-6f);
+    }
+    for (const auto& f : t->failures) {
+      ++failures;
+      EXPECT_EQ(f.rfind("turn ", 0), 0u) << f;
+    }
+    judged += t->provenance.contains("judge");
+  }
+  EXPECT_EQ(n, 4);
+  EXPECT_GT(generated, 4);
+  EXPECT_EQ(judged, 4);
+  // A model this small rarely emits a well-formed tool call; whatever it emitted was scored, not fatal.
+  EXPECT_EQ((*j)["judge"]["kept"].get<int64_t>() + (*j)["judge"]["discarded"].get<int64_t>(), 4);
+  (void)failures;
 }
 
 }  // namespace
