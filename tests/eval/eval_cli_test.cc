@@ -243,20 +243,33 @@ class Server {
 };
 
 // The OpenAI-compatible path end to end: a small engine checkpoint (random weights after one pretraining
-// step; a context of 16,384 positions, enough for the rendered held-out dialogs: system policy, the
-// domain's tool declarations, the turns) served by `k2gym serve`, and `k2gym eval --policy openai:URL`
-// on the builtin held-out suite. A random model scores ~0; what is checked is that every trial reached
-// the model and was scored (malformed output is a 0, never a refusal), and that the stored run holds
-// what the JSON output says.
+// step; a context of 16,384 positions, enough for the rendered dialogs: system policy, the domain's tool
+// declarations, the turns) served by `k2gym serve`, and `k2gym eval --policy openai:URL` on a held-out
+// suite (tasks of the catalog's held-out domains only, built with --include-heldout). A random model
+// scores ~0; what is checked is that every trial reached the model and was scored (malformed output is
+// a 0, never a refusal), and that the stored run holds what the JSON output says. Two tasks keep the
+// CPU prefill of the long prompts short.
 TEST_F(EvalCli, OpenAiPolicyThroughServeRunsASuite) {
-  // A tokenizer trained on the synthetic catalog's own tool specs compresses the dialogs it will see.
-  Result sy = Run("toolgen synth --count 300 --out specs.jsonl");
+  Result sy = Run("--seed 3 toolgen synth --count 400 --out specs.jsonl");
   ASSERT_EQ(sy.code, 0) << sy.err;
+  Result tk = Run("--seed 3 toolgen tasks --count 120 --include-heldout --out all.json");
+  ASSERT_EQ(tk.code, 0) << tk.err;
+  auto all_tasks = ReadJsonFile((dir_ / "all.json").string());
+  ASSERT_TRUE(all_tasks.ok());
+  json held = json::array();
+  for (auto& task : *all_tasks)
+    if (held.size() < 2 && HeldOut(task["user_scenario"]["instructions"]["domain"].get<std::string>())) held.push_back(task);
+  ASSERT_EQ(held.size(), 2u);
+  Write("heldout.json", held.dump());
+  std::string suite = Write("suite.json", json{{"name", "heldout-2"}, {"kind", "tau2"}, {"tasks", "heldout.json"},
+                                               {"world", {{"db", "eval.db"}}}}.dump());
+  // A tokenizer trained on the catalog's own tool specs compresses the dialogs it will see.
   Result t = Run("tokenizer train --corpus specs.jsonl --out tok --vocab-size 1024");
   ASSERT_EQ(t.code, 0) << t.err;
   auto cfg = ReadJsonFile(std::string(K2GYM_SOURCE_DIR) + "/configs/models/tiny.json");
   ASSERT_TRUE(cfg.ok());
   (*cfg)["vocab_size"] = 1024;
+  (*cfg)["num_hidden_layers"] = 2;
   (*cfg)["max_position_embeddings"] = 16384;
   Write("model.json", cfg->dump());
   std::string corpus;
@@ -271,21 +284,22 @@ TEST_F(EvalCli, OpenAiPolicyThroughServeRunsASuite) {
     Server server({"--ckpt", (dir_ / "run/checkpoint").string(), "--tokenizer", (dir_ / "tok").string(), "--port", "0",
                    "--max-tokens", "12", "--db", (dir_ / "serve.db").string()});
     ASSERT_GT(server.port(), 0) << server.line();
-    r = Run("eval --suite builtin:heldout-small --policy openai:http://127.0.0.1:" + std::to_string(server.port()) +
+    r = Run("eval --suite " + suite + " --policy openai:http://127.0.0.1:" + std::to_string(server.port()) +
             "/v1 --trials 1 --k 1 --threads 2 --set eval.episode.max_turns=2 --json");
   }
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = ParseJson(r.out, "stdout");
   ASSERT_TRUE(j.ok()) << r.out.substr(0, 300);
   const json& all = (*j)["rows"].back();
-  EXPECT_EQ(all["tasks"], 16);
-  EXPECT_EQ(all["trials"], 16);
+  EXPECT_EQ(all["tasks"], 2);
+  EXPECT_EQ(all["trials"], 2);
   EXPECT_EQ((*j)["context_exceeded"], 0);
-  ASSERT_EQ((*j)["trials_detail"].size(), 16u);
+  ASSERT_EQ((*j)["trials_detail"].size(), 2u);
   for (auto& tr : (*j)["trials_detail"]) {
     std::string d = tr["detail"].get<std::string>();
     EXPECT_NE(tr["end_reason"], "policy_error") << d;  // no refusal, no connection failure
     EXPECT_EQ(d.find("http_"), std::string::npos) << d;
+    EXPECT_TRUE(HeldOut(tr["group"].get<std::string>())) << tr["group"];
   }
   // The store holds the same run.
   Result c = Run("eval compare " + std::to_string((*j)["run"].get<int64_t>()) + " " + std::to_string((*j)["run"].get<int64_t>()) + " --json");

@@ -153,7 +153,7 @@ TEST(Tau2Suite, EpisodesThatRunOutScoreZero) {
 // split rule (written out again here with SHA-256) holds out, and eval's predicate is the same one.
 TEST(HeldOut, TrainingGeneratorsExcludeHeldOutDomains) {
   ThreadPool pool(2);
-  auto world = agents::SyntheticWorld::Generate(11, 600, &pool);
+  auto world = agents::SyntheticWorld::Generate(3, 400, &pool);
   std::vector<synth::Domain> ds;
   for (auto& d : world->domains()) ds.push_back(*d);
   auto reference = [](const std::string& p) { return std::stoull(Sha256Hex("k2gym/heldout/" + p).substr(0, 8), nullptr, 16) % 8 == 0; };
