@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "apps/cli.h"
 #include "core/thread_pool.h"
@@ -22,6 +23,7 @@ struct RlRunConfig {
   std::string tasks;                // tau2 task array (k2gym toolgen tasks --out)
   std::string out = "runs/rl";
   double eval_fraction = 0.25;      // every round(1/f)-th task is held out (never trained on)
+  bool task_tools_only = false;     // offer a domain only the tools some task's gold plan calls
   rl::RolloutConfig rollout;
   template <class V> void Visit(V& v) {
     v("init", init, "model directory (config.json + model.safetensors), e.g. an SFT checkpoint");
@@ -30,6 +32,8 @@ struct RlRunConfig {
     v("out", out, "run directory");
     v("eval_fraction", eval_fraction, "share of tasks held out from RL (`rl eval --split heldout`)",
       {.min = 0.0, .max = 0.9});
+    v("task_tools_only", task_tools_only,
+      "offer each domain only the tools the gold plans of rl_run.tasks call (short prompts for small models)");
     v("rollout", rollout, "episodes: threads, limits, judge reward");
   }
 };
@@ -65,6 +69,29 @@ void Split(const TaskList& all, double f, TaskList* train, TaskList* heldout) {
     (every > 0 && static_cast<int64_t>(i % every) == every - 1 ? heldout : train)->push_back(all[i]);
 }
 
+// The world with each domain's ops cut to those some task's gold plan calls (domains without tasks
+// keep all theirs): the tool declarations in every prompt shrink to what the tasks need.
+std::shared_ptr<const agents::SyntheticWorld> TaskToolsOnly(const agents::SyntheticWorld& world, const TaskList& tasks) {
+  std::map<std::string, std::set<std::string>> used;
+  for (const auto& t : tasks)
+    if (t->synth)
+      for (const auto& a : t->synth->actions) used[t->domain].insert(a.name);
+  std::vector<std::shared_ptr<const toolgen::synth::Domain>> out;
+  for (const auto& d : world.domains()) {
+    auto it = used.find(d->path);
+    if (it == used.end()) {
+      out.push_back(d);
+      continue;
+    }
+    auto cut = std::make_shared<toolgen::synth::Domain>(*d);
+    cut->ops.clear();
+    for (const auto& op : d->ops)
+      if (it->second.count(op.name)) cut->ops.push_back(op);
+    out.push_back(std::move(cut));
+  }
+  return std::make_shared<agents::SyntheticWorld>(std::move(out));
+}
+
 // Model (from rl_run.init), tokenizer, the store's synthetic world and the engine rollouts.
 struct Rollouts {
   std::unique_ptr<engine::Model<float>> model;
@@ -80,6 +107,7 @@ struct Rollouts {
     tok.emplace(std::move(t));
     pool = std::make_unique<ThreadPool>(2);
     K2_ASSIGN_OR_RETURN(auto world, agents::SyntheticWorld::FromStore(db, pool.get()));
+    if (cfg.task_tools_only) world = TaskToolsOnly(*world, tasks);
     K2_ASSIGN_OR_RETURN(engine, rl::EngineRollouts::Create(model.get(), &*tok, world, tasks, cfg.rollout));
     return Status::Ok();
   }
@@ -129,6 +157,9 @@ int RunRlCommand(Context& ctx) {
   rl::CollectFn collect = [&](const std::vector<agents::EpisodeJob>& jobs, double temperature,
                               uint64_t seed) -> Expected<std::vector<agents::Trajectory>> {
     return ro.Run(jobs, temperature, seed);
+  };
+  run.partial_collect = [&](const std::vector<rl::PartialJob>& jobs, int64_t iteration, int64_t budget) {
+    return ro.engine->Advance(jobs, iteration, budget);
   };
   auto res = rl::RunRl(ro.model.get(), *ro.tok, *cfg, train, collect, run);
   progress.Finish();

@@ -1,7 +1,101 @@
 // Engine-policy rollouts on synthetic tasks with the judge as reward (rl/engine_rollouts.h).
 #include "rl/engine_rollouts.h"
 
+#include <atomic>
+#include <limits>
+#include <thread>
+
 namespace k2::rl {
+
+struct EngineRollouts::Live {
+  PartialJob job;
+  std::unique_ptr<agents::Env> env;   // owned by the episode until Finish
+  std::unique_ptr<agents::EpisodeRun> run;
+  int64_t versions = 0;               // iterations in which it generated tokens
+};
+
+EngineRollouts::~EngineRollouts() {
+  live_.clear();  // each unfinished EpisodeRun ends its policy session before the generator goes
+}
+
+void EngineRollouts::Score(agents::Trajectory& t) const {
+  auto it = by_id_.find(t.task_id);
+  if (it == by_id_.end()) return;
+  agents::Judge judge(cfg_.judge);
+  agents::Verdict v = judge.Apply(t, *it->second);
+  t.reward_components["task_success"] = v.keep ? 1.0 : 0.0;
+  if (cfg_.reward == "judge_mean" && !v.components.empty()) {
+    double s = 0;
+    for (const auto& [k, c] : v.components) s += c;
+    t.reward = s / static_cast<double>(v.components.size());
+  }
+}
+
+Expected<PartialStep> EngineRollouts::Advance(const std::vector<PartialJob>& jobs, int64_t iteration,
+                                               int64_t token_budget) {
+  PartialStep out;
+  out.resumed = static_cast<int64_t>(live_.size());
+  for (const PartialJob& j : jobs) {
+    if (!j.job.task) return InvalidArgument("rl partial rollout: a job without a task");
+    auto l = std::make_unique<Live>();
+    l->job = j;
+    l->env = std::make_unique<agents::SyntheticEnv>(world_, agents::SyntheticEnvConfig{});
+    agents::EpisodeLimits limits = cfg_.episode;
+    limits.temperature = j.temperature;
+    l->run = std::make_unique<agents::EpisodeRun>(j.job.task, *l->env, *policy_, &user_, limits, j.seed, j.job.trial);
+    live_.push_back(std::move(l));
+    ++out.started;
+  }
+  const int64_t n = static_cast<int64_t>(live_.size());
+  const int64_t slice = token_budget > 0 ? std::max<int64_t>(1, (token_budget + n - 1) / std::max<int64_t>(1, n))
+                                         : std::numeric_limits<int64_t>::max();
+  // Each episode's slice is fixed before any runs, so which episodes pause does not depend on the
+  // order threads finish in.
+  std::vector<Status> errors(live_.size());
+  std::vector<int64_t> generated(live_.size(), 0);
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i = next++; i < live_.size(); i = next++) {
+      Live& l = *live_[i];
+      const int64_t before = l.run->policy_tokens();
+      auto r = l.run->Advance(slice);
+      if (!r.ok()) errors[i] = r.status();
+      generated[i] = l.run->policy_tokens() - before;
+    }
+  };
+  const int threads = static_cast<int>(std::min<int64_t>(cfg_.episode_threads, n));
+  if (threads <= 1) {
+    work();
+  } else {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) pool.emplace_back(work);
+    for (auto& t : pool) t.join();
+  }
+  for (size_t i = 0; i < errors.size(); ++i)
+    if (!errors[i].ok()) return errors[i].Context("rl partial rollout: episode " + live_[i]->job.job.task->id);
+  std::vector<std::unique_ptr<Live>> still;
+  for (size_t i = 0; i < live_.size(); ++i) {
+    auto& l = live_[i];
+    out.policy_tokens += generated[i];
+    if (generated[i] > 0) ++l->versions;
+    if (!l->run->done()) {
+      out.carried.push_back(l->job);
+      still.push_back(std::move(l));
+      continue;
+    }
+    agents::Trajectory t = l->run->Finish();
+    Score(t);
+    t.provenance["rl_group"] = l->job.group;
+    t.provenance["rl_started_iteration"] = l->job.started_iteration;
+    t.provenance["rl_staleness"] = iteration - l->job.started_iteration;
+    t.provenance["rl_weight_versions"] = l->versions;
+    out.groups.push_back(l->job.group);
+    out.done.push_back(std::move(t));
+  }
+  live_ = std::move(still);
+  out.paused = static_cast<int64_t>(live_.size());
+  return out;
+}
 
 Expected<std::unique_ptr<EngineRollouts>> EngineRollouts::Create(
     engine::Model<float>* model, const text::Tokenizer* tok, std::shared_ptr<const agents::SyntheticWorld> world,
@@ -28,25 +122,15 @@ std::vector<agents::Trajectory> EngineRollouts::Run(const std::vector<agents::Ep
   ro.seed = seed;
   ro.limits = cfg_.episode;
   ro.limits.temperature = temperature;
-  agents::Judge judge(cfg_.judge);
-  ro.on_done = [&](agents::Trajectory& t) {
-    auto it = by_id_.find(t.task_id);
-    if (it == by_id_.end()) return;
-    agents::Verdict v = judge.Apply(t, *it->second);
-    t.reward_components["task_success"] = v.keep ? 1.0 : 0.0;
-    if (cfg_.reward == "judge_mean" && !v.components.empty()) {
-      double s = 0;
-      for (const auto& [k, c] : v.components) s += c;
-      t.reward = s / static_cast<double>(v.components.size());
-    }
-  };
+  ro.on_done = [this](agents::Trajectory& t) { Score(t); };
   auto world = world_;
   agents::EnvMaker make_env = [world]() -> Expected<std::unique_ptr<agents::Env>> {
     return std::unique_ptr<agents::Env>(std::make_unique<agents::SyntheticEnv>(world, agents::SyntheticEnvConfig{}));
   };
   auto trajs = agents::RunEpisodes(jobs, make_env, *policy_, &user_, ro);
   generator_->WaitIdle();
-  generator_->EndAllSessions();  // the next update changes the weights under any cached KV
+  // The next update changes the weights under any cached KV (paused partial rollouts keep theirs).
+  if (live_.empty()) generator_->EndAllSessions();
   return trajs;
 }
 

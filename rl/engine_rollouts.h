@@ -2,8 +2,13 @@
 // Model<float> (the one the RL loop trains), SyntheticEnv per episode, the scripted user and the judge
 // as reward. Used by `k2gym rl`, `k2gym rl eval` and the RL tests.
 //
-// Thread safety: Run is called by one thread at a time (it runs episodes concurrently inside). The
-// model must not be updated while Run is running; Run ends all generator sessions before returning.
+// Partial rollout (Advance): paused episodes (EpisodeRun + their SyntheticEnv + generator session with
+// its KV pages) live here between calls; the model IS updated between calls and a resumed episode
+// continues on KV computed with the weights of the iterations it ran in (its staleness is recorded).
+//
+// Thread safety: Run/Advance are called by one thread at a time (episodes run concurrently inside).
+// The model must not be updated while they run. Run ends all generator sessions before returning
+// unless episodes are paused.
 #pragma once
 
 #include <map>
@@ -19,6 +24,7 @@
 #include "core/config.h"
 #include "core/thread_pool.h"
 #include "engine/gen/generator.h"
+#include "rl/loop.h"
 
 namespace k2::rl {
 
@@ -54,8 +60,22 @@ class EngineRollouts {
   // Trajectory i belongs to jobs[i]; reward per cfg.reward; "task_success" component = judge keep.
   std::vector<agents::Trajectory> Run(const std::vector<agents::EpisodeJob>& jobs, double temperature, uint64_t seed);
 
+  // Partial rollout (rl::PartialCollectFn): starts `jobs` (each with its seed and temperature), then
+  // advances every live episode (paused ones first, in start order) by ceil(token_budget / live)
+  // policy tokens (checked after each policy turn, so a turn may overshoot); token_budget <= 0 runs
+  // each to its end. Ended episodes are judged like Run's and carry provenance rl_group,
+  // rl_started_iteration, rl_staleness (iteration - started) and rl_weight_versions (iterations it
+  // generated in). Given the same calls, the result does not depend on episode_threads.
+  Expected<PartialStep> Advance(const std::vector<PartialJob>& jobs, int64_t iteration, int64_t token_budget);
+  // Paused episodes right now.
+  size_t paused() const { return live_.size(); }
+  ~EngineRollouts();
+
  private:
+  struct Live;
+  void Score(agents::Trajectory& t) const;
   EngineRollouts() = default;
+  std::vector<std::unique_ptr<Live>> live_;
   RolloutConfig cfg_;
   std::unique_ptr<gen::Generator> generator_;
   std::unique_ptr<agents::EnginePolicy> policy_;

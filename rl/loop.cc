@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <algorithm>
 #include <filesystem>
 
 #include "core/metrics.h"
@@ -37,6 +38,21 @@ Status RebuildMetrics(Db* db, int64_t run, const std::string& csv, const json& h
   return log.Flush();
 }
 
+// SaveCheckpoint swaps DIR -> DIR.old, DIR.tmp -> DIR. A kill between the two renames leaves no DIR:
+// take the complete new one (its trainer_state.json is written last) or else the previous one.
+Status RecoverCheckpointDir(const std::string& dir) {
+  namespace fs = std::filesystem;
+  if (fs::exists(dir)) return Status::Ok();
+  std::error_code ec;
+  for (const std::string& from : {dir + ".tmp", dir + ".old"}) {
+    if (!fs::exists(from + "/trainer_state.json")) continue;
+    fs::rename(from, dir, ec);
+    if (ec) return IoError(from + ": cannot move the interrupted checkpoint into place: " + ec.message());
+    return Status::Ok();
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status RlConfig::Validate() const {
@@ -48,7 +64,34 @@ Status RlConfig::Validate() const {
     return InvalidArgument("rl.ptx: data is set but coef is 0 at every iteration (set rl.ptx.coef.start/end)");
   if (ptx.data.empty() && (ptx.coef.start != 0 || ptx.coef.end != 0))
     return InvalidArgument("rl.ptx.coef: a PTX coefficient needs rl.ptx.data");
+  if (update.kl_coef > 0 && update.objective != "grpo")
+    return InvalidArgument("rl.update.kl_coef: the KL term belongs to objective \"grpo\" (K2's objective has tau)");
   return Status::Ok();
+}
+
+json PartialJob::ToJson() const {
+  return {{"task_id", job.task->id}, {"trial", job.trial}, {"group", group}, {"started_iteration", started_iteration},
+          {"seed", seed}, {"temperature", temperature}};
+}
+
+Expected<PartialJob> PartialJob::FromJson(const json& j, const std::vector<std::shared_ptr<const agents::EpisodeTask>>& tasks,
+                                          const std::string& where) {
+  if (!j.is_object() || !j.contains("task_id") || !j["task_id"].is_string() || !j.contains("trial") ||
+      !j["trial"].is_number_integer() || !j.contains("group") || !j["group"].is_number_integer() ||
+      !j.contains("started_iteration") || !j["started_iteration"].is_number_integer() || !j.contains("seed") ||
+      !j["seed"].is_number_unsigned() || !j.contains("temperature") || !j["temperature"].is_number())
+    return Corruption(where + ": expected {task_id, trial, group, started_iteration, seed, temperature}");
+  PartialJob p;
+  const std::string id = j["task_id"].get<std::string>();
+  for (const auto& t : tasks)
+    if (t->id == id) p.job.task = t;
+  if (!p.job.task) return InvalidArgument(where + ".task_id: \"" + id + "\" is not among the run's tasks");
+  p.job.trial = j["trial"].get<int>();
+  p.group = j["group"].get<int64_t>();
+  p.started_iteration = j["started_iteration"].get<int64_t>();
+  p.seed = j["seed"].get<uint64_t>();
+  p.temperature = j["temperature"].get<double>();
+  return p;
 }
 
 Expected<Rollout> TrajectoryToRollout(const agents::Trajectory& t, const rewards::BudgetConfig& budget,
@@ -110,20 +153,72 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
   RlResult res;
   json history = json::array();
   int64_t start = 0;
+  const std::string run_file = run.out_dir + "/store_run.json";
+  json resumed_extra = json::object();
+  if (run.resume) K2_RETURN_IF_ERROR(RecoverCheckpointDir(ckdir));
   if (run.resume && std::filesystem::exists(ckdir + "/trainer_state.json")) {
     engine::TrainerState ts;
     K2_RETURN_IF_ERROR(engine::LoadCheckpoint(ckdir, model, &opt, &ts));
     start = ts.step;
     history = ts.extra.value("history", json::array());
+    resumed_extra = ts.extra;
     res.run = ts.extra.value("run", int64_t{0});
     if (static_cast<int64_t>(history.size()) != start)
       return Corruption(ckdir + "/trainer_state.json: history holds " + std::to_string(history.size()) +
                         " iterations, step is " + std::to_string(start));
+  } else if (run.resume && run.db && std::filesystem::exists(run_file)) {
+    // Killed before its first checkpoint: the same store run starts again from iteration 0.
+    K2_ASSIGN_OR_RETURN(json rf, ReadJsonFile(run_file));
+    if (!rf.is_object() || !rf.contains("run") || !rf["run"].is_number_integer())
+      return Corruption(run_file + ": expected {\"run\": <store run id>}");
+    res.run = rf["run"].get<int64_t>();
   } else if (run.db) {
     K2_ASSIGN_OR_RETURN(res.run, CreateRun(run.db, "rl", run.out_dir, run.run_config));
+    K2_RETURN_IF_ERROR(WriteFileAtomic(run_file, json{{"run", res.run}}.dump() + "\n"));
   }
   K2_RETURN_IF_ERROR(RebuildMetrics(run.db, res.run, csv, history));
+
+  // GRPO's KL reference: a frozen copy of the initial policy, allocated once. It is written beside the
+  // checkpoint at the first start so a resumed run measures the KL to the same weights.
+  std::unique_ptr<engine::Model<float>> reference;
+  if (cfg.update.objective == "grpo" && cfg.update.kl_coef > 0) {
+    K2_ASSIGN_OR_RETURN(reference, engine::Model<float>::Create(model->config(), 0));
+    const std::string ref_path = run.out_dir + "/reference/model.safetensors";
+    if (start > 0) {
+      if (!std::filesystem::exists(ref_path))
+        return Corruption(ref_path + ": missing (the KL reference of this run; kl_coef > 0 was set after it started?)");
+      K2_RETURN_IF_ERROR(reference->LoadSafetensors(ref_path));
+    } else {
+      auto& dst = reference->params();
+      const auto& src = model->params();
+      for (size_t i = 0; i < src.size(); ++i) dst[i].w = src[i].w;
+      std::filesystem::create_directories(run.out_dir + "/reference", ec);
+      K2_RETURN_IF_ERROR(model->SaveSafetensors(ref_path));
+    }
+  }
   MetricsLogger log(run.db, res.run, csv);
+
+  // Partial rollout state: ended rollouts of groups still running, episodes to restart after a resume.
+  std::map<int64_t, std::vector<agents::Trajectory>> pending;
+  std::vector<PartialJob> restart;
+  int64_t carried = 0;
+  if (start > 0 && cfg.partial_rollout.token_budget > 0) {
+    const std::string where = ckdir + "/trainer_state.json: extra.";
+    if (resumed_extra.contains("carried")) {
+      const json& cj = resumed_extra["carried"];
+      for (size_t i = 0; i < cj.size(); ++i) {
+        K2_ASSIGN_OR_RETURN(PartialJob j, PartialJob::FromJson(cj[i], tasks, where + "carried[" + std::to_string(i) + "]"));
+        restart.push_back(std::move(j));
+      }
+    }
+    if (resumed_extra.contains("pending"))
+      for (const auto& [g, arr] : resumed_extra["pending"].items())
+        for (size_t i = 0; i < arr.size(); ++i) {
+          K2_ASSIGN_OR_RETURN(agents::Trajectory t,
+                              agents::Trajectory::FromJson(arr[i], where + "pending." + g + "[" + std::to_string(i) + "]"));
+          pending[std::stoll(g)].push_back(std::move(t));
+        }
+  }
 
   int64_t end = cfg.iterations;
   if (run.stop_after > 0) end = std::min(end, start + run.stop_after);
@@ -131,6 +226,11 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     const double temperature = ScheduleValue(cfg.temperature, it);
     const double lambda = cfg.ptx.data.empty() ? 0.0 : ScheduleValue(cfg.ptx.coef, it);
     Rng rng = Rng(run.seed).Fork("rl.iteration." + std::to_string(it));
+    const bool partial = cfg.partial_rollout.token_budget > 0;
+    const int64_t max_carried = cfg.partial_rollout.max_carried > 0 ? cfg.partial_rollout.max_carried
+                                                                     : cfg.tasks_per_iteration * cfg.rollouts_per_task;
+    // New groups (the task draws are made even when partial rollout skips them, so the per-iteration
+    // stream does not depend on what is carried).
     std::vector<agents::EpisodeJob> jobs;
     for (int64_t g = 0; g < cfg.tasks_per_iteration; ++g) {
       const auto& task = tasks[rng.Below(tasks.size())];
@@ -139,11 +239,42 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     }
     const uint64_t iter_seed = rng.Next();
     const auto t0 = std::chrono::steady_clock::now();
-    K2_ASSIGN_OR_RETURN(std::vector<agents::Trajectory> trajs, collect(jobs, temperature, iter_seed));
+    std::vector<agents::Trajectory> trajs;
+    std::vector<int64_t> traj_group;
+    PartialStep pstep;
+    if (!partial) {
+      K2_ASSIGN_OR_RETURN(trajs, collect(jobs, temperature, iter_seed));
+      if (trajs.size() != jobs.size())
+        return Internal("rl: collect returned " + std::to_string(trajs.size()) + " trajectories for " +
+                        std::to_string(jobs.size()) + " jobs");
+      for (size_t i = 0; i < trajs.size(); ++i) traj_group.push_back(static_cast<int64_t>(i) / cfg.rollouts_per_task);
+    } else {
+      if (!run.partial_collect) return InvalidArgument("rl.partial_rollout.token_budget > 0 needs a partial collector");
+      std::vector<PartialJob> pjobs = std::move(restart);  // paused at the checkpoint we resumed from
+      restart.clear();
+      if (static_cast<int64_t>(carried + pjobs.size()) <= max_carried)
+        for (size_t i = 0; i < jobs.size(); ++i)
+          pjobs.push_back({jobs[i], it * cfg.tasks_per_iteration + static_cast<int64_t>(i) / cfg.rollouts_per_task, it,
+                           iter_seed, temperature});
+      K2_ASSIGN_OR_RETURN(pstep, run.partial_collect(pjobs, it, cfg.partial_rollout.token_budget));
+      if (pstep.groups.size() != pstep.done.size()) return Internal("rl: partial collector: groups and done differ");
+      carried = static_cast<int64_t>(pstep.carried.size());
+      // A group is updated on once all K of its rollouts have ended; in group order, then trial order.
+      for (size_t i = 0; i < pstep.done.size(); ++i) pending[pstep.groups[i]].push_back(std::move(pstep.done[i]));
+      for (auto g = pending.begin(); g != pending.end();) {
+        if (static_cast<int64_t>(g->second.size()) < cfg.rollouts_per_task) {
+          ++g;
+          continue;
+        }
+        std::sort(g->second.begin(), g->second.end(), [](const auto& a, const auto& b) { return a.trial < b.trial; });
+        for (auto& t : g->second) {
+          trajs.push_back(std::move(t));
+          traj_group.push_back(g->first);
+        }
+        g = pending.erase(g);
+      }
+    }
     const auto t1 = std::chrono::steady_clock::now();
-    if (trajs.size() != jobs.size())
-      return Internal("rl: collect returned " + std::to_string(trajs.size()) + " trajectories for " +
-                      std::to_string(jobs.size()) + " jobs");
 
     std::vector<Rollout> rollouts;
     double r_sum = 0, r_sq = 0, success = 0, trunc = 0, over = 0, penalty = 0, gen_tokens = 0, failures = 0,
@@ -153,7 +284,7 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
       agents::Trajectory& t = trajs[i];
       rewards::BudgetDecision d;
       K2_ASSIGN_OR_RETURN(Rollout r, TrajectoryToRollout(t, cfg.budget, cfg.task_type,
-                                                         static_cast<int64_t>(i) / cfg.rollouts_per_task, &d));
+                                                         traj_group[i], &d));
       // The task's own success (judge keep) when the collector records it, else the reward threshold.
       auto ts = t.reward_components.find("task_success");
       success += (ts != t.reward_components.end() ? ts->second >= 1.0 : t.reward >= cfg.success_threshold) ? 1 : 0;
@@ -177,10 +308,11 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     if (lambda > 0 && !ptx_all.empty())
       for (int64_t k = 0; k < cfg.ptx.rows; ++k)
         ptx_rows.push_back(ptx_all[(it * cfg.ptx.rows + k) % static_cast<int64_t>(ptx_all.size())]);
-    K2_ASSIGN_OR_RETURN(UpdateStats st, PolicyUpdate(model, &opt, it, rollouts, &ptx_rows, lambda, cfg.update));
+    K2_ASSIGN_OR_RETURN(UpdateStats st, PolicyUpdate(model, &opt, it, rollouts, &ptx_rows, lambda, cfg.update,
+                                                               reference.get()));
     const auto t2 = std::chrono::steady_clock::now();
 
-    const double n = static_cast<double>(trajs.size());
+    const double n = std::max<double>(1.0, static_cast<double>(trajs.size()));  // 0 rollouts: metrics 0
     const double mean = r_sum / n;
     std::map<std::string, double> m;
     m["reward_mean"] = mean;
@@ -199,6 +331,8 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     m["entropy"] = st.entropy;
     m["logp_mismatch"] = st.logp_mismatch;
     m["clip_fraction"] = st.clip_fraction;
+    if (reference) m["kl_ref"] = st.kl;
+    m["budget_tokens"] = static_cast<double>(rewards::CheckBudget(cfg.budget, cfg.task_type, 0).budget);
     m["policy_tokens"] = static_cast<double>(st.policy_tokens);
     m["truncated_rollouts"] = static_cast<double>(st.truncated_rollouts);
     m["lr"] = st.opt.lr;
@@ -210,6 +344,24 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     m["time_train_s"] = Seconds(t1, t2);
     m["rollout_tokens_per_s"] = Seconds(t0, t1) > 0 ? gen_tokens / Seconds(t0, t1) : 0;
     m["train_tokens_per_s"] = Seconds(t1, t2) > 0 ? all_tokens / Seconds(t1, t2) : 0;
+    m["rollouts_updated"] = static_cast<double>(trajs.size());
+    if (partial) {
+      double stale = 0, stale_max = 0, versions = 0;
+      for (const auto& t : trajs) {
+        const double s = t.provenance.value("rl_staleness", 0.0);
+        stale += s;
+        stale_max = std::max(stale_max, s);
+        versions += t.provenance.value("rl_weight_versions", 1.0);
+      }
+      m["rollout_token_budget"] = static_cast<double>(cfg.partial_rollout.token_budget);
+      m["episodes_started"] = static_cast<double>(pstep.started);
+      m["episodes_resumed"] = static_cast<double>(pstep.resumed);
+      m["episodes_paused"] = static_cast<double>(pstep.paused);
+      m["staleness_mean"] = stale / n;
+      m["staleness_max"] = stale_max;
+      m["weight_versions_mean"] = versions / n;
+      m["rollout_policy_tokens"] = static_cast<double>(pstep.policy_tokens);
+    }
     json row = json::object();
     for (const auto& [k, v] : m) row[k] = v;
     history.push_back(row);
@@ -219,6 +371,14 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
       engine::TrainerState ts;
       ts.step = it + 1;
       ts.extra = {{"kind", "rl"}, {"run", res.run}, {"history", history}};
+      if (partial) {  // what a resume restarts: the paused episodes and the ended members of open groups
+        json cj = json::array(), pj = json::object();
+        for (const auto& c : pstep.carried) cj.push_back(c.ToJson());
+        for (const auto& [g, ts_] : pending)
+          for (const auto& t : ts_) pj[std::to_string(g)].push_back(t.ToJson());
+        ts.extra["carried"] = cj;
+        ts.extra["pending"] = pj;
+      }
       K2_RETURN_IF_ERROR(engine::SaveCheckpoint(ckdir, *model, opt, ts));
     }
     for (const auto& [k, v] : m) log.Log(it, k, v);

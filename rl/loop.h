@@ -43,6 +43,23 @@ struct PtxConfig {
   }
 };
 
+// Partial rollout (Kimi K1.5/K2): an iteration generates at most about `token_budget` policy tokens
+// over all its episodes; an episode still running when its share is spent is paused (its generator
+// session and KV pages, environment and user stay in memory) and resumed in the next iteration. A
+// group (the K rollouts of one prompt) enters an update once all K have ended; each trajectory records
+// its staleness. Resumed episodes keep the temperature they started with and their cached KV from
+// the weights it was computed with (that is what partial rollout trades for throughput).
+struct PartialRolloutConfig {
+  int64_t token_budget = 0;  // policy tokens per iteration, all episodes together; 0 = off
+  int64_t max_carried = 0;   // no new groups start while more episodes than this are paused
+                             // (0 = tasks_per_iteration * rollouts_per_task)
+  template <class V> void Visit(V& v) {
+    v("token_budget", token_budget, "policy tokens generated per iteration before episodes pause (0 = off)", {.min = 0});
+    v("max_carried", max_carried, "no new groups while more episodes than this are paused (0 = one iteration's worth)",
+      {.min = 0});
+  }
+};
+
 struct RlConfig {
   int64_t iterations = 20;
   int64_t tasks_per_iteration = 4;   // prompts (groups) per iteration
@@ -51,6 +68,7 @@ struct RlConfig {
   std::string task_type = "tool";    // the budget's task type
   ScheduleConfig temperature{"linear", 1.0, 0.7, 20};
   PtxConfig ptx;
+  PartialRolloutConfig partial_rollout;
   rewards::BudgetConfig budget;
   UpdateConfig update;
   engine::OptimizerConfig optimizer = [] {
@@ -70,6 +88,7 @@ struct RlConfig {
     v("task_type", task_type, "task type looked up in the budget");
     v("temperature", temperature, "sampling temperature schedule (K2: decay over training)");
     v("ptx", ptx, "PTX loss: supervised rows mixed into every update");
+    v("partial_rollout", partial_rollout, "pause episodes past an iteration's token budget, resume them next iteration");
     v("budget", budget, "per-sample token budget and its penalty");
     v("update", update, "policy objective");
     v("optimizer", optimizer, "MuonClip settings of the RL updates");
@@ -84,6 +103,32 @@ struct RlConfig {
 using CollectFn = std::function<Expected<std::vector<agents::Trajectory>>(
     const std::vector<agents::EpisodeJob>& jobs, double temperature, uint64_t seed)>;
 
+// One episode of a partial-rollout iteration: a new one, or (after a resume) one that was paused at
+// the checkpoint and restarts from its beginning with its original seed and temperature.
+struct PartialJob {
+  agents::EpisodeJob job;
+  int64_t group = 0;              // unique over the run: iteration * tasks_per_iteration + g
+  int64_t started_iteration = 0;
+  uint64_t seed = 0;              // episode seed base (the iteration's)
+  double temperature = 1.0;
+  json ToJson() const;
+  static Expected<PartialJob> FromJson(const json& j, const std::vector<std::shared_ptr<const agents::EpisodeTask>>& tasks,
+                                       const std::string& where);
+};
+
+struct PartialStep {
+  std::vector<agents::Trajectory> done;  // episodes that ended in this call (provenance: rl_group,
+                                         // rl_started_iteration, rl_staleness, rl_weight_versions)
+  std::vector<int64_t> groups;           // done[i]'s group
+  std::vector<PartialJob> carried;       // episodes still paused after this call, in start order
+  int64_t started = 0, resumed = 0, paused = 0, policy_tokens = 0;
+};
+
+// Starts `jobs`, advances them and every episode paused earlier by an equal share of `token_budget`
+// (policy tokens) at iteration `iteration`; returns the ended ones. The collector owns paused episodes.
+using PartialCollectFn = std::function<Expected<PartialStep>(const std::vector<PartialJob>& jobs, int64_t iteration,
+                                                             int64_t token_budget)>;
+
 struct RlRun {
   std::string out_dir;               // checkpoint/, metrics.csv, trajectories/iter_N.jsonl
   bool resume = false;
@@ -92,6 +137,10 @@ struct RlRun {
   std::string run_config;            // JSON stored with the run row
   int64_t stop_after = 0;            // leave after this many iterations of this call (tests); 0 = all
   std::function<void(int64_t iteration, const std::map<std::string, double>& metrics)> on_iteration;
+  // Required when cfg.partial_rollout.token_budget > 0 (then `collect` is not used). A checkpoint keeps
+  // the paused episodes' jobs and the ended members of unfinished groups; a resume restarts the paused
+  // ones from their beginning (deterministic, but not the continuation the killed run would have made).
+  PartialCollectFn partial_collect;
 };
 
 struct RlResult {

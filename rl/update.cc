@@ -128,8 +128,11 @@ Expected<std::vector<std::vector<float>>> RolloutLogprobs(engine::Model<float>* 
 
 Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimizer<float>* opt, int64_t step,
                                    const std::vector<Rollout>& rollouts, const std::vector<sft::Row>* ptx,
-                                   double ptx_coef, const UpdateConfig& cfg) {
+                                   double ptx_coef, const UpdateConfig& cfg, engine::Model<float>* reference) {
   K2_RETURN_IF_ERROR(CheckRollouts(rollouts));
+  const bool use_kl = cfg.objective == "grpo" && cfg.kl_coef > 0;
+  if (use_kl && !reference) return InvalidArgument("rl.update.kl_coef > 0 needs a reference model");
+  if (use_kl && reference == model) return InvalidArgument("rl.update: the reference model must be a separate copy");
   const int64_t T = cfg.seq_len;
   UpdateStats st;
   st.ptx_coef = ptx_coef;
@@ -137,9 +140,11 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
   std::vector<sft::Row> rows = Pack(rollouts, T, &where, &st.truncated_rollouts);
   std::vector<float> lp, ent;
   K2_RETURN_IF_ERROR(ScoreRows(model, rows, cfg.micro_batch, cfg.aux_loss_alpha, &lp, &ent));
+  std::vector<float> ref_lp, ref_ent;
+  if (use_kl) K2_RETURN_IF_ERROR(ScoreRows(reference, rows, cfg.micro_batch, cfg.aux_loss_alpha, &ref_lp, &ref_ent));
 
   // Per-rollout views over target positions: entry j is rollout token j+1.
-  std::vector<std::vector<float>> cur(rollouts.size()), old(rollouts.size());
+  std::vector<std::vector<float>> cur(rollouts.size()), old(rollouts.size()), ref(rollouts.size());
   std::vector<std::vector<uint8_t>> mask(rollouts.size());
   std::map<int64_t, std::vector<size_t>> groups;
   double mismatch = 0, entropy = 0;
@@ -149,7 +154,12 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
     groups[r.group].push_back(i);
     for (int64_t j = 0; j < p.len; ++j) {
       const int64_t at = p.row * T + p.offset + j;
-      cur[i].push_back(lp[at]);
+      // Sampler/trainer float noise is not a policy change (see UpdateConfig::logratio_floor).
+      const float c = std::fabs(static_cast<double>(lp[at]) - r.old_logp[j + 1]) < cfg.logratio_floor && r.mask[j + 1]
+                          ? r.old_logp[j + 1]
+                          : lp[at];
+      cur[i].push_back(c);
+      if (use_kl) ref[i].push_back(ref_lp[at]);
       old[i].push_back(r.old_logp[j + 1]);
       mask[i].push_back(r.mask[j + 1]);
       if (r.mask[j + 1]) {
@@ -168,13 +178,15 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
   bool any_weight = false;
   for (const auto& [g, members] : groups) {
     std::vector<SampleView> views;
-    for (size_t i : members) views.push_back({cur[i], old[i], mask[i], rollouts[i].reward, {}});
-    Expected<LossResult> loss = cfg.objective == "grpo"
-                                    ? GrpoLoss(views, GrpoOptions{.clip_eps = cfg.clip_eps, .kl_coef = 0.0})
-                                    : K2Loss(views, cfg.tau);
+    for (size_t i : members) views.push_back({cur[i], old[i], mask[i], rollouts[i].reward, ref[i]});
+    Expected<LossResult> loss =
+        cfg.objective == "grpo"
+            ? GrpoLoss(views, GrpoOptions{.clip_eps = cfg.clip_eps, .kl_coef = use_kl ? cfg.kl_coef : 0.0})
+            : K2Loss(views, cfg.tau);
     if (!loss.ok()) return loss.status().Context("group " + std::to_string(g));
     st.policy_loss += loss->loss / G;
     st.clip_fraction += loss->clip_fraction / G;
+    st.kl += loss->kl / G;
     for (size_t k = 0; k < members.size(); ++k) {
       const Placement& p = where[members[k]];
       for (int64_t j = 0; j < p.len; ++j) {

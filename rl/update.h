@@ -33,7 +33,11 @@ struct UpdateConfig {
   std::string objective = "k2";    // k2 | grpo
   double tau = 0.5;                // K2: the regularization tau of (r - rbar - tau * log ratio)^2
   double clip_eps = 0.2;           // GRPO
-  double kl_coef = 0.0;            // GRPO: needs a reference model (not kept: 0 only in the loop)
+  double kl_coef = 0.0;            // GRPO: beta of the k3 KL to the frozen reference (the initial weights)
+  // Per-token |log pi_theta - log pi_old| below this counts as 0: on-policy, the sampler's and the
+  // trainer's float kernels differ by ~1e-7, and that noise alone (e.g. a group with equal rewards)
+  // would otherwise give a tiny gradient that Muon's orthogonalization turns into a full-size step.
+  double logratio_floor = 1e-4;
   int64_t seq_len = 1024;          // packed row length; a longer rollout is cut here
   int64_t micro_batch = 8;         // rows per forward
   double aux_loss_alpha = 0.0;
@@ -41,7 +45,9 @@ struct UpdateConfig {
     v("objective", objective, "policy objective", {.choices = {"k2", "grpo"}});
     v("tau", tau, "K2: log-ratio regularization tau", {.min = 0.0});
     v("clip_eps", clip_eps, "GRPO ratio clip epsilon", {.min = 0.0});
-    v("kl_coef", kl_coef, "GRPO KL coefficient (0: no reference model is kept)", {.min = 0.0, .max = 0.0});
+    v("kl_coef", kl_coef, "GRPO: KL coefficient to a frozen copy of the initial policy (0 = off, no copy kept)",
+      {.min = 0.0});
+    v("logratio_floor", logratio_floor, "per-token |log ratio| below this is float noise, counted as 0", {.min = 0.0});
     v("seq_len", seq_len, "packed row length for the update (longer rollouts are cut)", {.min = 2});
     v("micro_batch", micro_batch, "rows per forward pass", {.min = 1});
     v("aux_loss_alpha", aux_loss_alpha, "sequence-wise MoE balance loss weight", {.min = 0.0});
@@ -55,15 +61,20 @@ struct UpdateStats {
   double entropy = 0;           // mean next-token entropy at policy tokens (nats)
   double logp_mismatch = 0;     // mean |trainer logp - sampler logp| at policy tokens (staleness/fp32)
   double clip_fraction = 0;     // GRPO
+  double kl = 0;                // GRPO with kl_coef > 0: mean k3 KL to the reference per policy token
   int64_t policy_tokens = 0, ptx_tokens = 0, groups = 0, truncated_rollouts = 0;
   engine::StepStats opt;
   double load_imbalance = 0;    // max over MoE layers of max/mean expert load (pass 2, last micro-batch)
 };
 
 // One optimizer step. `ptx` may be null or empty (no PTX); rows come from sft::PackExamples.
+// `reference` (GRPO with kl_coef > 0, else ignored; required then): the frozen reference policy, same
+// config as `model`; its log-probs of the rollout tokens are computed on the same packed rows (one
+// extra forward pass per micro-batch) and feed the k3 KL term of GrpoLoss.
 Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimizer<float>* opt, int64_t step,
                                    const std::vector<Rollout>& rollouts, const std::vector<sft::Row>* ptx,
-                                   double ptx_coef, const UpdateConfig& cfg);
+                                   double ptx_coef, const UpdateConfig& cfg,
+                                   engine::Model<float>* reference = nullptr);
 
 // The trainer's log-probs of every token of each rollout (entry j = log p(tokens[j] | tokens[<j]),
 // entry 0 = 0), computed through the packed rows exactly as PolicyUpdate's pass 1 does. For tests and

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "core/rng.h"
 
 namespace k2::rl {
@@ -139,6 +141,31 @@ TEST(PolicyUpdate, EqualRewardsAndNoPtxLeaveTheModelUnchanged) {
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(before[i], m->params()[i].w) << m->params()[i].name;
 }
 
+TEST(PolicyUpdate, SamplerFloatNoiseIsNotAPolicyChange) {
+  // Equal rewards, old log-probs off by ~1e-7 (another kernel's rounding): with the floor the K2
+  // residual is exactly 0 and nothing moves; without it Muon turns the noise into a full step.
+  for (double floor : {1e-4, 0.0}) {
+    auto m = NewModel(4);
+    engine::Optimizer<float> opt(m.get(), engine::OptimizerConfig{});
+    UpdateConfig cfg;
+    cfg.seq_len = 64;
+    cfg.logratio_floor = floor;
+    std::vector<Rollout> rs{Make({7, 8, 9, 10}, 0.5, 0), Make({11, 12, 13, 14}, 0.5, 0)};
+    FillOld(m.get(), &rs, cfg);
+    for (auto& r : rs)
+      for (size_t j = 0; j < r.tokens.size(); ++j)
+        if (r.mask[j]) r.old_logp[j] = std::nextafter(std::nextafter(r.old_logp[j], 0.0f), 0.0f);
+    std::vector<std::vector<float>> before;
+    for (const auto& p : m->params()) before.push_back(p.w);
+    auto st = PolicyUpdate(m.get(), &opt, 0, rs, nullptr, 0.0, cfg);
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    EXPECT_GT(st->logp_mismatch, 0);
+    bool changed = false;
+    for (size_t i = 0; i < before.size(); ++i) changed = changed || before[i] != m->params()[i].w;
+    EXPECT_EQ(changed, floor == 0.0) << "floor " << floor;
+  }
+}
+
 TEST(PolicyUpdate, PtxLowersTheSupervisedLoss) {
   auto m = NewModel(5);
   engine::OptimizerConfig oc;
@@ -160,6 +187,100 @@ TEST(PolicyUpdate, PtxLowersTheSupervisedLoss) {
     last = st->ptx_loss;
   }
   EXPECT_LT(last, first - 0.2);
+}
+
+// log p of every rollout token under `m`, one plain row per rollout (no packing): the hand case's
+// independent source of log-probs.
+std::vector<float> PlainLogprobs(engine::Model<float>* m, const Rollout& r) {
+  engine::Batch b;
+  b.B = 1;
+  b.T = static_cast<int64_t>(r.tokens.size()) - 1;
+  b.tokens.assign(r.tokens.begin(), r.tokens.end() - 1);
+  b.targets.assign(r.tokens.begin() + 1, r.tokens.end());
+  b.weights.assign(b.T, 1.0f);
+  K2_CHECK(m->Forward(b).ok());
+  std::vector<float> out{0.0f};
+  for (int64_t j = 0; j < b.T; ++j) out.push_back(m->token_logprobs()[j]);
+  return out;
+}
+
+TEST(PolicyUpdate, GrpoKlToTheReferenceMatchesAHandComputedCase) {
+  auto m = NewModel(7);
+  auto ref = NewModel(8);  // different weights: a non-zero KL on every policy token
+  engine::OptimizerConfig oc;
+  oc.lr = 1e-2;
+  oc.weight_decay = 0;
+  engine::Optimizer<float> opt(m.get(), oc);
+  UpdateConfig cfg;
+  cfg.objective = "grpo";
+  cfg.kl_coef = 0.3;
+  cfg.seq_len = 64;
+  std::vector<Rollout> rs{Make({7, 8, 9, 10}, 1.0, 0), Make({11, 12, 13}, 0.0, 0)};
+  FillOld(m.get(), &rs, cfg);  // on-policy: rho = 1, nothing clipped
+  // Hand: A = (r - 0.5) / (0.5 + 1e-6) = +-1/(1+2e-6); N = 7 policy tokens;
+  // L = (1/N) sum_t [-A_i + beta (e^(ref-lp) - (ref-lp) - 1)].
+  double hand_loss = 0, hand_kl = 0;
+  const double N = 7;
+  for (size_t i = 0; i < rs.size(); ++i) {
+    const double A = (rs[i].reward - 0.5) / (0.5 + 1e-6);
+    std::vector<float> lp = PlainLogprobs(m.get(), rs[i]), rl = PlainLogprobs(ref.get(), rs[i]);
+    for (size_t t = 0; t < rs[i].tokens.size(); ++t) {
+      if (!rs[i].mask[t]) continue;
+      const double d = static_cast<double>(rl[t]) - lp[t];
+      const double kl = std::exp(d) - d - 1;
+      hand_kl += kl / N;
+      hand_loss += (-A + 0.3 * kl) / N;
+    }
+  }
+  ASSERT_GT(hand_kl, 1e-4);
+  auto st = PolicyUpdate(m.get(), &opt, 0, rs, nullptr, 0.0, cfg, ref.get());
+  ASSERT_TRUE(st.ok()) << st.status().ToString();
+  EXPECT_NEAR(st->kl, hand_kl, 1e-5);
+  EXPECT_NEAR(st->policy_loss, hand_loss, 1e-5);
+  EXPECT_EQ(st->clip_fraction, 0);
+
+  // Without a reward signal (equal rewards) the only gradient is the KL's: a step pulls the policy
+  // toward the reference.
+  auto m2 = NewModel(7);
+  engine::Optimizer<float> opt2(m2.get(), oc);
+  cfg.kl_coef = 1.0;
+  for (auto& r : rs) r.reward = 0.5;
+  FillOld(m2.get(), &rs, cfg);
+  std::vector<double> kls;
+  for (int step = 0; step < 5; ++step) {  // (Muon momentum overshoots after ~5 steps at this lr)
+    FillOld(m2.get(), &rs, cfg);
+    auto a = PolicyUpdate(m2.get(), &opt2, step, rs, nullptr, 0.0, cfg, ref.get());
+    ASSERT_TRUE(a.ok()) << a.status().ToString();
+    kls.push_back(a->kl);  // measured before this step's update
+  }
+  for (size_t i = 1; i < kls.size(); ++i) EXPECT_LT(kls[i], kls[i - 1]) << "KL-only step " << i;
+  EXPECT_LT(kls.back(), 0.8 * kls.front());
+
+  // A reference equal to the policy: KL 0 and the same loss as kl_coef 0.
+  auto same = NewModel(7);
+  auto m3 = NewModel(7);
+  engine::Optimizer<float> opt3(m3.get(), oc);
+  for (size_t i = 0; i < rs.size(); ++i) rs[i].reward = i == 0 ? 1.0 : 0.0;
+  FillOld(m3.get(), &rs, cfg);
+  auto c = PolicyUpdate(m3.get(), &opt3, 0, rs, nullptr, 0.0, cfg, same.get());
+  ASSERT_TRUE(c.ok());
+  EXPECT_NEAR(c->kl, 0.0, 1e-9);
+  // On-policy with no KL: L = (1/7)(4 * -A + 3 * A) = -A/7.
+  EXPECT_NEAR(c->policy_loss, -(1.0 / (1.0 + 2e-6)) / 7.0, 1e-6);
+}
+
+TEST(PolicyUpdate, KlNeedsASeparateReference) {
+  auto m = NewModel(9);
+  engine::Optimizer<float> opt(m.get(), engine::OptimizerConfig{});
+  UpdateConfig cfg;
+  cfg.objective = "grpo";
+  cfg.kl_coef = 0.1;
+  cfg.seq_len = 64;
+  std::vector<Rollout> rs{Make({7, 8, 9, 10}, 1.0, 0), Make({11, 12, 13, 14}, 0.0, 0)};
+  auto st = PolicyUpdate(m.get(), &opt, 0, rs, nullptr, 0.0, cfg);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.status().message().find("kl_coef"), std::string::npos) << st.status().ToString();
+  EXPECT_FALSE(PolicyUpdate(m.get(), &opt, 0, rs, nullptr, 0.0, cfg, m.get()).ok());
 }
 
 TEST(PolicyUpdate, RejectsMisalignedRollouts) {
