@@ -165,14 +165,15 @@ TEST_F(CliSimulate, DualControlTasksRunWithTheUsersOwnTools) {
 // stream, the loss mask and both logprob streams; malformed model output is a recorded, judged failure.
 TEST_F(CliSimulate, EnginePolicyFromATrainedCheckpointProducesScoredTokenTrajectories) {
   ASSERT_EQ(Sh(db_ + "--seed 4 toolgen synth --count 120").rc, 0);
-  ASSERT_EQ(Sh(db_ + "--seed 4 toolgen tasks --count 6 --out " + P("tasks.json")).rc, 0);
+  ASSERT_EQ(Sh(db_ + "--seed 4 toolgen tasks --count 2 --out " + P("tasks.json")).rc, 0);
   auto o = Sh(db_ + "--seed 4 simulate --no-store --tasks " + P("tasks.json") + " --out " + P("train.jsonl"));
   ASSERT_EQ(o.rc, 0) << o.out;
-  auto tk = Sh("tokenizer train --corpus " + P("train.jsonl") + " --vocab-size 512 --out " + P("tok") + " --quiet");
+  auto tk = Sh("tokenizer train --corpus " + P("train.jsonl") + " --vocab-size 2048 --out " + P("tok") + " --quiet");
   ASSERT_EQ(tk.rc, 0) << tk.out;
   auto model = ReadJsonFile(std::string(K2GYM_SOURCE_DIR) + "/configs/models/tiny.json");
   ASSERT_TRUE(model.ok());
-  (*model)["max_position_embeddings"] = 8192;  // the rendered dialog (system, tools, turns) must fit
+  // The rendered dialog (system prompt, tool declarations, turns: ~5k tokens at this vocabulary) must fit.
+  (*model)["max_position_embeddings"] = 8192;
   (*model)["rope_scaling"] = nullptr;
   ASSERT_TRUE(WriteFileAtomic(P("model.json"), model->dump()).ok());
   auto sft = Sh(db_ + "--seed 4 --set sft.seq_len=8192 --set sft.batch_size=1 --set sft.eval_fraction=0 sft --model " +
