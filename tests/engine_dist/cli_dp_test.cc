@@ -11,6 +11,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <sstream>
 
 #include "core/json.h"
 #include "engine/engine.h"
@@ -83,7 +85,8 @@ TEST_F(DpCli, TwoProcessesEqualOneProcessWithTheCombinedBatch) {
                      Pretrain("r0") + "; rc=$?; wait; exit $rc");
   auto r1_err = ReadFile((dir_ / "r1.err").string());
   ASSERT_EQ(two.code, 0) << two.err << "\nrank 1: " << (r1_err.ok() ? *r1_err : "");
-  EXPECT_EQ(ReadFile((dir_ / "r1.rc").string()).value_or("?"), "0\n") << (r1_err.ok() ? *r1_err : "");
+  auto r1_rc = ReadFile((dir_ / "r1.rc").string());
+  EXPECT_EQ(r1_rc.ok() ? *r1_rc : "?", "0\n") << (r1_err.ok() ? *r1_err : "");
   auto j0 = ParseJson(two.out, "rank 0 stdout");
   auto j1 = ParseJson(one.out, "single stdout");
   ASSERT_TRUE(j0.ok() && j1.ok()) << two.out;
