@@ -184,17 +184,15 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
   if (cfg.update.objective == "grpo" && cfg.update.kl_coef > 0) {
     K2_ASSIGN_OR_RETURN(reference, engine::Model<float>::Create(model->config(), 0));
     const std::string ref_path = run.out_dir + "/reference/model.safetensors";
-    if (start > 0) {
-      if (!std::filesystem::exists(ref_path))
-        return Corruption(ref_path + ": missing (the KL reference of this run; kl_coef > 0 was set after it started?)");
-      K2_RETURN_IF_ERROR(reference->LoadSafetensors(ref_path));
-    } else {
-      auto& dst = reference->params();
-      const auto& src = model->params();
-      for (size_t i = 0; i < src.size(); ++i) dst[i].w = src[i].w;
+    if (start == 0) {
       std::filesystem::create_directories(run.out_dir + "/reference", ec);
       K2_RETURN_IF_ERROR(model->SaveSafetensors(ref_path));
+    } else if (!std::filesystem::exists(ref_path)) {
+      return Corruption(ref_path + ": missing (the KL reference of this run; kl_coef > 0 was set after it started?)");
     }
+    // Loaded from the file in both cases (not copied param by param), so a fresh and a resumed run
+    // build the reference the same way.
+    K2_RETURN_IF_ERROR(reference->LoadSafetensors(ref_path));
   }
   MetricsLogger log(run.db, res.run, csv);
 

@@ -159,7 +159,10 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
                           ? r.old_logp[j + 1]
                           : lp[at];
       cur[i].push_back(c);
-      if (use_kl) ref[i].push_back(ref_lp[at]);
+      if (use_kl) {  // same float-noise floor against the reference (at the start it equals the policy)
+        const float rv = ref_lp[at];
+        ref[i].push_back(std::fabs(static_cast<double>(rv) - lp[at]) < cfg.logratio_floor && r.mask[j + 1] ? c : rv);
+      }
       old[i].push_back(r.old_logp[j + 1]);
       mask[i].push_back(r.mask[j + 1]);
       if (r.mask[j + 1]) {
