@@ -9,6 +9,7 @@
 #include "engine/text/bpe_train.h"
 #include "engine/text/chat_template.h"
 #include "engine/text/tokenizer.h"
+#include "sft/sft.h"
 
 namespace k2::app {
 namespace {
@@ -35,9 +36,30 @@ void PrintJsonSafe(const json& j) { std::cout << j.dump(2, ' ', false, json::err
 // ---- tokenizer --------------------------------------------------------------------------------
 
 struct TrainArgs {
-  std::string corpus, out, jsonl_field;
+  std::string corpus, out, jsonl_field, tool_declarations = "full";
+  bool dialogs = false;
   std::optional<int> vocab_size, min_pair_count, threads;
 } train_args;
+
+// Dialog JSON Lines (as `k2gym sft` reads them) -> the text the model will see: each dialog rendered
+// by the chat template with the chosen tool declarations, special-token names replaced by newlines
+// (they are never BPE pieces: the template emits their ids).
+Expected<std::string> RenderDialogCorpus(const std::string& path, const std::string& tool_decl) {
+  K2_ASSIGN_OR_RETURN(std::vector<sft::Dialog> ds, sft::LoadDialogs(path));
+  std::string out;
+  for (const auto& d : ds) {
+    const json tools = tool_decl == "compact" ? text::CompactToolDeclarations(d.tools) : d.tools;
+    auto r = text::RenderChat(d.messages, tools, nullptr);
+    if (!r.ok()) return r.status().Context(path + ": dialog " + d.id);
+    std::string t = r->text;
+    for (const auto& [name, id] : text::KimiSpecialTokens(0)) {
+      for (size_t at = t.find(name); at != std::string::npos; at = t.find(name, at + 1)) t.replace(at, name.size(), "\n");
+    }
+    out += t;
+    out += '\n';
+  }
+  return out;
+}
 
 Expected<std::string> ReadCorpus(const std::string& path, const std::string& field) {
   K2_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
@@ -67,11 +89,15 @@ int TokenizerTrain(Context& ctx) {
   opt.min_pair_count = train_args.min_pair_count.value_or(cfg->min_pair_count);
   opt.threads = train_args.threads.value_or(cfg->threads);
   opt.progress = !ctx.g.quiet;
-  auto corpus = ReadCorpus(train_args.corpus, train_args.jsonl_field);
+  if (train_args.dialogs && !train_args.jsonl_field.empty())
+    return Fail(InvalidArgument("tokenizer train: --dialogs and --jsonl-field exclude each other"));
+  auto corpus = train_args.dialogs ? RenderDialogCorpus(train_args.corpus, train_args.tool_declarations)
+                                   : ReadCorpus(train_args.corpus, train_args.jsonl_field);
   if (!corpus.ok()) return Fail(corpus.status());
   auto t0 = std::chrono::steady_clock::now();
   auto tok = text::TrainBpe(*corpus, opt);
   if (!tok.ok()) return Fail(tok.status().Context("tokenizer train"));
+  if (Status s = tok->set_tool_declarations(train_args.tool_declarations); !s.ok()) return Fail(s);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   Status s = tok->Save(train_args.out);
   if (!s.ok()) return Fail(s);
@@ -268,6 +294,12 @@ K2_COMMAND("tokenizer", [](CLI::App& app, Context& ctx, Action* action) {
   train->add_option("--min-pair-count", train_args.min_pair_count, "Stop below this pair frequency (default: tokenizer.min_pair_count)");
   train->add_option("--threads", train_args.threads, "Pre-tokenization threads (default: tokenizer.threads)");
   train->add_option("--jsonl-field", train_args.jsonl_field, "Read the corpus as JSON Lines, this string field per line");
+  train->add_flag("--dialogs", train_args.dialogs,
+                  "Read the corpus as dialog JSON Lines (trajectories / OpenAI exports) and train on their rendering");
+  train->add_option("--tool-declarations", train_args.tool_declarations,
+                    "How the chat template declares tools to models using this tokenizer (stored with it)")
+      ->check(CLI::IsMember({"full", "compact"}))
+      ->capture_default_str();
   train->callback([action] { *action = TokenizerTrain; });
 
   auto* enc = c->add_subcommand("encode", "Text -> token ids (special-token text stays ordinary unless --special)");

@@ -188,8 +188,11 @@ int Tasks(Context& ctx) {
                                 "where training-data generators such as simulate read them)"));
   if (!g_opts.include_heldout) domains = TrainingDomains(domains, &heldout_excluded);
   if (domains.empty()) return Fail(InvalidArgument("toolgen tasks: every domain of the catalog is held out (use --include-heldout)"));
+  TaskOptions topt;
+  topt.max_goals = cfg->task_max_goals;
+  topt.kinds = cfg->task_kinds;
   auto t0 = std::chrono::steady_clock::now();
-  auto tasks = GenerateTasks(domains, ctx.g.seed, cfg->tasks, &pool);
+  auto tasks = GenerateTasks(domains, ctx.g.seed, cfg->tasks, &pool, topt);
   double gen_s = Since(t0);
   // Every task is replayed and checked (hash, policies, assertions) before it is stored.
   std::vector<std::string> bad(tasks.size());

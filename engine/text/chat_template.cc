@@ -119,6 +119,41 @@ Expected<std::vector<Message>> CanonicalizeToolCallIds(const std::vector<Message
   return out;
 }
 
+namespace {
+
+json CompactSchema(const json& s) {
+  if (!s.is_object()) return s;
+  json out = json::object();
+  for (const char* k : {"type", "enum", "required"})
+    if (s.contains(k)) out[k] = s[k];
+  if (s.contains("items")) out["items"] = CompactSchema(s["items"]);
+  if (s.contains("properties") && s["properties"].is_object()) {
+    json props = json::object();
+    for (auto& [name, sub] : s["properties"].items()) props[name] = CompactSchema(sub);
+    out["properties"] = std::move(props);
+  }
+  return out;
+}
+
+}  // namespace
+
+json CompactToolDeclarations(const json& tools) {
+  if (!tools.is_array()) return tools;
+  json out = json::array();
+  for (const json& t : tools) {
+    if (!t.is_object() || !t.contains("function") || !t["function"].is_object()) {
+      out.push_back(t);
+      continue;
+    }
+    const json& f = t["function"];
+    json cf = json::object();
+    if (f.contains("name")) cf["name"] = f["name"];
+    if (f.contains("parameters")) cf["parameters"] = CompactSchema(f["parameters"]);
+    out.push_back({{"type", "function"}, {"function", std::move(cf)}});
+  }
+  return out;
+}
+
 Expected<RenderedChat> RenderChat(const std::vector<Message>& messages, const json& tools,
                                   const Tokenizer* tokenizer, const RenderOptions& opt) {
   K2_RETURN_IF_ERROR(DeclaredToolNames(tools).status());
@@ -130,7 +165,8 @@ Expected<RenderedChat> RenderChat(const std::vector<Message>& messages, const js
     b.Special(kImMiddle, 0);
     // Compact, keys sorted, UTF-8 kept; an invalid UTF-8 string (only possible in a json built in code,
     // the parser rejects it) becomes U+FFFD instead of throwing.
-    b.Text(tools.dump(-1, ' ', false, json::error_handler_t::replace), 0);
+    const bool compact = tokenizer && tokenizer->tool_declarations() == "compact";
+    b.Text((compact ? CompactToolDeclarations(tools) : tools).dump(-1, ' ', false, json::error_handler_t::replace), 0);
     b.Special(kImEnd, 0);
   }
   if (ms.empty() || ms[0].role != "system") {

@@ -63,6 +63,12 @@ struct RenderedChat {
 // whose tool_call_id matches no earlier call and is not itself "functions.NAME:IDX".
 Expected<std::vector<Message>> CanonicalizeToolCallIds(const std::vector<Message>& messages);
 
+// The compact declaration of an OpenAI tools array: per tool only the name and a parameter schema
+// reduced to type, properties, items, enum and required (descriptions, patterns, formats, bounds and
+// defaults dropped: for small-context models, names must carry the meaning). Entries that are not
+// function tools pass through unchanged. Used by RenderChat when the tokenizer asks for "compact".
+json CompactToolDeclarations(const json& tools);
+
 // Renders `messages` with `tools` (a JSON array of OpenAI tool objects, or null for none). With a
 // tokenizer, also the token ids and loss mask (InvalidArgument when the tokenizer lacks a template
 // special token).

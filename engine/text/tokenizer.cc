@@ -215,9 +215,23 @@ Expected<Tokenizer> Tokenizer::Load(const std::string& dir) {
   K2_ASSIGN_OR_RETURN(json j, ReadJsonFile(meta));
   if (!j.is_object()) return InvalidArgument(meta + ": expected an object");
   for (auto& [k, v] : j.items())
-    if (k != "format" && k != "pattern" && k != "special_tokens" && k != "num_reserved_special_tokens")
+    if (k != "format" && k != "pattern" && k != "special_tokens" && k != "num_reserved_special_tokens" &&
+        k != "chat_template")
       return InvalidArgument(meta + ": unknown key \"" + k +
-                             "\": expected format, pattern, special_tokens, num_reserved_special_tokens");
+                             "\": expected format, pattern, special_tokens, num_reserved_special_tokens, chat_template");
+  std::string tool_decl = "full";
+  if (j.contains("chat_template")) {
+    const json& ct = j["chat_template"];
+    if (!ct.is_object()) return InvalidArgument(meta + ": chat_template: expected object {\"tool_declarations\": ...}");
+    for (auto& [k, v] : ct.items()) {
+      if (k != "tool_declarations")
+        return InvalidArgument(meta + ": chat_template: unknown key \"" + k + "\": expected tool_declarations");
+      if (!v.is_string() || (v != "full" && v != "compact"))
+        return InvalidArgument(meta + ": chat_template.tool_declarations: expected \"full\" or \"compact\", got " +
+                               v.dump());
+      tool_decl = v.get<std::string>();
+    }
+  }
   std::string pattern = kKimiPattern;
   if (j.contains("pattern")) {
     if (!j["pattern"].is_string()) return InvalidArgument(meta + ": pattern: expected string, got " + JsonTypeName(j["pattern"]));
@@ -245,7 +259,15 @@ Expected<Tokenizer> Tokenizer::Load(const std::string& dir) {
   }
   auto t = Create(std::move(tokens), pattern, specials, reserved);
   if (!t.ok()) return t.status().Context(meta);
+  t->tool_declarations_ = tool_decl;
   return t;
+}
+
+Status Tokenizer::set_tool_declarations(const std::string& mode) {
+  if (mode != "full" && mode != "compact")
+    return InvalidArgument("tool declarations: expected \"full\" or \"compact\", got \"" + mode + "\"");
+  tool_declarations_ = mode;
+  return Status::Ok();
 }
 
 Status Tokenizer::Save(const std::string& dir) const {
@@ -259,6 +281,7 @@ Status Tokenizer::Save(const std::string& dir) const {
                {"pattern", pre_.pattern()},
                {"num_reserved_special_tokens", num_reserved_},
                {"special_tokens", specials}};
+  if (tool_declarations_ != "full") meta["chat_template"] = {{"tool_declarations", tool_declarations_}};
   return WriteFileAtomic(dir + "/tokenizer.json", meta.dump(2) + "\n");
 }
 

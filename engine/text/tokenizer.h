@@ -91,6 +91,14 @@ class Tokenizer {
   const Pretokenizer& pretokenizer() const { return pre_; }
   const std::vector<std::pair<std::string, int>>& named_specials() const { return named_specials_; }
 
+  // How RenderChat declares tools to a model using this tokenizer: "full" (the OpenAI tool objects as
+  // given, Kimi-K2's layout) or "compact" (CompactToolDeclarations: names, first sentence of each
+  // description, parameter types/enums/required — for small-context models). Like HF's chat_template
+  // in tokenizer_config.json it travels with the tokenizer (tokenizer.json "chat_template"), so SFT,
+  // rollouts, serving and eval render a checkpoint's prompts the same way.
+  const std::string& tool_declarations() const { return tool_declarations_; }
+  Status set_tool_declarations(const std::string& mode);
+
  private:
   struct SvHash {
     using is_transparent = void;
@@ -102,6 +110,7 @@ class Tokenizer {
   std::vector<std::string> tokens_;    // rank -> bytes
   std::vector<std::string> specials_;  // id - num_ranks -> name
   std::vector<std::pair<std::string, int>> named_specials_;  // as given (for Save)
+  std::string tool_declarations_ = "full";
   std::unordered_map<std::string, int, SvHash, std::equal_to<>> ranks_;
   // Fast path of the merge: (left id, right id) -> rank of their concatenated bytes, for every pair of
   // tokens whose concatenation is a token (all two-token splits of every token). Open addressing,

@@ -36,7 +36,8 @@ const char* kStyles[] = {
 // Builds one task step by step on a working copy of the database.
 class Builder {
  public:
-  Builder(const Domain& d, json db, Rng rng, std::string id) : d_(d), cur_(std::move(db)), r_(rng) {
+  Builder(const Domain& d, json db, Rng rng, std::string id, const TaskOptions& opt)
+      : d_(d), opt_(opt), cur_(std::move(db)), r_(rng) {
     t_.id = std::move(id);
     t_.domain = d.path;
     t_.initial_db = cur_;
@@ -51,10 +52,8 @@ class Builder {
     actor_ = actors[r_.Below(actors.size())];
     const json a = cur_[A.plural][actor_];  // a copy: Gold() replaces cur_
     Gold(OpKind::kGet, kActor, json::object({{d_.ActorRef(), actor_}}));  // the agent identifies the caller first
-    int goals = 1 + static_cast<int>(r_.Below(3));
-    static const std::vector<std::string> kKinds = {"book",   "cancel",        "modify",        "refund",
-                                                    "transfer", "profile",     "report",        "refuse_refund",
-                                                    "refuse_cancel", "refuse_book"};
+    int goals = 1 + static_cast<int>(r_.Below(static_cast<uint64_t>(std::max(1, opt_.max_goals))));
+    const std::vector<std::string>& kKinds = opt_.kinds.empty() ? TaskKinds() : opt_.kinds;
     for (int g = 0; g < goals; ++g) {
       for (int attempt = 0; attempt < 12; ++attempt) {
         const std::string& kind = kKinds[r_.Below(kKinds.size())];
@@ -329,6 +328,7 @@ class Builder {
   }
 
   const Domain& d_;
+  const TaskOptions& opt_;
   json cur_;
   Rng r_;
   Task t_;
@@ -340,19 +340,30 @@ class Builder {
 
 }  // namespace
 
-Expected<Task> GenerateTask(const Domain& d, uint64_t seed, const std::string& id) {
-  Rng r(seed);
-  json db = GenerateDatabase(d, r.Next());
-  return Builder(d, std::move(db), r.Fork("task"), id).Run();
+const std::vector<std::string>& TaskKinds() {
+  static const std::vector<std::string> kKinds = {"book",     "cancel",  "modify", "refund",        "transfer",
+                                                  "profile",  "report",  "refuse_refund", "refuse_cancel",
+                                                  "refuse_book"};
+  return kKinds;
 }
 
-std::vector<Task> GenerateTasks(const std::vector<Domain>& domains, uint64_t seed, int64_t count, ThreadPool* pool) {
+Expected<Task> GenerateTask(const Domain& d, uint64_t seed, const std::string& id, const TaskOptions& opt) {
+  for (const auto& k : opt.kinds)
+    if (std::find(TaskKinds().begin(), TaskKinds().end(), k) == TaskKinds().end())
+      return InvalidArgument("task kind '" + k + "' is not one of the sub-goal kinds (see toolgen_synth.task_kinds)");
+  Rng r(seed);
+  json db = GenerateDatabase(d, r.Next());
+  return Builder(d, std::move(db), r.Fork("task"), id, opt).Run();
+}
+
+std::vector<Task> GenerateTasks(const std::vector<Domain>& domains, uint64_t seed, int64_t count, ThreadPool* pool,
+                                const TaskOptions& opt) {
   std::vector<std::optional<Task>> slots(count);
   auto one = [&](int64_t i) {
     const Domain& d = domains[i % domains.size()];
     for (int attempt = 0; attempt < 8; ++attempt) {
       uint64_t s = Rng(seed).Fork(d.path + "/task/" + std::to_string(i) + "/" + std::to_string(attempt)).Next();
-      auto t = GenerateTask(d, s, d.path + "/task-" + std::to_string(i));
+      auto t = GenerateTask(d, s, d.path + "/task-" + std::to_string(i), opt);
       if (t.ok()) {
         slots[i] = std::move(*t);
         return;

@@ -67,13 +67,22 @@ std::vector<Domain> TrainingDomains(const std::vector<Domain>& domains, int64_t*
 // `tasks` without those on held-out domains; `excluded` (optional) receives how many were dropped.
 std::vector<Task> TrainingTasks(std::vector<Task> tasks, int64_t* excluded = nullptr);
 
+// What tasks may ask for. Small settings (one goal of a few kinds) make the easy tasks a tiny policy
+// can learn in minutes (the quickstart); the defaults draw from every kind, up to three goals.
+struct TaskOptions {
+  int max_goals = 3;                // goals per task: 1 + Below(max_goals)
+  std::vector<std::string> kinds;   // allowed sub-goal kinds (empty = all of TaskKinds())
+};
+const std::vector<std::string>& TaskKinds();
+
 // One task from the domain; `seed` picks database, actor and sub-goals. NotFound when no sub-goal is
 // feasible on the sampled database (callers retry with another seed).
-Expected<Task> GenerateTask(const Domain& d, uint64_t seed, const std::string& id);
+Expected<Task> GenerateTask(const Domain& d, uint64_t seed, const std::string& id, const TaskOptions& opt = {});
 
 // `count` tasks spread round-robin over `domains`, in parallel when a pool is given; deterministic
 // for a seed whatever the pool size.
-std::vector<Task> GenerateTasks(const std::vector<Domain>& domains, uint64_t seed, int64_t count, ThreadPool* pool);
+std::vector<Task> GenerateTasks(const std::vector<Domain>& domains, uint64_t seed, int64_t count, ThreadPool* pool,
+                                const TaskOptions& opt = {});
 
 // Applies the gold actions to a copy of the initial database; every one must succeed. Returns the
 // final state hash, or FailedPrecondition naming the first failing action.
