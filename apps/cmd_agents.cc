@@ -20,6 +20,7 @@
 #include "engine/gen/generator.h"
 #include "engine/text/tokenizer.h"
 #include "toolgen/synth/store.h"
+#include "toolgen/synth/tasks.h"
 
 namespace k2::app {
 
@@ -39,7 +40,7 @@ struct SimArgs {
   std::string tasks, policy = "oracle", user = "scripted", judge_llm, out, tokens_out, tokenizer;
   int64_t episodes = 0;
   int threads = 0;
-  bool keep_all = false, no_store = false;
+  bool keep_all = false, no_store = false, include_heldout = false;
   // engine:CKPT generator sizing
   int64_t max_batch = 32;
 } g_sim;
@@ -120,11 +121,20 @@ int Simulate(Context& ctx) {
     auto j = ReadJsonFile(g_sim.tasks);
     if (!j.ok()) return Fail(j.status());
     if (!j->is_array()) return Fail(InvalidArgument(g_sim.tasks + ": expected a JSON array of tau2 tasks"));
+    int64_t excluded = 0;
     for (size_t i = 0; i < j->size(); ++i) {
       auto t = toolgen::synth::TaskFromTau2((*j)[i], g_sim.tasks + "[" + std::to_string(i) + "]");
       if (!t.ok()) return Fail(t.status());
+      // Simulations make training data: held-out domains (eval's built-in suites) stay out unless asked.
+      if (!g_sim.include_heldout && toolgen::synth::IsHeldOutDomain(t->domain)) {
+        ++excluded;
+        continue;
+      }
       tasks.push_back(agents::EpisodeTask::FromSynth(std::move(*t)));
     }
+    if (excluded > 0 && !ctx.g.quiet)
+      std::fprintf(stderr, "simulate: %lld task(s) on held-out domains excluded (--include-heldout keeps them)\n",
+                   static_cast<long long>(excluded));
   } else if (g_sim.dual_control == 0) {
     auto ts = toolgen::synth::LoadTasks(db->get());
     if (!ts.ok()) return Fail(ts.status());
@@ -300,6 +310,7 @@ K2_COMMAND("simulate", [](CLI::App& app, Context& ctx, Action* action) {
                 "N dual-control tasks (the user owns phone tools; agents/dual_control.h), seeded by --seed: "
                 "added to --tasks FILE, or instead of the store's tasks")
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
+  c->add_flag("--include-heldout", g_sim.include_heldout, "also simulate tasks of held-out domains (eval's built-in suites)");
   c->add_option("--tasks", g_sim.tasks, "tau2 task JSON array (`k2gym toolgen tasks --out`); default: the store's tasks");
   c->add_option("--policy", g_sim.policy, "oracle | random | openai:URL | engine:CKPT_DIR");
   c->add_option("--user", g_sim.user, "scripted | openai:URL");

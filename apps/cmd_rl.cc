@@ -43,7 +43,7 @@ K2_CONFIG_SECTION("rl_run", RlRunConfig, "inputs and rollout settings of k2gym r
 
 struct Args {
   std::string init, tokenizer, tasks, out, split = "heldout";
-  bool resume = false;
+  bool resume = false, include_heldout = false;
   int64_t stop_after = 0, trials = 4, limit = 0;
   double temperature = 0.0;
 } args;
@@ -135,6 +135,18 @@ int RunRlCommand(Context& ctx) {
   if (!all.ok()) return Fail(all.status());
   TaskList train, heldout;
   Split(*all, rc->eval_fraction, &train, &heldout);
+  // Tasks on held-out domains (toolgen::synth::IsHeldOutDomain: eval's built-in suites) are never
+  // trained on unless asked.
+  if (!args.include_heldout) {
+    TaskList keep;
+    for (auto& t : train)
+      if (!toolgen::synth::IsHeldOutDomain(t->domain)) keep.push_back(t);
+    if (keep.size() != train.size() && !ctx.g.quiet)
+      std::fprintf(stderr, "rl: %zu training task(s) on held-out domains excluded (--include-heldout keeps them)\n",
+                   train.size() - keep.size());
+    if (keep.empty()) return Fail(InvalidArgument("rl: every training task is on a held-out domain (--include-heldout)"));
+    train = std::move(keep);
+  }
   auto db = ctx.OpenDb();
   if (!db.ok()) return Fail(db.status());
   Rollouts ro;
@@ -249,6 +261,7 @@ K2_COMMAND("rl", [](CLI::App& app, Context& ctx, Action* action) {
   c->add_option("--tasks", args.tasks, "tau2 task array (overrides rl_run.tasks)")->option_text("FILE");
   c->add_option("--out", args.out, "run directory (overrides rl_run.out)")->option_text("DIR");
   c->add_flag("--resume", args.resume, "continue from OUT/checkpoint");
+  c->add_flag("--include-heldout", args.include_heldout, "also train on tasks of held-out domains (eval's built-in suites)");
   c->add_option("--stop-after", args.stop_after, "leave after this many iterations (then --resume)");
   auto* e = c->add_subcommand("eval", "Held-out success and pass^k of a model on synthetic tasks");
   e->add_option("--init", args.init, "model dir")->option_text("DIR");

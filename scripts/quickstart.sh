@@ -1,54 +1,103 @@
 #!/usr/bin/env bash
-# The main job on the embedded default: CPU, one SQLite file, no server to start. Until the
-# SFT -> RL pipeline (scripts/pipeline.sh, issue [sft-rl]) is verified end to end, this runs the most
-# end-to-end path k2gym has: the tool repository (real MCP corpus + synthetic domains with executable
-# tools and verified tasks), oracle trajectories with a simulated user and judge, tau2-style evaluation,
-# the sandbox, a verifier, and pretraining the small DeepSeek-V3-architecture model with MuonClip.
+# The main job on the embedded default (CPU, the small model, one SQLite file): the K2 post-training
+# pipeline end to end. Synthesize a small tool domain and verified tasks -> oracle trajectories
+# (scripted user, judge-filtered) -> BPE tokenizer on their rendering (compact tool declarations) ->
+# SFT the small MLA + MoE model with MuonClip -> held-out evaluation -> RL (K2 objective, PTX,
+# temperature decay, token budget) -> held-out evaluation again; the SFT checkpoint is also served
+# over the OpenAI API and evaluated through it. Prints the SFT vs RL table and writes the report.
+# K2GYM_QS_* variables scale it; figures measured with the defaults are in docs/training.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=build/default/apps/k2gym
+BIN=${K2GYM_BIN:-build/default/apps/k2gym}
 OUT=${K2GYM_OUT:-runs/quickstart}
 DB=${K2GYM_DB:-$OUT/k2gym.db}
+SEED=${K2GYM_SEED:-1}
+TASKS=${K2GYM_QS_TASKS:-160}          # generated tasks; every 4th is held out (rl_run.eval_fraction 0.25)
+EPISODES=${K2GYM_QS_EPISODES:-160}    # oracle demonstrations on the training tasks
+TRIALS=${K2GYM_QS_TRIALS:-2}
+EVAL_TASKS=${K2GYM_QS_EVAL_TASKS:-40}
+EPOCHS=${K2GYM_QS_EPOCHS:-2}
+ITERS=${K2GYM_QS_ITERS:-8}
+KINDS=${K2GYM_QS_KINDS:-'["profile","report","transfer","cancel","book"]'}
+rm -rf "$OUT"
 mkdir -p "$OUT"
-step() { echo; echo "== $*"; }
+step() { echo; echo "== $(date -u +%H:%M:%S) $*"; }
+T0=$(date +%s)
 
 step "k2gym build"
 $BIN version
 
-CORPUS=../shared/data/mcp_servers.jsonl
-if [ -f "$CORPUS" ]; then
-  step "import the real MCP tool corpus ($CORPUS)"
-  $BIN tools import "$CORPUS" --db "$DB"
-else
-  step "no $CORPUS here: skipping the real MCP corpus"
-fi
+step "synthesize a small tool domain (hierarchical domain evolution) and verified one-goal tasks"
+$BIN toolgen synth --count 14 --verify --db "$DB" --seed "$SEED" --quiet
+$BIN toolgen tasks --count "$TASKS" --db "$DB" --seed "$SEED" --out "$OUT/tasks.tau2.json" --quiet \
+  --set toolgen_synth.task_max_goals=1 --set "toolgen_synth.task_kinds=$KINDS"
+# `rl` and `rl eval` hold out every 4th task (rl_run.eval_fraction = 0.25): only the others get oracle
+# demonstrations, so no held-out task is ever trained on.
+python3 - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+tasks = json.load(open(f"{out}/tasks.tau2.json"))
+json.dump([t for i, t in enumerate(tasks) if i % 4 != 3], open(f"{out}/tasks.train.json", "w"))
+json.dump([t for i, t in enumerate(tasks) if i % 4 == 3], open(f"{out}/tasks.heldout.json", "w"))
+json.dump({"name": "quickstart-heldout", "kind": "tau2", "tasks": "tasks.heldout.json",
+           "world": {"db": "k2gym.db"}}, open(f"{out}/heldout.suite.json", "w"))
+PY
 
-step "synthesize tools by hierarchical domain evolution, then agents and verified tasks"
-$BIN toolgen synth --count 2000 --verify --db "$DB" --seed 1
-$BIN toolgen agents --db "$DB" --seed 1
-$BIN toolgen tasks --count 200 --db "$DB" --seed 1 --out "$OUT/tasks.tau2.json"
-$BIN toolgen stats --db "$DB"
+step "oracle trajectories on the training tasks (scripted user, judge-filtered)"
+$BIN simulate --tasks "$OUT/tasks.train.json" --policy oracle --user scripted --episodes "$EPISODES" \
+  --threads 2 --db "$DB" --seed "$SEED" --out "$OUT/oracle_train.jsonl" --quiet
 
-step "simulate oracle episodes (scripted user, judge-filtered) and export OpenAI-format trajectories"
-$BIN simulate --tasks "$OUT/tasks.tau2.json" --policy oracle --user scripted --episodes 100 \
-  --db "$DB" --seed 1 --out "$OUT/oracle.jsonl"
+step "BPE tokenizer on the rendered trajectories (Kimi-K2 special tokens, compact tool declarations)"
+$BIN tokenizer train --corpus "$OUT/oracle_train.jsonl" --dialogs --tool-declarations compact \
+  --vocab-size 4096 --out "$OUT/tokenizer" --quiet
 
-step "evaluate the oracle and a random policy on the built-in held-out tau2-style suite"
-$BIN eval --suite builtin:heldout-small --policy oracle --trials 2 --k 1,2 --db "$DB"
-$BIN eval --suite builtin:heldout-small --policy random --trials 2 --k 1,2 --db "$DB"
+step "SFT the small model (MLA + 8 routed experts + shared expert, MuonClip) on the oracle trajectories"
+$BIN sft --config configs/sft/quickstart.json --model configs/sft/model_small.json --data "$OUT/oracle_train.jsonl" \
+  --tokenizer "$OUT/tokenizer" --epochs "$EPOCHS" --out "$OUT/sft" --db "$DB" --seed "$SEED"
 
-step "run untrusted code in the sandbox"
-printf 'import sys\nprint(sum(range(10**6)))\n' > "$OUT/hello.py"
-$BIN sandbox run "$OUT/hello.py"
+RLCFG=(--config configs/rl/quickstart.json --set "rl_run.tasks=$OUT/tasks.tau2.json" --set "rl_run.tokenizer=$OUT/tokenizer")
+step "held-out evaluation of the SFT model ($EVAL_TASKS tasks x $TRIALS trials)"
+$BIN rl eval "${RLCFG[@]}" --init "$OUT/sft/checkpoint" --split heldout --limit "$EVAL_TASKS" --trials "$TRIALS" \
+  --temperature 0.7 --db "$DB" --seed "$SEED" --out "$OUT/eval_sft"
 
-step "score a case file with the math verifier"
-$BIN reward check --kind math --input tests/rewards/data/math.jsonl | tail -n 1
+step "the SFT checkpoint behind the OpenAI API (k2gym serve), evaluated through it"
+PORT_FILE="$OUT/serve.port"
+$BIN serve --ckpt "$OUT/sft/checkpoint" --tokenizer "$OUT/tokenizer" --port 0 --max-tokens 96 > "$OUT/serve.log" 2>&1 &
+SERVE_PID=$!
+trap 'kill $SERVE_PID 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  PORT=$(grep -o '127.0.0.1:[0-9]*' "$OUT/serve.log" | head -n 1 | cut -d: -f2 || true)
+  [ -n "$PORT" ] && break
+  sleep 0.2
+done
+[ -n "$PORT" ] || { echo "serve did not report its port:"; cat "$OUT/serve.log"; exit 1; }
+$BIN eval --suite "$OUT/heldout.suite.json" --policy "openai:http://127.0.0.1:$PORT/v1" --trials 1 --k 1 \
+  --db "$DB" --seed "$SEED"
+kill $SERVE_PID; wait $SERVE_PID 2>/dev/null || true; trap - EXIT
 
-step "pretrain the small MoE model (MLA + 8 routed experts + shared expert) with MuonClip"
-$BIN corpus gen --out "$OUT/corpus.txt" --bytes 200000 --seed 1
-$BIN pretrain --model configs/models/small.json --data "$OUT/corpus.txt" --steps 30 --out "$OUT/pretrain" --db "$DB"
+step "RL: K2 objective, PTX, temperature decay, token budget ($ITERS iterations)"
+$BIN rl "${RLCFG[@]}" --set rl.iterations="$ITERS" --set rl_run.out="$OUT/rl" --set rl.ptx.data="$OUT/oracle_train.jsonl" \
+  --init "$OUT/sft/checkpoint" --db "$DB" --seed "$SEED"
 
-step "the store"
-$BIN db info --db "$DB"
+step "held-out evaluation of the RL model"
+$BIN rl eval "${RLCFG[@]}" --init "$OUT/rl/checkpoint" --split heldout --limit "$EVAL_TASKS" --trials "$TRIALS" \
+  --temperature 0.7 --db "$DB" --seed "$SEED" --out "$OUT/eval_rl"
+
+step "curves and report"
+$BIN plot "$OUT/rl"
+cp "$OUT/eval_rl/eval_trajectories.jsonl" "$OUT/rl/eval_trajectories.jsonl"
+$BIN report "$OUT/rl"
+
+python3 - "$OUT/eval_sft/eval.json" "$OUT/eval_rl/eval.json" "$TRIALS" <<'PY'
+import json, sys
+sft, rl, k = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), int(sys.argv[3])
+cols = ["success"] + [f"pass^{i}" for i in range(1, k + 1)]
+print()
+print(f"held-out tasks: {sft['tasks']} x {sft['trials']} trials, temperature {sft['temperature']}")
+print(f"{'model':<6}" + "".join(f"{c:>10}" for c in cols))
+for name, r in (("SFT", sft), ("RL", rl)):
+    print(f"{name:<6}" + "".join(f"{100 * r[c]:>9.1f}%" for c in cols))
+print(f"{'lift':<6}" + "".join(f"{100 * (rl[c] - sft[c]):>+9.1f}p" for c in cols))
+PY
 echo
-echo "quickstart done: store $DB, outputs in $OUT/"
+echo "quickstart done in $(( $(date +%s) - T0 )) s: store $DB, report $OUT/rl/report.html"
