@@ -11,6 +11,7 @@
 #include "agents/export.h"
 #include "agents/trajectory.h"
 #include "core/json.h"
+#include "tests/cli_util.h"
 #include "core/store.h"
 
 namespace k2 {
@@ -19,21 +20,8 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kBin = std::string(K2GYM_BINARY_DIR) + "/apps/k2gym";
 
-struct Run {
-  int rc;
-  std::string out;
-};
-
-Run Sh(const std::string& args) {
-  std::string cmd = kBin + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using Run = test::ShellResult;
+Run Sh(const std::string& args) { return test::RunK2gym(args); }
 
 class CliSimulate : public ::testing::Test {
  protected:

@@ -19,6 +19,7 @@
 #include <gtest/gtest.h>
 
 #include "core/json.h"
+#include "tests/cli_util.h"
 #include "core/store.h"
 #include "engine/engine.h"
 #include "engine/text/tokenizer.h"
@@ -32,21 +33,8 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kBin = std::string(K2GYM_BINARY_DIR) + "/apps/k2gym";
 
-struct Out {
-  int rc;
-  std::string out;
-};
-
-Out Sh(const std::string& args) {
-  std::string cmd = kBin + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using Out = test::ShellResult;
+Out Sh(const std::string& args) { return test::RunK2gym(args); }
 
 using Row = std::tuple<int64_t, std::string, double>;
 

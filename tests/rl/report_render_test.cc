@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include "core/json.h"
+#include "tests/cli_util.h"
 
 namespace k2 {
 namespace {
@@ -18,20 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 const std::string kBin = std::string(K2GYM_BINARY_DIR) + "/apps/k2gym";
 
-struct ShellOut {
-  int rc;
-  std::string out;
-};
-
-ShellOut Shell(const std::string& cmd) {
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using ShellOut = test::ShellResult;
+using test::RunShell;
 
 std::string Chromium() {
   for (const char* c : {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"})
@@ -72,13 +61,13 @@ TEST(ReportRender, HeadlessChromiumShowsTheCurvesAndTheScriptBuiltViewer) {
       tj << t.dump() << "\n";
     }
   }
-  ShellOut r = Shell(kBin + " report " + (dir / "run").string() + " 2>&1");
+  ShellOut r = RunShell(kBin + " report " + (dir / "run").string() + " 2>&1");
   ASSERT_EQ(r.rc, 0) << r.out;
   const std::string html = (dir / "run" / "report.html").string();
   ASSERT_TRUE(fs::exists(html));
 
   // Bounded: a hung browser fails the test after 90 s instead of hanging the suite.
-  ShellOut dom = Shell("timeout -k 5 90 " + chromium + " --headless --no-sandbox --disable-gpu --no-first-run" +
+  ShellOut dom = RunShell("timeout -k 5 90 " + chromium + " --headless --no-sandbox --disable-gpu --no-first-run" +
                   " --user-data-dir=" + (dir / "profile").string() + " --dump-dom file://" + html + " 2>/dev/null");
   ASSERT_EQ(dom.rc, 0) << "chromium exited " << dom.rc << "\n" << dom.out.substr(0, 2000);
   // The serialized DOM up to the viewer's script element (the script's own text holds the data and
