@@ -4,8 +4,10 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -13,6 +15,12 @@
 #include "engine/dist/data_parallel.h"
 
 namespace k2::engine {
+
+void ReexecWithPassiveOpenMpWait(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: carry on with libgomp's default
+}
 
 void SetComputeThreads(int64_t n) {
   if (n <= 0) return;

@@ -81,4 +81,13 @@ Expected<int64_t> Pretrain(Model<float>* model, const PretrainConfig& cfg, const
 // Sets OpenMP and OpenBLAS thread counts (0 leaves the defaults).
 void SetComputeThreads(int64_t n);
 
+// The engine's elementwise loops use OpenMP (libgomp) and its GEMMs OpenBLAS's own pthreads. Under
+// libgomp's default wait policy its idle workers spin after every parallel region and take the cores
+// from the BLAS threads: SFT of the small model on 2 cores ran at 1,090 tokens/s spinning and 1,764
+// passive (docs/performance.md). libgomp reads OMP_WAIT_POLICY once, in its load-time constructor, so
+// a program's main() calls this first: when the variable is unset it sets PASSIVE and execs
+// /proc/self/exe again with the same argv (returns normally when set, or if the exec fails). A user's
+// own OMP_WAIT_POLICY is kept.
+void ReexecWithPassiveOpenMpWait(char** argv);
+
 }  // namespace k2::engine

@@ -17,6 +17,7 @@
 using namespace k2;
 
 int main(int argc, char** argv) {
+  engine::ReexecWithPassiveOpenMpWait(argv);  // as k2gym does; the PyTorch child inherits the setting
   int threads = 2, B = 8, T = 128, iters = 5;
   std::string model = std::string(K2GYM_SOURCE_DIR) + "/configs/models/small.json";
   for (int i = 1; i + 1 < argc; i += 2) {

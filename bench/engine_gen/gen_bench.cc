@@ -14,6 +14,7 @@
 #include "core/json.h"
 #include "core/rng.h"
 #include "engine/gen/decoder.h"
+#include "engine/pretrain.h"
 #include "engine/gen/generator.h"
 
 using namespace k2;
@@ -90,6 +91,7 @@ Rates RunOurs(engine::Model<float>* model, int64_t B, int64_t P, int64_t G, int 
 }  // namespace
 
 int main(int argc, char** argv) {
+  k2::engine::ReexecWithPassiveOpenMpWait(argv);  // as k2gym does; the PyTorch child inherits the setting
   std::string cfg_path = std::string(K2GYM_SOURCE_DIR) + "/configs/models/small.json";
   int64_t P = 128, G = 32;
   int reps = 2;
