@@ -272,4 +272,41 @@ Status RegisterSyntheticEnv(EnvRegistry& registry) {
   });
 }
 
+namespace {
+std::shared_ptr<const SyntheticWorld> CutOps(const SyntheticWorld& world,
+                                             const std::map<std::string, std::set<std::string>>& used) {
+  std::vector<std::shared_ptr<const toolgen::synth::Domain>> out;
+  for (const auto& d : world.domains()) {
+    auto it = used.find(d->path);
+    if (it == used.end()) {
+      out.push_back(d);
+      continue;
+    }
+    auto cut = std::make_shared<toolgen::synth::Domain>(*d);
+    cut->ops.clear();
+    for (const auto& op : d->ops)
+      if (it->second.count(op.name)) cut->ops.push_back(op);
+    out.push_back(std::move(cut));
+  }
+  return std::make_shared<SyntheticWorld>(std::move(out));
+}
+}  // namespace
+
+std::shared_ptr<const SyntheticWorld> TaskToolsOnly(const SyntheticWorld& world,
+                                                    const std::vector<std::shared_ptr<const EpisodeTask>>& tasks) {
+  std::map<std::string, std::set<std::string>> used;
+  for (const auto& t : tasks)
+    if (t->synth)
+      for (const auto& a : t->synth->actions) used[t->domain].insert(a.name);
+  return CutOps(world, used);
+}
+
+std::shared_ptr<const SyntheticWorld> TaskToolsOnly(const SyntheticWorld& world,
+                                                    const std::vector<toolgen::synth::Task>& tasks) {
+  std::map<std::string, std::set<std::string>> used;
+  for (const auto& t : tasks)
+    for (const auto& a : t.actions) used[t.domain].insert(a.name);
+  return CutOps(world, used);
+}
+
 }  // namespace k2::agents

@@ -72,6 +72,14 @@ class SyntheticWorld {
   mutable std::map<std::string, std::shared_ptr<const ToolTable>> tables_;
 };
 
+// The world with each domain's ops cut to those some task's gold plan calls (domains without tasks keep
+// all theirs): the tool declarations in every prompt shrink to what the tasks need. `rl_run.task_tools_only`
+// and `simulate --task-tools-only` (SFT data and RL prompts must see the same tools).
+std::shared_ptr<const SyntheticWorld> TaskToolsOnly(const SyntheticWorld& world,
+                                                    const std::vector<std::shared_ptr<const EpisodeTask>>& tasks);
+std::shared_ptr<const SyntheticWorld> TaskToolsOnly(const SyntheticWorld& world,
+                                                    const std::vector<toolgen::synth::Task>& tasks);
+
 // The agent's system prompt for a domain: role, today's date from the database, the policy rules.
 std::string DomainSystemPrompt(const toolgen::synth::Domain& d, const json& db);
 

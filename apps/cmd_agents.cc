@@ -40,7 +40,7 @@ struct SimArgs {
   std::string tasks, policy = "oracle", user = "scripted", judge_llm, out, tokens_out, tokenizer;
   int64_t episodes = 0;
   int threads = 0;
-  bool keep_all = false, no_store = false, include_heldout = false;
+  bool keep_all = false, no_store = false, include_heldout = false, task_tools_only = false;
   // engine:CKPT generator sizing
   int64_t max_batch = 32;
 } g_sim;
@@ -150,6 +150,7 @@ int Simulate(Context& ctx) {
                                std::make_shared<agents::SyntheticWorld>(std::vector<std::shared_ptr<const toolgen::synth::Domain>>{}))
                          : agents::SyntheticWorld::FromStore(db->get(), &build_pool);
   if (!world.ok()) return Fail(world.status());
+  if (g_sim.task_tools_only) *world = agents::TaskToolsOnly(**world, tasks);
   for (const auto& t : tasks)
     if (t->domain != agents::kDualControlDomain && !(*world)->Find(t->domain))
       return Fail(InvalidArgument("task " + t->id + ": domain " + t->domain +
@@ -311,6 +312,9 @@ K2_COMMAND("simulate", [](CLI::App& app, Context& ctx, Action* action) {
                 "added to --tasks FILE, or instead of the store's tasks")
       ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   c->add_flag("--include-heldout", g_sim.include_heldout, "also simulate tasks of held-out domains (eval's built-in suites)");
+  c->add_flag("--task-tools-only", g_sim.task_tools_only,
+              "offer each domain only the tools the gold plans of the tasks call (as rl_run.task_tools_only: "
+              "short prompts; SFT data made so must be trained and evaluated the same way)");
   c->add_option("--tasks", g_sim.tasks, "tau2 task JSON array (`k2gym toolgen tasks --out`); default: the store's tasks");
   c->add_option("--policy", g_sim.policy, "oracle | random | openai:URL | engine:CKPT_DIR");
   c->add_option("--user", g_sim.user, "scripted | openai:URL");

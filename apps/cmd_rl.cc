@@ -69,29 +69,6 @@ void Split(const TaskList& all, double f, TaskList* train, TaskList* heldout) {
     (every > 0 && static_cast<int64_t>(i % every) == every - 1 ? heldout : train)->push_back(all[i]);
 }
 
-// The world with each domain's ops cut to those some task's gold plan calls (domains without tasks
-// keep all theirs): the tool declarations in every prompt shrink to what the tasks need.
-std::shared_ptr<const agents::SyntheticWorld> TaskToolsOnly(const agents::SyntheticWorld& world, const TaskList& tasks) {
-  std::map<std::string, std::set<std::string>> used;
-  for (const auto& t : tasks)
-    if (t->synth)
-      for (const auto& a : t->synth->actions) used[t->domain].insert(a.name);
-  std::vector<std::shared_ptr<const toolgen::synth::Domain>> out;
-  for (const auto& d : world.domains()) {
-    auto it = used.find(d->path);
-    if (it == used.end()) {
-      out.push_back(d);
-      continue;
-    }
-    auto cut = std::make_shared<toolgen::synth::Domain>(*d);
-    cut->ops.clear();
-    for (const auto& op : d->ops)
-      if (it->second.count(op.name)) cut->ops.push_back(op);
-    out.push_back(std::move(cut));
-  }
-  return std::make_shared<agents::SyntheticWorld>(std::move(out));
-}
-
 // Model (from rl_run.init), tokenizer, the store's synthetic world and the engine rollouts.
 struct Rollouts {
   std::unique_ptr<engine::Model<float>> model;
@@ -107,7 +84,7 @@ struct Rollouts {
     tok.emplace(std::move(t));
     pool = std::make_unique<ThreadPool>(2);
     K2_ASSIGN_OR_RETURN(auto world, agents::SyntheticWorld::FromStore(db, pool.get()));
-    if (cfg.task_tools_only) world = TaskToolsOnly(*world, tasks);
+    if (cfg.task_tools_only) world = agents::TaskToolsOnly(*world, tasks);
     K2_ASSIGN_OR_RETURN(engine, rl::EngineRollouts::Create(model.get(), &*tok, world, tasks, cfg.rollout));
     return Status::Ok();
   }

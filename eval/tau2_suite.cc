@@ -34,8 +34,8 @@ Expected<Tau2Suite> LoadTau2Suite(const json& spec, const std::string& suite_pat
   const std::string& w = suite_path;
   if (!spec.is_object()) return InvalidArgument(w + ": expected a JSON object");
   for (auto& [k, v] : spec.items())
-    if (k != "name" && k != "kind" && k != "tasks" && k != "world")
-      return InvalidArgument(w + ": unknown key \"" + k + "\" (expected name, kind, tasks, world)");
+    if (k != "name" && k != "kind" && k != "tasks" && k != "world" && k != "task_tools_only")
+      return InvalidArgument(w + ": unknown key \"" + k + "\" (expected name, kind, tasks, world, task_tools_only)");
   Tau2Suite s;
   s.name = spec.value("name", std::filesystem::path(suite_path).stem().string());
   if (!spec.contains("tasks") || !spec["tasks"].is_string()) return InvalidArgument(w + ": tasks: expected a path (string) to a tau2 task array");
@@ -55,6 +55,12 @@ Expected<Tau2Suite> LoadTau2Suite(const json& spec, const std::string& suite_pat
         !world["count"].is_number_integer() || world["count"].get<int64_t>() < 1)
       return InvalidArgument(w + ": world: expected {\"db\": STORE} or {\"seed\": uint, \"count\": int >= 1}");
     s.world = agents::SyntheticWorld::Generate(world["seed"].get<uint64_t>(), world["count"].get<int64_t>(), pool);
+  }
+  if (spec.contains("task_tools_only")) {
+    if (!spec["task_tools_only"].is_boolean()) return InvalidArgument(w + ": task_tools_only: expected true or false");
+    // As rl_run.task_tools_only / simulate --task-tools-only: a policy trained on such prompts is
+    // evaluated on the same ones.
+    if (spec["task_tools_only"].get<bool>()) s.world = agents::TaskToolsOnly(*s.world, s.tasks);
   }
   for (size_t i = 0; i < s.tasks.size(); ++i)
     if (!s.world->Find(s.tasks[i].domain))

@@ -45,8 +45,9 @@ struct Tau2Suite {
 };
 
 // A suite file (JSON): {"name", "kind": "tau2", "tasks": "tasks.json" (a τ²-bench task array, relative
-// paths resolve against the suite file's folder), "world": {"db": STORE} | {"seed": S, "count": N}}.
-// Every task's domain must be in the world. Errors name the file and key.
+// paths resolve against the suite file's folder), "world": {"db": STORE} | {"seed": S, "count": N},
+// optional "task_tools_only": true (each domain offers only the tools the suite's gold plans call, as
+// rl_run.task_tools_only)}. Every task's domain must be in the world. Errors name the file and key.
 Expected<Tau2Suite> LoadTau2Suite(const json& spec, const std::string& suite_path, ThreadPool* pool);
 
 // Built-in held-out suites: "heldout-small" (catalog seed 2027, >= 1,500 tools, 16 tasks) and "heldout"

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <set>
 
 #include <gtest/gtest.h>
 
@@ -68,6 +69,41 @@ TEST_F(CliSimulate, OracleEpisodesAreKeptStoredAndExportedIdentically) {
   EXPECT_EQ((*ij)["tables"]["agent_trajectories"], 48) << info.out;
 }
 
+
+TEST_F(CliSimulate, TaskToolsOnlyDeclaresExactlyTheToolsTheGoldPlansCall) {
+  ASSERT_EQ(Sh(db_ + "--seed 4 toolgen synth --count 14").rc, 0);
+  ASSERT_EQ(Sh(db_ + "--seed 4 toolgen tasks --count 12 --out " + P("tasks.json") +
+               " --set toolgen_synth.task_max_goals=1 --set 'toolgen_synth.task_kinds=[\"profile\",\"transfer\"]'")
+                .rc,
+            0);
+  auto tasks = ReadJsonFile(P("tasks.json"));
+  ASSERT_TRUE(tasks.ok());
+  std::set<std::string> gold;
+  for (const auto& t : *tasks)
+    for (const auto& a : t["evaluation_criteria"]["actions"]) gold.insert(a["name"].get<std::string>());
+  ASSERT_FALSE(gold.empty());
+  auto all = Sh(db_ + "--seed 9 simulate --tasks " + P("tasks.json") + " --no-store --out " + P("all.jsonl"));
+  ASSERT_EQ(all.rc, 0) << all.out;
+  auto cut = Sh(db_ + "--json --seed 9 simulate --task-tools-only --tasks " + P("tasks.json") + " --no-store --out " +
+                P("cut.jsonl"));
+  ASSERT_EQ(cut.rc, 0) << cut.out;
+  auto j = ParseJson(cut.out, "simulate output");
+  ASSERT_TRUE(j.ok()) << cut.out;
+  EXPECT_EQ((*j)["judge"]["kept"], 12) << cut.out;  // the oracle still solves every task
+  auto a = ReadJsonLines(P("all.jsonl")), c = ReadJsonLines(P("cut.jsonl"));
+  ASSERT_TRUE(a.ok() && c.ok());
+  ASSERT_EQ(c->size(), 12u);
+  for (size_t i = 0; i < c->size(); ++i) {
+    std::set<std::string> declared;
+    for (const auto& t : (*c)[i]["tools"]) declared.insert(t["function"]["name"].get<std::string>());
+    EXPECT_EQ(declared, gold) << "line " << i;
+    EXPECT_GT((*a)[i]["tools"].size(), declared.size()) << "line " << i;
+    for (const auto& m : (*c)[i]["messages"]) {
+      if (!m.contains("tool_calls")) continue;
+      for (const auto& call : m["tool_calls"]) EXPECT_TRUE(declared.count(call["function"]["name"].get<std::string>()));
+    }
+  }
+}
 TEST_F(CliSimulate, InjectedViolationsAreDiscardedWithTheirReason) {
   ASSERT_EQ(Sh(db_ + "--seed 4 toolgen synth --count 120").rc, 0);
   ASSERT_EQ(Sh(db_ + "--seed 4 toolgen tasks --count 40").rc, 0);

@@ -222,6 +222,33 @@ TEST(Tau2Suite, SuiteFilesLoadAndBadOnesNameTheProblem) {
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(s->name, "mine");
   EXPECT_EQ(s->tasks, small.tasks);
+  // task_tools_only: each domain of the world offers exactly the tools its tasks' gold plans call, and
+  // the oracle still solves every task.
+  spec["task_tools_only"] = true;
+  auto cut = LoadTau2Suite(spec, dir + "/suite.json", &pool);
+  ASSERT_TRUE(cut.ok()) << cut.status().ToString();
+  for (const auto& t : cut->tasks) {
+    std::set<std::string> gold, offered;
+    for (const auto& u : cut->tasks)
+      if (u.domain == t.domain)
+        for (const auto& a : u.actions) gold.insert(a.name);
+    for (const auto& op : cut->world->Find(t.domain)->ops) offered.insert(op.name);
+    EXPECT_EQ(offered, gold) << t.domain;
+    EXPECT_LT(offered.size(), s->world->Find(t.domain)->ops.size()) << t.domain;
+  }
+  {
+    agents::OracleTaskPolicy oracle;
+    agents::ScriptedUser user;
+    auto r = RunTau2Suite(*cut, oracle, user, {});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    for (auto& t : *r) EXPECT_EQ(t.reward, 1.0) << t.task_id << ":\n" << t.explanation;
+  }
+  spec["task_tools_only"] = "yes";
+  auto bad = LoadTau2Suite(spec, dir + "/suite.json", &pool);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("task_tools_only: expected true or false"), std::string::npos)
+      << bad.status().message();
+  spec.erase("task_tools_only");
   spec["world"]["seed"] = 12;  // another catalog: the tasks' domains are not there
   auto e = LoadTau2Suite(spec, dir + "/suite.json", &pool);
   ASSERT_FALSE(e.ok());
