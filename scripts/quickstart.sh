@@ -12,13 +12,13 @@ BIN=${K2GYM_BIN:-build/default/apps/k2gym}
 OUT=${K2GYM_OUT:-runs/quickstart}
 DB=${K2GYM_DB:-$OUT/k2gym.db}
 SEED=${K2GYM_SEED:-1}
-TASKS=${K2GYM_QS_TASKS:-160}          # generated tasks; every 4th is held out (rl_run.eval_fraction 0.25)
-EPISODES=${K2GYM_QS_EPISODES:-160}    # oracle demonstrations on the training tasks
+TASKS=${K2GYM_QS_TASKS:-640}          # generated tasks; every 4th is held out (rl_run.eval_fraction 0.25)
+EPISODES=${K2GYM_QS_EPISODES:-480}    # oracle demonstrations on the training tasks (one per task)
 TRIALS=${K2GYM_QS_TRIALS:-2}
 EVAL_TASKS=${K2GYM_QS_EVAL_TASKS:-40}
 EPOCHS=${K2GYM_QS_EPOCHS:-2}
 ITERS=${K2GYM_QS_ITERS:-8}
-KINDS=${K2GYM_QS_KINDS:-'["profile","report","transfer","cancel","book"]'}
+KINDS=${K2GYM_QS_KINDS:-'["profile","report","transfer"]'}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 step() { echo; echo "== $(date -u +%H:%M:%S) $*"; }
@@ -40,18 +40,20 @@ tasks = json.load(open(f"{out}/tasks.tau2.json"))
 json.dump([t for i, t in enumerate(tasks) if i % 4 != 3], open(f"{out}/tasks.train.json", "w"))
 json.dump([t for i, t in enumerate(tasks) if i % 4 == 3], open(f"{out}/tasks.heldout.json", "w"))
 json.dump({"name": "quickstart-heldout", "kind": "tau2", "tasks": "tasks.heldout.json",
-           "world": {"db": "k2gym.db"}}, open(f"{out}/heldout.suite.json", "w"))
+           "world": {"db": "k2gym.db"}, "task_tools_only": True}, open(f"{out}/heldout.suite.json", "w"))
 PY
 
+# --task-tools-only: each prompt declares only the tools the tasks' gold plans call (short prompts for the
+# small model); rl_run.task_tools_only and the suite's task_tools_only give RL and eval the same prompts.
 step "oracle trajectories on the training tasks (scripted user, judge-filtered)"
-$BIN simulate --tasks "$OUT/tasks.train.json" --policy oracle --user scripted --episodes "$EPISODES" \
+$BIN simulate --tasks "$OUT/tasks.train.json" --task-tools-only --policy oracle --user scripted --episodes "$EPISODES" \
   --threads 2 --db "$DB" --seed "$SEED" --out "$OUT/oracle_train.jsonl" --quiet
 
 step "BPE tokenizer on the rendered trajectories (Kimi-K2 special tokens, compact tool declarations)"
 $BIN tokenizer train --corpus "$OUT/oracle_train.jsonl" --dialogs --tool-declarations compact \
   --vocab-size 4096 --out "$OUT/tokenizer" --quiet
 
-step "SFT the small model (MLA + 8 routed experts + shared expert, MuonClip) on the oracle trajectories"
+step "SFT the small model (MLA + 8 routed experts + shared expert, MuonClip) on the oracle trajectories + copy dialogs"
 $BIN sft --config configs/sft/quickstart.json --model configs/sft/model_small.json --data "$OUT/oracle_train.jsonl" \
   --tokenizer "$OUT/tokenizer" --epochs "$EPOCHS" --out "$OUT/sft" --db "$DB" --seed "$SEED"
 

@@ -10,6 +10,7 @@
 #include "core/rng.h"
 #include "engine/pretrain.h"
 #include "engine/text/chat_template.h"
+#include "sft/copy_dialogs.h"
 
 namespace k2::sft {
 
@@ -58,7 +59,8 @@ Expected<Example> RenderExample(const Dialog& d, const text::Tokenizer& tok) {
   return e;
 }
 
-std::vector<Row> PackExamples(const std::vector<Example>& docs, int64_t T, bool pack, PackStats* stats) {
+std::vector<Row> PackExamples(const std::vector<Example>& docs, int64_t T, bool pack, PackStats* stats,
+                              float context_weight) {
   K2_CHECK(T >= 1) << "PackExamples: T=" << T;
   PackStats st;
   std::vector<Row> rows;
@@ -88,7 +90,7 @@ std::vector<Row> PackExamples(const std::vector<Example>& docs, int64_t T, bool 
       const int64_t p = fill + j;
       r.tokens[p] = d.tokens[j];
       r.targets[p] = d.tokens[j + 1];
-      r.weights[p] = d.mask[j + 1] ? 1.0f : 0.0f;
+      r.weights[p] = d.mask[j + 1] ? 1.0f : context_weight;
       r.positions[p] = static_cast<int32_t>(j);
       r.segment_ids[p] = seg;
       st.loss_tokens += d.mask[j + 1] ? 1 : 0;
@@ -184,8 +186,13 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
     else
       train.push_back(std::move(e));
   }
+  for (const Dialog& d : MakeCopyDialogs(cfg.copy_dialogs, run.seed)) {
+    K2_ASSIGN_OR_RETURN(Example e, RenderExample(d, tok));
+    train.push_back(std::move(e));
+  }
   SftResult res;
-  std::vector<Row> train_rows = PackExamples(train, cfg.seq_len, cfg.pack, &res.train);
+  std::vector<Row> train_rows =
+      PackExamples(train, cfg.seq_len, cfg.pack, &res.train, static_cast<float>(cfg.context_loss_weight));
   std::vector<Row> eval_rows = PackExamples(eval, cfg.seq_len, cfg.pack, &res.eval);
   if (train_rows.empty()) return InvalidArgument("sft: no training rows (no dialog with at least 2 tokens)");
   if (res.train.loss_tokens == 0) return InvalidArgument("sft: the training dialogs have no assistant tokens");

@@ -56,8 +56,10 @@ struct PackStats {
 // laid greedily in order into rows of T (a document that does not fit in the current row's space starts
 // a new row); pack = false: one document per row. A document longer than T+1 tokens is cut to T+1.
 // Positions restart at 0 per document; segment ids count documents within a row; padding is segment -1
-// with weight 0.
-std::vector<Row> PackExamples(const std::vector<Example>& docs, int64_t T, bool pack, PackStats* stats);
+// with weight 0. Assistant targets weigh 1; the other targets of a document (system, user, tool results)
+// weigh `context_weight` (0: the K2 SFT loss; > 0 adds language modelling of the whole dialog).
+std::vector<Row> PackExamples(const std::vector<Example>& docs, int64_t T, bool pack, PackStats* stats,
+                              float context_weight = 0.0f);
 
 // Rows [idx...] as one engine batch (B = idx.size()). With `segments` false the positions and segment
 // ids are left empty (one document per row is then required for exactness).
@@ -73,6 +75,8 @@ struct SftConfig {
   int64_t checkpoint_every = 0;   // steps; 0 = at the end only
   int64_t threads = 0;
   double aux_loss_alpha = 0.0;
+  double context_loss_weight = 0.0;  // weight of non-assistant targets in the training loss
+  int64_t copy_dialogs = 0;          // synthetic copy dialogs added to the training rows (copy_dialogs.h)
   engine::OptimizerConfig optimizer = [] {
     engine::OptimizerConfig o;
     o.lr = 2e-3;
@@ -90,6 +94,14 @@ struct SftConfig {
     v("checkpoint_every", checkpoint_every, "checkpoint period in steps (0 = at the end only)", {.min = 0});
     v("threads", threads, "compute threads (0 = default)", {.min = 0});
     v("aux_loss_alpha", aux_loss_alpha, "sequence-wise MoE balance loss weight", {.min = 0.0});
+    v("context_loss_weight", context_loss_weight,
+      "training-loss weight of the non-assistant tokens (system, user, tool results) relative to the assistant's; "
+      "0 = assistant tokens only (K2). > 0 also teaches a model without pretraining to read and copy its context; "
+      "the held-out loss stays assistant-only", {.min = 0.0, .max = 1.0});
+    v("copy_dialogs", copy_dialogs,
+      "synthetic copy dialogs (sft/copy_dialogs.h: echo ids/emails/amounts, read a field of a JSON record) added "
+      "to the training rows, seeded by --seed: a model without pretraining learns to copy from its context; "
+      "never in the held-out rows", {.min = 0});
     v("optimizer", optimizer, "MuonClip settings (total_steps is set from epochs x steps per epoch)");
   }
 };

@@ -4,11 +4,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "engine/text/chat_template.h"
+#include "sft/copy_dialogs.h"
 
 namespace k2::sft {
 namespace {
@@ -112,6 +114,26 @@ TEST(PackExamples, WeightsAreExactlyTheAssistantTargets) {
   for (int64_t p = n; p < 1024; ++p) EXPECT_EQ(rows[0].weights[p], 0.0f);
 }
 
+TEST(PackExamples, ContextWeightGoesToEveryOtherTargetButNeverToPadding) {
+  auto tok = ByteTokenizer();
+  auto e = RenderExample(Dialogs(1)[0], tok);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  PackStats st0, st;
+  auto plain = PackExamples({*e}, 1024, true, &st0);
+  auto rows = PackExamples({*e}, 1024, true, &st, 0.25f);
+  ASSERT_EQ(rows.size(), 1u);
+  const int64_t n = static_cast<int64_t>(e->tokens.size()) - 1;
+  int64_t context = 0;
+  for (int64_t p = 0; p < n; ++p) {
+    EXPECT_EQ(rows[0].weights[p], e->mask[p + 1] ? 1.0f : 0.25f) << p;
+    context += e->mask[p + 1] ? 0 : 1;
+  }
+  EXPECT_GT(context, 0);
+  for (int64_t p = n; p < 1024; ++p) EXPECT_EQ(rows[0].weights[p], 0.0f) << p;
+  // The loss-token count (and so the held-out loss) still means assistant tokens.
+  EXPECT_EQ(st.loss_tokens, st0.loss_tokens);
+}
+
 TEST(PackExamples, PackedRowComputesWhatEachDocumentComputesAlone) {
   // The reference: each document alone in its own row (no segments). The packed rows must give every
   // assistant target the same log-prob, so attention never crosses a document and positions restart.
@@ -205,6 +227,67 @@ TEST(TrainSft, LowersHeldOutLossAndResumesExactly) {
   for (size_t p = 0; p < (*m)->params().size(); ++p)
     ASSERT_EQ((*m)->params()[p].w, (*m2)->params()[p].w) << (*m)->params()[p].name;
   std::filesystem::remove_all(ck);
+}
+
+TEST(CopyDialogs, EveryAnswerIsCopiedFromTheUsersTurnAndTheSetIsSeeded) {
+  auto a = MakeCopyDialogs(400, 7), b = MakeCopyDialogs(400, 7), c = MakeCopyDialogs(400, 8);
+  ASSERT_EQ(a.size(), 400u);
+  int64_t echo = 0, lookup = 0, differ = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].messages, b[i].messages) << i;
+    differ += a[i].messages == c[i].messages ? 0 : 1;
+    ASSERT_EQ(a[i].messages.size(), 2u);
+    const std::string& u = a[i].messages[0].content;
+    const std::string& ans = a[i].messages[1].content;
+    EXPECT_EQ(a[i].messages[0].role, "user");
+    EXPECT_EQ(a[i].messages[1].role, "assistant");
+    const std::string rec_tag = "Here is the record: ", q = " What is the ";
+    if (u.rfind(rec_tag, 0) == 0) {
+      ++lookup;
+      // The answer states the asked field of the record, floats with two decimals.
+      const size_t qpos = u.find(q);
+      ASSERT_NE(qpos, std::string::npos) << u;
+      auto rec = ParseJson(u.substr(rec_tag.size(), qpos - rec_tag.size()), "record");
+      ASSERT_TRUE(rec.ok()) << u;
+      const std::string key = u.substr(qpos + q.size(), u.size() - qpos - q.size() - 1);
+      ASSERT_TRUE(rec->contains(key)) << u;
+      const json& v = (*rec)[key];
+      char want[64];
+      if (v.is_number_float()) {
+        std::snprintf(want, sizeof want, "%.2f", v.get<double>());
+      } else {
+        std::snprintf(want, sizeof want, "%lld", static_cast<long long>(v.get<int64_t>()));
+      }
+      EXPECT_EQ(ans, "The " + key + " is " + want + ".") << u;
+    } else {
+      ++echo;
+      // Every value the assistant says (tokens with a digit or '@') was said by the user.
+      std::string tok;
+      auto check = [&] {
+        while (!tok.empty() && (tok.back() == '.' || tok.back() == ',')) tok.pop_back();
+        if (tok.find_first_of("0123456789@") != std::string::npos) {
+          EXPECT_NE(u.find(tok), std::string::npos) << "'" << tok << "' not in: " << u;
+        }
+        tok.clear();
+      };
+      for (char ch : ans) {
+        if (ch == ' ' || ch == '"' || ch == ':' || ch == '{' || ch == '}' || ch == ',') {
+          check();
+        } else {
+          tok += ch;
+        }
+      }
+      check();
+    }
+  }
+  EXPECT_GT(echo, 220);
+  EXPECT_GT(lookup, 100);
+  EXPECT_GT(differ, 390) << "another seed gives other dialogs";
+  // They render with the chat template: the loss falls on the answer only.
+  auto tok = ByteTokenizer();
+  auto e = RenderExample(a[0], tok);
+  ASSERT_TRUE(e.ok()) << e.status().ToString();
+  EXPECT_GT(std::count(e->mask.begin(), e->mask.end(), 1), static_cast<long>(a[0].messages[1].content.size()) - 1);
 }
 
 }  // namespace
