@@ -227,8 +227,11 @@ class Builder {
       CallResult res;
       if (!Gold(OpKind::kCancel, kRecordRole, args, 0, &res)) return false;
       t_.communicate_info.push_back(Money(res.value["refunded_amount"]));
+      // The reason is a compared argument, so the user states it with the details (else only a guess
+      // could match it).
+      known_ += " The reason is " + Words(reason) + ".";
       Say("You want to " + Words(L.cancel_verb) + " your " + rn + " on " + rec["date"].get<std::string>() + ".",
-          "Ask to " + Words(L.cancel_verb) + " it. Give the reason only if the agent asks: " + Words(reason) + ".");
+          "Ask to " + Words(L.cancel_verb) + " it. Give the reason when the agent asks for your details: " + Words(reason) + ".");
       asserts_.push_back({d_.entities[kRecordRole].plural, rid, "status"});
       return true;
     }
@@ -301,7 +304,9 @@ class Builder {
     if (kind == "profile") {
       std::string email = "contact" + std::to_string(r_.Below(100000)) + "@example.org";
       if (!Gold(OpKind::kUpdateActor, kActor, {{d_.ActorRef(), actor_}, {"email", email}})) return false;
-      Say("Your email address changed.", "Ask to change your email to " + email + ".");
+      // The new address is in the request itself: a policy cannot know it otherwise (the oracle reads it
+      // from the gold plan, so dialogs that never said it taught SFT models to invent one).
+      Say("You want to change your email address to " + email + ".", "Ask to change your email to " + email + ".");
       asserts_.push_back({d_.entities[kActor].plural, actor_, "email"});
       return true;
     }
