@@ -17,6 +17,7 @@ EPISODES=${K2GYM_QS_EPISODES:-480}    # oracle demonstrations on the training ta
 TRIALS=${K2GYM_QS_TRIALS:-2}
 EVAL_TASKS=${K2GYM_QS_EVAL_TASKS:-40}
 EPOCHS=${K2GYM_QS_EPOCHS:-2}
+COPY=${K2GYM_QS_COPY:-3000}           # synthetic copy dialogs in SFT (sft.copy_dialogs; docs/training.md)
 ITERS=${K2GYM_QS_ITERS:-8}
 KINDS=${K2GYM_QS_KINDS:-'["profile","report","transfer"]'}
 rm -rf "$OUT"
@@ -55,7 +56,7 @@ $BIN tokenizer train --corpus "$OUT/oracle_train.jsonl" --dialogs --tool-declara
 
 step "SFT the small model (MLA + 8 routed experts + shared expert, MuonClip) on the oracle trajectories + copy dialogs"
 $BIN sft --config configs/sft/quickstart.json --model configs/sft/model_small.json --data "$OUT/oracle_train.jsonl" \
-  --tokenizer "$OUT/tokenizer" --epochs "$EPOCHS" --out "$OUT/sft" --db "$DB" --seed "$SEED"
+  --tokenizer "$OUT/tokenizer" --epochs "$EPOCHS" --set sft.copy_dialogs="$COPY" --out "$OUT/sft" --db "$DB" --seed "$SEED"
 
 RLCFG=(--config configs/rl/quickstart.json --set "rl_run.tasks=$OUT/tasks.tau2.json" --set "rl_run.tokenizer=$OUT/tokenizer")
 step "held-out evaluation of the SFT model ($EVAL_TASKS tasks x $TRIALS trials)"
