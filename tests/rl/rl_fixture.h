@@ -17,6 +17,7 @@
 #include "engine/engine.h"
 #include "engine/text/bpe_train.h"
 #include "engine/text/chat_template.h"
+#include "tests/tiny_model.h"
 #include "toolgen/synth/tasks.h"
 
 namespace k2::rl::fixture {
@@ -106,16 +107,6 @@ inline text::Tokenizer TrainTokenizer(const std::string& corpus, int vocab_size 
   return std::move(t).value();
 }
 
-inline engine::ModelConfig TinyModel(int64_t vocab_size) {
-  engine::ModelConfig c;
-  c.vocab_size = vocab_size;
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.moe_intermediate_size = 16;
-  c.num_hidden_layers = 2;
-  c.max_position_embeddings = 8192;
-  c.initializer_range = 0.05;
-  return c;
-}
+inline engine::ModelConfig TinyModel(int64_t vocab_size) { return test::TinyModelConfig(vocab_size); }
 
 }  // namespace k2::rl::fixture

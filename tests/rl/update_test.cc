@@ -8,21 +8,12 @@
 #include <cmath>
 
 #include "core/rng.h"
+#include "tests/tiny_model.h"
 
 namespace k2::rl {
 namespace {
 
-engine::ModelConfig Tiny() {
-  engine::ModelConfig c;
-  c.vocab_size = 40;
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.moe_intermediate_size = 16;
-  c.num_hidden_layers = 2;
-  c.max_position_embeddings = 256;
-  c.initializer_range = 0.05;
-  return c;
-}
+engine::ModelConfig Tiny() { return test::TinyModelConfig(40, 256); }
 
 std::unique_ptr<engine::Model<float>> NewModel(uint64_t seed) {
   auto m = engine::Model<float>::Create(Tiny(), seed);

@@ -11,6 +11,7 @@
 
 #include "engine/text/chat_template.h"
 #include "sft/copy_dialogs.h"
+#include "tests/tiny_model.h"
 
 namespace k2::sft {
 namespace {
@@ -23,17 +24,7 @@ text::Tokenizer ByteTokenizer() {
   return std::move(t).value();
 }
 
-engine::ModelConfig TinyConfig(int64_t vocab) {
-  engine::ModelConfig c;
-  c.vocab_size = vocab;
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.moe_intermediate_size = 16;
-  c.num_hidden_layers = 2;
-  c.max_position_embeddings = 2048;
-  c.initializer_range = 0.05;
-  return c;
-}
+engine::ModelConfig TinyConfig(int64_t vocab) { return test::TinyModelConfig(vocab, 2048); }
 
 std::string Tmp(const std::string& name) {
   auto d = std::filesystem::temp_directory_path() / ("k2gym_sft_test_" + std::to_string(::getpid()));
