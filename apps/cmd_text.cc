@@ -18,6 +18,7 @@ struct TokenizerTrainConfig {
   int vocab_size = 4096;
   int min_pair_count = 2;
   int threads = 0;
+  bool split_digits = false;
   template <class V>
   void Visit(V& v) {
     v("vocab_size", vocab_size,
@@ -25,6 +26,8 @@ struct TokenizerTrainConfig {
       {.min = 512, .max = 1 << 22});
     v("min_pair_count", min_pair_count, "training stops when the most frequent pair occurs fewer times", {.min = 1});
     v("threads", threads, "pre-tokenization threads (0: all cores)", {.min = 0, .max = 1024});
+    v("split_digits", split_digits,
+      "one digit per pre-token (Kimi-K2's pattern with \\p{N} for \\p{N}{1,3}): numbers become runs of the ten digit tokens");
   }
 };
 K2_CONFIG_SECTION("tokenizer", TokenizerTrainConfig,
@@ -37,7 +40,7 @@ void PrintJsonSafe(const json& j) { std::cout << j.dump(2, ' ', false, json::err
 
 struct TrainArgs {
   std::string corpus, out, jsonl_field, tool_declarations = "full";
-  bool dialogs = false;
+  bool dialogs = false, split_digits = false;
   std::optional<int> vocab_size, min_pair_count, threads;
 } train_args;
 
@@ -88,6 +91,7 @@ int TokenizerTrain(Context& ctx) {
   opt.vocab_size = train_args.vocab_size.value_or(cfg->vocab_size);
   opt.min_pair_count = train_args.min_pair_count.value_or(cfg->min_pair_count);
   opt.threads = train_args.threads.value_or(cfg->threads);
+  if (train_args.split_digits || cfg->split_digits) opt.pattern = text::kKimiDigitPattern;
   opt.progress = !ctx.g.quiet;
   if (train_args.dialogs && !train_args.jsonl_field.empty())
     return Fail(InvalidArgument("tokenizer train: --dialogs and --jsonl-field exclude each other"));
@@ -294,6 +298,8 @@ K2_COMMAND("tokenizer", [](CLI::App& app, Context& ctx, Action* action) {
   train->add_option("--min-pair-count", train_args.min_pair_count, "Stop below this pair frequency (default: tokenizer.min_pair_count)");
   train->add_option("--threads", train_args.threads, "Pre-tokenization threads (default: tokenizer.threads)");
   train->add_option("--jsonl-field", train_args.jsonl_field, "Read the corpus as JSON Lines, this string field per line");
+  train->add_flag("--split-digits", train_args.split_digits,
+                  "One digit per token: numbers become runs of the ten digit tokens (default: tokenizer.split_digits)");
   train->add_flag("--dialogs", train_args.dialogs,
                   "Read the corpus as dialog JSON Lines (trajectories / OpenAI exports) and train on their rendering");
   train->add_option("--tool-declarations", train_args.tool_declarations,

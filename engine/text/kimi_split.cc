@@ -98,8 +98,8 @@ const uint8_t* Table() {
 
 class Splitter {
  public:
-  Splitter(std::string_view text, const uint8_t* t)
-      : b_(reinterpret_cast<const unsigned char*>(text.data())), n_(text.size()), t_(t) {}
+  Splitter(std::string_view text, const uint8_t* t, int max_digits)
+      : b_(reinterpret_cast<const unsigned char*>(text.data())), n_(text.size()), t_(t), max_digits_(max_digits) {}
 
   // End of the piece that starts at p (> p: every character starts some alternative).
   size_t MatchAt(size_t p) const {
@@ -116,10 +116,10 @@ class Splitter {
     if ((e = Alt2Body(p)) != 0) return e;
     if (prefix && (e = Alt3Body(p + len)) != 0) return e;
     if ((e = Alt3Body(p)) != 0) return e;
-    // 4: \p{N}{1,3}
+    // 4: \p{N}{1,3} (\p{N} in the digit-splitting variant)
     if (f & kNumber) {
       size_t q = p + len;
-      for (int k = 1; k < 3 && q < n_ && (Flags(q) & kNumber); ++k) q = Next(q);
+      for (int k = 1; k < max_digits_ && q < n_ && (Flags(q) & kNumber); ++k) q = Next(q);
       return q;
     }
     // 5: " ?[^\s\p{L}\p{N}]+[\r\n]*"
@@ -198,12 +198,14 @@ class Splitter {
   const unsigned char* b_;
   size_t n_;
   const uint8_t* t_;
+  int max_digits_;
 };
 
 }  // namespace
 
-void KimiSplitValid(std::string_view text, std::vector<std::string_view>* out) {
-  Splitter s(text, Table());
+void KimiSplitValid(std::string_view text, std::vector<std::string_view>* out, int max_digits) {
+  K2_CHECK(max_digits >= 1) << "max_digits " << max_digits;
+  Splitter s(text, Table(), max_digits);
   size_t p = 0;
   while (p < text.size()) {
     size_t e = s.MatchAt(p);

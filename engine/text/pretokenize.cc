@@ -19,6 +19,18 @@ const char* const kKimiPattern =
     R"(|\s+(?!\S))"
     R"(|\s+)";
 
+// Kimi-K2's pattern with one digit per piece (as LLaMA's tokenizer splits numbers): every number is a run
+// of the ten digit tokens instead of rare 1-3 digit tokens (small models must copy ids and amounts).
+const char* const kKimiDigitPattern =
+    R"([\p{Han}]+)"
+    R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
+    R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
+    R"(|\p{N})"
+    R"(| ?[^\s\p{L}\p{N}]+[\r\n]*)"
+    R"(|\s*[\r\n]+)"
+    R"(|\s+(?!\S))"
+    R"(|\s+)";
+
 namespace {
 
 // Scans the class starting at pattern[open] == '[' and returns the index of its closing ']', or npos.
@@ -230,7 +242,7 @@ Expected<Pretokenizer> Pretokenizer::Create(const std::string& pattern) {
   p.pattern_ = pattern;
   p.compiled_ = std::move(translated);
   p.code_ = std::move(c);
-  p.kimi_fast_ = pattern == kKimiPattern;
+  p.fast_digits_ = pattern == kKimiPattern ? 3 : pattern == kKimiDigitPattern ? 1 : 0;
   return p;
 }
 
@@ -264,20 +276,20 @@ void Pretokenizer::SplitValid(std::string_view text, std::vector<std::string_vie
 }
 
 void Pretokenizer::Split(std::string_view text, std::vector<std::string_view>* out) const {
-  SplitRuns(text, kimi_fast_, out);
+  SplitRuns(text, fast_digits_, out);
 }
 
 void Pretokenizer::SplitReference(std::string_view text, std::vector<std::string_view>* out) const {
-  SplitRuns(text, false, out);
+  SplitRuns(text, 0, out);
 }
 
-void Pretokenizer::SplitRuns(std::string_view text, bool fast, std::vector<std::string_view>* out) const {
+void Pretokenizer::SplitRuns(std::string_view text, int fast_digits, std::vector<std::string_view>* out) const {
   size_t i = 0;
   while (i < text.size()) {
     size_t valid = ValidUtf8Prefix(text.substr(i));
     if (valid > 0) {
-      if (fast) {
-        detail::KimiSplitValid(text.substr(i, valid), out);
+      if (fast_digits > 0) {
+        detail::KimiSplitValid(text.substr(i, valid), out, fast_digits);
       } else {
         SplitValid(text.substr(i, valid), out);
       }

@@ -14,6 +14,8 @@ namespace k2::text {
 // Kimi-K2's pre-tokenization pattern (tokenization_kimi.py), in tiktoken syntax. It uses character-class
 // intersections ([...&&[^\p{Han}]]) which PCRE2 lacks; TranslateClassIntersections rewrites them.
 extern const char* const kKimiPattern;
+// kKimiPattern with \p{N} for \p{N}{1,3}: one digit per piece (`tokenizer train --split-digits`).
+extern const char* const kKimiDigitPattern;
 
 // Rewrites every character class with a top-level intersection, [A&&B&&C] (operands are nested classes
 // or implicit unions of items), into the equivalent (?:(?=[B])(?=[C])[A]): one character that is in
@@ -43,12 +45,12 @@ class Pretokenizer {
   // split by the regex (leftmost-first alternation, like tiktoken); text the regex does not match
   // becomes its own piece (tiktoken would drop it: we never lose bytes); each byte that is not part of
   // valid UTF-8 is a piece of one byte. The views point into `text`.
-  // For Kimi-K2's pattern the valid runs go through a hand-written splitter (engine/text/kimi_split.h);
+  // For Kimi-K2's pattern (and its digit-splitting variant) the valid runs go through a hand-written splitter (engine/text/kimi_split.h);
   // every other pattern runs on PCRE2.
   void Split(std::string_view text, std::vector<std::string_view>* out) const;
   // Always PCRE2: the reference that tests and the benchmark compare the fast splitter with.
   void SplitReference(std::string_view text, std::vector<std::string_view>* out) const;
-  bool has_fast_path() const { return kimi_fast_; }
+  bool has_fast_path() const { return fast_digits_ > 0; }
 
   const std::string& pattern() const { return pattern_; }        // as given
   const std::string& pcre2_pattern() const { return compiled_; }  // after translation
@@ -56,9 +58,9 @@ class Pretokenizer {
  private:
   struct Code;
   void SplitValid(std::string_view text, std::vector<std::string_view>* out) const;
-  void SplitRuns(std::string_view text, bool fast, std::vector<std::string_view>* out) const;
+  void SplitRuns(std::string_view text, int fast_digits, std::vector<std::string_view>* out) const;
   std::string pattern_, compiled_;
-  bool kimi_fast_ = false;
+  int fast_digits_ = 0;  // > 0: the hand-written splitter with this many digits per number piece
   std::shared_ptr<const Code> code_;
 };
 

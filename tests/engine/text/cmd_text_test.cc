@@ -73,6 +73,25 @@ TEST_F(TextCliTest, TrainEncodeDecodeRoundTrip) {
   EXPECT_EQ((*sid)["ids"], json::array({1024 - 256 + 2}));
 }
 
+// --split-digits stores the digit pattern with the tokenizer: every digit is its own token after
+// loading, however often longer numbers occur in the corpus; without it frequent numbers merge.
+TEST_F(TextCliTest, SplitDigitsKeepsOneTokenPerDigit) {
+  std::string corpus;
+  for (int i = 0; i < 400; ++i) corpus += "order 1001 paid 41.00 by TRA-1005\n";
+  Write("corpus.txt", corpus);
+  for (bool split : {true, false}) {
+    std::string dir = split ? "tokd" : "tok3";
+    auto t = Run(std::string("--quiet tokenizer train --corpus corpus.txt --vocab-size 600 --out ") + dir +
+                 (split ? " --split-digits" : ""));
+    ASSERT_EQ(t.code, 0) << t.err;
+    auto e = Run("--json tokenizer encode --tokenizer " + dir + " --text 1001");
+    ASSERT_EQ(e.code, 0) << e.err;
+    auto ids = ParseJson(e.out, "stdout");
+    ASSERT_TRUE(ids.ok());
+    EXPECT_EQ((*ids)["ids"].size(), split ? 4u : 2u) << dir << ": " << e.out;  // "100" "1" without the flag
+  }
+}
+
 TEST_F(TextCliTest, ErrorsAreOneLineAndNameTheProblem) {
   auto missing = Run("tokenizer train --corpus nope.txt --out tok");
   EXPECT_NE(missing.code, 0);

@@ -207,8 +207,12 @@ namespace {
 
 // The hand-written Kimi splitter (fast path) against PCRE2 running the translated pattern
 // (reference), on random strings drawn from characters at every class boundary of the pattern.
-TEST(Pretokenizer, KimiFastSplitterEqualsPcre2OnRandomText) {
-  Pretokenizer p = Kimi();
+class KimiFastSplitter : public testing::TestWithParam<const char*> {};
+
+TEST_P(KimiFastSplitter, EqualsPcre2OnRandomText) {
+  auto created = Pretokenizer::Create(GetParam());
+  ASSERT_TRUE(created.ok()) << created.status().ToString();
+  const Pretokenizer& p = *created;
   ASSERT_TRUE(p.has_fast_path());
   const std::vector<std::string> pool = {
       "a", "Z", "q", "É", "é", "ß", "ǅ", "ʰ", "ª", "\u0301", "\u0308", "\u0903", "中", "文", "〆", "々", "。", "、",
@@ -233,6 +237,20 @@ TEST(Pretokenizer, KimiFastSplitterEqualsPcre2OnRandomText) {
   p.Split(text, &fast);
   p.SplitReference(text, &ref);
   EXPECT_EQ(fast, ref);
+}
+
+INSTANTIATE_TEST_SUITE_P(Patterns, KimiFastSplitter, testing::Values(kKimiPattern, kKimiDigitPattern),
+                         [](const testing::TestParamInfo<const char*>& i) {
+                           return std::string(i.param == kKimiPattern ? "Kimi" : "KimiDigits");
+                         });
+
+TEST(Pretokenizer, DigitPatternSplitsEveryDigitAndNothingElse) {
+  auto p = Pretokenizer::Create(kKimiDigitPattern);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(SplitAll(*p, "id TRA-1001 paid 41.00"),
+            (std::vector<std::string>{"id", " TRA", "-", "1", "0", "0", "1", " paid", " ", "4", "1", ".", "0", "0"}));
+  EXPECT_EQ(SplitAll(Kimi(), "id TRA-1001 paid 41.00"),
+            (std::vector<std::string>{"id", " TRA", "-", "100", "1", " paid", " ", "41", ".", "00"}));
 }
 
 TEST(Pretokenizer, OtherPatternsHaveNoFastPath) {
