@@ -17,7 +17,8 @@ EPISODES=${K2GYM_QS_EPISODES:-480}    # oracle demonstrations on the training ta
 TRIALS=${K2GYM_QS_TRIALS:-2}
 EVAL_TASKS=${K2GYM_QS_EVAL_TASKS:-40}
 EPOCHS=${K2GYM_QS_EPOCHS:-2}
-COPY=${K2GYM_QS_COPY:-3000}           # synthetic copy dialogs in SFT (sft.copy_dialogs; docs/training.md)
+COPY=${K2GYM_QS_COPY:-1500}           # synthetic copy dialogs in SFT (sft.copy_dialogs; docs/training.md)
+COPY_WARMUP=${K2GYM_QS_COPY_WARMUP:-4000} # copy dialogs trained on first, once (sft.copy_warmup_dialogs)
 ITERS=${K2GYM_QS_ITERS:-8}
 KINDS=${K2GYM_QS_KINDS:-'["profile","report","transfer"]'}
 rm -rf "$OUT"
@@ -34,13 +35,15 @@ $BIN toolgen tasks --count "$TASKS" --db "$DB" --seed "$SEED" --out "$OUT/tasks.
   --set toolgen_synth.task_max_goals=1 --set "toolgen_synth.task_kinds=$KINDS"
 # `rl` and `rl eval` hold out every 4th task (rl_run.eval_fraction = 0.25): only the others get oracle
 # demonstrations, so no held-out task is ever trained on.
-python3 - "$OUT" <<'PY'
+# The served-model suite takes the same first EVAL_TASKS held-out tasks that `rl eval --limit` takes.
+python3 - "$OUT" "$EVAL_TASKS" <<'PY'
 import json, sys
-out = sys.argv[1]
+out, n = sys.argv[1], int(sys.argv[2])
 tasks = json.load(open(f"{out}/tasks.tau2.json"))
 json.dump([t for i, t in enumerate(tasks) if i % 4 != 3], open(f"{out}/tasks.train.json", "w"))
 json.dump([t for i, t in enumerate(tasks) if i % 4 == 3], open(f"{out}/tasks.heldout.json", "w"))
-json.dump({"name": "quickstart-heldout", "kind": "tau2", "tasks": "tasks.heldout.json",
+json.dump([t for i, t in enumerate(tasks) if i % 4 == 3][:n], open(f"{out}/tasks.heldout.eval.json", "w"))
+json.dump({"name": "quickstart-heldout", "kind": "tau2", "tasks": "tasks.heldout.eval.json",
            "world": {"db": "k2gym.db"}, "task_tools_only": True}, open(f"{out}/heldout.suite.json", "w"))
 PY
 
@@ -56,14 +59,15 @@ $BIN tokenizer train --corpus "$OUT/oracle_train.jsonl" --dialogs --tool-declara
 
 step "SFT the small model (MLA + 8 routed experts + shared expert, MuonClip) on the oracle trajectories + copy dialogs"
 $BIN sft --config configs/sft/quickstart.json --model configs/sft/model_small.json --data "$OUT/oracle_train.jsonl" \
-  --tokenizer "$OUT/tokenizer" --epochs "$EPOCHS" --set sft.copy_dialogs="$COPY" --out "$OUT/sft" --db "$DB" --seed "$SEED"
+  --tokenizer "$OUT/tokenizer" --epochs "$EPOCHS" --set sft.copy_dialogs="$COPY" \
+  --set sft.copy_warmup_dialogs="$COPY_WARMUP" --out "$OUT/sft" --db "$DB" --seed "$SEED"
 
 RLCFG=(--config configs/rl/quickstart.json --set "rl_run.tasks=$OUT/tasks.tau2.json" --set "rl_run.tokenizer=$OUT/tokenizer")
 step "held-out evaluation of the SFT model ($EVAL_TASKS tasks x $TRIALS trials)"
 $BIN rl eval "${RLCFG[@]}" --init "$OUT/sft/checkpoint" --split heldout --limit "$EVAL_TASKS" --trials "$TRIALS" \
   --temperature 0.7 --db "$DB" --seed "$SEED" --out "$OUT/eval_sft"
 
-step "the SFT checkpoint behind the OpenAI API (k2gym serve), evaluated through it"
+step "the SFT checkpoint behind the OpenAI API (k2gym serve), evaluated through it ($EVAL_TASKS held-out tasks)"
 PORT_FILE="$OUT/serve.port"
 $BIN serve --ckpt "$OUT/sft/checkpoint" --tokenizer "$OUT/tokenizer" --port 0 --max-tokens 96 > "$OUT/serve.log" 2>&1 &
 SERVE_PID=$!

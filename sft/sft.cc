@@ -186,13 +186,23 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
     else
       train.push_back(std::move(e));
   }
-  for (const Dialog& d : MakeCopyDialogs(cfg.copy_dialogs, run.seed)) {
-    K2_ASSIGN_OR_RETURN(Example e, RenderExample(d, tok));
-    train.push_back(std::move(e));
+  // One seeded set: the first copy_warmup_dialogs go to the warm-up rows, the rest are mixed in.
+  std::vector<Example> warm;
+  const std::vector<Dialog> copies = MakeCopyDialogs(cfg.copy_warmup_dialogs + cfg.copy_dialogs, run.seed);
+  for (size_t i = 0; i < copies.size(); ++i) {
+    K2_ASSIGN_OR_RETURN(Example e, RenderExample(copies[i], tok));
+    (static_cast<int64_t>(i) < cfg.copy_warmup_dialogs ? warm : train).push_back(std::move(e));
   }
   SftResult res;
   std::vector<Row> train_rows =
       PackExamples(train, cfg.seq_len, cfg.pack, &res.train, static_cast<float>(cfg.context_loss_weight));
+  PackStats ws;
+  std::vector<Row> warm_rows = PackExamples(warm, cfg.seq_len, cfg.pack, &ws);
+  res.train.rows += ws.rows;
+  res.train.documents += ws.documents;
+  res.train.truncated += ws.truncated;
+  res.train.loss_tokens += ws.loss_tokens;
+  res.train.pad_tokens += ws.pad_tokens;
   std::vector<Row> eval_rows = PackExamples(eval, cfg.seq_len, cfg.pack, &res.eval);
   if (train_rows.empty()) return InvalidArgument("sft: no training rows (no dialog with at least 2 tokens)");
   if (res.train.loss_tokens == 0) return InvalidArgument("sft: the training dialogs have no assistant tokens");
@@ -200,7 +210,10 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
   const int64_t n = static_cast<int64_t>(train_rows.size());
   const int64_t B = std::min(cfg.batch_size, n);
   const int64_t per_epoch = (n + B - 1) / B;
-  res.total_steps = per_epoch * cfg.epochs;
+  const int64_t n_warm = static_cast<int64_t>(warm_rows.size());
+  const int64_t warm_steps = (n_warm + B - 1) / B;  // the copy warm-up, once, before epoch 0
+  const std::vector<int64_t> warm_order = EpochOrder(n_warm, run.seed, -1);
+  res.total_steps = warm_steps + per_epoch * cfg.epochs;
   engine::OptimizerConfig oc = cfg.optimizer;
   oc.total_steps = res.total_steps;
   engine::Optimizer<float> opt(model, oc);
@@ -233,19 +246,24 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
   int64_t end_step = res.total_steps;
   if (run.max_steps > 0) end_step = std::min(end_step, ts.step + run.max_steps);
   for (int64_t step = ts.step; step < end_step; ++step) {
-    const int64_t epoch = step / per_epoch, k = step % per_epoch;
-    if (epoch != order_epoch) {
+    const bool warming = step < warm_steps;
+    const int64_t epoch = warming ? 0 : (step - warm_steps) / per_epoch;
+    const int64_t k = warming ? step : (step - warm_steps) % per_epoch;
+    if (!warming && epoch != order_epoch) {
       order = EpochOrder(n, run.seed, epoch);
       order_epoch = epoch;
     }
+    const std::vector<Row>& rows = warming ? warm_rows : train_rows;
+    const std::vector<int64_t>& ord = warming ? warm_order : order;
+    const int64_t rows_n = warming ? n_warm : n;
     std::vector<int64_t> idx;
     double w = 0;
-    for (int64_t i = k * B; i < std::min(n, (k + 1) * B); ++i) {
-      idx.push_back(order[i]);
-      for (float x : train_rows[order[i]].weights) w += x;
+    for (int64_t i = k * B; i < std::min(rows_n, (k + 1) * B); ++i) {
+      idx.push_back(ord[i]);
+      for (float x : rows[ord[i]].weights) w += x;
     }
     if (w <= 0) continue;  // a batch of only non-assistant tokens (rare: tiny data) teaches nothing
-    engine::Batch batch = MakeBatch(train_rows, idx, true);
+    engine::Batch batch = MakeBatch(rows, idx, true);
     engine::ForwardOptions fo;
     fo.aux_loss_alpha = cfg.aux_loss_alpha;
     model->ZeroGrad();
@@ -263,7 +281,7 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
     res.final_train_loss = f.ce_loss;
     ++res.steps_taken;
     if (run.on_step) run.on_step(s);
-    const bool epoch_end = k == per_epoch - 1;
+    const bool epoch_end = !warming && k == per_epoch - 1;
     if ((cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0) || (cfg.eval_every == 0 && epoch_end))
       K2_RETURN_IF_ERROR(do_eval(step + 1));
     if (cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0) K2_RETURN_IF_ERROR(save(step + 1));

@@ -77,6 +77,7 @@ struct SftConfig {
   double aux_loss_alpha = 0.0;
   double context_loss_weight = 0.0;  // weight of non-assistant targets in the training loss
   int64_t copy_dialogs = 0;          // synthetic copy dialogs added to the training rows (copy_dialogs.h)
+  int64_t copy_warmup_dialogs = 0;   // further copy dialogs trained on once, before the first epoch
   engine::OptimizerConfig optimizer = [] {
     engine::OptimizerConfig o;
     o.lr = 2e-3;
@@ -102,6 +103,10 @@ struct SftConfig {
       "synthetic copy dialogs (sft/copy_dialogs.h: echo ids/emails/amounts, read a field of a JSON record) added "
       "to the training rows, seeded by --seed: a model without pretraining learns to copy from its context; "
       "never in the held-out rows", {.min = 0});
+    v("copy_warmup_dialogs", copy_warmup_dialogs,
+      "further synthetic copy dialogs (distinct from copy_dialogs) trained on once, in their own rows, before the "
+      "first epoch: a copy curriculum (docs/training.md: the copy ability appears far sooner than when the same "
+      "dialogs are mixed in); the steps count in sft.optimizer's schedule", {.min = 0});
     v("optimizer", optimizer, "MuonClip settings (total_steps is set from epochs x steps per epoch)");
   }
 };

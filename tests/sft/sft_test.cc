@@ -171,10 +171,16 @@ TEST(PackExamples, LongDocumentsAreCutAndCounted) {
   EXPECT_EQ(st.loss_tokens, 40);
 }
 
-TEST(TrainSft, LowersHeldOutLossAndResumesExactly) {
+// Without and with a copy warm-up (sft.copy_warmup_dialogs): the stop after 5 steps then falls after
+// the warm-up's steps, so the checkpoint carries the run from the warm-up into the epochs.
+class TrainSftResume : public testing::TestWithParam<int64_t> {};
+INSTANTIATE_TEST_SUITE_P(CopyWarmup, TrainSftResume, testing::Values(0, 12));
+
+TEST_P(TrainSftResume, LowersHeldOutLossAndResumesExactly) {
   auto tok = ByteTokenizer();
   auto dialogs = Dialogs(24);
   SftConfig cfg;
+  cfg.copy_warmup_dialogs = GetParam();
   cfg.seq_len = 256;
   cfg.batch_size = 4;
   cfg.epochs = 4;
@@ -192,6 +198,25 @@ TEST(TrainSft, LowersHeldOutLossAndResumesExactly) {
   auto r = TrainSft(m->get(), tok, dialogs, cfg, run);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   ASSERT_EQ(evals.size(), 4u);
+  EXPECT_EQ(r->train.documents, 18 + GetParam());  // 6 of the 24 dialogs are held out
+  EXPECT_EQ(r->steps_taken, r->total_steps);
+  {  // the warm-up adds its own steps before the 4 epochs
+    SftConfig plain = cfg;
+    plain.copy_warmup_dialogs = 0;
+    SftRun one;
+    one.seed = 5;
+    one.max_steps = 1;
+    auto m0 = engine::Model<float>::Create(TinyConfig(tok.vocab_size()), 1);
+    auto p = TrainSft(m0->get(), tok, dialogs, plain, one);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    EXPECT_EQ(p->total_steps % 4, 0);
+    if (GetParam() > 0) {
+      EXPECT_GT(r->total_steps, p->total_steps);
+      EXPECT_LT(r->total_steps - p->total_steps, 5);  // so the resumed half starts inside the epochs
+    } else {
+      EXPECT_EQ(r->total_steps, p->total_steps);
+    }
+  }
   EXPECT_LT(evals.back(), evals.front() - 0.3) << "held-out loss did not fall";
   EXPECT_LT(evals.back(), 0.8 * *base);
   const auto final_w = (*m)->params()[0].w;
