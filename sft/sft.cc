@@ -198,11 +198,7 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
       PackExamples(train, cfg.seq_len, cfg.pack, &res.train, static_cast<float>(cfg.context_loss_weight));
   PackStats ws;
   std::vector<Row> warm_rows = PackExamples(warm, cfg.seq_len, cfg.pack, &ws);
-  res.train.rows += ws.rows;
-  res.train.documents += ws.documents;
-  res.train.truncated += ws.truncated;
-  res.train.loss_tokens += ws.loss_tokens;
-  res.train.pad_tokens += ws.pad_tokens;
+  res.train += ws;
   std::vector<Row> eval_rows = PackExamples(eval, cfg.seq_len, cfg.pack, &res.eval);
   if (train_rows.empty()) return InvalidArgument("sft: no training rows (no dialog with at least 2 tokens)");
   if (res.train.loss_tokens == 0) return InvalidArgument("sft: the training dialogs have no assistant tokens");

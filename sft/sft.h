@@ -50,6 +50,11 @@ struct Row {
 
 struct PackStats {
   int64_t rows = 0, documents = 0, truncated = 0, loss_tokens = 0, pad_tokens = 0;
+  PackStats& operator+=(const PackStats& o) {
+    rows += o.rows, documents += o.documents, truncated += o.truncated;
+    loss_tokens += o.loss_tokens, pad_tokens += o.pad_tokens;
+    return *this;
+  }
 };
 
 // A document of n tokens fills n-1 positions (input t predicts token t+1). pack = true: documents are

@@ -9,27 +9,20 @@
 
 namespace k2::text {
 
-const char* const kKimiPattern =
-    R"([\p{Han}]+)"
-    R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
-    R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
-    R"(|\p{N}{1,3})"
-    R"(| ?[^\s\p{L}\p{N}]+[\r\n]*)"
-    R"(|\s*[\r\n]+)"
-    R"(|\s+(?!\S))"
-    R"(|\s+)";
+// Kimi-K2's pattern (tokenization_kimi.py) around its number alternative, which the two patterns differ in.
+#define K2_KIMI_PATTERN_HEAD                                                                                         \
+  R"([\p{Han}]+)"                                                                                                     \
+  R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?)" \
+  R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
+#define K2_KIMI_PATTERN_TAIL R"(| ?[^\s\p{L}\p{N}]+[\r\n]*)" R"(|\s*[\r\n]+)" R"(|\s+(?!\S))" R"(|\s+)"
 
-// Kimi-K2's pattern with one digit per piece (as LLaMA's tokenizer splits numbers): every number is a run
-// of the ten digit tokens instead of rare 1-3 digit tokens (small models must copy ids and amounts).
-const char* const kKimiDigitPattern =
-    R"([\p{Han}]+)"
-    R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
-    R"(|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]+[\p{Ll}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?)"
-    R"(|\p{N})"
-    R"(| ?[^\s\p{L}\p{N}]+[\r\n]*)"
-    R"(|\s*[\r\n]+)"
-    R"(|\s+(?!\S))"
-    R"(|\s+)";
+const char* const kKimiPattern = K2_KIMI_PATTERN_HEAD R"(|\p{N}{1,3})" K2_KIMI_PATTERN_TAIL;
+// One digit per piece (as LLaMA's tokenizer splits numbers): every number is a run of the ten digit tokens
+// instead of rare 1-3 digit tokens (small models must copy ids and amounts).
+const char* const kKimiDigitPattern = K2_KIMI_PATTERN_HEAD R"(|\p{N})" K2_KIMI_PATTERN_TAIL;
+
+#undef K2_KIMI_PATTERN_HEAD
+#undef K2_KIMI_PATTERN_TAIL
 
 namespace {
 
