@@ -257,7 +257,7 @@ class CpuBackend final : public Backend {
                                     seg ? seg + b * T : nullptr);
         ops::CausalAttentionBackward<float>(qh, kh, vh, p.data(), df + bh * T * s.dv, dqf + bh * T * s.dq,
                                             dkf + bh * T * s.dq, dvf + bh * T * s.dv, ds.data(), T, s.dq, s.dv,
-                                            s.scale);
+                                            s.scale, seg ? seg + b * T : nullptr);
       }
     Store(dq, dqf, BH * T * s.dq);
     Store(dk, dkf, BH * T * s.dq);

@@ -415,7 +415,7 @@ struct Model<T>::Impl {
     for (I bh = 0; bh < B * H; ++bh)
       ops::CausalAttentionBackward(&a.qh[bh * Tn * dq_], &a.kh[bh * Tn * dq_], &a.vh[bh * Tn * dv], &a.p[bh * Tn * Tn],
                                    &doh[bh * Tn * dv], &dqh[bh * Tn * dq_], &dkh[bh * Tn * dq_], &dvh[bh * Tn * dv],
-                                   ds.data(), Tn, dq_, dv, scale);
+                                   ds.data(), Tn, dq_, dv, scale, segs.empty() ? nullptr : &segs[(bh / H) * Tn]);
     std::fill(dkpe.begin(), dkpe.end(), T(0));
     for (I b = 0; b < B; ++b)
       for (I t = 0; t < Tn; ++t) {

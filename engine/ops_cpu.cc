@@ -134,29 +134,60 @@ double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I d
   return CausalAttention(q, k, v, p, o, Tn, dq, dv, scale, static_cast<const int32_t*>(nullptr));
 }
 
+// True when every segment id forms one contiguous run (packed rows: documents laid one after another),
+// so attention is block-diagonal and only the blocks need computing.
+static bool ContiguousSegments(const int32_t* seg, I Tn) {
+  for (I s = 1; s < Tn; ++s)
+    if (seg[s] != seg[s - 1])
+      for (I j = 0; j < s - 1; ++j)
+        if (seg[j] == seg[s]) return false;
+  return true;
+}
+
+// Softmax of row i over keys [s, i] in place (the rest of the row zeroed); returns the row's max logit.
+template <class T>
+static T SoftmaxRow(T* row, I s, I i, I Tn) {
+  std::fill(row, row + s, T(0));
+  T m = row[i];
+  for (I j = s; j < i; ++j) m = std::max(m, row[j]);
+  T sum = 0;
+  for (I j = s; j <= i; ++j) {
+    row[j] = std::exp(row[j] - m);
+    sum += row[j];
+  }
+  const T inv = T(1) / sum;
+  for (I j = s; j <= i; ++j) row[j] *= inv;
+  std::fill(row + i + 1, row + Tn, T(0));
+  return m;
+}
+
 template <class T>
 double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I dq, I dv, double scale,
                        const int32_t* seg) {
+  double mx = -std::numeric_limits<double>::infinity();
+  if (seg && ContiguousSegments(seg, Tn)) {
+    // Block-diagonal: each document's own causal square (a packed row of n documents costs ~1/n of the
+    // full square). Entries outside the blocks are written 0, as the masked form leaves them.
+    for (I s = 0; s < Tn;) {
+      I e = s + 1;
+      while (e < Tn && seg[e] == seg[s]) ++e;
+      const I L = e - s;
+      Gemm<T>(false, true, L, L, dq, static_cast<T>(scale), q + s * dq, dq, k + s * dq, dq, T(0), p + s * Tn + s, Tn);
+      for (I i = s; i < e; ++i) mx = std::max(mx, static_cast<double>(SoftmaxRow(p + i * Tn, s, i, Tn)));
+      Gemm<T>(false, false, L, dv, L, T(1), p + s * Tn + s, Tn, v + s * dv, dv, T(0), o + s * dv, dv);
+      s = e;
+    }
+    return mx;
+  }
   // p = scale * q k^T (full square by GEMM, the upper triangle and other segments are masked below).
   Gemm<T>(false, true, Tn, Tn, dq, static_cast<T>(scale), q, dq, k, dq, T(0), p, Tn);
-  double mx = -std::numeric_limits<double>::infinity();
   for (I i = 0; i < Tn; ++i) {
     T* row = p + i * Tn;
     if (seg) {
       for (I j = 0; j < i; ++j)
-        if (seg[j] != seg[i]) row[j] = -std::numeric_limits<T>::infinity();
+        if (seg[j] != seg[i]) row[j] = -std::numeric_limits<T>::infinity();  // exp(-inf) = 0
     }
-    T m = row[i];  // the diagonal is always visible
-    for (I j = 0; j < i; ++j) m = std::max(m, row[j]);
-    mx = std::max(mx, static_cast<double>(m));
-    T sum = 0;
-    for (I j = 0; j <= i; ++j) {
-      row[j] = std::exp(row[j] - m);  // exp(-inf) = 0 for masked keys
-      sum += row[j];
-    }
-    T inv = T(1) / sum;
-    for (I j = 0; j <= i; ++j) row[j] *= inv;
-    for (I j = i + 1; j < Tn; ++j) row[j] = 0;
+    mx = std::max(mx, static_cast<double>(SoftmaxRow(row, 0, i, Tn)));
   }
   Gemm<T>(false, false, Tn, dv, Tn, T(1), p, Tn, v, dv, T(0), o, dv);
   return mx;
@@ -165,19 +196,37 @@ double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I d
 template <class T>
 void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
                              T* dv, T* ds, I Tn, I dq_dim, I dv_dim, double scale) {
-  // dv = p^T dout; dp = dout v^T; ds = p * (dp - rowsum(dp * p)) * scale; dq = ds k; dk = ds^T q.
-  Gemm<T>(true, false, Tn, dv_dim, Tn, T(1), p, Tn, dout, dv_dim, T(0), dv, dv_dim);
-  Gemm<T>(false, true, Tn, Tn, dv_dim, T(1), dout, dv_dim, v, dv_dim, T(0), ds, Tn);
-  for (I i = 0; i < Tn; ++i) {
-    T* dr = ds + i * Tn;
-    const T* pr = p + i * Tn;
-    T dot = 0;
-    for (I j = 0; j <= i; ++j) dot += dr[j] * pr[j];
-    for (I j = 0; j <= i; ++j) dr[j] = pr[j] * (dr[j] - dot) * static_cast<T>(scale);
-    for (I j = i + 1; j < Tn; ++j) dr[j] = 0;
+  CausalAttentionBackward(q, k, v, p, dout, dq, dk, dv, ds, Tn, dq_dim, dv_dim, scale,
+                          static_cast<const int32_t*>(nullptr));
+}
+
+template <class T>
+void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
+                             T* dv, T* ds, I Tn, I dq_dim, I dv_dim, double scale, const int32_t* seg) {
+  // Per block [s, e) (the whole row when not block-diagonal): dv = p^T dout; dp = dout v^T;
+  // ds = p * (dp - rowsum(dp * p)) * scale; dq = ds k; dk = ds^T q.
+  const bool blocks = seg && ContiguousSegments(seg, Tn);
+  for (I s = 0; s < Tn;) {
+    I e = Tn;
+    if (blocks)
+      for (e = s + 1; e < Tn && seg[e] == seg[s];) ++e;
+    const I L = e - s;
+    const T* pb = p + s * Tn + s;
+    T* db = ds + s * Tn + s;
+    Gemm<T>(true, false, L, dv_dim, L, T(1), pb, Tn, dout + s * dv_dim, dv_dim, T(0), dv + s * dv_dim, dv_dim);
+    Gemm<T>(false, true, L, L, dv_dim, T(1), dout + s * dv_dim, dv_dim, v + s * dv_dim, dv_dim, T(0), db, Tn);
+    for (I i = s; i < e; ++i) {
+      T* dr = ds + i * Tn;
+      const T* pr = p + i * Tn;
+      T dot = 0;
+      for (I j = s; j <= i; ++j) dot += dr[j] * pr[j];
+      for (I j = s; j <= i; ++j) dr[j] = pr[j] * (dr[j] - dot) * static_cast<T>(scale);
+      for (I j = i + 1; j < e; ++j) dr[j] = 0;
+    }
+    Gemm<T>(false, false, L, dq_dim, L, T(1), db, Tn, k + s * dq_dim, dq_dim, T(0), dq + s * dq_dim, dq_dim);
+    Gemm<T>(true, false, L, dq_dim, L, T(1), db, Tn, q + s * dq_dim, dq_dim, T(0), dk + s * dq_dim, dq_dim);
+    s = e;
   }
-  Gemm<T>(false, false, Tn, dq_dim, Tn, T(1), ds, Tn, k, dq_dim, T(0), dq, dq_dim);
-  Gemm<T>(true, false, Tn, dq_dim, Tn, T(1), ds, Tn, q, dq_dim, T(0), dk, dq_dim);
 }
 
 template <class T>
@@ -362,6 +411,8 @@ void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* id
   template void SwiGluBackward<T>(const T*, const T*, const T*, T*, T*, I);                                \
   template double CausalAttention<T>(const T*, const T*, const T*, T*, T*, I, I, I, double);               \
   template double CausalAttention<T>(const T*, const T*, const T*, T*, T*, I, I, I, double, const int32_t*); \
+  template void CausalAttentionBackward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,   \
+                                          T*, I, I, I, double, const int32_t*);                          \
   template void CausalAttentionBackward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,   \
                                            T*, I, I, I, double);                                           \
   template void RouterTopK<T>(const T*, I, I, I, I, I, int32_t*);                                          \

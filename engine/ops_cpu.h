@@ -55,14 +55,19 @@ template <class T>
 double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I dq, I dv, double scale);
 // Segment-masked form (packed rows): query i sees key j only when j <= i and seg[j] == seg[i]; seg [T]
 // may be null (plain causal). Masked entries of p are 0, so CausalAttentionBackward needs no mask.
-// The returned max is over visible logits only.
+// The returned max is over visible logits only. When each segment id is one contiguous run (as
+// sft::PackExamples lays documents) only the diagonal blocks are computed.
 template <class T>
 double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I dq, I dv, double scale,
                        const int32_t* seg);
-// Backward: dq, dk, dv overwritten; ds is scratch [T,T].
+// Backward: dq, dk, dv overwritten; ds is scratch [T,T]. With the forward's `seg` (contiguous runs) it
+// works on the diagonal blocks only; the result is the same.
 template <class T>
 void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
                              T* dv, T* ds, I Tn, I dq_dim, I dv_dim, double scale);
+template <class T>
+void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
+                             T* dv, T* ds, I Tn, I dq_dim, I dv_dim, double scale, const int32_t* seg);
 
 // Group-limited top-k on biased scores sb [N,E] (HF noaux_tc): group score = sum of its top-2, keep
 // topk_group groups (others masked to 0.0 as HF does), then the top `k` experts. idx [N,k] ascending by

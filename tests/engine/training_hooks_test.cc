@@ -56,6 +56,50 @@ TEST(SegmentAttention, EqualsEachSegmentRunAlone) {
   EXPECT_FALSE(AllClose(o, o2, 1e-6, 1e-6, "unmasked"));
 }
 
+// Contiguous segments take the block-diagonal path in both directions; its gradients equal the masked
+// full-square backward's on the same softmax. Segment ids that come back after another id (not a packing
+// layout) take the masked path and still see only their own id.
+TEST(SegmentAttention, BlockBackwardEqualsMaskedAndNonContiguousIdsStillMask) {
+  Rng rng(2);
+  const int64_t T = 11, dq = 6, dv = 5;
+  const std::vector<int32_t> seg = {0, 0, 0, 7, 7, 2, 2, 2, 2, 9, 9};
+  auto q = RandVec<double>(rng, T * dq), k = RandVec<double>(rng, T * dq), v = RandVec<double>(rng, T * dv);
+  auto dout = RandVec<double>(rng, T * dv);
+  std::vector<double> p(T * T), o(T * dv), ds(T * T);
+  ops::CausalAttention(q.data(), k.data(), v.data(), p.data(), o.data(), T, dq, dv, 0.4, seg.data());
+  std::vector<double> dq1(T * dq), dk1(T * dq), dv1(T * dv), dq2(T * dq), dk2(T * dq), dv2(T * dv);
+  ops::CausalAttentionBackward(q.data(), k.data(), v.data(), p.data(), dout.data(), dq1.data(), dk1.data(), dv1.data(),
+                               ds.data(), T, dq, dv, 0.4, seg.data());
+  std::fill(ds.begin(), ds.end(), 123.0);  // stale scratch must not leak into either form
+  ops::CausalAttentionBackward(q.data(), k.data(), v.data(), p.data(), dout.data(), dq2.data(), dk2.data(), dv2.data(),
+                               ds.data(), T, dq, dv, 0.4);
+  EXPECT_TRUE(AllClose(dq1, dq2, 1e-13, 1e-12, "dq"));
+  EXPECT_TRUE(AllClose(dk1, dk2, 1e-13, 1e-12, "dk"));
+  EXPECT_TRUE(AllClose(dv1, dv2, 1e-13, 1e-12, "dv"));
+
+  const std::vector<int32_t> back = {0, 0, 1, 1, 0, 0, 2, 1, 1, 2, 2};  // ids return after others
+  ops::CausalAttention(q.data(), k.data(), v.data(), p.data(), o.data(), T, dq, dv, 0.4, back.data());
+  for (int64_t i = 0; i < T; ++i) {
+    std::vector<double> w(T, 0.0);
+    double m = -1e300, z = 0;
+    for (int64_t j = 0; j <= i; ++j)
+      if (back[j] == back[i]) {
+        double d = 0;
+        for (int64_t c = 0; c < dq; ++c) d += q[i * dq + c] * k[j * dq + c];
+        w[j] = 0.4 * d;
+        m = std::max(m, w[j]);
+      }
+    for (int64_t j = 0; j <= i; ++j)
+      if (back[j] == back[i]) z += (w[j] = std::exp(w[j] - m));
+    for (int64_t c = 0; c < dv; ++c) {
+      double want = 0;
+      for (int64_t j = 0; j <= i; ++j)
+        if (back[j] == back[i]) want += w[j] / z * v[j * dv + c];
+      EXPECT_NEAR(o[i * dv + c], want, 1e-12) << i << "," << c;
+    }
+  }
+}
+
 // Documents of a packed batch: each row is a sequence of documents, a document is (tokens, targets,
 // weights). Rows are padded with weight-0 tokens of their own segment.
 struct Doc {
