@@ -10,17 +10,23 @@
 //     them as a list, a sentence or a JSON object;
 //   - lookup: the user shows a compact JSON record and asks for one field; the assistant states it
 //     (floats with two decimals, as the synthetic domains' replies do).
+// Each starts with an empty system message (shorter than the template's default system prompt).
 // Values are random (never drawn from a task or domain), so nothing about the evaluation leaks.
 // Deterministic in `seed`.
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
+#include "core/rng.h"
 #include "sft/sft.h"
 
 namespace k2::sft {
 
 std::vector<Dialog> MakeCopyDialogs(int64_t n, uint64_t seed);
+
+// The local part of a random email: a first name, sometimes ".lastname", and 0-5 digits ("lina.ortiz4821").
+std::string RandomEmailLocal(Rng& r);
 
 }  // namespace k2::sft

@@ -11,6 +11,7 @@
 #include "engine/pretrain.h"
 #include "engine/text/chat_template.h"
 #include "sft/copy_dialogs.h"
+#include "sft/value_variants.h"
 
 namespace k2::sft {
 
@@ -181,10 +182,16 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
   const int64_t every = cfg.eval_fraction > 0 ? std::max<int64_t>(2, std::llround(1.0 / cfg.eval_fraction)) : 0;
   for (size_t i = 0; i < dialogs.size(); ++i) {
     K2_ASSIGN_OR_RETURN(Example e, RenderExample(dialogs[i], tok));
-    if (every > 0 && static_cast<int64_t>(i % every) == every - 1)
+    if (every > 0 && static_cast<int64_t>(i % every) == every - 1) {
       eval.push_back(std::move(e));
-    else
-      train.push_back(std::move(e));
+      continue;
+    }
+    train.push_back(std::move(e));
+    for (int64_t v = 1; v <= cfg.value_variants; ++v) {
+      const uint64_t vseed = Rng(run.seed).Fork("sft.value_variants").Fork(i * 1000003 + v).Next();
+      K2_ASSIGN_OR_RETURN(Example ve, RenderExample(ValueVariant(dialogs[i], vseed), tok));
+      train.push_back(std::move(ve));
+    }
   }
   // One seeded set: the first copy_warmup_dialogs go to the warm-up rows, the rest are mixed in.
   std::vector<Example> warm;

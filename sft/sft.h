@@ -83,6 +83,7 @@ struct SftConfig {
   double context_loss_weight = 0.0;  // weight of non-assistant targets in the training loss
   int64_t copy_dialogs = 0;          // synthetic copy dialogs added to the training rows (copy_dialogs.h)
   int64_t copy_warmup_dialogs = 0;   // further copy dialogs trained on once, before the first epoch
+  int64_t value_variants = 0;        // copies of each training dialog with fresh values (value_variants.h)
   engine::OptimizerConfig optimizer = [] {
     engine::OptimizerConfig o;
     o.lr = 2e-3;
@@ -112,6 +113,10 @@ struct SftConfig {
       "further synthetic copy dialogs (distinct from copy_dialogs) trained on once, in their own rows, before the "
       "first epoch: a copy curriculum (docs/training.md: the copy ability appears far sooner than when the same "
       "dialogs are mixed in); the steps count in sft.optimizer's schedule", {.min = 0});
+    v("value_variants", value_variants,
+      "per training dialog, this many more copies with its ids, emails and decimal amounts replaced by fresh random "
+      "values, the same replacement everywhere in the dialog (sft/value_variants.h): the values can then only be "
+      "copied, not recalled; never in the held-out rows", {.min = 0});
     v("optimizer", optimizer, "MuonClip settings (total_steps is set from epochs x steps per epoch)");
   }
 };

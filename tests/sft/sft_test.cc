@@ -6,11 +6,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "engine/text/chat_template.h"
 #include "sft/copy_dialogs.h"
+#include "sft/value_variants.h"
 #include "tests/tiny_model.h"
 
 namespace k2::sft {
@@ -252,11 +255,13 @@ TEST(CopyDialogs, EveryAnswerIsCopiedFromTheUsersTurnAndTheSetIsSeeded) {
   for (size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].messages, b[i].messages) << i;
     differ += a[i].messages == c[i].messages ? 0 : 1;
-    ASSERT_EQ(a[i].messages.size(), 2u);
-    const std::string& u = a[i].messages[0].content;
-    const std::string& ans = a[i].messages[1].content;
-    EXPECT_EQ(a[i].messages[0].role, "user");
-    EXPECT_EQ(a[i].messages[1].role, "assistant");
+    ASSERT_EQ(a[i].messages.size(), 3u);
+    EXPECT_EQ(a[i].messages[0].role, "system");
+    EXPECT_EQ(a[i].messages[0].content, "");
+    const std::string& u = a[i].messages[1].content;
+    const std::string& ans = a[i].messages[2].content;
+    EXPECT_EQ(a[i].messages[1].role, "user");
+    EXPECT_EQ(a[i].messages[2].role, "assistant");
     const std::string rec_tag = "Here is the record: ", q = " What is the ";
     if (u.rfind(rec_tag, 0) == 0) {
       ++lookup;
@@ -303,7 +308,126 @@ TEST(CopyDialogs, EveryAnswerIsCopiedFromTheUsersTurnAndTheSetIsSeeded) {
   auto tok = ByteTokenizer();
   auto e = RenderExample(a[0], tok);
   ASSERT_TRUE(e.ok()) << e.status().ToString();
-  EXPECT_GT(std::count(e->mask.begin(), e->mask.end(), 1), static_cast<long>(a[0].messages[1].content.size()) - 1);
+  EXPECT_GT(std::count(e->mask.begin(), e->mask.end(), 1), static_cast<long>(a[0].messages[2].content.size()) - 1);
+  auto text = text::RenderChat(a[0].messages, json::array(), nullptr);
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(text->text.find("You are Kimi"), std::string::npos) << "no default system prompt";
+}
+
+
+// A transfer dialog in the quickstart domains' shape.
+Dialog TransferDialog() {
+  Dialog d;
+  d.id = "t";
+  auto call = [](const std::string& name, int i, const std::string& args) {
+    return Message{.role = "assistant", .tool_calls = {{"functions." + name + ":" + std::to_string(i), name, args}}};
+  };
+  auto result = [](const std::string& name, int i, const std::string& out) {
+    return Message{.role = "tool", .content = out, .tool_call_id = "functions." + name + ":" + std::to_string(i), .name = name};
+  };
+  d.messages = {
+      {.role = "system", .content = "Today is 2026-10-20.\nRules:\n- Transfers are limited to 500 per transfer.\n- At most 5 orders."},
+      {.role = "user", .content = "Hello. I want to send 12.00 of my credit to Bruno. Not 500.00 though."},
+      {.role = "assistant", .content = "Could you tell me your id and email?"},
+      {.role = "user", .content = "My trader id is TRA-1001 and my email is mateo.jensen0@example.com. The recipient's trader id is TRA-1005."},
+      call("fetch_trader", 0, R"({"trader_id":"TRA-1001"})"),
+      result("fetch_trader", 0, R"({"balance":1062.65,"count":2,"email":"mateo.jensen0@example.com","geo":{"lat":39.74,"lon":-104.99},"since":"2026-10-21","trader_id":"TRA-1001"})"),
+      call("transfer_balance", 1, R"({"amount":12.0,"from_trader_id":"TRA-1001","to_trader_id":"TRA-1005"})"),
+      result("transfer_balance", 1, R"({"amount":12.0,"from":{"balance":1050.65,"trader_id":"TRA-1001"},"to":{"balance":3455.8,"trader_id":"TRA-1005"}})"),
+      {.role = "assistant", .content = "Done. For your records: 1050.65. Anything else?"},
+  };
+  return d;
+}
+
+TEST(ValueVariant, ReplacesEachValueTheSameWayEverywhereAndKeepsTheRest) {
+  const Dialog d = TransferDialog();
+  std::set<double> amounts;
+  for (uint64_t seed = 1; seed <= 200; ++seed) {
+    const Dialog v = ValueVariant(d, seed);
+    ASSERT_EQ(v.messages.size(), d.messages.size());
+    EXPECT_EQ(v.id, "t#v" + std::to_string(seed));
+    EXPECT_EQ(v.messages[0], d.messages[0]) << "the system message has no value to replace";
+    for (size_t i = 0; i < d.messages.size(); ++i) {
+      EXPECT_EQ(v.messages[i].role, d.messages[i].role);
+      EXPECT_EQ(v.messages[i].tool_call_id, d.messages[i].tool_call_id);
+      ASSERT_EQ(v.messages[i].tool_calls.size(), d.messages[i].tool_calls.size());
+      for (size_t c = 0; c < d.messages[i].tool_calls.size(); ++c) {
+        EXPECT_EQ(v.messages[i].tool_calls[c].id, d.messages[i].tool_calls[c].id);
+        EXPECT_EQ(v.messages[i].tool_calls[c].name, d.messages[i].tool_calls[c].name);
+      }
+    }
+    auto fetch = v.messages[4].tool_calls[0].ParsedArguments();
+    auto send = v.messages[6].tool_calls[0].ParsedArguments();
+    auto rec = ParseJson(v.messages[5].content, "rec");
+    auto out = ParseJson(v.messages[7].content, "out");
+    ASSERT_TRUE(fetch && send && rec.ok() && out.ok()) << v.messages[6].tool_calls[0].arguments;
+    // Ids: new digits, same prefix and length, the same in the user's turn, the calls and the results.
+    const std::string from = (*send)["from_trader_id"], to = (*send)["to_trader_id"];
+    EXPECT_NE(from, "TRA-1001");
+    EXPECT_NE(to, "TRA-1005");
+    EXPECT_NE(from, to);
+    EXPECT_EQ(from.size(), 8u);
+    EXPECT_EQ(from.substr(0, 4), "TRA-");
+    EXPECT_EQ((*fetch)["trader_id"], from);
+    EXPECT_EQ((*rec)["trader_id"], from);
+    EXPECT_EQ((*out)["from"]["trader_id"], from);
+    EXPECT_EQ((*out)["to"]["trader_id"], to);
+    EXPECT_EQ(v.messages[3].content, "My trader id is " + from + " and my email is " + (*rec)["email"].get<std::string>() +
+                                         ". The recipient's trader id is " + to + ".");
+    // Emails: a new local part, the same domain.
+    const std::string email = (*rec)["email"];
+    EXPECT_NE(email, "mateo.jensen0@example.com");
+    EXPECT_EQ(email.substr(email.find('@')), "@example.com");
+    // The amount: the user's "%.2f" and the calls' JSON number stay equal; still a whole number under the
+    // rule's 500 and above its 5 (not bound by the date's 10 and 20); a number equal to a rule's limit is kept.
+    const double amount = (*send)["amount"];
+    char said[64];
+    std::snprintf(said, sizeof said, "send %.2f of my credit to Bruno. Not 500.00 though.", amount);
+    EXPECT_EQ(v.messages[1].content, std::string("Hello. I want to ") + said);
+    EXPECT_EQ((*out)["amount"].get<double>(), amount);
+    EXPECT_EQ(amount, std::floor(amount));
+    EXPECT_GT(amount, 5.0);
+    EXPECT_LT(amount, 500.0);
+    amounts.insert(amount);
+    // The reply states the new balance of the result, with two decimals; a cent value keeps its cents.
+    const double bal = (*out)["from"]["balance"];
+    EXPECT_NE(bal, 1050.65);
+    EXPECT_GT(bal, 500.0);
+    EXPECT_LT(bal, 2 * 1050.65);
+    EXPECT_NE(std::llround(bal * 100) % 10, 0);
+    char reply[96];
+    std::snprintf(reply, sizeof reply, "Done. For your records: %.2f. Anything else?", bal);
+    EXPECT_EQ(v.messages[8].content, reply);
+    // Left alone: integers, negative numbers, dates.
+    EXPECT_EQ((*rec)["count"], 2);
+    EXPECT_EQ((*rec)["geo"]["lon"], -104.99);
+    EXPECT_EQ((*rec)["since"], "2026-10-21");
+    EXPECT_NE((*rec)["geo"]["lat"], 39.74);
+    // Deterministic in the seed.
+    EXPECT_EQ(ValueVariant(d, seed).messages, v.messages);
+  }
+  EXPECT_GT(amounts.size(), 100u) << "200 seeds give many amounts";
+  EXPECT_GT(*amounts.rbegin(), 300.0);
+}
+
+TEST(ValueVariant, SftAddsTheVariantsToTrainingOnly) {
+  auto tok = ByteTokenizer();
+  auto dialogs = Dialogs(8);
+  dialogs[0].messages[0].content = "add 2.50 and TRA-1001";  // something to replace
+  SftConfig cfg;
+  cfg.seq_len = 256;
+  cfg.batch_size = 4;
+  cfg.epochs = 1;
+  cfg.eval_fraction = 0.25;
+  cfg.value_variants = 2;
+  SftRun run;
+  run.seed = 3;
+  run.max_steps = 1;
+  auto m = engine::Model<float>::Create(TinyConfig(tok.vocab_size()), 1);
+  auto r = TrainSft(m->get(), tok, dialogs, cfg, run);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->train.documents, 6 * 3);  // 2 of the 8 dialogs are held out, with no variant
+  EXPECT_EQ(r->eval.documents, 2);
 }
 
 }  // namespace
