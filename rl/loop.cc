@@ -302,6 +302,23 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     K2_RETURN_IF_ERROR(
         WriteFileAtomic(run.out_dir + "/trajectories/iter_" + std::to_string(it) + ".jsonl", lines));
 
+    // Groups whose rewards are all equal carry no gradient when their rollouts are on-policy (K2: r - rbar
+    // is 0 and the log ratio is float noise; GRPO: advantage 0, unless a KL term pulls): leave them out of
+    // the update instead of scoring them for nothing.
+    int64_t skipped = 0;
+    if (cfg.update.skip_uniform_groups && !partial && !(cfg.update.objective == "grpo" && cfg.update.kl_coef > 0)) {
+      std::map<int64_t, std::pair<double, double>> range;  // group -> (min, max) reward
+      for (const Rollout& r : rollouts) {
+        auto [it_r, fresh] = range.try_emplace(r.group, r.reward, r.reward);
+        if (!fresh) it_r->second = {std::min(it_r->second.first, r.reward), std::max(it_r->second.second, r.reward)};
+      }
+      for (const auto& [g, mm] : range) skipped += mm.first == mm.second ? 1 : 0;
+      std::erase_if(rollouts, [&](const Rollout& r) {
+        const auto& mm = range.at(r.group);
+        return mm.first == mm.second;
+      });
+    }
+
     std::vector<sft::Row> ptx_rows;
     if (lambda > 0 && !ptx_all.empty())
       for (int64_t k = 0; k < cfg.ptx.rows; ++k)
@@ -342,7 +359,8 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     m["time_train_s"] = Seconds(t1, t2);
     m["rollout_tokens_per_s"] = Seconds(t0, t1) > 0 ? gen_tokens / Seconds(t0, t1) : 0;
     m["train_tokens_per_s"] = Seconds(t1, t2) > 0 ? all_tokens / Seconds(t1, t2) : 0;
-    m["rollouts_updated"] = static_cast<double>(trajs.size());
+    m["rollouts_updated"] = static_cast<double>(rollouts.size());
+    if (cfg.update.skip_uniform_groups) m["groups_skipped"] = static_cast<double>(skipped);
     if (partial) {
       double stale = 0, stale_max = 0, versions = 0;
       for (const auto& t : trajs) {

@@ -41,6 +41,7 @@ struct UpdateConfig {
   int64_t seq_len = 1024;          // packed row length; a longer rollout is cut here
   int64_t micro_batch = 8;         // rows per forward
   double aux_loss_alpha = 0.0;
+  bool skip_uniform_groups = false;  // leave groups with all-equal rewards out of the update (on-policy only)
   template <class V> void Visit(V& v) {
     v("objective", objective, "policy objective", {.choices = {"k2", "grpo"}});
     v("tau", tau, "K2: log-ratio regularization tau", {.min = 0.0});
@@ -51,6 +52,10 @@ struct UpdateConfig {
     v("seq_len", seq_len, "packed row length for the update (longer rollouts are cut)", {.min = 2});
     v("micro_batch", micro_batch, "rows per forward pass", {.min = 1});
     v("aux_loss_alpha", aux_loss_alpha, "sequence-wise MoE balance loss weight", {.min = 0.0});
+    v("skip_uniform_groups", skip_uniform_groups,
+      "leave groups whose rewards are all equal out of the update (they carry no gradient on-policy; not with "
+      "partial rollouts or a GRPO KL term); entropy and logp_mismatch then cover the updated groups only, "
+      "groups_skipped counts the rest");
   }
 };
 

@@ -166,6 +166,48 @@ TEST(RunRl, LogsEveryIterationAndResumesWithTheIdenticalMetricSequence) {
   EXPECT_EQ(n, 3u);
 }
 
+// skip_uniform_groups: a group whose K rewards are equal is left out of the update (counted in
+// groups_skipped); the other group is still updated, and nothing is skipped without the option.
+TEST(RunRl, SkipUniformGroupsLeavesEqualRewardGroupsOut) {
+  for (bool skip : {true, false}) {
+    RlConfig cfg = Config();
+    cfg.iterations = 2;
+    cfg.tasks_per_iteration = 2;
+    cfg.budget.default_budget = 0;  // no budget penalty: the rewards below are the rollouts' rewards
+    cfg.update.skip_uniform_groups = skip;
+    const text::Tokenizer& tok = S().tok;
+    const fixture::SmallWorld& w = S().w;
+    auto model = engine::Model<float>::Create(fixture::TinyModel(tok.vocab_size()), 1);
+    ASSERT_TRUE(model.ok());
+    auto ro = EngineRollouts::Create(model->get(), &tok, w.world, w.tasks, Rollout());
+    ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+    CollectFn collect = [&](const std::vector<agents::EpisodeJob>& jobs, double temperature, uint64_t seed)
+        -> Expected<std::vector<agents::Trajectory>> {
+      std::vector<agents::Trajectory> ts = (*ro)->Run(jobs, temperature, seed);
+      for (size_t i = 0; i < ts.size(); ++i) ts[i].reward = i < 2 ? 0.5 : static_cast<double>(i % 2);  // group 0 equal
+      return ts;
+    };
+    const std::string out = Tmp(skip ? "skip" : "noskip");
+    std::filesystem::remove_all(out);
+    RlRun run;
+    run.out_dir = out;
+    run.seed = 9;
+    auto r = RunRl(model->get(), tok, cfg, w.tasks, collect, run);
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    ASSERT_EQ(r->history.size(), 2u);
+    for (const auto& h : r->history) {
+      EXPECT_EQ(h.at("rollouts_updated"), skip ? 2 : 4);
+      EXPECT_EQ(h.count("groups_skipped"), skip ? 1u : 0u);
+      if (skip) {
+        EXPECT_EQ(h.at("groups_skipped"), 1);
+      }
+      EXPECT_GT(h.at("policy_tokens"), 0);
+      EXPECT_GT(h.at("grad_norm"), 0);
+      EXPECT_NEAR(h.at("reward_mean"), 0.5, 1e-12);  // the metrics still cover every rollout
+    }
+  }
+}
+
 // GRPO with a KL term: the frozen reference is written at the start, kl_ref is logged, and a resumed
 // run (which reloads the reference, not the checkpoint's weights) logs the same sequence. Two Model
 // instances with identical weights give log-probs that differ by ~1e-7 (the engine's forward is not
