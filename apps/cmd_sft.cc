@@ -74,6 +74,7 @@ int RunSft(Context& ctx) {
     std::snprintf(note, sizeof note, "epoch %lld loss %.4f %.0f tok/s", static_cast<long long>(s.epoch), s.fwd.ce_loss,
                   s.tokens_per_s);
     progress.SetNote(note);
+    progress.SetTotal(s.total_steps);
     progress.Set(s.step + 1);
   };
   sr.on_eval = [&](int64_t step, double l) { metrics.Log(step, "eval_loss", l); };

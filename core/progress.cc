@@ -37,21 +37,23 @@ std::string Progress::FormatDuration(double s) {
   return buf;
 }
 
+void Progress::SetTotal(int64_t total) { total_.store(total); }
+
 std::string Progress::Line() const {
-  int64_t d = done_.load();
+  const int64_t d = done_.load(), total = total_.load();
   double el = elapsed_s();
   double rate = el > 0 ? d / el : 0;
   char buf[256];
   std::string s = label_ + " " + std::to_string(d);
-  if (total_ > 0) {
-    std::snprintf(buf, sizeof buf, "/%lld (%.1f%%)", static_cast<long long>(total_), 100.0 * d / total_);
+  if (total > 0) {
+    std::snprintf(buf, sizeof buf, "/%lld (%.1f%%)", static_cast<long long>(total), 100.0 * d / total);
     s += buf;
   }
   std::snprintf(buf, sizeof buf, " %.1f/s", rate);
   s += buf;
-  if (total_ > 0) {
-    double eta = rate > 0 ? (total_ - d) / rate : NAN;
-    s += (d >= total_ ? " done in " + FormatDuration(el) : " ETA " + FormatDuration(eta));
+  if (total > 0) {
+    double eta = rate > 0 ? (total - d) / rate : NAN;
+    s += (d >= total ? " done in " + FormatDuration(el) : " ETA " + FormatDuration(eta));
   }
   std::lock_guard<std::mutex> lk(mu_);
   if (!note_.empty()) s += "  " + note_;

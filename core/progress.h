@@ -20,6 +20,7 @@ class Progress {
   void Add(int64_t n = 1);
   void Set(int64_t done);
   void SetNote(std::string note);  // extra text at the end of the line ("loss 2.31")
+  void SetTotal(int64_t total);     // when the total is known only after the work started
   void Finish();
 
   int64_t done() const { return done_.load(); }
@@ -34,7 +35,7 @@ class Progress {
   void MaybePrint(bool force);
 
   std::string label_;
-  int64_t total_;
+  std::atomic<int64_t> total_;
   FILE* out_;
   bool tty_;
   double period_s_;

@@ -273,6 +273,7 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
     K2_ASSIGN_OR_RETURN(engine::ForwardResult f, model->Forward(batch, fo));
     model->Backward();
     SftStep s;
+    s.total_steps = res.total_steps;
     s.step = step;
     s.epoch = epoch;
     s.fwd = f;

@@ -122,7 +122,7 @@ struct SftConfig {
 };
 
 struct SftStep {
-  int64_t step = 0, epoch = 0;
+  int64_t step = 0, epoch = 0, total_steps = 0;
   engine::ForwardResult fwd;
   engine::StepStats opt;
   double load_imbalance = 0;
