@@ -12,14 +12,15 @@ BIN=${K2GYM_BIN:-build/default/apps/k2gym}
 OUT=${K2GYM_OUT:-runs/quickstart}
 DB=${K2GYM_DB:-$OUT/k2gym.db}
 SEED=${K2GYM_SEED:-1}
-TASKS=${K2GYM_QS_TASKS:-640}          # generated tasks; every 4th is held out (rl_run.eval_fraction 0.25)
-EPISODES=${K2GYM_QS_EPISODES:-480}    # oracle demonstrations on the training tasks (one per task)
+TASKS=${K2GYM_QS_TASKS:-800}          # generated tasks; every 4th is held out (rl_run.eval_fraction 0.25)
+EPISODES=${K2GYM_QS_EPISODES:-480}    # oracle demonstrations on the first EPISODES training tasks; RL gets the rest
 TRIALS=${K2GYM_QS_TRIALS:-2}
 EVAL_TASKS=${K2GYM_QS_EVAL_TASKS:-40}
-EPOCHS=${K2GYM_QS_EPOCHS:-2}
+EPOCHS=${K2GYM_QS_EPOCHS:-1}
+VARIANTS=${K2GYM_QS_VARIANTS:-1}      # value variants per oracle dialog (sft.value_variants; docs/training.md)
 COPY=${K2GYM_QS_COPY:-1500}           # synthetic copy dialogs in SFT (sft.copy_dialogs; docs/training.md)
-COPY_WARMUP=${K2GYM_QS_COPY_WARMUP:-4000} # copy dialogs trained on first, once (sft.copy_warmup_dialogs)
-ITERS=${K2GYM_QS_ITERS:-8}
+COPY_WARMUP=${K2GYM_QS_COPY_WARMUP:-17000} # copy dialogs trained on first, once (sft.copy_warmup_dialogs)
+ITERS=${K2GYM_QS_ITERS:-6}
 KINDS=${K2GYM_QS_KINDS:-'["profile","report","transfer"]'}
 rm -rf "$OUT"
 mkdir -p "$OUT"
@@ -36,11 +37,14 @@ $BIN toolgen tasks --count "$TASKS" --db "$DB" --seed "$SEED" --out "$OUT/tasks.
 # `rl` and `rl eval` hold out every 4th task (rl_run.eval_fraction = 0.25): only the others get oracle
 # demonstrations, so no held-out task is ever trained on.
 # The served-model suite takes the same first EVAL_TASKS held-out tasks that `rl eval --limit` takes.
-python3 - "$OUT" "$EVAL_TASKS" <<'PY'
+python3 - "$OUT" "$EVAL_TASKS" "$EPISODES" <<'PY'
 import json, sys
 out, n = sys.argv[1], int(sys.argv[2])
 tasks = json.load(open(f"{out}/tasks.tau2.json"))
-json.dump([t for i, t in enumerate(tasks) if i % 4 != 3], open(f"{out}/tasks.train.json", "w"))
+train = [t for i, t in enumerate(tasks) if i % 4 != 3]
+episodes = int(sys.argv[3])
+json.dump(train[:episodes], open(f"{out}/tasks.sft.json", "w"))  # oracle demonstrations (SFT)
+json.dump(train[episodes:], open(f"{out}/tasks.rl.json", "w"))   # RL prompts: never demonstrated
 json.dump([t for i, t in enumerate(tasks) if i % 4 == 3], open(f"{out}/tasks.heldout.json", "w"))
 json.dump([t for i, t in enumerate(tasks) if i % 4 == 3][:n], open(f"{out}/tasks.heldout.eval.json", "w"))
 json.dump({"name": "quickstart-heldout", "kind": "tau2", "tasks": "tasks.heldout.eval.json",
@@ -50,7 +54,7 @@ PY
 # --task-tools-only: each prompt declares only the tools the tasks' gold plans call (short prompts for the
 # small model); rl_run.task_tools_only and the suite's task_tools_only give RL and eval the same prompts.
 step "oracle trajectories on the training tasks (scripted user, judge-filtered)"
-$BIN simulate --tasks "$OUT/tasks.train.json" --task-tools-only --policy oracle --user scripted --episodes "$EPISODES" \
+$BIN simulate --tasks "$OUT/tasks.sft.json" --task-tools-only --policy oracle --user scripted --episodes "$EPISODES" \
   --threads 2 --db "$DB" --seed "$SEED" --out "$OUT/oracle_train.jsonl" --quiet
 
 step "BPE tokenizer on the rendered trajectories (Kimi-K2 special tokens, compact tool declarations)"
@@ -60,7 +64,8 @@ $BIN tokenizer train --corpus "$OUT/oracle_train.jsonl" --dialogs --tool-declara
 step "SFT the small model (MLA + 8 routed experts + shared expert, MuonClip) on the oracle trajectories + copy dialogs"
 $BIN sft --config configs/sft/quickstart.json --model configs/sft/model_small.json --data "$OUT/oracle_train.jsonl" \
   --tokenizer "$OUT/tokenizer" --epochs "$EPOCHS" --set sft.copy_dialogs="$COPY" \
-  --set sft.copy_warmup_dialogs="$COPY_WARMUP" --out "$OUT/sft" --db "$DB" --seed "$SEED"
+  --set sft.copy_warmup_dialogs="$COPY_WARMUP" --set sft.value_variants="$VARIANTS" --out "$OUT/sft" --db "$DB" \
+  --seed "$SEED"
 
 RLCFG=(--config configs/rl/quickstart.json --set "rl_run.tasks=$OUT/tasks.tau2.json" --set "rl_run.tokenizer=$OUT/tokenizer")
 step "held-out evaluation of the SFT model ($EVAL_TASKS tasks x $TRIALS trials)"
@@ -83,7 +88,8 @@ $BIN eval --suite "$OUT/heldout.suite.json" --policy "openai:http://127.0.0.1:$P
 kill $SERVE_PID; wait $SERVE_PID 2>/dev/null || true; trap - EXIT
 
 step "RL: K2 objective, PTX, temperature decay, token budget ($ITERS iterations)"
-$BIN rl "${RLCFG[@]}" --set rl.iterations="$ITERS" --set rl_run.out="$OUT/rl" --set rl.ptx.data="$OUT/oracle_train.jsonl" \
+$BIN rl "${RLCFG[@]}" --set "rl_run.tasks=$OUT/tasks.rl.json" --set rl_run.eval_fraction=0 \
+  --set rl.iterations="$ITERS" --set rl_run.out="$OUT/rl" --set rl.ptx.data="$OUT/oracle_train.jsonl" \
   --init "$OUT/sft/checkpoint" --db "$DB" --seed "$SEED"
 
 step "held-out evaluation of the RL model"
