@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -218,6 +219,11 @@ class Model {
   Expected<ForwardResult> Forward(const Batch& batch, const ForwardOptions& opt = {});
   // Accumulates d(loss)/d(param) into Param::g for the last Forward (call ZeroGrad between steps).
   void Backward();
+  // Replaces the per-token loss weights of the last Forward before its Backward, with the rules of
+  // Batch::weights under that Forward's options (signed weights only with a loss_normalizer). For
+  // weights that depend on that Forward's own token_logprobs (RL: one pass instead of score + train).
+  // The Forward's ForwardResult keeps the loss of the weights it was given. No allocation.
+  Status SetLossWeights(std::span<const float> weights);
   void ZeroGrad();
 
   // [B*T, vocab] logits of the last Forward.
@@ -311,6 +317,7 @@ struct OptimizerConfig {
   double adam_beta1 = 0.9;
   double adam_beta2 = 0.95;
   double adam_eps = 1e-8;
+  double adamw_lr_scale = 1.0;       // AdamW parameters (embeddings, lm_head, norms) step at lr * this
   double grad_clip = 1.0;            // global L2 norm; 0 = off
   bool qk_clip = true;
   double qk_clip_tau = 100.0;
@@ -332,6 +339,8 @@ struct OptimizerConfig {
     v("adam_beta1", adam_beta1, "AdamW beta1", {.min = 0.0, .max = 1.0});
     v("adam_beta2", adam_beta2, "AdamW beta2", {.min = 0.0, .max = 1.0});
     v("adam_eps", adam_eps, "AdamW epsilon", {.min = 0.0});
+    v("adamw_lr_scale", adamw_lr_scale,
+      "learning rate of the AdamW parameters (embeddings, lm_head, norms) relative to lr (0 = frozen)", {.min = 0.0});
     v("grad_clip", grad_clip, "global gradient-norm clip (0 = off)", {.min = 0.0});
     v("qk_clip", qk_clip, "apply QK-Clip after each step");
     v("qk_clip_tau", qk_clip_tau, "QK-Clip threshold tau on the max scaled logit", {.min = 0.0});

@@ -108,6 +108,7 @@ struct Model<T>::Impl {
   std::vector<int64_t> replay_load;                 // [E]
   std::vector<std::vector<double>> replay_ml;       // [L][H]
   bool have_forward = false;
+  bool signed_weights = false;  // the last Forward had a loss_normalizer (signed weights allowed)
   std::vector<std::vector<double>> max_logits;
   std::vector<std::vector<int64_t>> load;
   std::map<std::string, std::vector<T>*> named;
@@ -748,6 +749,7 @@ struct Model<T>::Impl {
     segs = bt.segment_ids;  // capacity reserved in Ensure: no allocation for a steady shape
     weight_sum = wsum;
     loss_norm = signed_ok ? opt.loss_normalizer : wsum;
+    signed_weights = signed_ok;
     aux_alpha = opt.aux_loss_alpha;
 
     for (I n = 0; n < N; ++n)
@@ -767,6 +769,30 @@ struct Model<T>::Impl {
     if (dist.reduce_stats) dist.reduce_stats(max_logits, load);
     have_forward = true;
     return r;
+  }
+
+  Status SetLossWeights(std::span<const float> w) {
+    if (!have_forward) return FailedPrecondition("SetLossWeights: no Forward to re-weight (or it was replayed)");
+    const I N = B * Tn, V = cfg.vocab_size;
+    if (static_cast<I>(w.size()) != N)
+      return InvalidArgument("SetLossWeights: expected B*T=" + std::to_string(N) + " weights, got " +
+                             std::to_string(w.size()));
+    const bool signed_ok = signed_weights;
+    double wsum = 0;
+    for (I n = 0; n < N; ++n) {
+      if (!std::isfinite(w[n]) || (!signed_ok && !(w[n] >= 0)))
+        return InvalidArgument("SetLossWeights: weights[" + std::to_string(n) + "] must be finite" +
+                               (signed_ok ? std::string() : std::string(" and >= 0 (the Forward had no loss_normalizer)")));
+      if (w[n] != 0 && (targets[n] < 0 || targets[n] >= V))
+        return InvalidArgument("SetLossWeights: weights[" + std::to_string(n) + "] is non-zero but targets[" +
+                               std::to_string(n) + "] = " + std::to_string(targets[n]) + " is outside [0, vocab_size)");
+      wsum += w[n];
+    }
+    if (!signed_ok && wsum <= 0) return InvalidArgument("SetLossWeights: no token has a positive loss weight");
+    std::copy(w.begin(), w.end(), weights.begin());
+    weight_sum = wsum;
+    if (!signed_ok) loss_norm = wsum;
+    return Status::Ok();
   }
 
   void Backward() {
@@ -821,6 +847,8 @@ template <class T>
 Expected<ForwardResult> Model<T>::Forward(const Batch& b, const ForwardOptions& opt) { return impl_->Forward(b, opt); }
 template <class T>
 void Model<T>::Backward() { impl_->Backward(); }
+template <class T>
+Status Model<T>::SetLossWeights(std::span<const float> w) { return impl_->SetLossWeights(w); }
 template <class T>
 void Model<T>::SetDistHooks(DistHooks hooks) { impl_->dist = std::move(hooks); }
 template <class T>

@@ -109,6 +109,7 @@ StepStats Optimizer<T>::Step(int64_t step) {
   const T bc1 = static_cast<T>(1.0 - std::pow(cfg_.adam_beta1, static_cast<double>(step + 1)));
   const T bc2 = static_cast<T>(1.0 - std::pow(cfg_.adam_beta2, static_cast<double>(step + 1)));
   const T mu = static_cast<T>(cfg_.muon_momentum);
+  const T lr_adam = static_cast<T>(st.lr * cfg_.adamw_lr_scale);
   for (size_t i = 0; i < ps.size(); ++i) {
     Param<T>& p = ps[i];
     if (!p.trainable) continue;
@@ -135,7 +136,7 @@ StepStats Optimizer<T>::Step(int64_t step) {
         m[j] = b1 * m[j] + (T(1) - b1) * gj;
         v[j] = b2 * v[j] + (T(1) - b2) * gj * gj;
         const T mh = m[j] / bc1, vh = v[j] / bc2;
-        w[j] -= lr * (mh / (std::sqrt(vh) + eps) + wd * w[j]);
+        w[j] -= lr_adam * (mh / (std::sqrt(vh) + eps) + wd * w[j]);
       }
     }
   }

@@ -148,7 +148,7 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
   }
 
   engine::OptimizerConfig oc = cfg.optimizer;
-  oc.total_steps = std::max<int64_t>(oc.total_steps, cfg.iterations);
+  oc.total_steps = std::max<int64_t>(oc.total_steps, cfg.iterations * cfg.update.minibatches);
   engine::Optimizer<float> opt(model, oc);
   RlResult res;
   json history = json::array();
@@ -319,12 +319,51 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
       });
     }
 
-    std::vector<sft::Row> ptx_rows;
-    if (lambda > 0 && !ptx_all.empty())
-      for (int64_t k = 0; k < cfg.ptx.rows; ++k)
-        ptx_rows.push_back(ptx_all[(it * cfg.ptx.rows + k) % static_cast<int64_t>(ptx_all.size())]);
-    K2_ASSIGN_OR_RETURN(UpdateStats st, PolicyUpdate(model, &opt, it, rollouts, &ptx_rows, lambda, cfg.update,
-                                                               reference.get()));
+    // rl.update.minibatches: the groups (in order) split into up to M parts, one optimizer step each, each
+    // with its own PTX rows; step numbers it * M + m. The iteration's stats combine the steps'.
+    const int64_t M = cfg.update.minibatches;
+    std::vector<int64_t> order;  // distinct groups in rollout order
+    for (const Rollout& r : rollouts)
+      if (order.empty() || order.back() != r.group) order.push_back(r.group);
+    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(M, static_cast<int64_t>(order.size())));
+    UpdateStats st;
+    double grad_norm_sum = 0;
+    for (int64_t m = 0; m < parts; ++m) {
+      const size_t g0 = static_cast<size_t>(m * static_cast<int64_t>(order.size()) / parts);
+      const size_t g1 = static_cast<size_t>((m + 1) * static_cast<int64_t>(order.size()) / parts);
+      std::vector<Rollout> part;  // parts == 1: the rollouts themselves, no copy
+      if (parts > 1)
+        for (const Rollout& r : rollouts)
+          if (std::find(order.begin() + g0, order.begin() + g1, r.group) != order.begin() + g1) part.push_back(r);
+      const int64_t step = it * M + m;
+      std::vector<sft::Row> ptx_rows;
+      if (lambda > 0 && !ptx_all.empty())
+        for (int64_t k = 0; k < cfg.ptx.rows; ++k)
+          ptx_rows.push_back(ptx_all[(step * cfg.ptx.rows + k) % static_cast<int64_t>(ptx_all.size())]);
+      K2_ASSIGN_OR_RETURN(UpdateStats s, PolicyUpdate(model, &opt, step, parts == 1 ? rollouts : part, &ptx_rows,
+                                                      lambda, cfg.update, reference.get()));
+      // Means over steps: losses and fractions by groups, token statistics by policy tokens.
+      const double g_old = static_cast<double>(st.groups), g_new = static_cast<double>(s.groups);
+      const double t_old = static_cast<double>(st.policy_tokens), t_new = static_cast<double>(s.policy_tokens);
+      auto by = [](double a, double wa, double b, double wb) { return wa + wb > 0 ? (a * wa + b * wb) / (wa + wb) : 0.0; };
+      st.policy_loss = by(st.policy_loss, g_old, s.policy_loss, g_new);
+      st.clip_fraction = by(st.clip_fraction, g_old, s.clip_fraction, g_new);
+      st.kl = by(st.kl, g_old, s.kl, g_new);
+      st.entropy = by(st.entropy, t_old, s.entropy, t_new);
+      st.logp_mismatch = by(st.logp_mismatch, t_old, s.logp_mismatch, t_new);
+      st.ptx_loss = (st.ptx_loss * static_cast<double>(m) + s.ptx_loss) / static_cast<double>(m + 1);
+      st.ptx_coef = s.ptx_coef;
+      st.groups += s.groups;
+      st.policy_tokens += s.policy_tokens;
+      st.ptx_tokens += s.ptx_tokens;
+      st.truncated_rollouts += s.truncated_rollouts;
+      st.load_imbalance = std::max(st.load_imbalance, s.load_imbalance);
+      grad_norm_sum += s.opt.grad_norm;
+      st.opt.lr = s.opt.lr;
+      st.opt.clipped_heads += s.opt.clipped_heads;
+      st.opt.max_logit = std::max(st.opt.max_logit, s.opt.max_logit);
+      st.opt.grad_norm = grad_norm_sum / static_cast<double>(m + 1);
+    }
     const auto t2 = std::chrono::steady_clock::now();
 
     const double n = std::max<double>(1.0, static_cast<double>(trajs.size()));  // 0 rollouts: metrics 0
@@ -360,6 +399,7 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     m["rollout_tokens_per_s"] = Seconds(t0, t1) > 0 ? gen_tokens / Seconds(t0, t1) : 0;
     m["train_tokens_per_s"] = Seconds(t1, t2) > 0 ? all_tokens / Seconds(t1, t2) : 0;
     m["rollouts_updated"] = static_cast<double>(rollouts.size());
+    m["update_steps"] = static_cast<double>(parts);
     if (cfg.update.skip_uniform_groups) m["groups_skipped"] = static_cast<double>(skipped);
     if (partial) {
       double stale = 0, stale_max = 0, versions = 0;

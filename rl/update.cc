@@ -1,4 +1,4 @@
-// Packed two-pass policy update (rl/update.h): trainer log-probs, K2/GRPO weights, PTX mixing, one
+// Packed one-pass policy update (rl/update.h): trainer log-probs, K2/GRPO weights, PTX mixing, one
 // MuonClip step.
 #include "rl/update.h"
 
@@ -67,7 +67,7 @@ std::vector<sft::Row> Pack(const std::vector<Rollout>& rs, int64_t T, std::vecto
   return rows;
 }
 
-// Pass 1: trainer log-probs and entropies per row position.
+// Trainer log-probs and entropies per row position (forward only; RolloutLogprobs).
 Status ScoreRows(engine::Model<float>* model, std::vector<sft::Row>& rows, int64_t micro, double aux,
                  std::vector<float>* logp, std::vector<float>* ent) {
   if (rows.empty()) return Status::Ok();
@@ -75,7 +75,7 @@ Status ScoreRows(engine::Model<float>* model, std::vector<sft::Row>& rows, int64
   logp->assign(rows.size() * T, 0.0f);
   ent->assign(rows.size() * T, 0.0f);
   engine::ForwardOptions fo;
-  fo.loss_normalizer = 1.0;  // weights are all zero in pass 1: only the log-probs are wanted
+  fo.loss_normalizer = 1.0;  // weights are all zero: only the log-probs are wanted
   fo.aux_loss_alpha = aux;
   for (size_t s = 0; s < rows.size(); s += static_cast<size_t>(micro)) {
     std::vector<int64_t> idx;
@@ -138,70 +138,9 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
   st.ptx_coef = ptx_coef;
   std::vector<Placement> where;
   std::vector<sft::Row> rows = Pack(rollouts, T, &where, &st.truncated_rollouts);
-  std::vector<float> lp, ent;
-  K2_RETURN_IF_ERROR(ScoreRows(model, rows, cfg.micro_batch, cfg.aux_loss_alpha, &lp, &ent));
-  std::vector<float> ref_lp, ref_ent;
-  if (use_kl) K2_RETURN_IF_ERROR(ScoreRows(reference, rows, cfg.micro_batch, cfg.aux_loss_alpha, &ref_lp, &ref_ent));
-
-  // Per-rollout views over target positions: entry j is rollout token j+1.
-  std::vector<std::vector<float>> cur(rollouts.size()), old(rollouts.size()), ref(rollouts.size());
-  std::vector<std::vector<uint8_t>> mask(rollouts.size());
-  std::map<int64_t, std::vector<size_t>> groups;
-  double mismatch = 0, entropy = 0;
-  for (size_t i = 0; i < rollouts.size(); ++i) {
-    const Placement& p = where[i];
-    const Rollout& r = rollouts[i];
-    groups[r.group].push_back(i);
-    for (int64_t j = 0; j < p.len; ++j) {
-      const int64_t at = p.row * T + p.offset + j;
-      // Sampler/trainer float noise is not a policy change (see UpdateConfig::logratio_floor).
-      const float c = std::fabs(static_cast<double>(lp[at]) - r.old_logp[j + 1]) < cfg.logratio_floor && r.mask[j + 1]
-                          ? r.old_logp[j + 1]
-                          : lp[at];
-      cur[i].push_back(c);
-      if (use_kl) {  // same float-noise floor against the reference (at the start it equals the policy)
-        const float rv = ref_lp[at];
-        ref[i].push_back(std::fabs(static_cast<double>(rv) - lp[at]) < cfg.logratio_floor && r.mask[j + 1] ? c : rv);
-      }
-      old[i].push_back(r.old_logp[j + 1]);
-      mask[i].push_back(r.mask[j + 1]);
-      if (r.mask[j + 1]) {
-        ++st.policy_tokens;
-        mismatch += std::fabs(static_cast<double>(lp[at]) - r.old_logp[j + 1]);
-        entropy += ent[at];
-      }
-    }
-  }
-  if (st.policy_tokens > 0) {
-    st.logp_mismatch = mismatch / static_cast<double>(st.policy_tokens);
-    st.entropy = entropy / static_cast<double>(st.policy_tokens);
-  }
-  st.groups = static_cast<int64_t>(groups.size());
-  const double G = std::max<double>(1.0, static_cast<double>(groups.size()));
-  bool any_weight = false;
-  for (const auto& [g, members] : groups) {
-    std::vector<SampleView> views;
-    for (size_t i : members) views.push_back({cur[i], old[i], mask[i], rollouts[i].reward, ref[i]});
-    Expected<LossResult> loss =
-        cfg.objective == "grpo"
-            ? GrpoLoss(views, GrpoOptions{.clip_eps = cfg.clip_eps, .kl_coef = use_kl ? cfg.kl_coef : 0.0})
-            : K2Loss(views, cfg.tau);
-    if (!loss.ok()) return loss.status().Context("group " + std::to_string(g));
-    st.policy_loss += loss->loss / G;
-    st.clip_fraction += loss->clip_fraction / G;
-    st.kl += loss->kl / G;
-    for (size_t k = 0; k < members.size(); ++k) {
-      const Placement& p = where[members[k]];
-      for (int64_t j = 0; j < p.len; ++j) {
-        const float w = static_cast<float>(-loss->grad[k][j] / G);
-        rows[p.row].weights[p.offset + j] = w;
-        any_weight = any_weight || w != 0.0f;
-      }
-    }
-  }
+  const int64_t n_policy_rows = static_cast<int64_t>(rows.size());
 
   // PTX rows: weights lambda / N over their assistant tokens (a mean CE scaled by lambda).
-  const int64_t n_policy_rows = static_cast<int64_t>(rows.size());
   if (ptx && !ptx->empty() && ptx_coef > 0) {
     if (static_cast<int64_t>((*ptx)[0].tokens.size()) != T)
       return InvalidArgument("ptx rows have length " + std::to_string((*ptx)[0].tokens.size()) +
@@ -212,34 +151,126 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
       rows.push_back(r);
       for (float& w : rows.back().weights) w = w > 0 ? static_cast<float>(ptx_coef / st.ptx_tokens) : 0.0f;
     }
-    any_weight = any_weight || st.ptx_tokens > 0;
   }
 
-  // Pass 2: forward + backward with the weights; gradients accumulate across micro-batches.
+  // Per-rollout views over target positions (entry j is rollout token j+1). `cur` starts as old_logp and
+  // takes the trainer's log-probs when the rollout's row has been through the forward; a rollout's
+  // gradient depends only on its own log-probs and the group's rewards (K2: rbar; GRPO: advantages and
+  // the group's policy-token count), so members not yet scored do not change it.
+  std::vector<std::vector<float>> cur(rollouts.size()), old(rollouts.size()), ref(rollouts.size());
+  std::vector<std::vector<uint8_t>> mask(rollouts.size());
+  std::map<int64_t, std::vector<size_t>> groups;
+  std::vector<std::vector<size_t>> in_row(rows.size());
+  for (size_t i = 0; i < rollouts.size(); ++i) {
+    const Placement& p = where[i];
+    const Rollout& r = rollouts[i];
+    groups[r.group].push_back(i);
+    if (p.row >= 0) in_row[p.row].push_back(i);
+    if (p.len > 0) {  // (a rollout of < 2 tokens has no position: empty views)
+      old[i].assign(r.old_logp.begin() + 1, r.old_logp.begin() + 1 + p.len);
+      mask[i].assign(r.mask.begin() + 1, r.mask.begin() + 1 + p.len);
+    }
+    cur[i] = old[i];
+    if (use_kl) ref[i] = old[i];
+  }
+  std::map<int64_t, size_t> group_of;  // rollout index -> position within its group
+  for (const auto& [g, members] : groups)
+    for (size_t k = 0; k < members.size(); ++k) group_of[static_cast<int64_t>(members[k])] = k;
+  const double G = std::max<double>(1.0, static_cast<double>(groups.size()));
+  auto group_loss = [&](const std::vector<size_t>& members) -> Expected<LossResult> {
+    std::vector<SampleView> views;
+    for (size_t i : members) views.push_back({cur[i], old[i], mask[i], rollouts[i].reward, ref[i]});
+    return cfg.objective == "grpo"
+               ? GrpoLoss(views, GrpoOptions{.clip_eps = cfg.clip_eps, .kl_coef = use_kl ? cfg.kl_coef : 0.0})
+               : K2Loss(views, cfg.tau);
+  };
+
+  // One pass: each micro-batch goes forward (policy weights 0), its rollouts' weights are computed from
+  // that forward's log-probs, set on the model, and the backward accumulates the gradient of
+  // mean_groups L_policy + lambda * CE_ptx (normalizer 1).
   model->ZeroGrad();
   engine::ForwardOptions fo;
   fo.loss_normalizer = 1.0;
   fo.aux_loss_alpha = cfg.aux_loss_alpha;
-  double ptx_num = 0;
+  double ptx_num = 0, mismatch = 0, entropy = 0;
+  bool any_weight = false;
   for (size_t s = 0; s < rows.size(); s += static_cast<size_t>(cfg.micro_batch)) {
     std::vector<int64_t> idx;
-    bool nonzero = false;
-    for (size_t i = s; i < std::min(rows.size(), s + static_cast<size_t>(cfg.micro_batch)); ++i) {
+    for (size_t i = s; i < std::min(rows.size(), s + static_cast<size_t>(cfg.micro_batch)); ++i)
       idx.push_back(static_cast<int64_t>(i));
-      for (float w : rows[i].weights) nonzero = nonzero || w != 0.0f;
-    }
-    if (!nonzero) continue;  // zero weights: no gradient (e.g. a group whose rewards are all equal)
     engine::Batch b = sft::MakeBatch(rows, idx, true);
+    if (use_kl) {
+      K2_ASSIGN_OR_RETURN(engine::ForwardResult rf, reference->Forward(b, fo));
+      (void)rf;
+    }
+    const std::vector<float>* ref_lp = use_kl ? &reference->token_logprobs() : nullptr;
     K2_ASSIGN_OR_RETURN(engine::ForwardResult f, model->Forward(b, fo));
     (void)f;
+    const auto& lp = model->token_logprobs();
+    const auto& en = model->token_entropy();
+    std::map<int64_t, std::vector<size_t>> touched;  // group -> its rollouts scored in this micro-batch
+    for (size_t k = 0; k < idx.size(); ++k) {
+      if (idx[k] >= n_policy_rows) {
+        for (int64_t t = 0; t < T; ++t)
+          if (rows[idx[k]].weights[t] > 0) ptx_num -= lp[k * T + t];
+        continue;
+      }
+      for (size_t i : in_row[idx[k]]) {
+        const Placement& p = where[i];
+        const Rollout& r = rollouts[i];
+        touched[r.group].push_back(i);
+        for (int64_t j = 0; j < p.len; ++j) {
+          const int64_t at = static_cast<int64_t>(k) * T + p.offset + j;
+          // Sampler/trainer float noise is not a policy change (see UpdateConfig::logratio_floor).
+          const bool m = r.mask[j + 1] != 0;
+          const float c = m && std::fabs(static_cast<double>(lp[at]) - r.old_logp[j + 1]) < cfg.logratio_floor
+                              ? r.old_logp[j + 1]
+                              : lp[at];
+          cur[i][j] = c;
+          if (use_kl) {  // same float-noise floor against the reference (at the start it equals the policy)
+            const float rv = (*ref_lp)[at];
+            ref[i][j] = m && std::fabs(static_cast<double>(rv) - lp[at]) < cfg.logratio_floor ? c : rv;
+          }
+          if (m) {
+            ++st.policy_tokens;
+            mismatch += std::fabs(static_cast<double>(lp[at]) - r.old_logp[j + 1]);
+            entropy += en[at];
+          }
+        }
+      }
+    }
+    bool nonzero = false;
+    for (const auto& [g, scored] : touched) {
+      Expected<LossResult> loss = group_loss(groups.at(g));
+      if (!loss.ok()) return loss.status().Context("group " + std::to_string(g));
+      for (size_t i : scored) {
+        const Placement& p = where[i];
+        const size_t row_in_batch = static_cast<size_t>(p.row - idx[0]);
+        const auto& gr = loss->grad[group_of.at(static_cast<int64_t>(i))];
+        for (int64_t j = 0; j < p.len; ++j) {
+          const float w = static_cast<float>(-gr[j] / G);
+          b.weights[row_in_batch * T + p.offset + j] = w;
+        }
+      }
+    }
+    for (float w : b.weights) nonzero = nonzero || w != 0.0f;
+    if (!nonzero) continue;  // zero weights: no gradient (e.g. a group whose rewards are all equal)
+    any_weight = true;
+    K2_RETURN_IF_ERROR(model->SetLossWeights(b.weights));
     model->Backward();
     st.load_imbalance = LoadImbalance(*model);
-    const auto& tl = model->token_logprobs();
-    for (size_t k = 0; k < idx.size(); ++k) {
-      if (idx[k] < n_policy_rows) continue;
-      for (int64_t t = 0; t < T; ++t)
-        if (rows[idx[k]].weights[t] > 0) ptx_num -= tl[k * T + t];
-    }
+  }
+  if (st.policy_tokens > 0) {
+    st.logp_mismatch = mismatch / static_cast<double>(st.policy_tokens);
+    st.entropy = entropy / static_cast<double>(st.policy_tokens);
+  }
+  st.groups = static_cast<int64_t>(groups.size());
+  for (const auto& [g, members] : groups) {  // the objective over every member's trainer log-probs
+    Expected<LossResult> loss = group_loss(members);
+    if (!loss.ok()) return loss.status().Context("group " + std::to_string(g));
+    st.policy_loss += loss->loss / G;
+    st.clip_fraction += loss->clip_fraction / G;
+    st.kl += loss->kl / G;
   }
   if (st.ptx_tokens > 0) st.ptx_loss = ptx_num / static_cast<double>(st.ptx_tokens);
   if (any_weight) st.opt = opt->Step(step);

@@ -2,10 +2,11 @@
 // the sampler's log-probs) grouped by prompt -> K2 or GRPO per-token weights -> one MuonClip step on the
 // live model, with an optional PTX batch (supervised rows) mixed in with coefficient lambda.
 //
-// Two passes over packed rows (segment ids keep rollouts apart): pass 1 computes the trainer's
-// log-probs of every policy token (the objective needs log pi_theta), pass 2 runs forward+backward with
-// the signed weights w_t = -dL/dlogp_t / G (G groups) and PTX weights lambda / N_ptx, normalizer 1, so
-// the accumulated gradient is that of  mean_groups L_policy + lambda * CE_ptx.
+// One pass over packed rows (segment ids keep rollouts apart): each micro-batch goes forward, the
+// trainer's log-probs of its policy tokens give its rollouts' signed weights w_t = -dL/dlogp_t / G
+// (G groups; a rollout's gradient depends on its own log-probs and its group's rewards only), the
+// weights are set on that forward (Model::SetLossWeights) and the backward accumulates; PTX rows carry
+// lambda / N_ptx, normalizer 1, so the gradient is that of  mean_groups L_policy + lambda * CE_ptx.
 // One caller thread; the engine parallelizes internally. Bad rollouts are InvalidArgument naming one.
 #pragma once
 
@@ -42,6 +43,7 @@ struct UpdateConfig {
   int64_t micro_batch = 8;         // rows per forward
   double aux_loss_alpha = 0.0;
   bool skip_uniform_groups = false;  // leave groups with all-equal rewards out of the update (on-policy only)
+  int64_t minibatches = 1;         // optimizer steps per iteration (the groups split into this many parts)
   template <class V> void Visit(V& v) {
     v("objective", objective, "policy objective", {.choices = {"k2", "grpo"}});
     v("tau", tau, "K2: log-ratio regularization tau", {.min = 0.0});
@@ -56,6 +58,11 @@ struct UpdateConfig {
       "leave groups whose rewards are all equal out of the update (they carry no gradient on-policy; not with "
       "partial rollouts or a GRPO KL term); entropy and logp_mismatch then cover the updated groups only, "
       "groups_skipped counts the rest");
+    v("minibatches", minibatches,
+      "optimizer steps per iteration: the iteration's groups (whole groups, in order) are split into this many "
+      "minibatches, each scored again by the current weights and stepped on in turn, so later ones are off-policy "
+      "by the earlier steps (the K2 tau term / GRPO clip covers that); each step mixes in its own PTX rows",
+      {.min = 1});
   }
 };
 
@@ -69,7 +76,7 @@ struct UpdateStats {
   double kl = 0;                // GRPO with kl_coef > 0: mean k3 KL to the reference per policy token
   int64_t policy_tokens = 0, ptx_tokens = 0, groups = 0, truncated_rollouts = 0;
   engine::StepStats opt;
-  double load_imbalance = 0;    // max over MoE layers of max/mean expert load (pass 2, last micro-batch)
+  double load_imbalance = 0;    // max over MoE layers of max/mean expert load (last micro-batch with a backward)
 };
 
 // One optimizer step. `ptx` may be null or empty (no PTX); rows come from sft::PackExamples.
@@ -82,7 +89,7 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
                                    engine::Model<float>* reference = nullptr);
 
 // The trainer's log-probs of every token of each rollout (entry j = log p(tokens[j] | tokens[<j]),
-// entry 0 = 0), computed through the packed rows exactly as PolicyUpdate's pass 1 does. For tests and
+// entry 0 = 0), computed through the packed rows as PolicyUpdate's forward computes them. For tests and
 // for re-scoring.
 Expected<std::vector<std::vector<float>>> RolloutLogprobs(engine::Model<float>* model,
                                                           const std::vector<Rollout>& rollouts,

@@ -32,7 +32,9 @@ $BIN version
 
 step "synthesize a small tool domain (hierarchical domain evolution) and verified one-goal tasks"
 $BIN toolgen synth --count 14 --verify --db "$DB" --seed "$SEED" --quiet
-$BIN toolgen tasks --count "$TASKS" --db "$DB" --seed "$SEED" --out "$OUT/tasks.tau2.json" --quiet \
+# --include-heldout (toolgen tasks, simulate, rl): a seed may synthesize a domain that eval's built-in
+# suites hold out; this run keeps its own held-out split below and stores no tasks, so it may use it.
+$BIN toolgen tasks --count "$TASKS" --db "$DB" --seed "$SEED" --out "$OUT/tasks.tau2.json" --quiet --include-heldout \
   --set toolgen_synth.task_max_goals=1 --set "toolgen_synth.task_kinds=$KINDS"
 # `rl` and `rl eval` hold out every 4th task (rl_run.eval_fraction = 0.25): only the others get oracle
 # demonstrations, so no held-out task is ever trained on.
@@ -54,7 +56,7 @@ PY
 # --task-tools-only: each prompt declares only the tools the tasks' gold plans call (short prompts for the
 # small model); rl_run.task_tools_only and the suite's task_tools_only give RL and eval the same prompts.
 step "oracle trajectories on the training tasks (scripted user, judge-filtered)"
-$BIN simulate --tasks "$OUT/tasks.sft.json" --task-tools-only --policy oracle --user scripted --episodes "$EPISODES" \
+$BIN simulate --tasks "$OUT/tasks.sft.json" --include-heldout --task-tools-only --policy oracle --user scripted --episodes "$EPISODES" \
   --threads 2 --db "$DB" --seed "$SEED" --out "$OUT/oracle_train.jsonl" --quiet
 
 step "BPE tokenizer on the rendered trajectories (Kimi-K2 special tokens, compact tool declarations)"
@@ -90,7 +92,7 @@ kill $SERVE_PID; wait $SERVE_PID 2>/dev/null || true; trap - EXIT
 step "RL: K2 objective, PTX, temperature decay, token budget ($ITERS iterations)"
 $BIN rl "${RLCFG[@]}" --set "rl_run.tasks=$OUT/tasks.rl.json" --set rl_run.eval_fraction=0 \
   --set rl.iterations="$ITERS" --set rl_run.out="$OUT/rl" --set rl.ptx.data="$OUT/oracle_train.jsonl" \
-  --init "$OUT/sft/checkpoint" --db "$DB" --seed "$SEED"
+  --init "$OUT/sft/checkpoint" --db "$DB" --seed "$SEED" --include-heldout
 
 step "held-out evaluation of the RL model"
 $BIN rl eval "${RLCFG[@]}" --init "$OUT/rl/checkpoint" --split heldout --limit "$EVAL_TASKS" --trials "$TRIALS" \

@@ -134,6 +134,48 @@ TEST(Optimizer, MuonAndAdamWFollowTheirFormulas) {
   }
 }
 
+// adamw_lr_scale: the AdamW parameters step at lr * scale (0 freezes them), Muon's are unchanged.
+TEST(Optimizer, AdamWLrScaleOnlyScalesTheAdamWParameters) {
+  ModelConfig cfg = TinyConfig();
+  std::vector<std::vector<double>> muon_after, adam_delta;
+  for (double scale : {1.0, 0.25, 0.0}) {
+    auto mm = Model<double>::Create(cfg, 3);
+    ASSERT_TRUE(mm.ok());
+    Model<double>& m = **mm;
+    Rng rng(4);
+    ASSERT_TRUE(m.Forward(RandomBatch(rng, 1, 6, cfg.vocab_size)).ok());
+    m.ZeroGrad();
+    m.Backward();
+    OptimizerConfig oc;
+    oc.lr = 0.01;
+    oc.weight_decay = 0.1;
+    oc.grad_clip = 0;
+    oc.qk_clip = false;
+    oc.bias_update_speed = 0;
+    oc.schedule = "constant";
+    oc.adamw_lr_scale = scale;
+    Param<double>* wq = m.Find("model.layers.0.self_attn.kv_b_proj.weight");
+    Param<double>* head = m.Find("lm_head.weight");
+    ASSERT_TRUE(wq && head && wq->muon && !head->muon);
+    const auto h0 = head->w;
+    Optimizer<double> opt(&m, oc);
+    opt.Step(0);
+    muon_after.push_back(wq->w);
+    std::vector<double> d(h0.size());
+    for (size_t i = 0; i < d.size(); ++i) d[i] = head->w[i] - h0[i];
+    adam_delta.push_back(d);
+  }
+  EXPECT_EQ(muon_after[0], muon_after[1]);
+  EXPECT_EQ(muon_after[0], muon_after[2]);
+  double moved = 0;
+  for (size_t i = 0; i < adam_delta[0].size(); ++i) {
+    moved = std::max(moved, std::fabs(adam_delta[0][i]));
+    ASSERT_NEAR(adam_delta[1][i], 0.25 * adam_delta[0][i], 1e-15) << i;
+    ASSERT_EQ(adam_delta[2][i], 0.0) << i;
+  }
+  EXPECT_GT(moved, 1e-3);
+}
+
 TEST(Optimizer, ClipsTheGlobalGradientNorm) {
   ModelConfig cfg = TinyConfig();
   auto a = Model<double>::Create(cfg, 5), b = Model<double>::Create(cfg, 5);

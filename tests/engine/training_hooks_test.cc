@@ -372,6 +372,51 @@ TEST(LossNormalizer, BadInputsAreClearErrors) {
       << err(b);
 }
 
+// SetLossWeights: a Forward with zero weights, then the real weights, then Backward gives exactly the
+// gradient of a Forward given those weights (RL's one-pass update); bad weights are clear errors.
+TEST(LossNormalizer, SetLossWeightsAfterForwardEqualsWeightsInTheBatch) {
+  ModelConfig c = TinyConfig();
+  auto a = Model<double>::Create(c, 91), z = Model<double>::Create(c, 91);
+  ASSERT_TRUE(a.ok() && z.ok());
+  Rng rng(92);
+  Batch b = RandomBatch(rng, 2, 6, c.vocab_size);
+  for (size_t i = 0; i < b.weights.size(); ++i)
+    if (i % 3 == 0) b.weights[i] = -b.weights[i];
+  ForwardOptions o;
+  o.loss_normalizer = 5;
+  ASSERT_TRUE((*a)->Forward(b, o).ok());
+  (*a)->ZeroGrad();
+  (*a)->Backward();
+  Batch b0 = b;
+  std::fill(b0.weights.begin(), b0.weights.end(), 0.0f);
+  EXPECT_NE((*z)->SetLossWeights(b.weights).ToString().find("no Forward"), std::string::npos);
+  ASSERT_TRUE((*z)->Forward(b0, o).ok());
+  ASSERT_TRUE((*z)->SetLossWeights(b.weights).ok());
+  (*z)->ZeroGrad();
+  (*z)->Backward();
+  double scale = 0;
+  for (size_t i = 0; i < (*a)->params().size(); ++i)
+    for (size_t j = 0; j < (*a)->params()[i].g.size(); ++j) {
+      ASSERT_EQ((*a)->params()[i].g[j], (*z)->params()[i].g[j]) << (*a)->params()[i].name << "[" << j << "]";
+      scale = std::max(scale, std::fabs((*a)->params()[i].g[j]));
+    }
+  EXPECT_GT(scale, 0);
+
+  std::vector<float> w(b.weights.size() - 1, 1.0f);
+  EXPECT_NE((*z)->SetLossWeights(w).ToString().find("expected B*T=12 weights, got 11"), std::string::npos);
+  w.assign(b.weights.size(), 1.0f);
+  w[4] = std::nanf("");
+  EXPECT_NE((*z)->SetLossWeights(w).ToString().find("weights[4] must be finite"), std::string::npos);
+  ASSERT_TRUE((*z)->Forward(b0, ForwardOptions{}).ok() == false);  // zero weights need a normalizer
+  Batch bp = b;
+  for (auto& v : bp.weights) v = std::fabs(v);
+  ASSERT_TRUE((*z)->Forward(bp, ForwardOptions{}).ok());
+  w.assign(b.weights.size(), 1.0f);
+  w[7] = -1;
+  EXPECT_NE((*z)->SetLossWeights(w).ToString().find("weights[7] must be finite and >= 0 (the Forward had no loss_normalizer)"),
+            std::string::npos);
+}
+
 // Whole-model fp64 finite differences of a packed batch with signed weights and a normalizer: the
 // gradient of the RL-style loss through segments, restarted positions, MoE routing and aux loss.
 TEST(PackedBatch, SignedPackedGradientsMatchFiniteDifferences) {

@@ -208,6 +208,71 @@ TEST(RunRl, SkipUniformGroupsLeavesEqualRewardGroupsOut) {
   }
 }
 
+// minibatches = 2: one iteration with two groups takes two optimizer steps, group 0 then group 1, each
+// scored by the weights the previous step left: the same weights as two PolicyUpdate calls by hand.
+TEST(RunRl, MinibatchesStepOnEachPartInGroupOrder) {
+  RlConfig cfg = Config();
+  cfg.iterations = 1;
+  cfg.tasks_per_iteration = 2;
+  cfg.budget.default_budget = 0;
+  cfg.ptx.data = "";
+  cfg.ptx.coef = {"constant", 0.0, 0.0, 1};
+  cfg.update.minibatches = 2;
+  const text::Tokenizer& tok = S().tok;
+  const fixture::SmallWorld& w = S().w;
+  auto a = engine::Model<float>::Create(fixture::TinyModel(tok.vocab_size()), 1);
+  auto b = engine::Model<float>::Create(fixture::TinyModel(tok.vocab_size()), 1);
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto ro = EngineRollouts::Create(a->get(), &tok, w.world, w.tasks, Rollout());
+  ASSERT_TRUE(ro.ok()) << ro.status().ToString();
+  std::vector<agents::Trajectory> seen;
+  CollectFn collect = [&](const std::vector<agents::EpisodeJob>& jobs, double temperature, uint64_t seed)
+      -> Expected<std::vector<agents::Trajectory>> {
+    std::vector<agents::Trajectory> ts = (*ro)->Run(jobs, temperature, seed);
+    for (size_t i = 0; i < ts.size(); ++i) ts[i].reward = static_cast<double>(i % 2);  // both groups mixed
+    seen = ts;
+    return ts;
+  };
+  const std::string out = Tmp("minibatches");
+  std::filesystem::remove_all(out);
+  RlRun run;
+  run.out_dir = out;
+  run.seed = 5;
+  auto r = RunRl(a->get(), tok, cfg, w.tasks, collect, run);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  ASSERT_EQ(r->history.size(), 1u);
+  EXPECT_EQ(r->history[0].at("update_steps"), 2);
+  EXPECT_EQ(r->history[0].at("rollouts_updated"), 4);
+  ASSERT_EQ(seen.size(), 4u);
+
+  engine::OptimizerConfig oc = cfg.optimizer;
+  oc.total_steps = std::max<int64_t>(oc.total_steps, 2);
+  engine::Optimizer<float> opt(b->get(), oc);
+  for (int64_t g = 0; g < 2; ++g) {
+    std::vector<struct Rollout> part;  // (the fixture's Rollout() hides the type's plain name)
+    for (int64_t i = 2 * g; i < 2 * g + 2; ++i) {
+      auto ro_i = TrajectoryToRollout(seen[static_cast<size_t>(i)], cfg.budget, cfg.task_type, g, nullptr);
+      ASSERT_TRUE(ro_i.ok());
+      part.push_back(*ro_i);
+    }
+    auto st = PolicyUpdate(b->get(), &opt, g, part, nullptr, 0.0, cfg.update);
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    EXPECT_GT(st->opt.grad_norm, 0);
+  }
+  const auto& pa = (*a)->params();
+  const auto& pb = (*b)->params();
+  double diff = 0, moved = 0;
+  auto c = engine::Model<float>::Create(fixture::TinyModel(tok.vocab_size()), 1);  // the initial weights
+  ASSERT_TRUE(c.ok());
+  for (size_t i = 0; i < pa.size(); ++i)
+    for (size_t j = 0; j < pa[i].w.size(); ++j) {
+      diff = std::max(diff, std::fabs(static_cast<double>(pa[i].w[j]) - pb[i].w[j]));
+      moved = std::max(moved, std::fabs(static_cast<double>(pa[i].w[j]) - (*c)->params()[i].w[j]));
+    }
+  EXPECT_LT(diff, 1e-6) << "RunRl's two minibatch steps differ from two PolicyUpdate calls";
+  EXPECT_GT(moved, 1e-3) << "the steps moved nothing";
+}
+
 // GRPO with a KL term: the frozen reference is written at the start, kl_ref is logged, and a resumed
 // run (which reloads the reference, not the checkpoint's weights) logs the same sequence. Two Model
 // instances with identical weights give log-probs that differ by ~1e-7 (the engine's forward is not

@@ -195,6 +195,81 @@ std::vector<float> PlainLogprobs(engine::Model<float>* m, const Rollout& r) {
   return out;
 }
 
+// The one-pass update (weights from each micro-batch's own forward) accumulates the gradient of the
+// objective whatever the packing: off-policy K2 (every log ratio non-zero) with groups spread over
+// one row, or over one row per rollout with a micro-batch per row, equals the hand gradient: K2Loss on
+// plain log-probs, then one weighted Forward/Backward per rollout.
+TEST(PolicyUpdate, OffPolicyGradientIsTheObjectivesWhateverTheRowsAndMicroBatches) {
+  std::vector<Rollout> rs{Make({7, 8, 9, 10}, 1.0, 0), Make({11, 12, 13}, 0.0, 0), Make({14, 15, 16, 17}, 0.5, 0),
+                          Make({18, 19, 20}, 0.0, 1), Make({21, 22, 23, 24}, 1.0, 1)};
+  auto base = NewModel(3);
+  UpdateConfig cfg;
+  cfg.seq_len = 64;
+  FillOld(base.get(), &rs, cfg);
+  for (auto& r : rs)  // the sampler was another policy: log ratios 0.05 .. 0.15 on every policy token
+    for (size_t j = 0; j < r.tokens.size(); ++j)
+      if (r.mask[j]) r.old_logp[j] -= 0.05f * static_cast<float>(1 + j % 3);
+
+  // Hand: per group K2Loss on plain log-probs; w = -grad / G; one weighted row per rollout.
+  auto h = NewModel(3);
+  std::vector<std::vector<float>> lp(rs.size()), old(rs.size());
+  std::vector<std::vector<uint8_t>> mask(rs.size());
+  for (size_t i = 0; i < rs.size(); ++i) {
+    std::vector<float> full = PlainLogprobs(h.get(), rs[i]);
+    lp[i].assign(full.begin() + 1, full.end());
+    old[i].assign(rs[i].old_logp.begin() + 1, rs[i].old_logp.end());
+    mask[i].assign(rs[i].mask.begin() + 1, rs[i].mask.end());
+  }
+  h->ZeroGrad();
+  const double tau = cfg.tau, G = 2;
+  for (int64_t g = 0; g < 2; ++g) {
+    std::vector<size_t> members;
+    std::vector<SampleView> views;
+    for (size_t i = 0; i < rs.size(); ++i)
+      if (rs[i].group == g) {
+        members.push_back(i);
+        views.push_back({lp[i], old[i], mask[i], rs[i].reward, {}});
+      }
+    auto loss = K2Loss(views, tau);
+    ASSERT_TRUE(loss.ok());
+    for (size_t k = 0; k < members.size(); ++k) {
+      const Rollout& r = rs[members[k]];
+      engine::Batch b;
+      b.B = 1;
+      b.T = static_cast<int64_t>(r.tokens.size()) - 1;
+      b.tokens.assign(r.tokens.begin(), r.tokens.end() - 1);
+      b.targets.assign(r.tokens.begin() + 1, r.tokens.end());
+      for (int64_t j = 0; j < b.T; ++j) b.weights.push_back(static_cast<float>(-loss->grad[k][j] / G));
+      engine::ForwardOptions fo;
+      fo.loss_normalizer = 1.0;
+      ASSERT_TRUE(h->Forward(b, fo).ok());
+      h->Backward();
+    }
+  }
+  double scale = 0;
+  for (const auto& p : h->params())
+    for (float v : p.g) scale = std::max(scale, std::fabs(static_cast<double>(v)));
+  ASSERT_GT(scale, 1e-4);
+
+  for (auto [seq_len, micro] : {std::pair<int64_t, int64_t>{64, 8}, {16, 1}}) {
+    auto m = NewModel(3);
+    engine::OptimizerConfig oc;
+    oc.lr = 1e-2;
+    engine::Optimizer<float> opt(m.get(), oc);
+    UpdateConfig c = cfg;
+    c.seq_len = seq_len;  // 16: each rollout alone in its row, each group over several micro-batches
+    c.micro_batch = micro;
+    auto st = PolicyUpdate(m.get(), &opt, 0, rs, nullptr, 0.0, c);
+    ASSERT_TRUE(st.ok()) << st.status().ToString();
+    EXPECT_EQ(st->policy_tokens, 4 + 3 + 4 + 3 + 4);
+    double diff = 0;
+    for (size_t i = 0; i < m->params().size(); ++i)
+      for (size_t j = 0; j < m->params()[i].g.size(); ++j)
+        diff = std::max(diff, std::fabs(static_cast<double>(m->params()[i].g[j]) - h->params()[i].g[j]));
+    EXPECT_LT(diff, 1e-4 * scale) << "seq_len " << seq_len << " micro_batch " << micro;
+  }
+}
+
 TEST(PolicyUpdate, GrpoKlToTheReferenceMatchesAHandComputedCase) {
   auto m = NewModel(7);
   auto ref = NewModel(8);  // different weights: a non-zero KL on every policy token
