@@ -37,6 +37,13 @@ std::string Progress::FormatDuration(double s) {
   return buf;
 }
 
+std::string Progress::FormatRate(double per_s) {
+  char buf[48];
+  if (per_s > 0 && per_s < 1 && std::isfinite(per_s)) std::snprintf(buf, sizeof buf, "%.1f s each", 1.0 / per_s);
+  else std::snprintf(buf, sizeof buf, "%.1f/s", per_s);
+  return buf;
+}
+
 void Progress::SetTotal(int64_t total) { total_.store(total); }
 
 std::string Progress::Line() const {
@@ -49,8 +56,7 @@ std::string Progress::Line() const {
     std::snprintf(buf, sizeof buf, "/%lld (%.1f%%)", static_cast<long long>(total), 100.0 * d / total);
     s += buf;
   }
-  std::snprintf(buf, sizeof buf, " %.1f/s", rate);
-  s += buf;
+  s += " " + FormatRate(rate);
   if (total > 0) {
     double eta = rate > 0 ? (total - d) / rate : NAN;
     s += (d >= total ? " done in " + FormatDuration(el) : " ETA " + FormatDuration(eta));

@@ -30,6 +30,8 @@ class Progress {
 
   // Formats seconds as H:MM:SS or M:SS.
   static std::string FormatDuration(double s);
+  // "12.3/s", or below one item per second "24.1 s each" (slow loops: RL iterations, long episodes).
+  static std::string FormatRate(double per_s);
 
  private:
   void MaybePrint(bool force);

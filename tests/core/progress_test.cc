@@ -18,6 +18,13 @@ TEST(Progress, LineShowsCountPercentRateAndEta) {
   EXPECT_NE(p.Line().find("done in"), std::string::npos);
 }
 
+TEST(Progress, SlowRatesShowSecondsEach) {
+  EXPECT_EQ(Progress::FormatRate(12.34), "12.3/s");
+  EXPECT_EQ(Progress::FormatRate(1.0), "1.0/s");
+  EXPECT_EQ(Progress::FormatRate(0.04), "25.0 s each");
+  EXPECT_EQ(Progress::FormatRate(0.0), "0.0/s");
+}
+
 TEST(Progress, UnknownTotalHasNoEta) {
   Progress p("lines", 0, nullptr);
   p.Add(3);
