@@ -97,15 +97,20 @@ TEST(LearningRate, WarmupThenCosineLinearConstant) {
   EXPECT_NEAR(LearningRate(c, 100), 1.0, 1e-12);
 }
 
-TEST(Optimizer, MuonAndAdamWFollowTheirFormulas) {
+// The tiny fp64 model (seed 3) with the gradient of one random batch, and a plain first-step config:
+// constant lr 0.01, weight decay 0.1, no clipping, no QK-Clip, no bias update.
+std::unique_ptr<Model<double>> ModelWithGradient() {
   ModelConfig cfg = TinyConfig();
   auto mm = Model<double>::Create(cfg, 3);
-  ASSERT_TRUE(mm.ok());
-  Model<double>& m = **mm;
+  K2_CHECK(mm.ok()) << mm.status().ToString();
   Rng rng(4);
-  ASSERT_TRUE(m.Forward(RandomBatch(rng, 1, 6, cfg.vocab_size)).ok());
-  m.ZeroGrad();
-  m.Backward();
+  K2_CHECK((*mm)->Forward(RandomBatch(rng, 1, 6, cfg.vocab_size)).ok());
+  (*mm)->ZeroGrad();
+  (*mm)->Backward();
+  return std::move(mm).value();
+}
+
+OptimizerConfig FirstStepConfig() {
   OptimizerConfig oc;
   oc.lr = 0.01;
   oc.weight_decay = 0.1;
@@ -113,6 +118,13 @@ TEST(Optimizer, MuonAndAdamWFollowTheirFormulas) {
   oc.qk_clip = false;
   oc.bias_update_speed = 0;
   oc.schedule = "constant";
+  return oc;
+}
+
+TEST(Optimizer, MuonAndAdamWFollowTheirFormulas) {
+  auto mp = ModelWithGradient();
+  Model<double>& m = *mp;
+  OptimizerConfig oc = FirstStepConfig();
   Param<double>* wq = m.Find("model.layers.0.self_attn.kv_b_proj.weight");
   Param<double>* emb = m.Find("model.embed_tokens.weight");
   ASSERT_TRUE(wq && emb && wq->muon && !emb->muon);
@@ -136,23 +148,11 @@ TEST(Optimizer, MuonAndAdamWFollowTheirFormulas) {
 
 // adamw_lr_scale: the AdamW parameters step at lr * scale (0 freezes them), Muon's are unchanged.
 TEST(Optimizer, AdamWLrScaleOnlyScalesTheAdamWParameters) {
-  ModelConfig cfg = TinyConfig();
   std::vector<std::vector<double>> muon_after, adam_delta;
   for (double scale : {1.0, 0.25, 0.0}) {
-    auto mm = Model<double>::Create(cfg, 3);
-    ASSERT_TRUE(mm.ok());
-    Model<double>& m = **mm;
-    Rng rng(4);
-    ASSERT_TRUE(m.Forward(RandomBatch(rng, 1, 6, cfg.vocab_size)).ok());
-    m.ZeroGrad();
-    m.Backward();
-    OptimizerConfig oc;
-    oc.lr = 0.01;
-    oc.weight_decay = 0.1;
-    oc.grad_clip = 0;
-    oc.qk_clip = false;
-    oc.bias_update_speed = 0;
-    oc.schedule = "constant";
+    auto mp = ModelWithGradient();
+    Model<double>& m = *mp;
+    OptimizerConfig oc = FirstStepConfig();
     oc.adamw_lr_scale = scale;
     Param<double>* wq = m.Find("model.layers.0.self_attn.kv_b_proj.weight");
     Param<double>* head = m.Find("lm_head.weight");

@@ -191,7 +191,13 @@ TEST_F(ServiceTest, SixtyFourConcurrentClientsGetAResultOrA429) {
   EXPECT_GT(ok, 0);
   EXPECT_GT(busy, 0) << "64 clients against 4+8 slots must see 429s";
   EXPECT_LT(RssKb() - rss_before, 64 * 1024) << "RSS grew by more than 64 MiB";
+  // A worker counts its request done after the reply is sent and the connection drained, a moment after
+  // the client has read the reply: wait (at most 2 s) for the counters to settle.
   auto st = server_->stats();
+  for (int i = 0; i < 200 && (st.in_flight != 0 || st.queued != 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    st = server_->stats();
+  }
   EXPECT_EQ(st.in_flight, 0);
   EXPECT_EQ(st.queued, 0);
   testing::ExpectNoRunLeftovers(testing::Shared());
