@@ -320,27 +320,27 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     }
 
     // rl.update.minibatches: the groups (in order) split into up to M parts, one optimizer step each, each
-    // with its own PTX rows; step numbers it * M + m. The iteration's stats combine the steps'.
+    // with its own PTX rows; step numbers it * M + m. The iteration's stats combine the steps'. A group's
+    // rollouts are contiguous, so each part is a contiguous range of `rollouts` (no copy).
     const int64_t M = cfg.update.minibatches;
-    std::vector<int64_t> order;  // distinct groups in rollout order
-    for (const Rollout& r : rollouts)
-      if (order.empty() || order.back() != r.group) order.push_back(r.group);
-    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(M, static_cast<int64_t>(order.size())));
+    std::vector<size_t> group_start;  // index of each group's first rollout, then rollouts.size()
+    for (size_t i = 0; i < rollouts.size(); ++i)
+      if (i == 0 || rollouts[i].group != rollouts[i - 1].group) group_start.push_back(i);
+    const int64_t n_groups = static_cast<int64_t>(group_start.size());
+    group_start.push_back(rollouts.size());
+    const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(M, n_groups));
     UpdateStats st;
     double grad_norm_sum = 0;
     for (int64_t m = 0; m < parts; ++m) {
-      const size_t g0 = static_cast<size_t>(m * static_cast<int64_t>(order.size()) / parts);
-      const size_t g1 = static_cast<size_t>((m + 1) * static_cast<int64_t>(order.size()) / parts);
-      std::vector<Rollout> part;  // parts == 1: the rollouts themselves, no copy
-      if (parts > 1)
-        for (const Rollout& r : rollouts)
-          if (std::find(order.begin() + g0, order.begin() + g1, r.group) != order.begin() + g1) part.push_back(r);
+      const size_t r0 = group_start[static_cast<size_t>(m * n_groups / parts)];
+      const size_t r1 = group_start[static_cast<size_t>((m + 1) * n_groups / parts)];
+      const std::span<const Rollout> part(rollouts.data() + r0, r1 - r0);
       const int64_t step = it * M + m;
       std::vector<sft::Row> ptx_rows;
       if (lambda > 0 && !ptx_all.empty())
         for (int64_t k = 0; k < cfg.ptx.rows; ++k)
           ptx_rows.push_back(ptx_all[(step * cfg.ptx.rows + k) % static_cast<int64_t>(ptx_all.size())]);
-      K2_ASSIGN_OR_RETURN(UpdateStats s, PolicyUpdate(model, &opt, step, parts == 1 ? rollouts : part, &ptx_rows,
+      K2_ASSIGN_OR_RETURN(UpdateStats s, PolicyUpdate(model, &opt, step, part, &ptx_rows,
                                                       lambda, cfg.update, reference.get()));
       // Means over steps: losses and fractions by groups, token statistics by policy tokens.
       const double g_old = static_cast<double>(st.groups), g_new = static_cast<double>(s.groups);

@@ -13,7 +13,7 @@ struct Placement {
   int64_t row = 0, offset = 0, len = 0;  // len positions; position j predicts rollout token j+1
 };
 
-Status CheckRollouts(const std::vector<Rollout>& rs) {
+Status CheckRollouts(std::span<const Rollout> rs) {
   for (size_t i = 0; i < rs.size(); ++i) {
     const Rollout& r = rs[i];
     const std::string at = "rollout " + std::to_string(i) + ": ";
@@ -27,7 +27,7 @@ Status CheckRollouts(const std::vector<Rollout>& rs) {
 }
 
 // Lays rollouts greedily into rows of T (like sft::PackExamples) and remembers where each went.
-std::vector<sft::Row> Pack(const std::vector<Rollout>& rs, int64_t T, std::vector<Placement>* where,
+std::vector<sft::Row> Pack(std::span<const Rollout> rs, int64_t T, std::vector<Placement>* where,
                            int64_t* truncated) {
   std::vector<sft::Row> rows;
   int64_t fill = T;
@@ -127,7 +127,7 @@ Expected<std::vector<std::vector<float>>> RolloutLogprobs(engine::Model<float>* 
 }
 
 Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimizer<float>* opt, int64_t step,
-                                   const std::vector<Rollout>& rollouts, const std::vector<sft::Row>* ptx,
+                                   std::span<const Rollout> rollouts, const std::vector<sft::Row>* ptx,
                                    double ptx_coef, const UpdateConfig& cfg, engine::Model<float>* reference) {
   K2_RETURN_IF_ERROR(CheckRollouts(rollouts));
   const bool use_kl = cfg.objective == "grpo" && cfg.kl_coef > 0;
@@ -173,9 +173,9 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
     cur[i] = old[i];
     if (use_kl) ref[i] = old[i];
   }
-  std::map<int64_t, size_t> group_of;  // rollout index -> position within its group
+  std::vector<size_t> group_of(rollouts.size());  // rollout index -> position within its group
   for (const auto& [g, members] : groups)
-    for (size_t k = 0; k < members.size(); ++k) group_of[static_cast<int64_t>(members[k])] = k;
+    for (size_t k = 0; k < members.size(); ++k) group_of[members[k]] = k;
   const double G = std::max<double>(1.0, static_cast<double>(groups.size()));
   auto group_loss = [&](const std::vector<size_t>& members) -> Expected<LossResult> {
     std::vector<SampleView> views;
@@ -246,7 +246,7 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
       for (size_t i : scored) {
         const Placement& p = where[i];
         const size_t row_in_batch = static_cast<size_t>(p.row - idx[0]);
-        const auto& gr = loss->grad[group_of.at(static_cast<int64_t>(i))];
+        const auto& gr = loss->grad[group_of[i]];
         for (int64_t j = 0; j < p.len; ++j) {
           const float w = static_cast<float>(-gr[j] / G);
           b.weights[row_in_batch * T + p.offset + j] = w;

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -84,7 +85,7 @@ struct UpdateStats {
 // config as `model`; its log-probs of the rollout tokens are computed on the same packed rows (one
 // extra forward pass per micro-batch) and feed the k3 KL term of GrpoLoss.
 Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimizer<float>* opt, int64_t step,
-                                   const std::vector<Rollout>& rollouts, const std::vector<sft::Row>* ptx,
+                                   std::span<const Rollout> rollouts, const std::vector<sft::Row>* ptx,
                                    double ptx_coef, const UpdateConfig& cfg,
                                    engine::Model<float>* reference = nullptr);
 

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <map>
 
 #include "rl/engine_rollouts.h"
@@ -66,6 +67,19 @@ RolloutConfig Rollout() {
   r.episode.max_tokens_per_turn = 12;
   r.episode.max_tokens = 0;
   return r;
+}
+
+// Engine rollouts whose rewards are replaced by reward(i) (i: the trajectory's index in the iteration);
+// `seen`, if given, receives the last iteration's trajectories.
+CollectFn CollectWithRewards(EngineRollouts* ro, std::function<double(size_t)> reward,
+                             std::vector<agents::Trajectory>* seen = nullptr) {
+  return [ro, reward, seen](const std::vector<agents::EpisodeJob>& jobs, double temperature,
+                            uint64_t seed) -> Expected<std::vector<agents::Trajectory>> {
+    std::vector<agents::Trajectory> ts = ro->Run(jobs, temperature, seed);
+    for (size_t i = 0; i < ts.size(); ++i) ts[i].reward = reward(i);
+    if (seen) *seen = ts;
+    return ts;
+  };
 }
 
 bool Deterministic(const std::string& key) {
@@ -181,12 +195,9 @@ TEST(RunRl, SkipUniformGroupsLeavesEqualRewardGroupsOut) {
     ASSERT_TRUE(model.ok());
     auto ro = EngineRollouts::Create(model->get(), &tok, w.world, w.tasks, Rollout());
     ASSERT_TRUE(ro.ok()) << ro.status().ToString();
-    CollectFn collect = [&](const std::vector<agents::EpisodeJob>& jobs, double temperature, uint64_t seed)
-        -> Expected<std::vector<agents::Trajectory>> {
-      std::vector<agents::Trajectory> ts = (*ro)->Run(jobs, temperature, seed);
-      for (size_t i = 0; i < ts.size(); ++i) ts[i].reward = i < 2 ? 0.5 : static_cast<double>(i % 2);  // group 0 equal
-      return ts;
-    };
+    CollectFn collect = CollectWithRewards(ro->get(), [](size_t i) {
+      return i < 2 ? 0.5 : static_cast<double>(i % 2);  // group 0 equal
+    });
     const std::string out = Tmp(skip ? "skip" : "noskip");
     std::filesystem::remove_all(out);
     RlRun run;
@@ -226,13 +237,8 @@ TEST(RunRl, MinibatchesStepOnEachPartInGroupOrder) {
   auto ro = EngineRollouts::Create(a->get(), &tok, w.world, w.tasks, Rollout());
   ASSERT_TRUE(ro.ok()) << ro.status().ToString();
   std::vector<agents::Trajectory> seen;
-  CollectFn collect = [&](const std::vector<agents::EpisodeJob>& jobs, double temperature, uint64_t seed)
-      -> Expected<std::vector<agents::Trajectory>> {
-    std::vector<agents::Trajectory> ts = (*ro)->Run(jobs, temperature, seed);
-    for (size_t i = 0; i < ts.size(); ++i) ts[i].reward = static_cast<double>(i % 2);  // both groups mixed
-    seen = ts;
-    return ts;
-  };
+  CollectFn collect =
+      CollectWithRewards(ro->get(), [](size_t i) { return static_cast<double>(i % 2); }, &seen);  // both mixed
   const std::string out = Tmp("minibatches");
   std::filesystem::remove_all(out);
   RlRun run;

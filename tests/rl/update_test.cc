@@ -354,7 +354,7 @@ TEST(PolicyUpdate, RejectsMisalignedRollouts) {
   engine::Optimizer<float> opt(m.get(), engine::OptimizerConfig{});
   Rollout r = Make({7, 8, 9}, 1, 0);
   r.old_logp.pop_back();
-  auto st = PolicyUpdate(m.get(), &opt, 0, {r}, nullptr, 0, UpdateConfig{});
+  auto st = PolicyUpdate(m.get(), &opt, 0, std::vector<Rollout>{r}, nullptr, 0, UpdateConfig{});
   ASSERT_FALSE(st.ok());
   EXPECT_NE(st.status().message().find("rollout 0"), std::string::npos);
 }
