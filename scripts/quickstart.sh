@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job on the embedded default (CPU, the small model, one SQLite file): the K2 post-training
 # pipeline end to end. Synthesize a small tool domain and verified tasks -> oracle trajectories
-# (scripted user, judge-filtered) -> BPE tokenizer on their rendering (compact tool declarations) ->
+# (scripted user, judge-filtered) -> BPE tokenizer on their rendering (compact tool declarations, digits split) ->
 # SFT the small MLA + MoE model with MuonClip -> held-out evaluation -> RL (K2 objective, PTX,
 # temperature decay, token budget) -> held-out evaluation again; the SFT checkpoint is also served
 # over the OpenAI API and evaluated through it. Prints the SFT vs RL table and writes the report.
@@ -59,8 +59,10 @@ step "oracle trajectories on the training tasks (scripted user, judge-filtered)"
 $BIN simulate --tasks "$OUT/tasks.sft.json" --include-heldout --task-tools-only --policy oracle --user scripted --episodes "$EPISODES" \
   --threads 2 --db "$DB" --seed "$SEED" --out "$OUT/oracle_train.jsonl" --quiet
 
-step "BPE tokenizer on the rendered trajectories (Kimi-K2 special tokens, compact tool declarations)"
-$BIN tokenizer train --corpus "$OUT/oracle_train.jsonl" --dialogs --tool-declarations compact \
+# --split-digits: one digit per token, so every id, amount and total the model copies is a run of the
+# ten digit tokens (with 1-3 digit tokens the first group of a number was the one copied wrong).
+step "BPE tokenizer on the rendered trajectories (Kimi-K2 special tokens, compact tool declarations, digits split)"
+$BIN tokenizer train --corpus "$OUT/oracle_train.jsonl" --dialogs --tool-declarations compact --split-digits \
   --vocab-size 4096 --out "$OUT/tokenizer" --quiet
 
 step "SFT the small model (MLA + 8 routed experts + shared expert, MuonClip) on the oracle trajectories + copy dialogs"
