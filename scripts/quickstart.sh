@@ -95,8 +95,9 @@ $BIN eval --suite "$OUT/heldout.suite.json" --policy "openai:http://127.0.0.1:$P
 kill $SERVE_PID; wait $SERVE_PID 2>/dev/null || true; trap - EXIT
 
 step "RL: K2 objective, PTX, temperature decay, token budget ($ITERS iterations)"
+# The temperature schedule spans the run: rl.temperature.steps follows K2GYM_QS_ITERS.
 $BIN rl "${RLCFG[@]}" --set "rl_run.tasks=$OUT/tasks.rl.json" --set rl_run.eval_fraction=0 \
-  --set rl.iterations="$ITERS" --set rl_run.out="$OUT/rl" --set rl.ptx.data="$OUT/oracle_train.jsonl" \
+  --set rl.iterations="$ITERS" --set rl.temperature.steps="$ITERS" --set rl_run.out="$OUT/rl" --set rl.ptx.data="$OUT/oracle_train.jsonl" \
   --init "$OUT/sft/checkpoint" --db "$DB" --seed "$SEED" --include-heldout
 
 step "held-out evaluation of the RL model"
