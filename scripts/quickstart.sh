@@ -13,14 +13,14 @@ OUT=${K2GYM_OUT:-runs/quickstart}
 DB=${K2GYM_DB:-$OUT/k2gym.db}
 SEED=${K2GYM_SEED:-1}
 TASKS=${K2GYM_QS_TASKS:-800}          # generated tasks; every 4th is held out (rl_run.eval_fraction 0.25)
-EPISODES=${K2GYM_QS_EPISODES:-480}    # oracle demonstrations on the first EPISODES training tasks; RL gets the rest
+EPISODES=${K2GYM_QS_EPISODES:-320}    # oracle demonstrations on the first EPISODES training tasks; RL gets the rest
 TRIALS=${K2GYM_QS_TRIALS:-2}
 EVAL_TASKS=${K2GYM_QS_EVAL_TASKS:-40}
 EPOCHS=${K2GYM_QS_EPOCHS:-1}
 VARIANTS=${K2GYM_QS_VARIANTS:-1}      # value variants per oracle dialog (sft.value_variants; docs/training.md)
 COPY=${K2GYM_QS_COPY:-1500}           # synthetic copy dialogs in SFT (sft.copy_dialogs; docs/training.md)
 COPY_WARMUP=${K2GYM_QS_COPY_WARMUP:-17000} # copy dialogs trained on first, once (sft.copy_warmup_dialogs)
-ITERS=${K2GYM_QS_ITERS:-6}
+ITERS=${K2GYM_QS_ITERS:-12}
 KINDS=${K2GYM_QS_KINDS:-'["profile","report","transfer"]'}
 rm -rf "$OUT"
 mkdir -p "$OUT"
