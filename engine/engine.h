@@ -179,6 +179,12 @@ struct Batch {
   std::vector<float> weights;
   std::vector<int32_t> positions;    // optional [B*T]
   std::vector<int32_t> segment_ids;  // optional [B*T]
+  // Optional [B*T] (needs segment_ids), -1 = none: a segment whose keys this position also sees, all of
+  // them — a shared prefix (RL: a group's prompt once, its continuations after it, each with positions
+  // continuing the prompt's). Rules: contiguous segments, one parent per segment, the parent wholly
+  // earlier in the row and without a parent of its own (ops::CheckSharedPrefix). Each continuation then
+  // computes exactly what it would with its own copy of the prefix; the prefix's gradient is the sum.
+  std::vector<int32_t> segment_parents;
 };
 
 struct ForwardOptions {

@@ -94,7 +94,7 @@ struct Model<T>::Impl {
   std::vector<LayerAct<T>> acts;
   std::vector<std::vector<T>> hidden;   // [L+1][N, D]: hidden[l] is the input of layer l
   std::vector<T> hn, rstd_f, logits;    // final norm [N, D], [N]; logits [N, V]
-  std::vector<int32_t> pos, segs, tokens, targets;  // segs empty = no packing
+  std::vector<int32_t> pos, segs, pars, tokens, targets;  // segs empty = no packing; pars empty = no parents
   std::vector<float> weights;
   std::vector<T> token_logp, token_ent;              // [N] of the last Forward
   double weight_sum = 0, loss_norm = 0, aux_alpha = 0;
@@ -307,6 +307,7 @@ struct Model<T>::Impl {
     pos.resize(static_cast<size_t>(N));
     for (I n = 0; n < N; ++n) pos[n] = static_cast<int32_t>(n % Tn);
     segs.reserve(static_cast<size_t>(N));
+    pars.reserve(static_cast<size_t>(N));
     token_logp.assign(static_cast<size_t>(N), T(0));
     token_ent.assign(static_cast<size_t>(N), T(0));
     rt_work.assign(static_cast<size_t>(E + c.n_group), T(0));
@@ -387,7 +388,7 @@ struct Model<T>::Impl {
         const I bh = b * H + h;
         double m = ops::CausalAttention(&a.qh[bh * Tn * dq], &a.kh[bh * Tn * dq], &a.vh[bh * Tn * dv],
                                         &a.p[bh * Tn * Tn], &a.oh[bh * Tn * dv], Tn, dq, dv, scale,
-                                        segs.empty() ? nullptr : &segs[b * Tn]);
+                                        segs.empty() ? nullptr : &segs[b * Tn], pars.empty() ? nullptr : &pars[b * Tn]);
         ml[h] = std::max(ml[h], m);
       }
     for (I b = 0; b < B; ++b)
@@ -416,7 +417,8 @@ struct Model<T>::Impl {
     for (I bh = 0; bh < B * H; ++bh)
       ops::CausalAttentionBackward(&a.qh[bh * Tn * dq_], &a.kh[bh * Tn * dq_], &a.vh[bh * Tn * dv], &a.p[bh * Tn * Tn],
                                    &doh[bh * Tn * dv], &dqh[bh * Tn * dq_], &dkh[bh * Tn * dq_], &dvh[bh * Tn * dv],
-                                   ds.data(), Tn, dq_, dv, scale, segs.empty() ? nullptr : &segs[(bh / H) * Tn]);
+                                   ds.data(), Tn, dq_, dv, scale, segs.empty() ? nullptr : &segs[(bh / H) * Tn],
+                                   pars.empty() ? nullptr : &pars[(bh / H) * Tn]);
     std::fill(dkpe.begin(), dkpe.end(), T(0));
     for (I b = 0; b < B; ++b)
       for (I t = 0; t < Tn; ++t) {
@@ -714,6 +716,16 @@ struct Model<T>::Impl {
     if (!bt.segment_ids.empty() && static_cast<I>(bt.segment_ids.size()) != N)
       return InvalidArgument("batch: segment_ids must be empty or hold B*T=" + std::to_string(N) +
                              " values, got " + std::to_string(bt.segment_ids.size()));
+    if (!bt.segment_parents.empty()) {
+      if (static_cast<I>(bt.segment_parents.size()) != N || bt.segment_ids.empty())
+        return InvalidArgument("batch: segment_parents must be empty or hold B*T=" + std::to_string(N) +
+                               " values along with segment_ids, got " + std::to_string(bt.segment_parents.size()) +
+                               (bt.segment_ids.empty() ? " without segment_ids" : ""));
+      for (I b = 0; b < bt.B; ++b) {
+        const std::string why = ops::CheckSharedPrefix(&bt.segment_ids[b * bt.T], &bt.segment_parents[b * bt.T], bt.T);
+        if (!why.empty()) return InvalidArgument("batch: row " + std::to_string(b) + " segment_parents: " + why);
+      }
+    }
     if (!(opt.loss_normalizer >= 0) || !std::isfinite(opt.loss_normalizer))
       return InvalidArgument("forward options: loss_normalizer must be finite and >= 0 (0 = weight sum), got " +
                              std::to_string(opt.loss_normalizer));
@@ -747,6 +759,7 @@ struct Model<T>::Impl {
       std::copy(bt.positions.begin(), bt.positions.end(), pos.begin());
     }
     segs = bt.segment_ids;  // capacity reserved in Ensure: no allocation for a steady shape
+    pars = bt.segment_parents;
     weight_sum = wsum;
     loss_norm = signed_ok ? opt.loss_normalizer : wsum;
     signed_weights = signed_ok;
@@ -897,7 +910,7 @@ std::vector<T> Model<T>::AbsorbedAttention(int64_t l) const {
   const Impl& m = *impl_;
   const ModelConfig& c = m.cfg;
   K2_CHECK(m.have_forward && l >= 0 && l < c.num_hidden_layers) << "AbsorbedAttention needs a Forward";
-  K2_CHECK(m.segs.empty()) << "AbsorbedAttention does not mask segments (last Forward was packed)";
+  K2_CHECK(m.segs.empty() && m.pars.empty()) << "AbsorbedAttention does not mask segments (last Forward was packed)";
   const I H = c.num_attention_heads, dq = c.qk_head_dim(), dv = c.v_head_dim, dr = c.qk_rope_head_dim,
           rkv = c.kv_lora_rank;
   const LayerAct<T>& a = m.acts[l];

@@ -161,17 +161,87 @@ static T SoftmaxRow(T* row, I s, I i, I Tn) {
   return m;
 }
 
+std::string CheckSharedPrefix(const int32_t* seg, const int32_t* par, I Tn) {
+  if (par == nullptr) return "";
+  if (seg == nullptr) return "segment parents need segment ids";
+  if (!ContiguousSegments(seg, Tn)) return "segment parents need each segment id to be one contiguous run";
+  for (I s = 0; s < Tn;) {
+    I e = s + 1;
+    while (e < Tn && seg[e] == seg[s]) ++e;
+    for (I i = s; i < e; ++i)
+      if (par[i] != par[s])
+        return "position " + std::to_string(i) + ": parent " + std::to_string(par[i]) + " differs from its segment's " +
+               std::to_string(par[s]) + " (one parent per segment)";
+    if (par[s] >= 0) {
+      if (par[s] == seg[s]) return "position " + std::to_string(s) + ": segment " + std::to_string(seg[s]) + " is its own parent";
+      I j = s - 1;
+      while (j >= 0 && seg[j] != par[s]) --j;
+      if (j < 0)
+        return "position " + std::to_string(s) + ": parent segment " + std::to_string(par[s]) +
+               " does not come before its child segment " + std::to_string(seg[s]) + " in the row";
+      if (par[j] >= 0)
+        return "position " + std::to_string(s) + ": parent segment " + std::to_string(par[s]) +
+               " has a parent itself (one level only)";
+    }
+    s = e;
+  }
+  return "";
+}
+
+// The run [ps, pe) of segment `parent`, which lies before position s (CheckSharedPrefix holds).
+static void ParentRun(const int32_t* seg, I s, int32_t parent, I* ps, I* pe) {
+  I j = s - 1;
+  while (seg[j] != parent) --j;
+  *pe = j + 1;
+  while (j > 0 && seg[j - 1] == parent) --j;
+  *ps = j;
+}
+
 template <class T>
 double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I dq, I dv, double scale,
                        const int32_t* seg) {
+  return CausalAttention(q, k, v, p, o, Tn, dq, dv, scale, seg, static_cast<const int32_t*>(nullptr));
+}
+
+template <class T>
+double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I dq, I dv, double scale,
+                       const int32_t* seg, const int32_t* par) {
   double mx = -std::numeric_limits<double>::infinity();
   if (seg && ContiguousSegments(seg, Tn)) {
     // Block-diagonal: each document's own causal square (a packed row of n documents costs ~1/n of the
-    // full square). Entries outside the blocks are written 0, as the masked form leaves them.
+    // full square). Entries outside the blocks are written 0, as the masked form leaves them. A segment
+    // with a parent also attends to all of the parent's keys: one more [L, Lp] block left of its square.
     for (I s = 0; s < Tn;) {
       I e = s + 1;
       while (e < Tn && seg[e] == seg[s]) ++e;
       const I L = e - s;
+      if (par && par[s] >= 0) {
+        I ps = 0, pe = 0;
+        ParentRun(seg, s, par[s], &ps, &pe);
+        const I Lp = pe - ps;
+        Gemm<T>(false, true, L, Lp, dq, static_cast<T>(scale), q + s * dq, dq, k + ps * dq, dq, T(0), p + s * Tn + ps, Tn);
+        Gemm<T>(false, true, L, L, dq, static_cast<T>(scale), q + s * dq, dq, k + s * dq, dq, T(0), p + s * Tn + s, Tn);
+        for (I i = s; i < e; ++i) {
+          T* row = p + i * Tn;
+          T m = row[i];
+          for (I j = ps; j < pe; ++j) m = std::max(m, row[j]);
+          for (I j = s; j < i; ++j) m = std::max(m, row[j]);
+          T sum = 0;
+          for (I j = ps; j < pe; ++j) sum += (row[j] = std::exp(row[j] - m));
+          for (I j = s; j <= i; ++j) sum += (row[j] = std::exp(row[j] - m));
+          const T inv = T(1) / sum;
+          for (I j = ps; j < pe; ++j) row[j] *= inv;
+          for (I j = s; j <= i; ++j) row[j] *= inv;
+          std::fill(row, row + ps, T(0));
+          std::fill(row + pe, row + s, T(0));
+          std::fill(row + i + 1, row + Tn, T(0));
+          mx = std::max(mx, static_cast<double>(m));
+        }
+        Gemm<T>(false, false, L, dv, Lp, T(1), p + s * Tn + ps, Tn, v + ps * dv, dv, T(0), o + s * dv, dv);
+        Gemm<T>(false, false, L, dv, L, T(1), p + s * Tn + s, Tn, v + s * dv, dv, T(1), o + s * dv, dv);
+        s = e;
+        continue;
+      }
       Gemm<T>(false, true, L, L, dq, static_cast<T>(scale), q + s * dq, dq, k + s * dq, dq, T(0), p + s * Tn + s, Tn);
       for (I i = s; i < e; ++i) mx = std::max(mx, static_cast<double>(SoftmaxRow(p + i * Tn, s, i, Tn)));
       Gemm<T>(false, false, L, dv, L, T(1), p + s * Tn + s, Tn, v + s * dv, dv, T(0), o + s * dv, dv);
@@ -185,7 +255,8 @@ double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I d
     T* row = p + i * Tn;
     if (seg) {
       for (I j = 0; j < i; ++j)
-        if (seg[j] != seg[i]) row[j] = -std::numeric_limits<T>::infinity();  // exp(-inf) = 0
+        if (seg[j] != seg[i] && !(par && par[i] >= 0 && seg[j] == par[i]))
+          row[j] = -std::numeric_limits<T>::infinity();  // exp(-inf) = 0
     }
     mx = std::max(mx, static_cast<double>(SoftmaxRow(row, 0, i, Tn)));
   }
@@ -203,8 +274,17 @@ void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, con
 template <class T>
 void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
                              T* dv, T* ds, I Tn, I dq_dim, I dv_dim, double scale, const int32_t* seg) {
+  CausalAttentionBackward(q, k, v, p, dout, dq, dk, dv, ds, Tn, dq_dim, dv_dim, scale, seg,
+                          static_cast<const int32_t*>(nullptr));
+}
+
+template <class T>
+void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
+                             T* dv, T* ds, I Tn, I dq_dim, I dv_dim, double scale, const int32_t* seg,
+                             const int32_t* par) {
   // Per block [s, e) (the whole row when not block-diagonal): dv = p^T dout; dp = dout v^T;
-  // ds = p * (dp - rowsum(dp * p)) * scale; dq = ds k; dk = ds^T q.
+  // ds = p * (dp - rowsum(dp * p)) * scale; dq = ds k; dk = ds^T q. A child block adds its share to its
+  // parent's dk and dv (written by the parent's own block first: parents come earlier in the row).
   const bool blocks = seg && ContiguousSegments(seg, Tn);
   for (I s = 0; s < Tn;) {
     I e = Tn;
@@ -213,18 +293,33 @@ void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, con
     const I L = e - s;
     const T* pb = p + s * Tn + s;
     T* db = ds + s * Tn + s;
+    I ps = 0, pe = 0;
+    if (blocks && par && par[s] >= 0) ParentRun(seg, s, par[s], &ps, &pe);
+    const I Lp = pe - ps;
+    const T* pbp = p + s * Tn + ps;
+    T* dbp = ds + s * Tn + ps;
     Gemm<T>(true, false, L, dv_dim, L, T(1), pb, Tn, dout + s * dv_dim, dv_dim, T(0), dv + s * dv_dim, dv_dim);
     Gemm<T>(false, true, L, L, dv_dim, T(1), dout + s * dv_dim, dv_dim, v + s * dv_dim, dv_dim, T(0), db, Tn);
+    if (Lp > 0) {
+      Gemm<T>(true, false, Lp, dv_dim, L, T(1), pbp, Tn, dout + s * dv_dim, dv_dim, T(1), dv + ps * dv_dim, dv_dim);
+      Gemm<T>(false, true, L, Lp, dv_dim, T(1), dout + s * dv_dim, dv_dim, v + ps * dv_dim, dv_dim, T(0), dbp, Tn);
+    }
     for (I i = s; i < e; ++i) {
       T* dr = ds + i * Tn;
       const T* pr = p + i * Tn;
       T dot = 0;
+      for (I j = ps; j < pe; ++j) dot += dr[j] * pr[j];
       for (I j = s; j <= i; ++j) dot += dr[j] * pr[j];
+      for (I j = ps; j < pe; ++j) dr[j] = pr[j] * (dr[j] - dot) * static_cast<T>(scale);
       for (I j = s; j <= i; ++j) dr[j] = pr[j] * (dr[j] - dot) * static_cast<T>(scale);
       for (I j = i + 1; j < e; ++j) dr[j] = 0;
     }
     Gemm<T>(false, false, L, dq_dim, L, T(1), db, Tn, k + s * dq_dim, dq_dim, T(0), dq + s * dq_dim, dq_dim);
     Gemm<T>(true, false, L, dq_dim, L, T(1), db, Tn, q + s * dq_dim, dq_dim, T(0), dk + s * dq_dim, dq_dim);
+    if (Lp > 0) {
+      Gemm<T>(false, false, L, dq_dim, Lp, T(1), dbp, Tn, k + ps * dq_dim, dq_dim, T(1), dq + s * dq_dim, dq_dim);
+      Gemm<T>(true, false, Lp, dq_dim, L, T(1), dbp, Tn, q + s * dq_dim, dq_dim, T(1), dk + ps * dq_dim, dq_dim);
+    }
     s = e;
   }
 }
@@ -411,6 +506,10 @@ void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* id
   template void SwiGluBackward<T>(const T*, const T*, const T*, T*, T*, I);                                \
   template double CausalAttention<T>(const T*, const T*, const T*, T*, T*, I, I, I, double);               \
   template double CausalAttention<T>(const T*, const T*, const T*, T*, T*, I, I, I, double, const int32_t*); \
+  template double CausalAttention<T>(const T*, const T*, const T*, T*, T*, I, I, I, double, const int32_t*,  \
+                                     const int32_t*);                                                      \
+  template void CausalAttentionBackward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,   \
+                                           T*, I, I, I, double, const int32_t*, const int32_t*);           \
   template void CausalAttentionBackward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,   \
                                           T*, I, I, I, double, const int32_t*);                          \
   template void CausalAttentionBackward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,   \

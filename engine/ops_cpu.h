@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace k2::engine::ops {
@@ -68,6 +69,22 @@ void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, con
 template <class T>
 void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
                              T* dv, T* ds, I Tn, I dq_dim, I dv_dim, double scale, const int32_t* seg);
+// Shared-prefix form (RL: one prompt, several continuations in one row): par [T] (null = none) names
+// for each query a parent segment whose keys it also sees, all of them: query i sees key j when j <= i
+// and (seg[j] == seg[i] or seg[j] == par[i]). With the rules CheckSharedPrefix enforces (contiguous
+// segments, one parent per segment, the parent wholly before its children and without a parent of its
+// own) a row computes for each continuation exactly what it computes with its own copy of the prefix,
+// and the backward sums the continuations' gradients into the prefix. p gains an [L, Lp] block left of
+// each child's square; entries outside the visible set are 0.
+template <class T>
+double CausalAttention(const T* q, const T* k, const T* v, T* p, T* o, I Tn, I dq, I dv, double scale,
+                       const int32_t* seg, const int32_t* par);
+template <class T>
+void CausalAttentionBackward(const T* q, const T* k, const T* v, const T* p, const T* dout, T* dq, T* dk,
+                             T* dv, T* ds, I Tn, I dq_dim, I dv_dim, double scale, const int32_t* seg,
+                             const int32_t* par);
+// "" when seg/par [T] follow the shared-prefix rules above (par null: always), else what is wrong.
+std::string CheckSharedPrefix(const int32_t* seg, const int32_t* par, I Tn);
 
 // Group-limited top-k on biased scores sb [N,E] (HF noaux_tc): group score = sum of its top-2, keep
 // topk_group groups (others masked to 0.0 as HF does), then the top `k` experts. idx [N,k] ascending by

@@ -357,6 +357,8 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
       st.policy_tokens += s.policy_tokens;
       st.ptx_tokens += s.ptx_tokens;
       st.truncated_rollouts += s.truncated_rollouts;
+      st.packed_positions += s.packed_positions;
+      st.shared_positions += s.shared_positions;
       st.load_imbalance = std::max(st.load_imbalance, s.load_imbalance);
       grad_norm_sum += s.opt.grad_norm;
       st.opt.lr = s.opt.lr;
@@ -389,6 +391,8 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     m["budget_tokens"] = static_cast<double>(rewards::CheckBudget(cfg.budget, cfg.task_type, 0).budget);
     m["policy_tokens"] = static_cast<double>(st.policy_tokens);
     m["truncated_rollouts"] = static_cast<double>(st.truncated_rollouts);
+    m["update_positions"] = static_cast<double>(st.packed_positions);
+    m["update_shared_positions"] = static_cast<double>(st.shared_positions);
     m["lr"] = st.opt.lr;
     m["grad_norm"] = st.opt.grad_norm;
     m["max_logit"] = st.opt.max_logit;

@@ -9,8 +9,11 @@
 namespace k2::rl {
 namespace {
 
+// Where a rollout's positions went (position j predicts rollout token j+1): the first prefix_len sit at
+// prefix_offset + j (its group's shared prompt, laid once per row), the rest at offset + (j - prefix_len).
 struct Placement {
-  int64_t row = 0, offset = 0, len = 0;  // len positions; position j predicts rollout token j+1
+  int64_t row = -1, prefix_offset = 0, prefix_len = 0, offset = 0, len = 0;
+  int64_t at(int64_t j) const { return j < prefix_len ? prefix_offset + j : offset + (j - prefix_len); }
 };
 
 Status CheckRollouts(std::span<const Rollout> rs) {
@@ -26,43 +29,97 @@ Status CheckRollouts(std::span<const Rollout> rs) {
   return Status::Ok();
 }
 
-// Lays rollouts greedily into rows of T (like sft::PackExamples) and remembers where each went.
-std::vector<sft::Row> Pack(std::span<const Rollout> rs, int64_t T, std::vector<Placement>* where,
+// Positions a group's members can share: the longest L such that every member's tokens[0..L] agree,
+// none of tokens[1..L] is a policy token (so no prefix position carries a member's own weight), and
+// each member keeps at least one position of its own. 0 for a group of one.
+int64_t SharedPrefix(std::span<const Rollout> rs, const std::vector<size_t>& members, int64_t T) {
+  if (members.size() < 2) return 0;
+  const Rollout& a = rs[members[0]];
+  int64_t L = std::min<int64_t>(static_cast<int64_t>(a.tokens.size()) - 2, T - 1);
+  for (size_t i : members) L = std::min<int64_t>(L, static_cast<int64_t>(rs[i].tokens.size()) - 2);
+  if (L <= 0) return 0;
+  for (int64_t j = 0; j <= L; ++j) {
+    bool same = true;
+    for (size_t i : members) same = same && rs[i].tokens[j] == a.tokens[j] && (j == 0 || rs[i].mask[j] == 0);
+    if (!same) return std::max<int64_t>(0, j - 1);
+  }
+  return L;
+}
+
+// Lays rollouts greedily into rows of T (like sft::PackExamples) and remembers where each went. With
+// `share`, a group's common prompt is laid once per row as a parent segment and each member's own
+// positions follow as a child segment (engine::Batch::segment_parents): the same log-probs and gradient
+// as one copy per member, without computing the copies.
+std::vector<sft::Row> Pack(std::span<const Rollout> rs, int64_t T, bool share, std::vector<Placement>* where,
                            int64_t* truncated) {
   std::vector<sft::Row> rows;
   int64_t fill = T;
   int32_t seg = 0;
-  where->assign(rs.size(), Placement{-1, 0, 0});
+  where->assign(rs.size(), Placement{});
   *truncated = 0;
-  for (size_t i = 0; i < rs.size(); ++i) {
-    const Rollout& r = rs[i];
-    if (r.tokens.size() < 2) continue;
-    int64_t n = static_cast<int64_t>(r.tokens.size()) - 1;
-    if (n > T) {
-      n = T;
-      ++*truncated;
-    }
-    if (fill + n > T) {
-      sft::Row row;
-      row.tokens.assign(T, 0);
-      row.targets.assign(T, 0);
-      row.positions.assign(T, 0);
-      row.segment_ids.assign(T, -1);
-      row.weights.assign(T, 0.0f);
-      rows.push_back(std::move(row));
-      fill = 0;
-      seg = 0;
-    }
+  auto new_row = [&] {
+    sft::Row row;
+    row.tokens.assign(T, 0);
+    row.targets.assign(T, 0);
+    row.positions.assign(T, 0);
+    row.segment_ids.assign(T, -1);
+    row.weights.assign(T, 0.0f);
+    if (share) row.segment_parents.assign(T, -1);
+    rows.push_back(std::move(row));
+    fill = 0;
+    seg = 0;
+  };
+  // Rollout positions [j0, j1) at the current fill as one segment.
+  auto lay = [&](const Rollout& r, int64_t j0, int64_t j1, int32_t parent) {
     sft::Row& row = rows.back();
-    for (int64_t j = 0; j < n; ++j) {
-      row.tokens[fill + j] = r.tokens[j];
-      row.targets[fill + j] = r.tokens[j + 1];
-      row.positions[fill + j] = static_cast<int32_t>(j);
-      row.segment_ids[fill + j] = seg;
+    for (int64_t j = j0; j < j1; ++j) {
+      const int64_t at = fill + (j - j0);
+      row.tokens[at] = r.tokens[j];
+      row.targets[at] = r.tokens[j + 1];
+      row.positions[at] = static_cast<int32_t>(j);
+      row.segment_ids[at] = seg;
+      if (share) row.segment_parents[at] = parent;
     }
-    (*where)[i] = Placement{static_cast<int64_t>(rows.size()) - 1, fill, n};
-    fill += n;
-    ++seg;
+    fill += j1 - j0;
+    return seg++;
+  };
+  // Groups in order of first appearance; members in rollout order.
+  std::vector<std::vector<size_t>> groups;
+  std::map<int64_t, size_t> gi;
+  for (size_t i = 0; i < rs.size(); ++i) {
+    auto [it, added] = gi.try_emplace(rs[i].group, groups.size());
+    if (added) groups.emplace_back();
+    groups[it->second].push_back(i);
+  }
+  for (const auto& members : groups) {
+    const int64_t L = share ? SharedPrefix(rs, members, T) : 0;
+    int64_t prefix_row = -1, prefix_offset = 0;
+    int32_t prefix_seg = -1;
+    for (size_t i : members) {
+      const Rollout& r = rs[i];
+      if (r.tokens.size() < 2) continue;
+      int64_t n = static_cast<int64_t>(r.tokens.size()) - 1;
+      if (n > T) {
+        n = T;
+        ++*truncated;
+      }
+      if (L == 0) {
+        if (fill + n > T) new_row();
+        (*where)[i] = Placement{static_cast<int64_t>(rows.size()) - 1, 0, 0, fill, n};
+        lay(r, 0, n, -1);
+        continue;
+      }
+      // The prefix is in this row already (prefix_row) or is laid with the member's own positions.
+      const bool here = prefix_row == static_cast<int64_t>(rows.size()) - 1;
+      if (fill + (here ? 0 : L) + (n - L) > T) new_row();
+      if (prefix_row != static_cast<int64_t>(rows.size()) - 1) {
+        prefix_row = static_cast<int64_t>(rows.size()) - 1;
+        prefix_offset = fill;
+        prefix_seg = lay(r, 0, L, -1);
+      }
+      (*where)[i] = Placement{prefix_row, prefix_offset, L, fill, n};
+      lay(r, L, n, prefix_seg);
+    }
   }
   return rows;
 }
@@ -114,14 +171,14 @@ Expected<std::vector<std::vector<float>>> RolloutLogprobs(engine::Model<float>* 
   K2_RETURN_IF_ERROR(CheckRollouts(rollouts));
   std::vector<Placement> where;
   int64_t truncated = 0;
-  std::vector<sft::Row> rows = Pack(rollouts, cfg.seq_len, &where, &truncated);
+  std::vector<sft::Row> rows = Pack(rollouts, cfg.seq_len, cfg.share_prefix, &where, &truncated);
   std::vector<float> lp, ent;
   K2_RETURN_IF_ERROR(ScoreRows(model, rows, cfg.micro_batch, cfg.aux_loss_alpha, &lp, &ent));
   std::vector<std::vector<float>> out(rollouts.size());
   for (size_t i = 0; i < rollouts.size(); ++i) {
     out[i].assign(rollouts[i].tokens.size(), 0.0f);
     const Placement& p = where[i];
-    for (int64_t j = 0; j < p.len; ++j) out[i][j + 1] = lp[p.row * cfg.seq_len + p.offset + j];
+    for (int64_t j = 0; j < p.len; ++j) out[i][j + 1] = lp[p.row * cfg.seq_len + p.at(j)];
   }
   return out;
 }
@@ -137,7 +194,16 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
   UpdateStats st;
   st.ptx_coef = ptx_coef;
   std::vector<Placement> where;
-  std::vector<sft::Row> rows = Pack(rollouts, T, &where, &st.truncated_rollouts);
+  std::vector<sft::Row> rows = Pack(rollouts, T, cfg.share_prefix, &where, &st.truncated_rollouts);
+  for (const Placement& p : where) st.packed_positions += p.len;  // then less what sharing saved:
+  {
+    std::map<std::pair<int64_t, int64_t>, int64_t> prefixes;  // (row, offset) -> prefix length, each once
+    for (const Placement& p : where)
+      if (p.prefix_len > 0) prefixes[{p.row, p.prefix_offset}] = p.prefix_len;
+    for (const Placement& p : where) st.shared_positions += p.prefix_len;
+    for (const auto& [at, len] : prefixes) st.shared_positions -= len;
+    st.packed_positions -= st.shared_positions;
+  }
   const int64_t n_policy_rows = static_cast<int64_t>(rows.size());
 
   // PTX rows: weights lambda / N over their assistant tokens (a mean CE scaled by lambda).
@@ -220,7 +286,7 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
         const Rollout& r = rollouts[i];
         touched[r.group].push_back(i);
         for (int64_t j = 0; j < p.len; ++j) {
-          const int64_t at = static_cast<int64_t>(k) * T + p.offset + j;
+          const int64_t at = static_cast<int64_t>(k) * T + p.at(j);
           // Sampler/trainer float noise is not a policy change (see UpdateConfig::logratio_floor).
           const bool m = r.mask[j + 1] != 0;
           const float c = m && std::fabs(static_cast<double>(lp[at]) - r.old_logp[j + 1]) < cfg.logratio_floor
@@ -247,10 +313,8 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
         const Placement& p = where[i];
         const size_t row_in_batch = static_cast<size_t>(p.row - idx[0]);
         const auto& gr = loss->grad[group_of[i]];
-        for (int64_t j = 0; j < p.len; ++j) {
-          const float w = static_cast<float>(-gr[j] / G);
-          b.weights[row_in_batch * T + p.offset + j] = w;
-        }
+        // += : a shared prefix position gets every member's weight (0 there: prompts hold no policy token).
+        for (int64_t j = 0; j < p.len; ++j) b.weights[row_in_batch * T + p.at(j)] += static_cast<float>(-gr[j] / G);
       }
     }
     for (float w : b.weights) nonzero = nonzero || w != 0.0f;

@@ -45,6 +45,7 @@ struct UpdateConfig {
   double aux_loss_alpha = 0.0;
   bool skip_uniform_groups = false;  // leave groups with all-equal rewards out of the update (on-policy only)
   int64_t minibatches = 1;         // optimizer steps per iteration (the groups split into this many parts)
+  bool share_prefix = true;        // a group's common prompt once per packed row (engine segment parents)
   template <class V> void Visit(V& v) {
     v("objective", objective, "policy objective", {.choices = {"k2", "grpo"}});
     v("tau", tau, "K2: log-ratio regularization tau", {.min = 0.0});
@@ -59,6 +60,9 @@ struct UpdateConfig {
       "leave groups whose rewards are all equal out of the update (they carry no gradient on-policy; not with "
       "partial rollouts or a GRPO KL term); entropy and logp_mismatch then cover the updated groups only, "
       "groups_skipped counts the rest");
+    v("share_prefix", share_prefix,
+      "lay a group's common prompt once per packed row, its rollouts' own tokens after it attending to it "
+      "(the same log-probs and gradient as a copy per rollout, up to float rounding, for less compute)");
     v("minibatches", minibatches,
       "optimizer steps per iteration: the iteration's groups (whole groups, in order) are split into this many "
       "minibatches, each scored again by the current weights and stepped on in turn, so later ones are off-policy "
@@ -76,6 +80,9 @@ struct UpdateStats {
   double clip_fraction = 0;     // GRPO
   double kl = 0;                // GRPO with kl_coef > 0: mean k3 KL to the reference per policy token
   int64_t policy_tokens = 0, ptx_tokens = 0, groups = 0, truncated_rollouts = 0;
+  // Rollout positions laid in the packed rows, and positions not laid because a group's prompt was laid
+  // once per row instead of once per rollout (UpdateConfig::share_prefix).
+  int64_t packed_positions = 0, shared_positions = 0;
   engine::StepStats opt;
   double load_imbalance = 0;    // max over MoE layers of max/mean expert load (last micro-batch with a backward)
 };

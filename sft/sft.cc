@@ -112,6 +112,8 @@ engine::Batch MakeBatch(const std::vector<Row>& rows, const std::vector<int64_t>
   engine::Batch b;
   b.B = static_cast<int64_t>(idx.size());
   b.T = rows.empty() ? 0 : static_cast<int64_t>(rows[0].tokens.size());
+  bool parents = false;
+  for (int64_t i : idx) parents = parents || (segments && !rows[i].segment_parents.empty());
   for (int64_t i : idx) {
     const Row& r = rows[i];
     b.tokens.insert(b.tokens.end(), r.tokens.begin(), r.tokens.end());
@@ -120,6 +122,10 @@ engine::Batch MakeBatch(const std::vector<Row>& rows, const std::vector<int64_t>
     if (segments) {
       b.positions.insert(b.positions.end(), r.positions.begin(), r.positions.end());
       b.segment_ids.insert(b.segment_ids.end(), r.segment_ids.begin(), r.segment_ids.end());
+    }
+    if (parents) {
+      if (r.segment_parents.empty()) b.segment_parents.insert(b.segment_parents.end(), r.tokens.size(), -1);
+      else b.segment_parents.insert(b.segment_parents.end(), r.segment_parents.begin(), r.segment_parents.end());
     }
   }
   return b;

@@ -46,6 +46,7 @@ Expected<Example> RenderExample(const Dialog& d, const text::Tokenizer& tok);
 struct Row {
   std::vector<int32_t> tokens, targets, positions, segment_ids;  // [T]
   std::vector<float> weights;                                    // [T]
+  std::vector<int32_t> segment_parents;  // [T] or empty (none): engine::Batch::segment_parents (RL groups)
 };
 
 struct PackStats {

@@ -11,6 +11,8 @@
 
 #include "engine/ops_cpu.h"
 
+#include <omp.h>
+
 namespace k2::gen {
 
 using I = int64_t;
@@ -83,6 +85,9 @@ CachedDecoder::CachedDecoder(engine::Model<float>* model, KvCache* kv, I max_row
   Size(xe_, N * K * D), Size(ye_, N * K * D), Size(ffn_, N * D);
   Size(keys_, max_context_ * (rkv + dr)), Size(s_, max_chunk_ * H * max_context_), Size(pos_, N);
   Size(logit_src_, N), Size(hsel_, N * D), Size(logits_, N * c.vocab_size);
+  threads_ = std::max(1, omp_get_max_threads());
+  Size(dec_s_, threads_ * max_context_);
+  decode_rows_.assign(static_cast<size_t>(N), {-1, 0});
 }
 
 void CachedDecoder::RunMlp(const std::vector<engine::Param<float>*>& m, const float* x, I N, float* y) {
@@ -128,10 +133,28 @@ void CachedDecoder::Attention(I l, const std::vector<Chunk>& chunks, I N) {
   for (I h = 0; h < H; ++h)
     ops::Gemm<float>(false, false, N, rkv, dn, 1.0f, q_.data() + h * dq, H * dq, wkvb + h * (dn + dv) * rkv, rkv,
                      0.0f, qlat_.data() + h * rkv, H * rkv);
-  // Per sequence: gather its pages' rows, then all heads of all its query rows against them.
-  row = 0;
+  // Decode chunks (one new token) are many small pieces of work: each runs as plain SIMD loops straight
+  // over its pages (BLAS calls of M = H rows cost more in thread hand-offs than they compute), and the
+  // sequences run in parallel. Prefill chunks gather their pages and use GEMMs, one chunk at a time.
   const float sc = static_cast<float>(scale_);
+  n_decode_ = 0;
+  row = 0;
   for (const Chunk& ch : chunks) {
+    if (ch.n == 1) decode_rows_[n_decode_++] = {ch.seq, row};
+    row += ch.n;
+  }
+  const I nd = n_decode_;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads_) if (nd > 1)
+  for (I i = 0; i < nd; ++i) {
+    const I t = threads_ > 1 ? omp_get_thread_num() : 0;
+    DecodeRowAttention(l, decode_rows_[i].first, decode_rows_[i].second, &dec_s_[t * max_context_]);
+  }
+  row = 0;
+  for (const Chunk& ch : chunks) {
+    if (ch.n == 1) {
+      row += 1;
+      continue;
+    }
     const I Tk = kv_->length(ch.seq), start = Tk - ch.n, M = ch.n * H;
     for (I p = 0; p * ps < Tk; ++p) {
       const I cnt = std::min(ps, Tk - p * ps);
@@ -141,23 +164,9 @@ void CachedDecoder::Attention(I l, const std::vector<Chunk>& chunks, I N) {
     const float* QL = &qlat_[row * H * rkv];      // [M, rkv]
     const float* QP = &q_[row * H * dq + dn];     // [M, dr] with row stride dq
     float* OL = &olat_[row * H * rkv];            // [M, rkv]
-    // Decode rows (M = H) are too small for BLAS calls to pay for themselves (thread hand-offs
-    // dominate); plain loops there, GEMMs for prefill chunks.
-    const bool small = ch.n == 1;
     // S[M, Tk] = q_lat c_kv^T + q_pe k_pe^T; row r = i*H + h.
-    if (small) {
-      for (I r = 0; r < M; ++r)
-        for (I j = 0; j < Tk; ++j) {
-          const float* key = &keys_[j * W];
-          float acc = 0;
-          for (I d = 0; d < rkv; ++d) acc += QL[r * rkv + d] * key[d];
-          for (I d = 0; d < dr; ++d) acc += QP[r * dq + d] * key[rkv + d];
-          S[r * Tk + j] = acc;
-        }
-    } else {
-      ops::Gemm<float>(false, true, M, Tk, rkv, 1.0f, QL, rkv, keys_.data(), W, 0.0f, S, Tk);
-      ops::Gemm<float>(false, true, M, Tk, dr, 1.0f, QP, dq, keys_.data() + rkv, W, 1.0f, S, Tk);
-    }
+    ops::Gemm<float>(false, true, M, Tk, rkv, 1.0f, QL, rkv, keys_.data(), W, 0.0f, S, Tk);
+    ops::Gemm<float>(false, true, M, Tk, dr, 1.0f, QP, dq, keys_.data() + rkv, W, 1.0f, S, Tk);
     for (I r = 0; r < M; ++r) {
       float* srow = S + r * Tk;
       const I last = start + r / H;  // causal: query i sees keys 0..start+i
@@ -170,19 +179,7 @@ void CachedDecoder::Attention(I l, const std::vector<Chunk>& chunks, I N) {
       for (I j = last + 1; j < Tk; ++j) srow[j] = 0;
     }
     // o_lat[M, rkv] = P c_kv
-    if (small) {
-      for (I r = 0; r < M; ++r) {
-        float* o = OL + r * rkv;
-        std::fill(o, o + rkv, 0.0f);
-        for (I j = 0; j < Tk; ++j) {
-          const float pj = S[r * Tk + j];
-          const float* key = &keys_[j * W];
-          for (I d = 0; d < rkv; ++d) o[d] += pj * key[d];
-        }
-      }
-    } else {
-      ops::Gemm<float>(false, false, M, rkv, Tk, 1.0f, S, Tk, keys_.data(), W, 0.0f, OL, rkv);
-    }
+    ops::Gemm<float>(false, false, M, rkv, Tk, 1.0f, S, Tk, keys_.data(), W, 0.0f, OL, rkv);
     row += ch.n;
   }
   // o[n, h*dv] = o_lat[n, h] W_UV_h^T; then the residual x += o W_o^T.
@@ -190,6 +187,51 @@ void CachedDecoder::Attention(I l, const std::vector<Chunk>& chunks, I N) {
     ops::Gemm<float>(false, true, N, dv, rkv, 1.0f, olat_.data() + h * rkv, H * rkv, wkvb + (h * (dn + dv) + dn) * rkv,
                      rkv, 0.0f, o_.data() + h * dv, H * dv);
   ops::Linear(o_.data(), P.o->w.data(), x_.data(), N, H * dv, D, /*accumulate=*/true);
+}
+
+// One decode row (the last token of `seq`, batch row `row`): for each head, scores against every cached
+// row read in place from the pages, softmax, and the latent output o_lat = P c_kv. S: [max_context] scratch.
+void CachedDecoder::DecodeRowAttention(I l, KvCache::SeqId seq, I row, float* S) {
+  const engine::ModelConfig& c = cfg_;
+  const I H = c.num_attention_heads, dq = c.qk_head_dim(), dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim,
+          rkv = c.kv_lora_rank, W = rkv + dr, ps = kv_->config().page_size, Tk = kv_->length(seq);
+  const float sc = static_cast<float>(scale_);
+  for (I h = 0; h < H; ++h) {
+    const float* ql = &qlat_[(row * H + h) * rkv];
+    const float* qp = &q_[row * H * dq + h * dq + dn];
+    float m = -std::numeric_limits<float>::infinity();
+    for (I p = 0; p * ps < Tk; ++p) {
+      const float* base = kv_->PageRows(seq, l, p);
+      const I cnt = std::min(ps, Tk - p * ps);
+      for (I jj = 0; jj < cnt; ++jj) {
+        const float* key = base + jj * W;
+        float acc = 0;
+#pragma omp simd reduction(+ : acc)
+        for (I d = 0; d < rkv; ++d) acc += ql[d] * key[d];
+        float pe = 0;
+#pragma omp simd reduction(+ : pe)
+        for (I d = 0; d < dr; ++d) pe += qp[d] * key[rkv + d];
+        const float s = (acc + pe) * sc;
+        S[p * ps + jj] = s;
+        m = std::max(m, s);
+      }
+    }
+    float z = 0;
+    for (I j = 0; j < Tk; ++j) z += (S[j] = std::exp(S[j] - m));
+    const float inv = 1.0f / z;
+    float* o = &olat_[(row * H + h) * rkv];
+    std::fill(o, o + rkv, 0.0f);
+    for (I p = 0; p * ps < Tk; ++p) {
+      const float* base = kv_->PageRows(seq, l, p);
+      const I cnt = std::min(ps, Tk - p * ps);
+      for (I jj = 0; jj < cnt; ++jj) {
+        const float pj = S[p * ps + jj] * inv;
+        const float* key = base + jj * W;
+#pragma omp simd
+        for (I d = 0; d < rkv; ++d) o[d] += pj * key[d];
+      }
+    }
+  }
 }
 
 void CachedDecoder::Moe(I l, I N) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -63,6 +64,7 @@ class CachedDecoder {
   };
   void RunMlp(const std::vector<engine::Param<float>*>& m, const float* x, int64_t N, float* y);
   void Attention(int64_t l, const std::vector<Chunk>& chunks, int64_t N);
+  void DecodeRowAttention(int64_t l, KvCache::SeqId seq, int64_t row, float* S);
   void Moe(int64_t l, int64_t N);
 
   engine::Model<float>* model_;
@@ -89,6 +91,10 @@ class CachedDecoder {
   std::vector<int32_t> pos_;                                                  // [N]
   std::vector<int64_t> logit_src_;                                            // rows whose logits are wanted
   std::vector<float> hsel_, logits_;                                          // [N, D], [N, V]
+  int threads_ = 1;                                                           // OpenMP threads at construction
+  std::vector<float> dec_s_;                                                  // [threads, max_context]
+  std::vector<std::pair<KvCache::SeqId, int64_t>> decode_rows_;               // (sequence, batch row)
+  int64_t n_decode_ = 0;
   int64_t logit_rows_ = 0;
 };
 

@@ -89,6 +89,67 @@ TEST(Model, ForwardRejectsBadBatches) {
   EXPECT_FALSE((*m)->Forward(b).ok());
 }
 
+// Segment parents (a shared prefix): one row [P C1 C2] with C1, C2 attending to P equals the packed row
+// [P C1 | P C2] — the same log-probs, loss and gradient (the second copy of P carries no weight), in fp64.
+TEST(ModelGrad, SharedPrefixEqualsACopyPerContinuation) {
+  auto mm = Model<double>::Create(TinyConfig(), 31);
+  ASSERT_TRUE(mm.ok());
+  Model<double>& m = **mm;
+  Rng rng(32);
+  const int64_t P = 5, C1 = 4, C2 = 3, V = TinyConfig().vocab_size;
+  Batch full = RandomBatch(rng, 1, P + C1 + C2, V, false);  // tokens/targets/weights of the shared layout
+  Batch sh = full;
+  for (int64_t i = 0; i < P + C1 + C2; ++i) {
+    const bool c2 = i >= P + C1;
+    sh.positions.push_back(static_cast<int32_t>(c2 ? i - C1 : i));
+    sh.segment_ids.push_back(i < P ? 0 : c2 ? 2 : 1);
+    sh.segment_parents.push_back(i < P ? -1 : 0);
+  }
+  Batch cp;  // [P C1 | P C2]
+  cp.B = 1;
+  cp.T = 2 * P + C1 + C2;
+  std::vector<int64_t> src;  // shared-layout index of each copy position
+  for (int64_t i = 0; i < P + C1; ++i) src.push_back(i);
+  for (int64_t i = 0; i < P; ++i) src.push_back(i);
+  for (int64_t i = P + C1; i < P + C1 + C2; ++i) src.push_back(i);
+  for (int64_t n = 0; n < cp.T; ++n) {
+    const int64_t i = src[n];
+    const bool second = n >= P + C1;
+    cp.tokens.push_back(full.tokens[i]);
+    cp.targets.push_back(full.targets[i]);
+    cp.weights.push_back(second && i < P ? 0.0f : full.weights[i]);
+    cp.positions.push_back(static_cast<int32_t>(second ? n - (P + C1) : n));
+    cp.segment_ids.push_back(second ? 1 : 0);
+  }
+  ForwardOptions fo;
+  fo.loss_normalizer = 1.0;
+  auto rs = m.Forward(sh, fo);
+  ASSERT_TRUE(rs.ok()) << rs.status().ToString();
+  const std::vector<double> lp_sh = m.token_logprobs();
+  m.ZeroGrad();
+  m.Backward();
+  std::vector<std::vector<double>> g_sh;
+  for (const auto& p : m.params()) g_sh.push_back(p.g);
+  auto rc = m.Forward(cp, fo);
+  ASSERT_TRUE(rc.ok()) << rc.status().ToString();
+  EXPECT_NEAR(rs->ce_loss, rc->ce_loss, 1e-12);
+  for (int64_t n = 0; n < cp.T; ++n) EXPECT_NEAR(lp_sh[src[n]], m.token_logprobs()[n], 1e-12) << "position " << n;
+  m.ZeroGrad();
+  m.Backward();
+  for (size_t k = 0; k < m.params().size(); ++k)
+    EXPECT_TRUE(AllClose(g_sh[k], m.params()[k].g, 1e-12, 1e-9, m.params()[k].name));
+
+  // Bad parents are a clear error, not a wrong answer.
+  Batch bad = sh;
+  bad.segment_parents[P] = 2;  // C1's first position names C2, which comes later
+  auto st = m.Forward(bad, fo);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.status().ToString().find("row 0 segment_parents"), std::string::npos) << st.status().ToString();
+  bad = sh;
+  bad.segment_ids.clear();
+  EXPECT_NE(m.Forward(bad, fo).status().ToString().find("without segment_ids"), std::string::npos);
+}
+
 struct Variant {
   std::string name;
   std::function<void(ModelConfig&)> edit;

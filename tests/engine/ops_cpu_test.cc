@@ -181,6 +181,77 @@ TEST(OpsCpuGrad, CausalAttentionBackward) {
   EXPECT_TRUE(AllClose(dvv, NumGrad(v, loss), 1e-8, 1e-6, "dv"));
 }
 
+// A shared prefix (segment parents): a prompt P with continuations C1, C2 in one row computes what
+// [P C1] and [P C2] compute as separate rows, and the backward sums the two rows' gradients into P.
+TEST(OpsCpuGrad, SharedPrefixAttentionEqualsSeparateCopiesAndFiniteDifferences) {
+  Rng rng(21);
+  const I P = 4, C1 = 3, C2 = 2, T = P + C1 + C2, dq = 5, dv = 3;
+  const double scale = 0.4;
+  const std::vector<int32_t> seg{0, 0, 0, 0, 1, 1, 1, 2, 2}, par{-1, -1, -1, -1, 0, 0, 0, 0, 0};
+  ASSERT_EQ(ops::CheckSharedPrefix(seg.data(), par.data(), T), "");
+  auto q = RandVec<double>(rng, T * dq), k = RandVec<double>(rng, T * dq), v = RandVec<double>(rng, T * dv);
+  auto r = RandVec<double>(rng, T * dv);
+  std::vector<double> p(T * T), o(T * dv), gq(T * dq), gk(T * dq), gv(T * dv), ds(T * T);
+  const double m = ops::CausalAttention(q.data(), k.data(), v.data(), p.data(), o.data(), T, dq, dv, scale, seg.data(),
+                                        par.data());
+  ops::CausalAttentionBackward(q.data(), k.data(), v.data(), p.data(), r.data(), gq.data(), gk.data(), gv.data(),
+                               ds.data(), T, dq, dv, scale, seg.data(), par.data());
+
+  // Separate rows: [P C1] with P's and C1's output gradients, [P C2] with C2's only.
+  auto rows = [&](const std::vector<double>& x, I w, I c0, I cn) {  // prefix rows then rows [c0, c0 + cn)
+    std::vector<double> out(x.begin(), x.begin() + P * w);
+    out.insert(out.end(), x.begin() + c0 * w, x.begin() + (c0 + cn) * w);
+    return out;
+  };
+  double mref = -1e300;
+  std::vector<double> sq(T * dq, 0.0), sk(T * dq, 0.0), sv(T * dv, 0.0);
+  for (int c = 0; c < 2; ++c) {
+    const I c0 = c == 0 ? P : P + C1, cn = c == 0 ? C1 : C2, n = P + cn;
+    auto qc = rows(q, dq, c0, cn), kc = rows(k, dq, c0, cn), vc = rows(v, dv, c0, cn), rc = rows(r, dv, c0, cn);
+    if (c == 1) std::fill(rc.begin(), rc.begin() + P * dv, 0.0);
+    std::vector<double> pc(n * n), oc(n * dv), dqc(n * dq), dkc(n * dq), dvc(n * dv), dsc(n * n);
+    mref = std::max(mref, ops::CausalAttention(qc.data(), kc.data(), vc.data(), pc.data(), oc.data(), n, dq, dv, scale));
+    ops::CausalAttentionBackward(qc.data(), kc.data(), vc.data(), pc.data(), rc.data(), dqc.data(), dkc.data(),
+                                 dvc.data(), dsc.data(), n, dq, dv, scale);
+    for (I i = 0; i < n; ++i) {
+      const I at = i < P ? i : c0 + (i - P);  // row of the shared layout
+      if (i >= P || c == 0)
+        for (I d = 0; d < dv; ++d) EXPECT_NEAR(o[at * dv + d], oc[i * dv + d], 1e-12) << "o row " << at;
+      for (I d = 0; d < dq; ++d) sq[at * dq + d] += dqc[i * dq + d], sk[at * dq + d] += dkc[i * dq + d];
+      for (I d = 0; d < dv; ++d) sv[at * dv + d] += dvc[i * dv + d];
+    }
+  }
+  EXPECT_NEAR(m, mref, 1e-12);
+  EXPECT_TRUE(AllClose(gq, sq, 1e-12, 1e-10, "dq vs copies"));
+  EXPECT_TRUE(AllClose(gk, sk, 1e-12, 1e-10, "dk vs copies"));
+  EXPECT_TRUE(AllClose(gv, sv, 1e-12, 1e-10, "dv vs copies"));
+  // C2's rows never see C1's keys: the saved softmax says so.
+  for (I i = P + C1; i < T; ++i)
+    for (I j = P; j < P + C1; ++j) EXPECT_EQ(p[i * T + j], 0.0) << "C2 row " << i << " sees C1 key " << j;
+
+  auto loss = [&] {
+    ops::CausalAttention(q.data(), k.data(), v.data(), p.data(), o.data(), T, dq, dv, scale, seg.data(), par.data());
+    return Dot(o, r);
+  };
+  EXPECT_TRUE(AllClose(gq, NumGrad(q, loss), 1e-8, 1e-6, "dq"));
+  EXPECT_TRUE(AllClose(gk, NumGrad(k, loss), 1e-8, 1e-6, "dk"));
+  EXPECT_TRUE(AllClose(gv, NumGrad(v, loss), 1e-8, 1e-6, "dv"));
+}
+
+TEST(OpsCpu, SharedPrefixRulesAreChecked) {
+  auto why = [](std::vector<int32_t> seg, std::vector<int32_t> par) {
+    return ops::CheckSharedPrefix(seg.data(), par.data(), static_cast<I>(seg.size()));
+  };
+  EXPECT_EQ(why({0, 0, 1, 1, 2}, {-1, -1, 0, 0, 0}), "");
+  EXPECT_EQ(why({0, 1, 1}, {-1, -1, -1}), "");
+  EXPECT_NE(why({0, 1, 0}, {-1, 0, -1}).find("contiguous"), std::string::npos);
+  EXPECT_NE(why({0, 0, 1, 1}, {-1, -1, 0, -1}).find("one parent per segment"), std::string::npos);
+  EXPECT_NE(why({0, 0, 1, 1}, {1, 1, -1, -1}).find("does not come before"), std::string::npos);
+  EXPECT_NE(why({0, 1, 2}, {-1, 0, 1}).find("one level only"), std::string::npos);
+  EXPECT_NE(why({0, 1}, {-1, 1}).find("its own parent"), std::string::npos);
+  EXPECT_EQ(ops::CheckSharedPrefix(nullptr, nullptr, 3), "");
+}
+
 TEST(OpsCpuGrad, CrossEntropyBackward) {
   Rng rng(10);
   const I N = 4, V = 6;

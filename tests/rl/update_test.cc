@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <tuple>
 
 #include "core/rng.h"
 #include "tests/tiny_model.h"
@@ -251,22 +252,34 @@ TEST(PolicyUpdate, OffPolicyGradientIsTheObjectivesWhateverTheRowsAndMicroBatche
     for (float v : p.g) scale = std::max(scale, std::fabs(static_cast<double>(v)));
   ASSERT_GT(scale, 1e-4);
 
-  for (auto [seq_len, micro] : {std::pair<int64_t, int64_t>{64, 8}, {16, 1}}) {
+  // 64: all in one row; 16: each rollout alone in its row (with its own copy of the shared prompt),
+  // each group over several micro-batches; with and without the shared prompt laid once per row.
+  int64_t unshared_positions = 0;
+  for (auto [seq_len, micro, share] : {std::tuple<int64_t, int64_t, bool>{64, 8, false}, {64, 8, true}, {16, 1, true}}) {
     auto m = NewModel(3);
     engine::OptimizerConfig oc;
     oc.lr = 1e-2;
     engine::Optimizer<float> opt(m.get(), oc);
     UpdateConfig c = cfg;
-    c.seq_len = seq_len;  // 16: each rollout alone in its row, each group over several micro-batches
+    c.seq_len = seq_len;
     c.micro_batch = micro;
+    c.share_prefix = share;
     auto st = PolicyUpdate(m.get(), &opt, 0, rs, nullptr, 0.0, c);
     ASSERT_TRUE(st.ok()) << st.status().ToString();
     EXPECT_EQ(st->policy_tokens, 4 + 3 + 4 + 3 + 4);
+    if (!share) {
+      unshared_positions = st->packed_positions;
+      EXPECT_EQ(st->shared_positions, 0);
+    } else if (seq_len == 64) {
+      // The 6-token prompt's first 5 positions once per group instead of once per rollout: 3 + 2 - 2 copies.
+      EXPECT_EQ(st->shared_positions, 5 * 3);
+      EXPECT_EQ(st->packed_positions + st->shared_positions, unshared_positions);
+    }
     double diff = 0;
     for (size_t i = 0; i < m->params().size(); ++i)
       for (size_t j = 0; j < m->params()[i].g.size(); ++j)
         diff = std::max(diff, std::fabs(static_cast<double>(m->params()[i].g[j]) - h->params()[i].g[j]));
-    EXPECT_LT(diff, 1e-4 * scale) << "seq_len " << seq_len << " micro_batch " << micro;
+    EXPECT_LT(diff, 1e-4 * scale) << "seq_len " << seq_len << " micro_batch " << micro << " share " << share;
   }
 }
 
