@@ -88,7 +88,8 @@ for _ in $(seq 1 100); do
 done
 [ -n "$PORT" ] || { echo "serve did not report its port:"; cat "$OUT/serve.log"; exit 1; }
 # The same episode limits and temperature as `rl eval` above (an OpenAI request without a temperature
-# samples at 1.0, the API's default), so the two rows differ only by the serving path.
+# samples at 1.0, the API's default), so the two rows differ only by the serving path. 16 episodes at
+# once, as rl_run.rollout.episode_threads in configs/rl/quickstart.json: the server decodes them together.
 $BIN eval --suite "$OUT/heldout.suite.json" --policy "openai:http://127.0.0.1:$PORT/v1" --trials "$TRIALS" --k 1,2 --set eval.threads=16 \
   --set eval.episode.temperature=0.7 --set eval.episode.max_turns=10 --set eval.episode.max_tokens_per_turn=96 \
   --set eval.episode.max_tokens=2048 --db "$DB" --seed "$SEED"
