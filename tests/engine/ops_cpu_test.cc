@@ -215,8 +215,9 @@ TEST(OpsCpuGrad, SharedPrefixAttentionEqualsSeparateCopiesAndFiniteDifferences) 
                                  dvc.data(), dsc.data(), n, dq, dv, scale);
     for (I i = 0; i < n; ++i) {
       const I at = i < P ? i : c0 + (i - P);  // row of the shared layout
-      if (i >= P || c == 0)
+      if (i >= P || c == 0) {
         for (I d = 0; d < dv; ++d) EXPECT_NEAR(o[at * dv + d], oc[i * dv + d], 1e-12) << "o row " << at;
+      }
       for (I d = 0; d < dq; ++d) sq[at * dq + d] += dqc[i * dq + d], sk[at * dq + d] += dkc[i * dq + d];
       for (I d = 0; d < dv; ++d) sv[at * dv + d] += dvc[i * dv + d];
     }
