@@ -49,14 +49,15 @@ int64_t SharedPrefix(std::span<const Rollout> rs, const std::vector<size_t>& mem
 // Lays rollouts greedily into rows of T (like sft::PackExamples) and remembers where each went. With
 // `share`, a group's common prompt is laid once per row as a parent segment and each member's own
 // positions follow as a child segment (engine::Batch::segment_parents): the same log-probs and gradient
-// as one copy per member, without computing the copies.
+// as one copy per member, without computing the copies. `laid` (may be null): positions written.
 std::vector<sft::Row> Pack(std::span<const Rollout> rs, int64_t T, bool share, std::vector<Placement>* where,
-                           int64_t* truncated) {
+                           int64_t* truncated, int64_t* laid = nullptr) {
   std::vector<sft::Row> rows;
   int64_t fill = T;
   int32_t seg = 0;
   where->assign(rs.size(), Placement{});
   *truncated = 0;
+  int64_t written = 0;
   auto new_row = [&] {
     sft::Row row;
     row.tokens.assign(T, 0);
@@ -81,6 +82,7 @@ std::vector<sft::Row> Pack(std::span<const Rollout> rs, int64_t T, bool share, s
       if (share) row.segment_parents[at] = parent;
     }
     fill += j1 - j0;
+    written += j1 - j0;
     return seg++;
   };
   // Groups in order of first appearance; members in rollout order.
@@ -121,6 +123,7 @@ std::vector<sft::Row> Pack(std::span<const Rollout> rs, int64_t T, bool share, s
       lay(r, L, n, prefix_seg);
     }
   }
+  if (laid) *laid = written;
   return rows;
 }
 
@@ -194,16 +197,9 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
   UpdateStats st;
   st.ptx_coef = ptx_coef;
   std::vector<Placement> where;
-  std::vector<sft::Row> rows = Pack(rollouts, T, cfg.share_prefix, &where, &st.truncated_rollouts);
-  for (const Placement& p : where) st.packed_positions += p.len;  // then less what sharing saved:
-  {
-    std::map<std::pair<int64_t, int64_t>, int64_t> prefixes;  // (row, offset) -> prefix length, each once
-    for (const Placement& p : where)
-      if (p.prefix_len > 0) prefixes[{p.row, p.prefix_offset}] = p.prefix_len;
-    for (const Placement& p : where) st.shared_positions += p.prefix_len;
-    for (const auto& [at, len] : prefixes) st.shared_positions -= len;
-    st.packed_positions -= st.shared_positions;
-  }
+  std::vector<sft::Row> rows = Pack(rollouts, T, cfg.share_prefix, &where, &st.truncated_rollouts, &st.packed_positions);
+  for (const Placement& p : where) st.shared_positions += p.len;  // every rollout's positions, less those laid
+  st.shared_positions -= st.packed_positions;
   const int64_t n_policy_rows = static_cast<int64_t>(rows.size());
 
   // PTX rows: weights lambda / N over their assistant tokens (a mean CE scaled by lambda).

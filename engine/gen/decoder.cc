@@ -137,13 +137,12 @@ void CachedDecoder::Attention(I l, const std::vector<Chunk>& chunks, I N) {
   // over its pages (BLAS calls of M = H rows cost more in thread hand-offs than they compute), and the
   // sequences run in parallel. Prefill chunks gather their pages and use GEMMs, one chunk at a time.
   const float sc = static_cast<float>(scale_);
-  n_decode_ = 0;
+  I nd = 0;
   row = 0;
   for (const Chunk& ch : chunks) {
-    if (ch.n == 1) decode_rows_[n_decode_++] = {ch.seq, row};
+    if (ch.n == 1) decode_rows_[nd++] = {ch.seq, row};
     row += ch.n;
   }
-  const I nd = n_decode_;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads_) if (nd > 1)
   for (I i = 0; i < nd; ++i) {
     const I t = threads_ > 1 ? omp_get_thread_num() : 0;

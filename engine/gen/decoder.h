@@ -94,7 +94,6 @@ class CachedDecoder {
   int threads_ = 1;                                                           // OpenMP threads at construction
   std::vector<float> dec_s_;                                                  // [threads, max_context]
   std::vector<std::pair<KvCache::SeqId, int64_t>> decode_rows_;               // (sequence, batch row)
-  int64_t n_decode_ = 0;
   int64_t logit_rows_ = 0;
 };
 
