@@ -19,14 +19,14 @@
 namespace k2::eval {
 namespace {
 
-const std::string kBfcl = std::string(K2GYM_SOURCE_DIR) + "/../shared/data/bfcl";
-const std::string kAce = std::string(K2GYM_SOURCE_DIR) + "/../shared/data/acebench";
+std::string BfclDir() { return std::string(K2GYM_SOURCE_DIR) + "/../shared/data/bfcl"; }
+std::string AceDir() { return std::string(K2GYM_SOURCE_DIR) + "/../shared/data/acebench"; }
 
-bool HaveData() { return std::filesystem::exists(kBfcl + "/BFCL_v4_simple_python.json") && std::filesystem::exists(kAce + "/data_normal_atom_bool.json"); }
+bool HaveData() { return std::filesystem::exists(BfclDir() + "/BFCL_v4_simple_python.json") && std::filesystem::exists(AceDir() + "/data_normal_atom_bool.json"); }
 
 const FcSuite& Bfcl() {
   static FcSuite s = [] {
-    auto r = LoadBfclDir(kBfcl);
+    auto r = LoadBfclDir(BfclDir());
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? std::move(*r) : FcSuite{};
   }();
@@ -35,7 +35,7 @@ const FcSuite& Bfcl() {
 
 const FcSuite& Ace() {
   static FcSuite s = [] {
-    auto r = LoadAceBenchDir(kAce);
+    auto r = LoadAceBenchDir(AceDir());
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? std::move(*r) : FcSuite{};
   }();
