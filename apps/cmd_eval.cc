@@ -224,6 +224,9 @@ int RunEval(Context& ctx) {
                                             Resolve(g_opts.suite, file_spec, "answers", g_opts.suite));
     if (!suite.ok()) return Fail(suite.status());
     meta["tasks"] = suite->cases.size();
+    meta["load_errors"] = suite->errors.size();
+    for (auto& e : suite->errors)
+      if (!ctx.g.quiet) std::fprintf(stderr, "case %s not loaded: %s: %s\n", e.id.c_str(), e.where.c_str(), e.reason.c_str());
     // --policy oracle on a function-calling suite: the suite's own reference answers (FcOraclePolicy).
     std::unique_ptr<agents::Policy> fc_oracle;
     if (g_opts.policy == "oracle") {
@@ -236,7 +239,9 @@ int RunEval(Context& ctx) {
       o.seed = ctx.g.seed + static_cast<uint64_t>(t) * 1000003ULL;
       o.threads = cfg.threads == 0 ? static_cast<int>(std::thread::hardware_concurrency()) : cfg.threads;
       o.max_steps_per_turn = cfg.fc_max_steps_per_turn;
-      for (auto& out : eval::RunFcSuite(*suite, fc_policy, o)) {
+      auto outs = eval::RunFcSuite(*suite, fc_policy, o);
+      if (t == 0) meta["leaderboard"] = eval::FcLeaderboard(outs);  // each benchmark's own aggregate (docs/eval.md)
+      for (auto& out : outs) {
         eval::TrialRecord r;
         r.case_id = out.id;
         r.group = out.category;

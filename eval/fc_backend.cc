@@ -223,6 +223,7 @@ const std::vector<Method>& Methods() {
     std::vector<Method> all = CoreMethods();
     for (auto& m : fc::FileSystemMoreMethods()) all.push_back(std::move(m));
     for (auto& m : fc::MathApiMethods()) all.push_back(std::move(m));
+    for (auto& m : fc::MessageApiMethods()) all.push_back(std::move(m));
     return all;
   }();
   return kMethods;
@@ -232,6 +233,7 @@ json DefaultState(const std::string& cls) {
   if (cls == "GorillaFileSystem") return {{"root", {{"workspace", {{"type", "directory"}, {"contents", json::object()}}}}}};
   if (cls == "BaseApi") return {{"wifi", false}, {"logged_in", true}};
   if (cls == "MathAPI") return json::object();
+  if (cls == "MessageAPI") return fc::MessageApiDefaultState();
   return {{"inbox", json::array()}};
 }
 
@@ -255,12 +257,24 @@ Status CheckConfig(const std::string& cls, const json& c, const std::string& w) 
   if (!c.is_object()) return InvalidArgument(w + ": expected object");
   if (cls == "GorillaFileSystem") {
     if (!c.contains("root") || !c["root"].is_object() || c["root"].size() != 1)
-      return InvalidArgument(w + ".root: expected {NAME: {\"type\": \"directory\", \"contents\": {...}}}");
+      return InvalidArgument(w + ".root: expected {NAME: {\"type\": \"directory\", \"contents\": {...}}} with one NAME (BFCL keeps "
+                             "the first of several in file order, an order the tree's JSON objects do not keep)");
     const json& r = c["root"].begin().value();
     K2_RETURN_IF_ERROR(CheckTree(r, w + ".root." + c["root"].begin().key()));
     if (r["type"] != "directory") return InvalidArgument(w + ".root: expected a directory");
   } else if (cls == "MathAPI") {
     // stateless
+  } else if (cls == "MessageAPI") {
+    if (!c["user_map"].is_object()) return InvalidArgument(w + ".user_map: expected {name: id}");
+    if (!c["inbox"].is_array()) return InvalidArgument(w + ".inbox: expected [{receiver_id: message}]");
+    for (size_t i = 0; i < c["inbox"].size(); ++i)
+      if (!c["inbox"][i].is_object() || c["inbox"][i].empty())
+        return InvalidArgument(w + ".inbox[" + std::to_string(i) + "]: expected {receiver_id: message}");
+    if (!c["generated_ids"].is_array()) return InvalidArgument(w + ".generated_ids: expected array");
+    for (auto& x : c["generated_ids"])
+      if (!x.is_number_integer()) return InvalidArgument(w + ".generated_ids: expected integers");
+    for (const char* k : {"user_count", "message_count", "random_seed"})
+      if (!c[k].is_number_integer()) return InvalidArgument(w + "." + k + ": expected integer");
   } else if (cls == "BaseApi") {
     for (const char* k : {"wifi", "logged_in"})
       if (!c.contains(k) || !c[k].is_boolean()) return InvalidArgument(w + "." + k + ": expected boolean");
@@ -293,7 +307,7 @@ bool TypeOk(const json& v, const std::string& type) {
 
 }  // namespace
 
-std::vector<std::string> FcBackend::KnownClasses() { return {"GorillaFileSystem", "MathAPI", "BaseApi", "MessageApi"}; }
+std::vector<std::string> FcBackend::KnownClasses() { return {"GorillaFileSystem", "MathAPI", "MessageAPI", "BaseApi", "MessageApi"}; }
 
 Expected<FcBackend> FcBackend::Create(const std::vector<std::string>& classes, const json& initial_config, const std::string& where) {
   FcBackend b;
@@ -302,7 +316,7 @@ Expected<FcBackend> FcBackend::Create(const std::vector<std::string>& classes, c
   for (auto& cls : classes) {
     if (std::find(known.begin(), known.end(), cls) == known.end())
       return InvalidArgument(where + ": involved class \"" + cls +
-                             "\" has no in-tree backend (known: GorillaFileSystem, MathAPI, BaseApi, MessageApi)");
+                             "\" has no in-tree backend (known: GorillaFileSystem, MathAPI, MessageAPI, BaseApi, MessageApi)");
     if (b.state_.contains(cls)) return InvalidArgument(where + ": involved class \"" + cls + "\" listed twice");
     json st = DefaultState(cls);
     if (initial_config.contains(cls)) {

@@ -52,3 +52,24 @@ json* FsDir(json& state, const std::vector<std::string>& cwd);
 std::vector<Method> FileSystemMoreMethods();
 
 }  // namespace k2::eval::fc
+
+namespace k2::eval::fc {
+
+// Python's random.Random(seed): MT19937 seeded as CPython seeds it from an int, with randint. BFCL's
+// classes draw ids from it, so ids match theirs.
+class PyRandom {
+ public:
+  explicit PyRandom(uint64_t seed);
+  uint32_t Next32();
+  int64_t RandInt(int64_t a, int64_t b);  // inclusive
+
+ private:
+  uint32_t mt_[624];
+  int index_ = 624;
+};
+
+// BFCL MessageAPI (state: generated_ids, user_count, user_map, inbox, message_count, current_user).
+std::vector<Method> MessageApiMethods();
+json MessageApiDefaultState();
+
+}  // namespace k2::eval::fc
