@@ -5,7 +5,10 @@
 #include <filesystem>
 
 #include "apps/cli.h"
+#include "core/metrics.h"
+#include "engine/checkpoint.h"
 #include "engine/data.h"
+#include "engine/dist/comm.h"
 #include "engine/engine.h"
 #include "engine/pretrain.h"
 
@@ -257,15 +260,30 @@ int Pretrain(Context& ctx) {
   auto db = ctx.OpenDb();
   if (!db.ok()) return Fail(db.status());
   json run_cfg = {{"model", args.model}, {"data", args.data}, {"pretrain", config::ToJson(*pc)}, {"seed", ctx.g.seed}};
-  auto run = CreateRun(db->get(), "pretrain", args.out, run_cfg.dump());
-  if (!run.ok()) return Fail(run.status());
-  MetricsLogger metrics(db->get(), *run, args.out + "/metrics.csv");
+  // The store run, metrics and checkpoint protocol (engine/checkpoint.h); a resumed run keeps its run
+  // id. Data-parallel ranks other than 0 write neither metrics nor checkpoints.
+  auto launch = engine::dist::LaunchEnvFromEnv();
+  const bool rank0 = !launch.ok() || launch->rank == 0;
+  engine::TrainingRunOptions tro;
+  tro.db = db->get();
+  tro.kind = "pretrain";
+  tro.name = args.out;
+  tro.config = run_cfg.dump();
+  tro.out_dir = rank0 ? args.out : "";
+  tro.checkpoint_dir = rank0 ? args.out + "/checkpoint" : "";
+  tro.metrics_csv = rank0 ? args.out + "/metrics.csv" : "";
+  tro.resume = args.resume;
+  auto tr = engine::TrainingRun::Open(tro);
+  if (!tr.ok()) return Fail(tr.status());
+  const int64_t run = (*tr)->run_id();
+  MetricsLogger& metrics = (*tr)->metrics();
   Progress progress("pretrain", pc->steps, ctx.g.quiet ? nullptr : stderr);
   engine::PretrainRun pr;
   pr.corpus_path = args.data;
   pr.checkpoint_dir = args.out + "/checkpoint";
   pr.resume = args.resume;
   pr.seed = ctx.g.seed;
+  pr.commit_metrics = [&] { return (*tr)->CommitMetrics(); };
   double first_loss = -1, last_loss = 0;
   pr.on_step = [&](const engine::PretrainStep& s) {
     if (first_loss < 0) first_loss = s.fwd.loss;
@@ -291,13 +309,12 @@ int Pretrain(Context& ctx) {
   };
   auto taken = engine::Pretrain(model->get(), *pc, pr);
   progress.Finish();
-  Status fl = metrics.Flush();
-  (void)FinishRun(db->get(), *run, taken.ok() && fl.ok() ? "done" : "failed");
+  Status fl = (*tr)->Finish(taken.ok() ? "done" : "failed");
   if (!taken.ok()) return Fail(taken.status());
   if (!fl.ok()) return Fail(fl);
-  (void)AddArtifact(db->get(), *run, "checkpoint", pr.checkpoint_dir, "{}");
+  (void)AddArtifact(db->get(), run, "checkpoint", pr.checkpoint_dir, "{}");
   if (ctx.g.json) {
-    ctx.PrintJson({{"run", *run}, {"steps_taken", *taken}, {"first_loss", first_loss}, {"last_loss", last_loss},
+    ctx.PrintJson({{"run", run}, {"steps_taken", *taken}, {"first_loss", first_loss}, {"last_loss", last_loss},
                    {"checkpoint", pr.checkpoint_dir}, {"metrics_csv", args.out + "/metrics.csv"}});
   } else if (!ctx.g.quiet) {
     std::printf("pretrain: %lld steps, loss %.4f -> %.4f, checkpoint %s\n", static_cast<long long>(*taken), first_loss,
