@@ -104,11 +104,11 @@ TEST_F(Tau2Cli, OpenAiAgentAndLlmUserThroughServeOnEveryNativeDomain) {
   std::string corpus;
   for (int i = 0; i < 300; ++i) corpus += "Hi! How can I help you today? I want to cancel order #W" + std::to_string(1000 + i) + " please. ";
   Write("corpus.txt", corpus);
-  Result t = Run("tokenizer train --corpus corpus.txt --out tok --vocab-size 1024");
+  Result t = Run("tokenizer train --corpus corpus.txt --out tok --vocab-size 512");
   ASSERT_EQ(t.code, 0) << t.err;
   auto cfg = ReadJsonFile(std::string(K2GYM_SOURCE_DIR) + "/configs/models/tiny.json");
   ASSERT_TRUE(cfg.ok());
-  (*cfg)["vocab_size"] = 1024;
+  (*cfg)["vocab_size"] = 512;  // the tokenizer's size: ids the model emits must decode
   (*cfg)["num_hidden_layers"] = 1;
   (*cfg)["max_position_embeddings"] = 32768;  // retail's policy and tool declarations are long
   Write("model.json", cfg->dump());
