@@ -90,7 +90,7 @@ TEST(Judge, EachCheckRejectsOnItsOwn) {
   ASSERT_TRUE(judge.Evaluate(trajs[k], task).keep);
 
   Trajectory t = trajs[k];
-  t.final_state_hash = std::string(64, '0');
+  t.final_state = json{{"tampered", true}};  // the reward hashes the final state itself
   EXPECT_EQ(judge.Evaluate(t, task).reasons, std::vector<std::string>{"state_mismatch"});
   EXPECT_TRUE(Judge({.check_state = false}).Evaluate(t, task).keep);
 
