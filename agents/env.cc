@@ -1,6 +1,7 @@
 // Env helpers, the ToolEnv tool-call loop (validation, error messages, step limit, scorer) and the registry.
 #include "agents/env.h"
 
+#include "agents/basic_envs.h"
 #include "agents/episode.h"
 #include "agents/mcp_env.h"
 #include "agents/synthetic_env.h"
@@ -208,6 +209,8 @@ EnvRegistry& EnvRegistry::Global() {
     auto* reg = new EnvRegistry();
     K2_CHECK(RegisterMcpEnv(*reg).ok());
     K2_CHECK(RegisterSyntheticEnv(*reg).ok());
+    K2_CHECK(RegisterAnswerEnv(*reg).ok());
+    K2_CHECK(RegisterCodeInterpreterEnv(*reg).ok());
     return reg;
   }();
   return *r;

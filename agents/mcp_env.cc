@@ -4,7 +4,9 @@
 #include "agents/mcp_env.h"
 
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
+#include <filesystem>
 
 #include "core/config.h"
 
@@ -13,14 +15,31 @@ namespace {
 
 using toolgen::mcp::Client;
 
-Expected<std::unique_ptr<Client>> Connect(const McpEnvConfig& c) {
+constexpr const char* kEpisodeTmp = "${EPISODE_TMP}";
+
+std::string SubstituteTmp(std::string s, const std::string& dir) {
+  for (size_t p = s.find(kEpisodeTmp); p != std::string::npos; p = s.find(kEpisodeTmp, p + dir.size()))
+    s.replace(p, std::string(kEpisodeTmp).size(), dir);
+  return s;
+}
+
+bool UsesEpisodeTmp(const McpEnvConfig& c) {
+  for (auto& a : c.command)
+    if (a.find(kEpisodeTmp) != std::string::npos) return true;
+  for (auto& [k, v] : c.env.items())
+    if (v.is_string() && v.get<std::string>().find(kEpisodeTmp) != std::string::npos) return true;
+  return false;
+}
+
+// `tmp`: the directory substituted for ${EPISODE_TMP} (empty when the config does not use it).
+Expected<std::unique_ptr<Client>> Connect(const McpEnvConfig& c, const std::string& tmp = "") {
   std::unique_ptr<toolgen::mcp::Transport> t;
   if (!c.url.empty()) {
     K2_ASSIGN_OR_RETURN(t, toolgen::mcp::ConnectHttp({.url = c.url, .max_message_bytes = static_cast<size_t>(c.max_message_bytes)}));
   } else {
     toolgen::mcp::StdioOptions o;
-    o.argv = c.command;
-    for (auto& [k, v] : c.env.items()) o.env[k] = v.get<std::string>();
+    for (auto& a : c.command) o.argv.push_back(SubstituteTmp(a, tmp));
+    for (auto& [k, v] : c.env.items()) o.env[k] = SubstituteTmp(v.get<std::string>(), tmp);
     o.cwd = c.cwd;
     o.max_message_bytes = static_cast<size_t>(c.max_message_bytes);
     K2_ASSIGN_OR_RETURN(t, toolgen::mcp::StartStdio(o));
@@ -134,21 +153,57 @@ class McpEnv final : public ToolEnv {
   ~McpEnv() override { Close(); }
 
   Status Init() {
-    K2_ASSIGN_OR_RETURN(client_, Acquire(cfg_));
+    K2_RETURN_IF_ERROR(Start());
     std::string server = cfg_.name;
     if (server.empty()) server = client_->server_info().value("name", "unnamed");
     K2_ASSIGN_OR_RETURN(auto tools, client_->ListTools("mcp:" + server));
     return SetTools(std::move(tools));
   }
 
-  void Close() override { client_.reset(); }
+  void Close() override {
+    client_.reset();
+    DropTmp();
+  }
+
+  json State() const override {
+    if (cfg_.state_tool.empty() || !client_) return nullptr;
+    auto r = client_->CallTool(cfg_.state_tool, cfg_.state_arguments, {.timeout_ms = cfg_.timeout_ms});
+    if (!r.ok()) return {{"state_error", r.status().ToString()}};
+    if (r->is_error) return {{"state_error", "state_tool " + cfg_.state_tool + " failed: " + r->Text()}};
+    if (r->structured) return *r->structured;
+    auto j = ParseJson(r->Text(), "state_tool " + cfg_.state_tool);
+    if (!j.ok()) return {{"state_error", j.status().message()}};
+    return *j;
+  }
 
  protected:
   Expected<std::vector<Message>> OnReset(uint64_t seed, const json& task) override {
     (void)seed;  // MCP servers are not seedable; the seed is recorded by the caller
-    if (!client_ || !client_->alive()) {
+    const bool fresh = cfg_.servers == "per_env" && cfg_.restart == "episode" && cfg_.reset_tool.empty();
+    if (!client_ || !client_->alive() || (fresh && resets_ > 0)) {
       client_.reset();
-      K2_ASSIGN_OR_RETURN(client_, Acquire(cfg_));
+      DropTmp();
+      K2_RETURN_IF_ERROR(Start());
+    }
+    ++resets_;
+    if (!cfg_.reset_tool.empty()) {
+      auto r = client_->CallTool(cfg_.reset_tool, json::object(), {.timeout_ms = cfg_.timeout_ms});
+      if (!r.ok()) return r.status().Context("mcp env: reset_tool " + cfg_.reset_tool);
+      if (r->is_error) return Internal("mcp env: reset_tool " + cfg_.reset_tool + " failed: " + r->Text());
+    }
+    if (task.is_object() && task.contains("initial_calls")) {
+      const json& calls = task["initial_calls"];
+      if (!calls.is_array()) return InvalidArgument("task.initial_calls: expected an array of {name, arguments}");
+      for (size_t i = 0; i < calls.size(); ++i) {
+        const std::string w = "task.initial_calls[" + std::to_string(i) + "]";
+        if (!calls[i].is_object() || !calls[i].contains("name") || !calls[i]["name"].is_string())
+          return InvalidArgument(w + ".name: expected a string");
+        json args = calls[i].value("arguments", json::object());
+        if (!args.is_object()) return InvalidArgument(w + ".arguments: expected an object");
+        auto r = client_->CallTool(calls[i]["name"].get<std::string>(), args, {.timeout_ms = cfg_.timeout_ms});
+        if (!r.ok()) return r.status().Context(w);
+        if (r->is_error) return InvalidArgument(w + ": the server reports an error: " + r->Text().substr(0, 300));
+      }
     }
     return TaskMessages(task, cfg_.system_prompt);
   }
@@ -164,8 +219,35 @@ class McpEnv final : public ToolEnv {
   }
 
  private:
+  Status Start() {
+    if (cfg_.servers == "pooled") {
+      K2_ASSIGN_OR_RETURN(client_, Acquire(cfg_));
+      return Status::Ok();
+    }
+    if (UsesEpisodeTmp(cfg_)) {
+      std::string templ = (std::filesystem::temp_directory_path() / "k2gym-mcp-XXXXXX").string();
+      if (!mkdtemp(templ.data())) return IoError("mcp env: cannot create a temporary directory for ${EPISODE_TMP}");
+      tmp_ = templ;
+    }
+    auto c = Connect(cfg_, tmp_);
+    if (!c.ok()) {
+      DropTmp();
+      return c.status();
+    }
+    client_ = std::shared_ptr<Client>(std::move(*c));
+    return Status::Ok();
+  }
+  void DropTmp() {
+    if (tmp_.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(tmp_, ec);
+    tmp_.clear();
+  }
+
   McpEnvConfig cfg_;
   std::shared_ptr<Client> client_;
+  std::string tmp_;
+  int64_t resets_ = 0;
 };
 
 }  // namespace
@@ -178,6 +260,11 @@ Status CheckMcpEnvConfig(const McpEnvConfig& c) {
   if (!c.env.is_object()) return InvalidArgument("mcp env config: env: expected an object of strings");
   for (auto& [k, v] : c.env.items())
     if (!v.is_string()) return InvalidArgument("mcp env config: env." + k + ": expected a string, got " + JsonTypeName(v));
+  if (c.restart != "episode" && c.restart != "never")
+    return InvalidArgument("mcp env config: restart: expected \"episode\" or \"never\", got " + json(c.restart).dump());
+  if (!c.state_arguments.is_object()) return InvalidArgument("mcp env config: state_arguments: expected an object");
+  if (c.servers == "pooled" && UsesEpisodeTmp(c))
+    return InvalidArgument("mcp env config: ${EPISODE_TMP} needs servers \"per_env\" (pooled servers outlive episodes)");
   if (c.servers != "per_env" && c.servers != "pooled")
     return InvalidArgument("mcp env config: servers: expected \"per_env\" or \"pooled\", got " + json(c.servers).dump());
   if (c.timeout_ms < 1 || c.max_steps < 1 || c.max_servers < 1 || c.max_message_bytes < 1024 || c.lease_timeout_ms < 0)

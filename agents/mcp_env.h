@@ -25,6 +25,16 @@ struct McpEnvConfig {
   std::string servers = "per_env";   // "per_env": own process; "pooled": shared, bounded pool
   int max_servers = 4;               // pooled: live processes per distinct server config
   int lease_timeout_ms = 60000;      // pooled: how long make()/reset() waits for a free server
+  // Episode isolation. "episode": a per_env server is restarted at every reset after the first, so each
+  // episode starts from the server's initial state; "never": one server for the environment's life.
+  // With reset_tool set, the server is kept and that tool is called at each reset instead (the
+  // optional reset/state convention for long-lived servers).
+  std::string restart = "episode";
+  std::string reset_tool;            // called with {} at each reset (a long-lived server restores itself)
+  // Called with state_arguments after the episode; its text (JSON) is the environment's State(), the
+  // final state DB-style rewards compare ("" = no state).
+  std::string state_tool;
+  json state_arguments = json::object();
 
   template <class V>
   void Visit(V& v) {
@@ -40,9 +50,19 @@ struct McpEnvConfig {
     v("servers", servers, "server processes per environment or pooled", {.choices = {"per_env", "pooled"}});
     v("max_servers", max_servers, "pooled: live server processes per server config", {.min = 1, .max = 1024});
     v("lease_timeout_ms", lease_timeout_ms, "pooled: wait for a free server (ms)", {.min = 0});
+    v("restart", restart, "per_env servers: a fresh process per episode or one for the env's life",
+      {.choices = {"episode", "never"}});
+    v("reset_tool", reset_tool, "tool called at each reset instead of restarting the server");
+    v("state_tool", state_tool, "tool whose JSON text is the final state after an episode");
+    v("state_arguments", state_arguments, "arguments of state_tool");
   }
 };
 
+// Task JSON of an mcp episode: ToolEnv::TaskMessages keys plus "initial_calls": [{"name", "arguments"}],
+// run on the server at reset before the first message (an error, or a tool reporting isError, fails the
+// reset). `${EPISODE_TMP}` in a stdio server's env values or argv is replaced by a fresh temporary
+// directory per server process (removed when the process goes), e.g. {"MEMORY_FILE_PATH":
+// "${EPISODE_TMP}/memory.json"} for @modelcontextprotocol/server-memory.
 // Strict: unknown keys, wrong types, neither or both of command/url are errors naming the field.
 Expected<McpEnvConfig> ParseMcpEnvConfig(const json& config);
 // Connects, lists tools (all pages, strictly parsed, names unique) and returns the environment.

@@ -1,5 +1,6 @@
-// `k2gym simulate`: synthetic tasks -> episodes (policy <-> env <-> simulated user) -> judge -> store and
-// exports (OpenAI JSONL, Kimi-K2 tokens). Registers the agents' run-config sections.
+// `k2gym simulate`: tasks -> episodes (policy <-> env <-> simulated user) -> a reward (the judge for the
+// store's synthetic tasks, each task's own reward with --source) -> keep when reward >= --threshold ->
+// store and exports (OpenAI JSONL, Kimi-K2 tokens). Registers the agents' run-config sections.
 #include <cstdio>
 #include <optional>
 
@@ -8,12 +9,14 @@
 #include "agents/episode.h"
 #include "agents/export.h"
 #include "agents/http_policy.h"
-#include "agents/judge.h"
 #include "agents/llm_user.h"
 #include "agents/scripted_policies.h"
 #include "agents/scripted_user.h"
 #include "agents/synthetic_env.h"
 #include "apps/cli.h"
+#include "apps/pipeline_cli.h"
+#include "pipeline/endpoints.h"
+#include "rewards/judge.h"
 #include "core/store.h"
 #include "core/thread_pool.h"
 #include "engine/engine.h"
@@ -27,7 +30,11 @@ namespace k2::app {
 K2_CONFIG_SECTION("episode", agents::EpisodeLimits, "Episode budgets and sampling of `k2gym simulate` (agents/episode.h)");
 K2_CONFIG_SECTION("oracle", agents::OracleConfig, "Imperfections of the oracle policy (agents/scripted_policies.h)");
 K2_CONFIG_SECTION("scripted_user", agents::ScriptedUserConfig, "The scripted simulated user (agents/scripted_user.h)");
-K2_CONFIG_SECTION("judge", agents::JudgeConfig, "Rubric filtering of simulated trajectories (agents/judge.h)");
+K2_CONFIG_SECTION("judge", rewards::JudgeConfig, "The judge reward filtering simulated trajectories (rewards/judge_reward.h)");
+K2_CONFIG_SECTION("agent_llm", pipeline::EndpointConfig, "The agent's endpoint (--policy openai:URL); empty fields: openai's (pipeline/endpoints.h)");
+K2_CONFIG_SECTION("user_llm", pipeline::EndpointConfig, "The simulated user's endpoint (--user openai:URL); empty fields: openai's");
+K2_CONFIG_SECTION("judge_llm", pipeline::EndpointConfig, "The judge's endpoint (--judge / --judge-llm openai:URL); empty fields: openai's");
+K2_CONFIG_SECTION("critic_llm", pipeline::EndpointConfig, "The SCRR critic's endpoint (rl --critic openai:URL); empty fields: openai's");
 K2_CONFIG_SECTION("openai", agents::HttpPolicyConfig,
                   "OpenAI-compatible HTTP policy/user/judge (agents/http_policy.h); URL from --policy/--user openai:URL");
 K2_CONFIG_SECTION("synthetic_env", agents::SyntheticEnvConfig, "The `synthetic` environment kind (agents/synthetic_env.h)");
@@ -40,6 +47,8 @@ struct SimArgs {
   std::string tasks, policy = "oracle", user = "scripted", judge_llm, out, tokens_out, tokenizer;
   int64_t episodes = 0;
   int threads = 0;
+  double threshold = 1.0;
+  PipelineFlags pipe;
   bool keep_all = false, no_store = false, include_heldout = false, task_tools_only = false;
   // engine:CKPT generator sizing
   int64_t max_batch = 32;
@@ -47,9 +56,8 @@ struct SimArgs {
 
 bool StartsWith(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
 
-Expected<std::unique_ptr<agents::HttpPolicy>> MakeHttp(Context& ctx, const std::string& url) {
-  K2_ASSIGN_OR_RETURN(auto cfg, config::Get<agents::HttpPolicyConfig>(ctx.config, "openai"));
-  cfg.base_url = url;
+Expected<std::unique_ptr<agents::HttpPolicy>> MakeHttp(Context& ctx, const std::string& url, const char* role = "agent") {
+  K2_ASSIGN_OR_RETURN(auto cfg, pipeline::EndpointFor(ctx.config, role, url));
   return agents::HttpPolicy::Create(cfg);
 }
 
@@ -98,17 +106,101 @@ Expected<std::unique_ptr<agents::UserSimulator>> MakeUser(Context& ctx, std::uni
     return std::unique_ptr<agents::UserSimulator>(std::make_unique<agents::ScriptedUser>(cfg));
   }
   if (StartsWith(u, "openai:")) {
-    K2_ASSIGN_OR_RETURN(auto h, MakeHttp(ctx, u.substr(7)));
+    K2_ASSIGN_OR_RETURN(auto h, MakeHttp(ctx, u.substr(7), "user"));
     user_llm = std::move(h);
     return std::unique_ptr<agents::UserSimulator>(std::make_unique<agents::LlmUser>(user_llm.get(), u));
   }
   return InvalidArgument("--user: expected scripted|openai:URL, got " + json(u).dump());
 }
 
+// simulate --source: any task source through the one episode pipeline; keep = reward >= --threshold.
+int SimulateSources(Context& ctx, const agents::EpisodeLimits& limits) {
+  auto set = LoadSources(ctx, g_sim.pipe);
+  if (!set.ok()) return Fail(set.status());
+  EngineParts eng;
+  std::unique_ptr<agents::Policy> policy;
+  if (g_sim.policy == "gold" || g_sim.policy == "perturbed") {
+    policy = pipeline::MakeGoldPolicy(*set, g_sim.policy == "perturbed");
+  } else {
+    auto p = MakePolicy(ctx, eng);
+    if (!p.ok()) return Fail(p.status());
+    policy = std::move(*p);
+  }
+  auto su = config::Get<agents::ScriptedUserConfig>(ctx.config, "scripted_user");
+  if (!su.ok()) return Fail(su.status());
+  auto actors = MakeActors(ctx, g_sim.user, g_sim.judge_llm, *su);
+  if (!actors.ok()) return Fail(actors.status());
+  auto pipe = pipeline::Pipeline::Create(*set, ActorOptions(**actors));
+  if (!pipe.ok()) return Fail(pipe.status());
+  auto idx = SplitIndices(**set, g_sim.pipe.split);
+  if (idx.empty()) return Fail(InvalidArgument("simulate: no task in split " + json(g_sim.pipe.split).dump()));
+  const int64_t n = g_sim.episodes > 0 ? g_sim.episodes : static_cast<int64_t>(idx.size());
+  std::vector<agents::EpisodeJob> jobs;
+  for (int64_t i = 0; i < n; ++i)
+    jobs.push_back({(*set)->tasks[idx[i % idx.size()]].episode, static_cast<int>(i / static_cast<int64_t>(idx.size()))});
+  pipeline::RunJobsOptions ro;
+  ro.threads = g_sim.threads;
+  ro.seed = ctx.g.seed;
+  ro.limits = limits;
+  if (!ctx.g.json && !ctx.g.quiet) ro.progress_label = "simulate";
+  const auto t0 = std::chrono::steady_clock::now();
+  auto trajs = pipeline::RunJobs(jobs, (*pipe)->Hooks(), *policy, ro);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::vector<agents::Trajectory> kept;
+  int64_t score_errors = 0;
+  std::map<std::string, int64_t> ends;
+  for (auto& t : trajs) {
+    ends[t.end_reason]++;
+    const bool keep = !t.reward_components.count("score_error") && t.reward >= g_sim.threshold;
+    score_errors += t.reward_components.count("score_error") ? 1 : 0;
+    t.provenance["keep"] = keep;
+    if (keep || g_sim.keep_all) kept.push_back(t);
+  }
+  auto db = ctx.OpenDb();
+  if (!db.ok()) return Fail(db.status());
+  if (!g_sim.no_store) {
+    auto run = CreateRun(db->get(), "simulate", g_sim.policy, ctx.config.dump());
+    if (!run.ok()) return Fail(run.status());
+    if (Status s = agents::SaveTrajectories(db->get(), *run, trajs); !s.ok()) return Fail(s);
+    (void)FinishRun(db->get(), *run, "ok");
+  }
+  if (!g_sim.out.empty())
+    if (Status s = agents::WriteOpenAIJsonl(g_sim.out, kept); !s.ok()) return Fail(s);
+  int64_t n_keep = 0;
+  for (auto& t : trajs) n_keep += t.provenance.value("keep", false) ? 1 : 0;
+  json ends_j = json::object();
+  for (auto& [k, v] : ends) ends_j[k] = v;
+  json result = {{"episodes", trajs.size()}, {"tasks", idx.size()}, {"policy", policy->name()}, {"seconds", secs},
+                 {"end_reasons", ends_j}, {"threshold", g_sim.threshold}, {"kept", n_keep},
+                 {"discarded", static_cast<int64_t>(trajs.size()) - n_keep}, {"score_errors", score_errors},
+                 {"exported", kept.size()}, {"sources", PerSourceStats(trajs)}, {"skipped_rows", (*set)->skipped}};
+  json rewards_j = json::array();
+  for (auto& t : trajs) rewards_j.push_back(t.reward);
+  result["rewards"] = rewards_j;
+  if (ctx.g.json) {
+    ctx.PrintJson(result);
+  } else {
+    std::printf("simulated %zu episodes over %zu tasks in %.2f s; policy %s; kept %lld (reward >= %g), discarded %lld\n",
+                trajs.size(), idx.size(), secs, policy->name().c_str(), static_cast<long long>(n_keep), g_sim.threshold,
+                static_cast<long long>(trajs.size()) - static_cast<long long>(n_keep));
+    for (auto& [src, st] : result["sources"].items())
+      std::printf("  %s: %lld episodes, reward %.3f, success %.2f\n", src.c_str(),
+                  static_cast<long long>(st["episodes"].get<int64_t>()), st["reward_mean"].get<double>(),
+                  st["success_rate"].get<double>());
+    if (!g_sim.out.empty()) std::printf("wrote %zu trajectories to %s\n", kept.size(), g_sim.out.c_str());
+  }
+  return kExitOk;
+}
+
 int Simulate(Context& ctx) {
   auto limits = config::Get<agents::EpisodeLimits>(ctx.config, "episode");
   if (!limits.ok()) return Fail(limits.status());
-  auto judge_cfg = config::Get<agents::JudgeConfig>(ctx.config, "judge");
+  if (!g_sim.pipe.sources.empty()) {
+    if (!g_sim.tasks.empty() || g_sim.dual_control > 0 || !g_sim.agents.empty())
+      return Fail(InvalidArgument("simulate: --source runs task sources; --tasks/--dual-control/--agents are for the store's catalog"));
+    return SimulateSources(ctx, *limits);
+  }
+  auto judge_cfg = config::Get<rewards::JudgeConfig>(ctx.config, "judge");
   if (!judge_cfg.ok()) return Fail(judge_cfg.status());
   auto env_cfg = config::Get<agents::SyntheticEnvConfig>(ctx.config, "synthetic_env");
   if (!env_cfg.ok()) return Fail(env_cfg.status());
@@ -164,7 +256,7 @@ int Simulate(Context& ctx) {
   if (!user.ok()) return Fail(user.status());
   if (!g_sim.judge_llm.empty()) {
     if (!StartsWith(g_sim.judge_llm, "openai:")) return Fail(InvalidArgument("--judge-llm: expected openai:URL"));
-    auto h = MakeHttp(ctx, g_sim.judge_llm.substr(7));
+    auto h = MakeHttp(ctx, g_sim.judge_llm.substr(7), "judge");
     if (!h.ok()) return Fail(h.status());
     judge_llm = std::move(*h);
   }
@@ -233,13 +325,13 @@ int Simulate(Context& ctx) {
   std::map<std::string, const agents::EpisodeTask*> by_id;
   for (const auto& t : tasks) by_id[t->id] = t.get();
 
-  agents::Judge judge(*judge_cfg, judge_llm.get());
-  agents::JudgeSummary summary;
+  rewards::Judge judge(*judge_cfg, judge_llm.get());
+  rewards::JudgeSummary summary;
   std::mutex mu;
   agents::RunOptions opt{.threads = g_sim.threads, .seed = ctx.g.seed, .limits = *limits,
                          .progress_label = ctx.g.json ? "" : "simulate"};
   opt.on_done = [&](agents::Trajectory& t) {
-    agents::Verdict v = judge.Apply(t, *by_id.at(t.task_id));
+    rewards::Verdict v = judge.Apply(t, *by_id.at(t.task_id));
     std::lock_guard<std::mutex> lock(mu);
     summary.Add(v);
   };
@@ -262,7 +354,7 @@ int Simulate(Context& ctx) {
   }
   std::vector<agents::Trajectory> out;
   for (auto& t : trajs)
-    if (g_sim.keep_all || t.reward > 0) out.push_back(t);
+    if (g_sim.keep_all || t.reward >= g_sim.threshold) out.push_back(t);
   if (!g_sim.out.empty())
     if (Status s = agents::WriteOpenAIJsonl(g_sim.out, out); !s.ok()) return Fail(s);
   if (tok)
@@ -303,7 +395,7 @@ int Simulate(Context& ctx) {
 
 K2_COMMAND("simulate", [](CLI::App& app, Context& ctx, Action* action) {
   (void)ctx;
-  auto* c = app.add_subcommand("simulate", "Simulate multi-turn agent episodes on synthetic tasks, judge them, export SFT data");
+  auto* c = app.add_subcommand("simulate", "Simulate agent episodes on synthetic tasks or any task source, score them, keep those above a reward threshold, export SFT data");
   c->add_option("--agents", g_sim.agents,
                  "synthetic agents (`k2gym toolgen agents --out`, JSON lines or array): an episode uses the system "
                  "prompt and toolset of an agent whose own tools cover its task");
@@ -316,7 +408,11 @@ K2_COMMAND("simulate", [](CLI::App& app, Context& ctx, Action* action) {
               "offer each domain only the tools the gold plans of the tasks call (as rl_run.task_tools_only: "
               "short prompts; SFT data made so must be trained and evaluated the same way)");
   c->add_option("--tasks", g_sim.tasks, "tau2 task JSON array (`k2gym toolgen tasks --out`); default: the store's tasks");
-  c->add_option("--policy", g_sim.policy, "oracle | random | openai:URL | engine:CKPT_DIR");
+  c->add_option("--policy", g_sim.policy, "oracle | random | openai:URL | engine:CKPT_DIR; with --source also gold | perturbed");
+  AddSourceFlags(c, &g_sim.pipe);
+  c->add_option("--split", g_sim.pipe.split, "with --source: only tasks of this split");
+  c->add_option("--threshold", g_sim.threshold, "keep a trajectory when its reward >= this (default 1)")
+      ->check(CLI::Range(-1e9, 1e9));
   c->add_option("--user", g_sim.user, "scripted | openai:URL");
   c->add_option("--judge-llm", g_sim.judge_llm, "optional LLM judge: openai:URL");
   c->add_option("--episodes", g_sim.episodes, "episodes (cycles over the tasks; default one per task)")->check(CLI::Range(int64_t{1}, int64_t{100000000}));

@@ -1,11 +1,12 @@
-// `k2gym env list|inspect|call`: environments from the registry (agents/env.h): built-in kinds (mcp),
-// the example (ledger), and named environments from the run config's `env.named` section.
+// `k2gym env list|inspect|call`: environments from the registry (agents/env.h): built-in kinds (mcp,
+// synthetic, answer, code_interpreter), kinds of --plugin libraries, and named environments from the
+// run config's `env.named` section.
 #include <cstdio>
 
 #include "agents/env.h"
 #include "agents/mcp_env.h"
 #include "apps/cli.h"
-#include "examples/ledger_env.h"
+#include "apps/pipeline_cli.h"
 #include "toolgen/registry.h"
 
 namespace k2::app {
@@ -24,21 +25,15 @@ K2_CONFIG_SECTION("env", EnvSection, "Environments for `k2gym env` and episode r
 
 struct EnvArgs {
   std::string name, tool, args = "{}", env_config, task = "{}";
+  std::vector<std::string> plugins;
 };
 EnvArgs g_env;
 
-void RegisterBuiltins() {
-  static bool done = [] {
-    (void)examples::RegisterLedgerEnv(agents::EnvRegistry::Global());  // AlreadyExists is fine
-    return true;
-  }();
-  (void)done;
-}
 
 // NAME -> (kind, config): a named environment of the config, else a registered kind; --env-config
 // (JSON) is merged over the config.
 Expected<std::pair<std::string, json>> Resolve(Context& ctx, const std::string& name) {
-  RegisterBuiltins();
+  K2_RETURN_IF_ERROR(LoadPlugins(g_env.plugins));
   auto sec = config::Get<EnvSection>(ctx.config, "env");
   if (!sec.ok()) return sec.status();
   std::string kind = name;
@@ -69,7 +64,7 @@ Expected<std::unique_ptr<agents::Env>> MakeNamed(Context& ctx, const std::string
 }
 
 int List(Context& ctx) {
-  RegisterBuiltins();
+  if (Status s = LoadPlugins(g_env.plugins); !s.ok()) return Fail(s);
   json kinds = json::array();
   for (const auto& e : agents::EnvRegistry::Global().List())
     kinds.push_back({{"name", e.name}, {"description", e.description}, {"example_config", e.example_config}});
@@ -153,10 +148,13 @@ int Call(Context& ctx) {
 K2_COMMAND("env", [](CLI::App& app, Context& ctx, Action* action) {
   auto* c = app.add_subcommand("env", "Environments: list kinds, inspect tools, call one tool");
   c->require_subcommand(1);
-  c->add_subcommand("list", "Registered environment kinds and named environments")->callback([action] { *action = List; });
+  auto* list = c->add_subcommand("list", "Registered environment kinds and named environments");
+  AddPluginFlag(list, &g_env.plugins);
+  list->callback([action] { *action = List; });
   auto* ins = c->add_subcommand("inspect", "Show an environment's tools (or an imported server's)");
   ins->add_option("name", g_env.name, "environment kind, config env.named entry, or imported server key")->required();
   ins->add_option("--env-config", g_env.env_config, "JSON merged over the environment config");
+  AddPluginFlag(ins, &g_env.plugins);
   ins->callback([action] { *action = Inspect; });
   auto* call = c->add_subcommand("call", "Reset the environment and run one tool call; prints the observation");
   call->add_option("name", g_env.name, "environment kind or config env.named entry")->required();
@@ -164,6 +162,7 @@ K2_COMMAND("env", [](CLI::App& app, Context& ctx, Action* action) {
   call->add_option("arguments", g_env.args, "arguments as a JSON object (default {})");
   call->add_option("--env-config", g_env.env_config, "JSON merged over the environment config");
   call->add_option("--task", g_env.task, "task JSON given to reset (default {})");
+  AddPluginFlag(call, &g_env.plugins);
   call->callback([action] { *action = Call; });
 });
 

@@ -13,6 +13,8 @@
 #include "agents/scripted_policies.h"
 #include "agents/scripted_user.h"
 #include "apps/cli.h"
+#include "apps/pipeline_cli.h"
+#include "pipeline/endpoints.h"
 #include "core/thread_pool.h"
 #include "engine/gen/generator.h"
 #include "eval/fc_suite.h"
@@ -57,7 +59,8 @@ struct EvalConfig {
 K2_CONFIG_SECTION("eval", EvalConfig, "Evaluation: trials, pass^k, episode limits of `k2gym eval` (docs/eval.md).");
 
 struct Options {
-  std::string suite, policy = "oracle", judge, tokenizer;
+  std::string suite, policy = "oracle", judge, tokenizer, user = "scripted";
+  PipelineFlags pipe;
   int trials = 0;
   std::string ks;
   int threads = -1;
@@ -133,8 +136,7 @@ Expected<std::unique_ptr<agents::Policy>> MakePolicy(const std::string& spec, co
     return std::unique_ptr<agents::Policy>(std::move(p));
   }
   if (spec.rfind("openai:", 0) == 0) {
-    K2_ASSIGN_OR_RETURN(auto hc, config::Get<agents::HttpPolicyConfig>(ctx.config, "openai"));
-    hc.base_url = spec.substr(7);
+    K2_ASSIGN_OR_RETURN(auto hc, pipeline::EndpointFor(ctx.config, std::string(flag) == "--judge" ? "judge" : "agent", spec.substr(7)));
     K2_ASSIGN_OR_RETURN(auto p, agents::HttpPolicy::Create(hc));
     return std::unique_ptr<agents::Policy>(std::move(p));
   }
@@ -150,6 +152,102 @@ std::string Resolve(const std::string& base, const json& j, const char* key, con
   return (std::filesystem::path(base).parent_path() / p).string();
 }
 
+// Records of scored pipeline trajectories (group = the task's source).
+std::vector<eval::TrialRecord> PipelineRecords(const std::vector<agents::Trajectory>& trajs, bool keep) {
+  std::vector<eval::TrialRecord> records;
+  for (const auto& t : trajs) {
+    eval::TrialRecord r;
+    r.case_id = t.task_id;
+    r.group = t.provenance.value("source", std::string("?"));
+    r.trial = t.trial;
+    r.reward = t.reward;
+    r.success = t.reward_components.count("task_success") && t.reward_components.at("task_success") >= 1;
+    r.end_reason = t.end_reason;
+    r.detail = t.provenance.contains("score_error") ? "score_error: " + t.provenance["score_error"].get<std::string>()
+               : t.provenance.contains("reward") ? t.provenance["reward"].value("explanation", std::string())
+                                                 : t.error;
+    json c = json::object();
+    for (const auto& [k, v] : t.reward_components) c[k] = v;
+    r.components = c;
+    if (keep) r.trajectory = t.ToJson();
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+int RunEval(Context& ctx);
+
+// eval --source: any task source through the one episode pipeline, scored by each task's reward.
+int RunSourceEval(Context& ctx, const EvalConfig& cfg) {
+  if (!g_opts.agent_llm.empty()) g_opts.policy = g_opts.agent_llm;
+  auto set = LoadSources(ctx, g_opts.pipe);
+  if (!set.ok()) return Fail(set.status());
+  std::unique_ptr<agents::Policy> policy;
+  if (g_opts.policy == "gold" || g_opts.policy == "perturbed") {
+    policy = pipeline::MakeGoldPolicy(*set, g_opts.policy == "perturbed");
+  } else {
+    auto p = MakePolicy(g_opts.policy, ctx, cfg, "--policy");
+    if (!p.ok()) return Fail(p.status());
+    policy = std::move(*p);
+  }
+  auto actors = MakeActors(ctx, g_opts.user_llm.empty() ? g_opts.user : g_opts.user_llm, "", cfg.scripted_user);
+  if (!actors.ok()) return Fail(actors.status());
+  if (!g_opts.judge.empty()) {  // any policy spec may judge (replay:FILE in tests, openai:URL)
+    auto j = MakePolicy(g_opts.judge, ctx, cfg, "--judge");
+    if (!j.ok()) return Fail(j.status());
+    (*actors)->judge_llm = std::move(*j);
+    (*actors)->judge = rewards::PolicyChat(*(*actors)->judge_llm);
+  }
+  auto pipe = pipeline::Pipeline::Create(*set, ActorOptions(**actors));
+  if (!pipe.ok()) return Fail(pipe.status());
+  auto idx = SplitIndices(**set, g_opts.split);
+  if (idx.empty()) return Fail(InvalidArgument("eval: no task in split " + json(g_opts.split).dump()));
+  pipeline::RunJobsOptions ro;
+  ro.threads = cfg.threads;
+  ro.seed = ctx.g.seed;
+  ro.limits = cfg.episode;
+  if (!ctx.g.quiet && !ctx.g.json) ro.progress_label = "eval";
+  auto trajs = pipeline::RunJobs((*pipe)->Jobs(idx, cfg.trials), (*pipe)->Hooks(), *policy, ro);
+  auto records = PipelineRecords(trajs, cfg.keep_trajectories);
+  std::string label;
+  for (const auto& s : g_opts.pipe.sources) label += (label.empty() ? "" : "+") + s;
+  json meta = {{"suite", label}, {"kind", "source"}, {"policy", policy->name()}, {"trials", cfg.trials},
+               {"seed", ctx.g.seed}, {"tasks", idx.size()}, {"split", g_opts.split},
+               {"source", (*set)->Summary()}};
+  auto summary = eval::Summarize(records, cfg.ks, meta);
+  if (!summary.ok()) return Fail(summary.status());
+  int64_t score_errors = 0;
+  for (const auto& t : trajs) score_errors += t.reward_components.count("score_error") ? 1 : 0;
+  (*summary)["score_errors"] = score_errors;
+  (*summary)["skipped_rows"] = (*set)->skipped;
+  auto db = ctx.OpenDb();
+  if (!db.ok()) return Fail(db.status());
+  json run_cfg = {{"source", g_opts.pipe.sources}, {"policy", g_opts.policy}, {"judge", g_opts.judge},
+                  {"user", g_opts.user}, {"eval", ctx.config.value("eval", json())}};
+  auto run = CreateRun(db->get(), "eval", label, run_cfg.dump());
+  if (!run.ok()) return Fail(run.status());
+  (*summary)["run"] = *run;
+  if (Status s = eval::SaveEvalRun(db->get(), *run, *summary, records); !s.ok()) {
+    (void)FinishRun(db->get(), *run, "failed");
+    return Fail(s);
+  }
+  if (Status s = FinishRun(db->get(), *run, "done"); !s.ok()) return Fail(s);
+  if (ctx.g.json) {
+    json out = *summary;
+    json rows = json::array();
+    for (auto& r : records)
+      rows.push_back({{"case", r.case_id}, {"group", r.group}, {"trial", r.trial}, {"reward", r.reward},
+                      {"success", r.success}, {"end_reason", r.end_reason}, {"detail", r.detail}});
+    out["trials_detail"] = rows;
+    ctx.PrintJson(out);
+  } else {
+    std::printf("%s", eval::FormatSummary(*summary).c_str());
+    if (score_errors) std::printf("%lld trial(s) could not be scored (score_error)\n", static_cast<long long>(score_errors));
+    std::printf("stored as run %lld in %s\n", static_cast<long long>(*run), ctx.g.db_path.c_str());
+  }
+  return kExitOk;
+}
+
 int RunEval(Context& ctx) {
   auto cfgr = config::Get<EvalConfig>(ctx.config, "eval");
   if (!cfgr.ok()) return Fail(cfgr.status());
@@ -161,7 +259,11 @@ int RunEval(Context& ctx) {
     if (!ks.ok()) return Fail(ks.status());
     cfg.ks = *ks;
   }
-  if (g_opts.suite.empty()) return Fail(InvalidArgument("eval: --suite FILE|builtin:NAME|tau2:DOMAIN is required"));
+  if (!g_opts.pipe.sources.empty()) {
+    if (!g_opts.suite.empty()) return Fail(InvalidArgument("eval: give --suite or --source, not both"));
+    return RunSourceEval(ctx, cfg);
+  }
+  if (g_opts.suite.empty()) return Fail(InvalidArgument("eval: --suite FILE|builtin:NAME|tau2:DOMAIN or --source SPEC is required"));
   const bool tau2_native = g_opts.suite.rfind("tau2:", 0) == 0;
   if (!g_opts.agent_llm.empty()) g_opts.policy = g_opts.agent_llm;
   if (tau2_native && g_opts.policy == "oracle")
@@ -347,14 +449,21 @@ K2_COMMAND("eval", [](CLI::App& app, Context& ctx, Action* action) {
   auto* c = app.add_subcommand("eval", "Evaluate a policy on a τ²-style or BFCL/ACEBench-style suite (pass^k tables)");
   c->require_subcommand(0, 1);
   c->add_option("--suite", g_opts.suite, "suite file (JSON: kind tau2|bfcl|acebench) or builtin:heldout-small|builtin:heldout");
-  c->add_option("--policy", g_opts.policy, "oracle | random | replay:FILE | openai:URL | engine:CKPT (default oracle)");
+  c->add_option("--policy", g_opts.policy,
+                "oracle | random | replay:FILE | openai:URL | engine:CKPT, or with --source: gold | perturbed "
+                "(the tasks' reference turns, intact or broken) (default oracle)");
+  AddSourceFlags(c, &g_opts.pipe);
+  c->add_option("--user", g_opts.user, "with --source: simulated user of tasks that have one: scripted | openai:URL "
+                "(model/key: config user_llm)");
   c->add_option("--tokenizer", g_opts.tokenizer, "tokenizer folder of an engine:CKPT policy (default: the checkpoint folder)");
-  c->add_option("--judge", g_opts.judge, "NL_ASSERTION judge policy (openai:URL, replay:FILE); default: none");
+  c->add_option("--judge", g_opts.judge, "NL_ASSERTION judge policy (openai:URL, replay:FILE; model/key: config "
+                "judge_llm); default: none");
   c->add_option("--trials", g_opts.trials, "trials per task (default eval.trials)")->check(CLI::Range(1, 10000));
   c->add_option("--k", g_opts.ks, "pass^k columns, e.g. 1,2,4 (default eval.ks)");
   c->add_option("--threads", g_opts.threads, "concurrent episodes (default eval.threads)")->check(CLI::Range(0, 4096));
   c->add_option("--tau2-data", g_opts.tau2_data, "tau2:DOMAIN suites: τ²-bench's data/tau2/domains folder (docs/tau2.md)");
-  c->add_option("--split", g_opts.split, "tau2:DOMAIN suites: a split of split_tasks.json (test, train, ...); default all");
+  c->add_option("--split", g_opts.split, "tau2:DOMAIN suites: a split of split_tasks.json (test, train, ...); with "
+                "--source: only tasks of this split; default all");
   c->add_option("--agent-llm", g_opts.agent_llm, "the agent policy (same forms as --policy; overrides it)");
   c->add_option("--user-llm", g_opts.user_llm, "tau2:DOMAIN suites: the LLM user (openai:URL); default the scripted user");
   c->add_option("--max-tasks", g_opts.max_tasks, "tau2:DOMAIN suites: only the first N selected tasks")->check(CLI::Range(0, 100000));

@@ -5,7 +5,12 @@
 #include <filesystem>
 #include <map>
 
+#include "agents/http_policy.h"
 #include "apps/cli.h"
+#include "apps/pipeline_cli.h"
+#include "pipeline/endpoints.h"
+#include "rewards/policy_bridge.h"
+#include "rewards/scrr.h"
 #include "core/thread_pool.h"
 #include "eval/passk.h"
 #include "rl/engine_rollouts.h"
@@ -41,6 +46,9 @@ K2_CONFIG_SECTION("rl", rl::RlConfig, "the RL loop (k2gym rl)");
 K2_CONFIG_SECTION("rl_run", RlRunConfig, "inputs and rollout settings of k2gym rl / rl eval");
 
 struct Args {
+  PipelineFlags pipe;
+  std::string critic;  // "" | policy
+  int64_t critic_max_tokens = 24;
   std::string init, tokenizer, tasks, out, split = "heldout";
   bool resume = false, include_heldout = false;
   int64_t stop_after = 0, trials = 4, limit = 0;
@@ -99,12 +107,182 @@ void ApplyOverrides(RlRunConfig* c) {
   if (!args.out.empty()) c->out = args.out;
 }
 
+// The closed SCRR loop inside an iteration: the policy being trained compares, pairwise and in both
+// orders, the responses of each group whose verifiable rewards differ; agreement with the verifiable
+// outcome is logged, and the critic-training records are written to OUT/critic/iter_N.jsonl.
+Expected<std::map<std::string, double>> CriticStep(agents::Policy& policy, int64_t max_tokens, const std::string& out,
+                                                   int64_t it, const std::vector<agents::Trajectory>& trajs,
+                                                   const std::vector<int64_t>& groups) {
+  std::map<int64_t, rewards::VerifiedGroup> by_group;
+  for (size_t i = 0; i < trajs.size(); ++i) {
+    const auto& t = trajs[i];
+    if (t.reward_components.count("score_error")) continue;
+    auto& g = by_group[groups[i]];
+    if (g.prompt.empty())
+      for (const auto& m : t.messages)
+        if (m.role == "user") {
+          g.prompt = m.content;
+          break;
+        }
+    std::string answer;
+    for (auto m = t.messages.rbegin(); m != t.messages.rend(); ++m)
+      if (m->role == "assistant") {
+        answer = m->content;
+        break;
+      }
+    g.responses.push_back(answer);
+    g.verifiable.push_back(t.reward);
+  }
+  std::vector<rewards::VerifiedGroup> list;
+  for (auto& [id, g] : by_group)
+    if (g.responses.size() >= 2) list.push_back(std::move(g));
+  rewards::PolicyChatOptions po;
+  po.temperature = 0.0;
+  po.max_tokens = max_tokens;
+  po.seed = static_cast<uint64_t>(it);
+  auto critic = rewards::MakePolicyCritic(policy, po);
+  std::filesystem::create_directories(out + "/critic");
+  K2_ASSIGN_OR_RETURN(rewards::CriticLoopResult r,
+                      rewards::RunCriticLoop(*critic, list, rewards::CoreRubrics(),
+                                             out + "/critic/iter_" + std::to_string(it) + ".jsonl"));
+  return std::map<std::string, double>{{"critic_agreement", r.agreement.rate},
+                                       {"critic_decisive_pairs", static_cast<double>(r.agreement.decisive)},
+                                       {"critic_agree", static_cast<double>(r.agreement.agree)},
+                                       {"critic_ties", static_cast<double>(r.agreement.critic_ties)},
+                                       {"critic_records", static_cast<double>(r.records)}};
+}
+
+// rl --source: RL on any task sources (a weighted mixture), rollouts through the episode pipeline,
+// each rollout scored by its task's reward; per-source metrics; optional SCRR closed loop.
+int RunRlSources(Context& ctx, const rl::RlConfig& cfg, const RlRunConfig& rc) {
+  if (rc.init.empty() || rc.tokenizer.empty())
+    return Fail(InvalidArgument("rl: rl_run.init and rl_run.tokenizer are required (or --init/--tokenizer)"));
+  auto set = LoadSources(ctx, args.pipe);
+  if (!set.ok()) return Fail(set.status());
+  auto su = config::Get<agents::ScriptedUserConfig>(ctx.config, "scripted_user");
+  if (!su.ok()) return Fail(su.status());
+  auto actors = MakeActors(ctx, "scripted", "", *su);
+  if (!actors.ok()) return Fail(actors.status());
+  auto pipe = pipeline::Pipeline::Create(*set, ActorOptions(**actors));
+  if (!pipe.ok()) return Fail(pipe.status());
+  const std::string split = args.pipe.split.empty() ? "train" : args.pipe.split;
+  auto idx = SplitIndices(**set, split);
+  if (idx.empty()) return Fail(InvalidArgument("rl: no task in split " + json(split).dump() + " (--split)"));
+  TaskList train;
+  std::map<std::string, std::vector<size_t>> by_source;
+  for (size_t i : idx) {
+    by_source[(*set)->tasks[i].source].push_back(train.size());
+    train.push_back((*set)->tasks[i].episode);
+  }
+  std::vector<std::pair<double, const std::vector<size_t>*>> weighted;
+  double total = 0;
+  for (const auto& s : (*set)->sources)
+    if (by_source.count(s.name)) {
+      weighted.push_back({s.weight, &by_source[s.name]});
+      total += s.weight;
+    }
+  auto mc = engine::LoadModelConfig(rc.init + "/config.json");
+  if (!mc.ok()) return Fail(mc.status());
+  auto model = engine::Model<float>::Create(*mc, ctx.g.seed);
+  if (!model.ok()) return Fail(model.status());
+  if (Status s = (*model)->LoadSafetensors(rc.init + "/model.safetensors"); !s.ok()) return Fail(s);
+  auto tok = text::Tokenizer::Load(rc.tokenizer);
+  if (!tok.ok()) return Fail(tok.status());
+  auto engine = rl::EngineRollouts::Create(model->get(), &*tok, (*pipe)->Hooks(), rc.rollout);
+  if (!engine.ok()) return Fail(engine.status());
+  auto db = ctx.OpenDb();
+  if (!db.ok()) return Fail(db.status());
+  rl::RlRun run;
+  run.out_dir = rc.out;
+  run.resume = args.resume;
+  run.seed = ctx.g.seed;
+  run.db = db->get();
+  run.stop_after = args.stop_after;
+  run.run_config = json{{"rl", config::ToJson(cfg)}, {"rl_run", config::ToJson(rc)}, {"seed", ctx.g.seed},
+                        {"source", args.pipe.sources}, {"critic", args.critic}}.dump();
+  run.sample_task = [&weighted, total](Rng& rng) -> size_t {
+    double u = rng.Uniform() * total;
+    const std::vector<size_t>* pick = weighted.back().second;
+    for (const auto& [w, v] : weighted) {
+      if (u < w) {
+        pick = v;
+        break;
+      }
+      u -= w;
+    }
+    return (*pick)[rng.Below(pick->size())];
+  };
+  std::unique_ptr<agents::Policy> critic_llm;  // --critic openai:URL (endpoint: config critic_llm)
+  if (args.critic.rfind("openai:", 0) == 0) {
+    auto hc = pipeline::EndpointFor(ctx.config, "critic", args.critic.substr(7));
+    if (!hc.ok()) return Fail(hc.status());
+    auto h = agents::HttpPolicy::Create(*hc);
+    if (!h.ok()) return Fail(h.status());
+    critic_llm = std::move(*h);
+  }
+  if (!args.critic.empty()) {
+    rl::EngineRollouts* eng = engine->get();
+    agents::Policy* external = critic_llm.get();
+    const std::string out = rc.out;
+    const int64_t mt = args.critic_max_tokens;
+    run.after_collect = [eng, external, out, mt](int64_t it, std::vector<agents::Trajectory>& trajs,
+                                                 const std::vector<int64_t>& groups) {
+      return CriticStep(external ? *external : eng->policy(), mt, out, it, trajs, groups);
+    };
+  }
+  Progress progress("rl", cfg.iterations, ctx.g.quiet ? nullptr : stderr);
+  run.on_iteration = [&](int64_t it, const std::map<std::string, double>& m) {
+    char note[200];
+    std::snprintf(note, sizeof note, "reward %.3f success %.2f T %.2f", m.at("reward_mean"), m.at("success_rate"),
+                  m.at("temperature"));
+    progress.SetNote(note);
+    progress.Set(it + 1);
+  };
+  rl::EngineRollouts* eng = engine->get();
+  rl::CollectFn collect = [eng](const std::vector<agents::EpisodeJob>& jobs, double temperature,
+                                uint64_t seed) -> Expected<std::vector<agents::Trajectory>> {
+    return eng->Run(jobs, temperature, seed);
+  };
+  run.partial_collect = [eng](const std::vector<rl::PartialJob>& jobs, int64_t iteration, int64_t budget) {
+    return eng->Advance(jobs, iteration, budget);
+  };
+  auto res = rl::RunRl(model->get(), *tok, cfg, train, collect, run);
+  progress.Finish();
+  if (!res.ok()) return Fail(res.status());
+  if (res->iterations_done >= cfg.iterations) (void)FinishRun(db->get(), res->run, "done");
+  if (Status ts = tok->Save(rc.out + "/checkpoint/tokenizer"); !ts.ok()) return Fail(ts);
+  json per_source = json::object();
+  if (!res->history.empty())
+    for (const auto& [k, v] : res->history.back())
+      if (k.rfind("source.", 0) == 0) per_source[k] = v;
+  json out = {{"run", res->run}, {"iterations_done", res->iterations_done}, {"train_tasks", train.size()},
+              {"sources", (*set)->Summary()}, {"checkpoint", rc.out + "/checkpoint"},
+              {"metrics_csv", rc.out + "/metrics.csv"}};
+  json hist = json::array();
+  for (const auto& h : res->history) {
+    json row = json::object();
+    for (const auto& [k, v] : h) row[k] = v;
+    hist.push_back(row);
+  }
+  out["history"] = hist;
+  if (ctx.g.json) ctx.PrintJson(out);
+  else if (!ctx.g.quiet && !res->history.empty())
+    std::printf("rl: %lld iterations, reward %.3f -> %.3f, checkpoint %s/checkpoint\n",
+                static_cast<long long>(res->iterations_done), res->history.front().at("reward_mean"),
+                res->history.back().at("reward_mean"), rc.out.c_str());
+  return kExitOk;
+}
+
 int RunRlCommand(Context& ctx) {
   auto cfg = config::Get<rl::RlConfig>(ctx.config, "rl");
   if (!cfg.ok()) return Fail(cfg.status());
   auto rc = config::Get<RlRunConfig>(ctx.config, "rl_run");
   if (!rc.ok()) return Fail(rc.status());
   ApplyOverrides(&*rc);
+  if (!args.critic.empty() && args.critic != "policy" && args.critic.rfind("openai:", 0) != 0)
+    return Fail(InvalidArgument("--critic: expected policy (the model being trained) or openai:URL, got " + json(args.critic).dump()));
+  if (!args.pipe.sources.empty()) return RunRlSources(ctx, *cfg, *rc);
+  if (!args.critic.empty()) return Fail(InvalidArgument("--critic needs --source (tasks with verifiable rewards)"));
   if (rc->init.empty() || rc->tokenizer.empty() || rc->tasks.empty())
     return Fail(InvalidArgument("rl: rl_run.init, rl_run.tokenizer and rl_run.tasks are required (or --init/--tokenizer/--tasks)"));
   auto all = LoadTasks(rc->tasks);
@@ -239,6 +417,13 @@ K2_COMMAND("rl", [](CLI::App& app, Context& ctx, Action* action) {
   c->add_flag("--resume", args.resume, "continue from OUT/checkpoint");
   c->add_flag("--include-heldout", args.include_heldout, "also train on tasks of held-out domains (eval's built-in suites)");
   c->add_option("--stop-after", args.stop_after, "leave after this many iterations (then --resume)");
+  AddSourceFlags(c, &args.pipe);
+  c->add_option("--split", args.pipe.split, "with --source: the split trained on (default train)");
+  c->add_option("--critic", args.critic,
+                "policy | openai:URL: SCRR closed loop each iteration, the policy being trained (or an endpoint, "
+                "model/key from config critic_llm) judging pairs of responses; logs critic_agreement with the "
+                "verifiable rewards");
+  c->add_option("--critic-max-tokens", args.critic_max_tokens, "tokens of one critic verdict")->check(CLI::Range(1, 4096));
   auto* e = c->add_subcommand("eval", "Held-out success and pass^k of a model on synthetic tasks");
   e->add_option("--init", args.init, "model dir")->option_text("DIR");
   e->add_option("--tokenizer", args.tokenizer, "tokenizer dir")->option_text("DIR");

@@ -14,6 +14,11 @@ ScoreInput TrajectoryToScoreInput(const agents::Trajectory& t, const json& task_
   in.response_tokens = t.completion_tokens;
   in.task_type = task_type;
   in.seed = t.seed;
+  for (const auto& c : t.tool_calls) {
+    if (c.requestor != "assistant") continue;
+    ++in.tool_calls;
+    in.invalid_tool_calls += c.valid ? 0 : 1;
+  }
   return in;
 }
 

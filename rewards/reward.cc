@@ -9,6 +9,7 @@
 #include "rewards/budget.h"
 #include "rewards/code_verifier.h"
 #include "rewards/instruction.h"
+#include "rewards/judge_reward.h"
 #include "rewards/math_verifier.h"
 #include "rewards/tool_verifier.h"
 
@@ -253,7 +254,7 @@ bool RegisterReward(const std::string& type, RewardFactory factory) {
 }
 
 std::vector<std::string> RewardTypes() {
-  std::vector<std::string> out = {"ast", "budget", "code", "gate", "if", "math", "product", "tool", "weighted_sum"};
+  std::vector<std::string> out = {"ast", "budget", "code", "gate", "if", "judge", "math", "product", "tool", "weighted_sum"};
   std::lock_guard<std::mutex> l(RegistryMu());
   for (auto& [k, v] : Registry()) out.push_back(k);
   std::sort(out.begin(), out.end());
@@ -269,6 +270,7 @@ Expected<std::unique_ptr<Reward>> MakeReward(const json& config, const std::stri
     if (type == "tool") return MakeToolReward(config, where);
     if (type == "ast") return MakeAstReward(config, where);
     if (type == "code") return MakeCodeReward(config, where);
+    if (type == "judge") return MakeJudgeReward(config, where);
     if (type == "weighted_sum") {
       K2_RETURN_IF_ERROR(CheckKeys(config, {"terms"}, where));
       auto it = config.find("terms");

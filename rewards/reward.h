@@ -31,6 +31,8 @@ struct ScoreInput {
   int64_t response_tokens = 0;    // tokens the policy generated for this sample (budget control)
   std::string task_type;          // "math", "code", "if", "tool", ... (budget per task type)
   uint64_t seed = 0;              // for rewards that sample (none of the built-in verifiers do)
+  int64_t tool_calls = 0;         // assistant tool calls the environment saw (judge: validity)
+  int64_t invalid_tool_calls = 0; // of which unknown tool / unparsable / schema-invalid
 };
 
 // The content of the last assistant message ("" when there is none).
@@ -54,7 +56,8 @@ class Reward {
   virtual Expected<RewardResult> DoScore(const ScoreInput& in) const = 0;
 };
 
-// Builds a reward from config. `{"type": "math", ...}`; built-in types: math, if, tool, ast, code,
+// Builds a reward from config. `{"type": "math", ...}`; built-in types: math, if, tool, ast, code, judge
+// (rewards/judge_reward.h),
 // weighted_sum {"terms": [{"weight": w, "reward": {...}}]}, product {"factors": [{...}]},
 // gate {"gate": {...}, "reward": {...}, "threshold": t} (reward when gate >= t, else 0),
 // budget {"reward": {...}, "budgets": {...}, ...} (see budget.h). `where` prefixes error messages.

@@ -1,4 +1,4 @@
-// Engine-policy rollouts on synthetic tasks with the judge as reward (rl/engine_rollouts.h).
+// Engine-policy rollouts through the episode pipeline's hooks (rl/engine_rollouts.h).
 #include "rl/engine_rollouts.h"
 
 #include <atomic>
@@ -19,10 +19,14 @@ EngineRollouts::~EngineRollouts() {
 }
 
 void EngineRollouts::Score(agents::Trajectory& t) const {
+  if (hooks_.score) {
+    hooks_.score(t);
+    return;
+  }
   auto it = by_id_.find(t.task_id);
   if (it == by_id_.end()) return;
-  agents::Judge judge(cfg_.judge);
-  agents::Verdict v = judge.Apply(t, *it->second);
+  rewards::Judge judge(cfg_.judge);
+  rewards::Verdict v = judge.Apply(t, *it->second);
   t.reward_components["task_success"] = v.keep ? 1.0 : 0.0;
   if (cfg_.reward == "judge_mean" && !v.components.empty()) {
     double s = 0;
@@ -39,10 +43,13 @@ Expected<PartialStep> EngineRollouts::Advance(const std::vector<PartialJob>& job
     if (!j.job.task) return InvalidArgument("rl partial rollout: a job without a task");
     auto l = std::make_unique<Live>();
     l->job = j;
-    l->env = std::make_unique<agents::SyntheticEnv>(world_, agents::SyntheticEnvConfig{});
-    agents::EpisodeLimits limits = cfg_.episode;
+    auto env = hooks_.env(*j.job.task);
+    if (!env.ok()) return env.status().Context("rl partial rollout: episode " + j.job.task->id);
+    l->env = std::move(*env);
+    agents::EpisodeLimits limits = hooks_.limits ? hooks_.limits(*j.job.task, cfg_.episode) : cfg_.episode;
     limits.temperature = j.temperature;
-    l->run = std::make_unique<agents::EpisodeRun>(j.job.task, *l->env, *policy_, &user_, limits, j.seed, j.job.trial);
+    agents::UserSimulator* user = hooks_.user ? hooks_.user(*j.job.task) : nullptr;
+    l->run = std::make_unique<agents::EpisodeRun>(j.job.task, *l->env, *policy_, user, limits, j.seed, j.job.trial);
     live_.push_back(std::move(l));
     ++out.started;
   }
@@ -100,6 +107,26 @@ Expected<PartialStep> EngineRollouts::Advance(const std::vector<PartialJob>& job
 Expected<std::unique_ptr<EngineRollouts>> EngineRollouts::Create(
     engine::Model<float>* model, const text::Tokenizer* tok, std::shared_ptr<const agents::SyntheticWorld> world,
     const std::vector<std::shared_ptr<const agents::EpisodeTask>>& tasks, const RolloutConfig& cfg) {
+  K2_ASSIGN_OR_RETURN(auto r, Base(model, tok, cfg));
+  for (const auto& t : tasks) r->by_id_[t->id] = t;
+  r->hooks_.env = [world](const agents::EpisodeTask&) -> Expected<std::unique_ptr<agents::Env>> {
+    return std::unique_ptr<agents::Env>(std::make_unique<agents::SyntheticEnv>(world, agents::SyntheticEnvConfig{}));
+  };
+  EngineRollouts* self = r.get();
+  r->hooks_.user = [self](const agents::EpisodeTask&) -> agents::UserSimulator* { return &self->user_; };
+  return r;
+}
+
+Expected<std::unique_ptr<EngineRollouts>> EngineRollouts::Create(engine::Model<float>* model, const text::Tokenizer* tok,
+                                                                 pipeline::EpisodeHooks hooks, const RolloutConfig& cfg) {
+  if (!hooks.env || !hooks.score) return InvalidArgument("rl rollouts: hooks need env and score");
+  K2_ASSIGN_OR_RETURN(auto r, Base(model, tok, cfg));
+  r->hooks_ = std::move(hooks);
+  return r;
+}
+
+Expected<std::unique_ptr<EngineRollouts>> EngineRollouts::Base(engine::Model<float>* model, const text::Tokenizer* tok,
+                                                               const RolloutConfig& cfg) {
   std::unique_ptr<EngineRollouts> r(new EngineRollouts());
   r->cfg_ = cfg;
   gen::GeneratorOptions go;
@@ -110,24 +137,24 @@ Expected<std::unique_ptr<EngineRollouts>> EngineRollouts::Create(
   agents::EnginePolicyOptions po;
   po.max_tokens = cfg.episode.max_tokens_per_turn.value_or(256);
   K2_ASSIGN_OR_RETURN(r->policy_, agents::EnginePolicy::Create(r->generator_.get(), tok, po));
-  r->world_ = std::move(world);
-  for (const auto& t : tasks) r->by_id_[t->id] = t;
   return r;
 }
 
 std::vector<agents::Trajectory> EngineRollouts::Run(const std::vector<agents::EpisodeJob>& jobs, double temperature,
                                                     uint64_t seed) {
-  agents::RunOptions ro;
+  pipeline::RunJobsOptions ro;
   ro.threads = static_cast<int>(cfg_.episode_threads);
   ro.seed = seed;
   ro.limits = cfg_.episode;
-  ro.limits.temperature = temperature;
-  ro.on_done = [this](agents::Trajectory& t) { Score(t); };
-  auto world = world_;
-  agents::EnvMaker make_env = [world]() -> Expected<std::unique_ptr<agents::Env>> {
-    return std::unique_ptr<agents::Env>(std::make_unique<agents::SyntheticEnv>(world, agents::SyntheticEnvConfig{}));
+  // The RL loop sets the temperature; per-task limits may adjust the rest.
+  pipeline::EpisodeHooks hooks = hooks_;
+  hooks.limits = [this, temperature](const agents::EpisodeTask& t, const agents::EpisodeLimits& base) {
+    agents::EpisodeLimits l = hooks_.limits ? hooks_.limits(t, base) : base;
+    l.temperature = temperature;
+    return l;
   };
-  auto trajs = agents::RunEpisodes(jobs, make_env, *policy_, &user_, ro);
+  hooks.score = [this](agents::Trajectory& t) { Score(t); };
+  auto trajs = pipeline::RunJobs(jobs, hooks, *policy_, ro);
   generator_->WaitIdle();
   // The next update changes the weights under any cached KV (paused partial rollouts keep theirs).
   if (live_.empty()) generator_->EndAllSessions();

@@ -1,6 +1,7 @@
-// Rollouts on synthetic tool tasks with the engine policy: one Generator + EnginePolicy over a live
-// Model<float> (the one the RL loop trains), SyntheticEnv per episode, the scripted user and the judge
-// as reward. Used by `k2gym rl`, `k2gym rl eval` and the RL tests.
+// Rollouts with the engine policy: one Generator + EnginePolicy over a live Model<float> (the one the RL
+// loop trains), episodes run by the one episode pipeline (pipeline/runner.h: an environment per episode,
+// the task's user, the rewards module as scorer). Synthetic tool tasks (the overload with a world) use
+// SyntheticEnv, the scripted user and the "judge" reward. Used by `k2gym rl` and the RL tests.
 //
 // Partial rollout (Advance): paused episodes (EpisodeRun + their SyntheticEnv + generator session with
 // its KV pages) live here between calls; the model IS updated between calls and a resumed episode
@@ -18,12 +19,13 @@
 
 #include "agents/engine_policy.h"
 #include "agents/episode.h"
-#include "agents/judge.h"
 #include "agents/scripted_user.h"
 #include "agents/synthetic_env.h"
 #include "core/config.h"
 #include "core/thread_pool.h"
 #include "engine/gen/generator.h"
+#include "pipeline/runner.h"
+#include "rewards/judge.h"
 #include "rl/loop.h"
 
 namespace k2::rl {
@@ -39,7 +41,7 @@ struct RolloutConfig {
     l.max_tokens_per_turn = 160;
     return l;
   }();
-  agents::JudgeConfig judge;
+  rewards::JudgeConfig judge;
   template <class V> void Visit(V& v) {
     v("episode_threads", episode_threads, "concurrent episodes (1 = deterministic)", {.min = 1});
     v("max_batch_sequences", max_batch_sequences, "generator sequences decoded per step", {.min = 1});
@@ -57,6 +59,12 @@ class EngineRollouts {
                                                           std::shared_ptr<const agents::SyntheticWorld> world,
                                                           const std::vector<std::shared_ptr<const agents::EpisodeTask>>& tasks,
                                                           const RolloutConfig& cfg);
+  // Any tasks: environments, users, per-task limits and the scorer come from `hooks` (a Pipeline's).
+  // The scorer must set t.reward and reward_components["task_success"].
+  static Expected<std::unique_ptr<EngineRollouts>> Create(engine::Model<float>* model, const text::Tokenizer* tok,
+                                                          pipeline::EpisodeHooks hooks, const RolloutConfig& cfg);
+  // The policy being trained, e.g. as its own SCRR critic between updates (not while Run/Advance run).
+  agents::Policy& policy() { return *policy_; }
   // Trajectory i belongs to jobs[i]; reward per cfg.reward; "task_success" component = judge keep.
   std::vector<agents::Trajectory> Run(const std::vector<agents::EpisodeJob>& jobs, double temperature, uint64_t seed);
 
@@ -74,12 +82,14 @@ class EngineRollouts {
  private:
   struct Live;
   void Score(agents::Trajectory& t) const;
+  static Expected<std::unique_ptr<EngineRollouts>> Base(engine::Model<float>* model, const text::Tokenizer* tok,
+                                                        const RolloutConfig& cfg);
   EngineRollouts() = default;
   std::vector<std::unique_ptr<Live>> live_;
   RolloutConfig cfg_;
   std::unique_ptr<gen::Generator> generator_;
   std::unique_ptr<agents::EnginePolicy> policy_;
-  std::shared_ptr<const agents::SyntheticWorld> world_;
+  pipeline::EpisodeHooks hooks_;
   agents::ScriptedUser user_;
   std::map<std::string, std::shared_ptr<const agents::EpisodeTask>> by_id_;
 };

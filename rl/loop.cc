@@ -209,7 +209,9 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     // stream does not depend on what is carried).
     std::vector<agents::EpisodeJob> jobs;
     for (int64_t g = 0; g < cfg.tasks_per_iteration; ++g) {
-      const auto& task = tasks[rng.Below(tasks.size())];
+      const size_t pick = run.sample_task ? run.sample_task(rng) : rng.Below(tasks.size());
+      if (pick >= tasks.size()) return Internal("rl: sample_task returned " + std::to_string(pick) + " of " + std::to_string(tasks.size()));
+      const auto& task = tasks[pick];
       for (int64_t k = 0; k < cfg.rollouts_per_task; ++k)
         jobs.push_back({task, static_cast<int>(g * cfg.rollouts_per_task + k)});
     }
@@ -249,6 +251,10 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
         }
         g = pending.erase(g);
       }
+    }
+    std::map<std::string, double> extra_metrics;
+    if (run.after_collect) {
+      K2_ASSIGN_OR_RETURN(extra_metrics, run.after_collect(it, trajs, traj_group));
     }
     const auto t1 = std::chrono::steady_clock::now();
 
@@ -383,6 +389,30 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     m["rollouts_updated"] = static_cast<double>(rollouts.size());
     m["update_steps"] = static_cast<double>(parts);
     if (cfg.update.skip_uniform_groups) m["groups_skipped"] = static_cast<double>(skipped);
+    // Per task source (a mixture run): reward, success and length of each source's rollouts.
+    {
+      struct Acc {
+        double n = 0, reward = 0, success = 0, length = 0;
+      };
+      std::map<std::string, Acc> by_source;
+      for (const auto& t : trajs) {
+        auto src = t.provenance.find("source");
+        if (src == t.provenance.end() || !src->is_string()) continue;
+        Acc& a = by_source[src->get<std::string>()];
+        a.n += 1;
+        a.reward += t.reward_components.count("rl_reward") ? t.reward_components.at("rl_reward") : t.reward;
+        auto ts = t.reward_components.find("task_success");
+        a.success += (ts != t.reward_components.end() ? ts->second >= 1.0 : t.reward >= cfg.success_threshold) ? 1 : 0;
+        for (uint8_t mk : t.policy_mask) a.length += mk;
+      }
+      for (const auto& [name, a] : by_source) {
+        m["source." + name + ".episodes"] = a.n;
+        m["source." + name + ".reward_mean"] = a.reward / a.n;
+        m["source." + name + ".success_rate"] = a.success / a.n;
+        m["source." + name + ".response_length"] = a.length / a.n;
+      }
+    }
+    for (const auto& [k, v] : extra_metrics) m[k] = v;
     if (partial) {
       double stale = 0, stale_max = 0, versions = 0;
       for (const auto& t : trajs) {

@@ -22,6 +22,7 @@
 #include "agents/trajectory.h"
 #include "core/config.h"
 #include "core/json.h"
+#include "core/rng.h"
 #include "core/status.h"
 #include "core/store.h"
 #include "engine/engine.h"
@@ -141,6 +142,15 @@ struct RlRun {
   // the paused episodes' jobs and the ended members of unfinished groups; a resume restarts the paused
   // ones from their beginning (deterministic, but not the continuation the killed run would have made).
   PartialCollectFn partial_collect;
+  // Task sampling (a weighted mixture of sources): the index into `tasks` of one group's task, drawn
+  // from the iteration's stream. Unset: uniform.
+  std::function<size_t(Rng& rng)> sample_task;
+  // Called once per iteration after the rollouts are collected and scored, before they become update
+  // rows (the weights are still those that generated them): may rescore them (SCRR with the policy as its
+  // own critic) and returns extra metrics for the iteration. groups[i] is trajs[i]'s group.
+  std::function<Expected<std::map<std::string, double>>(int64_t iteration, std::vector<agents::Trajectory>& trajs,
+                                                        const std::vector<int64_t>& groups)>
+      after_collect;
 };
 
 struct RlResult {
@@ -149,7 +159,9 @@ struct RlResult {
   std::vector<std::map<std::string, double>> history;  // per iteration
 };
 
-// The tasks the loop samples from (uniformly with replacement, seeded per iteration).
+// The tasks the loop samples from (uniformly with replacement, seeded per iteration, unless
+// run.sample_task draws). Trajectories with provenance.source also log per-source metrics
+// "source.<name>.reward_mean", ".success_rate", ".response_length", ".episodes".
 Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok, const RlConfig& cfg,
                          const std::vector<std::shared_ptr<const agents::EpisodeTask>>& tasks,
                          const CollectFn& collect, const RlRun& run);

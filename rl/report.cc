@@ -128,8 +128,15 @@ std::string RenderReportHtml(const std::string& title, const RunMetrics& metrics
                          "temperature", "ptx_coef", "budget_penalty", "response_length", "entropy"};
   for (const char* k : first)
     if (metrics.count(k)) keys.push_back(k);
-  for (const auto& [k, s] : metrics)
+  // Per task source (a mixture run: "source.<name>.<metric>"): a section of their own.
+  std::vector<std::string> source_keys;
+  for (const auto& [k, s] : metrics) {
+    if (k.rfind("source.", 0) == 0) {
+      source_keys.push_back(k);
+      continue;
+    }
     if (std::find(keys.begin(), keys.end(), k) == keys.end() && k.rfind("max_logit/", 0) != 0) keys.push_back(k);
+  }
   std::ostringstream o;
   o << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << HtmlEscape(title) << "</title>\n<style>\n"
     << "body{font-family:sans-serif;margin:20px;max-width:1300px}table{border-collapse:collapse}"
@@ -146,6 +153,26 @@ std::string RenderReportHtml(const std::string& title, const RunMetrics& metrics
       << Num(s.back().second) << "</td><td>" << s.size() << "</td></tr>\n";
   }
   o << "</table>\n<h2>Curves</h2>\n" << RenderSvg(metrics, keys, 4);
+  if (!source_keys.empty()) {
+    // One row per source: its reward, success and length, first and last iteration.
+    std::map<std::string, std::map<std::string, const Series*>> by_source;
+    for (const auto& k : source_keys) {
+      const size_t dot = k.rfind('.');
+      by_source[k.substr(7, dot - 7)][k.substr(dot + 1)] = &metrics.at(k);
+    }
+    o << "<h2>Per task source</h2>\n<table id=\"sources\"><tr><th>source</th><th>reward first</th><th>reward last</th>"
+      << "<th>success first</th><th>success last</th><th>length last</th></tr>\n";
+    auto cell = [&](const std::map<std::string, const Series*>& m, const char* key, bool last) {
+      auto it = m.find(key);
+      if (it == m.end() || it->second->empty()) return std::string("-");
+      return Num(last ? it->second->back().second : it->second->front().second);
+    };
+    for (const auto& [name, m] : by_source)
+      o << "<tr><td style=\"text-align:left\">" << HtmlEscape(name) << "</td><td>" << cell(m, "reward_mean", false)
+        << "</td><td>" << cell(m, "reward_mean", true) << "</td><td>" << cell(m, "success_rate", false) << "</td><td>"
+        << cell(m, "success_rate", true) << "</td><td>" << cell(m, "response_length", true) << "</td></tr>\n";
+    o << "</table>\n" << RenderSvg(metrics, source_keys, 4);
+  }
   o << "<h2>Trajectories</h2>\n<p><select id=\"pick\"></select> <span id=\"meta\"></span></p>\n<div id=\"view\"></div>\n";
   json data = json::array();
   for (const auto& t : trajectories) data.push_back(t);

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "agents/episode.h"
-#include "agents/judge.h"
+#include "rewards/judge.h"
 #include "agents/scripted_policies.h"
 #include "agents/scripted_user.h"
 #include "agents/synthetic_env.h"
@@ -72,7 +72,7 @@ int main(int argc, char** argv) {
 
   OracleTaskPolicy oracle({.clarify_rate = 0, .error_rate = 0, .distractor_rate = 0});
   ScriptedUser user;
-  Judge judge;
+  rewards::Judge judge;
   std::atomic<int64_t> kept{0}, turns{0};
   RunOptions opt{.threads = threads, .seed = 1};
   opt.on_done = [&](Trajectory& t) {

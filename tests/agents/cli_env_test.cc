@@ -38,20 +38,27 @@ class CliEnv : public ::testing::Test {
   std::string db_;
 };
 
-TEST_F(CliEnv, ListAndCallTheExampleEnvironment) {
-  auto list = Sh(db_ + "--json env list");
-  ASSERT_EQ(list.rc, 0);
-  auto j = json::parse(list.out);
+TEST_F(CliEnv, ListAndCallTheExamplePluginEnvironment) {
+  const std::string plugin = std::string(" --plugin ") + LEDGER_PLUGIN + " ";
+  auto builtin = Sh(db_ + "--json env list");
+  ASSERT_EQ(builtin.rc, 0);
   std::set<std::string> kinds;
-  for (auto& k : j["kinds"]) kinds.insert(k["name"].get<std::string>());
+  for (auto& k : json::parse(builtin.out)["kinds"]) kinds.insert(k["name"].get<std::string>());
+  EXPECT_TRUE(kinds.count("mcp") && kinds.count("answer") && kinds.count("code_interpreter")) << builtin.out;
+  EXPECT_FALSE(kinds.count("ledger")) << "the example is a plugin, not compiled into the binary";
+  auto list = Sh(db_ + "--json env list" + plugin);
+  ASSERT_EQ(list.rc, 0);
+  kinds.clear();
+  for (auto& k : json::parse(list.out)["kinds"]) kinds.insert(k["name"].get<std::string>());
   EXPECT_TRUE(kinds.count("mcp") && kinds.count("ledger")) << list.out;
-  auto ok = Sh(db_ + "env call ledger deposit '{\"amount\":5}' --task '{\"target\":5,\"start\":0}'");
+  auto ok = Sh(db_ + "env call ledger deposit '{\"amount\":5}' --task '{\"target\":5,\"start\":0}'" + plugin);
   EXPECT_EQ(ok.rc, 0);
   EXPECT_EQ(ok.out, "balance 5\n");
-  auto bad = Sh(db_ + "env call ledger deposit '{\"amount\":\"x\"}' --task '{\"target\":5}'");
+  auto bad = Sh(db_ + "env call ledger deposit '{\"amount\":\"x\"}' --task '{\"target\":5}'" + plugin);
   EXPECT_EQ(bad.rc, 1);
   EXPECT_EQ(bad.out.rfind("error: invalid arguments for deposit: /amount:", 0), 0u) << bad.out;
   EXPECT_EQ(Sh(db_ + "env inspect no_such_env").rc, 1);
+  EXPECT_EQ(Sh(db_ + "env list --plugin " + (dir_ / "missing.so").string()).rc, 2);
 }
 
 TEST_F(CliEnv, CallsAnMcpServerGivenOnTheCommandLine) {

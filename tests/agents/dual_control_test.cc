@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "agents/episode.h"
-#include "agents/judge.h"
+#include "rewards/judge.h"
 #include "agents/scripted_policies.h"
 #include "agents/scripted_user.h"
 #include "agents/synthetic_env.h"
@@ -102,7 +102,7 @@ TEST(DualControl, TheAgentSeesOnlyItsToolsAndTheUserOnlyHers) {
 TEST(DualControl, OracleAndScriptedUserReachTheStateAndRecordWhoCalledWhat) {
   OracleTaskPolicy oracle;  // default imperfections
   ScriptedUser user;
-  Judge judge;
+  rewards::Judge judge;
   auto trajs = RunEpisodes(DualJobs(), testing::Maker(), oracle, &user, {.threads = 2, .seed = 5});
   auto again = RunEpisodes(DualJobs(), testing::Maker(), oracle, &user, {.threads = 1, .seed = 5});
   auto tasks = DualTasks();
@@ -110,7 +110,7 @@ TEST(DualControl, OracleAndScriptedUserReachTheStateAndRecordWhoCalledWhat) {
   for (size_t i = 0; i < trajs.size(); ++i) {
     const Trajectory& t = trajs[i];
     ASSERT_TRUE(t.Validate().ok()) << t.Validate().ToString();
-    Verdict v = judge.Evaluate(t, *tasks[i]);
+    rewards::Verdict v = judge.Evaluate(t, *tasks[i]);
     EXPECT_TRUE(v.keep) << t.task_id << ": " << v.detail << " (end " << t.end_reason << ")";
     EXPECT_EQ(t.final_state_hash, tasks[i]->synth->expected_hash) << t.task_id;
     int expected_user = 0;
@@ -141,14 +141,14 @@ TEST(DualControl, OracleAndScriptedUserReachTheStateAndRecordWhoCalledWhat) {
 TEST(DualControl, TheStateCheckCoversTheUserSide) {
   OracleTaskPolicy oracle({.clarify_rate = 0, .error_rate = 0, .distractor_rate = 0});
   HandsOffUser lazy;
-  Judge judge;
+  rewards::Judge judge;
   auto tasks = DualTasks();
   auto trajs = RunEpisodes(DualJobs(), testing::Maker(), oracle, &lazy, {.threads = 2, .seed = 5});
   int rejected = 0, needs_user = 0;
   for (size_t i = 0; i < trajs.size(); ++i) {
     bool user_step = false;
     for (const auto& a : tasks[i]->synth->actions) user_step |= a.requestor == "user";
-    Verdict v = judge.Evaluate(trajs[i], *tasks[i]);
+    rewards::Verdict v = judge.Evaluate(trajs[i], *tasks[i]);
     if (user_step) {
       ++needs_user;
       EXPECT_FALSE(v.keep) << trajs[i].task_id;
@@ -162,14 +162,14 @@ TEST(DualControl, TheStateCheckCoversTheUserSide) {
 TEST(DualControl, ResumingALineWithABalanceOwedIsRejectedAsForbidden) {
   OracleTaskPolicy violator({.clarify_rate = 0, .error_rate = 0, .distractor_rate = 0, .violation_rate = 1});
   ScriptedUser user;
-  Judge judge;
+  rewards::Judge judge;
   auto tasks = DualTasks();
   auto trajs = RunEpisodes(DualJobs(), testing::Maker(), violator, &user, {.threads = 2, .seed = 5});
   int refusals = 0;
   for (size_t i = 0; i < trajs.size(); ++i) {
     if (!tasks[i]->synth->refusal) continue;
     ++refusals;
-    Verdict v = judge.Evaluate(trajs[i], *tasks[i]);
+    rewards::Verdict v = judge.Evaluate(trajs[i], *tasks[i]);
     EXPECT_FALSE(v.keep);
     EXPECT_NE(std::find(v.reasons.begin(), v.reasons.end(), "forbidden_action"), v.reasons.end()) << v.detail;
   }

@@ -6,7 +6,7 @@
 
 #include <filesystem>
 
-#include "agents/judge.h"
+#include "rewards/judge.h"
 #include "agents/scripted_policies.h"
 #include "agents/scripted_user.h"
 #include "core/store.h"
@@ -24,7 +24,7 @@ using testing::TestWorld;
 std::vector<Trajectory> Simulate(uint64_t seed) {
   OracleTaskPolicy oracle;
   ScriptedUser user;
-  Judge judge;
+  rewards::Judge judge;
   auto trajs = RunEpisodes(Jobs(), Maker(), oracle, &user, {.threads = 2, .seed = seed});
   for (size_t i = 0; i < trajs.size(); ++i) judge.Apply(trajs[i], *TestWorld().tasks[i]);
   return trajs;

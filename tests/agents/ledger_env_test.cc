@@ -1,5 +1,5 @@
 // The example environment, registered the way a user registers theirs, runs an episode via reset/step.
-#include "examples/ledger_env.h"
+#include "examples/ledger_env/ledger_env.h"
 
 #include <gtest/gtest.h>
 

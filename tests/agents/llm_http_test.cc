@@ -8,7 +8,7 @@
 
 #include "agents/dual_control.h"
 #include "agents/http_policy.h"
-#include "agents/judge.h"
+#include "rewards/judge.h"
 #include "agents/llm_user.h"
 #include "agents/scripted_policies.h"
 #include "core/http/server.h"
@@ -120,7 +120,7 @@ TEST(LlmOverHttp, LlmUserAndLlmJudgeDriveSyntheticEpisodesEndToEnd) {
   auto judge_llm = Client(server);
   LlmUser user(user_llm.get(), "openai:rules");
   OracleTaskPolicy oracle({.clarify_rate = 0.5, .error_rate = 0, .distractor_rate = 0});
-  Judge judge({}, judge_llm.get());
+  rewards::Judge judge({}, judge_llm.get());
   std::vector<EpisodeJob> jobs;
   for (size_t i = 0; i < 8; ++i) jobs.push_back({testing::TestWorld().tasks[i], 0});
   auto trajs = RunEpisodes(jobs, testing::Maker(), oracle, &user, {.threads = 2, .seed = 12});
@@ -129,7 +129,7 @@ TEST(LlmOverHttp, LlmUserAndLlmJudgeDriveSyntheticEpisodesEndToEnd) {
     auto& t = trajs[i];
     EXPECT_EQ(t.end_reason, "user_stop") << t.error;
     EXPECT_EQ(t.user, "openai:rules");
-    Verdict v = judge.Apply(t, *jobs[i].task);
+    rewards::Verdict v = judge.Apply(t, *jobs[i].task);
     ASSERT_TRUE(v.components.count("llm")) << v.detail;
     EXPECT_DOUBLE_EQ(v.components["llm"], 0.9);
     kept += v.keep;
@@ -140,7 +140,7 @@ TEST(LlmOverHttp, LlmUserAndLlmJudgeDriveSyntheticEpisodesEndToEnd) {
     EXPECT_TRUE(revealed) << t.task_id;
   }
   EXPECT_GE(kept, 6);
-  // Judge requests are greedy and carry the rubric; user requests carry no tools (no dual control here).
+  // rewards::Judge requests are greedy and carry the rubric; user requests carry no tools (no dual control here).
   int judge_requests = 0;
   for (const auto& b : server.bodies()) {
     if (b["messages"][0].value("content", "").rfind("You grade", 0) == 0) {
@@ -159,13 +159,13 @@ TEST(LlmOverHttp, TheUserLlmCallsItsOwnToolsInDualControlEpisodes) {
   auto user_llm = Client(server);
   LlmUser user(user_llm.get(), "openai:rules");
   OracleTaskPolicy oracle({.clarify_rate = 0, .error_rate = 0, .distractor_rate = 0});
-  Judge judge;
+  rewards::Judge judge;
   std::vector<EpisodeJob> jobs;
   for (auto& t : GenerateDualControlTasks(3, 16)) jobs.push_back({EpisodeTask::FromSynth(std::move(t)), 0});
   auto trajs = RunEpisodes(jobs, testing::Maker(), oracle, &user, {.threads = 2, .seed = 1});
   int user_calls = 0;
   for (size_t i = 0; i < trajs.size(); ++i) {
-    Verdict v = judge.Evaluate(trajs[i], *jobs[i].task);
+    rewards::Verdict v = judge.Evaluate(trajs[i], *jobs[i].task);
     EXPECT_TRUE(v.keep) << trajs[i].task_id << ": " << v.detail;
     for (const auto& c : trajs[i].tool_calls) user_calls += c.requestor == "user" && c.valid && !c.is_error;
   }
@@ -185,14 +185,14 @@ TEST(LlmOverHttp, TheUserLlmCallsItsOwnToolsInDualControlEpisodes) {
 TEST(LlmOverHttp, AJudgeReplyWithoutAScoreRejectsWithItsReason) {
   RuleModelServer server("I think it went fine.");
   auto judge_llm = Client(server);
-  Judge judge({}, judge_llm.get());
+  rewards::Judge judge({}, judge_llm.get());
   OracleTaskPolicy oracle({.clarify_rate = 0, .error_rate = 0, .distractor_rate = 0});
   auto user_llm = Client(server);
   LlmUser user(user_llm.get(), "openai:rules");
   auto env = testing::Maker()();
   ASSERT_TRUE(env.ok());
   auto t = RunEpisode(testing::TestWorld().tasks[0], **env, oracle, &user, {}, 2);
-  Verdict v = judge.Evaluate(t, *testing::TestWorld().tasks[0]);
+  rewards::Verdict v = judge.Evaluate(t, *testing::TestWorld().tasks[0]);
   EXPECT_FALSE(v.keep);
   EXPECT_NE(std::find(v.reasons.begin(), v.reasons.end(), "llm_judge_error"), v.reasons.end());
   EXPECT_NE(v.detail.find("no JSON object"), std::string::npos) << v.detail;

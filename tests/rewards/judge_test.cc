@@ -1,6 +1,6 @@
-// Judge: oracle episodes are kept, injected violations are rejected with their reason, every check
+// Judge (the "judge" reward over trajectories): oracle episodes are kept, injected violations are rejected with their reason, every check
 // can fail on its own, and the optional LLM judge's reply is parsed strictly.
-#include "agents/judge.h"
+#include "rewards/judge.h"
 
 #include <gtest/gtest.h>
 
@@ -8,17 +8,25 @@
 #include "agents/scripted_user.h"
 #include "tests/agents/test_world.h"
 
-namespace k2::agents {
+namespace k2::rewards {
 namespace {
 
-using testing::Jobs;
-using testing::Maker;
-using testing::TestWorld;
+using agents::EpisodeTask;
+using agents::OracleConfig;
+using agents::OracleTaskPolicy;
+using agents::Policy;
+using agents::PolicyRequest;
+using agents::PolicyTurn;
+using agents::ScriptedUser;
+using agents::Trajectory;
+using agents::testing::Jobs;
+using agents::testing::Maker;
+using agents::testing::TestWorld;
 
 std::vector<Trajectory> RunOracle(OracleConfig oc, uint64_t seed) {
   OracleTaskPolicy oracle(oc);
   ScriptedUser user;
-  return RunEpisodes(Jobs(), Maker(), oracle, &user, {.threads = 2, .seed = seed});
+  return agents::RunEpisodes(Jobs(), Maker(), oracle, &user, {.threads = 2, .seed = seed});
 }
 
 TEST(Judge, KeepsEveryOracleEpisodeWithDefaultImperfections) {
@@ -82,7 +90,7 @@ TEST(Judge, EachCheckRejectsOnItsOwn) {
   ASSERT_TRUE(judge.Evaluate(trajs[k], task).keep);
 
   Trajectory t = trajs[k];
-  t.final_state_hash = std::string(64, '0');
+  t.final_state = json{{"tampered", true}};  // the reward hashes the final state itself
   EXPECT_EQ(judge.Evaluate(t, task).reasons, std::vector<std::string>{"state_mismatch"});
   EXPECT_TRUE(Judge({.check_state = false}).Evaluate(t, task).keep);
 
@@ -129,13 +137,5 @@ TEST(Judge, LlmJudgeScoreIsParsedStrictly) {
   EXPECT_EQ(Judge({}, &out_of_range).Evaluate(trajs[0], task).reasons, std::vector<std::string>{"llm_judge_error"});
 }
 
-TEST(Judge, CallMatchesActionComparesOnlyCompareArgs) {
-  toolgen::synth::Action a{.name = "cancel", .arguments = {{"id", "B-1"}, {"reason", "x"}}, .compare_args = {"id"}};
-  EXPECT_TRUE(CallMatchesAction("cancel", R"({"id":"B-1","reason":"other"})", a));
-  EXPECT_FALSE(CallMatchesAction("cancel", R"({"id":"B-2"})", a));
-  EXPECT_FALSE(CallMatchesAction("refund", R"({"id":"B-1"})", a));
-  EXPECT_FALSE(CallMatchesAction("cancel", "{not json", a));
-}
-
 }  // namespace
-}  // namespace k2::agents
+}  // namespace k2::rewards

@@ -1,5 +1,7 @@
-// Example: a small C++ environment to copy when registering your own. A ledger with three tools
-// (deposit, withdraw, balance); the goal is to reach a target balance, then answer.
+// Example: a small C++ environment to copy when registering your own, built as a plugin out of the
+// k2gym tree (CMakeLists.txt here: find_package(k2gym)). A ledger with three tools (deposit, withdraw,
+// balance); the goal is to reach a target balance, then answer. plugin.cc registers the kind "ledger"
+// and the reward type "ledger_target" with a host binary (`k2gym ... --plugin libledger_env.so`).
 #pragma once
 
 #include "agents/env.h"
@@ -13,6 +15,8 @@ class LedgerEnv final : public agents::ToolEnv {
   // Config: {"max_steps": 16, "max_amount": 1000} (both optional).
   static Expected<std::unique_ptr<agents::Env>> Make(const json& config);
   int64_t balance() const { return balance_; }
+  // {"balance": N, "target": T}: what DB-style rewards compare after the episode.
+  json State() const override { return {{"balance", balance_}, {"target", target_}}; }
 
  protected:
   Expected<std::vector<Message>> OnReset(uint64_t seed, const json& task) override;
@@ -26,7 +30,7 @@ class LedgerEnv final : public agents::ToolEnv {
   int64_t target_ = 0;
 };
 
-// Adds "ledger" to `registry` (k2gym's `env` commands call this for the global registry).
+// Adds "ledger" to `registry` (the plugin entry point calls this with the host's registry).
 Status RegisterLedgerEnv(agents::EnvRegistry& registry);
 
 }  // namespace k2::examples

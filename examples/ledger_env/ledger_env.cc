@@ -1,6 +1,6 @@
 // Example environment (copy me): tools declared as MCP ToolSpecs, state restored on reset from the
 // task and seed, tool calls applied in Invoke, the environment's own reward in OnFinish.
-#include "examples/ledger_env.h"
+#include "ledger_env.h"
 
 #include "core/rng.h"
 
