@@ -88,7 +88,7 @@ std::string StatusLine(int status) {
   return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason.data(), reason.size()) + "\r\n";
 }
 
-std::string Serialize(const Response& r, bool chunked) {
+std::string Serialize(const Response& r, bool chunked, bool keep_alive = false) {
   std::string out = StatusLine(r.status);
   for (auto& [k, v] : r.headers) {
     std::string lk = k;
@@ -104,7 +104,7 @@ std::string Serialize(const Response& r, bool chunked) {
   } else {
     out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
   }
-  out += "Connection: close\r\n\r\n";
+  out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
   if (!chunked) out += r.body;
   return out;
 }
@@ -139,6 +139,27 @@ std::string PeerName(const sockaddr_storage& ss) {
   return std::string(host) + ":" + std::to_string(port);
 }
 
+std::string JsonEscape(const std::string& s) {
+  std::string o;
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') o += '\\', o += static_cast<char>(c);
+    else if (c < 0x20 || c >= 0x80) {  // control bytes, and non-ASCII whose validity is unknown
+      char b[8];
+      std::snprintf(b, sizeof b, "\\u%04x", c);
+      o += b;
+    } else o += static_cast<char>(c);
+  }
+  return o;
+}
+
+// A connection between two requests: the bytes already read past the previous one, if any.
+struct Conn {
+  int fd = -1;
+  std::string peer;
+  std::string carry;
+  Clock::time_point idle_until{};
+};
+
 }  // namespace
 
 struct Server::Impl {
@@ -151,26 +172,93 @@ struct Server::Impl {
   std::vector<std::thread> workers;
   mutable std::mutex mu;
   std::condition_variable cv;
-  std::deque<std::pair<int, std::string>> queue;  // (fd, peer)
+  std::deque<Conn> queue;
+  std::vector<Conn> returned;  // kept-alive connections handed back by workers (guarded by mu)
+  std::vector<Conn> idle;      // acceptor thread only: kept-alive connections awaiting a request
   bool stopping = false;
   std::atomic<bool> stopped{false};
   ServerStats st;
 
   void AcceptLoop();
   void WorkerLoop();
-  void Serve(int fd, const std::string& peer);
+  // Serves requests on c until it is closed or handed back for keep-alive; true when handed back.
+  bool Serve(Conn& c);
+  std::string ErrorBody(int status, const std::string& msg) const {
+    if (opt.error_body) return opt.error_body(status, msg);
+    return "{\"error\": \"" + JsonEscape(msg) + "\"}";
+  }
   void Reply(int fd, int status, const std::string& msg) {
-    Response r = Response::Json(status, "{\"error\": \"" + msg + "\"}");
+    Response r = Response::Json(status, ErrorBody(status, msg));
     SendAll(fd, Serialize(r, false), 1.0);
+  }
+  void HandBack(Conn c) {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      if (!stopping) {
+        returned.push_back(std::move(c));
+        c.fd = -1;
+      }
+    }
+    if (c.fd >= 0) {
+      ::close(c.fd);
+      return;
+    }
+    (void)!::write(wake_pipe[1], "k", 1);
   }
 };
 
 void Server::Impl::AcceptLoop() {
+  std::vector<pollfd> p;
   for (;;) {
-    pollfd p[2] = {{listen_fd, POLLIN, 0}, {wake_pipe[0], POLLIN, 0}};
-    int r = ::poll(p, 2, -1);
+    p.assign({{listen_fd, POLLIN, 0}, {wake_pipe[0], POLLIN, 0}});
+    auto now = Clock::now();
+    int timeout_ms = -1;
+    for (auto& c : idle) {
+      p.push_back({c.fd, POLLIN | POLLRDHUP, 0});
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(c.idle_until - now).count() + 1;
+      timeout_ms = timeout_ms < 0 ? static_cast<int>(std::max<int64_t>(ms, 0))
+                                  : std::min(timeout_ms, static_cast<int>(std::max<int64_t>(ms, 0)));
+    }
+    int r = ::poll(p.data(), p.size(), timeout_ms);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0 || (p[1].revents & POLLIN)) return;
+    if (r < 0) return;
+    if (p[1].revents & POLLIN) {
+      char b[256];
+      while (::read(wake_pipe[0], b, sizeof b) == static_cast<ssize_t>(sizeof b)) {
+      }
+      if (stopped.load()) return;
+      std::lock_guard<std::mutex> lk(mu);
+      for (auto& c : returned) {
+        if (static_cast<int>(idle.size()) >= opt.max_idle_connections) {
+          ::close(c.fd);
+          continue;
+        }
+        c.idle_until = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(opt.keep_alive_s * 1000));
+        idle.push_back(std::move(c));
+      }
+      returned.clear();
+    }
+    // Idle connections: a request arriving goes to the workers; a close or the idle deadline ends it.
+    now = Clock::now();
+    std::vector<Conn> keep;
+    bool queued_any = false;
+    for (size_t i = 0; i < idle.size(); ++i) {
+      const short ev = i + 2 < p.size() ? p[i + 2].revents : 0;
+      if (ev & POLLIN) {
+        std::lock_guard<std::mutex> lk(mu);
+        ++st.reused;
+        queue.push_back(std::move(idle[i]));
+        st.queued = static_cast<int>(queue.size());
+        queued_any = true;
+      } else if ((ev & (POLLHUP | POLLERR | POLLRDHUP)) || now >= idle[i].idle_until) {
+        ::close(idle[i].fd);
+      } else {
+        keep.push_back(std::move(idle[i]));
+      }
+    }
+    idle.swap(keep);
+    if (queued_any) cv.notify_all();
+    if (!(p[0].revents & POLLIN)) continue;
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
     int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
@@ -185,13 +273,16 @@ void Server::Impl::AcceptLoop() {
     if (stopping || static_cast<int>(queue.size()) >= opt.max_queue) {
       ++st.rejected_429;
       lk.unlock();
-      Response resp = Response::Json(429, "{\"error\": \"too many requests: the queue is full\"}");
+      Response resp = Response::Json(429, ErrorBody(429, "too many requests: the queue is full"));
       resp.headers.push_back({"Retry-After", "1"});
       SendAll(fd, Serialize(resp, false), 1.0);
       DrainAndClose(fd);
       continue;
     }
-    queue.emplace_back(fd, PeerName(ss));
+    Conn c;
+    c.fd = fd;
+    c.peer = PeerName(ss);
+    queue.push_back(std::move(c));
     st.queued = static_cast<int>(queue.size());
     lk.unlock();
     cv.notify_one();
@@ -200,7 +291,7 @@ void Server::Impl::AcceptLoop() {
 
 void Server::Impl::WorkerLoop() {
   for (;;) {
-    std::pair<int, std::string> item;
+    Conn item;
     {
       std::unique_lock<std::mutex> lk(mu);
       cv.wait(lk, [&] { return stopping || !queue.empty(); });
@@ -210,19 +301,23 @@ void Server::Impl::WorkerLoop() {
       st.queued = static_cast<int>(queue.size());
       ++st.in_flight;
     }
-    Serve(item.first, item.second);
+    const bool kept = Serve(item);
+    if (kept) HandBack(std::move(item));
     std::lock_guard<std::mutex> lk(mu);
     --st.in_flight;
-    ++st.completed;
   }
 }
 
-void Server::Impl::Serve(int fd, const std::string& peer) {
+bool Server::Impl::Serve(Conn& c) {
+  const int fd = c.fd;
+  const std::string& peer = c.peer;
+  for (;;) {  // one request per turn; more than one only when the client pipelined them
   beast_http::request_parser<beast_http::string_body> parser;
   parser.header_limit(static_cast<std::uint32_t>(std::min<int64_t>(opt.max_header_bytes, UINT32_MAX)));
   parser.body_limit(static_cast<std::uint64_t>(opt.max_body_bytes));
   parser.eager(true);
-  std::string buf;
+  std::string buf = std::move(c.carry);
+  c.carry.clear();
   char tmp[16384];
   auto start = Clock::now();
   auto fail = [&](int status, const std::string& msg) {
@@ -232,23 +327,11 @@ void Server::Impl::Serve(int fd, const std::string& peer) {
     }
     Reply(fd, status, msg);
     DrainAndClose(fd);
+    return false;
   };
-  for (;;) {
-    double limit = parser.is_header_done() ? opt.body_timeout_s : opt.header_timeout_s;
-    double left = limit - std::chrono::duration<double>(Clock::now() - start).count();
-    if (left <= 0) return fail(408, "request timeout");
-    pollfd p{fd, POLLIN, 0};
-    int r = ::poll(&p, 1, static_cast<int>(std::max(1.0, left * 1000)));
-    if (r < 0 && errno == EINTR) continue;
-    if (r == 0) return fail(408, "request timeout");
-    ssize_t n = ::recv(fd, tmp, sizeof tmp, MSG_DONTWAIT);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    boost::system::error_code ec;
-    if (n <= 0) {
-      ::close(fd);  // the client went away before a complete request
-      return;
-    }
-    buf.append(tmp, static_cast<size_t>(n));
+  boost::system::error_code ec;
+  // Bytes carried over from a pipelined request are parsed before reading more.
+  auto feed = [&] {
     while (!buf.empty() && !parser.is_done()) {
       size_t used = parser.put(boost::asio::buffer(buf.data(), buf.size()), ec);
       buf.erase(0, used);
@@ -259,51 +342,85 @@ void Server::Impl::Serve(int fd, const std::string& peer) {
       if (ec) break;
       if (used == 0) break;
     }
-    if (ec == beast_http::error::body_limit) return fail(413, "request body larger than " + std::to_string(opt.max_body_bytes) + " bytes");
-    if (ec == beast_http::error::header_limit) return fail(431, "request header larger than " + std::to_string(opt.max_header_bytes) + " bytes");
-    if (ec) return fail(400, "malformed request: " + ec.message());
-    if (parser.is_done()) break;
+  };
+  feed();
+  while (!ec && !parser.is_done()) {
+    double limit = parser.is_header_done() ? opt.body_timeout_s : opt.header_timeout_s;
+    double left = limit - std::chrono::duration<double>(Clock::now() - start).count();
+    if (left <= 0) return fail(408, "request timeout");
+    pollfd p{fd, POLLIN, 0};
+    int r = ::poll(&p, 1, static_cast<int>(std::max(1.0, left * 1000)));
+    if (r < 0 && errno == EINTR) continue;
+    if (r == 0) return fail(408, "request timeout");
+    ssize_t n = ::recv(fd, tmp, sizeof tmp, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) {
+      ::close(fd);  // the client went away before a complete request (or closed a kept-alive connection)
+      return false;
+    }
+    buf.append(tmp, static_cast<size_t>(n));
+    feed();
   }
+  if (ec == beast_http::error::body_limit) return fail(413, "request body larger than " + std::to_string(opt.max_body_bytes) + " bytes");
+  if (ec == beast_http::error::header_limit) return fail(431, "request header larger than " + std::to_string(opt.max_header_bytes) + " bytes");
+  if (ec) return fail(400, "malformed request: " + ec.message());
   auto msg = parser.release();
+  const bool keep = opt.keep_alive_s > 0 && msg.keep_alive() && !stopped.load();
   Request req;
   req.method = std::string(msg.method_string());
   req.target = std::string(msg.target());
   for (auto& f : msg) {
     std::string k(f.name_string());
-    for (auto& c : k) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (auto& ch : k) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     req.headers[k] = std::string(f.value());
   }
   req.body = std::move(msg.body());
   req.remote = peer;
+  req.client_gone = [fd] {
+    pollfd p{fd, POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+  };
   Response resp;
   try {
     resp = handler(req);
   } catch (const std::exception&) {
     // Handlers should not throw (STYLE.md habit 5); if one does, the client gets a 500, not a crash.
-    resp = Response::Json(500, "{\"error\": \"internal error\"}");
+    resp = Response::Json(500, ErrorBody(500, "internal error"));
   }
+  bool ok;
   if (!resp.stream) {
-    SendAll(fd, Serialize(resp, false), opt.write_timeout_s);
-    DrainAndClose(fd);
-    return;
+    ok = SendAll(fd, Serialize(resp, false, keep), opt.write_timeout_s);
+  } else if (!SendAll(fd, Serialize(resp, true, keep), opt.write_timeout_s)) {
+    ok = false;
+  } else {
+    bool alive = true;
+    const double wt = opt.write_timeout_s;
+    ChunkWriter write = [&](std::string_view chunk) {
+      if (!alive) return false;
+      if (chunk.empty()) return true;  // an empty chunk would end the body
+      char hex[32];
+      std::snprintf(hex, sizeof hex, "%zx\r\n", chunk.size());
+      alive = SendAll(fd, hex, wt) && SendAll(fd, chunk, wt) && SendAll(fd, "\r\n", wt);
+      return alive;
+    };
+    resp.stream(write);
+    ok = alive && SendAll(fd, "0\r\n\r\n", wt);
   }
-  if (!SendAll(fd, Serialize(resp, true), opt.write_timeout_s)) {
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    ++st.completed;
+  }
+  if (!ok) {
     ::close(fd);
-    return;
+    return false;
   }
-  bool alive = true;
-  const double wt = opt.write_timeout_s;
-  ChunkWriter write = [&](std::string_view chunk) {
-    if (!alive) return false;
-    if (chunk.empty()) return true;  // an empty chunk would end the body
-    char hex[32];
-    std::snprintf(hex, sizeof hex, "%zx\r\n", chunk.size());
-    alive = SendAll(fd, hex, wt) && SendAll(fd, chunk, wt) && SendAll(fd, "\r\n", wt);
-    return alive;
-  };
-  resp.stream(write);
-  if (alive) SendAll(fd, "0\r\n\r\n", wt);
-  DrainAndClose(fd);
+  if (!keep) {
+    DrainAndClose(fd);
+    return false;
+  }
+  if (buf.empty()) return true;  // idle until the next request: back to the acceptor
+  c.carry = std::move(buf);      // a pipelined request is already here
+  }
 }
 
 Expected<std::unique_ptr<Server>> Server::Start(const ServerOptions& opt, Handler handler) {
@@ -344,7 +461,7 @@ Expected<std::unique_ptr<Server>> Server::Start(const ServerOptions& opt, Handle
   impl->port = bound.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)
                                           : ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
   impl->listen_fd = fd;
-  if (::pipe2(impl->wake_pipe, O_CLOEXEC) != 0) {
+  if (::pipe2(impl->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
     ::close(fd);
     return IoError(std::string("http: pipe: ") + std::strerror(errno));
   }
@@ -376,6 +493,10 @@ void Server::Stop() {
   }
   impl_->cv.notify_all();
   for (auto& w : impl_->workers) w.join();
+  for (auto& c : impl_->idle) ::close(c.fd);
+  for (auto& c : impl_->returned) ::close(c.fd);
+  impl_->idle.clear();
+  impl_->returned.clear();
   ::close(impl_->wake_pipe[0]);
   ::close(impl_->wake_pipe[1]);
 }
