@@ -26,7 +26,9 @@ struct GenArgs {
   std::string host = "127.0.0.1";
   int port = 8000;
   std::string name = "k2gym";
-  int workers = 8;
+  int workers = 64;
+  double keep_alive = 5;
+  std::vector<std::string> aliases;
   int64_t max_body = 4 << 20;
   int64_t max_batch = 32, page_size = 16, num_pages = 0;
 } args;
@@ -233,6 +235,9 @@ int Serve(Context& ctx) {
   o.http.port = args.port;
   o.http.max_concurrent = args.workers;
   o.http.max_body_bytes = args.max_body;
+  o.http.keep_alive_s = args.keep_alive;
+  o.http.max_queue = std::max(64, 4 * args.workers);
+  o.aliases = args.aliases;
   gen::OpenAiService svc(g->get(), &**tok, o);
   auto server = svc.Listen();
   if (!server.ok()) return Fail(server.status());
@@ -290,7 +295,10 @@ K2_COMMAND("serve", [](CLI::App& app, Context& ctx, Action* action) {
   c->add_option("--host", args.host, "bind address")->capture_default_str();
   c->add_option("--port", args.port, "port (0 = ephemeral, printed)")->capture_default_str();
   c->add_option("--name", args.name, "model id reported by the API")->capture_default_str();
-  c->add_option("--workers", args.workers, "concurrent HTTP requests")->capture_default_str();
+  c->add_option("--alias", args.aliases, "another model id requests may name (repeatable)");
+  c->add_option("--workers", args.workers, "concurrent HTTP requests (the generator batches them)")->capture_default_str();
+  c->add_option("--keep-alive", args.keep_alive, "seconds an idle HTTP/1.1 connection stays open (0 = close)")
+      ->capture_default_str();
   c->add_option("--max-body", args.max_body, "largest request body (bytes): 413 beyond")->capture_default_str();
   c->add_option("--max-tokens", args.max_tokens, "default max_tokens")->capture_default_str();
   c->callback([action] { *action = Serve; });

@@ -10,7 +10,7 @@ PKGS=(
   libcurl4-openssl-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libvalijson-dev
   libpcre2-dev libopenblas-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libseccomp-dev python3 python3-torch python3-numpy nodejs npm bubblewrap
-  json-schema-test-suite python3-regex chromium
+  json-schema-test-suite python3-regex chromium wrk
 )
 
 missing=()
@@ -32,20 +32,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Reference MCP servers (npm), installed into third_party/mcp (ignored by git).
+# Reference MCP servers and the ecosystem's official clients (npm: the OpenAI Node SDK, the MCP
+# TypeScript SDK, MCP Inspector's CLI), installed into third_party/mcp (ignored by git).
 root=$(cd "$(dirname "$0")/.." && pwd)
 mcp="$root/third_party/mcp"
+NPM_PKGS=(
+  @modelcontextprotocol/server-memory @modelcontextprotocol/server-filesystem
+  @modelcontextprotocol/server-everything time-mcp mcp-server-sqlite
+  openai@6 @modelcontextprotocol/sdk@1 @modelcontextprotocol/inspector@0.21
+)
 need_npm=0
-for s in server-memory server-filesystem server-everything; do
-  [ -f "$mcp/node_modules/@modelcontextprotocol/$s/package.json" ] || need_npm=1
+for s in @modelcontextprotocol/server-memory @modelcontextprotocol/server-filesystem \
+         @modelcontextprotocol/server-everything time-mcp mcp-server-sqlite openai @modelcontextprotocol/sdk \
+         @modelcontextprotocol/inspector; do
+  [ -f "$mcp/node_modules/$s/package.json" ] || need_npm=1
 done
 if [ $need_npm = 1 ] && command -v npm >/dev/null 2>&1; then
   echo "setup: installing MCP reference servers with npm"
   mkdir -p "$mcp"
   (cd "$mcp" && { [ -f package.json ] || echo '{"name":"k2gym-mcp-servers","private":true}' > package.json; } &&
-   npm install --no-audit --no-fund --loglevel=error \
-     @modelcontextprotocol/server-memory @modelcontextprotocol/server-filesystem \
-     @modelcontextprotocol/server-everything >/dev/null) ||
+   npm install --no-audit --no-fund --loglevel=error "${NPM_PKGS[@]}" >/dev/null) ||
    echo "setup: warning: npm install of MCP servers failed; MCP integration tests will skip" >&2
 fi
 exit 0

@@ -234,6 +234,11 @@ Expected<std::vector<ToolSpec>> Client::ListTools(const std::string& provenance)
   K2_ASSIGN_OR_RETURN(auto raw, ListToolsRaw());
   std::vector<ToolSpec> out;
   for (size_t i = 0; i < raw.size(); ++i) {
+    // A tool that can only run as a task (execution.taskSupport "required") needs task augmentation,
+    // which this client does not offer: it is not listed (calling it would fail with -32601).
+    if (raw[i].is_object() && raw[i].contains("execution") && raw[i]["execution"].is_object() &&
+        raw[i]["execution"].value("taskSupport", json("forbidden")) == "required")
+      continue;
     K2_ASSIGN_OR_RETURN(auto t, ParseToolSpec(raw[i], Describe() + " tools/list tools[" + std::to_string(i) + "]", provenance));
     out.push_back(std::move(t));
   }

@@ -66,7 +66,8 @@ class Client {
   // False once the server is gone (crashed, closed, oversize reply); every request then fails fast.
   bool alive() const;
 
-  // All pages of tools/list, each parsed strictly with ParseToolSpec (provenance as given).
+  // All pages of tools/list, each parsed strictly with ParseToolSpec (provenance as given); tools whose
+  // execution.taskSupport is "required" are left out (this client does not use MCP tasks).
   Expected<std::vector<ToolSpec>> ListTools(const std::string& provenance);
   // The raw tool objects (for dumps and import), all pages.
   Expected<std::vector<json>> ListToolsRaw();

@@ -15,7 +15,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <thread>
 
 #include "toolgen/mcp_transport.h"
@@ -77,11 +80,11 @@ class StdioTransport final : public Transport {
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
     std::vector<std::string> env_strings;
-    for (char** e = environ; e && *e; ++e) {
-      std::string kv = *e;
-      auto eq = kv.find('=');
-      if (eq != std::string::npos && opt_.env.count(kv.substr(0, eq))) continue;
-      env_strings.push_back(std::move(kv));
+    for (const std::string& name : opt_.inherit_env) {
+      if (opt_.env.count(name)) continue;
+      const char* v = std::getenv(name.c_str());
+      // Shell functions exported by bash ("() {" values) are skipped, as the SDK does.
+      if (v != nullptr && std::string_view(v).rfind("()", 0) != 0) env_strings.push_back(name + "=" + v);
     }
     for (auto& [k, v] : opt_.env) env_strings.push_back(k + "=" + v);
     std::vector<char*> envp, argv;
@@ -146,10 +149,16 @@ class StdioTransport final : public Transport {
         scanned_ = 0;
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
         auto j = ParseJson(line, "mcp server stdout");
-        if (!j.ok()) {
-          return Corruption("invalid JSON from " + Describe() + ": " + j.status().message() + "; line starts " +
-                            json(line.substr(0, 120)).dump(-1, ' ', false, json::error_handler_t::replace));
+        if (!j.ok() || !j->is_object()) {
+          // Servers print banners and logs to stdout; the SDK client skips such lines, so do we (bounded).
+          const std::string head = json(line.substr(0, 120)).dump(-1, ' ', false, json::error_handler_t::replace);
+          if (++skipped_ > opt_.max_skipped_lines)
+            return Corruption("invalid JSON from " + Describe() + ": more than " +
+                              std::to_string(opt_.max_skipped_lines) + " non-JSON lines in a row; last starts " + head);
+          std::fprintf(stderr, "mcp stdio: %s: skipped a non-JSON stdout line: %s\n", Describe().c_str(), head.c_str());
+          continue;
         }
+        skipped_ = 0;
         return std::move(*j);
       }
       scanned_ = buf_.size();
@@ -289,6 +298,7 @@ class StdioTransport final : public Transport {
   size_t scanned_ = 0;    // buf_[0, scanned_) holds no newline
   std::string err_tail_;  // last 4 KiB of stderr
   std::string exit_;      // how the process ended, once reaped
+  int skipped_ = 0;       // non-JSON stdout lines in a row
 };
 
 }  // namespace

@@ -42,9 +42,18 @@ class Transport {
   virtual std::string Describe() const = 0;  // "stdio:node server.js (pid 123)" / "http://127.0.0.1:3001/mcp"
 };
 
+// The variables the MCP TypeScript SDK passes to stdio servers by default (POSIX).
+inline std::vector<std::string> DefaultInheritedEnv() { return {"HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"}; }
+
 struct StdioOptions {
   std::vector<std::string> argv;             // argv[0] is looked up in PATH
-  std::map<std::string, std::string> env;    // added to (and overriding) the inherited environment
+  // The server's environment is explicit (as the MCP SDKs do it): only the inherit_env variables of
+  // k2gym's own environment, then `env`. Nothing else of k2gym's environment (API keys, tokens) leaks.
+  std::map<std::string, std::string> env;    // set for the server (overrides an inherited value)
+  std::vector<std::string> inherit_env = DefaultInheritedEnv();
+  // stdout lines that are not JSON (banners, logs printed to stdout) are logged to stderr and skipped;
+  // more than this many in a row, or a non-JSON line over max_message_bytes, is an error.
+  int max_skipped_lines = 1000;
   std::string cwd;                           // empty: inherit
   size_t max_message_bytes = 16u << 20;      // a longer line is an error, not an allocation
   int close_grace_ms = 2000;                 // how long Close waits after closing stdin before SIGTERM

@@ -90,7 +90,7 @@ std::string StatusLine(int status) {
   return "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason.data(), reason.size()) + "\r\n";
 }
 
-std::string Serialize(const Response& r, bool chunked) {
+std::string Serialize(const Response& r, bool chunked, bool keep_alive = false) {
   std::string out = StatusLine(r.status);
   for (auto& [k, v] : r.headers) {
     std::string lk = k;
@@ -106,7 +106,7 @@ std::string Serialize(const Response& r, bool chunked) {
   } else {
     out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
   }
-  out += "Connection: close\r\n\r\n";
+  out += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
   if (!chunked) out += r.body;
   return out;
 }
@@ -149,6 +149,7 @@ struct Reading {
   int fd = -1;
   std::string peer;
   Clock::time_point accepted;
+  bool idle = false;  // a kept-alive connection before the first byte of its next request
   std::unique_ptr<beast_http::request_parser<beast_http::string_body>> parser;
   std::string buf;
   int64_t charged = 0;  // bytes counted against the server's buffer budget
@@ -160,6 +161,7 @@ struct Ready {
   std::string peer;
   beast_http::request<beast_http::string_body> msg;
   int64_t charged = 0;
+  bool pipelined = false;  // bytes of a further request arrived with it (then the connection closes)
 };
 
 // A connection we answered with an error: its output side is shut, what the client still sends is read
@@ -189,6 +191,38 @@ struct Server::Impl {
   int64_t buffer_budget = 0;
   std::vector<Reading> reading;  // acceptor thread only
   std::vector<Closing> closing;  // acceptor thread only
+  std::vector<std::pair<int, std::string>> returned;  // kept-alive connections handed back (guarded by mu)
+
+  std::string ErrorBody(int status, const std::string& msg) const {
+    if (opt.error_body) return opt.error_body(status, msg);
+    std::string o;
+    for (unsigned char ch : msg) {
+      if (ch == '"' || ch == '\\') o += '\\', o += static_cast<char>(ch);
+      else if (ch < 0x20 || ch >= 0x80) {
+        char b[8];
+        std::snprintf(b, sizeof b, "\\u%04x", ch);
+        o += b;
+      } else o += static_cast<char>(ch);
+    }
+    return "{\"error\": \"" + o + "\"}";
+  }
+  // Starts reading a connection's (next) request; `idle`: a kept-alive one that may wait keep_alive_s.
+  void AddReading(int fd, std::string peer, bool idle);
+  // A worker hands a kept-alive connection back to the acceptor.
+  void HandBack(int fd, const std::string& peer) {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      if (!stopping) {
+        returned.push_back({fd, peer});
+        fd = -1;
+      }
+    }
+    if (fd >= 0) {
+      ::close(fd);
+      return;
+    }
+    (void)!::write(wake_pipe[1], "k", 1);
+  }
 
   void AcceptLoop();
   void WorkerLoop();
@@ -204,7 +238,7 @@ void Server::Impl::Fail(Reading& c, int status, const std::string& msg) {
     std::lock_guard<std::mutex> lk(mu);
     if (status != 429) ++st.bad_requests;
   }
-  Response r = Response::Json(status, "{\"error\": \"" + msg + "\"}");
+  Response r = Response::Json(status, ErrorBody(status, msg));
   if (status == 429) r.headers.push_back({"Retry-After", "1"});
   std::string out = Serialize(r, false);
   // One non-blocking attempt: an error answer is small and the socket's buffer is empty; a client that
@@ -229,11 +263,20 @@ void Server::Impl::Accept() {
     std::lock_guard<std::mutex> lk(mu);
     ++st.accepted;
   }
+  AddReading(fd, PeerName(ss), false);
+}
+
+void Server::Impl::AddReading(int fd, std::string peer, bool idle) {
   Reading c;
   c.fd = fd;
-  c.peer = PeerName(ss);
+  c.peer = std::move(peer);
   c.accepted = Clock::now();
+  c.idle = idle;
   if (static_cast<int>(reading.size()) >= opt.max_connections) {
+    if (idle) {  // an idle kept-alive connection is simply closed
+      ::close(fd);
+      return;
+    }
     {
       std::lock_guard<std::mutex> lk(mu);
       ++st.rejected_429;
@@ -255,10 +298,16 @@ bool Server::Impl::ReadSome(size_t i) {
     ssize_t n = ::recv(c.fd, tmp, sizeof tmp, MSG_DONTWAIT);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
-    if (n <= 0) {  // the client went away before a complete request
+    if (n <= 0) {  // the client went away before a complete request (or closed a kept-alive connection)
       ::close(c.fd);
       c.fd = -1;
       return true;
+    }
+    if (c.idle) {  // the next request on a kept-alive connection: its deadlines count from now
+      c.idle = false;
+      c.accepted = Clock::now();
+      std::lock_guard<std::mutex> lk(mu);
+      ++st.reused;
     }
     if (buffered.load() + n > buffer_budget) {
       Fail(c, 503, "server busy: too many request bytes in flight");
@@ -294,6 +343,7 @@ bool Server::Impl::ReadSome(size_t i) {
     r.fd = c.fd;
     r.peer = std::move(c.peer);
     r.msg = c.parser->release();
+    r.pipelined = !c.buf.empty();
     r.charged = c.charged;
     c.charged = 0;
     std::unique_lock<std::mutex> lk(mu);
@@ -315,6 +365,7 @@ bool Server::Impl::ReadSome(size_t i) {
 
 void Server::Impl::AcceptLoop() {
   std::vector<pollfd> p;
+  std::vector<std::pair<int, std::string>> pending_back;
   for (;;) {
     // Deadlines count from accept: the header must be complete within header_timeout_s and the whole
     // request within body_timeout_s, however the client paces its bytes.
@@ -328,8 +379,14 @@ void Server::Impl::AcceptLoop() {
     for (size_t i = 0; i < reading.size();) {
       Reading& c = reading[i];
       const bool header = c.parser->is_header_done();
-      const double limit = header ? opt.body_timeout_s : opt.header_timeout_s;
+      const double limit = c.idle ? opt.keep_alive_s : header ? opt.body_timeout_s : opt.header_timeout_s;
       auto deadline = c.accepted + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limit));
+      if (now >= deadline && c.idle) {  // an idle kept-alive connection ends quietly
+        ::close(c.fd);
+        reading[i] = std::move(reading.back());
+        reading.pop_back();
+        continue;
+      }
       if (now >= deadline) {
         buffered -= c.charged;
         Fail(c, 408, "request timeout");
@@ -357,7 +414,20 @@ void Server::Impl::AcceptLoop() {
     for (auto& c : closing) p.push_back({c.fd, POLLIN, 0});
     int r = ::poll(p.data(), static_cast<nfds_t>(p.size()), timeout_ms);
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0 || (p[1].revents & POLLIN)) break;
+    if (r < 0) break;
+    if (p[1].revents & POLLIN) {  // Stop(), or kept-alive connections handed back
+      char b[256];
+      while (::read(wake_pipe[0], b, sizeof b) == static_cast<ssize_t>(sizeof b)) {
+      }
+      if (stopped.load()) break;
+      std::vector<std::pair<int, std::string>> back;
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        back.swap(returned);
+      }
+      // Handled after this round's events (their indices refer to the current sets).
+      for (auto& [fd, peer] : back) pending_back.push_back({fd, std::move(peer)});
+    }
     // Back to front, so that removing reading[i] (swap with the last) keeps the indices before it valid.
     const size_t nr = reading.size();
     for (size_t k = closing.size(); k-- > 0;) {
@@ -379,6 +449,8 @@ void Server::Impl::AcceptLoop() {
       }
     }
     if (p[0].revents & POLLIN) Accept();
+    for (auto& [fd, peer] : pending_back) AddReading(fd, std::move(peer), true);
+    pending_back.clear();
   }
   for (auto& c : reading) {
     buffered -= c.charged;
@@ -387,6 +459,7 @@ void Server::Impl::AcceptLoop() {
   reading.clear();
   for (auto& c : closing) ::close(c.fd);
   closing.clear();
+  for (auto& [fd, peer] : pending_back) ::close(fd);
 }
 
 void Server::Impl::WorkerLoop() {
@@ -428,19 +501,25 @@ void Server::Impl::Serve(Ready& ready) {
   }
   req.body = std::move(msg.body());
   req.remote = peer;
+  req.client_gone = [fd] {
+    pollfd p{fd, POLLRDHUP, 0};
+    return ::poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+  };
+  const bool keep = opt.keep_alive_s > 0 && msg.keep_alive() && !ready.pipelined && !stopped.load();
   Response resp;
   try {
     resp = handler(req);
   } catch (const std::exception&) {
     // Handlers should not throw (STYLE.md habit 5); if one does, the client gets a 500, not a crash.
-    resp = Response::Json(500, "{\"error\": \"internal error\"}");
+    resp = Response::Json(500, ErrorBody(500, "internal error"));
   }
   if (!resp.stream) {
-    SendAll(fd, Serialize(resp, false), opt.write_timeout_s);
+    const bool sent = SendAll(fd, Serialize(resp, false, keep), opt.write_timeout_s);
+    if (keep && sent) return HandBack(fd, peer);
     DrainAndClose(fd);
     return;
   }
-  if (!SendAll(fd, Serialize(resp, true), opt.write_timeout_s)) {
+  if (!SendAll(fd, Serialize(resp, true, keep), opt.write_timeout_s)) {
     ::close(fd);
     return;
   }
@@ -455,7 +534,8 @@ void Server::Impl::Serve(Ready& ready) {
     return alive;
   };
   resp.stream(write);
-  if (alive) SendAll(fd, "0\r\n\r\n", wt);
+  if (alive) alive = SendAll(fd, "0\r\n\r\n", wt);
+  if (keep && alive) return HandBack(fd, peer);
   DrainAndClose(fd);
 }
 
@@ -498,7 +578,7 @@ Expected<std::unique_ptr<Server>> Server::Start(const ServerOptions& opt, Handle
   impl->port = bound.ss_family == AF_INET ? ntohs(reinterpret_cast<sockaddr_in*>(&bound)->sin_port)
                                           : ntohs(reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port);
   impl->listen_fd = fd;
-  if (::pipe2(impl->wake_pipe, O_CLOEXEC) != 0) {
+  if (::pipe2(impl->wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
     ::close(fd);
     return IoError(std::string("http: pipe: ") + std::strerror(errno));
   }
@@ -530,6 +610,8 @@ void Server::Stop() {
   }
   impl_->cv.notify_all();
   for (auto& w : impl_->workers) w.join();
+  for (auto& [fd, peer] : impl_->returned) ::close(fd);  // handed back after the acceptor ended
+  impl_->returned.clear();
   ::close(impl_->wake_pipe[0]);
   ::close(impl_->wake_pipe[1]);
 }

@@ -6,8 +6,11 @@
 // deadlines that count from accept (header within header_timeout_s, whole request within body_timeout_s)
 // and size caps (408/413/431/400); so slow or stalled clients hold no worker. A complete request waits in
 // a queue of at most `max_queue` (beyond: 429); a worker calls the handler and writes the response (or
-// streams it, chunked, e.g. SSE), then closes the connection. Bytes of requests being read, queued or
-// handled are bounded in total (4x the per-request caps, at least 64 MiB; beyond: 503).
+// streams it, chunked, e.g. SSE). Without keep_alive_s the connection is then closed; with it an
+// HTTP/1.1 connection goes back to the acceptor's poll loop to wait (no worker held) at most keep_alive_s
+// for its next request. Bytes of requests being read, queued or handled are bounded in total (4x the
+// per-request caps, at least 64 MiB; beyond: 503). Errors the server raises itself
+// (400/408/413/429/431/500/503) get the body error_body() makes.
 // Thread safety: the handler is called from several worker threads at once. Stop() is idempotent and
 // graceful: no new connections, queued and in-flight requests are finished, threads joined.
 // Failure: Start() fails with the bind error; per-connection errors only close that connection.
@@ -31,6 +34,9 @@ struct Request {
   std::map<std::string, std::string> headers;  // keys lower-cased
   std::string body;
   std::string remote;                          // "127.0.0.1:54321"
+  // True once the client has closed or reset the connection (polled, cheap): a handler doing long work
+  // checks it to stop early. Never null when the request comes from the Server.
+  std::function<bool()> client_gone;
 
   // Header value or "" (name is case-insensitive).
   std::string Header(std::string_view name) const;
@@ -68,10 +74,13 @@ struct ServerOptions {
   double header_timeout_s = 10;     // to receive the complete header: else 408
   double body_timeout_s = 60;       // to receive the complete body: else 408
   double write_timeout_s = 30;      // per write: a client that stops reading is dropped
+  double keep_alive_s = 0;          // > 0: HTTP/1.1 connections stay open this long between requests
+  // Body (JSON) of the errors the server raises itself; default {"error": "message"}.
+  std::function<std::string(int status, const std::string& message)> error_body;
 };
 
 struct ServerStats {
-  int64_t accepted = 0, rejected_429 = 0, completed = 0, bad_requests = 0;
+  int64_t accepted = 0, rejected_429 = 0, completed = 0, bad_requests = 0, reused = 0;
   int in_flight = 0, queued = 0;
 };
 

@@ -136,6 +136,8 @@ struct Running {
   int32_t last = -1;          // sampled, not yet fed
   Rng rng;
   std::string text;           // decoded output so far (stop strings)
+  std::map<int32_t, int> counts;  // generated ids so far (frequency/presence penalties only)
+  std::unique_ptr<TokenConstraint> constraint;
   int64_t reserved_pages = 0; // pages it may still take from the pool (admission budget)
 };
 
@@ -161,6 +163,9 @@ struct Generator::Impl {
   std::vector<std::unique_ptr<Job>> active;
   std::vector<std::unique_ptr<Running>> running;
   SampleScratch scratch;
+  std::vector<float> adjusted;     // processed logits of one row
+  std::vector<int32_t> top_order;  // top_logprobs selection
+  I sample_vocab = 0;              // ids >= this (the tokenizer's size) are never sampled
   std::vector<CachedDecoder::Chunk> chunks;
   std::vector<Running*> chunk_owner;
 
@@ -220,6 +225,10 @@ struct Generator::Impl {
   // On a permanent error it fulfils the job's promise and returns true.
   bool Admit(std::unique_ptr<Job>& jp) {
     Job& j = *jp;
+    if (j.kind == Kind::kGenerate && j.req.cancel && j.req.cancel->load() && j.req.session.empty()) {
+      FailJob(j, Cancelled("generator: request cancelled before it started"));
+      return true;
+    }
     if (j.kind == Kind::kEndAll) {
       for (auto& [name, s] : sessions)
         if (s.busy) return false;
@@ -378,8 +387,56 @@ struct Generator::Impl {
   bool Emit(Running& r, const float* lg) {
     Job& j = *r.job;
     Sample& s = j.out.samples[static_cast<size_t>(r.sample)];
+    const SamplingParams& p = j.req.sampling;
+    const I V = cfg.vocab_size;
     float lp = 0, plp = 0;
-    const int32_t tok = SampleToken(lg, cfg.vocab_size, j.req.sampling, r.rng.Uniform(), &scratch, &lp, &plp);
+    const bool penalties = p.frequency_penalty != 0 || p.presence_penalty != 0;
+    const float* use = lg;
+    if (sample_vocab < V || !p.logit_bias.empty() || penalties || r.constraint || p.top_logprobs >= 0) {
+      adjusted.assign(lg, lg + V);
+      const float ninf = -std::numeric_limits<float>::infinity();
+      for (I i = sample_vocab; i < V; ++i) adjusted[i] = ninf;
+      for (auto [id, b] : p.logit_bias)
+        if (id >= 0 && id < sample_vocab) adjusted[id] += b;
+      if (penalties)
+        for (auto [id, c] : r.counts)
+          adjusted[id] -= static_cast<float>(c * p.frequency_penalty + (c > 0 ? p.presence_penalty : 0.0));
+      if (r.constraint) r.constraint->Mask(adjusted.data(), V);
+      bool any = false;
+      for (I i = 0; i < sample_vocab && !any; ++i) any = adjusted[i] > ninf;
+      if (!any) {  // a bias of -inf on every id, or a constraint with no way on: the sample ends here
+        r.last = -1;
+        Finish(r, "stop");
+        return false;
+      }
+      use = adjusted.data();
+    }
+    const int32_t tok = SampleToken(use, V, p, r.rng.Uniform(), &scratch, &lp, &plp);
+    if (use != lg) {  // the policy logprob is under the unmodified logits, as the trainer computes it
+      double m = -std::numeric_limits<double>::infinity(), z = 0;
+      for (I i = 0; i < V; ++i) m = std::max<double>(m, lg[i]);
+      for (I i = 0; i < V; ++i) z += std::exp(double(lg[i]) - m);
+      plp = static_cast<float>(double(lg[tok]) - m - std::log(z));
+    }
+    if (p.top_logprobs >= 0) {
+      double m = -std::numeric_limits<double>::infinity(), z = 0;
+      for (I i = 0; i < V; ++i) m = std::max<double>(m, use[i]);
+      for (I i = 0; i < V; ++i) z += std::exp(double(use[i]) - m);
+      const double lse = m + std::log(z);
+      s.api_logprobs.push_back(static_cast<float>(double(use[tok]) - lse));
+      const I k = std::min<I>(p.top_logprobs, sample_vocab);
+      top_order.resize(static_cast<size_t>(sample_vocab));
+      std::iota(top_order.begin(), top_order.end(), 0);
+      std::partial_sort(top_order.begin(), top_order.begin() + k, top_order.end(),
+                        [&](int32_t a, int32_t b) { return use[a] != use[b] ? use[a] > use[b] : a < b; });
+      std::vector<std::pair<int32_t, float>> top;
+      for (I i = 0; i < k; ++i)
+        if (use[top_order[i]] > -std::numeric_limits<float>::infinity())
+          top.push_back({top_order[i], static_cast<float>(double(use[top_order[i]]) - lse)});
+      s.top_logprobs.push_back(std::move(top));
+    }
+    if (penalties) ++r.counts[tok];
+    if (r.constraint) r.constraint->Advance(tok);
     if (s.tokens.empty()) {  // sized once, so the decode loop does not reallocate the outputs
       s.tokens.reserve(static_cast<size_t>(j.max_new));
       s.logprobs.reserve(static_cast<size_t>(j.max_new));
@@ -394,6 +451,15 @@ struct Generator::Impl {
   }
 
   void Step() {
+    // Cancelled requests leave before the batch is built (their pages return to the pool now).
+    for (auto& r : running) {
+      Job& j = *r->job;
+      if (!j.req.cancel || !j.req.cancel->load() || !j.req.session.empty()) continue;
+      if (r->prefilling) j.live_samples -= j.req.n - 1;  // its forks were never made
+      Finish(*r, "cancelled");
+    }
+    running.erase(std::remove_if(running.begin(), running.end(), [](auto& r) { return r->seq < 0; }), running.end());
+    if (running.empty()) return;
     chunks.clear();
     chunk_owner.clear();
     I budget = opt.max_batch_tokens;
@@ -449,6 +515,8 @@ struct Generator::Impl {
         // Split the remaining reservation between the samples.
         const int64_t share = r.reserved_pages / j.req.n;
         for (Running* s : samples) s->reserved_pages = share;
+        if (j.req.constraint)
+          for (Running* s : samples) s->constraint = j.req.constraint();
         for (Running* s : samples) {
           if (j.max_new <= 0) Finish(*s, "length");
           else Emit(*s, lg);
@@ -575,6 +643,7 @@ Expected<std::unique_ptr<Generator>> Generator::Create(engine::Model<float>* mod
   impl->kv.emplace(std::move(kv));
   impl->dec = std::make_unique<CachedDecoder>(model, &*impl->kv, o.max_batch_tokens,
                                               std::min(o.prefill_chunk, o.max_batch_tokens), impl->max_context);
+  impl->sample_vocab = o.tokenizer ? std::min<I>(o.tokenizer->vocab_size(), c.vocab_size) : c.vocab_size;
   impl->st.total_pages = kc.num_pages;
   impl->st.free_pages = kc.num_pages;
   impl->st.kv_bytes_per_token = impl->kv->bytes_per_token();
@@ -604,6 +673,11 @@ std::future<Expected<Completion>> Generator::Submit(GenerateRequest req) {
   if (bad.ok() && !(p.top_p > 0 && p.top_p <= 1)) bad = InvalidArgument("generator: top_p must be in (0, 1]");
   if (bad.ok() && (p.top_k < 0 || p.max_new_tokens < 0))
     bad = InvalidArgument("generator: top_k and max_new_tokens must be >= 0");
+  if (bad.ok() && (!std::isfinite(p.frequency_penalty) || !std::isfinite(p.presence_penalty) || p.top_logprobs > 1000))
+    bad = InvalidArgument("generator: penalties must be finite and top_logprobs <= 1000");
+  for (size_t i = 0; i < p.logit_bias.size() && bad.ok(); ++i)
+    if (p.logit_bias[i].first < 0 || p.logit_bias[i].first >= c.vocab_size || std::isnan(p.logit_bias[i].second))
+      bad = InvalidArgument("generator: logit_bias[" + std::to_string(i) + "]: id outside the vocabulary or NaN bias");
   if (bad.ok() && !p.stop_strings.empty() && impl_->opt.tokenizer == nullptr)
     bad = InvalidArgument("generator: stop strings need a tokenizer (GeneratorOptions::tokenizer)");
   if (!bad.ok()) {

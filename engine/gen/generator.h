@@ -19,6 +19,7 @@
 // that can never fit the KV pool fails with ResourceExhausted; nothing throws.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <future>
@@ -44,6 +45,25 @@ struct SamplingParams {
   int64_t max_new_tokens = 256;
   std::vector<int32_t> stop_tokens;        // generation ends after emitting one (it is kept)
   std::vector<std::string> stop_strings;   // ends when the decoded output contains one (needs a tokenizer)
+  // Logit processing before temperature/top-k/top-p (OpenAI semantics): bias added per id; the
+  // frequency penalty times the id's count so far in this sample and the presence penalty once if it
+  // occurred are subtracted.
+  std::vector<std::pair<int32_t, float>> logit_bias;
+  double frequency_penalty = 0, presence_penalty = 0;
+  // >= 0: each token also gets its logprob and the `top_logprobs` most likely ids under the processed
+  // logits at temperature 1 (what an API reports; Sample::api_logprobs / top_logprobs).
+  int64_t top_logprobs = -1;
+};
+
+// Restricts which ids may come next (constrained decoding: a grammar, a JSON Schema). One instance per
+// sample; called on the loop thread, so it must be quick.
+class TokenConstraint {
+ public:
+  virtual ~TokenConstraint() = default;
+  // Sets logits[id] = -inf for every id in [0, V) that may not come next. It must leave at least one id.
+  virtual void Mask(float* logits, int64_t V) = 0;
+  // The id sampled (always one Mask allowed).
+  virtual void Advance(int32_t token) = 0;
 };
 
 struct GenerateRequest {
@@ -58,13 +78,20 @@ struct GenerateRequest {
   // Streaming hook: called on the generator's loop thread right after each sampled token (sample
   // index, token id). It must be quick and must not call into the Generator (queue the token instead).
   std::function<void(int64_t sample, int32_t token)> on_token;
+  // Set by another thread to stop a request without a session: waiting, it fails with Cancelled;
+  // running, its samples end with finish_reason "cancelled" and their pages are freed at the next step.
+  std::shared_ptr<std::atomic<bool>> cancel;
+  // When set, called once per sample to constrain its tokens.
+  std::function<std::unique_ptr<TokenConstraint>()> constraint;
 };
 
 struct Sample {
   std::vector<int32_t> tokens;          // generated ids (a stop token included)
   std::vector<float> logprobs;          // per token, under the sampling distribution (0 for greedy)
   std::vector<float> policy_logprobs;   // per token, log_softmax of the unmodified logits (T=1)
-  std::string finish_reason;            // "stop" (stop token/string) | "length" (max_new_tokens or context)
+  std::vector<float> api_logprobs;      // when top_logprobs >= 0: log_softmax of the processed logits
+  std::vector<std::vector<std::pair<int32_t, float>>> top_logprobs;  // ditto, most likely first
+  std::string finish_reason;            // "stop" | "length" (max_new_tokens or context) | "cancelled"
   std::string matched_stop;             // the stop string that ended it, "" otherwise
 };
 
@@ -82,7 +109,9 @@ struct GeneratorOptions {
   int64_t max_batch_tokens = 512;      // rows per step (prefill + decode)
   int64_t prefill_chunk = 256;         // prefill tokens of one sequence per step
   int64_t max_context = 0;             // 0 = the model's max_position_embeddings
-  const text::Tokenizer* tokenizer = nullptr;  // for stop strings (not owned)
+  // For stop strings (not owned). Also bounds sampling: ids at or past the tokenizer's vocab_size (a
+  // checkpoint's padded vocabulary) are never sampled.
+  const text::Tokenizer* tokenizer = nullptr;
 };
 
 struct GeneratorStats {

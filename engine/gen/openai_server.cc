@@ -6,8 +6,11 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
+#include <random>
 
+#include "engine/gen/constraint.h"
 #include "engine/text/chat_template.h"
 
 namespace k2::gen {
@@ -18,13 +21,132 @@ json ErrorBody(const std::string& msg, const std::string& type, const std::strin
   return json{{"error", {{"message", msg}, {"type", type}, {"param", param.empty() ? json() : json(param)},
                          {"code", code.empty() ? json() : json(code)}}}};
 }
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+const char* ErrorType(int status) {
+  return status == 401 ? "authentication_error" : status == 403 ? "permission_error"
+         : status == 404 ? "not_found_error" : status == 429 ? "rate_limit_error"
+         : status >= 500 ? "server_error" : "invalid_request_error";
+}
+const char* ErrorCode(int status) {
+  return status == 408 ? "request_timeout" : status == 413 ? "request_too_large" : status == 429 ? "rate_limit_exceeded"
+         : status == 431 ? "headers_too_large" : status >= 500 ? "internal_error" : "";
+}
 http::Response Error(int status, const std::string& msg, const std::string& param = "",
                      const std::string& code = "") {
-  const char* type = status == 404 ? "not_found_error" : status == 405 ? "invalid_request_error"
-                     : status >= 500 ? "server_error" : "invalid_request_error";
-  return http::Response::Json(status, ErrorBody(msg, type, param, code).dump());
+  return http::Response::Json(status, Dump(ErrorBody(msg, ErrorType(status), param, code)));
 }
-std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+// Offset of the first byte that is not part of well-formed UTF-8 (no overlongs, surrogates or code
+// points past U+10FFFF), or npos.
+size_t FirstInvalidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int len = 0;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) len = 2;
+    else if (c == 0xE0) len = 3, lo = 0xA0;
+    else if (c == 0xED) len = 3, hi = 0x9F;
+    else if (c >= 0xE1 && c <= 0xEF) len = 3;
+    else if (c == 0xF0) len = 4, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3) len = 4;
+    else if (c == 0xF4) len = 4, hi = 0x8F;
+    else return i;
+    if (i + static_cast<size_t>(len) > s.size()) return i;
+    for (int k = 1; k < len; ++k) {
+      const unsigned char d = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
+      if (d < (k == 1 ? lo : 0x80) || d > (k == 1 ? hi : 0xBF)) return i;
+    }
+    i += static_cast<size_t>(len);
+  }
+  return std::string_view::npos;
+}
+
+std::string FieldHoldingMark(const json& j);
+
+// The field (messages[0].content, or "body" when outside any string) holding invalid UTF-8: every bad
+// byte becomes a marker character, the repaired body is parsed and the string holding it is found.
+std::string FieldWithInvalidUtf8(const std::string& body) {
+  static const std::string kMark = "\xEF\xB7\x90";  // U+FDD0, a noncharacter
+  std::string fixed;
+  size_t i = 0;
+  while (i < body.size()) {
+    size_t bad = FirstInvalidUtf8(std::string_view(body).substr(i));
+    if (bad == std::string_view::npos) {
+      fixed.append(body, i, std::string::npos);
+      break;
+    }
+    fixed.append(body, i, bad);
+    fixed += kMark;
+    i += bad + 1;
+  }
+  json j = json::parse(fixed, nullptr, false);
+  if (j.is_discarded()) return "body";
+  return FieldHoldingMark(j);
+}
+
+// JSON escapes of UTF-16 surrogates that do not pair up (\ud800 alone) encode no Unicode text: each
+// becomes the marker's escape. Returns "" when there is none.
+std::string MarkLoneSurrogates(const std::string& body) {
+  auto hex4 = [&](size_t at, unsigned* v) {
+    if (at + 6 > body.size() || body[at] != '\\' || (body[at + 1] != 'u' && body[at + 1] != 'U')) return false;
+    char* end = nullptr;
+    std::string h = body.substr(at + 2, 4);
+    *v = static_cast<unsigned>(std::strtoul(h.c_str(), &end, 16));
+    return end == h.c_str() + 4;
+  };
+  std::string out;
+  bool changed = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    if (body[i] != '\\') {
+      out += body[i];
+      continue;
+    }
+    unsigned v = 0, w = 0;
+    if (hex4(i, &v) && v >= 0xD800 && v <= 0xDFFF) {
+      if (v <= 0xDBFF && hex4(i + 6, &w) && w >= 0xDC00 && w <= 0xDFFF) {
+        out.append(body, i, 12);
+        i += 11;
+      } else {
+        out += "\\ufdd0";
+        changed = true;
+        i += 5;
+      }
+      continue;
+    }
+    out += body[i];  // any other escape: copy it and the escaped character
+    if (i + 1 < body.size()) out += body[++i];
+  }
+  return changed ? out : "";
+}
+
+std::string FieldHoldingMark(const json& j) {
+  static const std::string kMark = "\xEF\xB7\x90";
+  std::function<std::string(const json&, const std::string&)> find = [&](const json& v, const std::string& path) -> std::string {
+    if (v.is_string()) return v.get_ref<const std::string&>().find(kMark) != std::string::npos ? path : "";
+    if (v.is_array()) {
+      for (size_t k = 0; k < v.size(); ++k) {
+        std::string r = find(v[k], path + "[" + std::to_string(k) + "]");
+        if (!r.empty()) return r;
+      }
+    }
+    if (v.is_object()) {
+      for (auto it = v.begin(); it != v.end(); ++it) {
+        const std::string sub = path.empty() ? it.key() : path + "." + it.key();
+        if (it.key().find(kMark) != std::string::npos) return sub;
+        std::string r = find(it.value(), sub);
+        if (!r.empty()) return r;
+      }
+    }
+    return "";
+  };
+  std::string f = find(j, "");
+  return f.empty() ? "body" : f;
+}
 
 // Length of the longest prefix of s that ends on a complete UTF-8 sequence (a streamed delta never
 // splits a character).
@@ -49,12 +171,21 @@ struct Parsed {
   SamplingParams sampling;
   int64_t n = 1;
   bool stream = false, include_usage = false, logprobs = false;
+  bool seeded = false;
+  std::string model;
+  std::string tool_choice = "auto";  // none | auto | required | the forced function's name (named)
+  std::string forced_tool;
+  json response_format;              // null, or {"type": "json_object"} / {"type": "json_schema", ...}
 };
 
 // Validates the body field by field; the error names the field and what was expected.
-Expected<Parsed> ParseBody(const json& b, const OpenAiOptions& opt) {
+Expected<Parsed> ParseBody(const json& b, const OpenAiOptions& opt, int64_t vocab) {
   Parsed p;
   if (!b.is_object()) return InvalidArgument("body: expected a JSON object");
+  if (b.contains("model") && !b["model"].is_null()) {
+    if (!b["model"].is_string()) return InvalidArgument("model: expected a string");
+    p.model = b["model"];
+  }
   if (!b.contains("messages")) return InvalidArgument("messages: required");
   const json& ms = b["messages"];
   if (!ms.is_array() || ms.empty()) return InvalidArgument("messages: expected a non-empty array");
@@ -77,10 +208,11 @@ Expected<Parsed> ParseBody(const json& b, const OpenAiOptions& opt) {
       }
     }
     m.erase("refusal");
+    if (m.contains("role") && m["role"] == "developer") m["role"] = "system";  // OpenAI's newer name for it
     auto msg = MessageFromJson(m, where);
     if (!msg.ok()) return msg.status();
     if (msg->role != "system" && msg->role != "user" && msg->role != "assistant" && msg->role != "tool")
-      return InvalidArgument(where + ".role: expected system, user, assistant or tool, got \"" + msg->role + "\"");
+      return InvalidArgument(where + ".role: expected system, developer, user, assistant or tool, got \"" + msg->role + "\"");
     p.messages.push_back(std::move(*msg));
   }
   if (b.contains("tools") && !b["tools"].is_null()) {
@@ -96,12 +228,16 @@ Expected<Parsed> ParseBody(const json& b, const OpenAiOptions& opt) {
       if (v != "none" && v != "auto" && v != "required")
         return InvalidArgument("tool_choice: expected \"none\", \"auto\", \"required\" or a function object");
       if (v == "none") p.tools_hidden = true;
+      if (v == "required" && p.tools.empty()) return InvalidArgument("tool_choice: \"required\" needs tools");
+      p.tool_choice = v;
     } else if (tc.is_object() && tc.value("type", "") == "function" && tc.contains("function") &&
                tc["function"].is_object() && tc["function"].contains("name") && tc["function"]["name"].is_string()) {
       auto names = text::DeclaredToolNames(p.tools);
       const std::string want = tc["function"]["name"];
       if (!names.ok() || std::find(names->begin(), names->end(), want) == names->end())
         return InvalidArgument("tool_choice.function.name: \"" + want + "\" is not among the declared tools");
+      p.tool_choice = "named";
+      p.forced_tool = want;
     } else {
       return InvalidArgument("tool_choice: expected a string or {\"type\": \"function\", \"function\": {\"name\"}}");
     }
@@ -137,6 +273,40 @@ Expected<Parsed> ParseBody(const json& b, const OpenAiOptions& opt) {
     if (!b["seed"].is_number_integer()) return InvalidArgument("seed: expected an integer");
     p.sampling.seed = b["seed"].is_number_unsigned() ? b["seed"].get<uint64_t>()
                                                      : static_cast<uint64_t>(b["seed"].get<int64_t>());
+    p.seeded = true;
+  }
+  K2_RETURN_IF_ERROR(number("frequency_penalty", -2, 2, false, &p.sampling.frequency_penalty));
+  K2_RETURN_IF_ERROR(number("presence_penalty", -2, 2, false, &p.sampling.presence_penalty));
+  if (b.contains("logit_bias") && !b["logit_bias"].is_null()) {
+    const json& lb = b["logit_bias"];
+    if (!lb.is_object()) return InvalidArgument("logit_bias: expected an object mapping token ids to biases");
+    if (lb.size() > 1024) return InvalidArgument("logit_bias: at most 1024 entries");
+    for (auto it = lb.begin(); it != lb.end(); ++it) {
+      const std::string& k = it.key();
+      char* end = nullptr;
+      const long id = std::strtol(k.c_str(), &end, 10);
+      if (k.empty() || *end != '\0' || id < 0 || id >= vocab)
+        return InvalidArgument("logit_bias." + k + ": expected a token id in [0, " + std::to_string(vocab) + ")");
+      if (!it.value().is_number() || !(it.value().get<double>() >= -100 && it.value().get<double>() <= 100))
+        return InvalidArgument("logit_bias." + k + ": expected a number in [-100, 100]");
+      p.sampling.logit_bias.push_back({static_cast<int32_t>(id), it.value().get<float>()});
+    }
+  }
+  if (b.contains("response_format") && !b["response_format"].is_null()) {
+    const json& rf = b["response_format"];
+    if (!rf.is_object() || !rf.contains("type") || !rf["type"].is_string())
+      return InvalidArgument("response_format: expected {\"type\": \"text\" | \"json_object\" | \"json_schema\"}");
+    const std::string t = rf["type"];
+    if (t == "json_schema") {
+      if (!rf.contains("json_schema") || !rf["json_schema"].is_object() || !rf["json_schema"].contains("name") ||
+          !rf["json_schema"]["name"].is_string())
+        return InvalidArgument("response_format.json_schema: expected {\"name\": string, \"schema\": object}");
+      if (rf["json_schema"].contains("schema") && !rf["json_schema"]["schema"].is_object())
+        return InvalidArgument("response_format.json_schema.schema: expected a JSON Schema object");
+    } else if (t != "text" && t != "json_object") {
+      return InvalidArgument("response_format.type: expected \"text\", \"json_object\" or \"json_schema\", got \"" + t + "\"");
+    }
+    if (t != "text") p.response_format = rf;
   }
   if (b.contains("stop") && !b["stop"].is_null()) {
     const json& s = b["stop"];
@@ -161,6 +331,10 @@ Expected<Parsed> ParseBody(const json& b, const OpenAiOptions& opt) {
   };
   K2_RETURN_IF_ERROR(boolean("stream", &p.stream));
   K2_RETURN_IF_ERROR(boolean("logprobs", &p.logprobs));
+  int64_t top = -1;
+  K2_RETURN_IF_ERROR(integer("top_logprobs", 0, 20, &top));
+  if (top >= 0 && !p.logprobs) return InvalidArgument("top_logprobs: requires logprobs: true");
+  if (p.logprobs) p.sampling.top_logprobs = std::max<int64_t>(top, 0);
   if (b.contains("stream_options") && !b["stream_options"].is_null()) {
     const json& so = b["stream_options"];
     if (!so.is_object()) return InvalidArgument("stream_options: expected an object");
@@ -192,7 +366,15 @@ OpenAiService::OpenAiService(Generator* gen, const text::Tokenizer* tok, OpenAiO
     : gen_(gen), tok_(tok), opt_(std::move(opt)) {}
 
 Expected<std::unique_ptr<http::Server>> OpenAiService::Listen() {
-  return http::Server::Start(opt_.http, [this](const http::Request& r) { return Handle(r); });
+  http::ServerOptions o = opt_.http;
+  o.error_body = [](int status, const std::string& msg) {
+    return Dump(ErrorBody(msg, ErrorType(status), "", ErrorCode(status)));
+  };
+  return http::Server::Start(o, [this](const http::Request& r) { return Handle(r); });
+}
+
+bool OpenAiService::Serves(const std::string& name) const {
+  return name == opt_.model_name || std::find(opt_.aliases.begin(), opt_.aliases.end(), name) != opt_.aliases.end();
 }
 
 http::Response OpenAiService::Handle(const http::Request& req) {
@@ -203,11 +385,22 @@ http::Response OpenAiService::Handle(const http::Request& req) {
     return http::Response::Json(200, Dump({{"status", "ok"}, {"running", st.running}, {"queued", st.queued},
                                            {"free_kv_pages", st.free_pages}}));
   }
+  auto model_obj = [](const std::string& id) {
+    return json{{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", "k2gym"}};
+  };
   if (path == "/v1/models") {
     if (req.method != "GET") return Error(405, "use GET for /v1/models");
-    return http::Response::Json(200, Dump({{"object", "list"},
-                                           {"data", json::array({{{"id", opt_.model_name}, {"object", "model"},
-                                                                   {"created", 0}, {"owned_by", "k2gym"}}})}}));
+    json data = json::array({model_obj(opt_.model_name)});
+    for (auto& a : opt_.aliases) data.push_back(model_obj(a));
+    return http::Response::Json(200, Dump({{"object", "list"}, {"data", data}}));
+  }
+  if (path.rfind("/v1/models/", 0) == 0) {
+    if (req.method != "GET") return Error(405, "use GET for /v1/models/{model}");
+    const std::string id = path.substr(11);
+    if (!Serves(id))
+      return Error(404, "The model '" + id + "' does not exist (serving '" + opt_.model_name + "')", "model",
+                   "model_not_found");
+    return http::Response::Json(200, Dump(model_obj(id)));
   }
   if (path == "/v1/chat/completions") {
     if (req.method != "POST") return Error(405, "use POST for /v1/chat/completions");
@@ -217,11 +410,35 @@ http::Response OpenAiService::Handle(const http::Request& req) {
 }
 
 http::Response OpenAiService::ChatCompletions(const http::Request& req) {
+  if (FirstInvalidUtf8(req.body) != std::string_view::npos) {
+    const std::string field = FieldWithInvalidUtf8(req.body);
+    return Error(400, field + ": invalid UTF-8 (JSON text must be UTF-8)", field == "body" ? "" : field,
+                 "invalid_encoding");
+  }
   auto body = ParseJson(req.body, "request body");
-  if (!body.ok()) return Error(400, "invalid JSON: " + body.status().message());
-  auto parsed = ParseBody(*body, opt_);
+  if (!body.ok()) {
+    const std::string marked = MarkLoneSurrogates(req.body);
+    json j = marked.empty() ? json() : json::parse(marked, nullptr, false);
+    if (!marked.empty() && !j.is_discarded()) {
+      const std::string field = FieldHoldingMark(j);
+      return Error(400, field + ": invalid Unicode (an unpaired UTF-16 surrogate escape)", field == "body" ? "" : field,
+                   "invalid_encoding");
+    }
+    return Error(400, "invalid JSON: " + body.status().message());
+  }
+  auto parsed = ParseBody(*body, opt_, tok_->vocab_size());
   if (!parsed.ok()) return Error(400, parsed.status().message(), ParamOf(parsed.status()));
   Parsed p = std::move(*parsed);
+  if (!p.model.empty() && !Serves(p.model))
+    return Error(404, "The model '" + p.model + "' does not exist (serving '" + opt_.model_name + "')", "model",
+                 "model_not_found");
+  if (!p.seeded) {  // a fresh seed per request, so repeated calls sample independently; it is returned
+    static thread_local std::mt19937_64 rng{std::random_device{}() ^
+                                           (uint64_t(std::chrono::steady_clock::now().time_since_epoch().count()) << 1)};
+    p.sampling.seed = rng() >> 11;  // < 2^53: exact as a JavaScript number, so a client can send it back
+  }
+  const uint64_t seed = p.sampling.seed;
+  auto cancel = std::make_shared<std::atomic<bool>>(false);
   const json tools = p.tools_hidden || p.tools.empty() ? json() : p.tools;
   text::RenderOptions ro;
   ro.add_generation_prompt = true;
@@ -243,6 +460,28 @@ http::Response OpenAiService::ChatCompletions(const http::Request& req) {
   g.sampling.max_new_tokens = std::min<int64_t>(g.sampling.max_new_tokens, mc.max_position_embeddings - ctx_len);
   g.sampling.stop_tokens = {im_end};
   g.n = p.n;
+  g.cancel = cancel;
+  // Constrained decoding: a forced tool call (required / named) or a JSON response.
+  if (!tools.is_null() && (p.tool_choice == "required" || p.tool_choice == "named")) {
+    std::vector<std::pair<std::string, std::shared_ptr<const JsonNode>>> choices;
+    for (size_t i = 0; i < tools.size(); ++i) {
+      const json& f = tools[i]["function"];
+      const std::string name = f["name"];
+      if (p.tool_choice == "named" && name != p.forced_tool) continue;
+      const std::string where = "tools[" + std::to_string(i) + "].function.parameters";
+      auto node = CompileJsonSchema(f.contains("parameters") ? f["parameters"] : json{{"type", "object"}}, where);
+      if (!node.ok()) return Error(400, node.status().message(), "tools");
+      choices.push_back({name, *node});
+    }
+    g.constraint = ToolCallConstraint(std::move(choices), static_cast<int>(first_call), tok_);
+  } else if (!p.response_format.is_null()) {
+    json schema;  // json_object: any object
+    if (p.response_format["type"] == "json_schema" && p.response_format["json_schema"].contains("schema"))
+      schema = p.response_format["json_schema"]["schema"];
+    auto node = CompileJsonSchema(schema, "response_format.json_schema.schema");
+    if (!node.ok()) return Error(400, node.status().message(), "response_format");
+    g.constraint = JsonConstraint(*node, tok_);
+  }
   const std::string id = "chatcmpl-" + std::to_string(next_id_++);
   const int64_t created = std::chrono::duration_cast<std::chrono::seconds>(
                               std::chrono::system_clock::now().time_since_epoch()).count();
@@ -286,20 +525,35 @@ http::Response OpenAiService::ChatCompletions(const http::Request& req) {
     }
     return arr;
   };
-  auto logprobs_json = [this](const Sample& s) {
-    json content = json::array();
-    for (size_t i = 0; i < s.tokens.size(); ++i) {
-      const std::string& bytes = tok_->TokenBytes(s.tokens[i]);
+  // logprob / top_logprobs are under the processed logits at temperature 1 (OpenAI's meaning);
+  // sampling_logprob is under the distribution actually sampled from, policy_logprob under the raw logits.
+  auto logprobs_json = [this, im_end](const Sample& s) {
+    auto entry = [this](int32_t t, float lp) {
+      const std::string& bytes = tok_->TokenBytes(t);
       json b = json::array();
       for (unsigned char ch : bytes) b.push_back(static_cast<int>(ch));
-      content.push_back({{"token", bytes}, {"logprob", s.logprobs[i]}, {"bytes", b},
-                         {"policy_logprob", s.policy_logprobs[i]}, {"top_logprobs", json::array()}});
+      return json{{"token", bytes}, {"logprob", lp}, {"bytes", b}};
+    };
+    json content = json::array();
+    for (size_t i = 0; i < s.tokens.size(); ++i) {
+      json e = entry(s.tokens[i], i < s.api_logprobs.size() ? s.api_logprobs[i] : s.policy_logprobs[i]);
+      e["sampling_logprob"] = s.logprobs[i];
+      e["policy_logprob"] = s.policy_logprobs[i];
+      json top = json::array();
+      if (i < s.top_logprobs.size())
+        for (auto [t, lp] : s.top_logprobs[i]) top.push_back(entry(t, lp));
+      e["top_logprobs"] = top;
+      content.push_back(e);
     }
-    return json{{"content", content}};
+    return json{{"content", content}, {"refusal", nullptr}};
   };
 
   if (!p.stream) {
-    auto done = gen_->Generate(std::move(g));
+    auto fut = gen_->Submit(std::move(g));
+    // The client going away cancels the request (its sequences stop at the next step).
+    while (fut.wait_for(std::chrono::milliseconds(50)) != std::future_status::ready)
+      if (req.client_gone && req.client_gone()) cancel->store(true);
+    auto done = fut.get();
     if (!done.ok()) {
       const int st = done.status().code() == Code::kResourceExhausted ? 503 : done.status().code() == Code::kInvalidArgument ? 400 : 500;
       return Error(st, done.status().message());
@@ -318,7 +572,7 @@ http::Response OpenAiService::ChatCompletions(const http::Request& req) {
       choices.push_back(ch);
     }
     json out = {{"id", id}, {"object", "chat.completion"}, {"created", created}, {"model", opt_.model_name},
-                {"choices", choices},
+                {"choices", choices}, {"seed", seed}, {"system_fingerprint", "k2gym"},
                 {"usage", {{"prompt_tokens", ctx_len}, {"completion_tokens", completion},
                            {"total_tokens", ctx_len + completion}}}};
     return http::Response::Json(200, Dump(out));
@@ -343,10 +597,19 @@ http::Response OpenAiService::ChatCompletions(const http::Request& req) {
   auto fut = std::make_shared<std::future<Expected<Completion>>>(gen_->Submit(std::move(g)));
   std::string model = opt_.model_name;
   bool include_usage = p.include_usage, want_lp = p.logprobs;
-  return http::Response::Sse([=, this](const http::ChunkWriter& write) {
+  auto client_gone = req.client_gone;
+  return http::Response::Sse([=, this](const http::ChunkWriter& write_raw) {
+    // A failed write or a closed connection cancels the generation.
+    auto write = [&](std::string_view s) {
+      bool ok = write_raw(s);
+      if (!ok) cancel->store(true);
+      return ok;
+    };
     auto chunk = [&](json delta, int64_t index, json finish_reason) {
       json c = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
-                {"choices", json::array({{{"index", index}, {"delta", delta}, {"finish_reason", finish_reason}}})}};
+                {"seed", seed}, {"system_fingerprint", "k2gym"},
+                {"choices", json::array({{{"index", index}, {"delta", delta}, {"logprobs", nullptr},
+                                          {"finish_reason", finish_reason}}})}};
       return write("data: " + Dump(c) + "\n\n");
     };
     bool alive = true;
@@ -363,6 +626,10 @@ http::Response OpenAiService::ChatCompletions(const http::Request& req) {
         got.swap(stream->q);
       }
       const bool ready = fut->wait_for(std::chrono::seconds(0)) == std::future_status::ready;
+      if (!ready && client_gone && client_gone()) {
+        cancel->store(true);
+        alive = false;
+      }
       for (auto [s, t] : got) {
         if (!plain[s]) continue;
         if (tok_->IsSpecial(t) || t == sec_begin) {
@@ -385,7 +652,7 @@ http::Response OpenAiService::ChatCompletions(const http::Request& req) {
     }
     auto done = fut->get();
     if (!done.ok()) {
-      if (alive) write("data: " + Dump(ErrorBody(done.status().message(), "server_error", "", "")) + "\n\n");
+      if (alive) write("data: " + Dump(ErrorBody(done.status().message(), "server_error", "", "internal_error")) + "\n\n");
       return;
     }
     int64_t completion = 0;
@@ -401,6 +668,7 @@ http::Response OpenAiService::ChatCompletions(const http::Request& req) {
       json fin = json::object();
       if (alive) {
         json cj = {{"id", id}, {"object", "chat.completion.chunk"}, {"created", created}, {"model", model},
+                   {"seed", seed}, {"system_fingerprint", "k2gym"},
                    {"choices", json::array({{{"index", i}, {"delta", json::object()}, {"finish_reason", c.finish},
                                              {"logprobs", want_lp ? logprobs_json(s) : json()}}})}};
         if (c.failure) cj["choices"][0]["k2gym_failure"] = *c.failure;

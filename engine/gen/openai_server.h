@@ -1,13 +1,16 @@
-// OpenAI-compatible chat completions over the Generator: POST /v1/chat/completions (messages, tools,
-// tool_choice, temperature, top_p, top_k, max_tokens, n, stop, seed, logprobs; JSON or SSE stream;
-// tool_calls in responses; usage), GET /v1/models, GET /health — served by core/http (Boost.Beast).
+// OpenAI-compatible chat completions over the Generator: POST /v1/chat/completions (model, messages
+// incl. the developer role, tools, tool_choice, response_format, temperature, top_p, top_k, max_tokens,
+// n, stop, seed, logprobs/top_logprobs, logit_bias, frequency/presence penalties; JSON or SSE stream;
+// tool_calls in responses; usage), GET /v1/models[/{id}], GET /health — served by core/http.
 //
-// Bad requests get a 4xx with {"error": {"message", "type", "param", "code"}} naming the field; size
-// limits and deadlines are the http::Server's (413/431/408). Model output that does not follow the
-// template is returned as plain content with "k2gym_failure": "kind: detail" on the choice.
+// Every error, including those the HTTP layer raises (413/429/431/408/500), is OpenAI's error object
+// {"error": {"message", "type", "param", "code"}}; request errors name the field (invalid UTF-8 too).
+// Model output that does not follow the template is returned as plain content with
+// "k2gym_failure": "kind: detail" on the choice. A request whose client disconnects is cancelled.
 // Thread safety: Handle runs on many server workers at once; the Generator batches their requests.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -19,9 +22,10 @@ namespace k2::gen {
 
 struct OpenAiOptions {
   std::string model_name = "k2gym";
+  std::vector<std::string> aliases;  // further names a request's `model` may use
   int64_t default_max_tokens = 256;
   int64_t max_n = 8;
-  http::ServerOptions http;  // bind 127.0.0.1, port, workers, body/header limits
+  http::ServerOptions http;  // bind 127.0.0.1, port, workers, body/header limits, keep-alive
 };
 
 class OpenAiService {
@@ -33,6 +37,7 @@ class OpenAiService {
 
  private:
   http::Response ChatCompletions(const http::Request& req);
+  bool Serves(const std::string& name) const;
   Generator* gen_;
   const text::Tokenizer* tok_;
   OpenAiOptions opt_;

@@ -6,10 +6,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -24,10 +26,14 @@ void Emit(const json& j) {
 
 json Text(const std::string& t) { return {{"content", json::array({{{"type", "text"}, {"text", t}}})}}; }
 
-json ToolList() {
+// --more-tools 1 adds flood, getenv and task_only (kept out of the default list other tests count).
+json ToolList(bool more) {
   json tools = json::array();
-  for (const char* name : {"echo", "add", "crash", "hang", "garbage", "oversize", "wrong_id", "wrong_then_right",
-                           "ping_me", "tool_error", "slow", "cancelled_count", "structured", "not_object"}) {
+  std::vector<const char*> names = {"echo", "add", "crash", "hang", "garbage", "oversize", "wrong_id",
+                                    "wrong_then_right", "ping_me", "tool_error", "slow", "cancelled_count",
+                                    "structured", "not_object"};
+  if (more) names.insert(names.end(), {"flood", "getenv", "task_only"});
+  for (const char* name : names) {
     json t = {{"name", name}, {"description", std::string("fake ") + name},
               {"inputSchema", {{"type", "object"}, {"properties", json::object()}}}};
     if (std::string(name) == "echo")
@@ -38,6 +44,7 @@ json ToolList() {
                           {"required", {"a", "b"}}};
     if (std::string(name) == "structured")
       t["outputSchema"] = {{"type", "object"}, {"properties", {{"n", {{"type", "integer"}}}}}, {"required", {"n"}}};
+    if (std::string(name) == "task_only") t["execution"] = {{"taskSupport", "required"}};
     tools.push_back(t);
   }
   return tools;
@@ -48,9 +55,11 @@ json ToolList() {
 int main(int argc, char** argv) {
   std::string protocol;
   size_t page_size = 5;
+  bool more_tools = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--protocol")) protocol = argv[i + 1];
     if (!std::strcmp(argv[i], "--page-size")) page_size = std::stoul(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--more-tools")) more_tools = !std::strcmp(argv[i + 1], "1");
   }
   int cancelled = 0;
   std::string line;
@@ -72,7 +81,7 @@ int main(int argc, char** argv) {
     } else if (method == "ping") {
       reply(json::object());
     } else if (method == "tools/list") {
-      json all = ToolList();
+      json all = ToolList(more_tools);
       size_t start = 0;
       if (m["params"].contains("cursor")) start = std::stoul(m["params"]["cursor"].get<std::string>().substr(1));
       json page = json::array();
@@ -97,8 +106,18 @@ int main(int argc, char** argv) {
       } else if (name == "garbage") {
         std::string junk = "this is not json {\n";
         (void)!write(1, junk.data(), junk.size());
+        reply(Text("after junk"));
       } else if (name == "not_object") {
         Emit(json::array({1, 2}));  // valid JSON, not a JSON-RPC message
+        reply(Text("after an array"));
+      } else if (name == "flood") {  // `lines` non-JSON lines, then the reply
+        std::string junk;
+        for (int k = 0; k < args.value("lines", 10); ++k) junk += "log line " + std::to_string(k) + "\n";
+        (void)!write(1, junk.data(), junk.size());
+        reply(Text("after flood"));
+      } else if (name == "getenv") {
+        const char* v = std::getenv(args.value("name", "").c_str());
+        reply(Text(v ? v : "<unset>"));
       } else if (name == "oversize") {
         reply(Text(std::string(args.value("bytes", 2 << 20), 'x')));
       } else if (name == "wrong_id") {

@@ -89,17 +89,50 @@ TEST(McpClient, NeverReplyTimesOutSendsCancelAndClientStaysUsable) {
   EXPECT_EQ(CallText(*c, "cancelled_count"), "1");  // the server got notifications/cancelled
 }
 
-TEST(McpClient, InvalidJsonIsCorruptionAndNextCallWorks) {
-  auto c = Fake();
+TEST(McpClient, ToolsThatRequireTaskAugmentationAreNotOffered) {
+  auto c = Fake({"--more-tools", "1", "--page-size", "4"});
   ASSERT_NE(c, nullptr);
-  auto r = c->CallTool("garbage", json::object());
+  auto raw = c->ListToolsRaw();
+  ASSERT_TRUE(raw.ok());
+  EXPECT_EQ(raw->size(), 17u);
+  EXPECT_EQ(raw->back()["name"], "task_only");
+  auto tools = c->ListTools("mcp:fake");
+  ASSERT_TRUE(tools.ok());
+  EXPECT_EQ(tools->size(), 16u);
+  for (auto& t : *tools) EXPECT_NE(t.name, "task_only");
+}
+
+TEST(McpClient, NonJsonStdoutLinesAreSkippedUpToTheBound) {
+  auto c = Fake({"--more-tools", "1"});
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(CallText(*c, "garbage"), "after junk");
+  EXPECT_EQ(CallText(*c, "not_object"), "after an array");
+  EXPECT_EQ(CallText(*c, "flood", {{"lines", 500}}), "after flood");
+  auto r = c->CallTool("flood", {{"lines", 1500}});  // past the default bound of 1000 in a row
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), Code::kCorruption);
-  EXPECT_NE(r.status().message().find("invalid JSON"), std::string::npos) << r.status().message();
-  EXPECT_NE(r.status().message().find("this is not json"), std::string::npos) << r.status().message();
-  auto n = c->CallTool("not_object", json::object());
-  EXPECT_EQ(n.status().code(), Code::kCorruption) << n.status().ToString();
-  EXPECT_EQ(CallText(*c, "echo", {{"text", "ok"}}), "ok");
+  EXPECT_NE(r.status().message().find("non-JSON lines in a row"), std::string::npos) << r.status().message();
+}
+
+TEST(McpClient, StdioServerSeesOnlyAllowedEnvironment) {
+  ASSERT_EQ(setenv("K2GYM_TEST_PLANTED_SECRET", "s3cret", 1), 0);
+  {
+    auto c = Fake({"--more-tools", "1"});
+    ASSERT_NE(c, nullptr);
+    EXPECT_EQ(CallText(*c, "getenv", {{"name", "K2GYM_TEST_PLANTED_SECRET"}}), "<unset>");
+    EXPECT_EQ(CallText(*c, "getenv", {{"name", "PATH"}}), std::getenv("PATH"));  // the default set passes
+  }
+  StdioOptions o;
+  o.argv = {FAKE_MCP_SERVER, "--more-tools", "1"};
+  o.inherit_env.push_back("K2GYM_TEST_PLANTED_SECRET");  // named by the user's config: passed
+  o.env["EXPLICIT_VAR"] = "given";
+  auto t = StartStdio(o);
+  ASSERT_TRUE(t.ok());
+  auto c = Client::Connect(std::move(*t));
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(CallText(**c, "getenv", {{"name", "K2GYM_TEST_PLANTED_SECRET"}}), "s3cret");
+  EXPECT_EQ(CallText(**c, "getenv", {{"name", "EXPLICIT_VAR"}}), "given");
+  unsetenv("K2GYM_TEST_PLANTED_SECRET");
 }
 
 TEST(McpClient, OversizeReplyIsResourceExhaustedAndBoundedMemory) {
@@ -210,6 +243,7 @@ TEST(McpHttp, JsonAndSseRepliesWithSession) {
     StdioOptions o;
     o.argv = {"node", std::string(K2GYM_SOURCE_DIR) + "/tests/toolgen/fake_mcp_http_server.js", std::to_string(port)};
     o.close_grace_ms = 100;
+    o.max_skipped_lines = 0;  // the first non-JSON line (node's "listening") is reported, not skipped
     auto p = StartStdio(o);
     ASSERT_TRUE(p.ok());
     proc = std::move(*p);

@@ -158,5 +158,46 @@ TEST(McpServers, EverythingOverStreamableHttp) {
   (*proc)->Close();
 }
 
+// npm servers outside @modelcontextprotocol: missing packages fail (setup installs them); only a machine
+// without node/npm skips.
+std::string NpmFile(const std::string& rel) { return std::string(K2GYM_SOURCE_DIR) + "/third_party/mcp/node_modules/" + rel; }
+#define REQUIRE_NPM_FILE(rel)                                                                                  \
+  if (!HaveNode() || system("npm --version >/dev/null 2>&1") != 0)                                             \
+    GTEST_SKIP() << "node/npm not installed (scripts/setup.sh installs them)";                                 \
+  ASSERT_TRUE(fs::exists(NpmFile(rel))) << NpmFile(rel) << " missing: run scripts/setup.sh"
+
+TEST(McpServers, TimeMcpPrintsABannerOnStdoutAndStillAnswers) {
+  REQUIRE_NPM_FILE("time-mcp/dist/index.js");
+  auto c = Start({"node", NpmFile("time-mcp/dist/index.js")});  // prints "Starting Time MCP server..." first
+  ASSERT_NE(c, nullptr);
+  auto tools = c->ListTools("mcp:time");
+  ASSERT_TRUE(tools.ok()) << tools.status().ToString();
+  EXPECT_GE(tools->size(), 5u);
+  EXPECT_EQ(Call(*c, *tools, "days_in_month", {{"date", "2024-02-10"}}).find("29") != std::string::npos, true);
+  std::string now = Call(*c, *tools, "current_time", {{"format", "YYYY-MM-DD"}, {"timezone", "UTC"}});
+  EXPECT_NE(now.find("20"), std::string::npos) << now;
+  EXPECT_TRUE(c->Ping().ok());
+}
+
+TEST(McpServers, SqliteServerLoggingSqlToStdoutCreatesInsertsAndQueries) {
+  REQUIRE_NPM_FILE("mcp-server-sqlite/dist/cli.js");
+  fs::path dir = TempDir("sqlite_mcp");
+  // The server logs every SQL statement to stdout (better-sqlite3 verbose: console.log).
+  auto c = Start({"node", NpmFile("mcp-server-sqlite/dist/cli.js"), "--db", (dir / "t.db").string()});
+  ASSERT_NE(c, nullptr);
+  auto tools = c->ListTools("mcp:sqlite");
+  ASSERT_TRUE(tools.ok()) << tools.status().ToString();
+  Call(*c, *tools, "create-table",
+       {{"name", "pets"}, {"columns", json::array({{{"name", "id"}, {"type", "INTEGER"}, {"primaryKey", true}},
+                                                  {{"name", "name"}, {"type", "TEXT"}}})}});
+  Call(*c, *tools, "insert-record", {{"table", "pets"}, {"data", {{"name", "Rex"}}}});
+  Call(*c, *tools, "insert-record", {{"table", "pets"}, {"data", {{"name", "Tom"}}}});
+  std::string rows = Call(*c, *tools, "query", {{"sql", "SELECT name FROM pets ORDER BY id"}});
+  EXPECT_NE(rows.find("Rex"), std::string::npos) << rows;
+  EXPECT_NE(rows.find("Tom"), std::string::npos) << rows;
+  c->Close();
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace k2::toolgen::mcp
