@@ -1,5 +1,6 @@
 // `k2gym mcp serve`: any registered environment kind (synthetic domains, with the sandboxed python tool
-// when configured; the ledger example; MCP proxies) served to MCP clients over stdio or Streamable HTTP.
+// when configured; kinds of --plugin libraries such as the ledger example; MCP proxies) served to MCP clients
+// over stdio or Streamable HTTP.
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -12,7 +13,7 @@
 #include "agents/env.h"
 #include "apps/cli.h"
 #include "core/http/server.h"
-#include "examples/ledger_env.h"
+#include "apps/pipeline_cli.h"
 #include "toolgen/mcp_server.h"
 
 namespace k2::app {
@@ -27,6 +28,7 @@ struct McpArgs {
   int port = 0;
   int page_size = 50;
   int max_sessions = 64;
+  std::vector<std::string> plugins;
 } g_mcp;
 
 // JSON given inline or as @FILE.
@@ -86,7 +88,7 @@ class EnvSession final : public toolgen::mcp::ToolSession {
 };
 
 int Serve(Context& ctx) {
-  (void)examples::RegisterLedgerEnv(agents::EnvRegistry::Global());  // AlreadyExists is fine
+  if (Status s = LoadPlugins(g_mcp.plugins); !s.ok()) return Fail(s);
   if (!agents::EnvRegistry::Global().Has(g_mcp.env))
     return Fail(NotFound("--env " + json(g_mcp.env).dump() + ": not a registered environment kind (see `k2gym env list`)"));
   auto cfg = JsonArg(g_mcp.env_config, "--env-config");
@@ -152,6 +154,7 @@ K2_COMMAND("mcp", [](CLI::App& app, Context& ctx, Action* action) {
   s->add_option("--port", g_mcp.port, "HTTP port (0 = ephemeral, printed)")->capture_default_str();
   s->add_option("--page-size", g_mcp.page_size, "tools per tools/list page")->capture_default_str();
   s->add_option("--max-sessions", g_mcp.max_sessions, "HTTP sessions at once")->capture_default_str();
+  AddPluginFlag(s, &g_mcp.plugins);
   s->callback([action] { *action = Serve; });
 });
 

@@ -12,7 +12,7 @@
 #include "agents/env.h"
 #include "agents/mcp_env.h"
 #include "core/thread_pool.h"
-#include "examples/ledger_env.h"
+#include "examples/ledger_env/ledger_env.h"
 #include "toolgen/mcp_client.h"
 #include "toolgen/schema.h"
 
