@@ -1,10 +1,14 @@
 // Engine commands: `pretrain` (byte-level pretraining with MuonClip, metrics, checkpoints, resume),
-// `model info` (parameter and FLOP counts of a config.json) and `corpus gen` (synthetic text corpus).
+// `model info` (parameters, FLOPs, tensor dtypes and memory of a config.json or an HF checkpoint
+// directory), `model grad` and `corpus gen` (synthetic text corpus).
 #include <cstdio>
 #include <filesystem>
 
 #include "apps/cli.h"
+#include "core/metrics.h"
+#include "engine/checkpoint.h"
 #include "engine/data.h"
+#include "engine/dist/comm.h"
 #include "engine/engine.h"
 #include "engine/pretrain.h"
 
@@ -21,6 +25,7 @@ struct EngineArgs {
   bool resume = false;
   int64_t context = 4096;
   std::string weights;
+  std::string ckpt;
   std::string tokens;
   std::string grad_out;
   std::string corpus_out;
@@ -37,24 +42,114 @@ std::string Human(double v) {
   return buf;
 }
 
+// Bytes of the model's state per backend (activations excluded; they depend on the batch). The CPU
+// Model keeps fp32 weights and an fp32 gradient for every trainable tensor from creation, so serving
+// from it costs both; training adds MuonClip's momentum (every trainable tensor) and AdamW's second
+// moment (the non-Muon ones). A device backend (engine/backend.h) stores weights in its dtype (fp32 or
+// bf16) with fp32 gradients; training keeps fp32 master weights and optimizer state beside them. The
+// KV cache holds kv_lora_rank + qk_rope_head_dim values per token and layer.
+json MemoryPlan(const engine::ModelConfig& c, const engine::ModelStats& s, int64_t context) {
+  const int64_t E = c.n_routed_experts;
+  const int64_t n_moe = c.num_hidden_layers - c.first_k_dense_replace;
+  // Non-trainable: the router correction bias; AdamW (non-Muon): embeddings, lm_head, norms.
+  const int64_t frozen = n_moe * E;
+  const int64_t norms = c.num_hidden_layers * (2 * c.hidden_size + c.kv_lora_rank + (c.q_lora_rank ? *c.q_lora_rank : 0)) +
+                        c.hidden_size;
+  const int64_t adamw = 2 * s.embedding_params + norms;
+  const double P = static_cast<double>(s.total_params), T = static_cast<double>(s.total_params - frozen),
+               A = static_cast<double>(adamw);
+  const double kv_per_token = static_cast<double>(c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim));
+  auto entry = [&](double weights, double grads, double master, double opt, double kv_elem) {
+    const double kv = kv_per_token * static_cast<double>(context) * kv_elem;
+    return json{{"inference_bytes", weights + grads + kv},
+                {"training_bytes", weights + grads + master + opt},
+                {"weights_bytes", weights},
+                {"grads_bytes", grads},
+                {"master_bytes", master},
+                {"optimizer_bytes", opt},
+                {"kv_cache_bytes_per_sequence", kv}};
+  };
+  json out = json::object();
+  // CPU Model<float>: w + g always; training: + m for all trainable, + v for AdamW ones.
+  out["cpu_fp32"] = entry(4 * P, 4 * T, 0, 4 * T + 4 * A, 4);
+  json f32 = entry(4 * P, 0, 0, 0, 4);  // device fp32: inference holds weights only
+  f32["training_bytes"] = 4 * P + 4 * T + 4 * T + 4 * A;
+  f32["grads_bytes"] = 4 * T;
+  f32["optimizer_bytes"] = 4 * T + 4 * A;
+  out["device_fp32"] = f32;
+  json b16 = entry(2 * P, 0, 0, 0, 2);
+  b16["training_bytes"] = 2 * P + 4 * T + 4 * P + 4 * T + 4 * A;
+  b16["grads_bytes"] = 4 * T;
+  b16["master_bytes"] = 4 * P;
+  b16["optimizer_bytes"] = 4 * T + 4 * A;
+  out["device_bf16"] = b16;
+  return out;
+}
+
+std::string Bytes(double b) {
+  char buf[64];
+  if (b >= 1e12) std::snprintf(buf, sizeof buf, "%.2f TB", b / 1e12);
+  else if (b >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
+  else if (b >= 1e6) std::snprintf(buf, sizeof buf, "%.2f MB", b / 1e6);
+  else std::snprintf(buf, sizeof buf, "%.0f kB", b / 1e3);
+  return buf;
+}
+
 int ModelInfo(Context& ctx) {
-  auto cfg = engine::LoadModelConfig(args.model);
+  std::vector<std::string> taken;
+  std::string source = args.model;
+  Expected<engine::ModelConfig> cfg = InvalidArgument("model info: give --model CONFIG or --ckpt DIR");
+  std::optional<engine::HfCheckpointSummary> summary;
+  std::optional<engine::Fp8Quantization> quant;
+  if (!args.ckpt.empty()) {
+    source = args.ckpt;
+    auto hc = engine::ReadHfCheckpointConfig(args.ckpt);
+    if (!hc.ok()) return Fail(hc.status());
+    cfg = hc->config;
+    taken = hc->defaults_taken;
+    quant = hc->quantization;
+    auto sm = engine::SummarizeHfCheckpoint(args.ckpt, hc->config.num_hidden_layers);
+    if (!sm.ok()) return Fail(sm.status());
+    summary = std::move(*sm);
+  } else if (!args.model.empty()) {
+    cfg = engine::LoadModelConfig(args.model, &taken);
+  }
   if (!cfg.ok()) return Fail(cfg.status());
   engine::ModelStats s = engine::ComputeModelStats(*cfg, args.context);
+  json mem = MemoryPlan(*cfg, s, args.context);
+  json classes = json::object();
+  if (summary) {
+    for (const auto& [name, c] : summary->classes)
+      classes[name] = {{"tensors", c.tensors}, {"elements", c.elements}, {"bytes", c.bytes}, {"dtypes", c.dtypes}};
+  }
   if (ctx.g.json) {
-    ctx.PrintJson({{"model", args.model},
-                   {"total_params", s.total_params},
-                   {"activated_params", s.activated_params},
-                   {"embedding_params", s.embedding_params},
-                   {"context", s.context},
-                   {"flops_per_token_forward", s.flops_per_token_fwd},
-                   {"flops_per_token_train", s.flops_per_token_train},
-                   {"layers", cfg->num_hidden_layers},
-                   {"routed_experts", cfg->n_routed_experts},
-                   {"experts_per_token", cfg->num_experts_per_tok}});
+    json out = {{"model", source},
+                {"total_params", s.total_params},
+                {"activated_params", s.activated_params},
+                {"embedding_params", s.embedding_params},
+                {"context", s.context},
+                {"flops_per_token_forward", s.flops_per_token_fwd},
+                {"flops_per_token_train", s.flops_per_token_train},
+                {"layers", cfg->num_hidden_layers},
+                {"routed_experts", cfg->n_routed_experts},
+                {"experts_per_token", cfg->num_experts_per_tok},
+                {"defaults_taken", taken},
+                {"memory", mem}};
+    if (summary) {
+      out["checkpoint"] = {{"shards", summary->shards}, {"bytes", summary->bytes}, {"tensor_classes", classes}};
+      if (quant)
+        out["checkpoint"]["quantization"] = {{"quant_method", "fp8"}, {"fmt", quant->fmt},
+                                             {"weight_block_size", {quant->block_rows, quant->block_cols}}};
+    }
+    ctx.PrintJson(out);
     return kExitOk;
   }
-  std::printf("model %s\n", args.model.c_str());
+  std::printf("model %s\n", source.c_str());
+  if (!taken.empty()) {
+    std::printf("  absent fields took DeepseekV3Config defaults:");
+    for (auto& t : taken) std::printf(" %s", t.c_str());
+    std::printf("\n");
+  }
   std::printf("  layers %lld (dense %lld, MoE %lld), hidden %lld, heads %lld, experts %lld (top-%lld, %lld shared)\n",
               static_cast<long long>(cfg->num_hidden_layers), static_cast<long long>(cfg->first_k_dense_replace),
               static_cast<long long>(cfg->num_hidden_layers - cfg->first_k_dense_replace),
@@ -67,6 +162,28 @@ int ModelInfo(Context& ctx) {
               static_cast<long long>(s.activated_params));
   std::printf("  FLOPs per token       %s forward, %s train (context %lld)\n", Human(s.flops_per_token_fwd).c_str(),
               Human(s.flops_per_token_train).c_str(), static_cast<long long>(s.context));
+  if (summary) {
+    std::printf("  checkpoint            %lld shard(s), %s", static_cast<long long>(summary->shards),
+                Bytes(static_cast<double>(summary->bytes)).c_str());
+    if (quant)
+      std::printf(", fp8 %s blocks %lldx%lld", quant->fmt.c_str(), static_cast<long long>(quant->block_rows),
+                  static_cast<long long>(quant->block_cols));
+    std::printf("\n");
+    for (const auto& [name, c] : summary->classes) {
+      std::string dts;
+      for (const auto& [dt, n] : c.dtypes) dts += (dts.empty() ? "" : ", ") + dt + " x" + std::to_string(n);
+      std::printf("    %-15s %5lld tensors %10s elements %10s  %s\n", name.c_str(), static_cast<long long>(c.tensors),
+                  Human(static_cast<double>(c.elements)).c_str(), Bytes(static_cast<double>(c.bytes)).c_str(),
+                  dts.c_str());
+    }
+  }
+  std::printf("  memory (activations excluded; KV cache for one sequence of %lld tokens)\n",
+              static_cast<long long>(args.context));
+  for (const char* b : {"cpu_fp32", "device_fp32", "device_bf16"}) {
+    const json& m = mem[b];
+    std::printf("    %-12s inference %10s  training %10s\n", b, Bytes(m["inference_bytes"].get<double>()).c_str(),
+                Bytes(m["training_bytes"].get<double>()).c_str());
+  }
   return kExitOk;
 }
 
@@ -143,15 +260,30 @@ int Pretrain(Context& ctx) {
   auto db = ctx.OpenDb();
   if (!db.ok()) return Fail(db.status());
   json run_cfg = {{"model", args.model}, {"data", args.data}, {"pretrain", config::ToJson(*pc)}, {"seed", ctx.g.seed}};
-  auto run = CreateRun(db->get(), "pretrain", args.out, run_cfg.dump());
-  if (!run.ok()) return Fail(run.status());
-  MetricsLogger metrics(db->get(), *run, args.out + "/metrics.csv");
+  // The store run, metrics and checkpoint protocol (engine/checkpoint.h); a resumed run keeps its run
+  // id. Data-parallel ranks other than 0 write neither metrics nor checkpoints.
+  auto launch = engine::dist::LaunchEnvFromEnv();
+  const bool rank0 = !launch.ok() || launch->rank == 0;
+  engine::TrainingRunOptions tro;
+  tro.db = db->get();
+  tro.kind = "pretrain";
+  tro.name = args.out;
+  tro.config = run_cfg.dump();
+  tro.out_dir = rank0 ? args.out : "";
+  tro.checkpoint_dir = rank0 ? args.out + "/checkpoint" : "";
+  tro.metrics_csv = rank0 ? args.out + "/metrics.csv" : "";
+  tro.resume = args.resume;
+  auto tr = engine::TrainingRun::Open(tro);
+  if (!tr.ok()) return Fail(tr.status());
+  const int64_t run = (*tr)->run_id();
+  MetricsLogger& metrics = (*tr)->metrics();
   Progress progress("pretrain", pc->steps, ctx.g.quiet ? nullptr : stderr);
   engine::PretrainRun pr;
   pr.corpus_path = args.data;
   pr.checkpoint_dir = args.out + "/checkpoint";
   pr.resume = args.resume;
   pr.seed = ctx.g.seed;
+  pr.commit_metrics = [&] { return (*tr)->CommitMetrics(); };
   double first_loss = -1, last_loss = 0;
   pr.on_step = [&](const engine::PretrainStep& s) {
     if (first_loss < 0) first_loss = s.fwd.loss;
@@ -177,13 +309,12 @@ int Pretrain(Context& ctx) {
   };
   auto taken = engine::Pretrain(model->get(), *pc, pr);
   progress.Finish();
-  Status fl = metrics.Flush();
-  (void)FinishRun(db->get(), *run, taken.ok() && fl.ok() ? "done" : "failed");
+  Status fl = (*tr)->Finish(taken.ok() ? "done" : "failed");
   if (!taken.ok()) return Fail(taken.status());
   if (!fl.ok()) return Fail(fl);
-  (void)AddArtifact(db->get(), *run, "checkpoint", pr.checkpoint_dir, "{}");
+  (void)AddArtifact(db->get(), run, "checkpoint", pr.checkpoint_dir, "{}");
   if (ctx.g.json) {
-    ctx.PrintJson({{"run", *run}, {"steps_taken", *taken}, {"first_loss", first_loss}, {"last_loss", last_loss},
+    ctx.PrintJson({{"run", run}, {"steps_taken", *taken}, {"first_loss", first_loss}, {"last_loss", last_loss},
                    {"checkpoint", pr.checkpoint_dir}, {"metrics_csv", args.out + "/metrics.csv"}});
   } else if (!ctx.g.quiet) {
     std::printf("pretrain: %lld steps, loss %.4f -> %.4f, checkpoint %s\n", static_cast<long long>(*taken), first_loss,
@@ -205,10 +336,18 @@ K2_COMMAND("pretrain", [](CLI::App& app, Context& ctx, Action* action) {
 K2_COMMAND("model", [](CLI::App& app, Context& ctx, Action* action) {
   auto* c = app.add_subcommand("model", "Inspect model configs");
   c->require_subcommand(1);
-  auto* info = c->add_subcommand("info", "Total/activated parameters and FLOPs per token of a config.json");
-  info->add_option("--model", args.model, "model config.json")->required();
-  info->add_option("--context", args.context, "context length for attention FLOPs")->capture_default_str();
-  info->callback([action] { *action = ModelInfo; });
+  auto* info = c->add_subcommand(
+      "info", "Parameters, FLOPs per token, tensor dtypes and memory of a config.json or a checkpoint directory");
+  auto* im = info->add_option("--model", args.model, "model config.json");
+  auto* ic = info->add_option("--ckpt", args.ckpt, "Hugging Face checkpoint directory (config.json + safetensors)");
+  im->excludes(ic);
+  info->callback([action, im] {
+    // One of --model / --ckpt (the struct's default model path serves `pretrain`, not this command).
+    if (im->count() == 0) args.model.clear();
+    *action = ModelInfo;
+  });
+  info->add_option("--context", args.context, "context length for attention FLOPs and the KV cache")
+      ->capture_default_str();
   auto* grad = c->add_subcommand("grad", "Forward+backward of a weights file on token rows; writes logits, loss, grads");
   grad->add_option("--model", args.model, "model config.json")->required();
   grad->add_option("--weights", args.weights, "model.safetensors (HF names)")->required();

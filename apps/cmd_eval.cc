@@ -62,6 +62,9 @@ struct Options {
   std::string ks;
   int threads = -1;
   int64_t run_a = 0, run_b = 0;
+  // τ²-bench's own domains (--suite tau2:DOMAIN): eval/tau2_suite.h RunNativeTau2.
+  std::string tau2_data, split, agent_llm, user_llm;
+  int max_tasks = 0, max_steps = 100;
 };
 Options g_opts;
 
@@ -158,7 +161,11 @@ int RunEval(Context& ctx) {
     if (!ks.ok()) return Fail(ks.status());
     cfg.ks = *ks;
   }
-  if (g_opts.suite.empty()) return Fail(InvalidArgument("eval: --suite FILE|builtin:NAME is required"));
+  if (g_opts.suite.empty()) return Fail(InvalidArgument("eval: --suite FILE|builtin:NAME|tau2:DOMAIN is required"));
+  const bool tau2_native = g_opts.suite.rfind("tau2:", 0) == 0;
+  if (!g_opts.agent_llm.empty()) g_opts.policy = g_opts.agent_llm;
+  if (tau2_native && g_opts.policy == "oracle")
+    return Fail(InvalidArgument("eval --suite tau2:DOMAIN: give the agent with --agent-llm openai:URL (or --policy)"));
   auto policy = MakePolicy(g_opts.policy, ctx, cfg, "--policy");
   if (!policy.ok()) return Fail(policy.status());
   std::unique_ptr<agents::Policy> judge;
@@ -172,7 +179,9 @@ int RunEval(Context& ctx) {
   // Which suite: builtin:NAME or a suite file {"kind": "tau2"|"bfcl"|"acebench", ...}.
   std::string kind = "tau2";
   json file_spec;
-  if (g_opts.suite.rfind("builtin:", 0) != 0) {
+  if (tau2_native) {
+    kind = "tau2-native";
+  } else if (g_opts.suite.rfind("builtin:", 0) != 0) {
     auto spec = ReadJsonFile(g_opts.suite);
     if (!spec.ok()) return Fail(InvalidArgument(spec.status().message()));
     file_spec = *spec;
@@ -184,7 +193,39 @@ int RunEval(Context& ctx) {
   json meta = {{"suite", g_opts.suite}, {"kind", kind}, {"policy", (*policy)->name()}, {"trials", cfg.trials},
                {"seed", ctx.g.seed}};
   std::vector<eval::TrialRecord> records;
-  if (kind == "tau2") {
+  if (kind == "tau2-native") {
+    eval::NativeTau2Options o;
+    o.domain = g_opts.suite.substr(5);
+    auto dir = eval::Tau2DomainDir(g_opts.tau2_data, o.domain);
+    if (!dir.ok()) return Fail(dir.status());
+    o.data_dir = *dir;
+    o.split = g_opts.split;
+    o.max_tasks = g_opts.max_tasks;
+    o.limits.max_steps = g_opts.max_steps;
+    o.trials = cfg.trials;
+    o.threads = cfg.threads;
+    o.seed = ctx.g.seed;
+    o.keep_trajectories = cfg.keep_trajectories;
+    std::unique_ptr<agents::Policy> user;
+    if (!g_opts.user_llm.empty()) {
+      auto u = MakePolicy(g_opts.user_llm, ctx, cfg, "--user-llm");
+      if (!u.ok()) return Fail(u.status());
+      user = std::move(*u);
+      auto g = eval::ReadSimulationGuidelines(g_opts.tau2_data);
+      if (!g.ok()) return Fail(g.status());
+      o.guidelines = *g;
+    }
+    // NL_ASSERTION is judged by --judge, else by the user LLM (τ² judges with an LLM by default).
+    if (judge) o.judge = rewards::PolicyChat(*judge);
+    else if (user) o.judge = rewards::PolicyChat(*user);
+    meta["tau2_data"] = o.data_dir;
+    meta["split"] = o.split;
+    meta["user"] = user ? user->name() : "scripted";
+    auto recs = eval::RunNativeTau2(o, **policy, user.get());
+    if (!recs.ok()) return Fail(recs.status());
+    records = std::move(*recs);
+    meta["tasks"] = records.size() / static_cast<size_t>(cfg.trials);
+  } else if (kind == "tau2") {
     Expected<eval::Tau2Suite> suite = g_opts.suite.rfind("builtin:", 0) == 0
                                           ? eval::BuiltinTau2Suite(g_opts.suite.substr(8), &pool)
                                           : eval::LoadTau2Suite(file_spec, g_opts.suite, &pool);
@@ -224,6 +265,9 @@ int RunEval(Context& ctx) {
                                             Resolve(g_opts.suite, file_spec, "answers", g_opts.suite));
     if (!suite.ok()) return Fail(suite.status());
     meta["tasks"] = suite->cases.size();
+    meta["load_errors"] = suite->errors.size();
+    for (auto& e : suite->errors)
+      if (!ctx.g.quiet) std::fprintf(stderr, "case %s not loaded: %s: %s\n", e.id.c_str(), e.where.c_str(), e.reason.c_str());
     // --policy oracle on a function-calling suite: the suite's own reference answers (FcOraclePolicy).
     std::unique_ptr<agents::Policy> fc_oracle;
     if (g_opts.policy == "oracle") {
@@ -236,7 +280,9 @@ int RunEval(Context& ctx) {
       o.seed = ctx.g.seed + static_cast<uint64_t>(t) * 1000003ULL;
       o.threads = cfg.threads == 0 ? static_cast<int>(std::thread::hardware_concurrency()) : cfg.threads;
       o.max_steps_per_turn = cfg.fc_max_steps_per_turn;
-      for (auto& out : eval::RunFcSuite(*suite, fc_policy, o)) {
+      auto outs = eval::RunFcSuite(*suite, fc_policy, o);
+      if (t == 0) meta["leaderboard"] = eval::FcLeaderboard(outs);  // each benchmark's own aggregate (docs/eval.md)
+      for (auto& out : outs) {
         eval::TrialRecord r;
         r.case_id = out.id;
         r.group = out.category;
@@ -307,6 +353,13 @@ K2_COMMAND("eval", [](CLI::App& app, Context& ctx, Action* action) {
   c->add_option("--trials", g_opts.trials, "trials per task (default eval.trials)")->check(CLI::Range(1, 10000));
   c->add_option("--k", g_opts.ks, "pass^k columns, e.g. 1,2,4 (default eval.ks)");
   c->add_option("--threads", g_opts.threads, "concurrent episodes (default eval.threads)")->check(CLI::Range(0, 4096));
+  c->add_option("--tau2-data", g_opts.tau2_data, "tau2:DOMAIN suites: τ²-bench's data/tau2/domains folder (docs/tau2.md)");
+  c->add_option("--split", g_opts.split, "tau2:DOMAIN suites: a split of split_tasks.json (test, train, ...); default all");
+  c->add_option("--agent-llm", g_opts.agent_llm, "the agent policy (same forms as --policy; overrides it)");
+  c->add_option("--user-llm", g_opts.user_llm, "tau2:DOMAIN suites: the LLM user (openai:URL); default the scripted user");
+  c->add_option("--max-tasks", g_opts.max_tasks, "tau2:DOMAIN suites: only the first N selected tasks")->check(CLI::Range(0, 100000));
+  c->add_option("--max-steps", g_opts.max_steps, "tau2:DOMAIN suites: messages per episode before it is cut (τ²'s max_steps, default 100)")
+      ->check(CLI::Range(1, 100000));
   c->callback([action, c] {
     if (c->get_subcommands().empty()) *action = RunEval;
   });

@@ -5,6 +5,7 @@
 
 #include "apps/cli.h"
 #include "core/metrics.h"
+#include "engine/checkpoint.h"
 #include "engine/engine.h"
 #include "engine/text/tokenizer.h"
 #include "sft/sft.h"
@@ -54,14 +55,26 @@ int RunSft(Context& ctx) {
   if (!db.ok()) return Fail(db.status());
   json run_cfg = {{"model", args.model}, {"init", args.init}, {"data", args.data}, {"tokenizer", args.tokenizer},
                   {"sft", config::ToJson(*cfg)}, {"seed", ctx.g.seed}};
-  auto run = CreateRun(db->get(), "sft", args.out, run_cfg.dump());
-  if (!run.ok()) return Fail(run.status());
-  MetricsLogger metrics(db->get(), *run, args.out + "/metrics.csv");
+  // The store run, metrics and checkpoint protocol (engine/checkpoint.h); a resumed run keeps its run id.
+  engine::TrainingRunOptions tro;
+  tro.db = db->get();
+  tro.kind = "sft";
+  tro.name = args.out;
+  tro.config = run_cfg.dump();
+  tro.out_dir = args.out;
+  tro.checkpoint_dir = args.out + "/checkpoint";
+  tro.metrics_csv = args.out + "/metrics.csv";
+  tro.resume = args.resume;
+  auto tr = engine::TrainingRun::Open(tro);
+  if (!tr.ok()) return Fail(tr.status());
+  const int64_t run = (*tr)->run_id();
+  MetricsLogger& metrics = (*tr)->metrics();
   Progress progress("sft", 0, ctx.g.quiet ? nullptr : stderr);
   sft::SftRun sr;
   sr.checkpoint_dir = args.out + "/checkpoint";
   sr.resume = args.resume;
   sr.seed = ctx.g.seed;
+  sr.commit_metrics = [&] { return (*tr)->CommitMetrics(); };
   sr.on_step = [&](const sft::SftStep& s) {
     metrics.Log(s.step, "loss", s.fwd.ce_loss);
     metrics.Log(s.step, "lr", s.opt.lr);
@@ -80,12 +93,11 @@ int RunSft(Context& ctx) {
   sr.on_eval = [&](int64_t step, double l) { metrics.Log(step, "eval_loss", l); };
   auto res = sft::TrainSft(model->get(), *tok, *dialogs, *cfg, sr);
   progress.Finish();
-  Status fl = metrics.Flush();
-  (void)FinishRun(db->get(), *run, res.ok() && fl.ok() ? "done" : "failed");
+  Status fl = (*tr)->Finish(res.ok() ? "done" : "failed");
   if (!res.ok()) return Fail(res.status());
   if (!fl.ok()) return Fail(fl);
-  (void)AddArtifact(db->get(), *run, "checkpoint", sr.checkpoint_dir, "{}");
-  json out = {{"run", *run},
+  (void)AddArtifact(db->get(), run, "checkpoint", sr.checkpoint_dir, "{}");
+  json out = {{"run", run},
               {"dialogs", dialogs->size()},
               {"train_rows", res->train.rows},
               {"train_documents", res->train.documents},

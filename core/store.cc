@@ -3,7 +3,12 @@
 
 #include <sqlite3.h>
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 namespace k2 {
@@ -12,6 +17,44 @@ namespace {
 double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
+
+std::string HostName() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "?";
+  return buf;
+}
+
+// Field 22 of /proc/PID/stat (start time in clock ticks after boot); 0 when the process does not exist.
+int64_t ProcessStart(int64_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return 0;
+  const size_t close = stat.rfind(')');  // the command name may hold spaces and parentheses
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(stat.substr(close + 1));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i) {
+    if (i == 22) return std::strtoll(field.c_str(), nullptr, 10);
+  }
+  return 0;
+}
+
+RunInfo RunFromRow(const Stmt& q) {
+  RunInfo r;
+  r.id = q.Int(0);
+  r.kind = q.Text(1);
+  r.name = q.Text(2);
+  r.config = q.Text(3);
+  r.status = q.Text(4);
+  r.started_at = q.Double(5);
+  r.host = q.Text(6);
+  r.pid = q.Int(7);
+  r.proc_start = q.Int(8);
+  r.heartbeat_at = q.Double(9);
+  return r;
+}
+constexpr const char* kRunColumns =
+    "SELECT id, kind, name, config, status, started_at, host, pid, proc_start, heartbeat_at FROM runs";
 }  // namespace
 
 // ---- Stmt ----
@@ -116,6 +159,13 @@ CREATE TABLE artifacts(
           // v2: metrics carry the wall time at which they were logged (for rate plots).
           R"sql(
 ALTER TABLE metrics ADD COLUMN t REAL NOT NULL DEFAULT 0;
+)sql",
+          // v3: the lease of a running run (core/store.h RunInfo): who writes it and when it last did.
+          R"sql(
+ALTER TABLE runs ADD COLUMN host TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN proc_start INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN heartbeat_at REAL NOT NULL DEFAULT 0;
 )sql",
       }};
   return m;
@@ -247,10 +297,70 @@ Status Transaction::Rollback() {
 // ---- Runs and artifacts ----
 
 Expected<int64_t> CreateRun(Db* db, const std::string& kind, const std::string& name, const std::string& config) {
-  K2_ASSIGN_OR_RETURN(Stmt s, db->Prepare("INSERT INTO runs(kind, name, config, status, started_at) VALUES(?1, ?2, ?3, 'running', ?4)"));
-  s.Bind(1, kind).Bind(2, name).Bind(3, config).Bind(4, NowSeconds());
+  K2_ASSIGN_OR_RETURN(Stmt s, db->Prepare("INSERT INTO runs(kind, name, config, status, started_at, host, pid, "
+                                          "proc_start, heartbeat_at) VALUES(?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?4)"));
+  const int64_t pid = ::getpid();
+  s.Bind(1, kind).Bind(2, name).Bind(3, config).Bind(4, NowSeconds()).Bind(5, HostName()).Bind(6, pid);
+  s.Bind(7, ProcessStart(pid));
   K2_RETURN_IF_ERROR(s.Run());
   return db->LastInsertId();
+}
+
+Expected<RunInfo> GetRun(Db* db, int64_t run) {
+  K2_ASSIGN_OR_RETURN(Stmt q, db->Prepare(std::string(kRunColumns) + " WHERE id = ?1"));
+  q.Bind(1, run);
+  if (!q.Step()) {
+    K2_RETURN_IF_ERROR(q.status());
+    return NotFound(db->path() + ": no run " + std::to_string(run));
+  }
+  return RunFromRow(q);
+}
+
+bool LeaseHolderAlive(const RunInfo& r, double stale_after_s) {
+  if (r.pid <= 0) return true;  // written before leases: unknown, never declared dead
+  if (r.host == HostName()) return r.proc_start != 0 && ProcessStart(r.pid) == r.proc_start;
+  return NowSeconds() - r.heartbeat_at < stale_after_s;
+}
+
+Status ClaimRun(Db* db, int64_t run) {
+  K2_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db));
+  K2_ASSIGN_OR_RETURN(RunInfo r, GetRun(db, run));
+  const int64_t pid = ::getpid();
+  const bool self = r.host == HostName() && r.pid == pid;
+  if (r.status == "running" && !self && LeaseHolderAlive(r))
+    return FailedPrecondition("run " + std::to_string(run) + " (" + r.kind + " " + r.name + ") is still running in pid " +
+                              std::to_string(r.pid) + " on " + r.host + "; stop that process before resuming it");
+  K2_ASSIGN_OR_RETURN(Stmt s, db->Prepare("UPDATE runs SET status = 'running', finished_at = NULL, host = ?1, pid = ?2, "
+                                          "proc_start = ?3, heartbeat_at = ?4 WHERE id = ?5"));
+  s.Bind(1, HostName()).Bind(2, pid).Bind(3, ProcessStart(pid)).Bind(4, NowSeconds()).Bind(5, run);
+  K2_RETURN_IF_ERROR(s.Run());
+  return tx.Commit();
+}
+
+Status HeartbeatRun(Db* db, int64_t run) {
+  K2_ASSIGN_OR_RETURN(Stmt s, db->Prepare("UPDATE runs SET heartbeat_at = ?1 WHERE id = ?2"));
+  s.Bind(1, NowSeconds()).Bind(2, run);
+  return s.Run();
+}
+
+Expected<std::vector<int64_t>> MarkDeadRuns(Db* db, double stale_after_s) {
+  std::vector<RunInfo> running;
+  {
+    K2_ASSIGN_OR_RETURN(Stmt q, db->Prepare(std::string(kRunColumns) + " WHERE status = 'running' AND pid > 0"));
+    while (q.Step()) running.push_back(RunFromRow(q));
+    K2_RETURN_IF_ERROR(q.status());
+  }
+  std::vector<int64_t> dead;
+  for (const RunInfo& r : running) {
+    if (LeaseHolderAlive(r, stale_after_s)) continue;
+    // Only if nobody claimed it meanwhile (a resume between the read and this update keeps it running).
+    K2_ASSIGN_OR_RETURN(Stmt s, db->Prepare("UPDATE runs SET status = 'dead', finished_at = ?1 WHERE id = ?2 AND "
+                                            "status = 'running' AND pid = ?3 AND proc_start = ?4 AND host = ?5"));
+    s.Bind(1, NowSeconds()).Bind(2, r.id).Bind(3, r.pid).Bind(4, r.proc_start).Bind(5, r.host);
+    K2_RETURN_IF_ERROR(s.Run());
+    if (db->Changes() > 0) dead.push_back(r.id);
+  }
+  return dead;
 }
 
 Status FinishRun(Db* db, int64_t run, const std::string& status) {

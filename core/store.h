@@ -112,17 +112,33 @@ class Transaction {
   bool done_ = false;
 };
 
-// Runs: one row per command invocation that produces results.
+// Runs: one row per command invocation that produces results (a resumed training run keeps its row).
+// A running run holds a lease: the host, pid and process start time of the process writing it, and a
+// heartbeat time. MarkDeadRuns turns `running` into `dead` when that process is gone (same host: the pid
+// no longer exists or belongs to a newer process; another host: no heartbeat for stale_after_s).
 struct RunInfo {
   int64_t id = 0;
   std::string kind;      // "pretrain", "rl", "eval", ...
   std::string name;
   std::string config;    // resolved config JSON
-  std::string status;    // "running", "done", "failed"
+  std::string status;    // "running", "done", "failed", "stopped" (left early on request), "dead"
   double started_at = 0; // unix seconds
+  std::string host;      // lease holder ("" for runs written before leases)
+  int64_t pid = 0;
+  int64_t proc_start = 0;     // the holder's start time (clock ticks after boot), against pid reuse
+  double heartbeat_at = 0;    // unix seconds
 };
 Expected<int64_t> CreateRun(Db* db, const std::string& kind, const std::string& name, const std::string& config);
 Status FinishRun(Db* db, int64_t run, const std::string& status);
+Expected<RunInfo> GetRun(Db* db, int64_t run);  // NotFound when absent
+// Takes the lease of an existing run for this process and sets it `running` (resume). FailedPrecondition
+// when another live process holds it.
+Status ClaimRun(Db* db, int64_t run);
+Status HeartbeatRun(Db* db, int64_t run);
+// Marks every `running` run whose lease holder has died as `dead`; returns their ids.
+Expected<std::vector<int64_t>> MarkDeadRuns(Db* db, double stale_after_s = 3600);
+// Whether the process holding `r`'s lease is alive (runs without a lease count as alive: unknown).
+bool LeaseHolderAlive(const RunInfo& r, double stale_after_s = 3600);
 Status AddArtifact(Db* db, int64_t run, const std::string& kind, const std::string& path, const std::string& meta);
 
 // Table names and row counts (for `k2gym db info`).

@@ -15,6 +15,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config.h"
@@ -24,18 +25,25 @@
 namespace k2::engine {
 
 // ---------------------------------------------------------------------------------------------------
-// Model config: the fields of HF DeepseekV3Config / Kimi-K2 config.json, read as they are (foreign keys
-// such as "architectures" or "quantization_config" are ignored; the fields below are typed and
-// range-checked). Every variant is an explicit field (q_lora_rank null => q_proj path).
+// Model config: the fields of HF DeepseekV3Config / Kimi-K2 config.json. Reading a config.json
+// (ModelConfigFromJson) follows transformers' DeepseekV3Config: absent fields take its defaults (the
+// DeepSeek-V3 shape, listed by name), RoPE comes from `rope_scaling` or `rope_parameters` with
+// transformers' precedence and is kept here in the normalized form below (rope_theta + rope_scaling,
+// which is null for rope_type "default"). Foreign keys ("architectures", "quantization_config", ...)
+// are ignored here; the fields below are typed and range-checked. Every variant is an explicit field
+// (q_lora_rank null => q_proj path). The struct's own member defaults are k2gym's tiny-model values,
+// used only by code that builds configs directly.
 struct RopeScaling {
   std::optional<std::string> type;       // "yarn" (older files)
   std::optional<std::string> rope_type;  // "yarn" (newer files)
   double factor = 1.0;
-  int64_t original_max_position_embeddings = 4096;
+  int64_t original_max_position_embeddings = 4096;  // absent in a file: max_position_embeddings (HF)
   double beta_fast = 32.0;
   double beta_slow = 1.0;
   std::optional<double> mscale;          // absent/0 and mscale_all_dim absent/0: HF uses get_mscale(factor)
   std::optional<double> mscale_all_dim;  // absent/0: no softmax-scale correction
+  std::optional<double> attention_factor;  // set: the cos/sin factor itself (overrides the mscale rule)
+  std::optional<bool> truncate;            // false: fractional correction range (HF default true)
   template <class V> void Visit(V& v) {
     v("type", type, "scaling kind; only \"yarn\" is supported");
     v("rope_type", rope_type, "scaling kind (newer spelling); only \"yarn\" is supported");
@@ -46,6 +54,8 @@ struct RopeScaling {
     v("beta_slow", beta_slow, "YaRN: rotations below which frequencies are interpolated", {.min = 0.0});
     v("mscale", mscale, "YaRN mscale (cos/sin factor numerator)", {.min = 0.0});
     v("mscale_all_dim", mscale_all_dim, "YaRN mscale for the softmax scale (null/0 = none)", {.min = 0.0});
+    v("attention_factor", attention_factor, "YaRN cos/sin factor (null = from mscale/factor)", {.min = 0.0});
+    v("truncate", truncate, "YaRN: floor/ceil the correction range (null = true)");
   }
 };
 
@@ -133,12 +143,34 @@ struct ModelConfig {
   double rope_attention_factor() const;
 };
 
-// Reads a config.json (HF field names; unknown keys ignored, used keys strict) and validates the
-// cross-field invariants. Errors name the file and field.
-Expected<ModelConfig> LoadModelConfig(const std::string& path);
-Expected<ModelConfig> ModelConfigFromJson(const json& j, const std::string& source);
+// Reads a config.json the way transformers' DeepseekV3Config does (see above) and validates the
+// cross-field invariants. Errors name the file and field. `defaults_taken` (optional) receives
+// "field=value" for each field that was absent and took DeepseekV3Config's default; LoadModelConfig
+// prints them as one line on stderr when there are any.
+Expected<ModelConfig> LoadModelConfig(const std::string& path, std::vector<std::string>* defaults_taken = nullptr);
+Expected<ModelConfig> ModelConfigFromJson(const json& j, const std::string& source,
+                                          std::vector<std::string>* defaults_taken = nullptr);
+// The same without the cross-field validation (tests of the defaults; `model info` of odd files).
+Expected<ModelConfig> ReadModelConfigFields(const json& j, const std::string& source,
+                                            std::vector<std::string>* defaults_taken = nullptr);
+// transformers' DeepseekV3Config() values (the DeepSeek-V3 671B shape, rope_theta 10000, no scaling).
+ModelConfig DeepseekV3ConfigDefaults();
 Status ValidateModelConfig(const ModelConfig& c, const std::string& source);
-json ModelConfigToJson(const ModelConfig& c);  // HF-compatible config.json (with "architectures")
+// HF-compatible config.json (with "architectures"): RoPE as transformers 5 writes it
+// (`rope_parameters` with rope_theta and rope_type), plus `rope_theta`/`rope_scaling` that say the same
+// for transformers 4 readers (transformers 5 gives `rope_scaling` precedence; the two agree).
+json ModelConfigToJson(const ModelConfig& c);
+
+// `quantization_config` of a released checkpoint: FP8 weights with one inverse scale per block
+// (DeepSeek-V3 / Kimi-K2: quant_method "fp8", fmt "e4m3", weight_block_size [128, 128]).
+struct Fp8Quantization {
+  std::string fmt = "e4m3";
+  int64_t block_rows = 128, block_cols = 128;
+  std::string activation_scheme = "dynamic";
+};
+// nullopt when `config` has no quantization_config (or null). InvalidArgument naming
+// source: quantization_config.FIELD for methods or formats other than fp8/e4m3, or a bad block size.
+Expected<std::optional<Fp8Quantization>> ReadQuantizationConfig(const json& config, const std::string& source);
 
 // Parameter and FLOP counts (`k2gym model info`).
 struct ModelStats {
@@ -290,7 +322,8 @@ class Model {
 
   // Weights as safetensors with HF names (dtype "F32" or "BF16") and the config.json beside them.
   Status SaveSafetensors(const std::string& path, const std::string& dtype = "F32") const;
-  // Loads every parameter by name; missing/extra tensors and shape mismatches are errors.
+  // Loads every parameter by name; missing/extra tensors and shape mismatches are errors. A directory
+  // loads as a Hugging Face checkpoint (LoadHfWeights: shards, FP8 per config.json).
   Status LoadSafetensors(const std::string& path);
 
   struct Impl;
@@ -397,7 +430,7 @@ int64_t ApplyQkClip(Model<T>* model, const std::vector<std::vector<double>>& max
 // ---------------------------------------------------------------------------------------------------
 // safetensors: https://github.com/huggingface/safetensors (8-byte LE header length, JSON header, data).
 struct StTensor {
-  std::string dtype;           // F32, F64, BF16, F16, I64, I32
+  std::string dtype;           // F32, F64, BF16, F16, F8_E4M3, I64, I32
   std::vector<int64_t> shape;
   std::string bytes;           // raw little-endian data
   int64_t numel() const;
@@ -412,6 +445,77 @@ Status WriteSafetensors(const std::string& path, const StFile& f);  // atomic (t
 Expected<std::vector<double>> StToDouble(const StTensor& t, const std::string& name);
 StTensor StFromFloats(const std::vector<int64_t>& shape, const double* data, int64_t n,
                       const std::string& dtype);  // F32 | F64 | BF16 (round to nearest even)
+int64_t StDtypeSize(const std::string& dtype);    // bytes per element; 0 for an unsupported dtype
+// FP8 E4M3 (OCP "e4m3fn": bias 7, max 448, no infinities, 0x7f/0xff NaN) to float, and all 256 values.
+float Fp8E4m3ToFloat(uint8_t b);
+const std::array<float, 256>& Fp8E4m3Table();
+
+// A header without the data: where each tensor lies in the data section. Parsing checks every shape
+// product and byte count for 64-bit overflow and every range against `data_bytes` first.
+struct StEntry {
+  std::string dtype;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;  // byte range within the data section
+};
+struct StHeader {
+  std::map<std::string, StEntry> tensors;
+  std::map<std::string, std::string> metadata;
+  uint64_t data_start = 0;  // file offset of the data section (8 + header length)
+};
+Expected<StHeader> ParseSafetensorsHeader(std::string_view header, uint64_t data_bytes, const std::string& path);
+// Reads only the 8-byte length and the header of a file (for streaming loads of large shards).
+Expected<StHeader> ReadSafetensorsHeader(const std::string& path);
+
+// ---------------------------------------------------------------------------------------------------
+// Hugging Face checkpoint directories (what DeepSeek-V3, Kimi-K2 and Moonlight ship): config.json plus
+// model.safetensors, or shards listed by model.safetensors.index.json ({"weight_map": {name: file}}).
+// Loading streams tensor by tensor (each read through mmap of its own byte range, unmapped after its
+// conversion; pread where mmap fails) straight into the model's parameters, so peak memory is the
+// model plus one tensor. FP8 E4M3 weights are dequantized on load with their `NAME_scale_inv`
+// ("weight_scale_inv", one float per weight_block_size block, quantization_config). Tensors of layers
+// >= num_hidden_layers (the multi-token-prediction layer of DeepSeek-V3 / Kimi-K2) are skipped and
+// counted; any other unknown tensor, a missing one or a shape mismatch is an error naming it.
+struct HfLoadStats {
+  int64_t shards = 0;
+  int64_t tensors = 0;        // parameters loaded
+  int64_t fp8_tensors = 0;    // of which dequantized from FP8
+  int64_t skipped = 0;        // MTP-layer tensors (and their scales) not used by this model
+  std::map<std::string, int64_t> dtype_count;  // file dtype -> tensors
+};
+struct HfCheckpoint {
+  ModelConfig config;
+  std::optional<Fp8Quantization> quantization;
+  std::vector<std::string> defaults_taken;  // "field=value" taken from DeepseekV3Config
+  json raw;                                 // config.json as read
+};
+Expected<HfCheckpoint> ReadHfCheckpointConfig(const std::string& dir);
+// Loads the weights of DIR into `model` (its config must match DIR's shapes).
+template <class T>
+Status LoadHfWeights(const std::string& dir, const std::optional<Fp8Quantization>& quant, Model<T>* model,
+                     HfLoadStats* stats = nullptr);
+// What a checkpoint directory holds, from its headers alone (`k2gym model info --ckpt`): per tensor
+// class ("embedding", "lm_head", "attention", "norm", "router", "router_bias", "dense_mlp",
+// "shared_experts", "routed_experts", "fp8_scales", "mtp" for layers >= num_hidden_layers, "other") the
+// tensor count, elements, bytes on disk and dtypes.
+struct TensorClassStats {
+  int64_t tensors = 0, elements = 0, bytes = 0;
+  std::map<std::string, int64_t> dtypes;  // dtype -> tensors
+};
+struct HfCheckpointSummary {
+  int64_t shards = 0, bytes = 0;
+  std::map<std::string, TensorClassStats> classes;
+};
+std::string TensorClassOf(const std::string& name, int64_t num_hidden_layers);
+Expected<HfCheckpointSummary> SummarizeHfCheckpoint(const std::string& dir, int64_t num_hidden_layers);
+
+// Writes DIR/config.json and the weights as shards of at most `max_shard_bytes` (a tensor larger than
+// that gets a shard of its own) named model-0000K-of-0000N.safetensors, plus
+// model.safetensors.index.json ({"metadata": {"total_size"}, "weight_map"}); a single shard is written
+// as model.safetensors without an index. dtype F32 or BF16 (the router correction bias stays F32).
+// One shard is held in memory at a time.
+template <class T>
+Status SaveHfCheckpoint(const Model<T>& model, const std::string& dir, const std::string& dtype = "BF16",
+                        int64_t max_shard_bytes = int64_t{5} << 30);
 
 // ---------------------------------------------------------------------------------------------------
 // Training checkpoints: a directory with config.json, model.safetensors (F32), optimizer.safetensors

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/fault.h"
+#include "engine/checkpoint.h"
 #include "engine/data.h"
 #include "engine/dist/data_parallel.h"
 
@@ -105,9 +107,19 @@ Expected<int64_t> Pretrain(Model<float>* model, const PretrainConfig& cfg, const
   Optimizer<float> opt(model, oc);
   TrainerState st;
   Rng data_rng = Rng(run.seed).Fork("pretrain-data");
-  if (run.resume && !run.checkpoint_dir.empty() && std::filesystem::exists(run.checkpoint_dir)) {
-    K2_RETURN_IF_ERROR(LoadCheckpoint(run.checkpoint_dir, model, &opt, &st));
-    data_rng.set_state(st.rng);
+  if (run.resume && !run.checkpoint_dir.empty()) {
+    // Rank 0 recovers an interrupted save (the other ranks wait for its verdict) and every rank loads
+    // the newest complete checkpoint.
+    int64_t have = 0;
+    if (R == 0) {
+      K2_ASSIGN_OR_RETURN(std::optional<CheckpointInfo> ck, RecoverCheckpoint(run.checkpoint_dir));
+      have = ck.has_value() ? 1 : 0;
+    }
+    if (W > 1) K2_RETURN_IF_ERROR(comm->Broadcast(&have, sizeof have, 0));
+    if (have) {
+      K2_RETURN_IF_ERROR(LoadCheckpoint(run.checkpoint_dir, model, &opt, &st));
+      data_rng.set_state(st.rng);
+    }
   }
 
   // Data parallel wiring: this rank's rows, the gradient reducer and the statistics hooks.
@@ -200,10 +212,15 @@ Expected<int64_t> Pretrain(Model<float>* model, const PretrainConfig& cfg, const
     ps.tokens_per_s = dt > 0 ? static_cast<double>(taken * cfg.batch_size * cfg.seq_len) / dt : 0;
     if (R != 0) continue;  // rank 0 alone reports and checkpoints (all ranks hold the same weights)
     if (run.on_step) run.on_step(ps);
+    CrashPoint("train.step");
     const bool last = st.step == cfg.steps;
     if (!run.checkpoint_dir.empty() && (last || (cfg.checkpoint_every > 0 && st.step % cfg.checkpoint_every == 0))) {
       st.rng = data_rng.state();
-      K2_RETURN_IF_ERROR(SaveCheckpoint(run.checkpoint_dir, *model, opt, st));
+      json meta = json::object();
+      if (run.commit_metrics) {
+        K2_ASSIGN_OR_RETURN(meta, run.commit_metrics());  // the rows before the checkpoint, first
+      }
+      K2_RETURN_IF_ERROR(SaveCheckpointWithMeta(run.checkpoint_dir, *model, opt, st, meta));
     }
   }
   return taken;

@@ -1,5 +1,5 @@
 // The pretraining loop: byte-level batches from a corpus, forward/backward, MuonClip, metrics callback,
-// periodic atomic checkpoints and bit-exact resume. Used by `k2gym pretrain` and by tests.
+// periodic crash-safe checkpoints (engine/checkpoint.h) and bit-exact resume. Used by `k2gym pretrain` and by tests.
 // Single-threaded caller; the model parallelizes internally. Failures (data, checkpoint I/O) are Status.
 #pragma once
 
@@ -63,6 +63,9 @@ struct PretrainRun {
   bool resume = false;         // continue from checkpoint_dir when it holds a checkpoint
   uint64_t seed = 0;           // model init and data sampling
   std::function<void(const PretrainStep&)> on_step;  // rank 0 only
+  // Rank 0, before each checkpoint: makes the metrics logged so far durable and returns what the
+  // checkpoint's manifest records of them (engine/checkpoint.h TrainingRun::CommitMetrics). Null = none.
+  std::function<Expected<json>()> commit_metrics;
   // Data parallelism: null = from the environment (LaunchEnvFromEnv; world 1 = plain training).
   dist::Communicator* comm = nullptr;
 };

@@ -2,6 +2,8 @@
 // Python call-string parser and the state comparison (see fc_backend.h).
 #include "eval/fc_backend.h"
 
+#include "eval/fc/method.h"
+
 #include <algorithm>
 #include <cctype>
 #include <functional>
@@ -10,42 +12,25 @@
 namespace k2::eval {
 namespace {
 
-struct Param {
-  const char* name;
-  const char* type;  // BFCL doc type: "string", "integer", "boolean"
-  const char* doc;
-  bool required;
-};
-
-class Err {
- public:
-  explicit Err(std::string m) : m_(std::move(m)) {}
-  const std::string& message() const { return m_; }
-
- private:
-  std::string m_;
-};
-
-// A method returns its result, or an error message (state untouched: methods check before mutating).
-using Result = std::variant<json, Err>;
-
-struct Method {
-  const char* cls;
-  const char* name;
-  const char* doc;
-  std::vector<Param> params;
-  std::function<Result(json& state, std::vector<std::string>& cwd, const json& args)> fn;
-};
+using fc::Err;
+using fc::Method;
+using fc::Param;
+using fc::Result;
 
 // ---- GorillaFileSystem -------------------------------------------------------------------------------
 
-// The directory node at `cwd` below the single root directory.
-json* Dir(json& state, const std::vector<std::string>& cwd) {
+}  // namespace
+
+json* fc::FsDir(json& state, const std::vector<std::string>& cwd) {
   json& root = state["GorillaFileSystem"]["root"];
   json* node = &root.begin().value();
   for (auto& part : cwd) node = &(*node)["contents"][part];
   return node;
 }
+
+namespace {
+
+json* Dir(json& state, const std::vector<std::string>& cwd) { return fc::FsDir(state, cwd); }
 
 bool ValidName(const std::string& n) { return !n.empty() && n != "." && n != ".." && n.find('/') == std::string::npos; }
 
@@ -197,8 +182,8 @@ Result Delete(json& s, std::vector<std::string>&, const json& a) {
   return Err("delete_message: no message with id " + std::to_string(id));
 }
 
-const std::vector<Method>& Methods() {
-  static const std::vector<Method> kMethods = {
+std::vector<Method> CoreMethods() {
+  return {
       {"GorillaFileSystem", "pwd", "Return the current working directory path.", {}, Pwd},
       {"GorillaFileSystem", "ls", "List the contents of the current directory.",
        {{"a", "boolean", "Show hidden files and directories (names starting with '.').", false}}, Ls},
@@ -231,12 +216,24 @@ const std::vector<Method>& Methods() {
       {"MessageApi", "delete_message", "Delete a message by id.",
        {{"message_id", "integer", "Id of the message.", true}}, Delete},
   };
+}
+
+const std::vector<Method>& Methods() {
+  static const std::vector<Method> kMethods = [] {
+    std::vector<Method> all = CoreMethods();
+    for (auto& m : fc::FileSystemMoreMethods()) all.push_back(std::move(m));
+    for (auto& m : fc::MathApiMethods()) all.push_back(std::move(m));
+    for (auto& m : fc::MessageApiMethods()) all.push_back(std::move(m));
+    return all;
+  }();
   return kMethods;
 }
 
 json DefaultState(const std::string& cls) {
   if (cls == "GorillaFileSystem") return {{"root", {{"workspace", {{"type", "directory"}, {"contents", json::object()}}}}}};
   if (cls == "BaseApi") return {{"wifi", false}, {"logged_in", true}};
+  if (cls == "MathAPI") return json::object();
+  if (cls == "MessageAPI") return fc::MessageApiDefaultState();
   return {{"inbox", json::array()}};
 }
 
@@ -260,10 +257,24 @@ Status CheckConfig(const std::string& cls, const json& c, const std::string& w) 
   if (!c.is_object()) return InvalidArgument(w + ": expected object");
   if (cls == "GorillaFileSystem") {
     if (!c.contains("root") || !c["root"].is_object() || c["root"].size() != 1)
-      return InvalidArgument(w + ".root: expected {NAME: {\"type\": \"directory\", \"contents\": {...}}}");
+      return InvalidArgument(w + ".root: expected {NAME: {\"type\": \"directory\", \"contents\": {...}}} with one NAME (BFCL keeps "
+                             "the first of several in file order, an order the tree's JSON objects do not keep)");
     const json& r = c["root"].begin().value();
     K2_RETURN_IF_ERROR(CheckTree(r, w + ".root." + c["root"].begin().key()));
     if (r["type"] != "directory") return InvalidArgument(w + ".root: expected a directory");
+  } else if (cls == "MathAPI") {
+    // stateless
+  } else if (cls == "MessageAPI") {
+    if (!c["user_map"].is_object()) return InvalidArgument(w + ".user_map: expected {name: id}");
+    if (!c["inbox"].is_array()) return InvalidArgument(w + ".inbox: expected [{receiver_id: message}]");
+    for (size_t i = 0; i < c["inbox"].size(); ++i)
+      if (!c["inbox"][i].is_object() || c["inbox"][i].empty())
+        return InvalidArgument(w + ".inbox[" + std::to_string(i) + "]: expected {receiver_id: message}");
+    if (!c["generated_ids"].is_array()) return InvalidArgument(w + ".generated_ids: expected array");
+    for (auto& x : c["generated_ids"])
+      if (!x.is_number_integer()) return InvalidArgument(w + ".generated_ids: expected integers");
+    for (const char* k : {"user_count", "message_count", "random_seed"})
+      if (!c[k].is_number_integer()) return InvalidArgument(w + "." + k + ": expected integer");
   } else if (cls == "BaseApi") {
     for (const char* k : {"wifi", "logged_in"})
       if (!c.contains(k) || !c[k].is_boolean()) return InvalidArgument(w + "." + k + ": expected boolean");
@@ -287,13 +298,16 @@ Status CheckConfig(const std::string& cls, const json& c, const std::string& w) 
 bool TypeOk(const json& v, const std::string& type) {
   if (type == "string") return v.is_string();
   if (type == "integer") return v.is_number_integer();
+  if (type == "float") return v.is_number();
   if (type == "boolean") return v.is_boolean();
+  if (type == "array") return v.is_array();
+  if (type == "dict") return v.is_object();
   return true;
 }
 
 }  // namespace
 
-std::vector<std::string> FcBackend::KnownClasses() { return {"GorillaFileSystem", "BaseApi", "MessageApi"}; }
+std::vector<std::string> FcBackend::KnownClasses() { return {"GorillaFileSystem", "MathAPI", "MessageAPI", "BaseApi", "MessageApi"}; }
 
 Expected<FcBackend> FcBackend::Create(const std::vector<std::string>& classes, const json& initial_config, const std::string& where) {
   FcBackend b;
@@ -302,14 +316,16 @@ Expected<FcBackend> FcBackend::Create(const std::vector<std::string>& classes, c
   for (auto& cls : classes) {
     if (std::find(known.begin(), known.end(), cls) == known.end())
       return InvalidArgument(where + ": involved class \"" + cls +
-                             "\" has no in-tree backend (known: GorillaFileSystem, BaseApi, MessageApi)");
+                             "\" has no in-tree backend (known: GorillaFileSystem, MathAPI, MessageAPI, BaseApi, MessageApi)");
     if (b.state_.contains(cls)) return InvalidArgument(where + ": involved class \"" + cls + "\" listed twice");
     json st = DefaultState(cls);
     if (initial_config.contains(cls)) {
       // Partial configs fill in from the defaults; the merged result must be well-formed.
       const json& c = initial_config[cls];
       if (!c.is_object()) return InvalidArgument(where + ": initial_config." + cls + ": expected object");
-      for (auto& [k, v] : c.items()) st[k] = v;
+      // MathAPI keeps no state; BFCL's files give it values its class ignores ("precision", "numbers").
+      if (cls != "MathAPI")
+        for (auto& [k, v] : c.items()) st[k] = v;
       K2_RETURN_IF_ERROR(CheckConfig(cls, st, where + ": initial_config." + cls));
     }
     b.state_[cls] = std::move(st);
@@ -334,6 +350,16 @@ json FcBackend::Functions() const {
                      {"parameters", {{"type", "dict"}, {"properties", props}, {"required", req}}}});
     }
   return out;
+}
+
+std::vector<std::string> FcBackend::ParamOrder(const std::string& name) const {
+  for (auto& m : Methods())
+    if (name == m.name && std::find(classes_.begin(), classes_.end(), m.cls) != classes_.end()) {
+      std::vector<std::string> out;
+      for (auto& p : m.params) out.push_back(p.name);
+      return out;
+    }
+  return {};
 }
 
 bool FcBackend::HasFunction(const std::string& name) const {
@@ -389,8 +415,16 @@ class PyParser {
         while (i_ < s_.size() && (std::isalnum(static_cast<unsigned char>(s_[i_])) || s_[i_] == '_')) ++i_;
         std::string key = s_.substr(kb, i_ - kb);
         Ws();
-        if (key.empty() || !Eat('='))
-          return Fail("expected KEY=VALUE (positional arguments are not supported; write name=value)");
+        bool keyword = !key.empty() && i_ < s_.size() && s_[i_] == '=' && (i_ + 1 >= s_.size() || s_[i_ + 1] != '=');
+        if (keyword) {
+          ++i_;
+        } else {
+          // A positional argument: "#<index>", mapped to a parameter name by the caller.
+          i_ = kb;
+          if (!key.empty() && std::isdigit(static_cast<unsigned char>(key[0])) == 0 && key != "True" && key != "False" && key != "None")
+            return Fail("expected KEY=VALUE or a literal value");
+          key = "#" + std::to_string(positional_++);
+        }
         K2_ASSIGN_OR_RETURN(json v, Value());
         if (c.arguments.contains(key)) return Fail("argument " + key + " given twice");
         c.arguments[key] = std::move(v);
@@ -501,6 +535,7 @@ class PyParser {
   const std::string& s_;
   std::string w_;
   size_t i_ = 0;
+  int positional_ = 0;
 };
 
 std::string Short(const json& j) {

@@ -36,6 +36,8 @@ class FcBackend {
   // involved classes' methods, in class order then method order.
   json Functions() const;
   bool HasFunction(const std::string& name) const;
+  // The method's parameters in its signature order (positional arguments of call strings map to them).
+  std::vector<std::string> ParamOrder(const std::string& name) const;
 
   // Executes one call. Result JSON, or {"error": "..."} (state unchanged).
   json Call(const std::string& name, const json& arguments);
@@ -53,7 +55,8 @@ class FcBackend {
 
 // Parses one Python-style call as BFCL ground truth writes it: NAME(KEY=VALUE, ...) with string ('...'
 // or "..." with backslash escapes), integer, float, True/False/None, list, tuple and dict literals.
-// Positional arguments are rejected (the docs' parameter order is not kept). `where` prefixes errors.
+// Positional arguments get the keys "#0", "#1", ... (FcBackend::ParamOrder names them). `where`
+// prefixes errors.
 Expected<rewards::FunctionCall> ParsePythonCall(const std::string& text, const std::string& where);
 
 // The first place where `got` differs from `want`, as "POINTER: got X, want Y" ("" when equal). With

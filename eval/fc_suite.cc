@@ -2,6 +2,7 @@
 #include "eval/fc_suite.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <map>
 
 #include "core/thread_pool.h"
@@ -12,15 +13,30 @@
 namespace k2::eval {
 namespace {
 
-// JSON lines, or one JSON array (some ACEBench dumps are arrays). Each record comes with "file:line".
-Expected<std::vector<std::pair<json, std::string>>> ReadRecords(const std::string& path) {
+// One record of a data file: the parsed JSON, or why the line does not parse; with "file:line".
+struct Record {
+  json j;
+  std::string where;
+  std::string error;  // non-empty: the line is not JSON
+};
+
+// JSON lines, or one JSON array (some ACEBench dumps are arrays), or one JSON object (BFCL's
+// format_sensitivity index: {category: [ids]}). A line that is not JSON is a bad record, not a bad file.
+Expected<std::vector<Record>> ReadRecords(const std::string& path, json* index = nullptr) {
   K2_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-  std::vector<std::pair<json, std::string>> out;
+  std::vector<Record> out;
   size_t first = text.find_first_not_of(" \t\r\n");
-  if (first != std::string::npos && text[first] == '[') {
-    K2_ASSIGN_OR_RETURN(json arr, ParseJson(text, path));
-    for (size_t i = 0; i < arr.size(); ++i) out.emplace_back(arr[i], path + "[" + std::to_string(i) + "]");
-    return out;
+  if (first != std::string::npos && (text[first] == '[' || text[first] == '{')) {
+    auto whole = ParseJson(text, path);
+    if (whole.ok() && whole->is_array()) {
+      for (size_t i = 0; i < whole->size(); ++i) out.push_back({(*whole)[i], path + "[" + std::to_string(i) + "]", ""});
+      return out;
+    }
+    if (whole.ok() && whole->is_object() && !whole->contains("id") && index) {
+      *index = *whole;
+      return out;
+    }
+    if (text[first] == '[') return whole.status();
   }
   size_t line = 0;
   for (size_t b = 0; b < text.size();) {
@@ -31,8 +47,9 @@ Expected<std::vector<std::pair<json, std::string>>> ReadRecords(const std::strin
     b = e + 1;
     if (l.find_first_not_of(" \t\r") == std::string::npos) continue;
     std::string where = path + ":" + std::to_string(line);
-    K2_ASSIGN_OR_RETURN(json j, ParseJson(l, where));
-    out.emplace_back(std::move(j), where);
+    auto j = ParseJson(l, where);
+    if (j.ok()) out.push_back({std::move(*j), where, ""});
+    else out.push_back({json(), where, j.status().message()});
   }
   return out;
 }
@@ -44,23 +61,36 @@ Expected<std::string> IdOf(const json& j, const std::string& where) {
   return it->get<std::string>();
 }
 
-// "parallel_multiple_12" -> "parallel_multiple"
+// The benchmark's category: the id up to its first "_<digit>" ("live_simple_0-0-0" -> "live_simple",
+// "memory_0-customer-0" -> "memory", "normal_multi_turn_user_adjust_3_1" -> "normal_multi_turn_user_adjust").
 std::string CategoryOf(const std::string& id) {
-  size_t u = id.rfind('_');
-  if (u == std::string::npos || u + 1 == id.size()) return id;
-  bool digits = std::all_of(id.begin() + static_cast<long>(u) + 1, id.end(), [](char c) { return c >= '0' && c <= '9'; });
-  return digits ? id.substr(0, u) : id;
+  for (size_t u = id.find('_'); u != std::string::npos; u = id.find('_', u + 1))
+    if (u + 1 < id.size() && id[u + 1] >= '0' && id[u + 1] <= '9') return id.substr(0, u);
+  return id;
 }
 
-Expected<std::map<std::string, std::pair<json, std::string>>> ReadAnswers(const std::string& path) {
-  std::map<std::string, std::pair<json, std::string>> out;
+// Answers by id; lines that do not parse or have no id are reported (by line) in `bad`.
+using Answers = std::map<std::string, std::pair<json, std::string>>;
+
+Expected<Answers> ReadAnswers(const std::string& path, std::vector<std::string>* bad) {
+  Answers out;
   if (path.empty()) return out;
   K2_ASSIGN_OR_RETURN(auto recs, ReadRecords(path));
-  for (auto& [j, where] : recs) {
-    K2_ASSIGN_OR_RETURN(std::string id, IdOf(j, where));
-    if (!j.contains("ground_truth")) return InvalidArgument(where + ": ground_truth: missing");
-    if (!out.emplace(id, std::make_pair(j, where)).second)
-      return InvalidArgument(where + ": duplicate answer id \"" + id + "\"");
+  for (auto& r : recs) {
+    if (!r.error.empty()) {
+      bad->push_back(r.error);
+      continue;
+    }
+    auto id = IdOf(r.j, r.where);
+    if (!id.ok()) {
+      bad->push_back(id.status().message());
+      continue;
+    }
+    if (!r.j.contains("ground_truth")) {
+      bad->push_back(r.where + ": ground_truth: missing");
+      continue;
+    }
+    if (!out.emplace(*id, std::make_pair(r.j, r.where)).second) bad->push_back(r.where + ": duplicate answer id \"" + *id + "\"");
   }
   return out;
 }
@@ -90,48 +120,156 @@ Status CheckAllowedLists(const json& gt, const json& functions, const std::strin
   return Status::Ok();
 }
 
+// A BFCL / ACEBench / Java / JavaScript type name -> a JSON Schema type ("" when none fits: the schema
+// then says nothing about the type). Unknown names become "string", as BFCL's converter does.
+std::string SchemaType(const std::string& t) {
+  static const std::map<std::string, std::string> kMap = {
+      {"integer", "integer"}, {"int", "integer"}, {"number", "number"}, {"float", "number"}, {"double", "number"},
+      {"string", "string"}, {"boolean", "boolean"}, {"bool", "boolean"}, {"array", "array"}, {"list", "array"},
+      {"tuple", "array"}, {"dict", "object"}, {"object", "object"}, {"any", "string"}, {"byte", "integer"},
+      {"short", "integer"}, {"long", "integer"}, {"char", "string"}, {"ArrayList", "array"}, {"Array", "array"},
+      {"HashMap", "object"}, {"Hashtable", "object"}, {"Queue", "array"}, {"Stack", "array"}, {"Any", "string"},
+      {"String", "string"}, {"Bigint", "integer"}, {"Boolean", "boolean"}, {"enum", "string"},
+      {"objectArray", "array"}, {"list(string)", "array"}, {"list(enum)", "array"}, {"null", "null"}};
+  auto it = kMap.find(t);
+  return it == kMap.end() ? "string" : it->second;
+}
+
+// A parameter schema as valid JSON Schema: types mapped, "properties" / "items" converted recursively,
+// keywords with a shape JSON Schema rejects ("required" that is not a list of names, "enum" that is not
+// a list) dropped.
 json ConvertSchema(const json& s) {
-  if (s.is_array()) {
-    json out = json::array();
-    for (auto& e : s) out.push_back(ConvertSchema(e));
-    return out;
-  }
-  if (!s.is_object()) return s;
+  if (!s.is_object()) return json::object();
   json out = json::object();
+  std::string type;
   for (auto& [k, v] : s.items()) {
-    if (k == "type" && v.is_string()) {
-      std::string t = v.get<std::string>();
-      if (t == "any") continue;
-      out[k] = t == "dict" ? "object" : t == "float" ? "number" : t == "tuple" ? "array" : t;
-    } else if (k == "properties" && v.is_object()) {
+    if (k == "type") {
+      if (v.is_string()) type = v.get<std::string>();
+      continue;
+    }
+    if (k == "properties") {
+      if (!v.is_object()) continue;
       json props = json::object();
       for (auto& [pk, pv] : v.items()) props[pk] = ConvertSchema(pv);
       out[k] = props;
-    } else if (k == "items" || k == "additionalProperties") {
-      out[k] = ConvertSchema(v);
-    } else {
-      out[k] = v;
+    } else if (k == "items") {
+      out[k] = ConvertSchema(v.is_array() && !v.empty() ? v[0] : v);
+    } else if (k == "additionalProperties") {
+      if (v.is_boolean()) out[k] = v;
+      else if (v.is_object()) out[k] = ConvertSchema(v);
+    } else if (k == "required") {
+      if (!v.is_array()) continue;
+      json names = json::array();
+      for (auto& n : v)
+        if (n.is_string() && std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+      out[k] = names;
+    } else if (k == "enum") {
+      if (v.is_array() && !v.empty()) out[k] = v;
+    } else if (k == "description") {
+      if (v.is_string()) out[k] = v;
+    } else if (k == "minimum" || k == "maximum" || k == "minItems" || k == "maxItems" || k == "minLength" || k == "maxLength") {
+      if (v.is_number()) out[k] = v;
+    } else if (k == "default" || k == "format" || k == "pattern" || k == "examples" || k == "title") {
+      if (k != "pattern" || v.is_string()) out[k] = v;
     }
   }
+  if (!type.empty()) {
+    std::string st = SchemaType(type);
+    out["type"] = st;
+    if ((type == "list(string)" || type == "list(enum)") && !out.contains("items")) out["items"] = {{"type", "string"}};
+    if (type == "objectArray" && !out.contains("items")) out["items"] = {{"type", "object"}};
+    if (st != "array") out.erase("items");
+    if (st != "object") {
+      out.erase("properties");
+      out.erase("additionalProperties");
+      out.erase("required");
+    }
+    if (out.contains("enum") && st != "string" && st != "integer" && st != "number" && st != "boolean") out.erase("enum");
+  }
+  return out;
+}
+
+// BFCL's Java / JavaScript convention: every parameter is a string of source code; the declared type
+// goes into the description.
+json SourceStringSchema(const json& s, rewards::CallLanguage lang) {
+  const char* what = lang == rewards::CallLanguage::kJava ? "Java" : "JavaScript";
+  std::string type = s.is_object() && s.contains("type") && s["type"].is_string() ? s["type"].get<std::string>() : "any";
+  std::string d = s.is_object() && s.contains("description") && s["description"].is_string() ? s["description"].get<std::string>() : "";
+  if (type == "any") d += std::string(" This parameter can be of any type of ") + what + " object in string representation.";
+  else d += std::string(" This is ") + what + " " + type + " type parameter in string representation.";
+  if (s.is_object() && s.contains("items") && s["items"].is_object() && s["items"].contains("type"))
+    d += " The list elements are of type " + s["items"]["type"].dump() + "; they are not in string representation.";
+  if (s.is_object() && s.contains("properties"))
+    d += " The dictionary entries have the following schema; they are not in string representation. " + s["properties"].dump();
+  return {{"type", "string"}, {"description", d}};
+}
+
+std::string ToolName(const std::string& name) {
+  std::string out;
+  for (char c : name) out += (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-') ? c : '_';
+  if (out.empty()) out = "_";
+  if (out.size() > 64) out = out.substr(0, 64);
   return out;
 }
 
 }  // namespace
 
-json ToOpenAiTools(const json& functions) {
+json ToOpenAiTools(const json& functions, rewards::CallLanguage language, std::map<std::string, std::string>* names) {
   json out = json::array();
+  std::map<std::string, std::string> offered;  // offered -> original
+  // Names already valid keep themselves, so rewritten ones never take a real function's name.
+  for (auto& f : functions)
+    if (f.is_object() && f.contains("name") && f["name"].is_string() && ToolName(f["name"].get<std::string>()) == f["name"])
+      offered[f["name"].get<std::string>()] = f["name"].get<std::string>();
   for (auto& f : functions) {
-    json fn = {{"name", f["name"]}, {"description", f.value("description", std::string())}};
-    fn["parameters"] = f.contains("parameters") ? ConvertSchema(f["parameters"]) : json{{"type", "object"}, {"properties", json::object()}};
-    out.push_back({{"type", "function"}, {"function", fn}});
+    if (!f.is_object() || !f.contains("name") || !f["name"].is_string()) continue;
+    std::string orig = f["name"].get<std::string>();
+    std::string name = ToolName(orig);
+    if (name != orig) {
+      std::string base = name;
+      for (int n = 2; offered.count(name); ++n) {
+        std::string suffix = "_" + std::to_string(n);
+        name = base.substr(0, 64 - suffix.size()) + suffix;
+      }
+      offered[name] = orig;
+    }
+    std::string desc = f.contains("description") && f["description"].is_string() ? f["description"].get<std::string>() : "";
+    json params = {{"type", "object"}, {"properties", json::object()}};
+    if (f.contains("parameters") && f["parameters"].is_object()) {
+      const json& p = f["parameters"];
+      if (language == rewards::CallLanguage::kPython) {
+        params = ConvertSchema(p);
+        params["type"] = "object";
+        if (!params.contains("properties")) params["properties"] = json::object();
+      } else {
+        if (p.contains("properties") && p["properties"].is_object())
+          for (auto& [k, v] : p["properties"].items()) params["properties"][k] = SourceStringSchema(v, language);
+        if (p.contains("required") && p["required"].is_array()) params["required"] = ConvertSchema({{"type", "object"}, {"required", p["required"]}})["required"];
+      }
+    }
+    out.push_back({{"type", "function"}, {"function", {{"name", name}, {"description", desc}, {"parameters", params}}}});
   }
+  if (names) *names = offered;
   return out;
 }
 
+json CaseTools(const FcCase& c) { return ToOpenAiTools(c.functions, c.language); }
+
 namespace {
 
-// Shared by both loaders: involved_classes + initial_config -> a backend (validated), docs.
-Status LoadStateWorld(const json& j, const std::string& where, FcCase& c) {
+// BFCL's docs of a multi-turn class: multi_turn_func_doc/<file>.json next to the question file.
+std::string ClassDocFile(const std::string& cls) {
+  static const std::map<std::string, std::string> kFiles = {
+      {"GorillaFileSystem", "gorilla_file_system"}, {"MathAPI", "math_api"}, {"MessageAPI", "message_api"},
+      {"TwitterAPI", "posting_api"}, {"TicketAPI", "ticket_api"}, {"TradingBot", "trading_bot"},
+      {"TravelAPI", "travel_booking"}, {"VehicleControlAPI", "vehicle_control"}, {"WebSearchAPI", "web_search"}};
+  auto it = kFiles.find(cls);
+  return it == kFiles.end() ? "" : it->second + ".json";
+}
+
+// Shared by both loaders: involved_classes + initial_config -> a backend (validated), docs (the case's
+// own "function", else BFCL's doc files in `doc_dir`, else the in-tree classes' docs).
+Status LoadStateWorld(const json& j, const std::string& where, FcCase& c, const std::string& doc_dir = "") {
   auto ic = j.find("involved_classes");
   if (ic == j.end() || !ic->is_array() || ic->empty()) return InvalidArgument(where + ": involved_classes: expected a non-empty array of class names");
   for (auto& x : *ic) {
@@ -146,6 +284,19 @@ Status LoadStateWorld(const json& j, const std::string& where, FcCase& c) {
     for (auto& f : c.functions)
       if (!b.HasFunction(f["name"].get<std::string>()))
         return InvalidArgument(where + ": function \"" + f["name"].get<std::string>() + "\" is not a method of the involved classes");
+  } else if (!doc_dir.empty() && std::filesystem::exists(doc_dir)) {
+    c.functions = json::array();
+    for (auto& cls : c.classes) {
+      std::string file = doc_dir + "/" + ClassDocFile(cls);
+      K2_ASSIGN_OR_RETURN(auto recs, ReadRecords(file));
+      for (auto& r : recs) {
+        if (!r.error.empty()) return InvalidArgument(r.error);
+        if (!r.j.is_object() || !r.j.contains("name") || !r.j["name"].is_string()) return InvalidArgument(r.where + ": name: expected string");
+        if (!b.HasFunction(r.j["name"].get<std::string>()))
+          return InvalidArgument(where + ": " + cls + "." + r.j["name"].get<std::string>() + " (" + r.where + ") has no in-tree implementation");
+        c.functions.push_back(r.j);
+      }
+    }
   } else {
     c.functions = b.Functions();
   }
@@ -155,6 +306,7 @@ Status LoadStateWorld(const json& j, const std::string& where, FcCase& c) {
 
 // Python call strings -> calls; each must name a function of the case.
 Expected<std::vector<rewards::FunctionCall>> ParseCalls(const json& list, const FcCase& c, const std::string& where) {
+  K2_ASSIGN_OR_RETURN(FcBackend b, FcBackend::Create(c.classes, c.initial_config, where));
   if (!list.is_array()) return InvalidArgument(where + ": expected an array of call strings");
   std::vector<rewards::FunctionCall> out;
   for (size_t i = 0; i < list.size(); ++i) {
@@ -163,6 +315,20 @@ Expected<std::vector<rewards::FunctionCall>> ParseCalls(const json& list, const 
     K2_ASSIGN_OR_RETURN(rewards::FunctionCall call, ParsePythonCall(list[i].get<std::string>(), w));
     bool known = std::any_of(c.functions.begin(), c.functions.end(), [&](const json& f) { return f["name"] == call.name; });
     if (!known) return InvalidArgument(w + ": function \"" + call.name + "\" is not among the case's functions");
+    // Positional arguments ("#0", ...) take the method's parameter names in signature order.
+    std::vector<std::string> order = b.ParamOrder(call.name);
+    json named = json::object();
+    for (auto& [k, v] : call.arguments.items()) {
+      if (k.empty() || k[0] != '#') {
+        named[k] = v;
+        continue;
+      }
+      size_t idx = static_cast<size_t>(std::stoi(k.substr(1)));
+      if (idx >= order.size()) return InvalidArgument(w + ": positional argument " + std::to_string(idx) + " of " + call.name + ": the method has " + std::to_string(order.size()) + " parameters");
+      if (call.arguments.contains(order[idx])) return InvalidArgument(w + ": " + order[idx] + " given positionally and by name");
+      named[order[idx]] = v;
+    }
+    call.arguments = std::move(named);
     out.push_back(std::move(call));
   }
   return out;
@@ -179,7 +345,7 @@ Status ReplayOrFail(FcBackend& b, const std::vector<rewards::FunctionCall>& call
   return Status::Ok();
 }
 
-Status LoadBfclMultiTurn(const json& j, const std::string& where, const json& gt, const std::string& aw, FcCase& c) {
+Status LoadBfclMultiTurn(const json& j, const std::string& where, const json& gt, const std::string& aw, FcCase& c, const std::string& doc_dir) {
   const json& q = j["question"];
   for (size_t t = 0; t < q.size(); ++t) {
     std::string tw = where + ": question[" + std::to_string(t) + "]";
@@ -187,7 +353,7 @@ Status LoadBfclMultiTurn(const json& j, const std::string& where, const json& gt
     K2_ASSIGN_OR_RETURN(auto msgs, MessagesFromJson(q[t], tw));
     c.turns.push_back(std::move(msgs));
   }
-  K2_RETURN_IF_ERROR(LoadStateWorld(j, where, c));
+  K2_RETURN_IF_ERROR(LoadStateWorld(j, where, c, doc_dir));
   if (j.contains("missed_function")) {
     const json& mf = j["missed_function"];
     if (!mf.is_object()) return InvalidArgument(where + ": missed_function: expected {\"TURN\": [function names]}");
@@ -226,45 +392,118 @@ Status LoadBfclMultiTurn(const json& j, const std::string& where, const json& gt
 
 }  // namespace
 
+namespace {
+
+// Why a BFCL category cannot be evaluated in tree (the whole category), or "".
+std::string UnevaluableBfcl(const std::string& category) {
+  if (category == "memory" || category.rfind("memory_", 0) == 0)
+    return "memory: needs BFCL's MemoryAPI backends (key-value, vector store with embeddings, recursive summarization) "
+           "filled by the prerequisite conversations; no in-tree backend";
+  if (category == "web_search" || category.rfind("web_search_", 0) == 0)
+    return "web_search: needs live web search and page fetching (WebSearchAPI); not evaluable offline";
+  return "";
+}
+
+rewards::CallLanguage LanguageOf(const std::string& category) {
+  if (category.find("javascript") != std::string::npos) return rewards::CallLanguage::kJavaScript;
+  if (category.find("java") != std::string::npos) return rewards::CallLanguage::kJava;
+  return rewards::CallLanguage::kPython;
+}
+
+Status LoadBfclCase(const json& j, const std::string& where, const Answers& ans, const std::string& answers, const std::string& doc_dir, FcCase& c) {
+  auto q = j.find("question");
+  if (q == j.end() || !q->is_array() || q->empty())
+    return InvalidArgument(where + ": question: expected a non-empty array of turns (arrays of messages)");
+  if (std::string why = UnevaluableBfcl(c.category); !why.empty()) return InvalidArgument(where + ": " + why);
+  if (q->size() > 1 || c.category.find("multi_turn") != std::string::npos || (j.contains("involved_classes") && !j.contains("function"))) {
+    auto a = ans.find(c.id);
+    if (a == ans.end()) return InvalidArgument(where + ": no answer with id \"" + c.id + "\" in " + answers);
+    return LoadBfclMultiTurn(j, where, a->second.first["ground_truth"], a->second.second, c, doc_dir);
+  }
+  const json& turn = (*q)[0].is_array() ? (*q)[0] : *q;  // older files: one flat list of messages
+  K2_ASSIGN_OR_RETURN(c.messages, MessagesFromJson(turn, where + ": question[0]"));
+  if (!j.contains("function")) return InvalidArgument(where + ": function: missing");
+  c.functions = j["function"].is_object() ? json::array({j["function"]}) : j["function"];
+  K2_RETURN_IF_ERROR(CheckFunctions(c.functions, where));
+  c.language = LanguageOf(c.category);
+  if (c.category.find("irrelevance") != std::string::npos) {
+    c.kind = "no_call";
+    return Status::Ok();
+  }
+  auto a = ans.find(c.id);
+  if (c.category.find("relevance") != std::string::npos && a == ans.end()) {
+    c.kind = "some_call";  // BFCL live_relevance: any call counts; there is no answer to compare with
+    return Status::Ok();
+  }
+  if (a == ans.end()) return InvalidArgument(where + ": no answer with id \"" + c.id + "\" in " + answers);
+  c.kind = "calls";
+  c.ground_truth = a->second.first["ground_truth"];
+  return CheckAllowedLists(c.ground_truth, c.functions, a->second.second);
+}
+
+FcLoadError ErrorOf(const std::string& id, const std::string& where, const Status& st) {
+  return {id, id.empty() ? "" : CategoryOf(id), where, st.message()};
+}
+
+// "BFCL_v4_live_simple.json" -> "live_simple"; "data_normal_atom_bool.json" -> "normal_atom_bool".
+std::string FileCategory(const std::string& path) {
+  std::string base = path.substr(path.find_last_of('/') + 1);
+  if (base.size() > 5 && base.substr(base.size() - 5) == ".json") base = base.substr(0, base.size() - 5);
+  if (base.size() > 6 && base.substr(base.size() - 6) == ".jsonl") base = base.substr(0, base.size() - 6);
+  if (base.rfind("BFCL_v", 0) == 0) {
+    size_t u = base.find('_', 5);
+    return u == std::string::npos ? base : base.substr(u + 1);
+  }
+  if (base.rfind("data_", 0) == 0) return base.substr(5);
+  return base;
+}
+
+}  // namespace
+
 Expected<FcSuite> LoadBfcl(const std::string& questions, const std::string& answers) {
   FcSuite s;
   s.name = "bfcl:" + questions;
-  K2_ASSIGN_OR_RETURN(auto recs, ReadRecords(questions));
-  K2_ASSIGN_OR_RETURN(auto ans, ReadAnswers(answers));
-  for (auto& [j, where] : recs) {
-    K2_ASSIGN_OR_RETURN(std::string id, IdOf(j, where));
-    FcCase c;
-    c.id = id;
-    c.source = "bfcl";
-    c.category = CategoryOf(id);
-    auto q = j.find("question");
-    if (q == j.end() || !q->is_array() || q->empty())
-      return InvalidArgument(where + ": question: expected a non-empty array of turns (arrays of messages)");
-    if (q->size() > 1 || c.category.find("multi_turn") != std::string::npos) {
-      auto a = ans.find(id);
-      if (a == ans.end()) return InvalidArgument(where + ": no answer with id \"" + id + "\" in " + answers);
-      K2_RETURN_IF_ERROR(LoadBfclMultiTurn(j, where, a->second.first["ground_truth"], a->second.second, c));
-      s.cases.push_back(std::move(c));
+  json index;
+  K2_ASSIGN_OR_RETURN(auto recs, ReadRecords(questions, &index));
+  if (index.is_object()) {
+    // format_sensitivity: {category: [ids of cases of other files]}, to be re-run under prompt-format
+    // variants (system prompt wording, return format, doc format) that a tools API does not have.
+    for (auto& [cat, ids] : index.items())
+      for (auto& id : ids.is_array() ? ids : json::array()) {
+        ++s.in_file;
+        s.errors.push_back({id.is_string() ? id.get<std::string>() : id.dump(), FileCategory(questions), questions + ": " + cat,
+                            "format_sensitivity: a prompt-format variant of " + (id.is_string() ? id.get<std::string>() : id.dump()) +
+                                " (BFCL's non-scoring category for prompted models: return format, tool-call tags, doc format); "
+                                "through a tools API the case is the same as its original, scored in its own category"});
+      }
+    return s;
+  }
+  std::vector<std::string> bad_answers;
+  K2_ASSIGN_OR_RETURN(auto ans, ReadAnswers(answers, &bad_answers));
+  // BFCL keeps the docs of its multi-turn classes in multi_turn_func_doc/ beside the question files.
+  const std::string doc_dir = questions.substr(0, questions.find_last_of('/') + 1) + "multi_turn_func_doc";
+  for (auto& r : recs) {
+    ++s.in_file;
+    if (!r.error.empty()) {
+      s.errors.push_back({"", FileCategory(questions), r.where, r.error});
       continue;
     }
-    const json& turn = (*q)[0].is_array() ? (*q)[0] : *q;  // older files: one flat list of messages
-    auto msgs = MessagesFromJson(turn, where + ": question[0]");
-    if (!msgs.ok()) return msgs.status();
-    c.messages = std::move(*msgs);
-    if (!j.contains("function")) return InvalidArgument(where + ": function: missing");
-    c.functions = j["function"].is_object() ? json::array({j["function"]}) : j["function"];
-    K2_RETURN_IF_ERROR(CheckFunctions(c.functions, where));
-    if (c.category.find("irrelevance") != std::string::npos) {
-      c.kind = "no_call";
-    } else {
-      auto a = ans.find(id);
-      if (a == ans.end()) return InvalidArgument(where + ": no answer with id \"" + id + "\" in " + answers);
-      c.kind = "calls";
-      c.ground_truth = a->second.first["ground_truth"];
-      K2_RETURN_IF_ERROR(CheckAllowedLists(c.ground_truth, c.functions, a->second.second));
+    auto id = IdOf(r.j, r.where);
+    if (!id.ok()) {
+      s.errors.push_back({"", FileCategory(questions), r.where, id.status().message()});
+      continue;
+    }
+    FcCase c;
+    c.id = *id;
+    c.source = "bfcl";
+    c.category = CategoryOf(*id);
+    if (Status st = LoadBfclCase(r.j, r.where, ans, answers, doc_dir, c); !st.ok()) {
+      s.errors.push_back(ErrorOf(*id, r.where, st));
+      continue;
     }
     s.cases.push_back(std::move(c));
   }
+  for (auto& b : bad_answers) s.errors.push_back({"", FileCategory(questions), answers, b});
   return s;
 }
 
@@ -302,14 +541,6 @@ Expected<std::vector<Message>> ParseAceDialog(const std::string& text, const std
   return out;
 }
 
-// {"f": {...}, "g": {...}} or [{"f": {...}}, ...] -> [{"f": {...}}, ...]
-json AceEntries(const json& gt) {
-  if (gt.is_array()) return gt;
-  json out = json::array();
-  if (gt.is_object())
-    for (auto& [k, v] : gt.items()) out.push_back({{k, v}});
-  return out;
-}
 
 // Each user message opens a turn; assistant lines before it belong to that turn's opening.
 std::vector<std::vector<Message>> SplitTurns(const std::vector<Message>& msgs) {
@@ -356,386 +587,166 @@ Status LoadAceAgent(const json& j, const std::string& where, const json& answer,
 
 }  // namespace
 
+namespace {
+
+// ACEBench ground truth of a normal case: one {name_N: {param: value}} or a list of them (alternatives).
+Expected<json> AceAlternatives(const json& gt, const json& functions, const std::string& aw) {
+  json alts = gt.is_array() ? gt : json::array({gt});
+  json out = json::array();
+  for (size_t a = 0; a < alts.size(); ++a) {
+    std::string w = aw + ": ground_truth" + (gt.is_array() ? "[" + std::to_string(a) + "]" : "");
+    if (!alts[a].is_object() || alts[a].empty()) return InvalidArgument(w + ": expected {\"func\": {param: value}, ...}");
+    json calls = json::array();
+    for (auto& [name, params] : alts[a].items()) {
+      if (!params.is_object()) return InvalidArgument(w + "." + name + ": expected an object of parameter values");
+      std::string base = rewards::AceBaseName(name, functions);
+      bool known = std::any_of(functions.begin(), functions.end(), [&](const json& f) { return f["name"] == base; });
+      if (!known) return InvalidArgument(w + "." + name + ": function \"" + base + "\" is not among the case's functions");
+      calls.push_back({{name, params}});
+    }
+    out.push_back(calls);
+  }
+  return out;
+}
+
+// ACEBench adds the current time (normal and special prompts) or the user's profile (preference) to its
+// system prompt; special cases also get the three reply forms its checker looks for.
+void AceSystemMessage(const json& j, FcCase& c) {
+  std::string sys;
+  if (j.contains("profile") && j["profile"].is_string()) sys += "User profile:\n" + j["profile"].get<std::string>() + "\n";
+  if (j.contains("time") && j["time"].is_string() && !j["time"].get<std::string>().empty())
+    sys += "Current time: " + j["time"].get<std::string>() + "\n";
+  if (c.category.rfind("special", 0) == 0)
+    sys +=
+        "If a parameter value in the request does not fit the function's definition, reply "
+        "\"There is incorrect value (VALUE) for the parameters (KEY) in the conversation history.\" If the request lacks "
+        "values the function requires, reply \"Missing necessary parameters (KEY1, KEY2, ...) for the api (FUNCTION)\". If no "
+        "function can serve the request, reply \"Due to the limitations of the function, I cannot solve this problem.\" "
+        "Otherwise call the functions.\n";
+  if (!sys.empty()) c.messages.insert(c.messages.begin(), Message{"system", sys});
+}
+
+Status LoadAceCase(const json& j, const std::string& where, const Answers& ans, const std::string& answers, FcCase& c) {
+  auto q = j.find("question");
+  if (q == j.end() || !q->is_string()) return InvalidArgument(where + ": question: expected string");
+  K2_ASSIGN_OR_RETURN(c.messages, ParseAceDialog(q->get<std::string>(), where));
+  auto a = ans.find(c.id);
+  if (c.category.rfind("agent", 0) == 0) {
+    if (a == ans.end()) return InvalidArgument(where + ": no answer with id \"" + c.id + "\" in " + answers);
+    return LoadAceAgent(j, where, a->second.first, a->second.second, c);
+  }
+  if (!j.contains("function")) return InvalidArgument(where + ": function: missing");
+  c.functions = j["function"].is_object() ? json::array({j["function"]}) : j["function"];
+  K2_RETURN_IF_ERROR(CheckFunctions(c.functions, where));
+  AceSystemMessage(j, c);
+  if (c.category.find("irrelevant") != std::string::npos) {
+    c.kind = "no_call";
+    return Status::Ok();
+  }
+  if (a == ans.end()) return InvalidArgument(where + ": no answer with id \"" + c.id + "\" in " + answers);
+  const json& gt = a->second.first["ground_truth"];
+  const std::string& aw = a->second.second;
+  if (c.category.rfind("special_incomplete", 0) == 0 || c.category.rfind("special_error_param", 0) == 0) {
+    bool incomplete = c.category.rfind("special_incomplete", 0) == 0;
+    c.kind = incomplete ? "missing_params" : "error_param";
+    if (!gt.is_object() || gt.empty()) return InvalidArgument(aw + ": ground_truth: expected {\"func\": [...]}");
+    for (auto& [f, v] : gt.items()) {
+      json items = json::array();
+      if (v.is_array()) items = v;
+      else if (v.is_object() && !incomplete)
+        for (auto& [p, val] : v.items()) items.push_back(val);
+      else return InvalidArgument(aw + ": ground_truth." + f + ": expected array" + (incomplete ? " of parameter names" : " of values or {param: value}"));
+      if (items.empty()) return InvalidArgument(aw + ": ground_truth." + f + ": expected a non-empty list");
+      for (auto& x : items)
+        if (incomplete && !x.is_string()) return InvalidArgument(aw + ": ground_truth." + f + ": expected parameter names (strings)");
+      c.expect[f] = items;
+    }
+    return Status::Ok();
+  }
+  c.kind = "calls";
+  K2_ASSIGN_OR_RETURN(c.ground_truth, AceAlternatives(gt, c.functions, aw));
+  return Status::Ok();
+}
+
+}  // namespace
+
 Expected<FcSuite> LoadAceBench(const std::string& data, const std::string& answers) {
   FcSuite s;
   s.name = "acebench:" + data;
   K2_ASSIGN_OR_RETURN(auto recs, ReadRecords(data));
-  K2_ASSIGN_OR_RETURN(auto ans, ReadAnswers(answers));
-  for (auto& [j, where] : recs) {
-    K2_ASSIGN_OR_RETURN(std::string id, IdOf(j, where));
+  std::vector<std::string> bad_answers;
+  K2_ASSIGN_OR_RETURN(auto ans, ReadAnswers(answers, &bad_answers));
+  for (auto& r : recs) {
+    ++s.in_file;
+    if (!r.error.empty()) {
+      s.errors.push_back({"", FileCategory(data), r.where, r.error});
+      continue;
+    }
+    auto id = IdOf(r.j, r.where);
+    if (!id.ok()) {
+      s.errors.push_back({"", FileCategory(data), r.where, id.status().message()});
+      continue;
+    }
     FcCase c;
-    c.id = id;
+    c.id = *id;
     c.source = "acebench";
-    c.category = CategoryOf(id);
-    auto q = j.find("question");
-    if (q == j.end() || !q->is_string()) return InvalidArgument(where + ": question: expected string");
-    K2_ASSIGN_OR_RETURN(c.messages, ParseAceDialog(q->get<std::string>(), where));
-    if (c.category.rfind("agent", 0) == 0) {
-      auto a = ans.find(id);
-      if (a == ans.end()) return InvalidArgument(where + ": no answer with id \"" + id + "\" in " + answers);
-      K2_RETURN_IF_ERROR(LoadAceAgent(j, where, a->second.first, a->second.second, c));
-      s.cases.push_back(std::move(c));
+    c.category = CategoryOf(*id);
+    if (Status st = LoadAceCase(r.j, r.where, ans, answers, c); !st.ok()) {
+      s.errors.push_back(ErrorOf(*id, r.where, st));
       continue;
-    }
-    if (!j.contains("function")) return InvalidArgument(where + ": function: missing");
-    c.functions = j["function"].is_object() ? json::array({j["function"]}) : j["function"];
-    K2_RETURN_IF_ERROR(CheckFunctions(c.functions, where));
-    if (c.category.find("irrelevant") != std::string::npos) {
-      c.kind = "no_call";
-      s.cases.push_back(std::move(c));
-      continue;
-    }
-    auto a = ans.find(id);
-    if (a == ans.end()) return InvalidArgument(where + ": no answer with id \"" + id + "\" in " + answers);
-    const json& gt = a->second.first["ground_truth"];
-    const std::string& aw = a->second.second;
-    if (c.category.rfind("special_incomplete", 0) == 0 || c.category.rfind("special_error_param", 0) == 0) {
-      bool incomplete = c.category.rfind("special_incomplete", 0) == 0;
-      c.kind = incomplete ? "missing_params" : "error_param";
-      if (!gt.is_object() || gt.empty()) return InvalidArgument(aw + ": ground_truth: expected {\"func\": [...]}");
-      for (auto& [f, v] : gt.items()) {
-        json items = json::array();
-        if (v.is_array()) items = v;
-        else if (v.is_object() && !incomplete)
-          for (auto& [p, val] : v.items()) items.push_back(val);
-        else return InvalidArgument(aw + ": ground_truth." + f + ": expected array" + (incomplete ? " of parameter names" : " of values or {param: value}"));
-        if (items.empty()) return InvalidArgument(aw + ": ground_truth." + f + ": expected a non-empty list");
-        for (auto& x : items)
-          if (incomplete && !x.is_string()) return InvalidArgument(aw + ": ground_truth." + f + ": expected parameter names (strings)");
-        c.expect[f] = items;
-      }
-    } else {
-      c.kind = "calls";
-      json entries = AceEntries(gt);
-      // Exact values as ACEBench writes them; allowed lists of one value for the AST matcher.
-      c.ground_truth = rewards::ExactToAllowedLists(entries);
-      for (size_t i = 0; i < entries.size(); ++i)
-        if (!entries[i].is_object() || entries[i].size() != 1 || !entries[i].begin()->is_object())
-          return InvalidArgument(aw + ": ground_truth[" + std::to_string(i) + "]: expected {\"func\": {param: value}}");
-      K2_RETURN_IF_ERROR(CheckAllowedLists(c.ground_truth, c.functions, aw));
     }
     s.cases.push_back(std::move(c));
   }
+  for (auto& b : bad_answers) s.errors.push_back({"", FileCategory(data), answers, b});
   return s;
 }
 
 namespace {
 
-std::vector<rewards::FunctionCall> ExtractCalls(const Message& m) {
-  std::vector<rewards::FunctionCall> calls;
-  if (!m.tool_calls.empty()) {
-    for (auto& c : m.tool_calls) {
-      auto a = c.ParsedArguments();
-      calls.push_back({c.name, a ? *a : json()});
-    }
-    return calls;
-  }
-  auto j = ParseJson(rewards::Trim(m.content), "response");
-  if (!j.ok()) return calls;
-  json arr = j->is_array() ? *j : json::array({*j});
-  for (auto& c : arr)
-    if (c.is_object() && c.contains("name") && c["name"].is_string())
-      calls.push_back({c["name"].get<std::string>(), c.value("arguments", json())});
-  return calls;
+Expected<std::vector<std::string>> JsonFiles(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(dir, ec); !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    if (it->is_regular_file() && it->path().extension() == ".json") out.push_back(it->path().string());
+  if (ec) return InvalidArgument(dir + ": cannot list the folder: " + ec.message());
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
-std::string Mentioned(const json& x) { return x.is_string() ? x.get<std::string>() : x.dump(); }
-
-}  // namespace
-
-FcOutcome ScoreFcResponse(const FcCase& c, const agents::PolicyTurn& turn) {
-  FcOutcome o;
-  o.id = c.id;
-  o.category = c.category;
-  o.kind = c.kind;
-  o.response = ToJson(turn.message);
-  if (turn.failure) {
-    o.failure = *turn.failure;
-    o.detail = "malformed response: " + *turn.failure;
-    return o;
-  }
-  std::vector<rewards::FunctionCall> calls = ExtractCalls(turn.message);
-  if (c.kind == "calls") {
-    rewards::AstResult r = rewards::MatchCalls(calls, c.functions, c.ground_truth);
-    o.score = r.ok ? 1 : 0;
-    o.detail = r.detail;
-    return o;
-  }
-  if (!calls.empty()) {
-    o.detail = "called " + calls[0].name + (c.kind == "no_call" ? " on a request no function serves" : " instead of " +
-               std::string(c.kind == "missing_params" ? "asking for the missing parameters" : "pointing out the incorrect value"));
-    return o;
-  }
-  if (c.kind == "no_call") {
-    o.score = 1;
-    o.detail = "declined without a call";
-    return o;
-  }
-  std::string reply = rewards::AsciiLower(turn.message.content);
-  for (auto& [f, items] : c.expect.items()) {
-    for (auto& x : items) {
-      std::string want = rewards::AsciiLower(Mentioned(x));
-      if (reply.find(want) == std::string::npos) {
-        o.detail = std::string(c.kind == "missing_params" ? "missing parameter" : "incorrect value") + " \"" +
-                   Mentioned(x) + "\" of " + f + " not mentioned";
-        return o;
-      }
-    }
-  }
-  o.score = 1;
-  o.detail = c.kind == "missing_params" ? "asked for every missing parameter" : "pointed out every incorrect value";
-  return o;
-}
-
-namespace {
-
-// Tools visible in `turn`: the case's functions minus those missed until a later turn.
-json VisibleTools(const FcCase& c, int turn) {
-  json fs = json::array();
-  for (auto& f : c.functions) {
-    bool hidden = false;
-    for (auto& [t, names] : c.missed)
-      if (t > turn && std::find(names.begin(), names.end(), f["name"].get<std::string>()) != names.end()) hidden = true;
-    if (!hidden) fs.push_back(f);
-  }
-  return ToOpenAiTools(fs);
-}
-
-bool SameCall(const rewards::FunctionCall& a, const rewards::FunctionCall& b) { return a.name == b.name && a.arguments == b.arguments; }
-
-// ACEBench process accuracy: the share of milestones found, in order, among the executed calls.
-double ProcessAccuracy(const std::vector<rewards::FunctionCall>& executed, const std::vector<rewards::FunctionCall>& milestones) {
-  if (milestones.empty()) return 1;
-  size_t m = 0;
-  for (auto& e : executed)
-    if (m < milestones.size() && SameCall(e, milestones[m])) ++m;
-  return static_cast<double>(m) / static_cast<double>(milestones.size());
-}
-
-FcOutcome RunStateCase(const FcCase& c, agents::Policy& policy, const FcRunOptions& opt, uint64_t seed) {
-  FcOutcome o;
-  o.id = c.id;
-  o.category = c.category;
-  o.kind = c.kind;
-  const bool bfcl = c.source == "bfcl";
-  // Loaders validated the world: Create cannot fail here.
-  auto made = FcBackend::Create(c.classes, c.initial_config, c.id);
-  auto gt_made = FcBackend::Create(c.classes, c.initial_config, c.id);
-  if (!made.ok() || !gt_made.ok()) {
-    o.failure = "broken_case: " + (made.ok() ? gt_made.status() : made.status()).ToString();
-    o.detail = o.failure;
-    return o;
-  }
-  FcBackend env = std::move(*made), gt_env = std::move(*gt_made);
-  std::vector<Message> dialog;
-  std::vector<rewards::FunctionCall> executed;
-  int turns_passed = 0, calls_made = 0;
-  auto finish = [&](double score, std::string detail) {
-    o.score = score;
-    o.detail = std::move(detail);
-    o.response = ToJson(dialog);
-    o.components = {{"turns", c.turns.size()}, {"turns_passed", turns_passed}, {"calls", calls_made}};
-    if (!bfcl) o.components["process"] = ProcessAccuracy(executed, c.milestones);
-    policy.EndSession(c.id);
-    return o;
-  };
-  for (size_t t = 0; t < c.turns.size(); ++t) {
-    const std::string tw = "turn " + std::to_string(t) + ": ";
-    for (auto& m : c.turns[t]) dialog.push_back(m);
-    const json tools = VisibleTools(c, static_cast<int>(t));
-    int turn_calls = 0;
-    bool answered = false;
-    std::vector<json> turn_results;  // BFCL's response check: what the model's calls returned this turn
-    for (int step = 0; step < opt.max_steps_per_turn && !answered; ++step) {
-      agents::PolicyRequest req;
-      req.messages = dialog;
-      req.tools = tools;
-      req.temperature = opt.temperature;
-      req.max_tokens = opt.max_tokens;
-      req.seed = seed + 1000ULL * (t * static_cast<uint64_t>(opt.max_steps_per_turn) + static_cast<uint64_t>(step));
-      req.session = c.id;
-      auto turn = policy.Act(req);
-      if (!turn.ok()) {
-        o.failure = "policy_error: " + turn.status().ToString();
-        return finish(0, tw + o.failure);
-      }
-      if (turn->failure) {
-        o.failure = *turn->failure;
-        dialog.push_back(turn->message);
-        return finish(0, tw + "malformed response: " + *turn->failure);
-      }
-      Message said = turn->message;
-      std::vector<rewards::FunctionCall> calls = ExtractCalls(said);
-      // Prompted calls (JSON in the content) get ids so that each result answers one call.
-      if (said.tool_calls.empty() && !calls.empty())
-        for (size_t i = 0; i < calls.size(); ++i)
-          said.tool_calls.push_back({"call_" + std::to_string(t) + "_" + std::to_string(step) + "_" + std::to_string(i), calls[i].name,
-                                     calls[i].arguments.dump()});
-      dialog.push_back(said);
-      if (calls.empty()) {
-        answered = true;
-        break;
-      }
-      for (size_t i = 0; i < calls.size(); ++i) {
-        json result;
-        bool visible = std::any_of(tools.begin(), tools.end(), [&](const json& f) { return f["function"]["name"] == calls[i].name; });
-        if (!visible) result = {{"error", "no function named " + calls[i].name + " is available"}};
-        else result = env.Call(calls[i].name, calls[i].arguments.is_null() ? json::object() : calls[i].arguments);
-        Message tool;
-        tool.role = "tool";
-        tool.content = result.dump();
-        tool.tool_call_id = said.tool_calls[i].id;
-        tool.name = calls[i].name;
-        dialog.push_back(std::move(tool));
-        turn_results.push_back(std::move(result));
-        executed.push_back(calls[i]);
-        ++turn_calls;
-        ++calls_made;
-      }
-    }
-    if (!answered) return finish(0, tw + "still calling functions after " + std::to_string(opt.max_steps_per_turn) + " steps");
-    if (bfcl) {
-      std::vector<json> gt_results;
-      for (auto& g : c.gt_turns[t]) gt_results.push_back(gt_env.Call(g.name, g.arguments));  // validated by the loader
-      if (c.gt_turns[t].empty() && turn_calls > 0)
-        return finish(0, tw + "expected no call (the request cannot be served with the available functions), got " +
-                             std::to_string(turn_calls));
-      std::string d = FirstDifference(env.State(), gt_env.State(), /*subset=*/false);
-      if (!d.empty()) return finish(0, tw + "state differs from the ground truth's: " + d);
-      // Read-only steps leave no trace in the state: every ground-truth result must also have been
-      // obtained by one of the model's calls this turn (BFCL's response check).
-      for (size_t g = 0; g < gt_results.size(); ++g)
-        if (std::find(turn_results.begin(), turn_results.end(), gt_results[g]) == turn_results.end())
-          return finish(0, tw + "no call of the turn obtained the result of ground-truth " + c.gt_turns[t][g].name + " (" +
-                               gt_results[g].dump().substr(0, 80) + ")");
-    }
-    ++turns_passed;
-  }
-  if (!bfcl) {
-    std::string d = FirstDifference(env.State(), c.expected_state, /*subset=*/true);
-    if (!d.empty()) return finish(0, "final state differs from the ground truth: " + d);
-    return finish(1, "final state matches the ground truth");
-  }
-  return finish(1, "state matched the ground truth after every turn");
+void Append(FcSuite& into, FcSuite&& part) {
+  into.in_file += part.in_file;
+  for (auto& c : part.cases) into.cases.push_back(std::move(c));
+  for (auto& e : part.errors) into.errors.push_back(std::move(e));
 }
 
 }  // namespace
 
-std::vector<FcOutcome> RunFcSuite(const FcSuite& suite, agents::Policy& policy, const FcRunOptions& opt) {
-  std::vector<FcOutcome> out(suite.cases.size());
-  auto one = [&](int64_t i) {
-    const FcCase& c = suite.cases[static_cast<size_t>(i)];
-    if (c.kind == "state") {
-      out[static_cast<size_t>(i)] = RunStateCase(c, policy, opt, opt.seed + static_cast<uint64_t>(i));
-      return;
-    }
-    agents::PolicyRequest req;
-    req.messages = c.messages;
-    req.tools = ToOpenAiTools(c.functions);
-    req.temperature = opt.temperature;
-    req.max_tokens = opt.max_tokens;
-    req.seed = opt.seed + static_cast<uint64_t>(i);
-    req.session = c.id;
-    auto turn = policy.Act(req);
-    policy.EndSession(c.id);
-    if (!turn.ok()) {
-      FcOutcome o;
-      o.id = c.id;
-      o.category = c.category;
-      o.kind = c.kind;
-      o.failure = "policy_error: " + turn.status().ToString();
-      o.detail = o.failure;
-      out[static_cast<size_t>(i)] = std::move(o);
-      return;
-    }
-    out[static_cast<size_t>(i)] = ScoreFcResponse(c, *turn);
-  };
-  if (opt.threads <= 1) {
-    for (int64_t i = 0; i < static_cast<int64_t>(out.size()); ++i) one(i);
-  } else {
-    ThreadPool pool(opt.threads);
-    pool.ParallelFor(static_cast<int64_t>(out.size()), one);
+Expected<FcSuite> LoadBfclDir(const std::string& dir) {
+  FcSuite s;
+  s.name = "bfcl:" + dir;
+  K2_ASSIGN_OR_RETURN(auto files, JsonFiles(dir));
+  for (auto& f : files) {
+    std::string base = f.substr(f.find_last_of('/') + 1);
+    if (base.rfind("BFCL_v", 0) != 0) continue;
+    std::string ans = dir + "/possible_answer/" + base;
+    K2_ASSIGN_OR_RETURN(FcSuite part, LoadBfcl(f, std::filesystem::exists(ans) ? ans : ""));
+    Append(s, std::move(part));
   }
-  return out;
+  return s;
 }
 
-FcOraclePolicy::FcOraclePolicy(const FcSuite& suite, int skip_step) : skip_step_(skip_step) {
-  for (auto& c : suite.cases) cases_[c.id] = &c;
-}
-
-Expected<agents::PolicyTurn> FcOraclePolicy::Act(const agents::PolicyRequest& r) {
-  auto it = cases_.find(r.session);
-  if (it == cases_.end()) return NotFound("fc oracle: no case with id \"" + r.session + "\" (session)");
-  const FcCase& c = *it->second;
-  agents::PolicyTurn out;
-  out.message.role = "assistant";
-  auto say_calls = [&](const std::vector<rewards::FunctionCall>& calls) {
-    for (size_t i = 0; i < calls.size(); ++i)
-      out.message.tool_calls.push_back({"call_" + std::to_string(i), calls[i].name, calls[i].arguments.dump()});
-  };
-  if (c.kind == "calls") {
-    std::vector<rewards::FunctionCall> calls;
-    for (auto& g : c.ground_truth) {
-      json args = json::object();
-      for (auto& [p, allowed] : g.begin().value().items())
-        if (!allowed.empty() && allowed[0] != "") args[p] = allowed[0];  // "" in an allowed list: may be omitted
-      calls.push_back({g.begin().key(), args});
-    }
-    say_calls(calls);
-    return out;
+Expected<FcSuite> LoadAceBenchDir(const std::string& dir) {
+  FcSuite s;
+  s.name = "acebench:" + dir;
+  K2_ASSIGN_OR_RETURN(auto files, JsonFiles(dir));
+  for (auto& f : files) {
+    std::string base = f.substr(f.find_last_of('/') + 1);
+    if (base.rfind("data_", 0) != 0) continue;
+    std::string ans = dir + "/possible_answer/" + base;
+    K2_ASSIGN_OR_RETURN(FcSuite part, LoadAceBench(f, std::filesystem::exists(ans) ? ans : ""));
+    Append(s, std::move(part));
   }
-  if (c.kind == "no_call") {
-    out.message.content = "None of the available functions can serve this request.";
-    return out;
-  }
-  if (c.kind == "missing_params" || c.kind == "error_param") {
-    std::string text = c.kind == "missing_params" ? "Please provide the missing parameters:" : "These values are incorrect:";
-    for (auto& [f, items] : c.expect.items())
-      for (auto& x : items) text += " " + (x.is_string() ? x.get<std::string>() : x.dump());
-    out.message.content = text;
-    return out;
-  }
-  // State case: where are we? The last user message fixes its turn; each text-only reply after it ended
-  // one more turn (the next one being a missed-function turn, which opens without a user message); the
-  // tool results since then are the calls already made in the current turn.
-  size_t users = 0, ended = 0, calls_this_turn = 0;
-  for (auto& m : r.messages) {
-    if (m.role == "user") {
-      ++users;
-      ended = 0;
-      calls_this_turn = 0;
-    } else if (m.role == "assistant" && m.tool_calls.empty()) {
-      ++ended;
-      calls_this_turn = 0;
-    } else if (m.role == "tool") {
-      ++calls_this_turn;
-    }
-  }
-  size_t turn = 0, seen = 0;
-  for (; turn < c.turns.size(); ++turn) {
-    for (auto& m : c.turns[turn]) seen += m.role == "user";
-    if (seen >= users) break;
-  }
-  turn += ended;
-  if (turn >= c.turns.size()) return InvalidArgument("fc oracle: case " + c.id + ": the dialog has more user turns than the case");
-  // The plan of this turn and the global index of its first call (skip_step counts over the whole case).
-  std::vector<rewards::FunctionCall> plan;
-  size_t first = 0;
-  if (c.source == "bfcl") {
-    for (size_t t = 0; t < turn; ++t) first += c.gt_turns[t].size();
-    plan = c.gt_turns[turn];
-  } else if (turn == 0) {
-    plan = c.milestones;  // ACEBench: the whole reference path on the first request
-  }
-  std::vector<rewards::FunctionCall> kept;
-  for (size_t i = 0; i < plan.size(); ++i)
-    if (static_cast<int>(first + i) != skip_step_) kept.push_back(plan[i]);
-  if (calls_this_turn < kept.size()) {
-    say_calls({kept[calls_this_turn]});
-    return out;
-  }
-  out.message.content = "Done.";
-  return out;
+  return s;
 }
 
 }  // namespace k2::eval

@@ -7,7 +7,9 @@
 // these suites, and a runner that sends every case through an agents::Policy.
 //
 // Loaders and ScoreFcResponse are pure; RunFcSuite calls Policy::Act from `threads` threads (the
-// Policy contract makes Act thread-safe). Bad files give InvalidArgument naming file:line and the field.
+// Policy contract makes Act thread-safe). An unreadable file is an error; a bad case (or one whose
+// category the tree cannot evaluate) is recorded in FcSuite::errors with its id and the reason, and the
+// rest of the file loads.
 #pragma once
 
 #include <cstdint>
@@ -26,10 +28,15 @@ namespace k2::eval {
 struct FcCase {
   std::string id;
   std::string source;    // "bfcl" or "acebench"
-  std::string category;  // the id without its trailing "_<n>": "simple", "parallel_multiple", "special_incomplete", ...
+  // The benchmark's category: the id up to its first "_<digit>" ("live_simple_0-0-0" -> "live_simple",
+  // "normal_multi_turn_user_adjust_3_1" -> "normal_multi_turn_user_adjust").
+  std::string category;
+  rewards::CallLanguage language = rewards::CallLanguage::kPython;  // BFCL java / javascript categories
   // What a correct response does:
   //   "calls"          the calls match `ground_truth` (BFCL allowed-value lists; order-insensitive)
-  //   "no_call"        no function is called (BFCL irrelevance, ACEBench special_irrelevant)
+  //   "no_call"        no function is called (BFCL irrelevance; ACEBench special_irrelevant, whose reply
+  //                    must also say "the limitations of the function")
+  //   "some_call"      at least one call, values not checked (BFCL live_relevance)
   //   "missing_params" no call, and the reply names every parameter in `expect` ({func: [param...]})
   //   "error_param"    no call, and the reply quotes every incorrect value in `expect` ({func: [value...]})
   //   "state"          multi-turn against an FcBackend: BFCL compares the state after every turn with
@@ -38,7 +45,9 @@ struct FcCase {
   std::string kind;
   std::vector<Message> messages;  // single-turn kinds: the prompt, oldest first
   json functions = json::array(); // function docs as the file gives them (BFCL/ACEBench layout)
-  json ground_truth = json::array();  // kind "calls": [{"func": {"param": [allowed...]}}]
+  // Kind "calls": BFCL [{"func": {"param": [allowed...]}}]; ACEBench [[{"func": {"param": value}}...]...]
+  // (alternatives, each a set of calls; "func_2"-style names as the file writes them).
+  json ground_truth = json::array();
   json expect = json::object();
   // Kind "state" only.
   std::vector<std::vector<Message>> turns;                   // messages that open each user turn
@@ -50,9 +59,18 @@ struct FcCase {
   std::map<int, std::vector<std::string>> missed;            // BFCL missed_function: hidden before turn
 };
 
+struct FcLoadError {
+  std::string id;        // the case id ("" when the line has none)
+  std::string category;  // from the id, or the file's category
+  std::string where;     // file:line
+  std::string reason;
+};
+
 struct FcSuite {
   std::string name;
   std::vector<FcCase> cases;
+  std::vector<FcLoadError> errors;  // cases in the file that did not load
+  int in_file = 0;                  // cases (records) in the file
 };
 
 // BFCL: `questions` is JSON lines {"id", "question": [[{role, content}...]] (turns), "function": [...]};
@@ -79,18 +97,40 @@ Expected<FcSuite> LoadBfcl(const std::string& questions, const std::string& answ
 // milestones, run on a fresh backend, reach the expected state (else the case is broken).
 Expected<FcSuite> LoadAceBench(const std::string& data, const std::string& answers);
 
-// OpenAI tools array from BFCL/ACEBench function docs: "dict" -> "object", "float" -> "number",
-// "tuple" -> "array", "any" -> no type (recursively).
-json ToOpenAiTools(const json& functions);
+// Loads every BFCL_v*_<category>.json of `dir` with its possible_answer/ file, or every data_<category>.json
+// of an ACEBench folder with its possible_answer/ file, into one suite (cases in file order, files in
+// name order; errors and in_file summed).
+Expected<FcSuite> LoadBfclDir(const std::string& dir);
+Expected<FcSuite> LoadAceBenchDir(const std::string& dir);
+
+// OpenAI tools array from BFCL/ACEBench function docs, valid JSON Schema for every language: Python and
+// ACEBench types map as BFCL maps them to OpenAPI ("dict" -> "object", "float" -> "number", "tuple" ->
+// "array", "any" -> "string", "list(string)" -> array of string, "enum" -> "string", ...); Java and
+// JavaScript parameters become strings carrying source code, their declared type said in the
+// description (BFCL's convention). Names outside [A-Za-z0-9_-]{1,64} ("Class.method") are rewritten
+// ("Class_method"; collisions get a numeric suffix); `names`, when given, receives offered -> original.
+json ToOpenAiTools(const json& functions, rewards::CallLanguage language = rewards::CallLanguage::kPython,
+                   std::map<std::string, std::string>* names = nullptr);
+
+// The case's tools as offered to a policy (ToOpenAiTools of its functions and language).
+json CaseTools(const FcCase& c);
+
 
 struct FcOutcome {
   std::string id, category, kind;
+  std::string source;     // "bfcl" or "acebench"
   double score = 0;       // 1 or 0
   std::string detail;     // why
   json response;          // the assistant message (OpenAI JSON); kind state: the whole dialog
   std::string failure;    // PolicyTurn::failure or the Act error, "" when none
   json components = json::object();  // kind state: {"turns_passed", "turns", "calls", "process"}
 };
+
+// Leaderboard aggregates over outcomes, as each benchmark computes them: per category accuracy (ACEBench
+// normal_multi_turn_*: per dialog, all its turns right), then BFCL's overall (unweighted mean of its
+// groups) and ACEBench's summary (0.2676 special + 0.578 normal + 0.1545 agent; each an unweighted mean
+// of its categories). Categories absent from `outcomes` are left out of the means. See docs/eval.md.
+json FcLeaderboard(const std::vector<FcOutcome>& outcomes);
 
 // Checks one response. Calls are the message's tool_calls, or, when it has none, its content parsed as a
 // JSON call list (prompted function calling). A turn with `failure` scores 0 with that reason.
@@ -108,6 +148,11 @@ struct FcRunOptions {
 // call runs on the case's backend and its result goes back as a tool message. A policy error on one case
 // scores that case 0 (failure recorded); results are in case order whatever the thread count.
 std::vector<FcOutcome> RunFcSuite(const FcSuite& suite, agents::Policy& policy, const FcRunOptions& options);
+
+// The reference answer of a kind "calls" case: BFCL's first allowed value of each parameter (left out
+// when that is "", the optional marker; a required parameter takes its first value other than ""), in Java / JavaScript source form for those languages; ACEBench's
+// first alternative. Names are the docs' names.
+std::vector<rewards::FunctionCall> ReferenceCalls(const FcCase& c);
 
 // The reference policy of an FC suite (what `--policy oracle` means for kind bfcl/acebench): kind calls
 // -> the ground-truth calls (first allowed value of each parameter; "" = omitted); no_call -> a refusal;

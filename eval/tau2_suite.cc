@@ -3,6 +3,8 @@
 #include "eval/tau2_suite.h"
 
 #include <filesystem>
+#include <future>
+#include <optional>
 
 #include "core/store.h"
 #include "core/thread_pool.h"
@@ -181,6 +183,126 @@ Expected<std::vector<TrialResult>> RunTau2Suite(const Tau2Suite& suite, agents::
     out.push_back(std::move(res));
   }
   return out;
+}
+
+}  // namespace k2::eval
+
+namespace k2::eval {
+
+Expected<rewards::tau2::Tau2Evaluation> ScoreTau2Episode(const std::shared_ptr<const agents::tau2::Domain>& domain,
+                                                         const agents::tau2::Task& task, const json& trajectory,
+                                                         const std::string& termination, const rewards::ChatFn& judge) {
+  rewards::tau2::Tau2EnvOutcome env;
+  if (rewards::tau2::IsScoredTermination(termination)) {
+    K2_ASSIGN_OR_RETURN(agents::tau2::EnvCheck c, agents::tau2::CheckEnvironment(domain, task, trajectory));
+    env.db_match = c.db_match;
+    env.assertions_met = c.all_assertions_met;
+    env.detail = {{"note", c.note}, {"assertions", c.assertions}, {"gold_log", c.gold_log}, {"replay_log", c.replay_log}};
+  }
+  return rewards::tau2::Evaluate(task.data, trajectory, termination, env, judge);
+}
+
+Expected<std::vector<agents::tau2::Task>> SelectNativeTau2Tasks(const NativeTau2Options& o) {
+  std::string path = (std::filesystem::path(o.data_dir) / o.tasks_file).string();
+  K2_ASSIGN_OR_RETURN(std::vector<agents::tau2::Task> tasks, agents::tau2::LoadTasks(path, o.domain));
+  if (!o.split.empty()) {
+    K2_ASSIGN_OR_RETURN(auto splits, agents::tau2::LoadSplits(path));
+    K2_ASSIGN_OR_RETURN(tasks, agents::tau2::SelectSplit(tasks, splits, o.split));
+  }
+  if (o.max_tasks > 0 && static_cast<size_t>(o.max_tasks) < tasks.size()) tasks.resize(static_cast<size_t>(o.max_tasks));
+  if (tasks.empty()) return InvalidArgument(path + ": no task selected");
+  return tasks;
+}
+
+Expected<std::vector<TrialRecord>> RunNativeTau2(const NativeTau2Options& o, agents::Policy& agent, agents::Policy* user_llm) {
+  if (o.trials < 1) return InvalidArgument("eval: trials must be >= 1, got " + std::to_string(o.trials));
+  K2_ASSIGN_OR_RETURN(auto domain, agents::tau2::LoadDomain(o.domain, o.data_dir));
+  K2_ASSIGN_OR_RETURN(std::vector<agents::tau2::Task> tasks, SelectNativeTau2Tasks(o));
+  // A task the judge must grade fails the run up front when no judge is given.
+  for (auto& t : tasks) {
+    const json& ec = t.evaluation_criteria();
+    bool needs = false;
+    for (auto& b : t.reward_basis()) needs = needs || b == "NL_ASSERTION";
+    if (needs && ec["nl_assertions"].is_array() && !ec["nl_assertions"].empty() && !o.judge)
+      return FailedPrecondition("eval: task " + t.id + " of " + o.domain +
+                                " has NL_ASSERTION in its reward basis: give a judge (--judge openai:URL, or --user-llm, which judges by default)");
+    std::vector<std::string> log;
+    auto st = agents::tau2::InitialState(domain, t, &log);
+    if (!st.ok()) return st.status().Context("eval: " + o.domain);
+  }
+  if (o.guidelines.empty() && user_llm) return InvalidArgument("eval: the LLM user needs τ²'s simulation guidelines text");
+  json user_tools = json::array();
+  for (auto& s : domain->ToolSpecs(true)) user_tools.push_back(toolgen::ToOpenAITool(s));
+
+  struct Job {
+    size_t task;
+    int trial;
+  };
+  std::vector<Job> jobs;
+  for (size_t i = 0; i < tasks.size(); ++i)
+    for (int k = 0; k < o.trials; ++k) jobs.push_back({i, k});
+  std::vector<std::optional<Expected<TrialRecord>>> out(jobs.size());
+  {
+    ThreadPool pool(o.threads);
+    std::vector<std::future<void>> fs;
+    for (size_t j = 0; j < jobs.size(); ++j)
+      fs.push_back(pool.Submit([&, j]() {
+        const agents::tau2::Task& t = tasks[jobs[j].task];
+        uint64_t seed = o.seed * 1000003ULL + std::hash<std::string>{}(t.id) + static_cast<uint64_t>(jobs[j].trial) * 7919ULL;
+        std::unique_ptr<agents::tau2::UserSim> user =
+            user_llm ? agents::tau2::MakeLlmUser(user_llm, t, o.guidelines, user_tools, seed) : agents::tau2::MakeScriptedUser(t);
+        auto run = agents::tau2::Run(domain, t, agent, *user, o.limits, seed);
+        if (!run.ok()) {
+          out[j] = run.status();
+          return;
+        }
+        auto ev = ScoreTau2Episode(domain, t, run->trajectory, run->termination, o.judge);
+        if (!ev.ok()) {
+          out[j] = ev.status().Context("eval: task " + t.id + " trial " + std::to_string(jobs[j].trial));
+          return;
+        }
+        TrialRecord r;
+        r.case_id = t.id;
+        r.group = o.domain;
+        r.trial = jobs[j].trial;
+        r.reward = ev->reward;
+        r.success = ev->reward >= 1.0;
+        r.end_reason = run->termination == "user_stop" && run->stop_detail != "stop" ? run->stop_detail : run->termination;
+        r.detail = run->error.empty() ? ev->info.dump() : run->error + "\n" + ev->info.dump();
+        r.components = ev->breakdown;
+        if (o.keep_trajectories) r.trajectory = run->trajectory;
+        out[j] = std::move(r);
+      }));
+    for (auto& f : fs) f.get();
+  }
+  std::vector<TrialRecord> records;
+  for (auto& r : out) {
+    if (!r->ok()) return r->status();
+    records.push_back(std::move(**r));
+  }
+  return records;
+}
+
+}  // namespace k2::eval
+
+namespace k2::eval {
+
+Expected<std::string> Tau2DomainDir(const std::string& tau2_data, const std::string& domain) {
+  if (tau2_data.empty()) return InvalidArgument("--tau2-data: required for tau2:DOMAIN suites (τ²-bench's data/tau2/domains folder)");
+  std::filesystem::path p = std::filesystem::path(tau2_data) / domain;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(p, ec))
+    return InvalidArgument("--tau2-data: " + p.string() + " is not a folder (expected " + tau2_data + "/<domain> with τ²'s files)");
+  return p.string();
+}
+
+Expected<std::string> ReadSimulationGuidelines(const std::string& tau2_data) {
+  namespace fs = std::filesystem;
+  for (fs::path p : {fs::path(tau2_data) / "simulation_guidelines.md", fs::path(tau2_data) / ".." / "user_simulator" / "simulation_guidelines.md"}) {
+    std::error_code ec;
+    if (fs::exists(p, ec)) return ReadFile(p.string());
+  }
+  return NotFound("--tau2-data " + tau2_data + ": no simulation_guidelines.md (looked in the folder and in ../user_simulator/)");
 }
 
 }  // namespace k2::eval

@@ -21,8 +21,11 @@
 
 #include "agents/episode.h"
 #include "agents/synthetic_env.h"
+#include "agents/tau2/run.h"
+#include "eval/results.h"
 #include "core/json.h"
 #include "rewards/scrr.h"
+#include "rewards/tool_verifier.h"
 #include "toolgen/synth/tasks.h"
 
 namespace k2 {
@@ -88,5 +91,49 @@ struct TrialResult {
 // built (a broken gold plan) or a judge failure is an error for the whole run.
 Expected<std::vector<TrialResult>> RunTau2Suite(const Tau2Suite& suite, agents::Policy& policy,
                                                 agents::UserSimulator& user, const Tau2Options& options);
+
+
+// ---- τ²-bench's own domains, run natively (agents/tau2) and scored by τ²'s rules (rewards::tau2) ----
+
+// Scores one finished episode as τ²-bench does: replays `trajectory` (τ² messages, history included) and
+// the gold actions on fresh states of `domain`, compares agent and user DB hashes, runs env assertions
+// by name, then ACTION / COMMUNICATE / NL_ASSERTION (judge) over the basis. `judge` may be empty unless
+// the task's basis has NL_ASSERTION with assertions (then FailedPrecondition). Gold actions that fail to
+// replay are logged in info.env.gold_log, never fatal. Thread-safe when the judge is.
+Expected<rewards::tau2::Tau2Evaluation> ScoreTau2Episode(const std::shared_ptr<const agents::tau2::Domain>& domain,
+                                                         const agents::tau2::Task& task, const json& trajectory,
+                                                         const std::string& termination, const rewards::ChatFn& judge);
+
+struct NativeTau2Options {
+  std::string domain;      // airline | retail | mock
+  std::string data_dir;    // τ²'s data/tau2/domains/<domain> folder
+  std::string tasks_file = "tasks.json";
+  std::string split;       // "" = every task; else a split of split_<tasks>.json (e.g. test, train)
+  int max_tasks = 0;       // 0 = all (first N of the selection, for smoke runs)
+  int trials = 4;
+  int threads = 0;         // concurrent episodes (0: hardware threads)
+  uint64_t seed = 0;
+  agents::tau2::RunLimits limits;
+  rewards::ChatFn judge;   // NL_ASSERTION judge (required when a selected task's basis needs it)
+  std::string guidelines;  // the LLM user's simulation guidelines (τ²'s simulation_guidelines.md text)
+  bool keep_trajectories = true;
+};
+
+// The tasks a NativeTau2Options selects (file, split, max_tasks), in file order.
+Expected<std::vector<agents::tau2::Task>> SelectNativeTau2Tasks(const NativeTau2Options& o);
+
+// Runs tasks x trials episodes of a native τ² domain: `agent` acts; `user_llm` plays the user (τ²'s LLM
+// user) or, when null, the scripted offline user does. Records are ordered by task then trial; group =
+// domain; components = τ²'s reward breakdown; trajectory = τ² messages. A broken task or a judge
+// failure is an error for the whole run (before or after episodes, never a silent 0).
+Expected<std::vector<TrialRecord>> RunNativeTau2(const NativeTau2Options& o, agents::Policy& agent, agents::Policy* user_llm);
+
+
+// The folder of `domain` under a τ²-bench data folder: DIR/<domain> (DIR = a checkout's
+// data/tau2/domains). InvalidArgument naming the flag when DIR is empty or the folder is missing.
+Expected<std::string> Tau2DomainDir(const std::string& tau2_data, const std::string& domain);
+// τ²'s user-simulation guidelines, read at run time: DIR/simulation_guidelines.md, else
+// DIR/../user_simulator/simulation_guidelines.md (a τ²-bench checkout's layout).
+Expected<std::string> ReadSimulationGuidelines(const std::string& tau2_data);
 
 }  // namespace k2::eval

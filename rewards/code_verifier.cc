@@ -9,6 +9,12 @@ namespace k2::rewards {
 
 namespace {
 
+// The start of a reason (its kind) and its end (where a traceback names the error), for explanations.
+std::string Abbreviate(const std::string& s) {
+  if (s.size() <= 420) return s;
+  return s.substr(0, 100) + " ... " + s.substr(s.size() - 300);
+}
+
 bool TagFits(const std::string& tag, const std::string& language) {
   std::string t = AsciiLower(tag);
   if (language == "python") return t == "python" || t == "py" || t == "python3";
@@ -97,7 +103,7 @@ class CodeReward : public Reward {
       passed += c.status == sandbox::CaseStatus::kPassed;
       counts[sandbox::CaseStatusName(c.status)] += 1;
       r.explanation += (r.explanation.empty() ? "" : "\n") + label + ": " + sandbox::CaseStatusName(c.status) +
-                       (c.detail.empty() ? "" : " (" + c.detail.substr(0, 300) + ")");
+                       (c.detail.empty() ? "" : " (" + Abbreviate(c.detail) + ")");
       return Status::Ok();
     };
     if (!io.empty()) {
@@ -105,20 +111,10 @@ class CodeReward : public Reward {
       for (size_t i = 0; i < results.size(); ++i) K2_RETURN_IF_ERROR(account(results[i], "io case " + std::to_string(i)));
     }
     if (!tests.empty()) {
-      // The harness's pass nonce arrives on stdin. The program must not read it: it runs under a module
-      // name (its `if __name__ == "__main__":` block stays off), with fd 0 moved to a descriptor of our
-      // own and replaced by an empty pipe until the tests are done. A program that scans every open
-      // descriptor could still find it (docs/rewards.md, known limits); `input()` and sys.stdin cannot.
-      static const char* kPrologue =
-          "__name__ = \"solution\"\n"
-          "import os as _k2r_os\n"
-          "_k2r_stdin = _k2r_os.dup(0)\n"
-          "_k2r_r, _k2r_w = _k2r_os.pipe()\n"
-          "_k2r_os.close(_k2r_w)\n"
-          "_k2r_os.dup2(_k2r_r, 0)\n"
-          "_k2r_os.close(_k2r_r)\n";
-      static const char* kEpilogue = "\n_k2r_os.dup2(_k2r_stdin, 0)\n";
-      auto c = sandbox::RunAssertTests(*sb_, language, kPrologue + program, tests + kEpilogue, limits);
+      // The tests run in a harness process; the program runs in a child of its own, as module
+      // "solution" (its `if __name__ == "__main__":` block stays off), and is only called through a pipe
+      // with values coming back as data (sandbox.h, RunAssertTests): its verdict cannot be forged.
+      auto c = sandbox::RunAssertTests(*sb_, language, program, tests, limits, "solution");
       K2_RETURN_IF_ERROR(account(c, "assert tests"));
     }
     r.value = static_cast<double>(passed) / total;

@@ -3,6 +3,7 @@
 #include "rewards/tool_verifier.h"
 
 #include <algorithm>
+#include <set>
 
 #include "core/hash.h"
 #include "rewards/text_util.h"
@@ -283,3 +284,244 @@ Expected<std::unique_ptr<Reward>> MakeToolRewardWithJudge(const json& config, Ch
 }
 
 }  // namespace k2::rewards
+
+namespace k2::rewards::tau2 {
+
+bool ActionMatches(const json& gold, const std::string& name, const json& arguments) {
+  if (!gold.is_object() || gold.value("name", "") != name) return false;
+  const json args = arguments.is_object() ? arguments : json::object();
+  const json gargs = gold.contains("arguments") && gold["arguments"].is_object() ? gold["arguments"] : json::object();
+  std::vector<std::string> keys;
+  if (gold.contains("compare_args") && gold["compare_args"].is_array()) {
+    for (auto& k : gold["compare_args"])
+      if (k.is_string()) keys.push_back(k);
+  } else {
+    for (auto& [k, v] : args.items()) keys.push_back(k);  // τ²: the tool call's keys
+  }
+  if (keys.empty()) return true;
+  json a = json::object(), g = json::object();
+  for (auto& k : keys) {
+    if (args.contains(k)) a[k] = args[k];
+    if (gargs.contains(k)) g[k] = gargs[k];
+  }
+  return a == g;
+}
+
+namespace {
+void AppendUtf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+uint32_t LowerCp(uint32_t c) {
+  if (c >= 'A' && c <= 'Z') return c + 32;
+  if ((c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 32;
+  if (c >= 0x100 && c <= 0x137 && c % 2 == 0) return c + 1;
+  if (c >= 0x139 && c <= 0x148 && c % 2 == 1) return c + 1;
+  if (c >= 0x14A && c <= 0x177 && c % 2 == 0) return c + 1;
+  if (c == 0x178) return 0xFF;
+  if (c >= 0x179 && c <= 0x17E && c % 2 == 1) return c + 1;
+  if (c >= 0x391 && c <= 0x3AB && c != 0x3A2) return c + 32;
+  if (c >= 0x410 && c <= 0x42F) return c + 32;
+  if (c >= 0x400 && c <= 0x40F) return c + 80;
+  return c;
+}
+}  // namespace
+
+std::string Lower(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    unsigned char b = static_cast<unsigned char>(s[i]);
+    int n = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) {  // not UTF-8: keep the byte
+      out += s[i++];
+      continue;
+    }
+    uint32_t cp = n == 1 ? b : n == 2 ? (b & 0x1F) : n == 3 ? (b & 0x0F) : (b & 0x07);
+    bool ok = true;
+    for (int k = 1; k < n; ++k) {
+      unsigned char c = static_cast<unsigned char>(s[i + k]);
+      if ((c >> 6) != 2) ok = false;
+      cp = (cp << 6) | (c & 0x3F);
+    }
+    if (!ok) {
+      out += s[i++];
+      continue;
+    }
+    AppendUtf8(out, LowerCp(cp));
+    i += n;
+  }
+  return out;
+}
+
+bool Communicated(const json& trajectory, const std::string& info) {
+  if (!trajectory.is_array()) return false;
+  std::string want = Lower(info);
+  for (auto& m : trajectory) {
+    if (!m.is_object() || m.value("role", "") != "assistant") continue;
+    if (!m.contains("content") || !m["content"].is_string() || m["content"].get<std::string>().empty()) continue;
+    std::string c = Lower(m["content"].get<std::string>());
+    c.erase(std::remove(c.begin(), c.end(), ','), c.end());
+    if (c.find(want) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::vector<json> TrajectoryToolCalls(const json& trajectory) {
+  std::vector<json> out;
+  if (!trajectory.is_array()) return out;
+  for (auto& m : trajectory) {
+    if (!m.is_object()) continue;
+    std::string role = m.value("role", "");
+    if ((role == "assistant" || role == "user") && m.contains("tool_calls") && m["tool_calls"].is_array())
+      for (auto& tc : m["tool_calls"]) out.push_back(tc);
+  }
+  return out;
+}
+
+std::vector<Message> NlJudgePrompt(const json& trajectory, const std::vector<std::string>& assertions) {
+  std::string conv;
+  for (auto& m : trajectory) {
+    if (!m.is_object()) continue;
+    std::string content = m.contains("content") && m["content"].is_string() ? m["content"].get<std::string>() : "None";
+    conv += m.value("role", "?") + ": " + content + "\n";
+  }
+  Message s, u;
+  s.role = "system";
+  s.content =
+      "You grade a recorded conversation between a customer-service agent and a customer against a list of "
+      "expected outcomes. Grade each expected outcome on its own: does the agent's behaviour in the "
+      "conversation satisfy it?\n"
+      "Answer with one JSON object and nothing else:\n"
+      "{\"results\": [{\"expectedOutcome\": \"<the outcome, repeated>\", \"reasoning\": \"<short reason>\", "
+      "\"metExpectation\": true or false}]}\n"
+      "with one entry per expected outcome, in the order given.";
+  u.role = "user";
+  json list = assertions;
+  u.content = "conversation:\n" + conv + "\nexpectedOutcomes:\n" + list.dump();
+  return {s, u};
+}
+
+Expected<std::vector<json>> ParseNlResults(const std::string& reply) {
+  size_t a = reply.find('{'), b = reply.rfind('}');
+  if (a == std::string::npos || b == std::string::npos || b < a)
+    return InvalidArgument("NL-assertion judge reply is not a JSON object: \"" + reply.substr(0, 120) + "\"");
+  json j = json::parse(reply.substr(a, b - a + 1), nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("results") || !j["results"].is_array())
+    return InvalidArgument("NL-assertion judge reply: expected {\"results\": [...]}, got \"" + reply.substr(0, 120) + "\"");
+  std::vector<json> out;
+  for (size_t i = 0; i < j["results"].size(); ++i) {
+    const json& r = j["results"][i];
+    if (!r.is_object() || !r.contains("metExpectation") || !r["metExpectation"].is_boolean())
+      return InvalidArgument("NL-assertion judge reply: results/" + std::to_string(i) + "/metExpectation: expected true or false");
+    out.push_back(r);
+  }
+  return out;
+}
+
+bool IsScoredTermination(const std::string& t) {
+  return t == "agent_stop" || t == "user_stop" || t == "transfer" || t == "out_of_scope";
+}
+
+Expected<Tau2Evaluation> Evaluate(const json& task, const json& trajectory, const std::string& termination,
+                                  const Tau2EnvOutcome& env, const ChatFn& judge) {
+  Tau2Evaluation ev;
+  const std::string id = task.value("id", "?");
+  if (!IsScoredTermination(termination)) {
+    ev.reward = 0;
+    ev.info["note"] = "Simulation terminated prematurely. Termination reason: " + termination;
+    return ev;
+  }
+  const json ec = task.contains("evaluation_criteria") ? task["evaluation_criteria"] : json(nullptr);
+  if (!ec.is_object()) {
+    ev.reward = 1;
+    ev.info["note"] = "No evaluation criteria";
+    return ev;
+  }
+  std::set<std::string> basis;
+  for (auto& b : ec.value("reward_basis", json::array({"DB", "COMMUNICATE"}))) basis.insert(b.get<std::string>());
+
+  // ACTION: every gold action matched by some call of either requestor.
+  double action = 1;
+  json action_checks = json::array();
+  if (ec.contains("actions") && ec["actions"].is_array()) {
+    std::vector<json> calls = TrajectoryToolCalls(trajectory);
+    for (auto& g : ec["actions"]) {
+      bool found = false;
+      for (auto& c : calls)
+        if (c.is_object() && ActionMatches(g, c.value("name", ""), c.contains("arguments") ? c["arguments"] : json::object())) {
+          found = true;
+          break;
+        }
+      action_checks.push_back({{"action_id", g.value("action_id", "")}, {"name", g.value("name", "")}, {"met", found}});
+      if (!found) action = 0;
+    }
+  }
+  // COMMUNICATE.
+  double communicate = 1;
+  json comm_checks = json::array();
+  if (ec.contains("communicate_info") && ec["communicate_info"].is_array())
+    for (auto& info : ec["communicate_info"]) {
+      bool met = Communicated(trajectory, info.get<std::string>());
+      comm_checks.push_back({{"info", info}, {"met", met}});
+      if (!met) communicate = 0;
+    }
+  // NL_ASSERTION: only when the basis asks for it.
+  double nl = 1;
+  json nl_checks = json::array();
+  if (basis.count("NL_ASSERTION") && ec.contains("nl_assertions") && ec["nl_assertions"].is_array() && !ec["nl_assertions"].empty()) {
+    if (!judge) return FailedPrecondition("task " + id + ": NL_ASSERTION is in the reward basis and needs an LLM judge");
+    std::vector<std::string> as = ec["nl_assertions"].get<std::vector<std::string>>();
+    K2_ASSIGN_OR_RETURN(std::string reply, judge(NlJudgePrompt(trajectory, as)));
+    K2_ASSIGN_OR_RETURN(std::vector<json> results, ParseNlResults(reply));
+    nl_checks = results;
+    bool all = true;
+    for (auto& r : results) all = all && r["metExpectation"].get<bool>();
+    // τ² multiplies over the judge's results; a judge that drops assertions cannot pass them.
+    if (results.size() < as.size()) all = false;
+    nl = all ? 1 : 0;
+  }
+
+  double env_reward = 1;
+  double reward = 1;
+  if (basis.count("DB")) {
+    ev.breakdown["DB"] = env.db_match ? 1.0 : 0.0;
+    env_reward *= env.db_match ? 1.0 : 0.0;
+  }
+  if (basis.count("ENV_ASSERTION")) {
+    ev.breakdown["ENV_ASSERTION"] = env.assertions_met ? 1.0 : 0.0;
+    env_reward *= env.assertions_met ? 1.0 : 0.0;
+  }
+  if (basis.count("DB") || basis.count("ENV_ASSERTION")) reward *= env_reward;
+  if (basis.count("ACTION")) {
+    ev.breakdown["ACTION"] = action;
+    reward *= action;
+  }
+  if (basis.count("NL_ASSERTION")) {
+    ev.breakdown["NL_ASSERTION"] = nl;
+    reward *= nl;
+  }
+  if (basis.count("COMMUNICATE")) {
+    ev.breakdown["COMMUNICATE"] = communicate;
+    reward *= communicate;
+  }
+  ev.reward = reward;
+  ev.info = {{"env", env.detail}, {"action_checks", action_checks}, {"communicate_checks", comm_checks}, {"nl_assertions", nl_checks},
+             {"db_match", env.db_match}, {"env_assertions_met", env.assertions_met}};
+  return ev;
+}
+
+}  // namespace k2::rewards::tau2

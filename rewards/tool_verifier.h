@@ -58,3 +58,59 @@ Expected<std::unique_ptr<Reward>> MakeToolReward(ToolRewardOptions options);
 Expected<std::unique_ptr<Reward>> MakeToolRewardWithJudge(const json& config, ChatFn judge, const std::string& where);
 
 }  // namespace k2::rewards
+
+// τ²-bench's evaluators, rule for rule, over τ²-bench trajectories (JSON message lists: {"role",
+// "content", "tool_calls": [{"id", "name", "arguments": {...}, "requestor"}], ...}) and normalised τ²
+// tasks (agents/tau2/task.h). The environment part (replaying the trajectory and the gold actions,
+// comparing agent and user DB hashes, running env assertions) needs the domain and is done by
+// agents/tau2 (CheckEnvironment); its outcome comes in as Tau2EnvOutcome. Pure given the judge.
+namespace k2::rewards::tau2 {
+
+// τ²'s Action.compare_with_tool_call: same name; the keys compared are compare_args, or — when
+// compare_args is null — the CALL's argument keys; an empty key list matches any arguments; otherwise
+// the call's and the gold's arguments restricted to those keys must be equal.
+bool ActionMatches(const json& gold_action, const std::string& name, const json& arguments);
+
+// Python's str.lower() for the scripts τ² data uses (ASCII, Latin-1, Latin Extended-A, Greek,
+// Cyrillic); other code points are kept.
+std::string Lower(const std::string& utf8);
+
+// τ²'s CommunicateEvaluator: `info` lower-cased is a substring of some assistant message's content
+// lower-cased with commas removed.
+bool Communicated(const json& trajectory, const std::string& info);
+
+// Every tool call of assistant and user messages, in order (τ² pools both requestors for ACTION).
+std::vector<json> TrajectoryToolCalls(const json& trajectory);
+
+// τ²'s NLAssertionsEvaluator: one judge call for all assertions; the reply is a JSON object
+// {"results": [{"expectedOutcome", "reasoning", "metExpectation": bool}]} (a code fence around it is
+// tolerated). The task is met only when every result is met and there is one per assertion.
+std::vector<Message> NlJudgePrompt(const json& trajectory, const std::vector<std::string>& assertions);
+// Error (the sample cannot be scored, not a 0) when the reply is not such an object.
+Expected<std::vector<json>> ParseNlResults(const std::string& reply);
+
+// τ²'s premature-termination rule: only the agent's or the user's stop is scored. The user's stop
+// includes its ###TRANSFER### and ###OUT-OF-SCOPE### endings (k2gym records those as "transfer" and
+// "out_of_scope"); anything else (max steps, too many errors, crashes) scores 0.
+bool IsScoredTermination(const std::string& termination);
+
+struct Tau2EnvOutcome {
+  bool db_match = true;
+  bool assertions_met = true;
+  json detail = json::object();  // shown in the result's info.env
+};
+
+struct Tau2Evaluation {
+  double reward = 0;
+  json breakdown = json::object();  // reward type -> component reward (the basis only)
+  json info = json::object();       // checks per component, notes
+};
+
+// τ²'s evaluate_simulation with EvaluationType.ALL: the product over the task's reward_basis of the
+// ENV (DB and/or ENV_ASSERTION), ACTION, COMMUNICATE and NL_ASSERTION components. NL_ASSERTION runs
+// `judge` when the basis asks for it and the task has assertions; without a judge that is an error
+// (FailedPrecondition naming the task), never a silent skip.
+Expected<Tau2Evaluation> Evaluate(const json& task, const json& trajectory, const std::string& termination,
+                                  const Tau2EnvOutcome& env, const ChatFn& judge);
+
+}  // namespace k2::rewards::tau2

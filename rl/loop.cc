@@ -7,8 +7,10 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "core/fault.h"
 #include "core/metrics.h"
 #include "core/rng.h"
+#include "engine/checkpoint.h"
 #include "engine/pretrain.h"
 
 namespace k2::rl {
@@ -20,37 +22,6 @@ double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_cloc
 
 bool IsTruncation(const std::string& end) {
   return end == "max_turns" || end == "max_tool_calls" || end == "max_tokens" || end == "timeout";
-}
-
-// Store rows and metrics.csv from the checkpointed history: whatever a killed run logged after its
-// last checkpoint is dropped, and the iterations that will be redone are logged when redone.
-Status RebuildMetrics(Db* db, int64_t run, const std::string& csv, const json& history) {
-  if (db) {
-    K2_ASSIGN_OR_RETURN(Stmt del, db->Prepare("DELETE FROM metrics WHERE run = ?1"));
-    del.Bind(1, run);
-    K2_RETURN_IF_ERROR(del.Run());
-  }
-  std::error_code ec;
-  std::filesystem::remove(csv, ec);
-  MetricsLogger log(db, run, csv);
-  for (size_t i = 0; i < history.size(); ++i)
-    for (const auto& [k, v] : history[i].items()) log.Log(static_cast<int64_t>(i), k, v.get<double>());
-  return log.Flush();
-}
-
-// SaveCheckpoint swaps DIR -> DIR.old, DIR.tmp -> DIR. A kill between the two renames leaves no DIR:
-// take the complete new one (its trainer_state.json is written last) or else the previous one.
-Status RecoverCheckpointDir(const std::string& dir) {
-  namespace fs = std::filesystem;
-  if (fs::exists(dir)) return Status::Ok();
-  std::error_code ec;
-  for (const std::string& from : {dir + ".tmp", dir + ".old"}) {
-    if (!fs::exists(from + "/trainer_state.json")) continue;
-    fs::rename(from, dir, ec);
-    if (ec) return IoError(from + ": cannot move the interrupted checkpoint into place: " + ec.message());
-    return Status::Ok();
-  }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -153,30 +124,39 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
   RlResult res;
   json history = json::array();
   int64_t start = 0;
-  const std::string run_file = run.out_dir + "/store_run.json";
   json resumed_extra = json::object();
-  if (run.resume) K2_RETURN_IF_ERROR(RecoverCheckpointDir(ckdir));
-  if (run.resume && std::filesystem::exists(ckdir + "/trainer_state.json")) {
+  // The store run (kept across resumes), its metrics and the checkpoint protocol (engine/checkpoint.h):
+  // a resume recovers an interrupted save and cuts the metrics back to what its checkpoint committed.
+  engine::TrainingRunOptions tro;
+  tro.db = run.db;
+  tro.kind = "rl";
+  tro.name = run.out_dir;
+  tro.config = run.run_config;
+  tro.out_dir = run.out_dir;
+  tro.checkpoint_dir = ckdir;
+  tro.metrics_csv = csv;
+  tro.resume = run.resume;
+  K2_ASSIGN_OR_RETURN(std::unique_ptr<engine::TrainingRun> tr, engine::TrainingRun::Open(tro));
+  res.run = tr->run_id();
+  if (tr->checkpoint()) {
     engine::TrainerState ts;
     K2_RETURN_IF_ERROR(engine::LoadCheckpoint(ckdir, model, &opt, &ts));
     start = ts.step;
-    history = ts.extra.value("history", json::array());
     resumed_extra = ts.extra;
-    res.run = ts.extra.value("run", int64_t{0});
+    // The metric history of the iterations before it: checkpoints before the shared protocol carried it;
+    // since then it is what metrics.csv committed with the checkpoint (exact: the CSV round-trips doubles).
+    if (ts.extra.contains("history")) {
+      history = ts.extra["history"];
+    } else {
+      K2_ASSIGN_OR_RETURN(auto rows, ReadMetricHistoryCsv(csv, start));
+      for (const auto& r : rows)
+        if (!r.empty()) history.push_back(json(r));
+    }
     if (static_cast<int64_t>(history.size()) != start)
-      return Corruption(ckdir + "/trainer_state.json: history holds " + std::to_string(history.size()) +
-                        " iterations, step is " + std::to_string(start));
-  } else if (run.resume && run.db && std::filesystem::exists(run_file)) {
-    // Killed before its first checkpoint: the same store run starts again from iteration 0.
-    K2_ASSIGN_OR_RETURN(json rf, ReadJsonFile(run_file));
-    if (!rf.is_object() || !rf.contains("run") || !rf["run"].is_number_integer())
-      return Corruption(run_file + ": expected {\"run\": <store run id>}");
-    res.run = rf["run"].get<int64_t>();
-  } else if (run.db) {
-    K2_ASSIGN_OR_RETURN(res.run, CreateRun(run.db, "rl", run.out_dir, run.run_config));
-    K2_RETURN_IF_ERROR(WriteFileAtomic(run_file, json{{"run", res.run}}.dump() + "\n"));
+      return Corruption(ckdir + ": the checkpoint is at iteration " + std::to_string(start) + " but " + csv + " holds " +
+                        std::to_string(history.size()) + " iterations before it");
   }
-  K2_RETURN_IF_ERROR(RebuildMetrics(run.db, res.run, csv, history));
+  MetricsLogger& log = tr->metrics();
 
   // GRPO's KL reference: a frozen copy of the initial policy, allocated once. It is written beside the
   // checkpoint at the first start so a resumed run measures the KL to the same weights.
@@ -194,8 +174,6 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     // build the reference the same way.
     K2_RETURN_IF_ERROR(reference->LoadSafetensors(ref_path));
   }
-  MetricsLogger log(run.db, res.run, csv);
-
   // Partial rollout state: ended rollouts of groups still running, episodes to restart after a resume.
   std::map<int64_t, std::vector<agents::Trajectory>> pending;
   std::vector<PartialJob> restart;
@@ -427,10 +405,13 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     history.push_back(row);
     res.history.push_back(m);
 
+    // The iteration's rows first; a checkpoint commits them before it is published (engine/checkpoint.h).
+    for (const auto& [k, v] : m) log.Log(it, k, v);
+    CrashPoint("train.step");
     if ((it + 1) % cfg.checkpoint_every == 0 || it + 1 == end) {
       engine::TrainerState ts;
       ts.step = it + 1;
-      ts.extra = {{"kind", "rl"}, {"run", res.run}, {"history", history}};
+      ts.extra = {{"kind", "rl"}};
       if (partial) {  // what a resume restarts: the paused episodes and the ended members of open groups
         json cj = json::array(), pj = json::object();
         for (const auto& c : pstep.carried) cj.push_back(c.ToJson());
@@ -439,13 +420,14 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
         ts.extra["carried"] = cj;
         ts.extra["pending"] = pj;
       }
-      K2_RETURN_IF_ERROR(engine::SaveCheckpoint(ckdir, *model, opt, ts));
+      K2_RETURN_IF_ERROR(tr->Save(*model, opt, ts));
+    } else {
+      K2_RETURN_IF_ERROR(log.Flush());
     }
-    for (const auto& [k, v] : m) log.Log(it, k, v);
-    K2_RETURN_IF_ERROR(log.Flush());
     if (run.on_iteration) run.on_iteration(it, m);
   }
   res.iterations_done = static_cast<int64_t>(history.size());
+  K2_RETURN_IF_ERROR(tr->Finish(res.iterations_done >= cfg.iterations ? "done" : "stopped"));
   if (res.history.size() != history.size()) {  // a resumed call: return the whole history
     res.history.clear();
     for (const auto& h : history) {

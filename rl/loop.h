@@ -3,10 +3,10 @@
 // reward plus the budget penalty), takes one policy update (K2 or GRPO, PTX mixed in with lambda), logs
 // the iteration's metrics and checkpoints. Resume continues at the first iteration not checkpointed.
 //
-// Crash consistency: the checkpoint (model, optimizer, trainer_state with the metric history) is
-// written atomically after each checkpointed iteration; the store rows and metrics.csv are rebuilt from
-// that history on resume, so a run killed at any point (kill -9) and resumed logs each iteration exactly
-// once. With deterministic rollouts (one episode at a time, seeded sampling) the resumed metric
+// Crash consistency (engine/checkpoint.h, shared with pretrain and SFT): an iteration's metric rows are
+// committed (metrics.csv fsynced, store transaction) before its checkpoint is published; a resume
+// recovers an interrupted save and cuts both back to what the checkpoint committed, so a run killed at
+// any point (kill -9) and resumed logs each iteration exactly once, in the same store run. With deterministic rollouts (one episode at a time, seeded sampling) the resumed metric
 // sequence is identical to an uninterrupted run's.
 // One caller thread drives the loop; `collect` may run episodes concurrently. Failures are Status.
 #pragma once

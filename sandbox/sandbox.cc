@@ -61,18 +61,29 @@ Status ValidateLimits(const Limits& l) {
 
 namespace {
 
-// A relative path inside /work: no "..", no empty/absolute paths, no NUL, bounded length.
-Status ValidateWorkPath(const std::string& field, const std::string& p) {
-  if (p.empty() || p.size() > 1024 || p[0] == '/' || p.find('\0') != std::string::npos) {
-    return InvalidArgument(field + ": \"" + p.substr(0, 80) + "\": expected a relative path inside the work dir");
-  }
+// A path inside the sandbox: relative to /work (the program's cwd), or absolute in the sandbox's own root.
+// Files are written only where the sandbox is writable (/work, /tmp, /mnt, /dev/shm); fetching reads any
+// regular file of the root but /proc, /sys and /dev. No "..", NUL or empty path; bounded length. Symlinks
+// are never followed when the files are written or read (zygote_py.cc, safe_open_in).
+Status ValidateSandboxPath(const std::string& field, const std::string& p, bool for_writing) {
+  auto bad = [&](const std::string& why) {
+    return InvalidArgument(field + ": \"" + p.substr(0, 80) + "\": " + why);
+  };
+  if (p.empty() || p.size() > 1024 || p.find('\0') != std::string::npos) return bad("expected a file path");
   size_t start = 0;
   while (start <= p.size()) {
     size_t end = p.find('/', start);
     if (end == std::string::npos) end = p.size();
-    std::string part = p.substr(start, end - start);
-    if (part == "..") return InvalidArgument(field + ": \"" + p + "\": \"..\" is not allowed");
+    if (p.substr(start, end - start) == "..") return bad("\"..\" is not allowed");
     start = end + 1;
+  }
+  if (p[0] != '/') return Status::Ok();
+  for (const char* dir : {"/work/", "/tmp/", "/mnt/", "/dev/shm/"}) {
+    if (p.rfind(dir, 0) == 0 && p.size() > std::strlen(dir)) return Status::Ok();
+  }
+  if (for_writing) return bad("an absolute path must be under /work, /tmp, /mnt or /dev/shm (the rest is read-only)");
+  if (p == "/proc" || p.rfind("/proc/", 0) == 0 || p.rfind("/dev/", 0) == 0 || p.rfind("/sys", 0) == 0) {
+    return bad("/proc, /sys and /dev cannot be fetched");
   }
   return Status::Ok();
 }
@@ -202,10 +213,10 @@ RunResult SandboxImpl::Run(const RunRequest& req) {
   }
   if (Status s = ValidateLimits(req.limits); !s.ok()) return reject(s);
   for (auto& [path, _] : req.files) {
-    if (Status s = ValidateWorkPath("files", path); !s.ok()) return reject(s);
+    if (Status s = ValidateSandboxPath("files", path, true); !s.ok()) return reject(s);
   }
   for (auto& path : req.fetch_files) {
-    if (Status s = ValidateWorkPath("fetch_files", path); !s.ok()) return reject(s);
+    if (Status s = ValidateSandboxPath("fetch_files", path, false); !s.ok()) return reject(s);
   }
   Acquire();
   struct Slot { SandboxImpl* s; ~Slot() { s->Release(); } } slot{this};

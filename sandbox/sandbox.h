@@ -51,8 +51,10 @@ struct RunRequest {
   std::string code;
   std::string stdin_data;
   Limits limits;
-  std::map<std::string, std::string> files;      // relative path in /work -> bytes
-  std::vector<std::string> fetch_files;          // relative paths in /work returned after the run
+  // Paths relative to /work (the program's cwd) or absolute in the sandbox's root: files are written under
+  // /work, /tmp, /mnt or /dev/shm; fetch_files may name any regular file but under /proc, /sys and /dev.
+  std::map<std::string, std::string> files;      // path -> bytes, written before the program starts
+  std::vector<std::string> fetch_files;          // paths returned after the run (those that exist)
 };
 
 enum class RunStatus { kOk, kRuntimeError, kTimeout, kMemoryLimit, kOutputLimit, kSandboxError };
@@ -83,13 +85,18 @@ struct SandboxConfig {
                                        "/etc/ld.so.cache"};
   bool per_run_netns = true;           // a fresh network namespace per run (loopback only)
   // With per_run_netns: a run may get the namespace of a finished run of the same zygote when nothing of
-  // that run is left in it (no socket, TIME_WAIT, orphan or fragment); docs/sandbox.md "Threat model".
-  bool reuse_netns = true;
+  // that run is left in it (no socket, TIME_WAIT, orphan or fragment). Off by default: the namespace's
+  // packet counters (/proc/net/snmp, /proc/net/dev) cannot be reset and would carry one run's traffic
+  // volume to the next (docs/sandbox.md "Threat model").
+  bool reuse_netns = false;
   // Learned prefault (docs/sandbox.md "Speed"): "write": each run's child copies, in one call per range
   // right after the fork, the zygote pages that probe runs wrote; "all": also maps the file pages (the
   // interpreter's code) they used; "off".
   std::string prefault = "all";
-  int64_t host_uid_base = 100000;      // sandbox root maps to this host uid, the program's uid 1000 to +1000
+  // A host uid used by nothing else: it creates (so owns) the zygotes' user namespaces, which charges what
+  // runs create to it, not to root (docs/sandbox.md); the sandbox root maps to it, the program's uid 1000
+  // to +1000.
+  int64_t host_uid_base = 100000;
   std::string cgroup_root;             // "" = auto: a subtree under this process's own cgroup
   std::string tmp_dir = "/tmp";        // where the zygotes' root mountpoints are created
   Limits defaults;                     // limits of RunRequests that the service/CLI build
@@ -103,10 +110,10 @@ struct SandboxConfig {
     v("preload", preload, "modules imported once by each zygote");
     v("ro_binds", ro_binds, "host paths visible read-only inside (symlinks are recreated)");
     v("per_run_netns", per_run_netns, "fresh network namespace per run (else one per zygote)");
-    v("reuse_netns", reuse_netns, "reuse a finished run's network namespace when nothing of it is left");
+    v("reuse_netns", reuse_netns, "reuse a finished run's network namespace when nothing of it is left (leaks packet counters between runs)");
     v("prefault", prefault, "pages a run's child populates right after the fork, learned by probe runs",
       {.choices = {"off", "write", "all"}});
-    v("host_uid_base", host_uid_base, "host uid of the sandbox root (program runs as base+1000)",
+    v("host_uid_base", host_uid_base, "dedicated host uid: owns the zygotes' namespaces, is their root (program runs as base+1000)",
       {.min = 1000, .max = 4000000000.0});
     v("cgroup_root", cgroup_root, "cgroup path for the runs (\"\" = under this process's cgroup)");
     v("tmp_dir", tmp_dir, "directory for the zygotes' temporary root mountpoints");
@@ -158,12 +165,16 @@ std::string StripTrailing(const std::string& s);
 std::vector<CaseResult> RunIoCases(Sandbox& sb, const std::string& language, const std::string& code,
                                    const std::vector<IoCase>& cases, const Limits& limits);
 
-// Runs `code` followed by `test_code` (Python asserts) in one program. Passing requires the harness to
-// print a random per-run nonce after the last assert, so a program that exits early (os._exit(0)),
-// kills itself or overrides assert/print/sys.exit cannot fake a pass. The harness takes the nonce from
-// stdin before `code` runs and replaces fd 0 with /dev/null: no fd or /proc entry reaches it, and it is
-// held XOR-masked (never a plain str/bytes); the program's stdin is empty. Python only.
+// Runs Python assert tests against `code` with a verdict the code cannot produce: the tests run in a
+// harness process and `code` in a child process of its own that the harness calls through a pipe (calls,
+// attribute reads, iteration), every returned value arriving as plain data (docs/sandbox.md, "Assert
+// tests cannot be faked"). Passing requires the harness to print a random per-run nonce after the last
+// assert, once every process of the program is gone. module_name: the program's __name__ ("solution"
+// keeps an `if __name__ == "__main__":` block off); tests can also `from <module_name> import f`.
+// Statuses: passed; failed (an assert failed, or the program ended before the tests did); runtime_error
+// (an exception other than AssertionError); timeout / memory_limit / output_limit. Python only.
 CaseResult RunAssertTests(Sandbox& sb, const std::string& language, const std::string& code,
-                          const std::string& test_code, const Limits& limits);
+                          const std::string& test_code, const Limits& limits,
+                          const std::string& module_name = "__main__");
 
 }  // namespace k2::sandbox

@@ -1,5 +1,5 @@
 // SFT data path (dialog JSON Lines -> chat-template tokens -> packed rows) and the training loop
-// (MuonClip, epochs, held-out loss, checkpoints with exact resume). See sft/sft.h.
+// (MuonClip, epochs, held-out loss, crash-safe checkpoints with exact resume). See sft/sft.h.
 #include "sft/sft.h"
 
 #include <algorithm>
@@ -7,7 +7,9 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/fault.h"
 #include "core/rng.h"
+#include "engine/checkpoint.h"
 #include "engine/pretrain.h"
 #include "engine/text/chat_template.h"
 #include "sft/copy_dialogs.h"
@@ -228,17 +230,25 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
   engine::Optimizer<float> opt(model, oc);
 
   engine::TrainerState ts;
-  if (run.resume && !run.checkpoint_dir.empty() &&
-      std::filesystem::exists(run.checkpoint_dir + "/trainer_state.json")) {
-    K2_RETURN_IF_ERROR(engine::LoadCheckpoint(run.checkpoint_dir, model, &opt, &ts));
+  if (run.resume && !run.checkpoint_dir.empty()) {
+    // The newest complete checkpoint, after finishing a save that a crash interrupted (engine/checkpoint.h).
+    K2_ASSIGN_OR_RETURN(std::optional<engine::CheckpointInfo> ck, engine::RecoverCheckpoint(run.checkpoint_dir));
+    if (ck) K2_RETURN_IF_ERROR(engine::LoadCheckpoint(run.checkpoint_dir, model, &opt, &ts));
   }
+  int64_t saved_step = -1;
   auto save = [&](int64_t step) -> Status {
-    if (run.checkpoint_dir.empty()) return Status::Ok();
+    if (run.checkpoint_dir.empty() || step == saved_step) return Status::Ok();
     engine::TrainerState s;
     s.step = step;
     s.data_position = step * B;
     s.extra = {{"kind", "sft"}, {"epochs", cfg.epochs}, {"seed", run.seed}};
-    return engine::SaveCheckpoint(run.checkpoint_dir, *model, opt, s);
+    json meta = json::object();
+    if (run.commit_metrics) {
+      K2_ASSIGN_OR_RETURN(meta, run.commit_metrics());  // the rows before it, first
+    }
+    K2_RETURN_IF_ERROR(engine::SaveCheckpointWithMeta(run.checkpoint_dir, *model, opt, s, meta));
+    saved_step = step;
+    return Status::Ok();
   };
   auto do_eval = [&](int64_t step) -> Status {
     if (eval_rows.empty()) return Status::Ok();
@@ -291,12 +301,17 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
     res.final_train_loss = f.ce_loss;
     ++res.steps_taken;
     if (run.on_step) run.on_step(s);
+    CrashPoint("train.step");
     const bool epoch_end = !warming && k == per_epoch - 1;
     if ((cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0) || (cfg.eval_every == 0 && epoch_end))
       K2_RETURN_IF_ERROR(do_eval(step + 1));
     if (cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0) K2_RETURN_IF_ERROR(save(step + 1));
   }
-  if (res.steps_taken == 0 && !eval_rows.empty()) K2_RETURN_IF_ERROR(do_eval(end_step));
+  if (res.steps_taken == 0 && !eval_rows.empty()) {
+    // Resumed at the end (the last save was interrupted after it was published): the held-out loss for
+    // the result, not logged again (it was logged before that checkpoint).
+    K2_ASSIGN_OR_RETURN(res.final_eval_loss, EvalLoss(model, eval_rows, B));
+  }
   K2_RETURN_IF_ERROR(save(end_step));
   return res;
 }

@@ -137,6 +137,9 @@ struct SftRun {
   int64_t max_steps = 0;       // stop after this many steps of this invocation (checkpointed); 0 = all
   std::function<void(const SftStep&)> on_step;
   std::function<void(int64_t step, double eval_loss)> on_eval;
+  // Before each checkpoint: makes the metrics logged so far durable and returns what the checkpoint's
+  // manifest records of them (engine/checkpoint.h TrainingRun::CommitMetrics). Null = nothing to commit.
+  std::function<Expected<json>()> commit_metrics;
 };
 
 struct SftResult {

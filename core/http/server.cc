@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,6 +19,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -141,6 +143,32 @@ std::string PeerName(const sockaddr_storage& ss) {
 
 }  // namespace
 
+// A connection whose request is still arriving. Read by the acceptor thread alone, so a slow or stalled
+// client costs a poll slot and its buffered bytes, never a worker; its deadlines count from accept.
+struct Reading {
+  int fd = -1;
+  std::string peer;
+  Clock::time_point accepted;
+  std::unique_ptr<beast_http::request_parser<beast_http::string_body>> parser;
+  std::string buf;
+  int64_t charged = 0;  // bytes counted against the server's buffer budget
+};
+
+// A complete request waiting for a worker.
+struct Ready {
+  int fd = -1;
+  std::string peer;
+  beast_http::request<beast_http::string_body> msg;
+  int64_t charged = 0;
+};
+
+// A connection we answered with an error: its output side is shut, what the client still sends is read
+// and dropped for a moment, so that close() does not reset it before it has read our answer.
+struct Closing {
+  int fd = -1;
+  Clock::time_point until;
+};
+
 struct Server::Impl {
   ServerOptions opt;
   Handler handler;
@@ -151,56 +179,219 @@ struct Server::Impl {
   std::vector<std::thread> workers;
   mutable std::mutex mu;
   std::condition_variable cv;
-  std::deque<std::pair<int, std::string>> queue;  // (fd, peer)
+  std::deque<Ready> queue;
   bool stopping = false;
   std::atomic<bool> stopped{false};
   ServerStats st;
+  // Bytes of requests being read, queued or handled: bounded so that many large bodies at once cannot
+  // take the process's memory (per connection the caps are max_header_bytes + max_body_bytes).
+  std::atomic<int64_t> buffered{0};
+  int64_t buffer_budget = 0;
+  std::vector<Reading> reading;  // acceptor thread only
+  std::vector<Closing> closing;  // acceptor thread only
 
   void AcceptLoop();
   void WorkerLoop();
-  void Serve(int fd, const std::string& peer);
-  void Reply(int fd, int status, const std::string& msg) {
-    Response r = Response::Json(status, "{\"error\": \"" + msg + "\"}");
-    SendAll(fd, Serialize(r, false), 1.0);
-  }
+  void Accept();
+  // Reads what arrived on reading[i]; true when the connection left the reading set.
+  bool ReadSome(size_t i);
+  void Fail(Reading& c, int status, const std::string& msg);
+  void Serve(Ready& r);
 };
 
-void Server::Impl::AcceptLoop() {
-  for (;;) {
-    pollfd p[2] = {{listen_fd, POLLIN, 0}, {wake_pipe[0], POLLIN, 0}};
-    int r = ::poll(p, 2, -1);
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0 || (p[1].revents & POLLIN)) return;
-    sockaddr_storage ss{};
-    socklen_t len = sizeof ss;
-    int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC);
-    if (fd < 0) {
-      if (errno == EMFILE || errno == ENFILE) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-      continue;
-    }
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    std::unique_lock<std::mutex> lk(mu);
+void Server::Impl::Fail(Reading& c, int status, const std::string& msg) {
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    if (status != 429) ++st.bad_requests;
+  }
+  Response r = Response::Json(status, "{\"error\": \"" + msg + "\"}");
+  if (status == 429) r.headers.push_back({"Retry-After", "1"});
+  std::string out = Serialize(r, false);
+  // One non-blocking attempt: an error answer is small and the socket's buffer is empty; a client that
+  // does not read cannot hold the acceptor.
+  (void)!::send(c.fd, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  ::shutdown(c.fd, SHUT_WR);
+  closing.push_back({c.fd, Clock::now() + std::chrono::milliseconds(200)});
+  c.fd = -1;
+}
+
+void Server::Impl::Accept() {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  int fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+  if (fd < 0) {
+    if (errno == EMFILE || errno == ENFILE) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return;
+  }
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  {
+    std::lock_guard<std::mutex> lk(mu);
     ++st.accepted;
+  }
+  Reading c;
+  c.fd = fd;
+  c.peer = PeerName(ss);
+  c.accepted = Clock::now();
+  if (static_cast<int>(reading.size()) >= opt.max_connections) {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      ++st.rejected_429;
+    }
+    Fail(c, 429, "too many requests: too many connections are still sending theirs");
+    return;
+  }
+  c.parser = std::make_unique<beast_http::request_parser<beast_http::string_body>>();
+  c.parser->header_limit(static_cast<std::uint32_t>(std::min<int64_t>(opt.max_header_bytes, UINT32_MAX)));
+  c.parser->body_limit(static_cast<std::uint64_t>(opt.max_body_bytes));
+  c.parser->eager(true);
+  reading.push_back(std::move(c));
+}
+
+bool Server::Impl::ReadSome(size_t i) {
+  Reading& c = reading[i];
+  char tmp[16384];
+  for (;;) {
+    ssize_t n = ::recv(c.fd, tmp, sizeof tmp, MSG_DONTWAIT);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+    if (n <= 0) {  // the client went away before a complete request
+      ::close(c.fd);
+      c.fd = -1;
+      return true;
+    }
+    if (buffered.load() + n > buffer_budget) {
+      Fail(c, 503, "server busy: too many request bytes in flight");
+      return true;
+    }
+    buffered += n;
+    c.charged += n;
+    c.buf.append(tmp, static_cast<size_t>(n));
+    boost::system::error_code ec;
+    while (!c.buf.empty() && !c.parser->is_done()) {
+      size_t used = c.parser->put(boost::asio::buffer(c.buf.data(), c.buf.size()), ec);
+      c.buf.erase(0, used);
+      if (ec == beast_http::error::need_more) {
+        ec = {};
+        break;
+      }
+      if (ec || used == 0) break;
+    }
+    if (ec == beast_http::error::body_limit) {
+      Fail(c, 413, "request body larger than " + std::to_string(opt.max_body_bytes) + " bytes");
+      return true;
+    }
+    if (ec == beast_http::error::header_limit) {
+      Fail(c, 431, "request header larger than " + std::to_string(opt.max_header_bytes) + " bytes");
+      return true;
+    }
+    if (ec) {
+      Fail(c, 400, "malformed request: " + ec.message());
+      return true;
+    }
+    if (!c.parser->is_done()) continue;
+    Ready r;
+    r.fd = c.fd;
+    r.peer = std::move(c.peer);
+    r.msg = c.parser->release();
+    r.charged = c.charged;
+    c.charged = 0;
+    std::unique_lock<std::mutex> lk(mu);
     if (stopping || static_cast<int>(queue.size()) >= opt.max_queue) {
       ++st.rejected_429;
       lk.unlock();
-      Response resp = Response::Json(429, "{\"error\": \"too many requests: the queue is full\"}");
-      resp.headers.push_back({"Retry-After", "1"});
-      SendAll(fd, Serialize(resp, false), 1.0);
-      DrainAndClose(fd);
-      continue;
+      buffered -= r.charged;
+      Fail(c, 429, "too many requests: the queue is full");
+      return true;
     }
-    queue.emplace_back(fd, PeerName(ss));
+    queue.push_back(std::move(r));
     st.queued = static_cast<int>(queue.size());
     lk.unlock();
     cv.notify_one();
+    c.fd = -1;
+    return true;
   }
+}
+
+void Server::Impl::AcceptLoop() {
+  std::vector<pollfd> p;
+  for (;;) {
+    // Deadlines count from accept: the header must be complete within header_timeout_s and the whole
+    // request within body_timeout_s, however the client paces its bytes.
+    auto now = Clock::now();
+    int timeout_ms = -1;
+    auto bound = [&](Clock::time_point t) {
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t - now).count() + 1;
+      ms = std::max<int64_t>(0, ms);
+      if (timeout_ms < 0 || ms < timeout_ms) timeout_ms = static_cast<int>(std::min<int64_t>(ms, 60000));
+    };
+    for (size_t i = 0; i < reading.size();) {
+      Reading& c = reading[i];
+      const bool header = c.parser->is_header_done();
+      const double limit = header ? opt.body_timeout_s : opt.header_timeout_s;
+      auto deadline = c.accepted + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limit));
+      if (now >= deadline) {
+        buffered -= c.charged;
+        Fail(c, 408, "request timeout");
+        reading[i] = std::move(reading.back());
+        reading.pop_back();
+        continue;
+      }
+      bound(deadline);
+      ++i;
+    }
+    for (size_t i = 0; i < closing.size();) {
+      if (now >= closing[i].until) {
+        ::close(closing[i].fd);
+        closing[i] = closing.back();
+        closing.pop_back();
+        continue;
+      }
+      bound(closing[i].until);
+      ++i;
+    }
+    p.clear();
+    p.push_back({listen_fd, POLLIN, 0});
+    p.push_back({wake_pipe[0], POLLIN, 0});
+    for (auto& c : reading) p.push_back({c.fd, POLLIN, 0});
+    for (auto& c : closing) p.push_back({c.fd, POLLIN, 0});
+    int r = ::poll(p.data(), static_cast<nfds_t>(p.size()), timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0 || (p[1].revents & POLLIN)) break;
+    // Back to front, so that removing reading[i] (swap with the last) keeps the indices before it valid.
+    const size_t nr = reading.size();
+    for (size_t k = closing.size(); k-- > 0;) {
+      if (!p[2 + nr + k].revents) continue;
+      char buf[4096];
+      ssize_t n = ::recv(closing[k].fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n <= 0 && !(n < 0 && (errno == EAGAIN || errno == EINTR))) {
+        ::close(closing[k].fd);
+        closing[k] = closing.back();
+        closing.pop_back();
+      }
+    }
+    for (size_t k = nr; k-- > 0;) {
+      if (!p[2 + k].revents) continue;
+      if (ReadSome(k)) {
+        buffered -= reading[k].charged;  // closed or failed: what it held (0 once queued)
+        reading[k] = std::move(reading.back());
+        reading.pop_back();
+      }
+    }
+    if (p[0].revents & POLLIN) Accept();
+  }
+  for (auto& c : reading) {
+    buffered -= c.charged;
+    ::close(c.fd);
+  }
+  reading.clear();
+  for (auto& c : closing) ::close(c.fd);
+  closing.clear();
 }
 
 void Server::Impl::WorkerLoop() {
   for (;;) {
-    std::pair<int, std::string> item;
+    Ready item;
     {
       std::unique_lock<std::mutex> lk(mu);
       cv.wait(lk, [&] { return stopping || !queue.empty(); });
@@ -210,61 +401,23 @@ void Server::Impl::WorkerLoop() {
       st.queued = static_cast<int>(queue.size());
       ++st.in_flight;
     }
-    Serve(item.first, item.second);
+    Serve(item);
+    const int64_t charged = item.charged;
+    item = Ready{};
+    buffered -= charged;
+    // A large body leaves glibc holding its pages (the mmap threshold grows with each large free):
+    // give them back so that a burst of large requests does not stay in the RSS.
+    if (charged > (1 << 20)) ::malloc_trim(0);
     std::lock_guard<std::mutex> lk(mu);
     --st.in_flight;
     ++st.completed;
   }
 }
 
-void Server::Impl::Serve(int fd, const std::string& peer) {
-  beast_http::request_parser<beast_http::string_body> parser;
-  parser.header_limit(static_cast<std::uint32_t>(std::min<int64_t>(opt.max_header_bytes, UINT32_MAX)));
-  parser.body_limit(static_cast<std::uint64_t>(opt.max_body_bytes));
-  parser.eager(true);
-  std::string buf;
-  char tmp[16384];
-  auto start = Clock::now();
-  auto fail = [&](int status, const std::string& msg) {
-    {
-      std::lock_guard<std::mutex> lk(mu);
-      ++st.bad_requests;
-    }
-    Reply(fd, status, msg);
-    DrainAndClose(fd);
-  };
-  for (;;) {
-    double limit = parser.is_header_done() ? opt.body_timeout_s : opt.header_timeout_s;
-    double left = limit - std::chrono::duration<double>(Clock::now() - start).count();
-    if (left <= 0) return fail(408, "request timeout");
-    pollfd p{fd, POLLIN, 0};
-    int r = ::poll(&p, 1, static_cast<int>(std::max(1.0, left * 1000)));
-    if (r < 0 && errno == EINTR) continue;
-    if (r == 0) return fail(408, "request timeout");
-    ssize_t n = ::recv(fd, tmp, sizeof tmp, MSG_DONTWAIT);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    boost::system::error_code ec;
-    if (n <= 0) {
-      ::close(fd);  // the client went away before a complete request
-      return;
-    }
-    buf.append(tmp, static_cast<size_t>(n));
-    while (!buf.empty() && !parser.is_done()) {
-      size_t used = parser.put(boost::asio::buffer(buf.data(), buf.size()), ec);
-      buf.erase(0, used);
-      if (ec == beast_http::error::need_more) {
-        ec = {};
-        break;
-      }
-      if (ec) break;
-      if (used == 0) break;
-    }
-    if (ec == beast_http::error::body_limit) return fail(413, "request body larger than " + std::to_string(opt.max_body_bytes) + " bytes");
-    if (ec == beast_http::error::header_limit) return fail(431, "request header larger than " + std::to_string(opt.max_header_bytes) + " bytes");
-    if (ec) return fail(400, "malformed request: " + ec.message());
-    if (parser.is_done()) break;
-  }
-  auto msg = parser.release();
+void Server::Impl::Serve(Ready& ready) {
+  const int fd = ready.fd;
+  const std::string& peer = ready.peer;
+  auto& msg = ready.msg;
   Request req;
   req.method = std::string(msg.method_string());
   req.target = std::string(msg.target());
@@ -307,13 +460,14 @@ void Server::Impl::Serve(int fd, const std::string& peer) {
 }
 
 Expected<std::unique_ptr<Server>> Server::Start(const ServerOptions& opt, Handler handler) {
-  if (opt.max_concurrent < 1 || opt.max_queue < 0) {
-    return InvalidArgument("http: max_concurrent must be >= 1 and max_queue >= 0");
+  if (opt.max_concurrent < 1 || opt.max_queue < 0 || opt.max_connections < 1) {
+    return InvalidArgument("http: max_concurrent and max_connections must be >= 1 and max_queue >= 0");
   }
   if (opt.port < 0 || opt.port > 65535) return InvalidArgument("http: port " + std::to_string(opt.port) + " out of range");
   auto impl = std::make_unique<Impl>();
   impl->opt = opt;
   impl->handler = std::move(handler);
+  impl->buffer_budget = std::max<int64_t>(64 << 20, 4 * (opt.max_body_bytes + opt.max_header_bytes));
   sockaddr_storage ss{};
   socklen_t len = 0;
   auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);

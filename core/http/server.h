@@ -1,11 +1,13 @@
 // k2::http::Server: a small, bounded HTTP/1.1 server for local services (the sandbox's SandboxFusion API,
 // the engine's OpenAI-compatible endpoint). Requests are parsed with Boost.Beast (kept out of this header).
 //
-// Model: one acceptor thread and `max_concurrent` worker threads. An accepted connection waits in a
-// queue of at most `max_queue`; when the queue is full the acceptor answers 429 at once. A worker reads
-// one request (header and body deadlines, size caps -> 408/413/431/400), calls the handler and writes the
-// response (or streams it, chunked, e.g. SSE), then closes the connection (no keep-alive, so one slow
-// client can never hold a worker beyond its deadlines).
+// Model: one acceptor thread and `max_concurrent` worker threads. The acceptor reads every connection's
+// request itself, with non-blocking sockets in one poll loop (at most `max_connections` at once), under
+// deadlines that count from accept (header within header_timeout_s, whole request within body_timeout_s)
+// and size caps (408/413/431/400); so slow or stalled clients hold no worker. A complete request waits in
+// a queue of at most `max_queue` (beyond: 429); a worker calls the handler and writes the response (or
+// streams it, chunked, e.g. SSE), then closes the connection. Bytes of requests being read, queued or
+// handled are bounded in total (4x the per-request caps, at least 64 MiB; beyond: 503).
 // Thread safety: the handler is called from several worker threads at once. Stop() is idempotent and
 // graceful: no new connections, queued and in-flight requests are finished, threads joined.
 // Failure: Start() fails with the bind error; per-connection errors only close that connection.
@@ -59,7 +61,8 @@ struct ServerOptions {
   std::string bind = "127.0.0.1";   // IPv4 or IPv6 literal
   int port = 0;                     // 0 = ephemeral; Server::port() reports the bound one
   int max_concurrent = 8;           // worker threads = requests handled at once
-  int max_queue = 64;               // connections waiting for a worker; beyond: 429
+  int max_queue = 64;               // complete requests waiting for a worker; beyond: 429
+  int max_connections = 512;        // connections still sending their request (read by one poll loop); beyond: 429
   int64_t max_body_bytes = 16 << 20;    // larger bodies: 413
   int64_t max_header_bytes = 64 << 10;  // larger headers: 431
   double header_timeout_s = 10;     // to receive the complete header: else 408

@@ -3,6 +3,7 @@
 #include "engine/text/tokenizer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <climits>
 #include <filesystem>
 #include <queue>
@@ -141,59 +142,84 @@ std::string FormatTiktokenRanks(const std::vector<std::string>& tokens) {
 
 // ---- construction, load, save ---------------------------------------------------------------
 
+Status Tokenizer::BuildRanks(std::vector<std::string> tokens) {
+  ranks_.reserve(tokens.size() * 2);
+  for (size_t r = 0; r < tokens.size(); ++r) {
+    if (tokens[r].empty()) return InvalidArgument("rank " + std::to_string(r) + ": empty token");
+    if (!ranks_.emplace(tokens[r], static_cast<int>(r)).second)
+      return InvalidArgument("rank " + std::to_string(r) + ": token \"" + Base64Encode(tokens[r]) +
+                             "\" (base64) repeats rank " + std::to_string(ranks_.find(tokens[r])->second));
+  }
+  for (int b = 0; b < 256; ++b)
+    if (!ranks_.count(std::string(1, char(b))))
+      return InvalidArgument("ranks: byte 0x" + std::string(1, "0123456789abcdef"[b >> 4]) + "0123456789abcdef"[b & 15] +
+                             " has no token: a byte-level BPE needs all 256 single bytes");
+  tokens_ = std::move(tokens);
+  for (int b = 0; b < 256; ++b) byte_ids_[b] = Rank(std::string(1, char(b)));
+  return Status::Ok();
+}
+
+void Tokenizer::BuildTiktokenPairs() {
+  size_t npairs = 0;
+  for (auto& tk : tokens_) npairs += tk.size() - 1;
+  pairs_.Build(npairs);
+  for (size_t r = 0; r < tokens_.size(); ++r) {
+    std::string_view tk = tokens_[r];
+    for (size_t k = 1; k < tk.size(); ++k) {
+      int a = Rank(tk.substr(0, k)), b = Rank(tk.substr(k));
+      if (a >= 0 && b >= 0) pairs_.Put(a, b, PairVal{static_cast<int>(r), static_cast<int>(r)});
+    }
+  }
+}
+
+Status Tokenizer::BuildSpecials(const std::vector<std::pair<std::string, int>>& specials, int num_reserved,
+                                bool allow_aliases) {
+  if (num_reserved < 0) return InvalidArgument("num_reserved_special_tokens: expected >= 0");
+  num_reserved_ = num_reserved;
+  const int base = num_ranks();
+  specials_.assign(num_reserved, "");
+  std::vector<std::pair<std::string, int>> aliases;  // names of ids inside the BPE range
+  for (auto& [name, id] : specials) {
+    if (name.empty()) return InvalidArgument("special_tokens: empty name for id " + std::to_string(id));
+    if (allow_aliases && id >= 0 && id < base) {
+      aliases.emplace_back(name, id);
+      continue;
+    }
+    if (id < base || id >= base + num_reserved)
+      return InvalidArgument("special_tokens: \"" + name + "\" has id " + std::to_string(id) + ": expected an id in [" +
+                             std::to_string(base) + ", " + std::to_string(base + num_reserved) + ")");
+    if (!specials_[id - base].empty())
+      return InvalidArgument("special_tokens: id " + std::to_string(id) + " is given twice");
+    specials_[id - base] = name;
+  }
+  for (int k = 0; k < num_reserved; ++k)
+    if (specials_[k].empty()) specials_[k] = "<|reserved_token_" + std::to_string(base + k) + "|>";
+  for (int k = 0; k < num_reserved; ++k) {
+    if (!special_ids_.emplace(specials_[k], base + k).second)
+      return InvalidArgument("special_tokens: name \"" + specials_[k] + "\" is used twice");
+    specials_by_length_.emplace_back(specials_[k], base + k);
+  }
+  for (auto& [name, id] : aliases) {
+    if (!special_ids_.emplace(name, id).second)
+      return InvalidArgument("special_tokens: name \"" + name + "\" is used twice");
+    specials_by_length_.emplace_back(name, id);
+  }
+  named_specials_ = specials;
+  for (auto& [name, id] : specials_by_length_) special_first_byte_[static_cast<uint8_t>(name[0])] = true;
+  std::stable_sort(specials_by_length_.begin(), specials_by_length_.end(),
+                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  return Status::Ok();
+}
+
 Expected<Tokenizer> Tokenizer::Create(std::vector<std::string> tokens, const std::string& pattern,
                                       const std::vector<std::pair<std::string, int>>& specials,
                                       int num_reserved) {
   Tokenizer t;
   K2_ASSIGN_OR_RETURN(t.pre_, Pretokenizer::Create(pattern));
   if (num_reserved < 0) return InvalidArgument("num_reserved_special_tokens: expected >= 0");
-  t.ranks_.reserve(tokens.size() * 2);
-  for (size_t r = 0; r < tokens.size(); ++r) {
-    if (tokens[r].empty()) return InvalidArgument("rank " + std::to_string(r) + ": empty token");
-    if (!t.ranks_.emplace(tokens[r], static_cast<int>(r)).second)
-      return InvalidArgument("rank " + std::to_string(r) + ": token \"" + Base64Encode(tokens[r]) +
-                             "\" (base64) repeats rank " + std::to_string(t.ranks_.find(tokens[r])->second));
-  }
-  for (int b = 0; b < 256; ++b)
-    if (!t.ranks_.count(std::string(1, char(b))))
-      return InvalidArgument("ranks: byte 0x" + std::string(1, "0123456789abcdef"[b >> 4]) + "0123456789abcdef"[b & 15] +
-                             " has no token: a byte-level BPE needs all 256 single bytes");
-  t.tokens_ = std::move(tokens);
-  for (int b = 0; b < 256; ++b) t.byte_ids_[b] = t.Rank(std::string(1, char(b)));
-  size_t npairs = 0;
-  for (auto& tk : t.tokens_) npairs += tk.size() - 1;
-  t.pairs_.Build(npairs);
-  for (size_t r = 0; r < t.tokens_.size(); ++r) {
-    std::string_view tk = t.tokens_[r];
-    for (size_t k = 1; k < tk.size(); ++k) {
-      int a = t.Rank(tk.substr(0, k)), b = t.Rank(tk.substr(k));
-      if (a >= 0 && b >= 0) t.pairs_.Put(a, b, static_cast<int>(r));
-    }
-  }
-  t.num_reserved_ = num_reserved;
-  int base = t.num_ranks();
-  t.specials_.assign(num_reserved, "");
-  for (auto& [name, id] : specials) {
-    if (id < base || id >= base + num_reserved)
-      return InvalidArgument("special_tokens: \"" + name + "\" has id " + std::to_string(id) + ": expected an id in [" +
-                             std::to_string(base) + ", " + std::to_string(base + num_reserved) + ")");
-    if (name.empty()) return InvalidArgument("special_tokens: empty name for id " + std::to_string(id));
-    if (!t.specials_[id - base].empty())
-      return InvalidArgument("special_tokens: id " + std::to_string(id) + " is given twice");
-    t.specials_[id - base] = name;
-  }
-  for (int k = 0; k < num_reserved; ++k)
-    if (t.specials_[k].empty()) t.specials_[k] = "<|reserved_token_" + std::to_string(base + k) + "|>";
-  for (int k = 0; k < num_reserved; ++k)
-    if (!t.special_ids_.emplace(t.specials_[k], base + k).second)
-      return InvalidArgument("special_tokens: name \"" + t.specials_[k] + "\" is used twice");
-  t.named_specials_ = specials;
-  for (int k = 0; k < num_reserved; ++k) {
-    t.specials_by_length_.push_back(k);
-    t.special_first_byte_[static_cast<uint8_t>(t.specials_[k][0])] = true;
-  }
-  std::stable_sort(t.specials_by_length_.begin(), t.specials_by_length_.end(),
-                   [&t](int a, int b) { return t.specials_[a].size() > t.specials_[b].size(); });
+  K2_RETURN_IF_ERROR(t.BuildRanks(std::move(tokens)));
+  t.BuildTiktokenPairs();
+  K2_RETURN_IF_ERROR(t.BuildSpecials(specials, num_reserved, /*allow_aliases=*/false));
   return t;
 }
 
@@ -204,10 +230,19 @@ Expected<Tokenizer> Tokenizer::CreateKimi(std::vector<std::string> tokens) {
 
 Expected<Tokenizer> Tokenizer::Load(const std::string& dir) {
   std::string model = dir + "/tiktoken.model";
+  std::string meta = dir + "/tokenizer.json";
+  if (!std::filesystem::exists(model) && std::filesystem::exists(meta)) {
+    K2_ASSIGN_OR_RETURN(std::string text, ReadFile(meta));
+    K2_ASSIGN_OR_RETURN(json j, ParseJson(text, meta));
+    K2_ASSIGN_OR_RETURN(Tokenizer t, FromHfTokenizerJson(j, meta));
+    t.hf_json_ = std::move(text);
+    return t;
+  }
   K2_ASSIGN_OR_RETURN(std::string text, ReadFile(model));
   K2_ASSIGN_OR_RETURN(auto tokens, ParseTiktokenRanks(text, model));
-  std::string meta = dir + "/tokenizer.json";
   if (!std::filesystem::exists(meta)) {
+    const std::string cfg = dir + "/tokenizer_config.json";
+    if (std::filesystem::exists(cfg)) return LoadKimiConfig(std::move(tokens), cfg);
     auto t = CreateKimi(std::move(tokens));
     if (!t.ok()) return t.status().Context(model);
     return t;
@@ -263,6 +298,232 @@ Expected<Tokenizer> Tokenizer::Load(const std::string& dir) {
   return t;
 }
 
+Expected<Tokenizer> Tokenizer::LoadKimiConfig(std::vector<std::string> tokens, const std::string& path) {
+  K2_ASSIGN_OR_RETURN(json j, ReadJsonFile(path));
+  if (!j.is_object()) return InvalidArgument(path + ": expected an object");
+  const int base = static_cast<int>(tokens.size());
+  if (!j.contains("added_tokens_decoder")) {
+    auto t = CreateKimi(std::move(tokens));
+    if (!t.ok()) return t.status().Context(path);
+    return t;
+  }
+  const json& d = j["added_tokens_decoder"];
+  if (!d.is_object()) return InvalidArgument(path + ": added_tokens_decoder: expected an object {id: {content, ...}}");
+  // tokenization_kimi.py: special ids are num_base_tokens .. +num_reserved (256), named by
+  // added_tokens_decoder, the rest "<|reserved_token_ID|>".
+  std::vector<std::pair<std::string, int>> specials;
+  int top = base + kKimiNumReservedSpecial - 1;
+  for (auto& [key, v] : d.items()) {
+    const std::string where = path + ": added_tokens_decoder." + key;
+    int64_t id = -1;
+    if (key.empty() || key.size() > 9 || key.find_first_not_of("0123456789") != std::string::npos)
+      return InvalidArgument(where + ": expected a decimal token id as the key");
+    id = std::stoll(key);
+    if (!v.is_object() || !v.contains("content") || !v["content"].is_string())
+      return InvalidArgument(where + ": expected an object with a string \"content\"");
+    if (id < base || id >= base + (1 << 20))
+      return InvalidArgument(where + ": id " + key + " is not after the " + std::to_string(base) +
+                             " ranks of tiktoken.model (expected ids from " + std::to_string(base) + ")");
+    specials.emplace_back(v["content"].get<std::string>(), static_cast<int>(id));
+    top = std::max(top, static_cast<int>(id));
+  }
+  std::sort(specials.begin(), specials.end(), [](auto& a, auto& b) { return a.second < b.second; });
+  auto t = Create(std::move(tokens), kKimiPattern, specials, top - base + 1);
+  if (!t.ok()) return t.status().Context(path);
+  return t;
+}
+
+namespace {
+
+// GPT-2's bytes_to_unicode: printable Latin-1 bytes are their own code point, the other 68 bytes map
+// to U+0100.. in byte order. Returns code point -> byte (-1: not a byte's spelling).
+const std::vector<int>& UnicodeToByte() {
+  static const std::vector<int> table = [] {
+    std::vector<int> t(512, -1);
+    int extra = 0;
+    for (int b = 0; b < 256; ++b) {
+      const bool printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+      t[printable ? b : 256 + extra++] = b;
+    }
+    return t;
+  }();
+  return table;
+}
+
+// A byte-level token spelling back to its bytes; nullopt for a character outside the mapping.
+std::optional<std::string> ByteLevelDecode(std::string_view s) {
+  std::string out;
+  size_t i = 0;
+  const auto& map = UnicodeToByte();
+  while (i < s.size()) {
+    uint32_t cp;
+    const auto c = static_cast<uint8_t>(s[i]);
+    if (c < 0x80) {
+      cp = c, i += 1;
+    } else if ((c >> 5) == 6 && i + 1 < s.size()) {
+      cp = ((c & 0x1f) << 6) | (static_cast<uint8_t>(s[i + 1]) & 0x3f), i += 2;
+    } else {
+      return std::nullopt;  // every mapped code point is below U+0800
+    }
+    if (cp >= map.size() || map[cp] < 0) return std::nullopt;
+    out.push_back(static_cast<char>(map[cp]));
+  }
+  return out;
+}
+
+// GPT-2's pre-tokenization regex (tokenizers' ByteLevel with use_regex).
+constexpr const char* kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+
+std::string EscapeRegex(std::string_view lit) {
+  std::string out;
+  for (char c : lit) {
+    if (std::isalnum(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) >= 0x80) out.push_back(c);
+    else out += std::string("\\") + c;
+  }
+  return out;
+}
+
+// The regex stages of a tokenizer.json pre_tokenizer (empty: the whole text is one piece).
+Status PreTokenizerStages(const json& p, const std::string& where, std::vector<std::string>* stages) {
+  if (p.is_null()) return Status::Ok();
+  if (!p.is_object() || !p.contains("type") || !p["type"].is_string())
+    return InvalidArgument(where + ": expected an object with a \"type\"");
+  const std::string type = p["type"];
+  if (type == "Sequence") {
+    if (!p.contains("pretokenizers") || !p["pretokenizers"].is_array())
+      return InvalidArgument(where + ".pretokenizers: expected an array");
+    for (size_t i = 0; i < p["pretokenizers"].size(); ++i)
+      K2_RETURN_IF_ERROR(PreTokenizerStages(p["pretokenizers"][i], where + ".pretokenizers[" + std::to_string(i) + "]", stages));
+    return Status::Ok();
+  }
+  if (type == "ByteLevel") {
+    if (p.value("add_prefix_space", false) == true)
+      return InvalidArgument(where + ".add_prefix_space: expected false (a prefix space would change the text)");
+    if (p.value("use_regex", true)) stages->push_back(kGpt2Pattern);
+    return Status::Ok();
+  }
+  if (type == "Split") {
+    if (p.value("behavior", std::string()) != "Isolated")
+      return InvalidArgument(where + ".behavior: expected \"Isolated\", got " + (p.contains("behavior") ? p["behavior"].dump() : "nothing"));
+    if (p.value("invert", false)) return InvalidArgument(where + ".invert: expected false");
+    const json& pat = p.contains("pattern") ? p["pattern"] : json();
+    if (pat.is_object() && pat.contains("Regex") && pat["Regex"].is_string()) {
+      stages->push_back(pat["Regex"].get<std::string>());
+    } else if (pat.is_object() && pat.contains("String") && pat["String"].is_string()) {
+      stages->push_back(EscapeRegex(pat["String"].get<std::string>()));
+    } else {
+      return InvalidArgument(where + ".pattern: expected {\"Regex\": ...} or {\"String\": ...}");
+    }
+    return Status::Ok();
+  }
+  return InvalidArgument(where + ".type: expected ByteLevel, Split or Sequence, got \"" + type + "\"");
+}
+
+}  // namespace
+
+Expected<Tokenizer> Tokenizer::FromHfTokenizerJson(const json& j, const std::string& src) {
+  if (!j.is_object() || !j.contains("model") || !j["model"].is_object())
+    return InvalidArgument(src + ": expected a tokenizers file with a \"model\" object");
+  const json& m = j["model"];
+  if (m.value("type", std::string("BPE")) != "BPE")
+    return InvalidArgument(src + ": model.type: expected \"BPE\", got " + m["type"].dump());
+  if (m.contains("byte_fallback") && m["byte_fallback"] == true)
+    return InvalidArgument(src + ": model.byte_fallback: expected false (byte-level BPE)");
+  for (const char* k : {"continuing_subword_prefix", "end_of_word_suffix"})
+    if (m.contains(k) && !m[k].is_null() && !(m[k].is_string() && m[k].get<std::string>().empty()))
+      return InvalidArgument(src + ": model." + k + ": expected null (byte-level BPE)");
+  if (j.contains("normalizer") && !j["normalizer"].is_null()) {
+    const json& n = j["normalizer"];
+    if (!(n.is_object() && n.value("type", std::string()) == "Sequence" && n.contains("normalizers") &&
+          n["normalizers"].is_array() && n["normalizers"].empty()))
+      return InvalidArgument(src + ": normalizer: expected null (a normalizer would change the text)");
+  }
+  if (!m.contains("vocab") || !m["vocab"].is_object())
+    return InvalidArgument(src + ": model.vocab: expected an object {token: id}");
+  const json& vocab = m["vocab"];
+  std::vector<std::string> tokens(vocab.size());
+  std::vector<bool> seen(vocab.size(), false);
+  for (auto& [spelling, idv] : vocab.items()) {
+    const std::string where = src + ": model.vocab[\"" + spelling + "\"]";
+    if (!idv.is_number_integer() || idv.get<int64_t>() < 0 || idv.get<uint64_t>() >= vocab.size())
+      return InvalidArgument(where + ": expected an id in [0, " + std::to_string(vocab.size()) + ")");
+    const size_t id = idv.get<size_t>();
+    if (seen[id]) return InvalidArgument(where + ": id " + std::to_string(id) + " is given twice");
+    auto bytes = ByteLevelDecode(spelling);
+    if (!bytes || bytes->empty())
+      return InvalidArgument(where + ": not a byte-level spelling (GPT-2 byte-to-unicode characters)");
+    seen[id] = true;
+    tokens[id] = std::move(*bytes);
+  }
+  Tokenizer t;
+  t.format_ = "hf";
+  t.piece_lookup_ = m.value("ignore_merges", false) == true;
+  K2_RETURN_IF_ERROR(t.BuildRanks(std::move(tokens)).Context(src));
+  // Merges: "left right" strings (tokenizers < 0.20) or [left, right] pairs.
+  if (!m.contains("merges") || !m["merges"].is_array()) return InvalidArgument(src + ": model.merges: expected an array");
+  const json& merges = m["merges"];
+  t.pairs_.Build(merges.size());
+  for (size_t i = 0; i < merges.size(); ++i) {
+    const std::string where = src + ": model.merges[" + std::to_string(i) + "]";
+    std::string l, r;
+    const json& e = merges[i];
+    if (e.is_string()) {
+      const std::string s = e.get<std::string>();
+      size_t sp = s.find(' ');
+      if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos)
+        return InvalidArgument(where + ": expected \"left right\"");
+      l = s.substr(0, sp), r = s.substr(sp + 1);
+    } else if (e.is_array() && e.size() == 2 && e[0].is_string() && e[1].is_string()) {
+      l = e[0].get<std::string>(), r = e[1].get<std::string>();
+    } else {
+      return InvalidArgument(where + ": expected \"left right\" or [left, right]");
+    }
+    auto lb = ByteLevelDecode(l), rb = ByteLevelDecode(r);
+    if (!lb || !rb) return InvalidArgument(where + ": not a byte-level spelling");
+    const int a = t.Rank(*lb), b = t.Rank(*rb), c = t.Rank(*lb + *rb);
+    if (a < 0 || b < 0 || c < 0)
+      return InvalidArgument(where + ": \"" + (a < 0 ? l : b < 0 ? r : l + r) + "\" is not in model.vocab");
+    t.pairs_.Put(a, b, PairVal{static_cast<int>(i), c});
+    t.merge_prio_.emplace(std::to_string(lb->size()) + ":" + *lb + *rb, static_cast<int>(i));
+  }
+  std::vector<std::string> stages;
+  K2_RETURN_IF_ERROR(PreTokenizerStages(j.contains("pre_tokenizer") ? j["pre_tokenizer"] : json(), src + ": pre_tokenizer",
+                                        &stages));
+  if (stages.empty()) stages.push_back(R"([\s\S]+)");
+  for (size_t i = 0; i < stages.size(); ++i) {
+    auto p = Pretokenizer::Create(stages[i]);
+    if (!p.ok()) return p.status().Context(src + ": pre_tokenizer stage " + std::to_string(i));
+    if (i == 0) t.pre_ = std::move(*p);
+    else t.more_pre_.push_back(std::move(*p));
+  }
+  // Added tokens: content -> id. Ids from V on form the special block (gaps are reserved names).
+  std::vector<std::pair<std::string, int>> specials;
+  int top = t.num_ranks() - 1;
+  if (j.contains("added_tokens") && !j["added_tokens"].is_null()) {
+    if (!j["added_tokens"].is_array()) return InvalidArgument(src + ": added_tokens: expected an array");
+    for (size_t i = 0; i < j["added_tokens"].size(); ++i) {
+      const json& a = j["added_tokens"][i];
+      const std::string where = src + ": added_tokens[" + std::to_string(i) + "]";
+      if (!a.is_object() || !a.contains("id") || !a["id"].is_number_integer() || a["id"].get<int64_t>() < 0 ||
+          !a.contains("content") ||
+          !a["content"].is_string())
+        return InvalidArgument(where + ": expected {\"id\": integer, \"content\": string}");
+      const uint64_t id = a["id"].get<uint64_t>();
+      if (id >= static_cast<uint64_t>(t.num_ranks()) + (1u << 20))
+        return InvalidArgument(where + ".id: " + std::to_string(id) + " is far beyond the vocabulary");
+      const std::string content = a["content"].get<std::string>();
+      if (id < static_cast<uint64_t>(t.num_ranks()) && t.tokens_[id] != content)
+        return InvalidArgument(where + ": id " + std::to_string(id) + " is the vocab token \"" + t.tokens_[id] +
+                               "\", not \"" + content + "\"");
+      specials.emplace_back(content, static_cast<int>(id));
+      top = std::max(top, static_cast<int>(id));
+    }
+  }
+  std::sort(specials.begin(), specials.end(), [](auto& a, auto& b) { return a.second < b.second; });
+  K2_RETURN_IF_ERROR(t.BuildSpecials(specials, top - t.num_ranks() + 1, /*allow_aliases=*/true).Context(src));
+  return t;
+}
+
 Status Tokenizer::set_tool_declarations(const std::string& mode) {
   if (mode != "full" && mode != "compact")
     return InvalidArgument("tool declarations: expected \"full\" or \"compact\", got \"" + mode + "\"");
@@ -274,6 +535,12 @@ Status Tokenizer::Save(const std::string& dir) const {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   if (ec) return IoError(dir + ": cannot create directory: " + ec.message());
+  if (format_ == "hf") {
+    if (tool_declarations_ != "full")
+      return InvalidArgument(dir + ": a tokenizer.json tokenizer keeps the \"full\" tool declarations (got \"" +
+                             tool_declarations_ + "\")");
+    return WriteFileAtomic(dir + "/tokenizer.json", hf_json_);
+  }
   K2_RETURN_IF_ERROR(WriteFileAtomic(dir + "/tiktoken.model", FormatTiktokenRanks(tokens_)));
   json specials = json::object();
   for (auto& [name, id] : named_specials_) specials[name] = id;
@@ -320,16 +587,17 @@ void Tokenizer::PairTable::Build(size_t n) {
   size_t cap = 16;
   while (cap < 2 * n + 16) cap <<= 1;  // load factor <= 1/2
   keys.assign(cap, 0);
-  vals.assign(cap, -1);
+  vals.assign(cap, PairVal{});
   mask = cap - 1;
 }
 
-void Tokenizer::PairTable::Put(int a, int b, int rank) {
+void Tokenizer::PairTable::Put(int a, int b, PairVal v) {
   uint64_t k = Key(a, b);
   uint64_t i = Slot(k);
   while (keys[i] != 0 && keys[i] != k) i = (i + 1) & mask;
+  if (keys[i] == k && vals[i].prio >= 0 && vals[i].prio <= v.prio) return;  // the first (best) merge wins
   keys[i] = k;
-  vals[i] = rank;  // (a, b) determines the bytes, hence the rank: a repeated Put writes the same value
+  vals[i] = v;
 }
 
 namespace {
@@ -340,30 +608,31 @@ constexpr size_t kSmallPiece = 48;
 }  // namespace
 
 void Tokenizer::MergeSmall(std::string_view piece, std::vector<int>* out) const {
-  // Parts are token ids; rank[i] is the rank of parts i and i+1 joined (a pair-table lookup: the
-  // concatenation of two tokens is a token iff the table has the pair). Same order of merges as the
-  // reference: lowest rank, leftmost first.
+  // Parts are token ids; prio[i] / res[i] are the priority and result of joining parts i and i+1 (a
+  // pair-table lookup). Same order of merges as the reference: lowest priority, leftmost first.
   size_t parts = piece.size();
   int id[kSmallPiece];
-  int rank[kSmallPiece];
+  int prio[kSmallPiece];
+  int res[kSmallPiece];
   for (size_t i = 0; i < parts; ++i) id[i] = byte_ids_[static_cast<uint8_t>(piece[i])];
-  auto pair_rank = [&](size_t i) {
-    int r = pairs_.Get(id[i], id[i + 1]);
-    return r < 0 ? INT_MAX : r;
+  auto look = [&](size_t i) {
+    PairVal v = pairs_.Get(id[i], id[i + 1]);
+    prio[i] = v.prio < 0 ? INT_MAX : v.prio;
+    res[i] = v.id;
   };
-  for (size_t i = 0; i + 1 < parts; ++i) rank[i] = pair_rank(i);
+  for (size_t i = 0; i + 1 < parts; ++i) look(i);
   while (parts > 1) {
     int best = INT_MAX;
     size_t bi = 0;
     for (size_t i = 0; i + 1 < parts; ++i)
-      if (rank[i] < best) best = rank[i], bi = i;
+      if (prio[i] < best) best = prio[i], bi = i;
     if (best == INT_MAX) break;
-    id[bi] = best;
+    id[bi] = res[bi];
     for (size_t k = bi + 1; k + 1 < parts; ++k) id[k] = id[k + 1];
-    for (size_t k = bi + 1; k + 2 < parts; ++k) rank[k] = rank[k + 1];
+    for (size_t k = bi + 1; k + 2 < parts; ++k) prio[k] = prio[k + 1], res[k] = res[k + 1];
     --parts;
-    if (bi + 1 < parts) rank[bi] = pair_rank(bi);
-    if (bi > 0) rank[bi - 1] = pair_rank(bi - 1);
+    if (bi + 1 < parts) look(bi);
+    if (bi > 0) look(bi - 1);
   }
   out->insert(out->end(), id, id + parts);
 }
@@ -381,15 +650,15 @@ void Tokenizer::MergeHeap(std::string_view piece, std::vector<int>* out) const {
     end[i] = i + 1, prev[i] = i - 1, next[i] = i + 1;  // next == n: none
     id[i] = byte_ids_[static_cast<uint8_t>(piece[i])];
   }
-  using Entry = std::tuple<int, uint32_t, uint32_t>;  // rank, left start, right end
+  using Entry = std::tuple<int, uint32_t, uint32_t>;  // priority, left start, right end
   std::vector<Entry> storage;
   storage.reserve(n);
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap(std::greater<Entry>(), std::move(storage));
   auto push = [&](uint32_t left) {
     uint32_t right = next[left];
     if (right >= n) return;
-    int r = pairs_.Get(id[left], id[right]);
-    if (r >= 0) heap.emplace(r, left, end[right]);
+    PairVal v = pairs_.Get(id[left], id[right]);
+    if (v.prio >= 0) heap.emplace(v.prio, left, end[right]);
   };
   for (uint32_t i = 0; i + 1 < n; ++i) push(i);
   while (!heap.empty()) {
@@ -397,8 +666,9 @@ void Tokenizer::MergeHeap(std::string_view piece, std::vector<int>* out) const {
     heap.pop();
     if (!alive[left] || next[left] >= n || end[next[left]] != right_end) continue;
     uint32_t right = next[left];
+    (void)r;
     alive[right] = 0;
-    id[left] = r;
+    id[left] = pairs_.Get(id[left], id[right]).id;
     end[left] = end[right];
     next[left] = next[right];
     if (next[left] < n) prev[next[left]] = left;
@@ -410,8 +680,12 @@ void Tokenizer::MergeHeap(std::string_view piece, std::vector<int>* out) const {
 
 void Tokenizer::EncodePiece(std::string_view piece, std::vector<int>* out) const {
   // As tiktoken: a piece that is itself a token is that token.
-  if (int r = Rank(piece); r >= 0) {
+  if (int r = piece_lookup_ ? Rank(piece) : -1; r >= 0) {
     out->push_back(r);
+    return;
+  }
+  if (piece.size() == 1) {
+    out->push_back(byte_ids_[static_cast<uint8_t>(piece[0])]);
     return;
   }
   if (piece.size() <= kSmallPiece) {
@@ -422,17 +696,24 @@ void Tokenizer::EncodePiece(std::string_view piece, std::vector<int>* out) const
 }
 
 void Tokenizer::EncodePieceReference(std::string_view piece, std::vector<int>* out) const {
-  if (int r = Rank(piece); r >= 0) {
+  if (int r = piece_lookup_ ? Rank(piece) : -1; r >= 0) {
     out->push_back(r);
     return;
   }
   std::vector<std::string> parts;
   for (char c : piece) parts.emplace_back(1, c);
+  // tiktoken: a join is ranked by the rank of its bytes; tokenizer.json: by the merges list.
+  auto prio = [&](const std::string& a, const std::string& b) {
+    if (format_ != "hf") return Rank(a + b);
+    std::string key = std::to_string(a.size()) + ":" + a + b;
+    auto it = merge_prio_.find(key);
+    return it == merge_prio_.end() ? -1 : it->second;
+  };
   while (parts.size() > 1) {
     int best = INT_MAX;
     size_t bi = 0;
     for (size_t i = 0; i + 1 < parts.size(); ++i) {
-      int r = Rank(parts[i] + parts[i + 1]);
+      int r = prio(parts[i], parts[i + 1]);
       if (r >= 0 && r < best) best = r, bi = i;
     }
     if (best == INT_MAX) break;
@@ -442,10 +723,24 @@ void Tokenizer::EncodePieceReference(std::string_view piece, std::vector<int>* o
   for (auto& p : parts) out->push_back(Rank(p));
 }
 
+void Tokenizer::SplitAll(std::string_view text, bool reference, std::vector<std::string_view>* out) const {
+  if (reference) pre_.SplitReference(text, out);
+  else pre_.Split(text, out);
+  for (const Pretokenizer& stage : more_pre_) {
+    std::vector<std::string_view> next;
+    next.reserve(out->size());
+    for (auto p : *out) {
+      if (reference) stage.SplitReference(p, &next);
+      else stage.Split(p, &next);
+    }
+    out->swap(next);
+  }
+}
+
 void Tokenizer::Encode(std::string_view text, std::vector<int>* out) const {
   std::vector<std::string_view> pieces;
   pieces.reserve(text.size() / 3 + 1);
-  pre_.Split(text, &pieces);
+  SplitAll(text, /*reference=*/false, &pieces);
   for (auto p : pieces) EncodePiece(p, out);
 }
 
@@ -458,7 +753,7 @@ std::vector<int> Tokenizer::Encode(std::string_view text) const {
 
 std::vector<int> Tokenizer::EncodeReference(std::string_view text) const {
   std::vector<std::string_view> pieces;
-  pre_.SplitReference(text, &pieces);
+  SplitAll(text, /*reference=*/true, &pieces);
   std::vector<int> out;
   for (auto p : pieces) EncodePieceReference(p, &out);
   return out;
@@ -468,21 +763,21 @@ std::vector<int> Tokenizer::EncodeWithSpecial(std::string_view text) const {
   std::vector<int> out;
   size_t run = 0, i = 0;
   while (i < text.size()) {
-    int hit = -1;
+    const std::pair<std::string, int>* hit = nullptr;
     if (special_first_byte_[static_cast<uint8_t>(text[i])]) {
-      for (int k : specials_by_length_)
-        if (text.compare(i, specials_[k].size(), specials_[k]) == 0) {
-          hit = k;
+      for (const auto& s : specials_by_length_)
+        if (text.compare(i, s.first.size(), s.first) == 0) {
+          hit = &s;
           break;
         }
     }
-    if (hit < 0) {
+    if (hit == nullptr) {
       ++i;
       continue;
     }
     Encode(text.substr(run, i - run), &out);
-    out.push_back(num_ranks() + hit);
-    i += specials_[hit].size();
+    out.push_back(hit->second);
+    i += hit->first.size();
     run = i;
   }
   Encode(text.substr(run), &out);

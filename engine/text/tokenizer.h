@@ -1,9 +1,12 @@
-// Byte-level BPE tokenizer compatible with tiktoken rank files (Kimi-K2's tiktoken.model): the
-// public API of engine/text for encoding, decoding, special tokens and the on-disk format.
+// Byte-level BPE tokenizer compatible with tiktoken rank files (Kimi-K2's tiktoken.model, with the ids
+// of tokenizer_config.json) and with Hugging Face tokenizer.json byte-level BPE: the public API of
+// engine/text for encoding, decoding, special tokens and the on-disk formats.
 //
-// Ids: [0, num_ranks) are BPE tokens (rank = id, each a byte string; every single byte is one), then a
-// block of num_reserved special tokens [num_ranks, num_ranks + num_reserved) laid out as Kimi-K2 has
-// them (<|im_end|> = base + 2, ..., unnamed slots are "<|reserved_token_ID|>").
+// Ids: [0, num_ranks) are BPE tokens (each a byte string; every single byte is one), then a block of
+// num_reserved special tokens [num_ranks, num_ranks + num_reserved): Kimi-K2's layout by default
+// (<|im_end|> = base + 2, ...), or the ids a checkpoint's files give; unnamed slots are
+// "<|reserved_token_ID|>". tiktoken: the merge of two parts is ranked by the rank (= id) of the result;
+// tokenizer.json: by the position of the pair in "merges".
 //
 // Thread safety: a Tokenizer is immutable after creation; every const method may run concurrently.
 // Failure: loading and decoding return Status; encoding cannot fail (any byte string encodes).
@@ -18,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/json.h"
 #include "core/status.h"
 #include "engine/text/pretokenize.h"
 
@@ -52,12 +56,27 @@ class Tokenizer {
   // Kimi-K2's pattern and special-token layout over the given ranks.
   static Expected<Tokenizer> CreateKimi(std::vector<std::string> tokens);
 
-  // Loads DIR/tiktoken.model and, when present, DIR/tokenizer.json ({"pattern", "special_tokens":
-  // {name: id}, "num_reserved_special_tokens"}); without it, Kimi-K2's pattern and specials apply, so a
-  // directory holding only Kimi-K2's tiktoken.model loads as Kimi-K2's tokenizer.
+  // Loads a tokenizer directory:
+  //  - DIR/tiktoken.model with k2gym's DIR/tokenizer.json ({"format": "tiktoken", "pattern",
+  //    "special_tokens": {name: id}, "num_reserved_special_tokens"}), as Save writes it;
+  //  - DIR/tiktoken.model with DIR/tokenizer_config.json (a Kimi-K2 / Moonlight checkpoint): Kimi-K2's
+  //    pattern, special ids from "added_tokens_decoder" ({"163584": {"content": "[BOS]"}, ...}) in a
+  //    block of max(256, highest id - ranks + 1) after the ranks, as tokenization_kimi.py builds it;
+  //  - DIR/tiktoken.model alone: Kimi-K2's pattern and special layout;
+  //  - DIR/tokenizer.json of Hugging Face tokenizers (no tiktoken.model): see FromHfTokenizerJson.
   static Expected<Tokenizer> Load(const std::string& dir);
-  // Writes DIR/tiktoken.model and DIR/tokenizer.json atomically (creates DIR).
+  // A Hugging Face tokenizer.json with a byte-level BPE model: "model": {"type": "BPE", "vocab" (ids
+  // 0..V-1 in GPT-2's byte-to-unicode spelling), "merges" ("a b" strings or [a, b] pairs)}; pre-tokenizer
+  // ByteLevel (its GPT-2 regex when use_regex) and/or Split regexes with behavior "Isolated", alone or in
+  // a Sequence; normalizer null or empty. "added_tokens" become special tokens by content and id (ids
+  // at or after V form the special block; one whose content is already a vocab token names that id).
+  // Anything else is InvalidArgument naming `source` and the field.
+  static Expected<Tokenizer> FromHfTokenizerJson(const json& j, const std::string& source);
+  // Writes DIR/tiktoken.model and DIR/tokenizer.json atomically (creates DIR); a tokenizer read from a
+  // Hugging Face tokenizer.json writes that file back unchanged.
   Status Save(const std::string& dir) const;
+  // "tiktoken" or "hf" (loaded from a Hugging Face tokenizer.json).
+  const std::string& format() const { return format_; }
 
   // Encodes ordinary text: special-token strings in it are plain bytes (no prompt injection through
   // "<|im_end|>" in user text). Exact inverse of Decode for every byte string.
@@ -107,25 +126,36 @@ class Tokenizer {
   void MergeSmall(std::string_view piece, std::vector<int>* out) const;
   void MergeHeap(std::string_view piece, std::vector<int>* out) const;
 
-  std::vector<std::string> tokens_;    // rank -> bytes
+  static Expected<Tokenizer> LoadKimiConfig(std::vector<std::string> tokens, const std::string& config_path);
+  Status BuildRanks(std::vector<std::string> tokens);
+  void BuildTiktokenPairs();
+  Status BuildSpecials(const std::vector<std::pair<std::string, int>>& specials, int num_reserved, bool allow_aliases);
+  void SplitAll(std::string_view text, bool reference, std::vector<std::string_view>* out) const;
+
+  std::vector<std::string> tokens_;    // id -> bytes
   std::vector<std::string> specials_;  // id - num_ranks -> name
   std::vector<std::pair<std::string, int>> named_specials_;  // as given (for Save)
   std::string tool_declarations_ = "full";
   std::unordered_map<std::string, int, SvHash, std::equal_to<>> ranks_;
-  // Fast path of the merge: (left id, right id) -> rank of their concatenated bytes, for every pair of
-  // tokens whose concatenation is a token (all two-token splits of every token). Open addressing,
-  // linear probing; keys are never 0 because a pair of ids is stored + 1.
+  // Fast path of the merge: (left id, right id) -> (priority, id of the merged token). tiktoken: every
+  // pair of tokens whose concatenation is a token (all two-token splits of every token), priority = the
+  // result's rank. tokenizer.json: the merges list, priority = its index. Open addressing, linear
+  // probing; keys are never 0 because a pair of ids is stored + 1.
+  struct PairVal {
+    int prio = -1;  // -1: not a merge
+    int id = -1;
+  };
   struct PairTable {
     std::vector<uint64_t> keys;
-    std::vector<int> vals;
+    std::vector<PairVal> vals;
     uint64_t mask = 0;
     void Build(size_t n);
-    void Put(int a, int b, int rank);
-    int Get(int a, int b) const {
+    void Put(int a, int b, PairVal v);
+    PairVal Get(int a, int b) const {
       uint64_t k = Key(a, b);
       for (uint64_t i = Slot(k);; i = (i + 1) & mask) {
         if (keys[i] == k) return vals[i];
-        if (keys[i] == 0) return -1;
+        if (keys[i] == 0) return PairVal{};
       }
     }
     static uint64_t Key(int a, int b) { return ((uint64_t(uint32_t(a)) << 32) | uint32_t(b)) + 1; }
@@ -134,10 +164,16 @@ class Tokenizer {
   PairTable pairs_;
   std::array<int, 256> byte_ids_{};  // rank of each single byte
   std::unordered_map<std::string, int, SvHash, std::equal_to<>> special_ids_;
-  std::vector<int> specials_by_length_;  // indices into specials_, longest first (EncodeWithSpecial)
+  std::vector<std::pair<std::string, int>> specials_by_length_;  // (name, id), longest first (EncodeWithSpecial)
   std::array<bool, 256> special_first_byte_{};          // bytes a special name can start with
   int num_reserved_ = 0;
   Pretokenizer pre_;
+  std::vector<Pretokenizer> more_pre_;  // tokenizer.json: later Split stages, each on the previous pieces
+  bool piece_lookup_ = true;            // tiktoken: a piece that is a token is that token
+  // tokenizer.json only: merge priority by pair of byte strings (the reference merge's lookup).
+  std::unordered_map<std::string, int> merge_prio_;
+  std::string format_ = "tiktoken";
+  std::string hf_json_;  // the tokenizer.json text, for Save
 };
 
 }  // namespace k2::text

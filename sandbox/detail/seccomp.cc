@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <sys/socket.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -48,6 +49,22 @@ Expected<std::string> BuildSeccompBpf() {
     int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
                               SCMP_A0(SCMP_CMP_MASKED_EQ, flag, flag));
     if (rc < 0) return err("clone rule", rc);
+  }
+  // Address families: a program needs AF_UNIX, AF_INET and AF_INET6 (loopback inside its own network
+  // namespace). Every other family is refused with EAFNOSUPPORT, as if the kernel lacked it: AF_VSOCK is
+  // not isolated by network namespaces (a bind inside a run would meet the host's ports), AF_NETLINK
+  // reads interface state and counters, AF_PACKET/AF_KEY/AF_ALG... are attack surface nobody needs.
+  // The domain is an int but the register is compared whole: a value with high bits set is refused.
+  for (const char* call : {"socket", "socketpair"}) {
+    const int nr = seccomp_syscall_resolve_name(call);
+    if (nr == __NR_SCMP_ERROR) continue;
+    for (uint64_t fam = 0; fam <= AF_INET6; ++fam) {
+      if (fam == AF_UNIX || fam == AF_INET || fam == AF_INET6) continue;
+      int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1, SCMP_A0(SCMP_CMP_EQ, fam));
+      if (rc < 0) return err("socket family rule", rc);
+    }
+    int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(EAFNOSUPPORT), nr, 1, SCMP_A0(SCMP_CMP_GT, uint64_t{AF_INET6}));
+    if (rc < 0) return err("socket family rule", rc);
   }
   // clone3 passes flags in memory that BPF cannot read: ENOSYS makes glibc fall back to clone(2).
   int rc = seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);

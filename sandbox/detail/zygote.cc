@@ -81,7 +81,7 @@ std::vector<Op> BuildOps(const ZygoteOptions& o) {
   const std::string& r = o.root_dir;
   ops.push_back({Op::kMount, "", "/", "", "", MS_REC | MS_PRIVATE, "make / private"});
   ops.push_back({Op::kMount, "tmpfs", r, "tmpfs", "size=4m,nr_inodes=4096,mode=0755", MS_NOSUID | MS_NODEV, "mount root tmpfs"});
-  for (const char* d : {"/etc", "/dev", "/proc", "/work", "/tmp", "/.old"}) {
+  for (const char* d : {"/etc", "/dev", "/proc", "/work", "/tmp", "/mnt", "/.old"}) {
     ops.push_back({Op::kMkdir, r + d, "", "", "", 0755, "mkdir"});
   }
   for (const auto& src : o.ro_binds) {
@@ -268,16 +268,54 @@ Expected<std::unique_ptr<Zygote>> Zygote::Start(const ZygoteOptions& o) {
   };
 
   const unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC |
-                              CLONE_NEWUTS | CLONE_NEWCGROUP | SIGCHLD;
-  // Raw clone: fork-like (shared-nothing copy on the same stack), without glibc's atfork handlers.
-  long pid = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr);
-  if (pid < 0) {
+                              CLONE_NEWUTS | CLONE_NEWCGROUP | CLONE_PARENT | SIGCHLD;
+  // The zygote's user namespace is created by a process running as the dedicated uid host_uid_base, not
+  // by root, so that it is owned by that uid: the kernel charges what runs create inside it (inotify
+  // instances and watches, POSIX message queue bytes, processes...) to their uid in the namespace and
+  // then to the namespace's owner in the parent namespace. Owned by root, a run holding 128 inotify
+  // instances made host root's inotify_init1 fail. So a short-lived middle process (a raw, fork-like
+  // clone without glibc's atfork handlers) drops to that uid and clones the zygote with CLONE_PARENT: the
+  // zygote is still our child (we reap and kill it) while its namespaces belong to the dedicated uid.
+  int pid_pipe[2];
+  if (::pipe2(pid_pipe, O_CLOEXEC) != 0) {
     int e = errno;
     close_all();
-    return FailedPrecondition(std::string("zygote: clone with new user/pid/mount/net namespaces: ") + std::strerror(e));
+    return IoError(std::string("zygote: pipe: ") + std::strerror(e));
   }
-  if (pid == 0) {
-    ChildMain(ops, sync_pipe[0], err_pipe[1], sv[1], bpf_fd, helper_fd, argv.data(), envp.data());
+  const long owner = static_cast<long>(o.host_uid_base);
+  long mid = ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, nullptr);
+  if (mid == 0) {
+    if (::syscall(SYS_setgroups, 0, nullptr) != 0) ChildDie(err_pipe[1], "setgroups before dropping to host_uid_base");
+    if (::syscall(SYS_setresgid, owner, owner, owner) != 0) ChildDie(err_pipe[1], "setresgid host_uid_base");
+    if (::syscall(SYS_setresuid, owner, owner, owner) != 0) ChildDie(err_pipe[1], "setresuid host_uid_base");
+    long z = ::syscall(SYS_clone, flags, nullptr, nullptr, nullptr, nullptr);
+    if (z == 0) ChildMain(ops, sync_pipe[0], err_pipe[1], sv[1], bpf_fd, helper_fd, argv.data(), envp.data());
+    if (z < 0) ChildDie(err_pipe[1], "clone with new user/pid/mount/net namespaces as host_uid_base");
+    pid_t zp = static_cast<pid_t>(z);
+    (void)!::write(pid_pipe[1], &zp, sizeof zp);
+    ::_exit(0);
+  }
+  ::close(pid_pipe[1]);
+  long pid = -1;
+  if (mid > 0) {
+    pid_t zp = -1;
+    ssize_t got;
+    do { got = ::read(pid_pipe[0], &zp, sizeof zp); } while (got < 0 && errno == EINTR);
+    int st = 0;
+    while (::waitpid(static_cast<pid_t>(mid), &st, 0) < 0 && errno == EINTR) {
+    }
+    if (got == static_cast<ssize_t>(sizeof zp) && zp > 0) pid = zp;
+  }
+  int clone_errno = errno;
+  ::close(pid_pipe[0]);
+  if (pid < 0) {
+    char buf[512];
+    // The middle process has exited; what it reported is in the pipe (we hold a write end: never block).
+    pollfd ep{err_pipe[0], POLLIN, 0};
+    ssize_t n = mid > 0 && ::poll(&ep, 1, 0) == 1 ? ::read(err_pipe[0], buf, sizeof buf) : -1;
+    std::string why = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::strerror(clone_errno);
+    close_all();
+    return FailedPrecondition("zygote: starting as the dedicated uid " + std::to_string(owner) + ": " + why);
   }
   ::close(sync_pipe[0]); sync_pipe[0] = -1;
   ::close(err_pipe[1]); err_pipe[1] = -1;

@@ -381,7 +381,7 @@ static void die(int status_fd, const char* what) {
 
 /* In a run's child, still privileged in the zygote's user namespace: joins the run's cgroups (first,
    so everything after is accounted), then fresh mount/IPC/UTS/cgroup (and network) namespaces, a new
-   session, fresh size-capped tmpfs on /work (owned by the program's uid), /tmp and /dev/shm, a proc
+   session, fresh size-capped tmpfs on /work (owned by the program's uid), /tmp, /dev/shm and /mnt, a proc
    for the new PID namespace, the hostname, and loopback up. */
 static void setup_run(const struct k2_run_params* p, const int* fds, int nfds, int uid, int gid, int netns_fd) {
   const int status_fd = fds[4];
@@ -411,6 +411,8 @@ static void setup_run(const struct k2_run_params* p, const int* fds, int nfds, i
   snprintf(opts, sizeof opts, "size=%lldk,nr_inodes=%lld,mode=1777", (long long)p->tmpfs_kb, (long long)p->inodes);
   if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) die(status_fd, "mount /tmp");
   if (mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) die(status_fd, "mount /dev/shm");
+  /* /mnt too: SandboxFusion's programs and clients use absolute paths there (its test_python_fetch_files). */
+  if (mount("tmpfs", "/mnt", "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) die(status_fd, "mount /mnt");
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) != 0) die(status_fd, "mount /proc");
   if (sethostname("sandbox", 7) != 0) die(status_fd, "sethostname");
   if (fresh_net && loopback_up() != 0) die(status_fd, "loopback up");

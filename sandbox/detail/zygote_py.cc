@@ -105,12 +105,16 @@ def pid1():
         files = meta.get("files")
         if files:
             wfd = os.open("/work", os.O_RDONLY | os.O_DIRECTORY)
+            rfd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
             for path, b64 in files.items():
-                fd = safe_open_in(wfd, path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, True, uid, gid)
+                # Relative: under /work; absolute: from the sandbox's root (the host checked the prefix).
+                base, rel = (rfd, path.lstrip("/")) if path.startswith("/") else (wfd, path)
+                fd = safe_open_in(base, rel, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644, True, uid, gid)
                 write_all(fd, base64.b64decode(b64))
                 os.fchown(fd, uid, gid)
                 os.close(fd)
             os.close(wfd)
+            os.close(rfd)
         limits = (cpu_s, nofile, fsize)
         if not fetch:
             run_program(code, lang, limits, in_fd, out_fd, err_fd)  # fast path: PID 1 becomes the program
@@ -186,9 +190,19 @@ def run_python(code):
     # Runs the untrusted program in this (unprivileged) process as __main__ and finishes like python3
     # (threads joined, atexit handlers, streams flushed); returns the exit status.
     # The random module reseeded itself from os.urandom in PyOS_AfterFork_Child (its at-fork hook).
-    sys.argv = ["main.py"]
-    g = {"__name__": "__main__", "__builtins__": builtins, "__file__": "/work/main.py"}
+    sys.argv = [PROGRAM]
+    g = {"__name__": "__main__", "__builtins__": builtins, "__file__": PROGRAM}
     rc = 0
+    # The program is also a file, as SandboxFusion runs it: tracebacks show its lines, inspect.getsource
+    # works, open(__file__) reads it. (Not in the zygote's warm-up or probes: /work is read-only there.)
+    try:
+        fd = os.open(PROGRAM, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            write_all(fd, code)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
     try:
         # Compiling from str skips the tokenizer's encoding detection (~100 copy-on-write faults); only
         # a source with a coding cookie in its first two lines (PEP 263) or invalid UTF-8 goes as bytes.
@@ -200,7 +214,7 @@ def run_python(code):
                 src = code.decode("utf-8")
             except UnicodeDecodeError:
                 pass
-        exec(compile(src, "main.py", "exec"), g)
+        exec(compile(src, PROGRAM, "exec"), g)
     except SystemExit as e:
         c = e.code
         if c is None:
@@ -241,10 +255,12 @@ def run_python(code):
 def fetch_files(paths, cap):
     out, errors = {}, {}
     wfd = os.open("/work", os.O_RDONLY | os.O_DIRECTORY)
+    rfd = os.open("/", os.O_RDONLY | os.O_DIRECTORY)
     total = 0
     for p in paths:
         try:
-            fd = safe_open_in(wfd, p, os.O_RDONLY | os.O_NONBLOCK)
+            base, rel = (rfd, p.lstrip("/")) if p.startswith("/") else (wfd, p)
+            fd = safe_open_in(base, rel, os.O_RDONLY | os.O_NONBLOCK)
             try:
                 if not stat.S_ISREG(os.fstat(fd).st_mode):
                     raise ValueError("not a regular file")
@@ -264,7 +280,10 @@ def fetch_files(paths, cap):
         except Exception as e:
             errors[p] = str(e)
     os.close(wfd)
+    os.close(rfd)
     return out, errors
+
+PROGRAM = "/work/main.py"
 
 ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/work", "LANG": "C.UTF-8", "TMPDIR": "/tmp",
        "PYTHONDONTWRITEBYTECODE": "1", "USER": "sandbox"}

@@ -56,14 +56,74 @@ TEST_F(StoreTest, MigratesFromPreviousVersionKeepingRows) {
     ASSERT_TRUE((*db)->Exec("INSERT INTO runs(kind, started_at) VALUES('old', 1); "
                             "INSERT INTO metrics(run, step, key, value) VALUES(1, 0, 'loss', 2.5);").ok());
   }
-  auto db = Db::Open(path_);  // applies v2
+  auto db = Db::Open(path_);  // applies v2 and later
   ASSERT_TRUE(db.ok()) << db.status().ToString();
-  EXPECT_EQ(*(*db)->SchemaVersion("core"), 2);
+  EXPECT_EQ(*(*db)->SchemaVersion("core"), static_cast<int>(CoreMigrations().sql.size()));
   auto q = (*db)->Prepare("SELECT value, t FROM metrics WHERE run = 1");
   ASSERT_TRUE(q.ok());
   ASSERT_TRUE(q->Step());
   EXPECT_EQ(q->Double(0), 2.5);
   EXPECT_EQ(q->Double(1), 0.0);
+  // A run from before leases has none: never declared dead, whatever its status.
+  auto r = GetRun(db->get(), 1);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->pid, 0);
+  EXPECT_TRUE(LeaseHolderAlive(*r));
+  auto dead = MarkDeadRuns(db->get());
+  ASSERT_TRUE(dead.ok());
+  EXPECT_TRUE(dead->empty());
+}
+
+// The lease of a running run: a run whose process exited is marked dead (and only that one); a run
+// held by a live process cannot be claimed; a dead one can, and its status is running again.
+TEST_F(StoreTest, RunsOfDeadProcessesAreMarkedDeadAndLiveLeasesAreKept) {
+  auto db = Db::Open(path_);
+  ASSERT_TRUE(db.ok());
+  auto mine = CreateRun(db->get(), "test", "mine", "{}");
+  ASSERT_TRUE(mine.ok());
+  // A child creates a run and exits without finishing it.
+  pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto cdb = Db::Open(path_);
+    _exit(cdb.ok() && CreateRun(cdb->get(), "test", "child", "{}").ok() ? 0 : 1);
+  }
+  int st = 0;
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  auto q = (*db)->Prepare("SELECT id, pid FROM runs WHERE name = 'child'");
+  ASSERT_TRUE(q.ok() && q->Step());
+  const int64_t child_id = q->Int(0);
+  EXPECT_EQ(q->Int(1), pid);
+  auto before = GetRun(db->get(), child_id);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(before->status, "running");
+  EXPECT_FALSE(LeaseHolderAlive(*before));
+  auto dead = MarkDeadRuns(db->get());
+  ASSERT_TRUE(dead.ok()) << dead.status().ToString();
+  EXPECT_EQ(*dead, std::vector<int64_t>{child_id});
+  EXPECT_EQ(GetRun(db->get(), child_id)->status, "dead");
+  EXPECT_EQ(GetRun(db->get(), *mine)->status, "running");  // this process is alive
+  // The dead run is resumed by this process; a second process cannot take it while we hold it.
+  ASSERT_TRUE(ClaimRun(db->get(), child_id).ok());
+  EXPECT_EQ(GetRun(db->get(), child_id)->status, "running");
+  EXPECT_EQ(GetRun(db->get(), child_id)->pid, getpid());
+  pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto cdb = Db::Open(path_);
+    if (!cdb.ok()) _exit(2);
+    Status s = ClaimRun(cdb->get(), child_id);
+    _exit(s.code() == Code::kFailedPrecondition && s.message().find("still running") != std::string::npos ? 0 : 1);
+  }
+  ASSERT_EQ(waitpid(pid, &st, 0), pid);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "a live lease was taken over";
+  // A lease on another host counts as alive until its heartbeat is stale.
+  ASSERT_TRUE((*db)->Exec("UPDATE runs SET host = 'elsewhere', heartbeat_at = 0 WHERE id = " + std::to_string(*mine)).ok());
+  auto stale = MarkDeadRuns(db->get(), 3600);
+  ASSERT_TRUE(stale.ok());
+  EXPECT_EQ(*stale, std::vector<int64_t>{*mine});
+  EXPECT_EQ(GetRun(db->get(), 12345).status().code(), Code::kNotFound);
 }
 
 TEST_F(StoreTest, ModuleMigrationsAreIndependentAndIdempotent) {

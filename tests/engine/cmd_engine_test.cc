@@ -53,6 +53,49 @@ TEST_F(EngineCli, ModelInfoCountsKimiK2) {
   EXPECT_NE(t.out.find("total parameters"), std::string::npos) << t.out;
 }
 
+TEST_F(EngineCli, ModelInfoOfACheckpointDirectoryNamesDefaultsDtypesAndMemory) {
+  // config.json without routed_scaling_factor and n_group (DeepseekV3Config: 2.5 and 8 -> 8 groups of 1
+  // expert would be invalid, so n_group stays), an FP8 quantization_config, and one safetensors file with
+  // an FP8 expert weight, its block scale and a BF16 embedding.
+  auto cfg = ReadJsonFile(kModels + "tiny.json");
+  ASSERT_TRUE(cfg.ok());
+  cfg->erase("routed_scaling_factor");
+  (*cfg)["quantization_config"] = {{"quant_method", "fp8"}, {"fmt", "e4m3"}, {"weight_block_size", {128, 128}}};
+  std::filesystem::create_directories(dir_ / "ckpt");
+  ASSERT_TRUE(WriteFileAtomic((dir_ / "ckpt/config.json").string(), cfg->dump()).ok());
+  json h = {{"model.layers.1.mlp.experts.0.up_proj.weight", {{"dtype", "F8_E4M3"}, {"shape", {24, 48}}, {"data_offsets", {0, 1152}}}},
+            {"model.layers.1.mlp.experts.0.up_proj.weight_scale_inv", {{"dtype", "F32"}, {"shape", {1, 1}}, {"data_offsets", {1152, 1156}}}},
+            {"model.embed_tokens.weight", {{"dtype", "BF16"}, {"shape", {128, 48}}, {"data_offsets", {1156, 1156 + 128 * 48 * 2}}}}};
+  std::string hs = h.dump();
+  uint64_t n = hs.size();
+  std::string file(reinterpret_cast<const char*>(&n), 8);
+  file += hs + std::string(1156 + 128 * 48 * 2, '\0');
+  ASSERT_TRUE(WriteFileAtomic((dir_ / "ckpt/model.safetensors").string(), file).ok());
+  Result r = Run("--json model info --ckpt ckpt");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = ParseJson(r.out, "stdout");
+  ASSERT_TRUE(j.ok()) << r.out;
+  EXPECT_EQ((*j)["defaults_taken"], json::array({"routed_scaling_factor=2.5"}));
+  const json& c = (*j)["checkpoint"];
+  EXPECT_EQ(c["shards"], 1);
+  EXPECT_EQ(c["quantization"]["weight_block_size"], json::array({128, 128}));
+  EXPECT_EQ(c["tensor_classes"]["routed_experts"]["dtypes"]["F8_E4M3"], 1);
+  EXPECT_EQ(c["tensor_classes"]["fp8_scales"]["dtypes"]["F32"], 1);
+  EXPECT_EQ(c["tensor_classes"]["embedding"]["dtypes"]["BF16"], 1);
+  const double P = (*j)["total_params"].get<double>();
+  EXPECT_EQ((*j)["memory"]["device_bf16"]["weights_bytes"].get<double>(), 2 * P);
+  EXPECT_EQ((*j)["memory"]["cpu_fp32"]["weights_bytes"].get<double>(), 4 * P);
+  EXPECT_GT((*j)["memory"]["cpu_fp32"]["training_bytes"].get<double>(), 12 * P);
+  Result t = Run("model info --ckpt ckpt");
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.out.find("absent fields took DeepseekV3Config defaults: routed_scaling_factor=2.5"), std::string::npos)
+      << t.out;
+  EXPECT_NE(t.out.find("F8_E4M3 x1"), std::string::npos) << t.out;
+  Result bad = Run("model info --ckpt nowhere");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("nowhere/config.json"), std::string::npos) << bad.err;
+}
+
 TEST_F(EngineCli, BadModelConfigIsAOneLineUsageError) {
   std::ofstream(dir_ / "bad.json") << R"({"hidden_size": "wide"})";
   Result r = Run("model info --model bad.json");

@@ -1,5 +1,7 @@
-// `k2gym rl` killed with SIGKILL in the middle of an iteration and resumed with --resume logs the
-// identical metric sequence (metrics.csv and the store) as an uninterrupted run: no iteration lost or
+// `k2gym rl` killed with SIGKILL in the middle of an iteration, then at every step of the checkpoint
+// swap and at seeded random points (fault injection), each time resumed with --resume, logs the
+// identical metric sequence (metrics.csv and the store) as an uninterrupted run, in one store run that
+// ends `done`, with byte-identical final weights, optimizer and trainer state: no iteration lost or
 // repeated. Real pipeline through the binary: toolgen synth/tasks -> oracle simulate -> tokenizer train
 // -> a tiny model -> rl, deterministic settings (one episode thread, seeded sampling).
 #include <signal.h>
@@ -20,6 +22,7 @@
 
 #include "core/json.h"
 #include "tests/cli_util.h"
+#include "tests/crash_util.h"
 #include "core/store.h"
 #include "engine/engine.h"
 #include "engine/text/tokenizer.h"
@@ -130,7 +133,7 @@ TEST_F(RlKillResume, SigkillMidIterationThenResumeGivesTheUninterruptedMetricSeq
     fs::create_directories(P("init"));
     ASSERT_TRUE((*model)->SaveSafetensors(P("init") + "/model.safetensors").ok());
   }
-  const int kIters = 5;
+  const int kIters = 9;
   json cfg = {{"rl",
                {{"iterations", kIters},
                 {"tasks_per_iteration", 1},
@@ -188,6 +191,21 @@ TEST_F(RlKillResume, SigkillMidIterationThenResumeGivesTheUninterruptedMetricSeq
   for (const auto& [step, key, value] : CsvRows(P("b") + "/metrics.csv")) last_logged = std::max(last_logged, step);
   ASSERT_LT(last_logged, kIters - 1) << "killed too late: the run had finished its iterations";
 
+  // Then killed by fault injection at each step of the checkpoint swap and at seeded random points
+  // (core/fault.h), resuming each time.
+  const std::vector<std::string> rl_args = {"--db", db_, "--seed", "5", "--quiet", "rl", "--config", P("rl.json"),
+                                            "--out", P("b"), "--resume"};
+  size_t kills = 0;
+  for (const std::string& at : test::CrashPlan(1, 3, 3, 34)) {
+    test::Exit e = test::RunK2gymCrashing(rl_args, at, P("b.err"));
+    if (e.signal != SIGKILL) {
+      ASSERT_EQ(e.code, 0) << "crash at " << at << ": " << e.err;
+      break;  // the point lay past the end of the run
+    }
+    ++kills;
+  }
+  EXPECT_GE(kills, test::SwapCrashPoints().size());
+
   r = Sh(G() + "--json " + rl + P("b") + " --resume");
   ASSERT_EQ(r.rc, 0) << r.out;
   auto jb = ParseJson(r.out.substr(r.out.find('{')), "rl b");
@@ -216,6 +234,17 @@ TEST_F(RlKillResume, SigkillMidIterationThenResumeGivesTheUninterruptedMetricSeq
   const auto sa = StoreRows(db_, run_a), sb = StoreRows(db_, run_b);
   EXPECT_EQ(sa.size(), ca.size());
   ExpectSameRows(sa, sb, "store");
+  // One row per (step, key) in both sinks, timing keys included; one store run, `done`; the final
+  // weights, optimizer and trainer state byte for byte.
+  const std::vector<std::string> noise = {"logp_mismatch"};
+  test::ExpectSameMetricRows(test::CsvMetricRows(P("a") + "/metrics.csv"), test::CsvMetricRows(P("b") + "/metrics.csv"),
+                             "metrics.csv", noise, 1e-6);
+  auto db = Db::Open(db_);
+  ASSERT_TRUE(db.ok());
+  test::ExpectSameMetricRows(test::StoreMetricRows(db->get(), run_a), test::StoreMetricRows(db->get(), run_b), "store",
+                             noise, 1e-6);
+  EXPECT_EQ(test::ExpectOneDoneRun(db->get(), P("b")), run_b);
+  test::ExpectSameCheckpoint(P("a") + "/checkpoint", P("b") + "/checkpoint");
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 // malformed input (400), the bounded queue (429), chunked/SSE streaming and graceful stop.
 #include "core/http/server.h"
 
+#include <poll.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -152,6 +154,42 @@ TEST(HttpServer, AThrowingHandlerGives500) {
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(Get((*s)->port(), "/").status, 500);
   EXPECT_EQ(Get((*s)->port(), "/").status, 500);  // and keeps serving
+}
+
+// The header deadline counts from accept: a client dripping a byte every 50 ms does not renew it, and
+// connections waiting while every worker is busy do not get a fresh one either.
+TEST(HttpServer, ReadDeadlineCountsFromAcceptAndHoldsNoWorker) {
+  ServerOptions o;
+  o.header_timeout_s = 0.5;
+  o.max_concurrent = 1;
+  std::atomic<bool> release{false};
+  auto s = Server::Start(o, [&](const Request& r) {
+    while (r.Path() == "/block" && !release) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    return Response::Text(200, "ok");
+  });
+  ASSERT_TRUE(s.ok());
+  int port = (*s)->port();
+  std::thread blocker([&] { Get(port, "/block"); });  // the only worker is busy from now on
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  int fd = testing::Connect(port);
+  ASSERT_GE(fd, 0);
+  auto t0 = std::chrono::steady_clock::now();
+  const std::string head = "GET / HTTP/1.1\r\nX-Slow: ";
+  for (int i = 0; i < 40; ++i) {  // 2 s of dripping, 4x the deadline
+    if (::send(fd, &head[i % head.size()], 1, MSG_NOSIGNAL) != 1) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) > 0) break;  // answered
+  }
+  auto r = testing::ReadReply(fd, 3000);
+  double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.status, 408);
+  EXPECT_LT(waited, 1.9) << "the deadline was renewed by the client's progress";
+  // A complete request still gets its answer once the worker is free.
+  std::thread normal([&] { EXPECT_EQ(Get(port, "/").status, 200); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  release = true;
+  blocker.join();
+  normal.join();
 }
 
 }  // namespace

@@ -121,11 +121,25 @@ TEST(Sandbox, RejectsBadRequestsWithTheFieldName) {
   EXPECT_EQ(r.status, RunStatus::kSandboxError);
   EXPECT_NE(r.message.find("files"), std::string::npos) << r.message;
 
+  RunRequest proc = Py("print(1)");
+  proc.fetch_files = {"/proc/1/environ"};
+  r = Shared().Run(proc);
+  EXPECT_EQ(r.status, RunStatus::kSandboxError);
+  EXPECT_NE(r.message.find("fetch_files"), std::string::npos) << r.message;
+
+  RunRequest ro = Py("print(1)");
+  ro.files["/usr/evil"] = "x";
+  r = Shared().Run(ro);
+  EXPECT_EQ(r.status, RunStatus::kSandboxError);
+  EXPECT_NE(r.message.find("read-only"), std::string::npos) << r.message;
+
+  // An absolute path names the sandbox's own root, never the host's.
   RunRequest abs = Py("print(1)");
   abs.fetch_files = {"/etc/passwd"};
   r = Shared().Run(abs);
-  EXPECT_EQ(r.status, RunStatus::kSandboxError);
-  EXPECT_NE(r.message.find("fetch_files"), std::string::npos) << r.message;
+  EXPECT_EQ(r.status, RunStatus::kOk) << r.message;
+  EXPECT_NE(r.files["/etc/passwd"].find("sandbox:x:1000"), std::string::npos) << r.files["/etc/passwd"];
+  EXPECT_EQ(r.files["/etc/passwd"].find("daemon"), std::string::npos);
 
   RunRequest lim = Py("print(1)");
   lim.limits.memory_mb = 1;
@@ -292,6 +306,7 @@ TEST(Sandbox, LearnedPrefaultChangesNoResult) {
 TEST(Sandbox, NetworkNamespacesAreReusedOnlyWhenNothingIsLeft) {
   SandboxConfig cfg = testing::TestConfig(/*slot=*/4);
   cfg.workers = 1;
+  cfg.reuse_netns = true;  // opt-in (off by default: it carries packet counters over)
   cfg.preload = {};
   auto sb = Sandbox::Create(cfg);
   ASSERT_TRUE(sb.ok()) << sb.status().ToString();

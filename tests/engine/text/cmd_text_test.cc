@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/json.h"
+#include "tests/engine/text/checkpoint_tokenizers.h"
 #include "tests/engine/text/corpus_gen.h"
 
 namespace k2 {
@@ -89,6 +90,31 @@ TEST_F(TextCliTest, SplitDigitsKeepsOneTokenPerDigit) {
     auto ids = ParseJson(e.out, "stdout");
     ASSERT_TRUE(ids.ok());
     EXPECT_EQ((*ids)["ids"].size(), split ? 4u : 2u) << dir << ": " << e.out;  // "100" "1" without the flag
+  }
+}
+
+// encode/decode on the tokenizer directories checkpoints ship: Kimi-K2-style (tiktoken.model +
+// tokenizer_config.json, ids 163584+) and a Hugging Face tokenizer.json.
+TEST_F(TextCliTest, EncodeDecodeOnCheckpointTokenizerDirectories) {
+  text::testing::WriteKimiStyleDir(Path("kimi"), /*finetuned=*/true);
+  std::vector<int> perm;
+  std::filesystem::create_directories(Path("hf"));
+  Write("hf/tokenizer.json", text::testing::HfTokenizerJson(&perm).dump());
+  const std::string text = "Hello, 世界! naïve <|im_end|> 1234\n\xff";
+  Write("in.txt", text);
+  const int R = text::testing::SmallTokenizer().num_ranks();
+  for (auto [dir, im_end] : {std::pair<std::string, int>{"kimi", 163884}, {"hf", R + 12}}) {
+    auto e = Run("tokenizer encode --tokenizer " + dir + " --file in.txt");
+    ASSERT_EQ(e.code, 0) << e.err;
+    Write("ids.txt", e.out);
+    auto d = Run("tokenizer decode --tokenizer " + dir + " --file ids.txt");
+    ASSERT_EQ(d.code, 0) << d.err;
+    EXPECT_EQ(d.out, text) << dir;
+    auto s = Run("--json tokenizer encode --tokenizer " + dir + " --special --text 'a<|im_end|>'");
+    ASSERT_EQ(s.code, 0) << s.err;
+    auto sid = ParseJson(s.out, "stdout");
+    ASSERT_TRUE(sid.ok());
+    EXPECT_EQ((*sid)["ids"].back(), im_end) << dir;
   }
 }
 

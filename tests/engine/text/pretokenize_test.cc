@@ -26,7 +26,7 @@ Pretokenizer Kimi() {
 // random mixes of scripts, marks, titlecase, modifier letters, digits of other scripts, emoji and
 // unusual spaces) must split exactly as the Python regex engine splits it with the original pattern.
 TEST(Pretokenizer, KimiPatternMatchesGoldenSplitsFromPythonRegex) {
-  auto cases = ReadJsonFile(K2GYM_SOURCE_DIR "/tests/engine/text/testdata/kimi_pretokenize_golden.json");
+  auto cases = ReadJsonFile(std::string(K2GYM_SOURCE_DIR) + "/tests/engine/text/testdata/kimi_pretokenize_golden.json");
   ASSERT_TRUE(cases.ok()) << cases.status().ToString();
   ASSERT_GE(cases->size(), 300u);
   Pretokenizer p = Kimi();

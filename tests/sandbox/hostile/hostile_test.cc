@@ -1,11 +1,17 @@
 // The hostile-program suite: each attack must be contained, reported with the right status, leave the
 // host untouched and the sandbox serving; the last test checks that nothing at all is left behind.
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <mqueue.h>
 #include <netinet/in.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <fstream>
+#include <future>
 #include <thread>
 
 #include "sandbox/sandbox.h"
@@ -270,12 +276,11 @@ TEST_F(Hostile, AHundredConcurrentHostileRuns) {
   }
 }
 
-// Runs last (gtest keeps declaration order): after the suite nothing is left on the host.
 // The assert harness's pass nonce: a program that looks for it everywhere it could be (every fd,
 // including pread at offset 0 of stdin's memfd, /proc/self/fd and /proc/self/fdinfo, sys.stdin, the
 // environment, every str/bytes object of the interpreter) and prints what it finds, then exits before
-// the tests, must not pass. Against the previous harness (nonce left on stdin until the end) the fd
-// scan alone passed.
+// the tests, must not pass. Against an earlier harness (nonce left on stdin until the end) the fd scan
+// alone passed; now the program runs in a process forked before the nonce was read.
 TEST_F(Hostile, AssertNonceCannotBeReadFromFdsOrProc) {
   const std::string scan =
       "import os, sys, gc, re\n"
@@ -308,11 +313,124 @@ TEST_F(Hostile, AssertNonceCannotBeReadFromFdsOrProc) {
   lim.wall_s = 20;
   lim.cpu_s = 20;
   auto r = RunAssertTests(*sb_, "python", scan, "assert add(2, 3) == 5\n", lim);
-  EXPECT_EQ(r.run.status, RunStatus::kOk) << r.run.message << r.run.stderr_data;  // the scan itself ran
+  // The scan ran to its os._exit(0) in the program's process (the harness saw it end before the tests).
+  EXPECT_NE(r.run.stderr_data.find("[k2 harness] exit"), std::string::npos) << r.run.message << r.run.stderr_data;
   EXPECT_EQ(r.status, CaseStatus::kFailed) << r.detail << "\nfound:\n" << r.run.stdout_data;
   // The control: the same tests pass with an honest program, so the harness still works.
   auto ok = RunAssertTests(*sb_, "python", "def add(a, b): return a + b\n", "assert add(2, 3) == 5\n", lim);
   EXPECT_EQ(ok.status, CaseStatus::kPassed) << ok.detail << ok.run.stderr_data;
+}
+
+// Waits until a process of the running program (host uid base+1000) has created /work/<flag> (seen
+// through its /proc/<pid>/root), i.e. until the run holds what it exhausted; false after 20 s.
+bool WaitForRunFlag(Sandbox& sb, const std::string& flag) {
+  const int64_t uid = sb.config().host_uid_base + 1000;
+  for (int i = 0; i < 2000; ++i) {
+    for (int pid : testing::HostPidsWithUid(uid, uid)) {
+      struct stat st;
+      if (::stat(("/proc/" + std::to_string(pid) + "/root/work/" + flag).c_str(), &st) == 0) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+// A run that holds every inotify instance it can get must not take host root's: the zygote's user
+// namespace is owned by the dedicated uid, so its runs are charged to that uid, not to root.
+TEST_F(Hostile, InotifyExhaustionInARunLeavesHostRootsInstances) {
+  auto fut = std::async(std::launch::async, [] {
+    return Run(Py("import ctypes, os, time\nlibc = ctypes.CDLL(None, use_errno=True)\nfds = []\n"
+                  "while len(fds) < 100000:\n    fd = libc.inotify_init1(0)\n    if fd < 0: break\n    fds.append(fd)\n"
+                  "err = ctypes.get_errno()\nopen('/work/ready', 'w').close()\ntime.sleep(3)\n"
+                  "print(len(fds), os.strerror(err))\n", 20));
+  });
+  ASSERT_TRUE(WaitForRunFlag(*sb_, "ready"));
+  int fd = ::inotify_init1(IN_CLOEXEC);
+  int err = errno;
+  EXPECT_GE(fd, 0) << "host root's inotify_init1 failed while a run held its instances: " << std::strerror(err);
+  if (fd >= 0) ::close(fd);
+  RunResult r = fut.get();
+  ASSERT_EQ(r.status, RunStatus::kOk) << r.message << r.stderr_data;
+  // The run did exhaust its own limit (the host's per-user default is 128).
+  EXPECT_NE(r.stdout_data.find("Too many open files"), std::string::npos) << r.stdout_data;
+  EXPECT_GE(std::atoi(r.stdout_data.c_str()), 64) << r.stdout_data;
+}
+
+// Same for POSIX message queues (RLIMIT_MSGQUEUE bytes): nine 80 KiB queues used to exhaust root's.
+TEST_F(Hostile, MessageQueueExhaustionInARunLeavesHostRootsQuota) {
+  auto fut = std::async(std::launch::async, [] {
+    return Run(Py("import ctypes, os, time\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                  "class Attr(ctypes.Structure):\n    _fields_ = [('f', ctypes.c_long), ('maxmsg', ctypes.c_long), "
+                  "('msgsize', ctypes.c_long), ('cur', ctypes.c_long), ('pad', ctypes.c_long * 4)]\n"
+                  "libc.mq_open.argtypes = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int, ctypes.POINTER(Attr)]\n"
+                  "a = Attr(0, 10, 8192, 0)\nqs = []\n"
+                  "while len(qs) < 1000:\n    q = libc.mq_open(b'/k2q%d' % len(qs), os.O_CREAT | os.O_RDWR, 0o600, ctypes.byref(a))\n"
+                  "    if q < 0: break\n    qs.append(q)\n"
+                  "err = ctypes.get_errno()\nopen('/work/ready', 'w').close()\ntime.sleep(3)\n"
+                  "print(len(qs), os.strerror(err))\n", 20));
+  });
+  ASSERT_TRUE(WaitForRunFlag(*sb_, "ready"));
+  mq_attr attr{};
+  attr.mq_maxmsg = 10;
+  attr.mq_msgsize = 8192;
+  const std::string name = "/k2gym-hostile-test-" + std::to_string(::getpid());
+  mqd_t q = ::mq_open(name.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600, &attr);
+  int err = errno;
+  EXPECT_NE(q, static_cast<mqd_t>(-1)) << "host root's mq_open failed while a run held its queues: " << std::strerror(err);
+  if (q != static_cast<mqd_t>(-1)) {
+    ::mq_close(q);
+    ::mq_unlink(name.c_str());
+  }
+  RunResult r = fut.get();
+  ASSERT_EQ(r.status, RunStatus::kOk) << r.message << r.stderr_data;
+  EXPECT_NE(r.stdout_data.find("Too many open files"), std::string::npos) << r.stdout_data;
+  EXPECT_GE(std::atoi(r.stdout_data.c_str()), 1) << r.stdout_data;
+}
+
+// No counter carries over between runs: one run sends 4242 loopback datagrams, the next (same zygote)
+// reads its network namespace's counters and sees none of them.
+TEST_F(Hostile, SecondRunSeesZeroNetworkCounters) {
+  SandboxConfig cfg = testing::TestConfig(/*slot=*/2);
+  cfg.workers = 1;
+  cfg.preload = {};
+  auto sb = Sandbox::Create(cfg);
+  ASSERT_TRUE(sb.ok()) << sb.status().ToString();
+  const std::string counters =
+      "snmp = open('/proc/net/snmp').read().splitlines()\n"
+      "udp = [l.split() for l in snmp if l.startswith('Udp:')]\n"
+      "print('udp_out', udp[1][udp[0].index('OutDatagrams')])\n"
+      "dev = [l.split() for l in open('/proc/net/dev').read().splitlines() if l.strip().startswith('lo:')]\n"
+      "print('lo_rx_packets', dev[0][2])\n";
+  auto first = (*sb)->Run(Py("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+                             "for i in range(4242): s.sendto(b'x', ('127.0.0.1', 9))\n" + counters));
+  ASSERT_EQ(first.status, RunStatus::kOk) << first.message << first.stderr_data;
+  EXPECT_NE(first.stdout_data.find("udp_out 4242"), std::string::npos) << first.stdout_data;
+  for (int i = 0; i < 3; ++i) {
+    auto next = (*sb)->Run(Py(counters));
+    ASSERT_EQ(next.status, RunStatus::kOk) << next.message << next.stderr_data;
+    EXPECT_EQ(next.stdout_data, "udp_out 0\nlo_rx_packets 0\n");
+  }
+}
+
+// AF_VSOCK is not isolated by network namespaces, so seccomp refuses it (and every family a program
+// does not need); AF_UNIX, AF_INET and AF_INET6 still work.
+TEST_F(Hostile, VsockAndOtherAddressFamiliesAreRefused) {
+  auto r = Run(Py("import socket, errno\n"
+                  "for fam in ('AF_VSOCK', 'AF_NETLINK', 'AF_PACKET', 'AF_KEY', 'AF_ALG', 'AF_TIPC', 'AF_BLUETOOTH'):\n"
+                  "    try:\n        socket.socket(getattr(socket, fam), socket.SOCK_DGRAM if fam != 'AF_ALG' else socket.SOCK_SEQPACKET)\n"
+                  "        print(fam, 'opened')\n"
+                  "    except OSError as e:\n        print(fam, errno.errorcode.get(e.errno))\n"
+                  "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+                  "print('raw 40|1<<32', libc.syscall(41, (1 << 32) | 40, 1, 0), ctypes.get_errno() == errno.EAFNOSUPPORT)\n"
+                  "for fam in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6):\n"
+                  "    socket.socket(fam, socket.SOCK_STREAM).close()\n"
+                  "print('inet ok')\n"));
+  ASSERT_EQ(r.status, RunStatus::kOk) << r.message << r.stderr_data;
+  for (const char* fam : {"AF_VSOCK", "AF_NETLINK", "AF_PACKET", "AF_KEY", "AF_ALG", "AF_TIPC", "AF_BLUETOOTH"}) {
+    EXPECT_NE(r.stdout_data.find(std::string(fam) + " EAFNOSUPPORT"), std::string::npos) << fam << "\n" << r.stdout_data;
+  }
+  EXPECT_NE(r.stdout_data.find("raw 40|1<<32 -1 True"), std::string::npos) << r.stdout_data;
+  EXPECT_NE(r.stdout_data.find("inet ok"), std::string::npos) << r.stdout_data;
 }
 
 TEST_F(Hostile, ZzNothingIsLeftBehindAfterTheSuite) {

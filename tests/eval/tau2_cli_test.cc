@@ -1,0 +1,137 @@
+// `k2gym eval --suite tau2:DOMAIN` end to end: an openai: agent and an LLM user, both a tiny random model
+// served by a local `k2gym serve`, on one task of each native domain, bounded by --max-steps. A random
+// model scores ~0; what is checked is that every episode reached the served model on both sides and
+// was scored (its ending is one of τ²'s), and the flags' errors.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/json.h"
+
+extern char** environ;
+
+namespace k2 {
+namespace {
+
+struct Result {
+  int code = -1;
+  std::string out, err;
+};
+
+class Tau2Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() / ("k2gym_tau2_cli_" + std::to_string(getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  Result Run(const std::string& args) {
+    std::string out = (dir_ / "out.txt").string(), err = (dir_ / "err.txt").string();
+    std::string cmd = "cd " + dir_.string() + " && " + std::string(K2GYM_BINARY_DIR) + "/apps/k2gym --db " + (dir_ / "k2.db").string() +
+                      " " + args + " >" + out + " 2>" + err;
+    Result r;
+    int st = std::system(cmd.c_str());
+    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    auto o = ReadFile(out), e = ReadFile(err);
+    r.out = o.ok() ? *o : "";
+    r.err = e.ok() ? *e : "";
+    return r;
+  }
+  void Write(const std::string& name, const std::string& text) { std::ofstream(dir_ / name) << text; }
+  std::filesystem::path dir_;
+};
+
+// `k2gym serve` as a child process on an ephemeral loopback port, read from its first line.
+class Server {
+ public:
+  explicit Server(const std::vector<std::string>& args) {
+    int out[2];
+    if (pipe(out) != 0) return;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+    posix_spawn_file_actions_addclose(&fa, out[0]);
+    std::string bin = std::string(K2GYM_BINARY_DIR) + "/apps/k2gym";
+    std::vector<std::string> all = {bin, "serve"};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& x : all) argv.push_back(x.data());
+    argv.push_back(nullptr);
+    if (posix_spawn(&pid_, bin.c_str(), &fa, nullptr, argv.data(), environ) != 0) pid_ = 0;
+    posix_spawn_file_actions_destroy(&fa);
+    close(out[1]);
+    char c;
+    while (read(out[0], &c, 1) == 1 && c != '\n') line_ += c;
+    close(out[0]);
+    if (line_.find("listening on http://127.0.0.1:") != std::string::npos) port_ = std::atoi(line_.c_str() + line_.rfind(':') + 1);
+  }
+  ~Server() {
+    if (pid_ > 0) {
+      kill(pid_, SIGTERM);
+      int st = 0;
+      waitpid(pid_, &st, 0);
+    }
+  }
+  int port() const { return port_; }
+  const std::string& line() const { return line_; }
+
+ private:
+  pid_t pid_ = 0;
+  int port_ = 0;
+  std::string line_;
+};
+
+std::string Data() { return std::string(K2GYM_SOURCE_DIR) + "/../shared/data/tau2"; }
+
+TEST_F(Tau2Cli, FlagErrorsNameWhatIsMissing) {
+  Result r = Run("eval --suite tau2:mock --tau2-data " + Data());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--agent-llm"), std::string::npos) << r.err;
+  r = Run("eval --suite tau2:mock --agent-llm openai:http://127.0.0.1:9/v1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--tau2-data"), std::string::npos) << r.err;
+  r = Run("eval --suite tau2:nowhere --tau2-data " + Data() + " --agent-llm openai:http://127.0.0.1:9/v1");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("nowhere"), std::string::npos) << r.err;
+}
+
+TEST_F(Tau2Cli, OpenAiAgentAndLlmUserThroughServeOnEveryNativeDomain) {
+  std::string corpus;
+  for (int i = 0; i < 300; ++i) corpus += "Hi! How can I help you today? I want to cancel order #W" + std::to_string(1000 + i) + " please. ";
+  Write("corpus.txt", corpus);
+  Result t = Run("tokenizer train --corpus corpus.txt --out tok --vocab-size 512");
+  ASSERT_EQ(t.code, 0) << t.err;
+  auto cfg = ReadJsonFile(std::string(K2GYM_SOURCE_DIR) + "/configs/models/tiny.json");
+  ASSERT_TRUE(cfg.ok());
+  (*cfg)["vocab_size"] = 512;  // the tokenizer's size: ids the model emits must decode
+  (*cfg)["num_hidden_layers"] = 1;
+  (*cfg)["max_position_embeddings"] = 32768;  // retail's policy and tool declarations are long
+  Write("model.json", cfg->dump());
+  Server server({"--model", (dir_ / "model.json").string(), "--tokenizer", (dir_ / "tok").string(), "--port", "0", "--max-tokens", "8",
+                 "--db", (dir_ / "serve.db").string()});
+  ASSERT_GT(server.port(), 0) << server.line();
+  std::string url = "openai:http://127.0.0.1:" + std::to_string(server.port()) + "/v1";
+  for (std::string d : {"mock", "airline", "retail"}) {
+    Result r = Run("eval --suite tau2:" + d + " --tau2-data " + Data() + " --agent-llm " + url + " --user-llm " + url +
+                   " --max-tasks 1 --trials 1 --k 1 --threads 1 --max-steps 3 --json");
+    ASSERT_EQ(r.code, 0) << d << ": " << r.err;
+    auto j = ParseJson(r.out, "stdout");
+    ASSERT_TRUE(j.ok()) << r.out.substr(0, 300);
+    ASSERT_EQ((*j)["trials_detail"].size(), 1u) << d;
+    const json& tr = (*j)["trials_detail"][0];
+    std::string end = tr["end_reason"];
+    // Both sides reached the model: no agent_error/user_error (connection, refusal).
+    EXPECT_TRUE(end == "max_steps" || end == "agent_stop" || end == "user_stop" || end == "transfer" || end == "out_of_scope" ||
+                end == "too_many_errors")
+        << d << ": " << end << " " << tr["detail"];
+    EXPECT_EQ((*j)["rows"].back()["tasks"], 1) << d;
+  }
+}
+
+}  // namespace
+}  // namespace k2
