@@ -374,6 +374,8 @@ Expected<std::unique_ptr<http::Server>> OpenAiService::Listen() {
 }
 
 bool OpenAiService::Serves(const std::string& name) const {
+  // "default" is what k2gym's own OpenAI clients send when no model is configured (agents/http_policy.h).
+  if (name == "default") return true;
   return name == opt_.model_name || std::find(opt_.aliases.begin(), opt_.aliases.end(), name) != opt_.aliases.end();
 }
 
