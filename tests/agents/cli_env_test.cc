@@ -43,13 +43,15 @@ TEST_F(CliEnv, ListAndCallTheExamplePluginEnvironment) {
   auto builtin = Sh(db_ + "--json env list");
   ASSERT_EQ(builtin.rc, 0);
   std::set<std::string> kinds;
-  for (auto& k : json::parse(builtin.out)["kinds"]) kinds.insert(k["name"].get<std::string>());
+  const json builtin_list = json::parse(builtin.out);  // named: a range-for over a temporary's member dangles
+  for (auto& k : builtin_list["kinds"]) kinds.insert(k["name"].get<std::string>());
   EXPECT_TRUE(kinds.count("mcp") && kinds.count("answer") && kinds.count("code_interpreter")) << builtin.out;
   EXPECT_FALSE(kinds.count("ledger")) << "the example is a plugin, not compiled into the binary";
   auto list = Sh(db_ + "--json env list" + plugin);
   ASSERT_EQ(list.rc, 0);
   kinds.clear();
-  for (auto& k : json::parse(list.out)["kinds"]) kinds.insert(k["name"].get<std::string>());
+  const json plugin_list = json::parse(list.out);
+  for (auto& k : plugin_list["kinds"]) kinds.insert(k["name"].get<std::string>());
   EXPECT_TRUE(kinds.count("mcp") && kinds.count("ledger")) << list.out;
   auto ok = Sh(db_ + "env call ledger deposit '{\"amount\":5}' --task '{\"target\":5,\"start\":0}'" + plugin);
   EXPECT_EQ(ok.rc, 0);
