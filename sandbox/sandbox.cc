@@ -436,7 +436,10 @@ RunResult SandboxImpl::RunOn(Zygote* zy, const RunRequest& req) {
   } else if (oom) {
     res.status = RunStatus::kMemoryLimit;
     res.message = "memory limit of " + std::to_string(L.memory_mb) + " MiB exceeded";
-  } else if (res.signal == SIGXCPU || (res.signal == SIGKILL && res.cpu_s >= std::floor(L.cpu_s))) {
+  } else if (res.signal == SIGXCPU || (res.signal == SIGKILL && res.cpu_s >= std::floor(L.cpu_s)) ||
+             (stats.ok() && res.cpu_s > L.cpu_s && res.exit_code != 0)) {
+    // The last arm: a process below PID 1 hit RLIMIT_CPU and PID 1 then exited on its own (the assert
+    // harness reports its program's death) between two reads of the group's CPU time in the loop above.
     res.status = RunStatus::kTimeout;
     res.message = "CPU-time limit of " + std::to_string(L.cpu_s) + " s exceeded (RLIMIT_CPU)";
   } else if (res.exit_code == 0) {
