@@ -1,5 +1,7 @@
 // The dispatcher: global options, config resolution, command registry.
 #include "apps/cli.h"
+#include "agents/tau2/env.h"
+#include "core/run_name.h"
 
 #include <cstdio>
 #include <iostream>
@@ -71,6 +73,8 @@ int Main(int argc, char** argv) {
   app.add_option("--set", ctx.g.sets, "Override one config key, e.g. --set progress.period_s=1 (repeatable)")
       ->option_text("KEY.PATH=VALUE")->take_all();
   app.add_option("--db", ctx.g.db_path, "SQLite store")->option_text("PATH")->capture_default_str();
+  app.add_option("--name", ctx.g.run_name, "Name of the run this command stores (k2gym runs show NAME)")
+      ->option_text("NAME");
   app.add_option("--seed", ctx.g.seed, "Random seed (an integer in [0, 2^64))")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
@@ -94,6 +98,9 @@ int Main(int argc, char** argv) {
   }
 
   SetVerbosity(ctx.g.quiet ? 0 : 1 + ctx.g.verbose);
+  SetRunNameOverride(ctx.g.run_name);
+  // Kinds whose libraries sit above agents/ register here (agents' built-in kinds register themselves).
+  if (Status s = agents::tau2::RegisterTau2Env(agents::EnvRegistry::Global()); !s.ok()) return Fail(s);
 
   // Resolve the config: file (if any), then --set overrides in order, then validation + defaults.
   json root = json::object();

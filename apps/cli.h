@@ -25,6 +25,7 @@ struct Globals {
   std::string config_path;          // --config FILE.json
   std::vector<std::string> sets;    // --set key.path=value (repeatable)
   std::string db_path = "k2gym.db"; // --db PATH
+  std::string run_name;             // --name: the name of the run this command creates
   uint64_t seed = 0;                // --seed
   int verbose = 0;                  // -v (repeatable)
   bool quiet = false;               // --quiet

@@ -1,5 +1,6 @@
 // SQLite wrapper: every sqlite3 call is checked and its failure names the database and the statement.
 #include "core/store.h"
+#include "core/run_name.h"
 
 #include <sqlite3.h>
 
@@ -296,11 +297,20 @@ Status Transaction::Rollback() {
 
 // ---- Runs and artifacts ----
 
+namespace {
+std::string& RunNameOverride() {
+  static std::string name;
+  return name;
+}
+}  // namespace
+
+void SetRunNameOverride(std::string name) { RunNameOverride() = std::move(name); }
+
 Expected<int64_t> CreateRun(Db* db, const std::string& kind, const std::string& name, const std::string& config) {
   K2_ASSIGN_OR_RETURN(Stmt s, db->Prepare("INSERT INTO runs(kind, name, config, status, started_at, host, pid, "
                                           "proc_start, heartbeat_at) VALUES(?1, ?2, ?3, 'running', ?4, ?5, ?6, ?7, ?4)"));
   const int64_t pid = ::getpid();
-  s.Bind(1, kind).Bind(2, name).Bind(3, config).Bind(4, NowSeconds()).Bind(5, HostName()).Bind(6, pid);
+  s.Bind(1, kind).Bind(2, RunNameOverride().empty() ? name : RunNameOverride()).Bind(3, config).Bind(4, NowSeconds()).Bind(5, HostName()).Bind(6, pid);
   s.Bind(7, ProcessStart(pid));
   K2_RETURN_IF_ERROR(s.Run());
   return db->LastInsertId();

@@ -1,6 +1,9 @@
 // τ² initial state, trajectory replay, the environment check and the Tau2Env environment.
 #include "agents/tau2/env.h"
 
+#include <map>
+#include <mutex>
+
 namespace k2::agents::tau2 {
 
 namespace {
@@ -197,6 +200,48 @@ Expected<ToolOutcome> Tau2Env::InvokeUser(const std::string& tool, const json& a
 Expected<std::unique_ptr<Env>> MakeTau2Env(const std::string& domain, const std::string& data_dir, int max_steps) {
   K2_ASSIGN_OR_RETURN(auto d, LoadDomain(domain, data_dir));
   return std::unique_ptr<Env>(new Tau2Env(d, max_steps));
+}
+
+Status RegisterTau2Env(EnvRegistry& registry) {
+  EnvInfo info{.name = "tau2",
+               .description = "a τ²-bench domain run natively (airline, retail, mock): its database, policy and "
+                              "tools; reset takes a τ² task (config: domain, data_dir = τ²'s folder of the domain, "
+                              "max_steps)",
+               .example_config = {{"domain", "airline"}, {"data_dir", "tau2/domains/airline"}, {"max_steps", 200}}};
+  return registry.Register(info, [](const json& config) -> Expected<std::unique_ptr<Env>> {
+    if (!config.is_object()) return InvalidArgument(std::string("tau2: config: expected an object, got ") + JsonTypeName(config));
+    for (const auto& [k, v] : config.items())
+      if (k != "domain" && k != "data_dir" && k != "max_steps")
+        return InvalidArgument("tau2: config: unknown key " + json(k).dump() + " (expected domain, data_dir, max_steps)");
+    if (!config.contains("domain") || !config["domain"].is_string())
+      return InvalidArgument("tau2: config.domain: expected a string (airline, retail or mock)");
+    if (!config.contains("data_dir") || !config["data_dir"].is_string())
+      return InvalidArgument("tau2: config.data_dir: expected a string (τ²'s folder of the domain: db.json, policy.md)");
+    int max_steps = 200;
+    if (config.contains("max_steps")) {
+      const json& m = config["max_steps"];
+      if (!m.is_number_integer() || m.get<int64_t>() < 1 || m.get<int64_t>() > 100000)
+        return InvalidArgument("tau2: config.max_steps: expected an integer in [1, 100000], got " + m.dump());
+      max_steps = m.get<int>();
+    }
+    const std::string name = config["domain"], dir = config["data_dir"];
+    // Loading a domain parses its database (megabytes for retail): once per process per folder.
+    static std::mutex mu;
+    static std::map<std::pair<std::string, std::string>, std::shared_ptr<const Domain>> cache;
+    std::shared_ptr<const Domain> d;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      auto it = cache.find({name, dir});
+      if (it != cache.end()) d = it->second;
+    }
+    if (!d) {
+      auto loaded = LoadDomain(name, dir);
+      if (!loaded.ok()) return loaded.status().Context("tau2: config");
+      std::lock_guard<std::mutex> lock(mu);
+      d = cache.emplace(std::make_pair(name, dir), *loaded).first->second;
+    }
+    return std::unique_ptr<Env>(new Tau2Env(d, max_steps));
+  });
 }
 
 }  // namespace k2::agents::tau2

@@ -158,5 +158,81 @@ TEST_F(CliTest, UnreachableEndpointFailsTheRunWithTheFirstError) {
   EXPECT_EQ((*j)["tables"]["runs"], 2) << "both runs are kept in the store: " << info.out;
 }
 
+// Runs are managed by name or id without sqlite3: --name names the run, list/show find it, rm removes it
+// with every row that belongs to it (here the eval tables' rows).
+TEST_F(CliTest, RunsAreListedShownAndRemovedByName) {
+  const std::string math = std::string(K2GYM_SOURCE_DIR) + "/tests/pipeline/data/math.jsonl";
+  for (const char* name : {"first", "second"}) {
+    Result r = Run(std::string("--db k.db --name ") + name + " eval --source math:" + math +
+                   " --policy gold --trials 1 --k 1 --threads 2");
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  Result l = Run("--db k.db --json runs list");
+  ASSERT_EQ(l.code, 0) << l.err;
+  auto lj = ParseJson(l.out, "runs list");
+  ASSERT_TRUE(lj.ok()) << l.out;
+  ASSERT_EQ((*lj)["runs"].size(), 2u) << l.out;
+  EXPECT_EQ((*lj)["runs"][0]["name"], "second");  // newest first
+  EXPECT_EQ((*lj)["runs"][1]["name"], "first");
+  EXPECT_EQ((*lj)["runs"][1]["status"], "done");
+  EXPECT_EQ((*lj)["runs"][1]["kind"], "eval");
+
+  Result sh = Run("--db k.db --json runs show first");
+  ASSERT_EQ(sh.code, 0) << sh.err;
+  auto sj = ParseJson(sh.out, "runs show");
+  ASSERT_TRUE(sj.ok()) << sh.out;
+  EXPECT_EQ((*sj)["id"], (*lj)["runs"][1]["id"]);
+  ASSERT_TRUE((*sj)["rows"].is_object()) << sh.out;
+  EXPECT_FALSE((*sj)["rows"].empty()) << "the eval run owns rows: " << sh.out;
+  EXPECT_EQ((*sj)["config"]["policy"], "gold") << sh.out;
+  Result text = Run("--db k.db runs list");
+  EXPECT_NE(text.out.find("first"), std::string::npos) << text.out;
+
+  Result missing = Run("--db k.db runs show nosuchrun");
+  EXPECT_EQ(missing.code, 2);
+  EXPECT_NE(missing.err.find("no run named \"nosuchrun\""), std::string::npos) << missing.err;
+
+  Result rm = Run("--db k.db --json runs rm first");
+  ASSERT_EQ(rm.code, 0) << rm.err;
+  auto rj = ParseJson(rm.out, "runs rm");
+  ASSERT_TRUE(rj.ok()) << rm.out;
+  EXPECT_GT((*rj)["removed"][0]["rows"].get<int64_t>(), 0) << rm.out;
+  auto after = ParseJson(Run("--db k.db --json runs list").out, "runs list");
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ((*after)["runs"].size(), 1u);
+  EXPECT_EQ((*after)["runs"][0]["name"], "second");
+  // The second run keeps its rows.
+  auto kept = ParseJson(Run("--db k.db --json runs show second").out, "runs show");
+  ASSERT_TRUE(kept.ok());
+  EXPECT_EQ((*kept)["rows"], (*sj)["rows"]);
+}
+
+// τ²-bench's real domains are an environment kind like any other: listed, inspected, called after a reset
+// with one of the domain's own tasks; a bad config names its key.
+TEST_F(CliTest, Tau2DomainIsAnEnvironmentKind) {
+  const std::string dir = std::string(K2GYM_SOURCE_DIR) + "/../shared/data/tau2/airline";
+  if (!std::filesystem::exists(dir + "/db.json")) GTEST_SKIP() << "no τ² data beside the checkout";
+  Result l = Run("--json env list");
+  ASSERT_EQ(l.code, 0) << l.err;
+  EXPECT_NE(l.out.find("\"tau2\""), std::string::npos) << l.out;
+  const std::string cfg = "'{\"domain\":\"airline\",\"data_dir\":\"" + dir + "\"}'";
+  Result ins = Run("env inspect tau2 --env-config " + cfg);
+  ASSERT_EQ(ins.code, 0) << ins.err;
+  EXPECT_NE(ins.out.find("get_user_details"), std::string::npos) << ins.out;
+  EXPECT_NE(ins.out.find("book_reservation"), std::string::npos) << ins.out;
+  auto tasks = ReadJsonFile(dir + "/tasks.json");
+  ASSERT_TRUE(tasks.ok());
+  Write("task.json", (*tasks)[0].dump());
+  Result call = Run("env call tau2 get_user_details '{\"user_id\":\"mia_li_3668\"}' --task \"$(cat task.json)\" --env-config " + cfg);
+  ASSERT_EQ(call.code, 0) << call.err << call.out;
+  EXPECT_NE(call.out.find("mia_li_3668"), std::string::npos) << call.out;
+  EXPECT_NE(call.out.find("Mia"), std::string::npos) << call.out;
+  Result unknown = Run("env call tau2 get_user_details '{\"user_id\":\"nobody\"}' --task \"$(cat task.json)\" --env-config " + cfg);
+  EXPECT_NE(unknown.out.find("not found"), std::string::npos) << "τ²'s own tool error: " << unknown.out << unknown.err;
+  Result bad = Run("env inspect tau2 --env-config '{\"domain\":\"airline\"}'");
+  EXPECT_EQ(bad.code, 2) << bad.out << bad.err;
+  EXPECT_NE(bad.err.find("tau2: config.data_dir: expected a string"), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace k2
