@@ -755,6 +755,7 @@ void Append(FcSuite& into, FcSuite&& part) {
 Expected<FcSuite> LoadBfclDir(const std::string& dir) {
   FcSuite s;
   s.name = "bfcl:" + dir;
+  int loaded_files = 0;
   K2_ASSIGN_OR_RETURN(auto files, JsonFiles(dir));
   for (auto& f : files) {
     std::string base = f.substr(f.find_last_of('/') + 1);
@@ -762,13 +763,16 @@ Expected<FcSuite> LoadBfclDir(const std::string& dir) {
     std::string ans = dir + "/possible_answer/" + base;
     K2_ASSIGN_OR_RETURN(FcSuite part, LoadBfcl(f, std::filesystem::exists(ans) ? ans : ""));
     Append(s, std::move(part));
+    ++loaded_files;
   }
+  if (loaded_files == 0) return InvalidArgument(dir + ": no BFCL question files (BFCL_v*_<category>.json) in the folder");
   return s;
 }
 
 Expected<FcSuite> LoadAceBenchDir(const std::string& dir) {
   FcSuite s;
   s.name = "acebench:" + dir;
+  int loaded_files = 0;
   K2_ASSIGN_OR_RETURN(auto files, JsonFiles(dir));
   for (auto& f : files) {
     std::string base = f.substr(f.find_last_of('/') + 1);
@@ -776,7 +780,9 @@ Expected<FcSuite> LoadAceBenchDir(const std::string& dir) {
     std::string ans = dir + "/possible_answer/" + base;
     K2_ASSIGN_OR_RETURN(FcSuite part, LoadAceBench(f, std::filesystem::exists(ans) ? ans : ""));
     Append(s, std::move(part));
+    ++loaded_files;
   }
+  if (loaded_files == 0) return InvalidArgument(dir + ": no ACEBench data files (data_<category>.json) in the folder");
   return s;
 }
 
