@@ -248,9 +248,13 @@ TEST(FcBench, BfclMultiTurnReplayScoresOneAndBrokenReplaysZero) {
   int drops = 0, reads = 0, changes = 0;
   std::map<std::string, int> changes_by_class;
   int case_index = 0;
+  // Broken replays, run in batches (the oracle skips one step index for a whole suite): cases grouped
+  // by the step left out, and all cases with one changed argument.
+  std::map<int, FcSuite> dropped;         // step index -> cases that leave it out
+  std::map<std::string, std::string> why;  // case id -> what was dropped
+  FcSuite changed, changed_original;
+  std::map<std::string, std::string> changed_class;
   for (const FcCase& c : mt.cases) {
-    FcSuite one;
-    one.cases.push_back(c);
     std::vector<json> results;
     std::vector<bool> writes = WriteSteps(c, &results);
     auto first = [&](bool want_write) -> int {
@@ -274,25 +278,33 @@ TEST(FcBench, BfclMultiTurnReplayScoresOneAndBrokenReplaysZero) {
     for (bool write : {true, false}) {
       int step = first(write);
       if (step < 0) continue;
-      FcOraclePolicy skip(one, step);
-      auto out = RunFcSuite(one, skip, {});
-      EXPECT_EQ(out[0].score, 0) << c.id << ": dropping " << (write ? "write" : "read") << " step " << step << " still scores 1";
+      FcCase d = c;
+      d.id += write ? "#write" : "#read";  // one session per broken replay
+      why[d.id] = std::string("dropping ") + (write ? "write" : "read") + " step " + std::to_string(step);
+      dropped[step].cases.push_back(std::move(d));
       (write ? drops : reads) += 1;
     }
     // Change one argument of one ground-truth call, the first change (in plan order) that gives that call
-    // another result or another state where it runs: the case must then score 0.
-    FcSuite changed = one;
-    // The class whose call is changed rotates over the case's classes, so that each is tried.
-    std::string cls = ChangeOneArgument(changed.cases[0], c.classes[static_cast<size_t>(case_index++) % c.classes.size()]);
-    if (cls.empty()) cls = ChangeOneArgument(changed.cases[0], c.classes[0]);
+    // another result or another state where it runs: the case must then score 0. The class whose call is
+    // changed rotates over the case's classes, so that each is tried.
+    FcCase w = c;
+    std::string cls = ChangeOneArgument(w, c.classes[static_cast<size_t>(case_index++) % c.classes.size()]);
+    if (cls.empty()) cls = ChangeOneArgument(w, c.classes[0]);
     if (!cls.empty()) {
-      FcOraclePolicy wrong(changed);
-      auto out = RunFcSuite(one, wrong, {});
-      EXPECT_EQ(out[0].score, 0) << c.id << ": a changed argument of a " << cls << " call still scores 1";
+      changed.cases.push_back(std::move(w));
+      changed_original.cases.push_back(c);
+      changed_class[c.id] = cls;
       ++changes;
       ++changes_by_class[cls];
     }
   }
+  for (auto& [step, suite] : dropped) {
+    FcOraclePolicy skip(suite, step);
+    for (auto& o : RunFcSuite(suite, skip, {.threads = 2})) EXPECT_EQ(o.score, 0) << o.id << ": " << why[o.id] << " still scores 1";
+  }
+  FcOraclePolicy wrong(changed);
+  for (auto& o : RunFcSuite(changed_original, wrong, {.threads = 2}))
+    EXPECT_EQ(o.score, 0) << o.id << ": a changed argument of a " << changed_class[o.id] << " call still scores 1";
   std::printf("dropped writes %d, dropped reads %d, changed arguments %d:", drops, reads, changes);
   for (auto& [cls, n] : changes_by_class) std::printf(" %s=%d", cls.c_str(), n);
   std::printf("\n");
