@@ -425,10 +425,14 @@ json FcBackend::Call(const std::string& name, const json& args) {
         if (p.required) return {{"error", name + ": missing required argument " + p.name}};
         continue;
       }
-      // An integral float for an integer parameter works as the int in Python (5.0 == 5, same dict key).
-      if (std::string(p.type) == "integer" && it->is_number_float() && std::trunc(it->get<double>()) == it->get<double>() &&
-          std::fabs(it->get<double>()) < 9e15)
-        *it = static_cast<int64_t>(it->get<double>());
+      // BFCL's ported classes take any number for an integer parameter and treat it as Python does (ids
+      // are compared, 5.0 finds 5, 1.5 finds nothing, the value is echoed as given). For the other classes
+      // an integral float works as the int.
+      if (std::string(p.type) == "integer" && it->is_number_float()) {
+        if (Ported(m.cls)) continue;
+        if (std::trunc(it->get<double>()) == it->get<double>() && std::fabs(it->get<double>()) < 9e15)
+          *it = static_cast<int64_t>(it->get<double>());
+      }
       if (!TypeOk(*it, p.type)) return {{"error", name + ": " + p.name + ": expected " + p.type + ", got " + it->dump()}};
     }
     for (auto& [k, v] : given.items())

@@ -128,6 +128,9 @@ inline const json& At(const json& o, const std::string& k) {
 // their Python order is insertion order, which for BFCL's scenarios (ids ascending, counters above them)
 // is numeric order: int keys ascending, then other keys.
 bool IsIntKey(const std::string& k);
+// The decimal key of an id given as a number (5 and 5.0 -> "5"), or "" when no int key can equal it
+// (1.5, a string): Python's `id in d` for a dict with int keys.
+std::string IdKey(const json& id);
 std::vector<std::string> IntKeyOrder(const json& object);
 
 // Python's round(x, ndigits): the double nearest to x correctly rounded to ndigits decimals.

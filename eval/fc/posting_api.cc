@@ -13,13 +13,16 @@ namespace {
 
 json& St(json& s) { return s["TwitterAPI"]; }
 
-std::string Key(int64_t id) { return std::to_string(id); }
+// The tweets key of a tweet_id ("" when none can match).
+std::string Key(const json& id) { return IdKey(id); }
+
+bool Has(json& st, const std::string& key) { return !key.empty() && st["tweets"].contains(key); }
 
 Result NotAuthenticated(const char* action) {
   return json{{"error", std::string("User not authenticated. Please authenticate before ") + action + "."}};
 }
 
-json NotFound(int64_t id) { return {{"error", "Tweet with ID " + std::to_string(id) + " not found."}}; }
+json NotFound(const json& id) { return {{"error", "Tweet with ID " + PyStr(id) + " not found."}}; }
 
 // tweets.values() in Python order.
 std::vector<json*> Tweets(json& st) {
@@ -95,7 +98,7 @@ std::vector<Method> TwitterApiMethods() {
                        {"content", a["content"]},
                        {"tags", a.value("tags", json::array())},
                        {"mentions", a.value("mentions", json::array())}};
-         st["tweets"][Key(id)] = tweet;
+         st["tweets"][std::to_string(id)] = tweet;
          st["tweet_counter"] = id + 1;
          return tweet;
        }},
@@ -103,8 +106,8 @@ std::vector<Method> TwitterApiMethods() {
        [](json& s, std::vector<std::string>&, const json& a) -> Result {
          json& st = St(s);
          if (!Truthy(st["authenticated"])) return NotAuthenticated("retweeting");
-         int64_t id = a["tweet_id"];
-         if (!st["tweets"].contains(Key(id))) return NotFound(id);
+         const json& id = a["tweet_id"];
+         if (!Has(st, Key(id))) return NotFound(id);
          if (!st["username"].is_string()) return Err("retweets: username is not a string");
          json& mine = st["retweets"][st["username"].get<std::string>()];
          if (mine.is_null()) mine = json::array();
@@ -117,8 +120,8 @@ std::vector<Method> TwitterApiMethods() {
        [](json& s, std::vector<std::string>&, const json& a) -> Result {
          json& st = St(s);
          if (!Truthy(st["authenticated"])) return NotAuthenticated("commenting");
-         int64_t id = a["tweet_id"];
-         if (!st["tweets"].contains(Key(id))) return NotFound(id);
+         const json& id = a["tweet_id"];
+         if (!Has(st, Key(id))) return NotFound(id);
          st["comments"][Key(id)].push_back({{"username", st["username"]}, {"content", a["comment_content"]}});
          return json{{"comment_status", "Comment added successfully"}};
        }},
@@ -127,8 +130,8 @@ std::vector<Method> TwitterApiMethods() {
         {"mentioned_usernames", "array", "List of usernames to be mentioned.", true}},
        [](json& s, std::vector<std::string>&, const json& a) -> Result {
          json& st = St(s);
-         int64_t id = a["tweet_id"];
-         if (!st["tweets"].contains(Key(id))) return NotFound(id);
+         const json& id = a["tweet_id"];
+         if (!Has(st, Key(id))) return NotFound(id);
          json& mentions = At(st["tweets"][Key(id)], "mentions");
          for (auto& u : a["mentioned_usernames"]) mentions.push_back(u);
          return json{{"mention_status", "Users mentioned successfully"}};
@@ -162,8 +165,8 @@ std::vector<Method> TwitterApiMethods() {
       {C, "get_tweet", "Retrieve a specific tweet.", {{"tweet_id", "integer", "ID of the tweet to retrieve.", true}},
        [](json& s, std::vector<std::string>&, const json& a) -> Result {
          json& st = St(s);
-         int64_t id = a["tweet_id"];
-         if (!st["tweets"].contains(Key(id))) return NotFound(id);
+         const json& id = a["tweet_id"];
+         if (!Has(st, Key(id))) return NotFound(id);
          return st["tweets"][Key(id)];
        }},
       {C, "get_user_tweets", "Retrieve all tweets from a specific user.", {{"username", "string", "Username of the user whose tweets to retrieve.", true}},
@@ -188,8 +191,8 @@ std::vector<Method> TwitterApiMethods() {
       {C, "get_tweet_comments", "Retrieve all comments for a specific tweet.", {{"tweet_id", "integer", "ID of the tweet to retrieve comments for.", true}},
        [](json& s, std::vector<std::string>&, const json& a) -> Result {
          json& st = St(s);
-         int64_t id = a["tweet_id"];
-         if (!st["tweets"].contains(Key(id))) return NotFound(id);
+         const json& id = a["tweet_id"];
+         if (!Has(st, Key(id))) return NotFound(id);
          auto it = st["comments"].find(Key(id));
          return it == st["comments"].end() ? json::array() : *it;
        }},

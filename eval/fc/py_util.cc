@@ -150,6 +150,15 @@ std::string PyRepr(const std::string& s) {
 
 bool IsIntKey(const std::string& k) { return !k.empty() && k.size() <= 18 && k.find_first_not_of("0123456789") == std::string::npos; }
 
+std::string IdKey(const json& id) {
+  if (id.is_number_integer()) return std::to_string(id.get<int64_t>());
+  if (id.is_number_float()) {
+    double d = id.get<double>();
+    if (std::trunc(d) == d && std::fabs(d) < 9e15) return std::to_string(static_cast<int64_t>(d));
+  }
+  return "";
+}
+
 std::vector<std::string> IntKeyOrder(const json& object) {
   std::vector<std::string> keys;
   for (auto& [k, v] : object.items()) keys.push_back(k);

@@ -46,8 +46,8 @@ std::vector<Method> TicketApiMethods() {
        [](json& s, std::vector<std::string>&, const json& a) -> Result {
          json& st = St(s);
          if (!Truthy(st["current_user"])) return json{{"error", "User not authenticated. Please log in to create a ticket."}};
-         int64_t priority = a.value("priority", int64_t{1});
-         if (priority < 1 || priority > 5) return json{{"error", "Invalid priority. Priority must be between 1 and 5."}};
+         json priority = a.contains("priority") ? a["priority"] : json(1);
+         if (priority.get<double>() < 1 || priority.get<double>() > 5) return json{{"error", "Invalid priority. Priority must be between 1 and 5."}};
          json ticket = {{"id", st["ticket_counter"]},           {"title", a["title"]},
                         {"description", a.value("description", "")}, {"status", "Open"},
                         {"priority", priority},                    {"created_by", st["current_user"]}};

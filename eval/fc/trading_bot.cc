@@ -151,20 +151,20 @@ std::vector<Method> TradingBotMethods() {
       {C, "get_order_details", "Get the details of an order.", {{"order_id", "integer", "ID of the order.", true}},
        [](json& s, std::vector<std::string>&, const json& a) -> Result {
          json& orders = St(s)["orders"];
-         std::string id = std::to_string(a["order_id"].get<int64_t>());
-         if (!orders.contains(id))
-           return json{{"error", "Order with ID " + id + " not found." + "Here is the list of orders_id: " + KeyList(St(s))}};
+         std::string id = IdKey(a["order_id"]);
+         if (id.empty() || !orders.contains(id))
+           return json{{"error", "Order with ID " + PyStr(a["order_id"]) + " not found." + "Here is the list of orders_id: " + KeyList(St(s))}};
          return orders[id];
        }},
       {C, "cancel_order", "Cancel an order.", {{"order_id", "integer", "ID of the order to cancel.", true}},
        [](json& s, std::vector<std::string>&, const json& a) -> Result {
          json& orders = St(s)["orders"];
-         int64_t n = a["order_id"];
-         std::string id = std::to_string(n);
-         if (!orders.contains(id)) return json{{"error", "Order with ID " + id + " not found."}};
-         if (At(orders[id], "status") == "Completed") return json{{"error", "Can't cancel order " + id + ". Order is already completed."}};
+         std::string id = IdKey(a["order_id"]);
+         std::string shown = PyStr(a["order_id"]);
+         if (id.empty() || !orders.contains(id)) return json{{"error", "Order with ID " + shown + " not found."}};
+         if (At(orders[id], "status") == "Completed") return json{{"error", "Can't cancel order " + shown + ". Order is already completed."}};
          orders[id]["status"] = "Cancelled";
-         return json{{"order_id", n}, {"status", "Cancelled"}};
+         return json{{"order_id", a["order_id"]}, {"status", "Cancelled"}};
        }},
       {C, "place_order", "Place an order.",
        {{"order_type", "string", "Type of the order (Buy/Sell).", true},
@@ -177,10 +177,10 @@ std::vector<Method> TradingBotMethods() {
          std::string sym = a["symbol"];
          if (!st["stocks"].contains(sym)) return json{{"error", "Invalid stock symbol: " + sym}};
          double price = a["price"];
-         int64_t amount = a["amount"];
-         if (price <= 0 || amount <= 0) return json{{"error", "Price and amount must be positive values."}};
+         const json& amount = a["amount"];  // kept as given; int(amount) only in the cost
+         if (price <= 0 || amount.get<double>() <= 0) return json{{"error", "Price and amount must be positive values."}};
          if (rewards::UnicodeLower(a["order_type"].get<std::string>()) == "buy") {
-           double total = price * static_cast<double>(amount);
+           double total = price * std::trunc(amount.get<double>());
            double balance = st["account_info"].value("balance", 0.0);
            if (total > balance)
              return json{{"error", "Insufficient funds: required " + Money(total) + " but only " + Money(balance) + " available."}};

@@ -108,8 +108,10 @@ TEST(BfclTwitterApi, ScenarioCommentKeysStayStringsAsInPython) {
   EXPECT_EQ(b.Call("search_tweets", {{"keyword", "#la"}}).size(), 2u);  // content or a tag, case-insensitive
   EXPECT_EQ(b.Call("retweet", {{"tweet_id", 1}}), json::parse(R"({"retweet_status": "Successfully retweeted"})"));
   EXPECT_EQ(b.Call("retweet", {{"tweet_id", 1}}), json::parse(R"({"retweet_status": "Already retweeted"})"));
-  // An integral float finds the int key, as 1.0 == 1 in a Python dict.
+  // Any number is a tweet id, as in Python: 1.0 finds the int key 1 (1.0 == 1 in a dict), 1.5 finds
+  // nothing and the text echoes it.
   EXPECT_EQ(b.Call("get_tweet", {{"tweet_id", 1.0}})["content"], "Trip to LA");
+  EXPECT_EQ(b.Call("get_tweet", {{"tweet_id", 1.5}})["error"], "Tweet with ID 1.5 not found.");
   EXPECT_EQ(b.Call("get_user_stats", {{"username", "john"}}), json::parse(R"({"tweet_count": 2, "following_count": 2, "retweet_count": 1})"));
 }
 
