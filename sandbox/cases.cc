@@ -113,7 +113,7 @@ namespace {
 // level only.
 const char* kAssertHarness = R"PY(
 def _k2_harness():
-    import os, sys, json, signal, ctypes, builtins, types, importlib, traceback, linecache
+    import os, sys, json, signal, ctypes, builtins, types, importlib, traceback, linecache, time
     MAX_MSG = 64 << 20
 
     class Broken(Exception):
@@ -375,6 +375,19 @@ def _k2_harness():
     except AssertionError:
         finish("assert", traceback.format_exc())
     except Broken as e:
+        # A program killed by its CPU-time limit (RLIMIT_CPU: SIGXCPU) timed out rather than ended: its
+        # status is read before finish() reaps it (it closed the channel by dying, so it is a zombie or
+        # about to be one; a program that closed the channel and lives on stays "exit").
+        for _ in range(50):
+            try:
+                wpid, wst = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if wpid == pid:
+                if os.WIFSIGNALED(wst) and os.WTERMSIG(wst) == signal.SIGXCPU:
+                    finish("cpu", "the program under test exceeded its CPU-time limit")
+                break
+            time.sleep(0.001)
         finish("exit", str(e))
     except BaseException:
         finish("error", traceback.format_exc())
@@ -540,6 +553,9 @@ CaseResult RunAssertTests(Sandbox& sb, const std::string& language, const std::s
       cr.status = CaseStatus::kFailed;
       cr.detail = "the harness did not confirm that every assert ran";
     }
+  } else if (cr.run.status == RunStatus::kRuntimeError && kind == "cpu") {
+    cr.status = CaseStatus::kTimeout;
+    cr.detail = "CPU-time limit of " + std::to_string(limits.cpu_s) + " s exceeded by the program under test";
   } else if (cr.run.status == RunStatus::kRuntimeError) {
     cr.status = kind == "error" ? CaseStatus::kRuntimeError : CaseStatus::kFailed;
     cr.detail = kind == "assert" ? "an assert failed"
