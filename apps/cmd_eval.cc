@@ -279,7 +279,8 @@ int RunEval(Context& ctx) {
     if (!g_opts.suite.empty()) return Fail(InvalidArgument("eval: give --suite or --source, not both"));
     return RunSourceEval(ctx, cfg);
   }
-  if (g_opts.suite.empty()) return Fail(InvalidArgument("eval: --suite FILE|builtin:NAME|tau2:DOMAIN or --source SPEC is required"));
+  if (g_opts.suite.empty())
+    return Fail(InvalidArgument("eval: --suite FILE|builtin:NAME|tau2:DOMAIN|bfcl:DIR|acebench:DIR or --source SPEC is required"));
   const bool tau2_native = g_opts.suite.rfind("tau2:", 0) == 0;
   if (!g_opts.agent_llm.empty()) g_opts.policy = g_opts.agent_llm;
   if (tau2_native && g_opts.policy == "oracle")
@@ -297,8 +298,13 @@ int RunEval(Context& ctx) {
   // Which suite: builtin:NAME or a suite file {"kind": "tau2"|"bfcl"|"acebench", ...}.
   std::string kind = "tau2";
   json file_spec;
+  std::string fc_dir;  // bfcl:DIR / acebench:DIR, or a suite file's "dir": a whole benchmark folder
   if (tau2_native) {
     kind = "tau2-native";
+  } else if (g_opts.suite.rfind("bfcl:", 0) == 0 || g_opts.suite.rfind("acebench:", 0) == 0) {
+    kind = g_opts.suite.substr(0, g_opts.suite.find(':'));
+    fc_dir = g_opts.suite.substr(kind.size() + 1);
+    if (fc_dir.empty()) return Fail(InvalidArgument("eval --suite " + kind + ":DIR: the benchmark folder is missing"));
   } else if (g_opts.suite.rfind("builtin:", 0) != 0) {
     auto spec = ReadJsonFile(g_opts.suite);
     if (!spec.ok()) return Fail(InvalidArgument(spec.status().message()));
@@ -307,6 +313,7 @@ int RunEval(Context& ctx) {
     kind = file_spec.value("kind", std::string("tau2"));
     if (kind != "tau2" && kind != "bfcl" && kind != "acebench")
       return Fail(InvalidArgument(g_opts.suite + ": kind: expected \"tau2\", \"bfcl\" or \"acebench\", got \"" + kind + "\""));
+    if (kind != "tau2" && file_spec.contains("dir")) fc_dir = Resolve(g_opts.suite, file_spec, "dir", g_opts.suite);
   }
   json meta = {{"suite", g_opts.suite}, {"kind", kind}, {"policy", (*policy)->name()}, {"trials", cfg.trials},
                {"seed", ctx.g.seed}};
@@ -377,10 +384,11 @@ int RunEval(Context& ctx) {
     }
   } else {
     Expected<eval::FcSuite> suite =
-        kind == "bfcl" ? eval::LoadBfcl(Resolve(g_opts.suite, file_spec, "questions", g_opts.suite),
-                                        Resolve(g_opts.suite, file_spec, "answers", g_opts.suite))
-                       : eval::LoadAceBench(Resolve(g_opts.suite, file_spec, "data", g_opts.suite),
-                                            Resolve(g_opts.suite, file_spec, "answers", g_opts.suite));
+        !fc_dir.empty() ? (kind == "bfcl" ? eval::LoadBfclDir(fc_dir) : eval::LoadAceBenchDir(fc_dir))
+        : kind == "bfcl" ? eval::LoadBfcl(Resolve(g_opts.suite, file_spec, "questions", g_opts.suite),
+                                          Resolve(g_opts.suite, file_spec, "answers", g_opts.suite))
+                         : eval::LoadAceBench(Resolve(g_opts.suite, file_spec, "data", g_opts.suite),
+                                              Resolve(g_opts.suite, file_spec, "answers", g_opts.suite));
     if (!suite.ok()) return Fail(suite.status());
     meta["tasks"] = suite->cases.size();
     meta["load_errors"] = suite->errors.size();
@@ -465,7 +473,9 @@ K2_COMMAND("eval", [](CLI::App& app, Context& ctx, Action* action) {
   (void)ctx;
   auto* c = app.add_subcommand("eval", "Evaluate a policy on a τ²-style or BFCL/ACEBench-style suite (pass^k tables)");
   c->require_subcommand(0, 1);
-  c->add_option("--suite", g_opts.suite, "suite file (JSON: kind tau2|bfcl|acebench) or builtin:heldout-small|builtin:heldout");
+  c->add_option("--suite", g_opts.suite,
+                "suite file (JSON: kind tau2|bfcl|acebench), builtin:heldout-small|builtin:heldout, tau2:DOMAIN, or a whole "
+                "benchmark folder bfcl:DIR|acebench:DIR");
   c->add_option("--policy", g_opts.policy,
                 "oracle | random | replay:FILE | openai:URL | engine:CKPT, or with --source: gold | perturbed "
                 "(the tasks' reference turns, intact or broken) (default oracle)");

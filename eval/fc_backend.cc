@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <functional>
 #include <variant>
 
@@ -218,12 +219,20 @@ std::vector<Method> CoreMethods() {
   };
 }
 
+const fc::PortedClass* Ported(const std::string& cls) {
+  for (auto& c : fc::PortedClasses())
+    if (cls == c.name) return &c;
+  return nullptr;
+}
+
 const std::vector<Method>& Methods() {
   static const std::vector<Method> kMethods = [] {
     std::vector<Method> all = CoreMethods();
     for (auto& m : fc::FileSystemMoreMethods()) all.push_back(std::move(m));
     for (auto& m : fc::MathApiMethods()) all.push_back(std::move(m));
     for (auto& m : fc::MessageApiMethods()) all.push_back(std::move(m));
+    for (auto& c : fc::PortedClasses())
+      for (auto& m : c.methods()) all.push_back(std::move(m));
     return all;
   }();
   return kMethods;
@@ -307,17 +316,50 @@ bool TypeOk(const json& v, const std::string& type) {
 
 }  // namespace
 
-std::vector<std::string> FcBackend::KnownClasses() { return {"GorillaFileSystem", "MathAPI", "MessageAPI", "BaseApi", "MessageApi"}; }
+const std::vector<fc::PortedClass>& fc::PortedClasses() {
+  static const std::vector<PortedClass> kClasses = {
+      {"TwitterAPI", LoadTwitterApi, TwitterApiMethods},         {"TicketAPI", LoadTicketApi, TicketApiMethods},
+      {"TradingBot", LoadTradingBot, TradingBotMethods},         {"TravelAPI", LoadTravelApi, TravelApiMethods},
+      {"VehicleControlAPI", LoadVehicleControlApi, VehicleControlApiMethods}};
+  return kClasses;
+}
+
+std::vector<std::string> FcBackend::KnownClasses() {
+  std::vector<std::string> out = {"GorillaFileSystem", "MathAPI", "MessageAPI", "BaseApi", "MessageApi"};
+  for (auto& c : fc::PortedClasses()) out.push_back(c.name);
+  return out;
+}
+
+json FcBackend::State() const {
+  // BFCL's state checker compares the attributes whose names do not start with "_".
+  json out = json::object();
+  for (auto& [cls, st] : state_.items()) {
+    json& o = out[cls] = json::object();
+    for (auto& [k, v] : st.items())
+      if (k.empty() || k[0] != '_') o[k] = v;
+  }
+  return out;
+}
 
 Expected<FcBackend> FcBackend::Create(const std::vector<std::string>& classes, const json& initial_config, const std::string& where) {
   FcBackend b;
   if (!initial_config.is_object()) return InvalidArgument(where + ": initial_config: expected object {class: config}");
   auto known = KnownClasses();
   for (auto& cls : classes) {
-    if (std::find(known.begin(), known.end(), cls) == known.end())
-      return InvalidArgument(where + ": involved class \"" + cls +
-                             "\" has no in-tree backend (known: GorillaFileSystem, MathAPI, MessageAPI, BaseApi, MessageApi)");
+    if (std::find(known.begin(), known.end(), cls) == known.end()) {
+      std::string names;
+      for (auto& k : known) names += (names.empty() ? "" : ", ") + k;
+      return InvalidArgument(where + ": involved class \"" + cls + "\" has no in-tree backend (known: " + names + ")");
+    }
     if (b.state_.contains(cls)) return InvalidArgument(where + ": involved class \"" + cls + "\" listed twice");
+    if (const fc::PortedClass* p = Ported(cls)) {
+      const json& c = initial_config.contains(cls) ? initial_config[cls] : json::object();
+      if (!c.is_object()) return InvalidArgument(where + ": initial_config." + cls + ": expected object");
+      K2_ASSIGN_OR_RETURN(json st, p->load(c, where + ": initial_config." + cls));
+      b.state_[cls] = std::move(st);
+      b.classes_.push_back(cls);
+      continue;
+    }
     json st = DefaultState(cls);
     if (initial_config.contains(cls)) {
       // Partial configs fill in from the defaults; the merged result must be well-formed.
@@ -331,8 +373,7 @@ Expected<FcBackend> FcBackend::Create(const std::vector<std::string>& classes, c
     b.state_[cls] = std::move(st);
     b.classes_.push_back(cls);
   }
-  for (auto& [cls, v] : initial_config.items())
-    if (!b.state_.contains(cls)) return InvalidArgument(where + ": initial_config." + cls + ": class not in involved_classes");
+  // A config of a class that is not involved is ignored, as BFCL ignores it (a few scenarios carry one).
   return b;
 }
 
@@ -372,19 +413,40 @@ json FcBackend::Call(const std::string& name, const json& args) {
   for (auto& m : Methods()) {
     if (name != m.name || std::find(classes_.begin(), classes_.end(), m.cls) == classes_.end()) continue;
     if (!args.is_object()) return {{"error", name + ": arguments: expected a JSON object"}};
+    // null for an optional parameter is Python's None, the default of most of them: treated as left out.
+    json given = json::object();
+    for (auto& [k, v] : args.items()) {
+      bool optional = std::any_of(m.params.begin(), m.params.end(), [&](const Param& p) { return k == p.name && !p.required; });
+      if (!(v.is_null() && optional)) given[k] = v;
+    }
     for (auto& p : m.params) {
-      auto it = args.find(p.name);
-      if (it == args.end()) {
+      auto it = given.find(p.name);
+      if (it == given.end()) {
         if (p.required) return {{"error", name + ": missing required argument " + p.name}};
         continue;
       }
+      // BFCL's ported classes take any number for an integer parameter and treat it as Python does (ids
+      // are compared, 5.0 finds 5, 1.5 finds nothing, the value is echoed as given). For the other classes
+      // an integral float works as the int.
+      if (std::string(p.type) == "integer" && it->is_number_float()) {
+        if (Ported(m.cls)) continue;
+        if (std::trunc(it->get<double>()) == it->get<double>() && std::fabs(it->get<double>()) < 9e15)
+          *it = static_cast<int64_t>(it->get<double>());
+      }
       if (!TypeOk(*it, p.type)) return {{"error", name + ": " + p.name + ": expected " + p.type + ", got " + it->dump()}};
     }
-    for (auto& [k, v] : args.items())
+    for (auto& [k, v] : given.items())
       if (std::none_of(m.params.begin(), m.params.end(), [&](const Param& p) { return k == p.name; }))
         return {{"error", name + ": unexpected argument " + k}};
-    // Methods check their preconditions before mutating, so an error leaves the state as it was.
-    Result r = m.fn(state_, cwd_, args);
+    // The in-tree classes check their preconditions before mutating, so an error leaves the state as it
+    // was; BFCL's ported classes change and fail where the Python does (an error dict after a change, an
+    // exception part way through). A JSON access that cannot work is Python's TypeError / KeyError.
+    Result r = json();
+    try {
+      r = m.fn(state_, cwd_, given);
+    } catch (const std::exception& e) {
+      r = fc::Err(name + ": " + e.what());
+    }
     if (auto* e = std::get_if<Err>(&r)) return {{"error", e->message()}};
     return std::get<json>(std::move(r));
   }
@@ -466,6 +528,65 @@ class PyParser {
       if (Eat(close)) return out;  // trailing comma
     }
   }
+  // One backslash escape of a Python string literal at s_[i_] == '\\' (i_ ends on its last character).
+  Status Escape(std::string& out) {
+    char e = s_[++i_];
+    auto hex = [&](int n) -> Expected<uint32_t> {
+      if (i_ + static_cast<size_t>(n) >= s_.size()) return Fail("truncated \\" + std::string(1, e) + " escape");
+      uint32_t v = 0;
+      for (int k = 1; k <= n; ++k) {
+        char h = s_[i_ + static_cast<size_t>(k)];
+        if (!std::isxdigit(static_cast<unsigned char>(h))) return Fail("bad \\" + std::string(1, e) + " escape");
+        v = v * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
+      }
+      i_ += static_cast<size_t>(n);
+      return v;
+    };
+    uint32_t cp;
+    switch (e) {
+      case 'n': out += '\n'; return Status::Ok();
+      case 't': out += '\t'; return Status::Ok();
+      case 'r': out += '\r'; return Status::Ok();
+      case 'b': out += '\b'; return Status::Ok();
+      case 'f': out += '\f'; return Status::Ok();
+      case 'v': out += '\v'; return Status::Ok();
+      case 'a': out += '\a'; return Status::Ok();
+      case '\\': case '\'': case '"': out += e; return Status::Ok();
+      case '\n': return Status::Ok();  // line continuation
+      case 'x': { K2_ASSIGN_OR_RETURN(cp, hex(2)); break; }
+      case 'u': { K2_ASSIGN_OR_RETURN(cp, hex(4)); break; }
+      case 'U': { K2_ASSIGN_OR_RETURN(cp, hex(8)); break; }
+      case 'N': return Fail("\\N{...} escapes are not supported");
+      default:
+        if (e >= '0' && e <= '7') {
+          cp = static_cast<uint32_t>(e - '0');
+          for (int k = 0; k < 2 && i_ + 1 < s_.size() && s_[i_ + 1] >= '0' && s_[i_ + 1] <= '7'; ++k) cp = cp * 8 + static_cast<uint32_t>(s_[++i_] - '0');
+          break;
+        }
+        out += '\\';  // Python keeps an unknown escape as written
+        out += e;
+        return Status::Ok();
+    }
+    if (cp > 0x10FFFF) return Fail("escape out of Unicode range");
+    // UTF-8
+    if (cp < 0x80) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x800) {
+      out += static_cast<char>(0xC0 | (cp >> 6));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+      out += static_cast<char>(0xE0 | (cp >> 12));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (cp >> 18));
+      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (cp & 0x3F));
+    }
+    return Status::Ok();
+  }
+
   Expected<json> Value() {
     Ws();
     if (i_ >= s_.size()) return Fail("expected a value");
@@ -475,8 +596,7 @@ class PyParser {
       std::string out;
       while (i_ < s_.size() && s_[i_] != c) {
         if (s_[i_] == '\\' && i_ + 1 < s_.size()) {
-          char e = s_[++i_];
-          out += e == 'n' ? '\n' : e == 't' ? '\t' : e;
+          K2_RETURN_IF_ERROR(Escape(out));
         } else {
           out += s_[i_];
         }

@@ -1,12 +1,13 @@
 // In-tree stateful backends of multi-turn function-calling cases (BFCL multi_turn_*, ACEBench agent_*):
-// small classes written here after the public benchmarks' Python classes (a file system; a phone's base
-// state and its messages), their function docs, and the parser of ground-truth call strings
-// ("mkdir(dir_name='temp')").
+// classes written here after the public benchmarks' Python classes (BFCL's file system, math, messaging,
+// posting, ticket, trading, travel and vehicle classes; ACEBench's phone base state and messages), their
+// function docs, and the parser of ground-truth call strings ("mkdir(dir_name='temp')").
 //
 // An FcBackend is one case's world: the involved classes with their initial config. Not thread-safe (one
 // case runs on one thread); copyable (the ground-truth replay runs on a copy). Calls never throw and
-// never abort: a bad call (unknown function, argument of the wrong type, failed precondition) returns
-// {"error": "..."} the way the Python classes return error dicts, and leaves the state unchanged.
+// never abort: a bad call (unknown function, missing argument, argument of the wrong type) returns
+// {"error": "..."} and leaves the state unchanged; a class's own failures are its result (BFCL's error
+// dicts, its exceptions as {"error": ...}), with the state changes the Python makes before failing.
 #pragma once
 
 #include <string>
@@ -24,11 +25,14 @@ class FcBackend {
   // {"type": "directory", "contents": {...}}}}, files {"type": "file", "content": "..."}), "BaseApi"
   // (turn_on_wifi, login_device; {"wifi": bool, "logged_in": bool}) and "MessageApi" (send_message,
   // view_messages, delete_message; {"inbox": [{"id", "sender", "recipient", "message"}]}; sending needs
-  // BaseApi's wifi on and a logged-in device when BaseApi is involved).
+  // BaseApi's wifi on and a logged-in device when BaseApi is involved), BFCL's "MathAPI", "MessageAPI",
+  // "TwitterAPI", "TicketAPI", "TradingBot", "TravelAPI", "VehicleControlAPI" (eval/fc/, configs as
+  // BFCL's _load_scenario reads them).
   static std::vector<std::string> KnownClasses();
 
   // `initial_config` is {class: config}; a class without one starts from its defaults. InvalidArgument
-  // naming `where` and the class/key for an unknown class or a config of the wrong shape.
+  // naming `where` and the class/key for an unknown class or a config of the wrong shape. A config of a
+  // class not in `classes` is ignored (as BFCL ignores it).
   static Expected<FcBackend> Create(const std::vector<std::string>& classes, const json& initial_config,
                                     const std::string& where);
 
@@ -44,7 +48,9 @@ class FcBackend {
 
   // The compared state, {class: state}. Scratch state that the benchmarks do not compare (the file
   // system's current directory) is not part of it.
-  const json& State() const { return state_; }
+  // Attributes that BFCL's checker skips (names starting with "_": private forces, random generators)
+  // are kept in the classes' state but left out of this.
+  json State() const;
   const std::vector<std::string>& classes() const { return classes_; }
 
  private:

@@ -18,6 +18,7 @@ struct Record {
   json j;
   std::string where;
   std::string error;  // non-empty: the line is not JSON
+  std::string raw;    // the line's text (JSON-lines files): key order, which `j` does not keep
 };
 
 // JSON lines, or one JSON array (some ACEBench dumps are arrays), or one JSON object (BFCL's
@@ -48,7 +49,7 @@ Expected<std::vector<Record>> ReadRecords(const std::string& path, json* index =
     if (l.find_first_not_of(" \t\r") == std::string::npos) continue;
     std::string where = path + ":" + std::to_string(line);
     auto j = ParseJson(l, where);
-    if (j.ok()) out.push_back({std::move(*j), where, ""});
+    if (j.ok()) out.push_back({std::move(*j), where, "", l});
     else out.push_back({json(), where, j.status().message()});
   }
   return out;
@@ -394,6 +395,35 @@ Status LoadBfclMultiTurn(const json& j, const std::string& where, const json& gt
 
 namespace {
 
+// Key order that BFCL's classes see (Python dicts keep file order) and parsed JSON does not (it sorts
+// keys), read from the line: GorillaFileSystem's _load_scenario keeps only the first entry of "root" (a
+// few scenarios list more); TradingBot lists order ids in insertion order (its scenarios put a stray
+// "order_type" key between ids), passed to its loader as "_orders_order".
+void KeepFileOrder(json& j, const std::string& raw) {
+  if (raw.empty() || !j.is_object() || !j.contains("initial_config") || !j["initial_config"].is_object()) return;
+  json& ic = j["initial_config"];
+  bool fs = ic.contains("GorillaFileSystem") && ic["GorillaFileSystem"].is_object() && ic["GorillaFileSystem"].contains("root") &&
+            ic["GorillaFileSystem"]["root"].is_object() && ic["GorillaFileSystem"]["root"].size() > 1;
+  bool orders = ic.contains("TradingBot") && ic["TradingBot"].is_object() && ic["TradingBot"].contains("orders") &&
+                ic["TradingBot"]["orders"].is_object() && ic["TradingBot"]["orders"].size() > 1;
+  if (!fs && !orders) return;
+  ordered_json o = ordered_json::parse(raw, nullptr, /*allow_exceptions=*/false);
+  if (o.is_discarded() || !o.contains("initial_config")) return;
+  const ordered_json& oic = o["initial_config"];
+  if (fs) {
+    json& root = ic["GorillaFileSystem"]["root"];
+    std::string first = oic["GorillaFileSystem"]["root"].begin().key();
+    json keep = json::object();
+    keep[first] = root[first];
+    root = std::move(keep);
+  }
+  if (orders) {
+    json keys = json::array();
+    for (auto& [k, v] : oic["TradingBot"]["orders"].items()) keys.push_back(k);
+    ic["TradingBot"]["_orders_order"] = std::move(keys);
+  }
+}
+
 // Why a BFCL category cannot be evaluated in tree (the whole category), or "".
 std::string UnevaluableBfcl(const std::string& category) {
   if (category == "memory" || category.rfind("memory_", 0) == 0)
@@ -497,6 +527,7 @@ Expected<FcSuite> LoadBfcl(const std::string& questions, const std::string& answ
     c.id = *id;
     c.source = "bfcl";
     c.category = CategoryOf(*id);
+    KeepFileOrder(r.j, r.raw);
     if (Status st = LoadBfclCase(r.j, r.where, ans, answers, doc_dir, c); !st.ok()) {
       s.errors.push_back(ErrorOf(*id, r.where, st));
       continue;
@@ -724,6 +755,7 @@ void Append(FcSuite& into, FcSuite&& part) {
 Expected<FcSuite> LoadBfclDir(const std::string& dir) {
   FcSuite s;
   s.name = "bfcl:" + dir;
+  int loaded_files = 0;
   K2_ASSIGN_OR_RETURN(auto files, JsonFiles(dir));
   for (auto& f : files) {
     std::string base = f.substr(f.find_last_of('/') + 1);
@@ -731,13 +763,16 @@ Expected<FcSuite> LoadBfclDir(const std::string& dir) {
     std::string ans = dir + "/possible_answer/" + base;
     K2_ASSIGN_OR_RETURN(FcSuite part, LoadBfcl(f, std::filesystem::exists(ans) ? ans : ""));
     Append(s, std::move(part));
+    ++loaded_files;
   }
+  if (loaded_files == 0) return InvalidArgument(dir + ": no BFCL question files (BFCL_v*_<category>.json) in the folder");
   return s;
 }
 
 Expected<FcSuite> LoadAceBenchDir(const std::string& dir) {
   FcSuite s;
   s.name = "acebench:" + dir;
+  int loaded_files = 0;
   K2_ASSIGN_OR_RETURN(auto files, JsonFiles(dir));
   for (auto& f : files) {
     std::string base = f.substr(f.find_last_of('/') + 1);
@@ -745,7 +780,9 @@ Expected<FcSuite> LoadAceBenchDir(const std::string& dir) {
     std::string ans = dir + "/possible_answer/" + base;
     K2_ASSIGN_OR_RETURN(FcSuite part, LoadAceBench(f, std::filesystem::exists(ans) ? ans : ""));
     Append(s, std::move(part));
+    ++loaded_files;
   }
+  if (loaded_files == 0) return InvalidArgument(dir + ": no ACEBench data files (data_<category>.json) in the folder");
   return s;
 }
 

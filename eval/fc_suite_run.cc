@@ -146,6 +146,15 @@ FcOutcome ScoreFcResponse(const FcCase& c, const agents::PolicyTurn& turn) {
 namespace {
 
 // Tools visible in `turn`: the case's functions minus those missed until a later turn.
+// The names hidden before `turn` (BFCL missed_function), as one key.
+std::string HiddenKey(const FcCase& c, int turn) {
+  std::string key;
+  for (auto& [t, names] : c.missed)
+    if (t > turn)
+      for (auto& n : names) key += n + "\n";
+  return key;
+}
+
 json VisibleTools(const FcCase& c, int turn) {
   json fs = json::array();
   for (auto& f : c.functions) {
@@ -197,10 +206,16 @@ FcOutcome RunStateCase(const FcCase& c, agents::Policy& policy, const FcRunOptio
     policy.EndSession(c.id);
     return o;
   };
+  json tools;
+  std::string tools_key;
   for (size_t t = 0; t < c.turns.size(); ++t) {
     const std::string tw = "turn " + std::to_string(t) + ": ";
     for (auto& m : c.turns[t]) dialog.push_back(m);
-    const json tools = VisibleTools(c, static_cast<int>(t));
+    // The tools change only when a hidden function appears.
+    if (std::string key = HiddenKey(c, static_cast<int>(t)); t == 0 || key != tools_key) {
+      tools = VisibleTools(c, static_cast<int>(t));
+      tools_key = std::move(key);
+    }
     int turn_calls = 0;
     bool answered = false;
     for (int step = 0; step < opt.max_steps_per_turn && !answered; ++step) {

@@ -8,62 +8,6 @@
 
 namespace k2::eval::fc {
 
-PyRandom::PyRandom(uint64_t seed) {
-  // init_genrand(19650218) then init_by_array(key) with the 32-bit words of the seed (CPython).
-  mt_[0] = 19650218U;
-  for (uint32_t i = 1; i < 624; ++i) mt_[i] = 1812433253U * (mt_[i - 1] ^ (mt_[i - 1] >> 30)) + i;
-  std::vector<uint32_t> key;
-  for (uint64_t s = seed; s; s >>= 32) key.push_back(static_cast<uint32_t>(s & 0xffffffffU));
-  if (key.empty()) key.push_back(0);
-  uint32_t i = 1, j = 0;
-  for (size_t k = std::max<size_t>(624, key.size()); k; --k) {
-    mt_[i] = (mt_[i] ^ ((mt_[i - 1] ^ (mt_[i - 1] >> 30)) * 1664525U)) + key[j] + j;
-    ++i;
-    ++j;
-    if (i >= 624) {
-      mt_[0] = mt_[623];
-      i = 1;
-    }
-    if (j >= key.size()) j = 0;
-  }
-  for (size_t k = 623; k; --k) {
-    mt_[i] = (mt_[i] ^ ((mt_[i - 1] ^ (mt_[i - 1] >> 30)) * 1566083941U)) - i;
-    ++i;
-    if (i >= 624) {
-      mt_[0] = mt_[623];
-      i = 1;
-    }
-  }
-  mt_[0] = 0x80000000U;
-}
-
-uint32_t PyRandom::Next32() {
-  if (index_ >= 624) {
-    for (int k = 0; k < 624; ++k) {
-      uint32_t y = (mt_[k] & 0x80000000U) | (mt_[(k + 1) % 624] & 0x7fffffffU);
-      mt_[k] = mt_[(k + 397) % 624] ^ (y >> 1) ^ ((y & 1U) ? 0x9908b0dfU : 0U);
-    }
-    index_ = 0;
-  }
-  uint32_t y = mt_[index_++];
-  y ^= y >> 11;
-  y ^= (y << 7) & 0x9d2c5680U;
-  y ^= (y << 15) & 0xefc60000U;
-  y ^= y >> 18;
-  return y;
-}
-
-int64_t PyRandom::RandInt(int64_t a, int64_t b) {
-  // randbelow(n): draws of bit_length(n) bits until one is below n (n < 2^32 here).
-  uint64_t n = static_cast<uint64_t>(b - a + 1);
-  int bits = 0;
-  for (uint64_t x = n; x; x >>= 1) ++bits;
-  uint64_t r;
-  do r = Next32() >> (32 - bits);
-  while (r >= n);
-  return a + static_cast<int64_t>(r);
-}
-
 json MessageApiDefaultState() {
   return {{"generated_ids", json::array()},
           {"user_count", 4},
@@ -92,7 +36,7 @@ bool KnownId(json& s, const std::string& id) {
 int64_t NewId(json& s) {
   json& st = St(s);
   PyRandom rng(st.value("random_seed", uint64_t{200191}));
-  int64_t draws = st.value("draws", int64_t{0});
+  int64_t draws = st.value("_draws", int64_t{0});
   for (int64_t d = 0; d < draws; ++d) rng.RandInt(10000, 99999);
   std::set<int64_t> used;
   for (auto& x : st["generated_ids"]) used.insert(x.get<int64_t>());
@@ -103,7 +47,7 @@ int64_t NewId(json& s) {
     ++draws;
   }
   used.insert(id);
-  st["draws"] = draws;
+  st["_draws"] = draws;  // private: BFCL keeps its generator in _random, not compared
   st["generated_ids"] = std::vector<int64_t>(used.begin(), used.end());  // a set in BFCL
   return id;
 }

@@ -3,11 +3,13 @@
 #pragma once
 
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <variant>
 #include <vector>
 
 #include "core/json.h"
+#include "core/status.h"
 
 namespace k2::eval::fc {
 
@@ -61,12 +63,101 @@ class PyRandom {
  public:
   explicit PyRandom(uint64_t seed);
   uint32_t Next32();
-  int64_t RandInt(int64_t a, int64_t b);  // inclusive
+  int64_t RandInt(int64_t a, int64_t b);  // inclusive; b - a < 2^62
+  uint64_t GetRandBits(int k);            // 1 <= k <= 64, words least significant first
+  double Random();                        // random.random(): 53 bits from two words
+  double Uniform(double a, double b) { return a + (b - a) * Random(); }
+  uint64_t used() const { return used_; }  // 32-bit words drawn so far
 
  private:
   uint32_t mt_[624];
   int index_ = 624;
+  uint64_t used_ = 0;
 };
+
+// A class's Python random.Random kept in its plain-JSON state as private keys (not compared, as BFCL
+// skips attributes starting with "_"): "_random_seed" and "_random_used" (words drawn). Rng() replays
+// the generator to where it was; SaveRng() records how far it went.
+PyRandom Rng(const json& cls_state);
+void SaveRng(json& cls_state, const PyRandom& rng);
+
+// Python's truth value of a JSON-loaded value (None, False, 0, "", [] and {} are false).
+inline bool Truthy(const json& v) {
+  if (v.is_null()) return false;
+  if (v.is_boolean()) return v.get<bool>();
+  if (v.is_number_integer()) return v.get<int64_t>() != 0;
+  if (v.is_number()) return v.get<double>() != 0;
+  if (v.is_string()) return !v.get_ref<const std::string&>().empty();
+  return !v.empty();
+}
+
+// Python's a + b / a - b on numbers: an int when both are ints, else a float (JSON keeps the difference:
+// 10 and 10.0 compare equal, as in Python, but print as the class would print them).
+inline json PyAdd(const json& a, const json& b, bool subtract = false) {
+  if (a.is_number_integer() && b.is_number_integer())
+    return subtract ? a.get<int64_t>() - b.get<int64_t>() : a.get<int64_t>() + b.get<int64_t>();
+  return subtract ? a.get<double>() - b.get<double>() : a.get<double>() + b.get<double>();
+}
+
+// Python's repr of a string ('...') and of a list of keys ([12345, 'abc']: `int_keys` prints keys made
+// of digits as ints, as classes that convert digit keys to int print them).
+std::string PyRepr(const std::string& s);
+// Python's str() of a JSON-loaded value in an f-string: text as is, True/False/None, numbers.
+inline std::string PyStr(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_boolean()) return v.get<bool>() ? "True" : "False";
+  if (v.is_null()) return "None";
+  return v.dump();
+}
+std::string PyKeyList(const json& object, bool int_keys);
+
+// Python's d[k] on scenario data, which BFCL does not validate: a missing key is a KeyError, thrown here
+// and turned by FcBackend::Call into an error result (the call's earlier changes stay, as in Python).
+struct PyError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+inline json& At(json& o, const std::string& k) {
+  if (!o.is_object() || !o.contains(k)) throw PyError(PyRepr(k));
+  return o[k];
+}
+inline const json& At(const json& o, const std::string& k) {
+  if (!o.is_object() || !o.contains(k)) throw PyError(PyRepr(k));
+  return o[k];
+}
+// Classes whose dicts have int keys (TwitterAPI tweets, TradingBot orders) keep them as decimal strings;
+// their Python order is insertion order, which for BFCL's scenarios (ids ascending, counters above them)
+// is numeric order: int keys ascending, then other keys.
+bool IsIntKey(const std::string& k);
+// The decimal key of an id given as a number (5 and 5.0 -> "5"), or "" when no int key can equal it
+// (1.5, a string): Python's `id in d` for a dict with int keys.
+std::string IdKey(const json& id);
+std::vector<std::string> IntKeyOrder(const json& object);
+
+// Python's round(x, ndigits): the double nearest to x correctly rounded to ndigits decimals.
+double PyRound(double x, int ndigits);
+// Python's strptime with "%Y-%m-%d" (`with_time` adds " %H:%M:%S"): {Y, M, D, h, m, s}, or false.
+bool PyStrptime(const std::string& text, bool with_time, int out[6]);
+
+// One of BFCL's classes ported with its own scenario loading: `load` is _load_scenario (config keys it
+// does not know are ignored, as Python's dict.get ignores them; a known key of the wrong shape is an
+// InvalidArgument naming `where`), returning the instance attributes as JSON (private ones "_"-prefixed).
+struct PortedClass {
+  const char* name;
+  Expected<json> (*load)(const json& config, const std::string& where);
+  std::vector<Method> (*methods)();
+};
+const std::vector<PortedClass>& PortedClasses();
+
+Expected<json> LoadTwitterApi(const json& config, const std::string& where);
+std::vector<Method> TwitterApiMethods();
+Expected<json> LoadTicketApi(const json& config, const std::string& where);
+std::vector<Method> TicketApiMethods();
+Expected<json> LoadTradingBot(const json& config, const std::string& where);
+std::vector<Method> TradingBotMethods();
+Expected<json> LoadTravelApi(const json& config, const std::string& where);
+std::vector<Method> TravelApiMethods();
+Expected<json> LoadVehicleControlApi(const json& config, const std::string& where);
+std::vector<Method> VehicleControlApiMethods();
 
 // BFCL MessageAPI (state: generated_ids, user_count, user_map, inbox, message_count, current_user).
 std::vector<Method> MessageApiMethods();

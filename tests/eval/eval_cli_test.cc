@@ -101,6 +101,42 @@ TEST_F(EvalCli, FunctionCallingSuitesThroughReplayedReplies) {
   EXPECT_EQ(r2.out.find("skipped"), std::string::npos) << r2.out;
 }
 
+// A whole benchmark folder (--suite bfcl:DIR, or a suite file's "dir"): every BFCL_v*.json question file
+// with its possible_answer/ file, single- and multi-turn, run by the FC oracle at 1.0; a folder without
+// question files is a usage error naming it.
+TEST_F(EvalCli, BfclFolderSuite) {
+  std::filesystem::path folder = dir_ / "bfcl";
+  std::filesystem::create_directories(folder / "possible_answer");
+  for (auto [from, to] : {std::pair{"bfcl_questions.jsonl", "BFCL_v4_sample.json"}, std::pair{"bfcl_multi_turn_questions.jsonl", "BFCL_v4_multi_turn_sample.json"}})
+    std::filesystem::copy_file(Data(from), folder / to);
+  for (auto [from, to] : {std::pair{"bfcl_answers.jsonl", "BFCL_v4_sample.json"}, std::pair{"bfcl_multi_turn_answers.jsonl", "BFCL_v4_multi_turn_sample.json"}})
+    std::filesystem::copy_file(Data(from), folder / "possible_answer" / to);
+  auto questions = ReadJsonLines(Data("bfcl_questions.jsonl"));
+  auto mt_questions = ReadJsonLines(Data("bfcl_multi_turn_questions.jsonl"));
+  ASSERT_TRUE(questions.ok() && mt_questions.ok());
+  std::string file_suite = Write("bfcl_dir.json", json{{"kind", "bfcl"}, {"dir", "bfcl"}}.dump());
+  for (const std::string& suite : {"bfcl:" + folder.string(), file_suite}) {
+    Result r = Run("eval --suite " + suite + " --policy oracle --trials 1 --k 1 --json");
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto j = ParseJson(r.out, "stdout");
+    ASSERT_TRUE(j.ok()) << r.out.substr(0, 300);
+    const json& all = (*j)["rows"].back();
+    EXPECT_EQ(all["tasks"].get<size_t>() + (*j)["load_errors"].get<size_t>(), questions->size() + mt_questions->size()) << r.out.substr(0, 500);
+    EXPECT_EQ(all["pass_hat"]["1"].get<double>(), 1.0) << r.out.substr(0, 500);
+    std::set<std::string> groups;
+    for (auto& row : (*j)["rows"]) groups.insert(row["group"]);
+    EXPECT_TRUE(groups.count("multi_turn_base")) << r.out.substr(0, 500);
+    EXPECT_TRUE(groups.count("parallel_multiple")) << r.out.substr(0, 500);
+  }
+  std::filesystem::create_directories(dir_ / "empty");
+  Result bad = Run("eval --suite bfcl:" + (dir_ / "empty").string() + " --policy oracle --trials 1");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find((dir_ / "empty").string() + ": no BFCL question files"), std::string::npos) << bad.err;
+  bad = Run("eval --suite bfcl: --policy oracle --trials 1");
+  EXPECT_EQ(bad.code, 2);
+  EXPECT_NE(bad.err.find("the benchmark folder is missing"), std::string::npos) << bad.err;
+}
+
 // Multi-turn state-checked cases from the command line: replayed replies score exactly as recorded
 // (and the stored trials carry the per-case components), the FC oracle scores 1.0 on both formats.
 TEST_F(EvalCli, MultiTurnStateSuites) {
