@@ -251,6 +251,10 @@ TEST(Sandbox, LearnedPrefaultChangesNoResult) {
     EXPECT_GT(z["write_pages"].get<int>(), 30) << info.dump();
     EXPECT_LT(z["write_pages"].get<int>(), 2000) << info.dump();
     EXPECT_GT(z["read_pages"].get<int>(), 30) << info.dump();
+    // The written pages are pinned in the zygote (copied by the fork) when io_uring is available, all of
+    // them or none.
+    const int pinned = z["pinned_pages"].get<int>();
+    EXPECT_TRUE(pinned == 0 || pinned == z["write_pages"].get<int>()) << info.dump();
   }
   SandboxConfig bad = testing::TestConfig(/*slot=*/4);
   bad.prefault = "fast";
@@ -266,6 +270,7 @@ TEST(Sandbox, LearnedPrefaultChangesNoResult) {
   auto off_info = json::parse((*off)->pool_info());
   EXPECT_EQ(off_info[0]["write_pages"], 0) << off_info.dump();
   EXPECT_EQ(off_info[0]["ranges"], 0) << off_info.dump();
+  EXPECT_EQ(off_info[0]["pinned_pages"], 0) << off_info.dump();
   std::vector<RunRequest> programs = {
       Py("print(1)"),
       Py("import sys\nd = {i: str(i) * 3 for i in range(2000)}\nprint(len(d), sum(map(len, d.values())))\n"
@@ -296,6 +301,25 @@ TEST(Sandbox, LearnedPrefaultChangesNoResult) {
       EXPECT_EQ(r.stdout_data, ref[i].stdout_data) << p.code;
       EXPECT_EQ(r.stderr_data, ref[i].stderr_data) << p.code;
     }
+  }
+}
+
+// The zygote's written pages are pinned so that each fork copies them into the child at once: the copies
+// are the child's own. State that a run changes in the interpreter it inherited (module dicts, builtins,
+// a preloaded module's attributes, the refcounts of shared objects) is never seen by a later run of the
+// same zygote, and the zygote's pinning ring is not among the program's fds.
+TEST(Sandbox, WritesToTheInheritedInterpreterStayInTheirRun) {
+  RunRequest req = Py(
+      "import sys, builtins, os\n"
+      "print(getattr(sys, 'k2_mark', 0), getattr(builtins, 'k2_mark', 0), sys.getrefcount(None) > 0,\n"
+      "      'k2_mark' in sys.modules, sorted(os.listdir('/proc/self/fd')))\n"
+      "sys.k2_mark = builtins.k2_mark = 1\n"
+      "sys.modules['k2_mark'] = sys\n"
+      "junk = [None] * 100000\n");
+  for (int i = 0; i < 6; ++i) {  // three runs per zygote of the shared pool
+    auto r = Shared().Run(req);
+    ASSERT_EQ(r.status, RunStatus::kOk) << r.message << r.stderr_data;
+    EXPECT_EQ(r.stdout_data, "0 0 True False ['0', '1', '2', '3']\n") << "run " << i;
   }
 }
 
