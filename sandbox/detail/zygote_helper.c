@@ -84,17 +84,19 @@ struct k2_range {
   uintptr_t start;
   uint32_t pages;
   uint32_t write; /* 1: MADV_POPULATE_WRITE (anonymous copy), 0: MADV_POPULATE_READ (file page);
-                     2: written, but pinned in the zygote (below), so the fork has copied it already */
+                     2: written, but pinned in the zygote (below), so the fork has copied it already;
+                     3: a file page that the fork maps into the child already (inherit_file_pages) */
 };
 static struct k2_range g_ranges[kMaxRanges];
 static int g_nranges;
-static int64_t g_learned[4]; /* ranges, pages to write, pages to read, written pages pinned */
+/* ranges, pages to write, pages to read, written pages pinned, file pages inherited */
+static int64_t g_learned[5];
 
 /* In a run's child, first thing after the fork. Errors are ignored: a range that cannot be populated
    (unmapped since, say) just faults as it would have. */
 static void prefault(void) {
   for (int i = 0; i < g_nranges; ++i) {
-    if (g_ranges[i].write == 2) continue;
+    if (g_ranges[i].write >= 2) continue;
     (void)madvise((void*)g_ranges[i].start, (size_t)g_ranges[i].pages * kPage,
                   g_ranges[i].write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
   }
@@ -149,6 +151,7 @@ static void pin_written(void) {
   munmap(iov, sizeof(struct iovec) * (size_t)n);
 }
 
+
 static int read_all(int fd, char* buf, size_t cap, size_t* len) {
   *len = 0;
   while (*len < cap) {
@@ -169,6 +172,70 @@ static uintptr_t parse_hex(const char** p) {
     if (d < 0) return v;
     v = v * 16 + (uintptr_t)d;
   }
+}
+
+/* /proc/self/maps into a fresh 1 MiB mapping (NUL-terminated), or -errno. */
+static int read_maps(char** text, size_t* len) {
+  const size_t cap = 1 << 20;
+  char* buf = mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (buf == MAP_FAILED) return -errno;
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  int r = fd < 0 ? -errno : read_all(fd, buf, cap - 1, len);
+  if (fd >= 0) close(fd);
+  if (r != 0) {
+    munmap(buf, cap);
+    return r;
+  }
+  buf[*len] = 0;
+  *text = buf;
+  return 0;
+}
+
+/* ---- Inherited file pages ------------------------------------------------------------------------------
+   Why: fork copies no page-table entries of a private file mapping that has no anonymous pages (code,
+   read-only data): "a fault will fill them". So each child faulted in the interpreter's and the
+   libraries' code again (from the first instructions after the fork, before any prefault could run), and
+   then mapped the learned file pages with one madvise(MADV_POPULATE_READ) per range: ~1,000 pages and ~70
+   calls per run. A mapping with an anonymous page (an anon_vma) has all its entries copied instead, and
+   copying an entry at fork costs a fraction of mapping it again in the child. So the zygote maps the learned
+   file pages once in itself and gives each such mapping one anonymous page: it rewrites the first byte of
+   the mapping with its own value through /proc/self/mem, which makes a private copy of that page (the
+   kernel's copy-on-write for a forced write; the content is unchanged). The children then inherit every
+   file page the zygote has mapped and skip those ranges in prefault(). Where /proc/self/mem cannot write
+   (a kernel built to refuse forced writes) the ranges stay in the prefault. */
+static void inherit_file_pages(void) {
+  char* maps = NULL;
+  size_t len = 0;
+  if (read_maps(&maps, &len) != 0) return;
+  int mem = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+  for (const char* p = maps; mem >= 0 && *p;) {
+    const char* eol = strchr(p, '\n');
+    if (!eol) eol = p + strlen(p);
+    uintptr_t lo = parse_hex(&p);
+    ++p;
+    uintptr_t hi = parse_hex(&p);
+    ++p;
+    /* A private, readable, not writable mapping of a file: code and read-only data. */
+    const int eligible = p[0] == 'r' && p[1] != 'w' && p[3] == 'p' && memchr(p, '/', (size_t)(eol - p)) != NULL;
+    p = *eol ? eol + 1 : eol;
+    if (!eligible) continue;
+    int any = 0;
+    for (int i = 0; i < g_nranges; ++i) {
+      any |= g_ranges[i].write == 0 && g_ranges[i].start >= lo && g_ranges[i].start < hi;
+    }
+    if (!any) continue;
+    unsigned char b;
+    if (pread(mem, &b, 1, (off_t)lo) != 1 || pwrite(mem, &b, 1, (off_t)lo) != 1) continue;
+    for (int i = 0; i < g_nranges; ++i) {
+      struct k2_range* r = &g_ranges[i];
+      if (r->write != 0 || r->start < lo || r->start >= hi) continue;
+      (void)madvise((void*)r->start, (size_t)r->pages * kPage, MADV_POPULATE_READ);
+      r->write = 3;
+      g_learned[4] += r->pages;
+    }
+  }
+  if (mem >= 0) close(mem);
+  munmap(maps, 1 << 20);
 }
 
 /* In a probe child, after its program: writes one uint64 per page it wrote (a present, exclusively
@@ -286,7 +353,7 @@ K2_EXPORT int k2_zygote_learn(const char* program, int probes, int kinds, int64_
     else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) err = -ECHILD;
   }
   g_nranges = 0;
-  g_learned[0] = g_learned[1] = g_learned[2] = g_learned[3] = 0;
+  memset(g_learned, 0, sizeof g_learned);
   if (!err) {
     qsort(all, n, 8, cmp_u64);
     for (size_t i = 0; i < n;) {
@@ -310,15 +377,16 @@ K2_EXPORT int k2_zygote_learn(const char* program, int probes, int kinds, int64_
     }
     g_learned[0] = g_nranges;
     pin_written();
+    inherit_file_pages();
   }
   munmap(all, cap * 8);
   return err;
 }
 
-/* The learned set: ranges, pages populated for writing, pages populated for reading, and how many of the
-   written pages are pinned (copied by the fork instead). */
-K2_EXPORT void k2_learned_stats(int64_t* out4) {
-  for (int i = 0; i < 4; ++i) out4[i] = g_learned[i];
+/* The learned set: ranges, pages populated for writing, pages populated for reading, how many of the
+   written pages are pinned (copied by the fork instead) and how many file pages the fork maps. */
+K2_EXPORT void k2_learned_stats(int64_t* out5) {
+  for (int i = 0; i < 5; ++i) out5[i] = g_learned[i];
 }
 
 /* ---- Network namespace pool ----------------------------------------------------------------------------

@@ -328,7 +328,8 @@ print(f(1) - 1)
 def learn():
     # Returns the learned prefault set's description; in a probe child it runs the probe and exits.
     # After gc.freeze, so the probes see the heap the runs will see.
-    info = {"prefault": CFG["prefault"], "ranges": 0, "write_pages": 0, "read_pages": 0, "pinned_pages": 0}
+    info = {"prefault": CFG["prefault"], "ranges": 0, "write_pages": 0, "read_pages": 0, "pinned_pages": 0,
+            "inherited_pages": 0}
     if not CFG["prefault"]:
         return info
     r = HELPER.k2_zygote_learn(PROBE.encode(), CFG["probes"], CFG["prefault"], ctypes.addressof(OUT))
@@ -336,9 +337,10 @@ def learn():
         run_dropped(OUT[OUT_PROBE_FD])
     if r < 0:
         info["error"] = os.strerror(-r)
-    stats = (ctypes.c_int64 * 4)()
+    stats = (ctypes.c_int64 * 5)()
     HELPER.k2_learned_stats(ctypes.addressof(stats))
-    info["ranges"], info["write_pages"], info["read_pages"], info["pinned_pages"] = stats
+    (info["ranges"], info["write_pages"], info["read_pages"], info["pinned_pages"],
+     info["inherited_pages"]) = stats
     return info
 
 def main():

@@ -255,6 +255,10 @@ TEST(Sandbox, LearnedPrefaultChangesNoResult) {
     // them or none.
     const int pinned = z["pinned_pages"].get<int>();
     EXPECT_TRUE(pinned == 0 || pinned == z["write_pages"].get<int>()) << info.dump();
+    // The learned file pages are mapped by the fork itself where the zygote could give their mappings an
+    // anonymous page: at most all of them.
+    EXPECT_GE(z["inherited_pages"].get<int>(), 0) << info.dump();
+    EXPECT_LE(z["inherited_pages"].get<int>(), z["read_pages"].get<int>()) << info.dump();
   }
   SandboxConfig bad = testing::TestConfig(/*slot=*/4);
   bad.prefault = "fast";
@@ -290,6 +294,7 @@ TEST(Sandbox, LearnedPrefaultChangesNoResult) {
   ASSERT_TRUE(write.ok()) << write.status().ToString();
   auto write_info = json::parse((*write)->pool_info());
   EXPECT_EQ(write_info[0]["read_pages"], 0) << write_info.dump();
+  EXPECT_EQ(write_info[0]["inherited_pages"], 0) << write_info.dump();
   EXPECT_GT(write_info[0]["write_pages"].get<int>(), 30) << write_info.dump();
   for (size_t i = 0; i < programs.size(); ++i) {
     const auto& p = programs[i];
