@@ -181,11 +181,15 @@ def _k2_harness():
             pass
         while True:
             try:
-                os.waitpid(-1, 0)
+                p, st = os.waitpid(-1, 0)
             except ChildProcessError:
                 break
             except InterruptedError:
-                pass
+                continue
+            # The program ended because it used up its CPU time (RLIMIT_CPU): that is a timeout, which the
+            # host cannot always tell from the group's CPU time alone (it can read a little below the limit).
+            if p == pid and kind == "exit" and os.WIFSIGNALED(st) and os.WTERMSIG(st) == signal.SIGXCPU:
+                kind = "cpu"
         try:
             sys.stdout.flush()
         except Exception:
@@ -540,6 +544,10 @@ CaseResult RunAssertTests(Sandbox& sb, const std::string& language, const std::s
       cr.status = CaseStatus::kFailed;
       cr.detail = "the harness did not confirm that every assert ran";
     }
+  } else if (cr.run.status == RunStatus::kRuntimeError && kind == "cpu") {
+    // Only a timeout, never a pass: the program can raise SIGXCPU itself, which labels its failure so.
+    cr.status = CaseStatus::kTimeout;
+    cr.detail = "CPU-time limit of " + std::to_string(limits.cpu_s) + " s exceeded (RLIMIT_CPU)";
   } else if (cr.run.status == RunStatus::kRuntimeError) {
     cr.status = kind == "error" ? CaseStatus::kRuntimeError : CaseStatus::kFailed;
     cr.detail = kind == "assert" ? "an assert failed"
