@@ -309,6 +309,26 @@ TEST(Sandbox, LearnedPrefaultChangesNoResult) {
   }
 }
 
+// On cgroup v1 the pids, cpu and cpuacct groups are reused by later runs (the memory group never is):
+// a run's CPU time, processes and CPU bandwidth state do not carry over to the next run that gets them.
+TEST(Sandbox, ReusedCgroupsCarryNothingToTheNextRun) {
+  RunRequest burn = Py("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4:\n    pass");
+  burn.limits.cpus = 0.5;  // the run spends its bandwidth quota (50 ms per 100 ms period) and is throttled
+  RunRequest quick = Py("print(1)");
+  quick.limits.cpus = 0.5;
+  for (int i = 0; i < 2; ++i) {
+    auto b = Shared().Run(burn);
+    ASSERT_EQ(b.status, RunStatus::kOk) << b.message << b.stderr_data;
+    EXPECT_GE(b.cpu_s, 0.35);
+    // Sequential runs get the set just returned: its usage restarts at zero.
+    auto q = Shared().Run(quick);
+    ASSERT_EQ(q.status, RunStatus::kOk) << q.message << q.stderr_data;
+    EXPECT_LT(q.cpu_s, 0.3) << "CPU time of the previous run counted again";
+    EXPECT_GT(q.cpu_s, 0.0);
+  }
+  testing::ExpectNoRunLeftovers(Shared());
+}
+
 // The zygote's written pages are pinned so that each fork copies them into the child at once: the copies
 // are the child's own. State that a run changes in the interpreter it inherited (module dicts, builtins,
 // a preloaded module's attributes, the refcounts of shared objects) is never seen by a later run of the
