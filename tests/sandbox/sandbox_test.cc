@@ -2,8 +2,15 @@
 // validation, the warm pool against the cold reference, async runs and cleanup on destruction.
 #include "sandbox/sandbox.h"
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <set>
@@ -11,6 +18,7 @@
 
 #include "core/json.h"
 #include "sandbox/detail/base64.h"
+#include "sandbox/detail/seccomp.h"
 #include "tests/sandbox/sandbox_test.h"
 
 namespace k2::sandbox {
@@ -327,6 +335,43 @@ TEST(Sandbox, ReusedCgroupsCarryNothingToTheNextRun) {
     EXPECT_GT(q.cpu_s, 0.0);
   }
   testing::ExpectNoRunLeftovers(Shared());
+}
+
+// The deny list is split between the zygote's filter (loaded once, inherited by every run) and the small
+// filter each run loads on top: the zygote's leaves the setup syscalls (unshare, setns, mount, hostname)
+// to the run's, which denies them. Checked in a forked child of the test with syscalls whose outcome
+// without a filter is known for any uid: unshare(0) succeeds, setns(-1) is EBADF, PTRACE_TRACEME succeeds.
+TEST(Seccomp, RunFilterAddsWhatTheZygoteFilterLeavesForSetup) {
+  auto f = detail::BuildSeccompFilters();
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  ASSERT_EQ(f->zygote.size() % 8, 0u);
+  ASSERT_EQ(f->run.size() % 8, 0u);
+  EXPECT_LT(f->run.size() / 8, 32u) << "the per-run filter should stay small (its cost grows with its size)";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto load = [](const std::string& bpf) {
+      sock_fprog prog{static_cast<unsigned short>(bpf.size() / 8),
+                      reinterpret_cast<sock_filter*>(const_cast<char*>(bpf.data()))};
+      return ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) == 0;
+    };
+    int fails = 0, check = 0;  // the number of the first failed check
+    auto expect = [&](bool ok) { ++check; if (!ok && !fails) fails = check; };
+    expect(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+    expect(load(f->zygote));
+    expect(::syscall(SYS_unshare, 0) == 0);
+    expect(::syscall(SYS_setns, -1, 0) == -1 && errno == EBADF);
+    expect(::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) == -1 && errno == EPERM);
+    expect(load(f->run));
+    expect(::syscall(SYS_unshare, 0) == -1 && errno == EPERM);
+    expect(::syscall(SYS_setns, -1, 0) == -1 && errno == EPERM);
+    expect(::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) == -1 && errno == EPERM);
+    ::_exit(fails);
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFEXITED(st)) << st;
+  EXPECT_EQ(WEXITSTATUS(st), 0) << "first failed check: " << WEXITSTATUS(st);
 }
 
 // The zygote's written pages are pinned so that each fork copies them into the child at once: the copies
