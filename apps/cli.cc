@@ -71,7 +71,9 @@ int Main(int argc, char** argv) {
   app.add_option("--set", ctx.g.sets, "Override one config key, e.g. --set progress.period_s=1 (repeatable)")
       ->option_text("KEY.PATH=VALUE")->take_all();
   app.add_option("--db", ctx.g.db_path, "SQLite store")->option_text("PATH")->capture_default_str();
-  app.add_option("--seed", ctx.g.seed, "Random seed")->capture_default_str();
+  app.add_option("--seed", ctx.g.seed, "Random seed (an integer in [0, 2^64))")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   app.add_flag("-v,--verbose", ctx.g.verbose, "More output (repeatable)");
   app.add_flag("--quiet", ctx.g.quiet, "Only errors and results");
   app.add_flag("--json", ctx.g.json, "Machine-readable JSON on stdout");

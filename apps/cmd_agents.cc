@@ -156,13 +156,16 @@ int SimulateSources(Context& ctx, const agents::EpisodeLimits& limits) {
     t.provenance["keep"] = keep;
     if (keep || g_sim.keep_all) kept.push_back(t);
   }
+  std::vector<std::pair<std::string, std::string>> ends_errors;
+  for (const auto& t : trajs) ends_errors.emplace_back(t.end_reason, t.error);
+  const Status errors = EpisodeErrors("simulate", ends_errors);
   auto db = ctx.OpenDb();
   if (!db.ok()) return Fail(db.status());
   if (!g_sim.no_store) {
     auto run = CreateRun(db->get(), "simulate", g_sim.policy, ctx.config.dump());
     if (!run.ok()) return Fail(run.status());
     if (Status s = agents::SaveTrajectories(db->get(), *run, trajs); !s.ok()) return Fail(s);
-    (void)FinishRun(db->get(), *run, "ok");
+    (void)FinishRun(db->get(), *run, errors.ok() ? "ok" : "failed");
   }
   if (!g_sim.out.empty())
     if (Status s = agents::WriteOpenAIJsonl(g_sim.out, kept); !s.ok()) return Fail(s);
@@ -189,12 +192,15 @@ int SimulateSources(Context& ctx, const agents::EpisodeLimits& limits) {
                   st["success_rate"].get<double>());
     if (!g_sim.out.empty()) std::printf("wrote %zu trajectories to %s\n", kept.size(), g_sim.out.c_str());
   }
-  return kExitOk;
+  return errors.ok() ? kExitOk : Fail(errors);
 }
 
 int Simulate(Context& ctx) {
   auto limits = config::Get<agents::EpisodeLimits>(ctx.config, "episode");
   if (!limits.ok()) return Fail(limits.status());
+  // Outputs are checked before the run, not after it.
+  if (Status s = CheckOutputPath("--out", g_sim.out); !s.ok()) return Fail(s);
+  if (Status s = CheckOutputPath("--tokens-out", g_sim.tokens_out); !s.ok()) return Fail(s);
   if (!g_sim.pipe.sources.empty()) {
     if (!g_sim.tasks.empty() || g_sim.dual_control > 0 || !g_sim.agents.empty())
       return Fail(InvalidArgument("simulate: --source runs task sources; --tasks/--dual-control/--agents are for the store's catalog"));
@@ -345,12 +351,17 @@ int Simulate(Context& ctx) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   std::map<std::string, int64_t> ends;
-  for (const auto& t : trajs) ends[t.end_reason]++;
+  std::vector<std::pair<std::string, std::string>> ends_errors;
+  for (const auto& t : trajs) {
+    ends[t.end_reason]++;
+    ends_errors.emplace_back(t.end_reason, t.error);
+  }
+  const Status errors = EpisodeErrors("simulate", ends_errors);
   if (!g_sim.no_store) {
     auto run = CreateRun(db->get(), "simulate", g_sim.policy, ctx.config.dump());
     if (!run.ok()) return Fail(run.status());
     if (Status s = agents::SaveTrajectories(db->get(), *run, trajs); !s.ok()) return Fail(s);
-    (void)FinishRun(db->get(), *run, "ok");
+    (void)FinishRun(db->get(), *run, errors.ok() ? "ok" : "failed");
   }
   std::vector<agents::Trajectory> out;
   for (auto& t : trajs)
@@ -388,7 +399,7 @@ int Simulate(Context& ctx) {
                   static_cast<long long>(without_agent));
     if (!g_sim.out.empty()) std::printf("wrote %zu trajectories to %s\n", out.size(), g_sim.out.c_str());
   }
-  return kExitOk;
+  return errors.ok() ? kExitOk : Fail(errors);
 }
 
 }  // namespace

@@ -175,6 +175,19 @@ std::vector<eval::TrialRecord> PipelineRecords(const std::vector<agents::Traject
   return records;
 }
 
+// (end reason, error text) per trial, for the loud-failure check (apps/pipeline_cli.h EpisodeErrors).
+std::vector<std::pair<std::string, std::string>> RecordEnds(const std::vector<eval::TrialRecord>& records) {
+  std::vector<std::pair<std::string, std::string>> ends;
+  for (const auto& r : records) {
+    std::string why = r.detail;
+    if (r.trajectory.is_object() && r.trajectory.contains("error") && r.trajectory["error"].is_string() &&
+        !r.trajectory["error"].get<std::string>().empty())
+      why = r.trajectory["error"].get<std::string>();
+    ends.emplace_back(r.end_reason, why);
+  }
+  return ends;
+}
+
 int RunEval(Context& ctx);
 
 // eval --source: any task source through the one episode pipeline, scored by each task's reward.
@@ -231,7 +244,10 @@ int RunSourceEval(Context& ctx, const EvalConfig& cfg) {
     (void)FinishRun(db->get(), *run, "failed");
     return Fail(s);
   }
-  if (Status s = FinishRun(db->get(), *run, "done"); !s.ok()) return Fail(s);
+  std::vector<std::pair<std::string, std::string>> ends;
+  for (const auto& t : trajs) ends.emplace_back(t.end_reason, t.error);
+  const Status errors = EpisodeErrors("eval", ends);
+  if (Status s = FinishRun(db->get(), *run, errors.ok() ? "done" : "failed"); !s.ok()) return Fail(s);
   if (ctx.g.json) {
     json out = *summary;
     json rows = json::array();
@@ -245,7 +261,7 @@ int RunSourceEval(Context& ctx, const EvalConfig& cfg) {
     if (score_errors) std::printf("%lld trial(s) could not be scored (score_error)\n", static_cast<long long>(score_errors));
     std::printf("stored as run %lld in %s\n", static_cast<long long>(*run), ctx.g.db_path.c_str());
   }
-  return kExitOk;
+  return errors.ok() ? kExitOk : Fail(errors);
 }
 
 int RunEval(Context& ctx) {
@@ -413,7 +429,8 @@ int RunEval(Context& ctx) {
     (void)FinishRun(db->get(), *run, "failed");
     return Fail(s);
   }
-  if (Status s = FinishRun(db->get(), *run, "done"); !s.ok()) return Fail(s);
+  const Status errors = EpisodeErrors("eval", RecordEnds(records));
+  if (Status s = FinishRun(db->get(), *run, errors.ok() ? "done" : "failed"); !s.ok()) return Fail(s);
   if (ctx.g.json) {
     json out = *summary;
     json rows = json::array();
@@ -426,7 +443,7 @@ int RunEval(Context& ctx) {
     std::printf("%s", eval::FormatSummary(*summary).c_str());
     std::printf("stored as run %lld in %s\n", static_cast<long long>(*run), ctx.g.db_path.c_str());
   }
-  return kExitOk;
+  return errors.ok() ? kExitOk : Fail(errors);
 }
 
 int Compare(Context& ctx) {

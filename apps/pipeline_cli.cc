@@ -1,7 +1,11 @@
 // Shared command-line plumbing of the episode pipeline (apps/pipeline_cli.h).
 #include "apps/pipeline_cli.h"
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <filesystem>
+#include <map>
 
 #include "core/thread_pool.h"
 #include "pipeline/endpoints.h"
@@ -112,6 +116,42 @@ json PerSourceStats(const std::vector<agents::Trajectory>& trajs) {
     out[k] = {{"episodes", a.n}, {"reward_mean", a.reward / a.n}, {"success_rate", a.success / a.n},
               {"turns_mean", a.turns / a.n}, {"score_errors", a.errors}};
   return out;
+}
+
+Status EpisodeErrors(const std::string& cmd, const std::vector<std::pair<std::string, std::string>>& ends) {
+  std::map<std::string, int64_t> by;
+  const std::pair<std::string, std::string>* first = nullptr;
+  int64_t failed = 0;
+  for (const auto& e : ends) {
+    if (e.first != "policy_error" && e.first != "user_error" && e.first != "env_error") continue;
+    // A served model refusing a dialog longer than its context answered: a scored 0 that the eval table
+    // names (eval/results.h), not an endpoint failure.
+    if (e.second.find("context_length_exceeded") != std::string::npos) continue;
+    ++failed;
+    ++by[e.first];
+    if (!first) first = &e;
+  }
+  if (ends.empty() || failed * 2 <= static_cast<int64_t>(ends.size())) return Status();
+  std::string reasons;
+  for (const auto& [k, v] : by) reasons += (reasons.empty() ? "" : ", ") + k + " " + std::to_string(v);
+  std::string why = first->second.empty() ? "(no error text)" : first->second;
+  if (why.size() > 600) why = why.substr(0, 600) + "...";
+  return Unavailable(cmd + ": " + std::to_string(failed) + " of " + std::to_string(ends.size()) +
+                     " episodes ended in an error (" + reasons + "); the first: " + why);
+}
+
+Status CheckOutputPath(const std::string& flag, const std::string& path) {
+  if (path.empty()) return Status();
+  namespace fs = std::filesystem;
+  fs::path dir = fs::path(path).parent_path();
+  if (dir.empty()) dir = ".";
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return InvalidArgument(flag + " " + path + ": is a directory, expected a file path");
+  if (!fs::is_directory(dir, ec))
+    return InvalidArgument(flag + " " + path + ": directory " + dir.string() + " does not exist");
+  if (::access(dir.c_str(), W_OK) != 0)
+    return InvalidArgument(flag + " " + path + ": directory " + dir.string() + " is not writable");
+  return Status();
 }
 
 }  // namespace k2::app

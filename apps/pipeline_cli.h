@@ -50,4 +50,13 @@ pipeline::PipelineOptions ActorOptions(const PipelineActors& a);
 // {source: {"episodes", "reward_mean", "success_rate", "turns_mean", "score_errors"}}.
 json PerSourceStats(const std::vector<agents::Trajectory>& trajs);
 
+// Loud failures (docs/guide.md, exit codes). A run most of whose episodes ended in an error of the
+// policy, the user, or the environment (an unreachable endpoint, a crashed MCP server) did not measure
+// anything: the Status (exit 1) names how many, by reason, and the first error. `ends` holds one
+// (end reason, error text) per episode. A context_length_exceeded refusal of a served model is a scored
+// 0, not an error.
+Status EpisodeErrors(const std::string& cmd, const std::vector<std::pair<std::string, std::string>>& ends);
+// An output file is checked before the run: its directory exists and is writable (exit 2 otherwise).
+Status CheckOutputPath(const std::string& flag, const std::string& path);
+
 }  // namespace k2::app

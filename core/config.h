@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "core/json.h"
@@ -79,6 +80,38 @@ std::string TypeName() {
 }
 
 std::string ShowValue(const json& j);  // short rendering of a bad value for messages
+}  // namespace detail
+
+namespace detail {
+// `v` (an integer, or an integral float such as 3.0) as T when T holds it exactly; nullopt otherwise.
+// Floats are range-checked against 2^63 / 2^64 before the cast (casting an out-of-range double is UB).
+template <class T>
+std::optional<T> ExactInteger(const json& v) {
+  if (v.is_number_unsigned()) {
+    uint64_t u = v.get<uint64_t>();
+    if (!std::in_range<T>(u)) return std::nullopt;
+    return static_cast<T>(u);
+  }
+  if (v.is_number_integer()) {
+    int64_t i = v.get<int64_t>();
+    if (!std::in_range<T>(i)) return std::nullopt;
+    return static_cast<T>(i);
+  }
+  if (!v.is_number_float()) return std::nullopt;
+  double d = v.get<double>();
+  if (!std::isfinite(d) || std::floor(d) != d) return std::nullopt;
+  if (d >= -0x1p63 && d < 0x1p63) {
+    int64_t i = static_cast<int64_t>(d);
+    if (!std::in_range<T>(i)) return std::nullopt;
+    return static_cast<T>(i);
+  }
+  if (d >= 0 && d < 0x1p64) {
+    uint64_t u = static_cast<uint64_t>(d);
+    if (!std::in_range<T>(u)) return std::nullopt;
+    return static_cast<T>(u);
+  }
+  return std::nullopt;
+}
 }  // namespace detail
 
 // Reads a JSON object into a config struct, strictly. Stops at the first error.
@@ -141,12 +174,12 @@ struct Reader {
         if (!(v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()))
           return Fail(path, "expected " + DescribeExpected("integer", opt), v);
       }
+      // Exact range checks: converting through double would let 2^63 pass as INT64_MAX and wrap.
+      std::optional<T> exact = detail::ExactInteger<T>(v);
       double d = v.get<double>();
-      if (d < static_cast<double>(std::numeric_limits<T>::lowest()) ||
-          d > static_cast<double>(std::numeric_limits<T>::max()) || (opt.min && d < *opt.min) ||
-          (opt.max && d > *opt.max))
+      if (!exact || (opt.min && d < *opt.min) || (opt.max && d > *opt.max))
         return Fail(path, "expected " + DescribeExpected("integer", opt), v);
-      out = v.is_number_unsigned() ? static_cast<T>(v.get<uint64_t>()) : static_cast<T>(v.get<int64_t>());
+      out = *exact;
     } else if constexpr (std::is_floating_point_v<T>) {
       if (!v.is_number()) return Fail(path, "expected " + DescribeExpected("number", opt), v);
       double d = v.get<double>();

@@ -113,7 +113,7 @@ namespace {
 // level only.
 const char* kAssertHarness = R"PY(
 def _k2_harness():
-    import os, sys, json, signal, ctypes, builtins, types, importlib, traceback, linecache
+    import os, sys, json, signal, ctypes, builtins, types, importlib, traceback, linecache, time
     MAX_MSG = 64 << 20
 
     class Broken(Exception):
@@ -181,15 +181,11 @@ def _k2_harness():
             pass
         while True:
             try:
-                p, st = os.waitpid(-1, 0)
+                os.waitpid(-1, 0)
             except ChildProcessError:
                 break
             except InterruptedError:
-                continue
-            # The program ended because it used up its CPU time (RLIMIT_CPU): that is a timeout, which the
-            # host cannot always tell from the group's CPU time alone (it can read a little below the limit).
-            if p == pid and kind == "exit" and os.WIFSIGNALED(st) and os.WTERMSIG(st) == signal.SIGXCPU:
-                kind = "cpu"
+                pass
         try:
             sys.stdout.flush()
         except Exception:
@@ -379,6 +375,19 @@ def _k2_harness():
     except AssertionError:
         finish("assert", traceback.format_exc())
     except Broken as e:
+        # A program killed by its CPU-time limit (RLIMIT_CPU: SIGXCPU) timed out rather than ended: its
+        # status is read before finish() reaps it (it closed the channel by dying, so it is a zombie or
+        # about to be one; a program that closed the channel and lives on stays "exit").
+        for _ in range(50):
+            try:
+                wpid, wst = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if wpid == pid:
+                if os.WIFSIGNALED(wst) and os.WTERMSIG(wst) == signal.SIGXCPU:
+                    finish("cpu", "the program under test exceeded its CPU-time limit")
+                break
+            time.sleep(0.001)
         finish("exit", str(e))
     except BaseException:
         finish("error", traceback.format_exc())
@@ -545,9 +554,8 @@ CaseResult RunAssertTests(Sandbox& sb, const std::string& language, const std::s
       cr.detail = "the harness did not confirm that every assert ran";
     }
   } else if (cr.run.status == RunStatus::kRuntimeError && kind == "cpu") {
-    // Only a timeout, never a pass: the program can raise SIGXCPU itself, which labels its failure so.
     cr.status = CaseStatus::kTimeout;
-    cr.detail = "CPU-time limit of " + std::to_string(limits.cpu_s) + " s exceeded (RLIMIT_CPU)";
+    cr.detail = "CPU-time limit of " + std::to_string(limits.cpu_s) + " s exceeded by the program under test";
   } else if (cr.run.status == RunStatus::kRuntimeError) {
     cr.status = kind == "error" ? CaseStatus::kRuntimeError : CaseStatus::kFailed;
     cr.detail = kind == "assert" ? "an assert failed"

@@ -173,7 +173,8 @@ std::vector<CaseResult> RunIoCases(Sandbox& sb, const std::string& language, con
 // assert, once every process of the program is gone. module_name: the program's __name__ ("solution"
 // keeps an `if __name__ == "__main__":` block off); tests can also `from <module_name> import f`.
 // Statuses: passed; failed (an assert failed, or the program ended before the tests did); runtime_error
-// (an exception other than AssertionError); timeout / memory_limit / output_limit. Python only.
+// (an exception other than AssertionError); timeout (the run's limits, or the program killed by its CPU-time
+// limit); memory_limit / output_limit. Python only.
 CaseResult RunAssertTests(Sandbox& sb, const std::string& language, const std::string& code,
                           const std::string& test_code, const Limits& limits,
                           const std::string& module_name = "__main__");

@@ -40,8 +40,8 @@ Status CheckBlock(const json& b, const std::string& where) {
   }
   if (type == "resource_link") return need_string("uri");
   if (type == "resource") {
-    if (!b.contains("resource") || !b["resource"].is_object() || !b["resource"].contains("uri"))
-      return InvalidArgument(where + ".resource: expected an object with a uri");
+    if (!b.contains("resource") || !b["resource"].is_object() || !b["resource"].contains("uri") || !b["resource"]["uri"].is_string())
+      return InvalidArgument(where + ".resource: expected an object with a string uri");
     return Status::Ok();
   }
   return InvalidArgument(where + ".type: expected text, image, audio, resource_link or resource, got " + t->dump());

@@ -149,6 +149,11 @@ class StdioTransport final : public Transport {
         scanned_ = 0;
         if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
         auto j = ParseJson(line, "mcp server stdout");
+        // A line that is a JSON-RPC message but breaks the reader's limits (a number outside the double
+        // range, nesting past the depth limit) is the server's protocol error, reported as such: skipping
+        // it like a banner would leave the request waiting for its deadline.
+        if (!j.ok() && line[line.find_first_not_of(" \t\r")] == '{' && line.find("\"jsonrpc\"") != std::string::npos)
+          return Corruption("invalid JSON-RPC message from " + Describe() + ": " + j.status().message());
         if (!j.ok() || !j->is_object()) {
           // Servers print banners and logs to stdout; the SDK client skips such lines, so do we (bounded).
           const std::string head = json(line.substr(0, 120)).dump(-1, ' ', false, json::error_handler_t::replace);

@@ -122,5 +122,41 @@ TEST_F(CliTest, ConfigDocMatchesCommittedReference) {
   EXPECT_EQ(r.out, *committed) << "docs/config.md is stale: regenerate with `build/default/apps/k2gym config doc > docs/config.md`";
 }
 
+// Loud failures (docs/guide.md): nothing a user gets wrong runs to the end and exits 0.
+TEST_F(CliTest, NegativeSeedIsAUsageError) {
+  Result r = Run("--seed -1 config show");
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("--seed"), std::string::npos) << r.err;
+  EXPECT_EQ(Run("--seed 18446744073709551615 config show").code, 0);
+}
+
+TEST_F(CliTest, OutputInAMissingDirectoryFailsBeforeTheRun) {
+  const std::string math = std::string(K2GYM_SOURCE_DIR) + "/tests/pipeline/data/math.jsonl";
+  Result r = Run("--db k.db simulate --source math:" + math + " --policy gold --out missing/dir/kept.jsonl");
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE(r.err.find("--out missing/dir/kept.jsonl: directory missing/dir does not exist"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("simulated"), std::string::npos) << "the run started: " << r.out;
+}
+
+// An endpoint nobody listens on: every episode ends in policy_error. simulate and eval keep what they ran
+// (the store has the run, marked failed) but exit 1 with the first error, not 0 with a zero score.
+TEST_F(CliTest, UnreachableEndpointFailsTheRunWithTheFirstError) {
+  const std::string math = std::string(K2GYM_SOURCE_DIR) + "/tests/pipeline/data/math.jsonl";
+  const std::string dead = "openai:http://127.0.0.1:9/v1";
+  for (const std::string cmd : {"simulate", "eval"}) {
+    std::string extra = cmd == "eval" ? " --trials 1 --k 1" : "";
+    Result r = Run("--db k.db " + cmd + " --source math:" + math + " --policy " + dead + " --threads 2" + extra);
+    EXPECT_EQ(r.code, 1) << cmd << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find("k2gym: error: " + cmd + ": "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("episodes ended in an error (policy_error"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("127.0.0.1:9"), std::string::npos) << "the first error names the endpoint: " << r.err;
+  }
+  Result info = Run("--db k.db --json db info");
+  ASSERT_EQ(info.code, 0) << info.err;
+  auto j = ParseJson(info.out, "db info");
+  ASSERT_TRUE(j.ok()) << info.out;
+  EXPECT_EQ((*j)["tables"]["runs"], 2) << "both runs are kept in the store: " << info.out;
+}
+
 }  // namespace
 }  // namespace k2

@@ -155,5 +155,62 @@ TEST(Config, NearestRespectsDistanceLimit) {
   EXPECT_EQ(Nearest("xyzxyz", {"lr", "workers"}), "");
 }
 
+// Integer fields are range-checked exactly, not through double (where 2^63 == INT64_MAX).
+struct IntsConfig {
+  int i32 = 0;
+  int64_t i64 = 0;
+  uint64_t u64 = 0;
+  template <class V>
+  void Visit(V& v) {
+    v("i32", i32, "int");
+    v("i64", i64, "int64");
+    v("u64", u64, "uint64");
+  }
+};
+K2_CONFIG_SECTION("ints", IntsConfig, "Integer range tests.");
+
+Expected<IntsConfig> ReadInts(const std::string& text) {
+  auto j = ParseJson(text, "t.json");
+  if (!j.ok()) return j.status();
+  K2_ASSIGN_OR_RETURN(json r, Resolve(*j, "t.json"));
+  return Get<IntsConfig>(r, "ints");
+}
+
+TEST(Config, Int64At2To63IsRangeErrorNotWrap) {
+  auto max = ReadInts(R"({"ints":{"i64":9223372036854775807}})");
+  ASSERT_TRUE(max.ok()) << max.status().ToString();
+  EXPECT_EQ(max->i64, INT64_MAX);
+  auto min = ReadInts(R"({"ints":{"i64":-9223372036854775808}})");
+  ASSERT_TRUE(min.ok()) << min.status().ToString();
+  EXPECT_EQ(min->i64, INT64_MIN);
+  EXPECT_EQ(ReadInts(R"({"ints":{"i64":9223372036854775808}})").status().message(),
+            "t.json: ints.i64: expected integer, got 9223372036854775808");
+  EXPECT_FALSE(ReadInts(R"({"ints":{"i32":2147483648}})").ok());
+  EXPECT_FALSE(ReadInts(R"({"ints":{"i32":-2147483649}})").ok());
+  EXPECT_TRUE(ReadInts(R"({"ints":{"i32":-2147483648}})").ok());
+}
+
+TEST(Config, FloatIsRangeCheckedBeforeConversion) {
+  // 9223372036854775807.0 is 2^63 as a double: one past INT64_MAX.
+  EXPECT_FALSE(ReadInts(R"({"ints":{"i64":9223372036854775807.0}})").ok());
+  EXPECT_FALSE(ReadInts(R"({"ints":{"i64":1e300}})").ok());
+  EXPECT_FALSE(ReadInts(R"({"ints":{"i64":-1e19}})").ok());
+  auto neg = ReadInts(R"({"ints":{"i64":-9.223372036854775808e18}})");  // exactly -2^63: fits
+  ASSERT_TRUE(neg.ok()) << neg.status().ToString();
+  EXPECT_EQ(neg->i64, INT64_MIN);
+  auto u = ReadInts(R"({"ints":{"u64":1.8e19,"i32":3.0}})");  // under 2^64: fits uint64
+  ASSERT_TRUE(u.ok()) << u.status().ToString();
+  EXPECT_EQ(u->u64, 18000000000000000000ull);
+  EXPECT_EQ(u->i32, 3);
+  EXPECT_FALSE(ReadInts(R"({"ints":{"u64":1.8446744073709552e19}})").ok());  // 2^64
+  EXPECT_FALSE(ReadInts(R"({"ints":{"u64":-1}})").ok());
+  EXPECT_TRUE(ReadInts(R"({"ints":{"u64":18446744073709551615}})").ok());
+}
+
+TEST(Config, NumberOutOfDoubleRangeInFileIsLocatedError) {
+  EXPECT_EQ(ReadErr(R"({"test":{"lr":1e999}})").message(),
+            "t.json:1:19: invalid JSON: number 1e999 is outside the double range (at /test/lr)");
+}
+
 }  // namespace
 }  // namespace k2::config

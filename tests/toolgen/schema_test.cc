@@ -132,5 +132,82 @@ TEST(Schema, JsonPointerEscapes) {
   EXPECT_EQ(JsonPointer({"a", "b/c", "d~e", "0"}), "/a/b~1c/d~0e/0");
 }
 
+
+// `pattern` runs on PCRE2 under match limits: catastrophic backtracking and long subjects end in a
+// validation error naming the value, never a hang or a stack overflow.
+TEST(Schema, PatternHittingMatchLimitIsValidationErrorNamingPointer) {
+  auto s = MustCompile(R"({"type":"object","properties":{"q":{"type":"string","pattern":"^(a+)+$"},
+                          "r":{"type":"string","pattern":"^(a|b)*$"}}})");
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->Validate(json{{"q", "aaaa"}}).ok());
+  EXPECT_EQ(s->Validate(json{{"q", "aab"}}).message(), "/q: does not match pattern \"^(a+)+$\"");
+  auto redos = s->Validate(json{{"q", std::string(40, 'a') + "b"}});
+  EXPECT_EQ(redos.message().rfind("/q: pattern \"^(a+)+$\" hit the regex match limit", 0), 0u) << redos.message();
+  auto stack = s->Validate(json{{"r", std::string(100000, 'a')}});
+  EXPECT_EQ(stack.message().rfind("/r: pattern \"^(a|b)*$\" hit the regex match limit", 0), 0u) << stack.message();
+  EXPECT_TRUE(s->Validate(json{{"r", std::string(1000, 'b')}}).ok());
+}
+
+TEST(Schema, PatternIsEcmaLikeOnPcre2) {
+  auto s = MustCompile(R"({"properties":{"p":{"pattern":"^\\u0041\\d+$"},"u":{"pattern":"^.$"}}})");
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->Validate(json{{"p", "A12"}}).ok());
+  EXPECT_FALSE(s->Validate(json{{"p", "A12\n"}}).ok());  // $ is the end of the string only
+  EXPECT_TRUE(s->Validate(json{{"u", "\u00e9"}}).ok());   // one code point, two UTF-8 bytes
+  EXPECT_TRUE(s->Validate(json{{"p", 5}}).ok());          // pattern ignores non-strings
+  auto bad = Schema::Compile(json::parse(R"({"pattern":"a{2,1}"})"), "in");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message().rfind("in/pattern: pattern \"a{2,1}\" is not a valid regex", 0), 0u)
+      << bad.status().message();
+}
+
+TEST(Schema, FormatsOnPcre2KeepDateRulesAndBoundLongStrings) {
+  auto s = MustCompile(R"({"properties":{"d":{"format":"date"},"t":{"format":"date-time"}}})");
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->Validate(json{{"d", "2024-02-29"}}).ok());
+  EXPECT_EQ(s->Validate(json{{"d", "2024-04-31"}}).message(), "/d: String should be a valid date");
+  EXPECT_TRUE(s->Validate(json{{"t", "2024-01-31T23:59:60+01:00"}}).ok());
+  EXPECT_FALSE(s->Validate(json{{"t", "2024-01-31 23:59:60Z"}}).ok());
+  EXPECT_TRUE(s->Validate(json{{"d", std::string(200000, '1') + "-01-01"}}).ok());  // std::regex overflowed here
+}
+
+TEST(Schema, PatternPropertiesNamesAreCheckedOnPcre2First) {
+  auto s = MustCompile(R"({"type":"object","patternProperties":{"^(x+)+$":{"type":"integer"}}})");
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(s->Validate(json{{"xx", 1}}).ok());
+  EXPECT_FALSE(s->Validate(json{{"xx", "1"}}).ok());
+  auto slow = s->Validate(json{{"v", json{{std::string(40, 'x') + "y", 1}}}});
+  EXPECT_EQ(slow.message().rfind("/v/" + std::string(40, 'x') + "y: property name: pattern", 0), 0u) << slow.message();
+  auto longname = s->Validate(json{{std::string(2000, 'x'), 1}});
+  EXPECT_NE(longname.message().find("property name of 2000 bytes is longer than the 1024 bytes"), std::string::npos)
+      << longname.message();
+}
+
+TEST(Schema, RefCycleThatNeverDescendsIsRefusedAtCompile) {
+  for (const char* text : {R"({"$ref":"#"})", R"({"allOf":[{"$ref":"#"}]})",
+                           R"({"$defs":{"a":{"$ref":"#/$defs/b"},"b":{"anyOf":[{"not":{"$ref":"#/$defs/a"}}]}},"$ref":"#/$defs/a"})"}) {
+    auto r = Schema::Compile(json::parse(text), "in");
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_NE(r.status().message().find("$ref cycle that never descends into the instance"), std::string::npos)
+        << r.status().message();
+  }
+  // Recursion through properties/items consumes the instance: a valid recursive schema.
+  auto tree = MustCompile(R"({"type":"object","properties":{"kids":{"type":"array","items":{"$ref":"#"}}}})");
+  ASSERT_TRUE(tree);
+  EXPECT_TRUE(tree->Validate(json::parse(R"({"kids":[{"kids":[]},{}]})")).ok());
+}
+
+TEST(Schema, DeepSchemaAndDeepInstanceAreRefusedNotRecursed) {
+  json deep_schema = json::object();
+  for (int i = 0; i < 20000; ++i) deep_schema = json{{"not", std::move(deep_schema)}};
+  auto r = Schema::Compile(deep_schema, "in");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().message().rfind("in: nesting deeper than 512 levels (at /not/not/", 0), 0u) << r.status().message();
+  auto s = MustCompile(R"({"type":"object"})");
+  json deep = json::array();
+  for (int i = 0; i < 20000; ++i) deep = json::array({std::move(deep)});
+  EXPECT_EQ(s->Validate(json{{"a", std::move(deep)}}).message().rfind("/: instance: nesting deeper than 512 levels", 0), 0u);
+}
+
 }  // namespace
 }  // namespace k2::toolgen
