@@ -115,7 +115,8 @@ static void prefault(void) {
    page that is no longer pinned (freed and reused since) is shared and copied on write as before. The
    copies are made by the zygote's fork, so they are charged to the zygote's memory cgroup rather than the
    run's (a fixed ~0.7 MB per run in flight, not under the program's control). Pins count against the
-   zygote's RLIMIT_MEMLOCK; without io_uring or when registration fails, prefault() copies them as before. */
+   RLIMIT_MEMLOCK of the zygotes' host user (all its zygotes together); without io_uring or when the
+   registration fails, prefault() copies them as before. */
 static int g_pin_ring = -1;
 
 static void pin_written(void) {
