@@ -126,7 +126,7 @@ class SandboxImpl {
  public:
   SandboxConfig cfg;
   std::unique_ptr<CgroupTree> cgroups;
-  std::string bpf;
+  detail::SeccompFilters seccomp;
   std::string root_dir;
   std::vector<std::unique_ptr<Zygote>> zygotes;
   std::mutex zy_mu;      // guards zygotes (restarts)
@@ -164,7 +164,8 @@ class SandboxImpl {
     o.ro_binds = cfg.ro_binds;
     o.preload = cfg.warm ? cfg.preload : std::vector<std::string>{};
     o.warm_up = cfg.warm;  // the cold reference stays a plain fresh interpreter
-    o.seccomp_bpf = bpf;
+    o.seccomp_bpf = seccomp.run;
+    o.seccomp_zygote_bpf = seccomp.zygote;
     o.host_uid_base = cfg.host_uid_base;
     o.netns_per_run = cfg.per_run_netns;
     // The cold reference learns nothing: it would pay the probes on every run.
@@ -479,7 +480,7 @@ Expected<std::unique_ptr<Sandbox>> Sandbox::Create(const SandboxConfig& cfg) {
   }
   auto impl = std::make_unique<detail::SandboxImpl>();
   impl->cfg = cfg;
-  K2_ASSIGN_OR_RETURN(impl->bpf, detail::BuildSeccompBpf());
+  K2_ASSIGN_OR_RETURN(impl->seccomp, detail::BuildSeccompFilters());
   K2_ASSIGN_OR_RETURN(impl->cgroups, detail::CgroupTree::Create(cfg.cgroup_root));
   // Empty mountpoint dirs of dead owners (a SIGKILLed host cannot clean up) are removed; ours carries our pid.
   if (DIR* d = ::opendir(cfg.tmp_dir.c_str())) {

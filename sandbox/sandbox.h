@@ -143,7 +143,8 @@ class Sandbox {
   std::string cgroup_dirs() const;       // the subtree(s) this sandbox owns, for diagnostics/tests
   std::string root_dir() const;          // host directory the zygotes mount their roots on
   // The warm zygotes, for diagnostics and benchmarks: JSON array of {"pid" (host pid), "prefault",
-  // "ranges", "write_pages", "read_pages" [, "error"]} (the learned prefault set of each).
+  // "ranges", "write_pages", "read_pages", "pinned_pages", "inherited_pages" [, "error"]} (the learned
+  // prefault set of each: written pages, of them pinned in the zygote; file pages, of them mapped by fork).
   std::string pool_info() const;
 
  private:

@@ -48,6 +48,20 @@ Status WriteSmall(const std::string& path, const std::string& value) {
   return Status::Ok();
 }
 
+// A write to an open cgroup file (at offset 0: each write is one setting).
+bool PwriteStr(int fd, const std::string& value) {
+  return ::pwrite(fd, value.data(), value.size(), 0) == static_cast<ssize_t>(value.size());
+}
+
+// The integer at the start of an open cgroup file, or -1.
+int64_t PreadInt(int fd) {
+  char buf[64];
+  ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return -1;
+  buf[n] = 0;
+  return std::strtoll(buf, nullptr, 10);
+}
+
 int64_t ReadInt(const std::string& path) {
   std::string s = ReadSmall(path);
   if (s.empty()) return 0;
@@ -224,66 +238,167 @@ Expected<std::unique_ptr<CgroupTree>> CgroupTree::Create(const std::string& root
 }
 
 CgroupTree::~CgroupTree() {
+  for (auto& g : pool_) {
+    std::vector<std::string> dirs = g->dirs;
+    g.reset();  // closes its files
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) ::rmdir(it->c_str());
+  }
+  pool_.clear();
   for (auto it = base_.rbegin(); it != base_.rend(); ++it) ::rmdir(it->c_str());
+}
+
+PooledGroups::~PooledGroups() {
+  for (int fd : procs_fds) ::close(fd);
+  for (int fd : {pids_current_fd, pids_max_fd, quota_fd, usage_fd}) {
+    if (fd >= 0) ::close(fd);
+  }
+}
+
+namespace {
+
+// Removes the (empty) groups of a pooled set that cannot be reused.
+void DiscardPooled(std::unique_ptr<PooledGroups> g) {
+  if (!g) return;
+  std::vector<std::string> dirs = g->dirs;
+  g.reset();
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) ::rmdir(it->c_str());
+}
+
+}  // namespace
+
+// cgroup v1 keeps one group per controller hierarchy, so a run used to cost four mkdirs, four rmdirs (and
+// the kernel's deferred destruction of four groups) and a dozen file opens on the host. The pids, cpu and
+// cpuacct groups carry nothing of a run once it is over, so they are reused: a set goes back to the pool
+// only when its pids group is empty (no process of the run is left), and the next run resets what a run
+// changes there before it starts: cpuacct.usage is set to 0, cpu.cfs_quota_us is written again (which
+// refills the bandwidth runtime and lifts any throttling left from the last run), pids.max is written when
+// it differs. Their remaining counters (throttling statistics, pids.events) are read by nobody, and the
+// program cannot see any of them (no cgroupfs inside the sandbox). The memory group is never reused: a
+// finished run leaves pages charged to it (cached file pages, kernel objects freed later), which would
+// count against the next run's limit and in its reported peak.
+Expected<std::unique_ptr<PooledGroups>> CgroupTree::TakePooled() {
+  int n;
+  {
+    std::lock_guard<std::mutex> lk(pool_mu_);
+    if (!pool_.empty()) {
+      auto g = std::move(pool_.back());
+      pool_.pop_back();
+      return g;
+    }
+    n = pool_counter_++;
+  }
+  auto g = std::make_unique<PooledGroups>();
+  const std::string name = "slot-" + std::to_string(n);
+  std::vector<std::string> created;
+  auto fail = [&](Status st) -> Status {
+    g.reset();
+    for (auto it = created.rbegin(); it != created.rend(); ++it) ::rmdir(it->c_str());
+    return st;
+  };
+  for (size_t i = 1; i < base_.size(); ++i) {
+    std::string d = base_[i] + "/" + name;
+    bool dup = false;
+    for (auto& x : g->dirs) dup |= (x == d);
+    g->dirs.push_back(d);
+    if (dup) continue;
+    if (::mkdir(d.c_str(), 0755) != 0) return fail(IoError("cgroup: mkdir " + d + ": " + std::strerror(errno)));
+    created.push_back(d);
+    std::string procs = d + "/cgroup.procs";
+    int fd = ::open(procs.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return fail(IoError("cgroup: open " + procs + ": " + std::strerror(errno)));
+    g->procs_fds.push_back(fd);
+  }
+  auto open_file = [&](const std::string& path, int flags, int& out) -> Status {
+    out = ::open(path.c_str(), flags | O_CLOEXEC);
+    if (out < 0) return IoError("cgroup: open " + path + ": " + std::strerror(errno));
+    return Status::Ok();
+  };
+  Status st = open_file(g->dirs[0] + "/pids.current", O_RDONLY, g->pids_current_fd);
+  if (st.ok()) st = open_file(g->dirs[0] + "/pids.max", O_WRONLY, g->pids_max_fd);
+  if (st.ok()) st = open_file(g->dirs[1] + "/cpu.cfs_quota_us", O_WRONLY, g->quota_fd);
+  if (st.ok()) st = open_file(g->dirs[2] + "/cpuacct.usage", O_RDWR, g->usage_fd);
+  if (!st.ok()) return fail(st);
+  return g;
+}
+
+void CgroupTree::ReturnPooled(std::unique_ptr<PooledGroups> g) {
+  std::lock_guard<std::mutex> lk(pool_mu_);
+  pool_.push_back(std::move(g));
+}
+
+std::vector<std::string> CgroupTree::idle_pooled_dirs() {
+  std::lock_guard<std::mutex> lk(pool_mu_);
+  std::vector<std::string> out;
+  for (auto& g : pool_) out.insert(out.end(), g->dirs.begin(), g->dirs.end());
+  return out;
 }
 
 Expected<std::unique_ptr<RunCgroup>> CgroupTree::NewRun(const std::string& name, const CgroupLimits& lim) {
   auto run = std::unique_ptr<RunCgroup>(new RunCgroup());
   run->v2_ = v2_;
-  std::vector<std::string> dirs;
-  for (auto& b : base_) {
-    std::string d = b + "/" + name;
-    bool dup = false;
-    for (auto& x : dirs) dup |= (x == d);
-    dirs.push_back(d);
-    if (dup) continue;
-    if (::mkdir(d.c_str(), 0755) != 0) {
-      run->dirs_ = dirs;
-      run->dirs_.pop_back();
-      return IoError("cgroup: mkdir " + d + ": " + std::strerror(errno));
-    }
-  }
-  run->dirs_ = dirs;
+  run->tree_ = this;
   const std::string mem = std::to_string(lim.memory_bytes);
+  // The run's own group: v2's only one, v1's memory group.
+  const std::string d = base_[0] + "/" + name;
+  if (::mkdir(d.c_str(), 0755) != 0) return IoError("cgroup: mkdir " + d + ": " + std::strerror(errno));
+  run->dirs_ = {d};
+  auto add_procs = [&](const std::string& dir) -> Status {
+    std::string p = dir + "/cgroup.procs";
+    int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return IoError("cgroup: open " + p + ": " + std::strerror(errno));
+    run->procs_fds_.push_back(fd);
+    run->own_fds_.push_back(fd);
+    return Status::Ok();
+  };
   if (v2_) {
-    const std::string& d = dirs[0];
     K2_RETURN_IF_ERROR(WriteSmall(d + "/memory.max", mem));
     if (has_swap_max_) (void)WriteSmall(d + "/memory.swap.max", "0");
     K2_RETURN_IF_ERROR(WriteSmall(d + "/pids.max", std::to_string(lim.pids)));
     int64_t period = 100000;
     int64_t quota = std::max<int64_t>(1000, static_cast<int64_t>(std::llround(lim.cpus * period)));
     K2_RETURN_IF_ERROR(WriteSmall(d + "/cpu.max", std::to_string(quota) + " " + std::to_string(period)));
-  } else {
-    K2_RETURN_IF_ERROR(WriteSmall(dirs[0] + "/memory.limit_in_bytes", mem));
-    // Without swap accounting memsw is absent; with it, swap must not extend the limit.
-    if (has_memsw_) (void)WriteSmall(dirs[0] + "/memory.memsw.limit_in_bytes", mem);
-    K2_RETURN_IF_ERROR(WriteSmall(dirs[1] + "/pids.max", std::to_string(lim.pids)));
-    const int64_t period = cfs_period_us_;
-    int64_t quota = std::max<int64_t>(1000, static_cast<int64_t>(std::llround(lim.cpus * period)));
-    K2_RETURN_IF_ERROR(WriteSmall(dirs[2] + "/cpu.cfs_quota_us", std::to_string(quota)));
+    K2_RETURN_IF_ERROR(add_procs(d));
+    return run;
   }
-  for (size_t i = 0; i < dirs.size(); ++i) {
-    bool dup = false;
-    for (size_t j = 0; j < i; ++j) dup |= (dirs[j] == dirs[i]);
-    if (dup) continue;
-    std::string p = dirs[i] + "/cgroup.procs";
-    int fd = ::open(p.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return IoError("cgroup: open " + p + ": " + std::strerror(errno));
-    run->procs_fds_.push_back(fd);
+  K2_RETURN_IF_ERROR(WriteSmall(d + "/memory.limit_in_bytes", mem));
+  // Without swap accounting memsw is absent; with it, swap must not extend the limit.
+  if (has_memsw_) (void)WriteSmall(d + "/memory.memsw.limit_in_bytes", mem);
+  K2_RETURN_IF_ERROR(add_procs(d));
+  // pids, cpu and cpuacct: a pooled set, reset for this run (see TakePooled).
+  K2_ASSIGN_OR_RETURN(auto g, TakePooled());
+  const int64_t period = cfs_period_us_;
+  const int64_t quota = std::max<int64_t>(1000, static_cast<int64_t>(std::llround(lim.cpus * period)));
+  bool ok = (g->pids_max == lim.pids || PwriteStr(g->pids_max_fd, std::to_string(lim.pids))) &&
+            PwriteStr(g->quota_fd, std::to_string(quota)) && PwriteStr(g->usage_fd, "0");
+  if (!ok) {
+    int e = errno;
+    DiscardPooled(std::move(g));
+    return IoError("cgroup: setting up the pooled pids/cpu/cpuacct groups: " + std::string(std::strerror(e)));
   }
+  g->pids_max = lim.pids;
+  run->dirs_.insert(run->dirs_.end(), g->dirs.begin(), g->dirs.end());
+  run->procs_fds_.insert(run->procs_fds_.end(), g->procs_fds.begin(), g->procs_fds.end());
+  run->pooled_ = std::move(g);
   return run;
 }
 
 RunCgroup::~RunCgroup() {
   if (!removed_) (void)Remove();
-  for (int fd : procs_fds_) ::close(fd);
+  for (int fd : own_fds_) ::close(fd);
+  DiscardPooled(std::move(pooled_));  // only when Remove() could not empty it
 }
 
 double RunCgroup::CpuSeconds() const {
   if (dirs_.empty()) return 0;
   if (v2_) return ReadKey(dirs_[0] + "/cpu.stat", "usage_usec") / 1e6;
+  if (pooled_) return std::max<int64_t>(0, PreadInt(pooled_->usage_fd)) / 1e9;
   if (dirs_.size() < 4) return 0;
   return ReadInt(dirs_[3] + "/cpuacct.usage") / 1e9;
+}
+
+int64_t RunCgroup::PidsCurrent() const {
+  int64_t n = pooled_ ? PreadInt(pooled_->pids_current_fd) : -1;
+  return n >= 0 ? n : static_cast<int64_t>(Pids().size());
 }
 
 Expected<CgroupStats> RunCgroup::Stats() const {
@@ -333,6 +448,31 @@ Status RunCgroup::Remove() {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   auto pause = std::chrono::microseconds(200);
   Status result;
+  if (pooled_) {
+    // v1: the pooled groups go back when no process is left in the run's pids group (usually at once:
+    // the run's PID 1 was reaped, and with it its PID namespace), then the memory group is removed.
+    while (PidsCurrent() != 0) {
+      if (std::chrono::steady_clock::now() > deadline) {
+        result = IoError("cgroup: " + dirs_[1] + " still has processes after 30 s");
+        break;
+      }
+      KillAll();
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::microseconds(20000));
+    }
+    const std::string& d = dirs_[0];
+    while (::rmdir(d.c_str()) != 0 && errno != ENOENT) {
+      if (errno != EBUSY || std::chrono::steady_clock::now() > deadline) {
+        if (result.ok()) result = IoError("cgroup: rmdir " + d + ": " + std::strerror(errno));
+        break;
+      }
+      KillAll();
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::microseconds(20000));
+    }
+    if (result.ok()) tree_->ReturnPooled(std::move(pooled_));
+    return result;
+  }
   // Usually every process is gone already (the run's PID 1 was reaped, and with it its PID namespace):
   // one rmdir per group, no kill pass.
   bool busy = false;

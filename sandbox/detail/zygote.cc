@@ -199,7 +199,7 @@ const char* Cstr(const std::string& s) { return s.empty() ? nullptr : s.c_str();
         break;
     }
   }
-  // fds: 0,1,2 -> /dev/null; 3 = control socket; 4 = seccomp BPF; 5 = err_fd (CLOEXEC: reports exec
+  // fds: 0,1,2 -> /dev/null; 3 = control socket; 4 = seccomp filters; 5 = err_fd (CLOEXEC: reports exec
   // failure); 6 = the native helper.
   int null_fd = ::open("/dev/null", O_RDWR);
   if (null_fd < 0) ChildDie(err_fd, "open /dev/null");
@@ -253,8 +253,11 @@ Expected<std::unique_ptr<Zygote>> Zygote::Start(const ZygoteOptions& o) {
     for (int fd : {sync_pipe[0], sync_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
     return IoError(std::string("zygote: socketpair: ") + std::strerror(errno));
   }
+  // The filters: the zygote's length (4 bytes, native order), the zygote's filter, the run's filter.
+  const uint32_t zlen = static_cast<uint32_t>(o.seccomp_zygote_bpf.size());
+  const std::string filters = std::string(reinterpret_cast<const char*>(&zlen), sizeof zlen) + o.seccomp_zygote_bpf + o.seccomp_bpf;
   int bpf_fd = ::memfd_create("k2gym-bpf", MFD_CLOEXEC);
-  if (bpf_fd < 0 || !WriteAll(bpf_fd, o.seccomp_bpf.data(), o.seccomp_bpf.size()) || ::lseek(bpf_fd, 0, SEEK_SET) != 0) {
+  if (bpf_fd < 0 || !WriteAll(bpf_fd, filters.data(), filters.size()) || ::lseek(bpf_fd, 0, SEEK_SET) != 0) {
     for (int fd : {sync_pipe[0], sync_pipe[1], err_pipe[0], err_pipe[1], sv[0], sv[1], bpf_fd}) if (fd >= 0) ::close(fd);
     return IoError(std::string("zygote: memfd for the seccomp filter: ") + std::strerror(errno));
   }

@@ -31,6 +31,7 @@ struct ZygoteOptions {
   std::vector<std::string> preload;
   bool warm_up = true;                  // run the warm-up program before freezing (zygote_py.cc)
   std::string seccomp_bpf;              // raw BPF, loaded by each run
+  std::string seccomp_zygote_bpf;       // raw BPF, loaded by the zygote before it serves (runs inherit it)
   int64_t host_uid_base = 100000;
   int sandbox_uid = 1000;               // uid/gid of the program inside
   bool netns_per_run = true;

@@ -34,6 +34,11 @@ class SockFprog(ctypes.Structure):
 
 with os.fdopen(4, "rb") as f:
     BPF = f.read()
+# The zygote's filter (loaded before serving, inherited by every run) and each run's own (zygote.cc).
+ZLEN = int.from_bytes(BPF[:4], sys.byteorder)
+ZBPF_BUF = ctypes.create_string_buffer(BPF[4:4 + ZLEN], ZLEN)
+ZFPROG = SockFprog(ZLEN // 8, ctypes.cast(ZBPF_BUF, ctypes.c_void_p))
+BPF = BPF[4 + ZLEN:]
 BPF_BUF = ctypes.create_string_buffer(BPF, len(BPF))
 FPROG = SockFprog(len(BPF) // 8, ctypes.cast(BPF_BUF, ctypes.c_void_p))
 CAP_LAST = int(open("/proc/sys/kernel/cap_last_cap").read())
@@ -328,7 +333,8 @@ print(f(1) - 1)
 def learn():
     # Returns the learned prefault set's description; in a probe child it runs the probe and exits.
     # After gc.freeze, so the probes see the heap the runs will see.
-    info = {"prefault": CFG["prefault"], "ranges": 0, "write_pages": 0, "read_pages": 0}
+    info = {"prefault": CFG["prefault"], "ranges": 0, "write_pages": 0, "read_pages": 0, "pinned_pages": 0,
+            "inherited_pages": 0}
     if not CFG["prefault"]:
         return info
     r = HELPER.k2_zygote_learn(PROBE.encode(), CFG["probes"], CFG["prefault"], ctypes.addressof(OUT))
@@ -336,9 +342,10 @@ def learn():
         run_dropped(OUT[OUT_PROBE_FD])
     if r < 0:
         info["error"] = os.strerror(-r)
-    stats = (ctypes.c_int64 * 3)()
+    stats = (ctypes.c_int64 * 5)()
     HELPER.k2_learned_stats(ctypes.addressof(stats))
-    info["ranges"], info["write_pages"], info["read_pages"] = stats
+    (info["ranges"], info["write_pages"], info["read_pages"], info["pinned_pages"],
+     info["inherited_pages"]) = stats
     return info
 
 def main():
@@ -350,6 +357,9 @@ def main():
     gc.collect()
     gc.freeze()
     info = learn()
+    # From here on the zygote and every run are under the zygote's filter (the pinning above used
+    # io_uring, which it denies); a run adds its own filter on top (seccomp.h).
+    check(libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.addressof(ZFPROG), 0, 0), "zygote seccomp")
     os.write(3, b"ready " + json.dumps(info).encode())
     # Returns only in a run's child (> 0) or when the host is gone (0) or on an error (< 0).
     r = HELPER.k2_zygote_serve(3, own_pidns, CFG["uid"], CFG["gid"], ctypes.addressof(FPROG), ctypes.addressof(OUT))

@@ -2,8 +2,15 @@
 // validation, the warm pool against the cold reference, async runs and cleanup on destruction.
 #include "sandbox/sandbox.h"
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <set>
@@ -11,6 +18,7 @@
 
 #include "core/json.h"
 #include "sandbox/detail/base64.h"
+#include "sandbox/detail/seccomp.h"
 #include "tests/sandbox/sandbox_test.h"
 
 namespace k2::sandbox {
@@ -251,6 +259,14 @@ TEST(Sandbox, LearnedPrefaultChangesNoResult) {
     EXPECT_GT(z["write_pages"].get<int>(), 30) << info.dump();
     EXPECT_LT(z["write_pages"].get<int>(), 2000) << info.dump();
     EXPECT_GT(z["read_pages"].get<int>(), 30) << info.dump();
+    // The written pages are pinned in the zygote (copied by the fork) when io_uring is available, all of
+    // them or none.
+    const int pinned = z["pinned_pages"].get<int>();
+    EXPECT_TRUE(pinned == 0 || pinned == z["write_pages"].get<int>()) << info.dump();
+    // The learned file pages are mapped by the fork itself where the zygote could give their mappings an
+    // anonymous page: at most all of them.
+    EXPECT_GE(z["inherited_pages"].get<int>(), 0) << info.dump();
+    EXPECT_LE(z["inherited_pages"].get<int>(), z["read_pages"].get<int>()) << info.dump();
   }
   SandboxConfig bad = testing::TestConfig(/*slot=*/4);
   bad.prefault = "fast";
@@ -266,6 +282,7 @@ TEST(Sandbox, LearnedPrefaultChangesNoResult) {
   auto off_info = json::parse((*off)->pool_info());
   EXPECT_EQ(off_info[0]["write_pages"], 0) << off_info.dump();
   EXPECT_EQ(off_info[0]["ranges"], 0) << off_info.dump();
+  EXPECT_EQ(off_info[0]["pinned_pages"], 0) << off_info.dump();
   std::vector<RunRequest> programs = {
       Py("print(1)"),
       Py("import sys\nd = {i: str(i) * 3 for i in range(2000)}\nprint(len(d), sum(map(len, d.values())))\n"
@@ -285,6 +302,7 @@ TEST(Sandbox, LearnedPrefaultChangesNoResult) {
   ASSERT_TRUE(write.ok()) << write.status().ToString();
   auto write_info = json::parse((*write)->pool_info());
   EXPECT_EQ(write_info[0]["read_pages"], 0) << write_info.dump();
+  EXPECT_EQ(write_info[0]["inherited_pages"], 0) << write_info.dump();
   EXPECT_GT(write_info[0]["write_pages"].get<int>(), 30) << write_info.dump();
   for (size_t i = 0; i < programs.size(); ++i) {
     const auto& p = programs[i];
@@ -296,6 +314,82 @@ TEST(Sandbox, LearnedPrefaultChangesNoResult) {
       EXPECT_EQ(r.stdout_data, ref[i].stdout_data) << p.code;
       EXPECT_EQ(r.stderr_data, ref[i].stderr_data) << p.code;
     }
+  }
+}
+
+// On cgroup v1 the pids, cpu and cpuacct groups are reused by later runs (the memory group never is):
+// a run's CPU time, processes and CPU bandwidth state do not carry over to the next run that gets them.
+TEST(Sandbox, ReusedCgroupsCarryNothingToTheNextRun) {
+  RunRequest burn = Py("import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4:\n    pass");
+  burn.limits.cpus = 0.5;  // the run spends its bandwidth quota (50 ms per 100 ms period) and is throttled
+  RunRequest quick = Py("print(1)");
+  quick.limits.cpus = 0.5;
+  for (int i = 0; i < 2; ++i) {
+    auto b = Shared().Run(burn);
+    ASSERT_EQ(b.status, RunStatus::kOk) << b.message << b.stderr_data;
+    EXPECT_GE(b.cpu_s, 0.35);
+    // Sequential runs get the set just returned: its usage restarts at zero.
+    auto q = Shared().Run(quick);
+    ASSERT_EQ(q.status, RunStatus::kOk) << q.message << q.stderr_data;
+    EXPECT_LT(q.cpu_s, 0.3) << "CPU time of the previous run counted again";
+    EXPECT_GT(q.cpu_s, 0.0);
+  }
+  testing::ExpectNoRunLeftovers(Shared());
+}
+
+// The deny list is split between the zygote's filter (loaded once, inherited by every run) and the small
+// filter each run loads on top: the zygote's leaves the setup syscalls (unshare, setns, mount, hostname)
+// to the run's, which denies them. Checked in a forked child of the test with syscalls whose outcome
+// without a filter is known for any uid: unshare(0) succeeds, setns(-1) is EBADF, PTRACE_TRACEME succeeds.
+TEST(Seccomp, RunFilterAddsWhatTheZygoteFilterLeavesForSetup) {
+  auto f = detail::BuildSeccompFilters();
+  ASSERT_TRUE(f.ok()) << f.status().ToString();
+  ASSERT_EQ(f->zygote.size() % 8, 0u);
+  ASSERT_EQ(f->run.size() % 8, 0u);
+  EXPECT_LT(f->run.size() / 8, 32u) << "the per-run filter should stay small (its cost grows with its size)";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto load = [](const std::string& bpf) {
+      sock_fprog prog{static_cast<unsigned short>(bpf.size() / 8),
+                      reinterpret_cast<sock_filter*>(const_cast<char*>(bpf.data()))};
+      return ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) == 0;
+    };
+    int fails = 0, check = 0;  // the number of the first failed check
+    auto expect = [&](bool ok) { ++check; if (!ok && !fails) fails = check; };
+    expect(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0);
+    expect(load(f->zygote));
+    expect(::syscall(SYS_unshare, 0) == 0);
+    expect(::syscall(SYS_setns, -1, 0) == -1 && errno == EBADF);
+    expect(::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) == -1 && errno == EPERM);
+    expect(load(f->run));
+    expect(::syscall(SYS_unshare, 0) == -1 && errno == EPERM);
+    expect(::syscall(SYS_setns, -1, 0) == -1 && errno == EPERM);
+    expect(::ptrace(PTRACE_TRACEME, 0, nullptr, nullptr) == -1 && errno == EPERM);
+    ::_exit(fails);
+  }
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFEXITED(st)) << st;
+  EXPECT_EQ(WEXITSTATUS(st), 0) << "first failed check: " << WEXITSTATUS(st);
+}
+
+// The zygote's written pages are pinned so that each fork copies them into the child at once: the copies
+// are the child's own. State that a run changes in the interpreter it inherited (module dicts, builtins,
+// a preloaded module's attributes, the refcounts of shared objects) is never seen by a later run of the
+// same zygote, and the zygote's pinning ring is not among the program's fds.
+TEST(Sandbox, WritesToTheInheritedInterpreterStayInTheirRun) {
+  RunRequest req = Py(
+      "import sys, builtins, os\n"
+      "print(getattr(sys, 'k2_mark', 0), getattr(builtins, 'k2_mark', 0), sys.getrefcount(None) > 0,\n"
+      "      'k2_mark' in sys.modules, sorted(os.listdir('/proc/self/fd')))\n"
+      "sys.k2_mark = builtins.k2_mark = 1\n"
+      "sys.modules['k2_mark'] = sys\n"
+      "junk = [None] * 100000\n");
+  for (int i = 0; i < 6; ++i) {  // three runs per zygote of the shared pool
+    auto r = Shared().Run(req);
+    ASSERT_EQ(r.status, RunStatus::kOk) << r.message << r.stderr_data;
+    EXPECT_EQ(r.stdout_data, "0 0 True False ['0', '1', '2', '3']\n") << "run " << i;
   }
 }
 

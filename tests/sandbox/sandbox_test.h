@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -94,7 +95,8 @@ inline RunRequest Bash(const std::string& code, double wall_s = 10) {
   return r;
 }
 
-// Leaves nothing of a run behind: no process with the program's uid and no run cgroup.
+// Leaves nothing of a run behind: no process with the program's uid, no run cgroup, and (cgroup v1) no
+// process in the pooled pids/cpu/cpuacct groups ("slot-N") that later runs reuse.
 inline void ExpectNoRunLeftovers(Sandbox& sb) {
   int64_t base = sb.config().host_uid_base;
   EXPECT_TRUE(HostPidsWithUid(base + 1, base + 9999).empty()) << "program processes left on the host";
@@ -103,7 +105,16 @@ inline void ExpectNoRunLeftovers(Sandbox& sb) {
     ASSERT_NE(d, nullptr) << dir;
     int children = 0;
     while (dirent* e = ::readdir(d)) {
-      if (e->d_type == DT_DIR && e->d_name[0] != '.') ++children;
+      if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
+      std::string name = e->d_name;
+      if (sb.cgroup_version() == "v1" && name.rfind("slot-", 0) == 0) {
+        std::ifstream procs(dir + "/" + name + "/cgroup.procs");
+        std::string pids((std::istreambuf_iterator<char>(procs)), std::istreambuf_iterator<char>());
+        EXPECT_TRUE(procs.good() || procs.eof()) << dir << "/" << name;
+        EXPECT_EQ(pids, "") << "processes left in the pooled group " << dir << "/" << name;
+        continue;
+      }
+      ++children;
     }
     ::closedir(d);
     EXPECT_EQ(children, 0) << "run cgroups left under " << dir;
