@@ -35,107 +35,125 @@ json* Dir(json& state, const std::vector<std::string>& cwd) { return fc::FsDir(s
 
 bool ValidName(const std::string& n) { return !n.empty() && n != "." && n != ".." && n.find('/') == std::string::npos; }
 
+// BFCL's _validate_file_or_directory_name: none of |/\?%*:"><.
+bool PyValidName(const std::string& n) { return n.find_first_of("|/\\?%*:\"><") == std::string::npos; }
+
+// BFCL's pwd joins the names from the current directory up to the root, the root's own name included.
 Result Pwd(json& s, std::vector<std::string>& cwd, const json&) {
   std::string p = "/" + s["GorillaFileSystem"]["root"].begin().key();
   for (auto& c : cwd) p += "/" + c;
   return json{{"current_working_directory", p}};
 }
 
+// Names in insertion order (Python dict order), hidden ones (".x") only with a=True.
 Result Ls(json& s, std::vector<std::string>& cwd, const json& a) {
   bool all = a.value("a", false);
   json names = json::array();
-  for (auto& [k, v] : (*Dir(s, cwd))["contents"].items())
+  for (auto& k : fc::FsNames(*Dir(s, cwd)))
     if (all || k.empty() || k[0] != '.') names.push_back(k);
   return json{{"current_directory_content", names}};
 }
 
+// One level at a time: "..", ".", "/" (the root) or the name of a directory here. The result names the
+// new directory only (not its path); "cd .." answers {}.
 Result Cd(json& s, std::vector<std::string>& cwd, const json& a) {
   std::string folder = a["folder"];
-  std::vector<std::string> to = cwd;
-  size_t b = 0;
-  if (!folder.empty() && folder[0] == '/') return Err("cd: " + folder + ": absolute paths are not supported; use a relative path");
-  while (b <= folder.size()) {
-    size_t e = folder.find('/', b);
-    if (e == std::string::npos) e = folder.size();
-    std::string part = folder.substr(b, e - b);
-    b = e + 1;
-    if (part.empty() || part == ".") continue;
-    if (part == "..") {
-      if (to.empty()) return Err("cd: " + folder + ": already at the root directory");
-      to.pop_back();
-      continue;
-    }
-    json& contents = (*Dir(s, to))["contents"];
-    auto it = contents.find(part);
-    if (it == contents.end() || (*it)["type"] != "directory") return Err("cd: " + folder + ": no such directory");
-    to.push_back(part);
+  while (!folder.empty() && folder.back() == '/') folder.pop_back();
+  if (folder.empty()) folder = "/";
+  if (folder != "." && folder != ".." && folder != "/" && folder.find('/') != std::string::npos)
+    return json{{"error", "cd: " + folder + ": Unsupported path. Only one folder level at a time is supported."}};
+  if (folder == "..") {
+    if (cwd.empty()) return json{{"error", "Current directory is already the root. Cannot go back."}};
+    cwd.pop_back();
+    return json::object();
   }
-  cwd = to;
-  return Pwd(s, cwd, a);
+  if (folder == "/") {
+    cwd.clear();
+    return json{{"current_working_directory", s["GorillaFileSystem"]["root"].begin().key()}};
+  }
+  if (folder == ".") return json{{"current_working_directory", cwd.empty() ? s["GorillaFileSystem"]["root"].begin().key() : cwd.back()}};
+  json& contents = (*Dir(s, cwd))["contents"];
+  auto it = contents.find(folder);
+  if (it == contents.end() || (*it)["type"] != "directory") return json{{"error", "cd: '" + folder + "': No such file or directory"}};
+  cwd.push_back(folder);
+  return json{{"current_working_directory", folder}};
 }
 
+// mkdir / touch / echo-to-file return None in BFCL: JSON null here (its execution result reads "None").
 Result Mkdir(json& s, std::vector<std::string>& cwd, const json& a) {
   std::string n = a["dir_name"];
-  if (!ValidName(n)) return Err("mkdir: " + n + ": invalid directory name");
-  json& c = (*Dir(s, cwd))["contents"];
-  if (c.contains(n)) return Err("mkdir: " + n + ": file or directory exists");
-  c[n] = {{"type", "directory"}, {"contents", json::object()}};
-  return json::object();
+  if (!PyValidName(n)) return json{{"error", "mkdir: cannot create directory '" + n + "': Invalid character"}};
+  json& d = *Dir(s, cwd);
+  if (d["contents"].contains(n)) return json{{"error", "mkdir: cannot create directory '" + n + "': File exists"}};
+  fc::FsAdd(d, n, {{"type", "directory"}, {"contents", json::object()}});
+  return json(nullptr);
 }
 
 Result Touch(json& s, std::vector<std::string>& cwd, const json& a) {
   std::string n = a["file_name"];
-  if (!ValidName(n)) return Err("touch: " + n + ": invalid file name");
-  json& c = (*Dir(s, cwd))["contents"];
-  if (c.contains(n)) return Err("touch: " + n + ": file or directory exists");
-  c[n] = {{"type", "file"}, {"content", ""}};
-  return json::object();
+  if (!PyValidName(n)) return json{{"error", "touch: cannot touch '" + n + "': Invalid character"}};
+  json& d = *Dir(s, cwd);
+  if (d["contents"].contains(n)) return json{{"error", "touch: cannot touch '" + n + "': File exists"}};
+  fc::FsAdd(d, n, {{"type", "file"}, {"content", ""}});
+  return json(nullptr);
 }
 
+// Writes an existing file only; without a file name (or with "") the content goes to the terminal.
 Result Echo(json& s, std::vector<std::string>& cwd, const json& a) {
   std::string content = a["content"];
-  if (!a.contains("file_name")) return json{{"terminal_output", content}};
+  if (!a.contains("file_name") || a["file_name"].is_null()) return json{{"terminal_output", content}};
   std::string n = a["file_name"];
-  if (!ValidName(n)) return Err("echo: " + n + ": invalid file name");
+  if (!PyValidName(n)) return json{{"error", "echo: cannot write to '" + n + "': Invalid character"}};
+  if (n.empty()) return json{{"terminal_output", content}};
   json& c = (*Dir(s, cwd))["contents"];
-  if (c.contains(n) && c[n]["type"] != "file") return Err("echo: " + n + ": is a directory");
-  c[n] = {{"type", "file"}, {"content", content}};
-  return json::object();
+  if (!c.contains(n)) return json{{"error", "echo: cannot write to '" + n + "': No such file"}};
+  // Python calls _write on whatever is there: a directory has none (an AttributeError).
+  if (c[n]["type"] != "file") return Err("'Directory' object has no attribute '_write'");
+  c[n]["content"] = content;
+  return json(nullptr);
 }
 
 Result Cat(json& s, std::vector<std::string>& cwd, const json& a) {
   std::string n = a["file_name"];
+  if (!PyValidName(n)) return json{{"error", "cat: '" + n + "': Invalid character"}};
   json& c = (*Dir(s, cwd))["contents"];
-  if (!c.contains(n)) return Err("cat: " + n + ": no such file");
-  if (c[n]["type"] != "file") return Err("cat: " + n + ": is a directory");
+  if (!c.contains(n)) return json{{"error", "cat: '" + n + "': No such file or directory"}};
+  if (c[n]["type"] != "file") return json{{"error", "cat: '" + n + "': Is a directory"}};
   return json{{"file_content", c[n]["content"]}};
 }
 
+// A moved or renamed entry goes to the end of its new directory (Python pops it and adds it again).
 Result Mv(json& s, std::vector<std::string>& cwd, const json& a) {
   std::string src = a["source"], dst = a["destination"];
-  json& c = (*Dir(s, cwd))["contents"];
-  if (!c.contains(src)) return Err("mv: " + src + ": no such file or directory");
-  if (!ValidName(dst)) return Err("mv: " + dst + ": invalid destination name");
-  if (src == dst) return Err("mv: " + src + ": source and destination are the same");
-  if (c.contains(dst) && c[dst]["type"] == "directory") {
-    json& inner = c[dst]["contents"];
-    if (inner.contains(src)) return Err("mv: " + dst + "/" + src + ": exists");
-    inner[src] = c[src];
-  } else if (c.contains(dst)) {
-    return Err("mv: " + dst + ": exists");
-  } else {
-    c[dst] = c[src];
+  json& d = *Dir(s, cwd);
+  json& c = d["contents"];
+  if (!c.contains(src)) return json{{"error", "mv: cannot move '" + src + "': No such file or directory"}};
+  if (dst.find('/') != std::string::npos)
+    return json{{"error", "mv: path not allowed in destination. Provide only a file or directory name."}};
+  if (c.contains(dst)) {
+    if (c[dst]["type"] != "directory") return json{{"error", "mv: cannot move '" + src + "' to '" + dst + "': Not a directory"}};
+    if (c[dst]["contents"].contains(src))
+      return json{{"error", "mv: cannot move '" + src + "' to '" + dst + "/" + src + "': File exists"}};
+    json item = c[src];
+    fc::FsRemove(d, src);
+    // `mv x x` on a directory: Python moves x into itself, then drops it from here (x/x stays reachable
+    // only through x, which is gone).
+    if (src == dst) return json{{"result", "'" + src + "' moved to '" + dst + "/" + src + "'"}};
+    fc::FsAdd(c[dst], src, std::move(item));
+    return json{{"result", "'" + src + "' moved to '" + dst + "/" + src + "'"}};
   }
-  c.erase(src);
-  return json{{"result", "moved " + src + " to " + dst}};
+  json item = c[src];
+  fc::FsRemove(d, src);
+  fc::FsAdd(d, dst, std::move(item));
+  return json{{"result", "'" + src + "' moved to '" + dst + "'"}};
 }
 
 Result Rm(json& s, std::vector<std::string>& cwd, const json& a) {
   std::string n = a["file_name"];
-  json& c = (*Dir(s, cwd))["contents"];
-  if (!c.contains(n)) return Err("rm: " + n + ": no such file or directory");
-  c.erase(n);
-  return json{{"result", "removed " + n}};
+  json& d = *Dir(s, cwd);
+  if (!d["contents"].contains(n)) return json{{"error", "rm: cannot remove '" + n + "': No such file or directory"}};
+  fc::FsRemove(d, n);
+  return json{{"result", "'" + n + "' removed"}};
 }
 
 // ---- BaseApi / MessageApi ------------------------------------------------------------------------------
@@ -255,6 +273,12 @@ Status CheckTree(const json& node, const std::string& w) {
   }
   if (node["type"] != "directory") return InvalidArgument(w + ".type: expected \"directory\" or \"file\"");
   if (!node.contains("contents") || !node["contents"].is_object()) return InvalidArgument(w + ".contents: expected object");
+  if (node.contains("_order")) {
+    const json& o = node["_order"];
+    bool ok = o.is_array() && o.size() == node["contents"].size();
+    for (size_t i = 0; ok && i < o.size(); ++i) ok = o[i].is_string() && node["contents"].contains(o[i].get<std::string>());
+    if (!ok) return InvalidArgument(w + "._order: expected the names of contents, each once");
+  }
   for (auto& [k, v] : node["contents"].items()) {
     if (!ValidName(k)) return InvalidArgument(w + ".contents: invalid name \"" + k + "\"");
     K2_RETURN_IF_ERROR(CheckTree(v, w + ".contents." + k));
@@ -304,6 +328,12 @@ Status CheckConfig(const std::string& cls, const json& c, const std::string& w) 
   return Status::Ok();
 }
 
+void StripOrder(json& node) {
+  if (!node.is_object()) return;
+  node.erase("_order");
+  for (auto& [k, v] : node.items()) StripOrder(v);
+}
+
 bool TypeOk(const json& v, const std::string& type) {
   if (type == "string") return v.is_string();
   if (type == "integer") return v.is_number_integer();
@@ -337,6 +367,8 @@ json FcBackend::State() const {
     json& o = out[cls] = json::object();
     for (auto& [k, v] : st.items())
       if (k.empty() || k[0] != '_') o[k] = v;
+    // Entry order is not compared (Python's dict equality ignores it).
+    if (cls == "GorillaFileSystem" && o.contains("root")) StripOrder(o["root"]);
   }
   return out;
 }

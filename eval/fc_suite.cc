@@ -398,12 +398,26 @@ namespace {
 // Key order that BFCL's classes see (Python dicts keep file order) and parsed JSON does not (it sorts
 // keys), read from the line: GorillaFileSystem's _load_scenario keeps only the first entry of "root" (a
 // few scenarios list more); TradingBot lists order ids in insertion order (its scenarios put a stray
-// "order_type" key between ids), passed to its loader as "_orders_order".
+// "order_type" key between ids), passed to its loader as "_orders_order"; GorillaFileSystem's directories
+// list their entries in file order ("_order", see RecordEntryOrder).
+// ls and find list a directory's entries in file order: kept as the directory's private "_order".
+void RecordEntryOrder(json& node, const ordered_json& file_node) {
+  if (!node.is_object() || !file_node.is_object() || !file_node.contains("contents") || !file_node["contents"].is_object() ||
+      !node.contains("contents") || !node["contents"].is_object())
+    return;
+  json order = json::array();
+  for (auto& [k, v] : file_node["contents"].items()) {
+    order.push_back(k);
+    if (node["contents"].contains(k)) RecordEntryOrder(node["contents"][k], v);
+  }
+  if (order.size() == node["contents"].size()) node["_order"] = std::move(order);
+}
+
 void KeepFileOrder(json& j, const std::string& raw) {
   if (raw.empty() || !j.is_object() || !j.contains("initial_config") || !j["initial_config"].is_object()) return;
   json& ic = j["initial_config"];
   bool fs = ic.contains("GorillaFileSystem") && ic["GorillaFileSystem"].is_object() && ic["GorillaFileSystem"].contains("root") &&
-            ic["GorillaFileSystem"]["root"].is_object() && ic["GorillaFileSystem"]["root"].size() > 1;
+            ic["GorillaFileSystem"]["root"].is_object() && !ic["GorillaFileSystem"]["root"].empty();
   bool orders = ic.contains("TradingBot") && ic["TradingBot"].is_object() && ic["TradingBot"].contains("orders") &&
                 ic["TradingBot"]["orders"].is_object() && ic["TradingBot"]["orders"].size() > 1;
   if (!fs && !orders) return;
@@ -416,6 +430,7 @@ void KeepFileOrder(json& j, const std::string& raw) {
     json keep = json::object();
     keep[first] = root[first];
     root = std::move(keep);
+    RecordEntryOrder(root[first], oic["GorillaFileSystem"]["root"][first]);
   }
   if (orders) {
     json keys = json::array();

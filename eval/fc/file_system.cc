@@ -1,6 +1,6 @@
 // BFCL GorillaFileSystem methods that read files or copy trees: find, wc, sort, grep, du, tail, diff,
-// rmdir and cp, with BFCL's result keys and error texts (the basic navigation and writes live in
-// eval/fc_backend.cc).
+// rmdir and cp, with BFCL's result keys and error texts, and the directory-entry order helpers (the
+// basic navigation and writes live in eval/fc_backend.cc).
 #include <algorithm>
 #include <cstdio>
 
@@ -8,6 +8,37 @@
 #include "rewards/text_util.h"
 
 namespace k2::eval::fc {
+
+std::vector<std::string> FsNames(const json& dir) {
+  const json& c = dir["contents"];
+  std::vector<std::string> out;
+  if (dir.contains("_order") && dir["_order"].is_array() && dir["_order"].size() == c.size()) {
+    for (auto& k : dir["_order"])
+      if (k.is_string() && c.contains(k.get<std::string>())) out.push_back(k);
+    if (out.size() == c.size()) return out;
+    out.clear();
+  }
+  for (auto& [k, v] : c.items()) out.push_back(k);
+  return out;
+}
+
+void FsAdd(json& dir, const std::string& name, json node) {
+  json order = json::array();
+  for (auto& k : FsNames(dir))
+    if (k != name) order.push_back(k);
+  order.push_back(name);
+  dir["contents"][name] = std::move(node);
+  dir["_order"] = std::move(order);
+}
+
+void FsRemove(json& dir, const std::string& name) {
+  json order = json::array();
+  for (auto& k : FsNames(dir))
+    if (k != name) order.push_back(k);
+  dir["contents"].erase(name);
+  dir["_order"] = std::move(order);
+}
+
 namespace {
 
 // Python's str.splitlines() for \n, \r\n and \r.
@@ -68,7 +99,8 @@ json* Navigate(json& s, const std::vector<std::string>& cwd, const std::string& 
 }
 
 void FindIn(const json& dir, const std::string& base, const std::string* name, json& out) {
-  for (auto& [k, v] : dir["contents"].items()) {
+  for (auto& k : FsNames(dir)) {
+    const json& v = dir["contents"][k];
     std::string p = base + "/" + k;
     if (!name || k.find(*name) != std::string::npos) out.push_back(p);
     if (v["type"] == "directory") FindIn(v, p, name, out);
@@ -82,18 +114,25 @@ int64_t SizeOf(const json& node) {
   return n;
 }
 
-Result CopyOrMove(json& s, const std::vector<std::string>& cwd, const json& a) {
+// A directory copy shares nothing here; Python's copies its entries dict only (nested files stay shared).
+Result Copy(json& s, const std::vector<std::string>& cwd, const json& a) {
   std::string src = a["source"], dst = a["destination"];
-  json& c = (*FsDir(s, cwd))["contents"];
+  json& d = *FsDir(s, cwd);
+  json& c = d["contents"];
   if (!c.contains(src)) return Err("cp: cannot copy '" + src + "': No such file or directory");
   if (dst.find('/') != std::string::npos) return Err("cp: path not allowed in destination. Provide only a file or directory name.");
+  json item = c[src];
+  bool is_dir = item["type"] == "directory";
   if (c.contains(dst)) {
     if (c[dst]["type"] != "directory") return Err("cp: cannot copy '" + src + "' to '" + dst + "': Not a directory");
-    if (c[dst]["contents"].contains(src)) return Err("cp: cannot copy '" + src + "' to '" + dst + "/" + src + "': File exists");
-    c[dst]["contents"][src] = c[src];
+    // BFCL's "File exists" test looks for "dst/src" among the names and never fires: adding an existing
+    // name raises instead (Directory._add_file / _add_directory).
+    if (c[dst]["contents"].contains(src))
+      return Err(std::string(is_dir ? "Directory" : "File") + " '" + src + "' already exists in directory '" + dst + "'.");
+    FsAdd(c[dst], src, std::move(item));
     return json{{"result", "'" + src + "' copied to '" + dst + "/" + src + "'"}};
   }
-  c[dst] = c[src];
+  FsAdd(d, dst, std::move(item));
   return json{{"result", "'" + src + "' copied to '" + dst + "'"}};
 }
 
@@ -207,11 +246,11 @@ std::vector<Method> FileSystemMoreMethods() {
          if (!c.contains(n)) return Err("rmdir: cannot remove '" + n + "': No such file or directory");
          if (c[n]["type"] != "directory") return Err("rmdir: cannot remove '" + n + "': Not a directory");
          if (!c[n]["contents"].empty()) return Err("rmdir: cannot remove '" + n + "': Directory not empty");
-         c.erase(n);
+         FsRemove(*FsDir(s, cwd), n);
          return json{{"result", "'" + n + "' removed"}};
        }},
       {"GorillaFileSystem", "cp", "Copy a file or directory of the current directory (into a directory, or to a new name).",
-       {{"source", "string", "What to copy.", true}, {"destination", "string", "A directory to copy into, or the new name.", true}}, CopyOrMove},
+       {{"source", "string", "What to copy.", true}, {"destination", "string", "A directory to copy into, or the new name.", true}}, Copy},
   };
 }
 

@@ -1,5 +1,6 @@
 // BFCL's MathAPI class: stateless arithmetic and statistics with BFCL's result and error shapes
 // ({"result": x} / {"error": "..."}).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -40,6 +41,17 @@ json Significant(double x, int64_t digits) {
   return std::strtod(buf, nullptr);
 }
 
+// mpmath at `dps` decimal digits works with dps_to_prec(dps) = round((dps + 1) * log2(10)) bits (at least
+// 1); x rounded to that many bits, ties to even, as mpmath rounds each operation.
+int MpPrec(int64_t dps) { return static_cast<int>(std::max<double>(1, std::nearbyint(static_cast<double>(dps + 1) * 3.32192809488736234787))); }
+
+double RoundBits(double x, int bits) {
+  if (bits >= 53 || x == 0 || !std::isfinite(x)) return x;
+  int e = 0;
+  double m = std::frexp(x, &e);
+  return std::ldexp(std::nearbyint(std::ldexp(m, bits)), e - bits);
+}
+
 }  // namespace
 
 std::vector<Method> MathApiMethods() {
@@ -53,7 +65,10 @@ std::vector<Method> MathApiMethods() {
        [](json&, std::vector<std::string>&, const json& a) -> Result {
          double v = Num(a["value"]), b = Num(a["base"]);
          if (v <= 0 || b <= 0 || b == 1) return Err("math domain error");
-         return json{{"result", Significant(std::log(v) / std::log(b), a["precision"].get<int64_t>())}};
+         // BFCL computes mpmath.log(value) / mpmath.log(base) at mp.dps = precision: each step rounded to
+         // that binary precision (its result is an mpf; the value here is that number as a double).
+         int prec = MpPrec(static_cast<int64_t>(a["precision"].get<double>()));
+         return json{{"result", RoundBits(RoundBits(std::log(v), prec) / RoundBits(std::log(b), prec), prec)}};
        }},
       {"MathAPI", "mean", "Mean of a list of numbers.", list,
        [](json&, std::vector<std::string>&, const json& a) {

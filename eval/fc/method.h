@@ -49,6 +49,12 @@ namespace k2::eval::fc {
 
 // GorillaFileSystem: the directory node at `cwd` below the single root directory of `state`.
 json* FsDir(json& state, const std::vector<std::string>& cwd);
+// A directory's entry names in Python dict order (insertion order, which ls and find show): its private
+// "_order" list when it names exactly the entries (the suite loader records file order there), else the
+// names sorted. FsAdd appends a name (replacing an entry of that name), FsRemove drops one.
+std::vector<std::string> FsNames(const json& dir);
+void FsAdd(json& dir, const std::string& name, json node);
+void FsRemove(json& dir, const std::string& name);
 // GorillaFileSystem methods beyond the basic ones of fc_backend.cc (find, wc, sort, grep, du, tail,
 // diff, rmdir, cp), with BFCL's results and error texts.
 std::vector<Method> FileSystemMoreMethods();

@@ -25,15 +25,16 @@ TEST(FcBackend, FileSystemCallsChangeStateAndErrorsLeaveItAlone) {
   auto b = FcBackend::Create({"GorillaFileSystem"}, {{"GorillaFileSystem", Fs()}}, "case");
   ASSERT_TRUE(b.ok()) << b.status().ToString();
   EXPECT_EQ(b->Call("pwd", json::object())["current_working_directory"], "/alex");
-  EXPECT_EQ(b->Call("cd", {{"folder", "docs"}})["current_working_directory"], "/alex/docs");
-  EXPECT_EQ(b->Call("echo", {{"content", "hi"}, {"file_name", "a.txt"}}), json::object());
+  EXPECT_EQ(b->Call("cd", {{"folder", "docs"}})["current_working_directory"], "docs");
+  EXPECT_TRUE(b->Call("touch", {{"file_name", "a.txt"}}).is_null());
+  EXPECT_TRUE(b->Call("echo", {{"content", "hi"}, {"file_name", "a.txt"}}).is_null());
   EXPECT_EQ(b->Call("cat", {{"file_name", "a.txt"}})["file_content"], "hi");
   json before = b->State();
   json e = b->Call("mkdir", {{"dir_name", "a.txt"}});
-  EXPECT_NE(e["error"].get<std::string>().find("exists"), std::string::npos) << e;
+  EXPECT_NE(e["error"].get<std::string>().find("File exists"), std::string::npos) << e;
   EXPECT_EQ(b->State(), before);
   e = b->Call("cd", {{"folder", "nowhere"}});
-  EXPECT_NE(e["error"].get<std::string>().find("no such directory"), std::string::npos);
+  EXPECT_NE(e["error"].get<std::string>().find("No such file or directory"), std::string::npos);
   e = b->Call("mkdir", {{"dir_name", 7}});
   EXPECT_NE(e["error"].get<std::string>().find("dir_name: expected string"), std::string::npos) << e;
   e = b->Call("mkdir", {{"dir_name", "x"}, {"mode", "755"}});
@@ -41,12 +42,79 @@ TEST(FcBackend, FileSystemCallsChangeStateAndErrorsLeaveItAlone) {
   e = b->Call("send_message", {{"message", "x"}});
   EXPECT_NE(e["error"].get<std::string>().find("no function named send_message"), std::string::npos) << e;
   EXPECT_EQ(b->State(), before);
-  EXPECT_TRUE(b->Call("mkdir", {{"dir_name", "old"}}).empty());
-  EXPECT_EQ(b->Call("mv", {{"source", "a.txt"}, {"destination", "old"}})["result"], "moved a.txt to old");
+  EXPECT_TRUE(b->Call("mkdir", {{"dir_name", "old"}}).is_null());
+  EXPECT_EQ(b->Call("mv", {{"source", "a.txt"}, {"destination", "old"}})["result"], "'a.txt' moved to 'old/a.txt'");
   EXPECT_EQ(b->State()["GorillaFileSystem"]["root"]["alex"]["contents"]["docs"]["contents"]["old"]["contents"]["a.txt"]["content"], "hi");
-  EXPECT_EQ(b->Call("cd", {{"folder", ".."}})["current_working_directory"], "/alex");
-  // The current directory is scratch state: not compared.
+  EXPECT_EQ(b->Call("cd", {{"folder", ".."}}), json::object());
+  EXPECT_EQ(b->Call("pwd", json::object())["current_working_directory"], "/alex");
+  // The current directory is scratch state, and the entry order is not compared either.
   EXPECT_FALSE(b->State()["GorillaFileSystem"].contains("cwd"));
+  EXPECT_FALSE(b->State()["GorillaFileSystem"]["root"]["alex"].contains("_order"));
+}
+
+// Each expectation is what BFCL's GorillaFileSystem (Python) returns for the same calls from the same
+// scenario (a directory listed in the file as zeta.txt, alpha, notes.md).
+TEST(FcBackend, FileSystemFollowsBfclResultsErrorsAndEntryOrder) {
+  json dir = {{"type", "directory"},
+              {"contents", {{"zeta.txt", {{"type", "file"}, {"content", "z"}}},
+                            {"alpha", {{"type", "directory"}, {"contents", json::object()}}},
+                            {"notes.md", {{"type", "file"}, {"content", "n"}}}}},
+              {"_order", {"zeta.txt", "alpha", "notes.md"}}};
+  json fs = {{"root", {{"alex", {{"type", "directory"}, {"contents", {{"docs", dir}}}}}}}};
+  auto b = FcBackend::Create({"GorillaFileSystem"}, {{"GorillaFileSystem", fs}}, "case");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  auto call = [&](const std::string& f, const json& a) { return b->Call(f, a); };
+  EXPECT_EQ(call("cd", {{"folder", "docs"}}), json({{"current_working_directory", "docs"}}));
+  EXPECT_EQ(call("pwd", json::object()), json({{"current_working_directory", "/alex/docs"}}));
+  EXPECT_EQ(call("ls", json::object()), json({{"current_directory_content", {"zeta.txt", "alpha", "notes.md"}}}));
+  // echo writes existing files only; touch and mkdir return None.
+  EXPECT_EQ(call("echo", {{"content", "hi"}, {"file_name", "a.txt"}}), json({{"error", "echo: cannot write to 'a.txt': No such file"}}));
+  EXPECT_FALSE(b->State()["GorillaFileSystem"]["root"]["alex"]["contents"]["docs"]["contents"].contains("a.txt"));
+  EXPECT_TRUE(call("touch", {{"file_name", "a.txt"}}).is_null());
+  EXPECT_TRUE(call("echo", {{"content", "hi"}, {"file_name", "a.txt"}}).is_null());
+  EXPECT_EQ(call("echo", {{"content", "x"}}), json({{"terminal_output", "x"}}));
+  EXPECT_EQ(call("mkdir", {{"dir_name", "a.txt"}}), json({{"error", "mkdir: cannot create directory 'a.txt': File exists"}}));
+  EXPECT_EQ(call("mkdir", {{"dir_name", "b:c"}}), json({{"error", "mkdir: cannot create directory 'b:c': Invalid character"}}));
+  EXPECT_EQ(call("touch", {{"file_name", "a.txt"}}), json({{"error", "touch: cannot touch 'a.txt': File exists"}}));
+  // cd goes one level at a time.
+  EXPECT_EQ(call("cd", {{"folder", "nowhere"}}), json({{"error", "cd: 'nowhere': No such file or directory"}}));
+  EXPECT_EQ(call("cd", {{"folder", "alpha/x"}}),
+            json({{"error", "cd: alpha/x: Unsupported path. Only one folder level at a time is supported."}}));
+  // Insertion order: new entries at the end, a moved one leaves, a renamed one goes to the end.
+  EXPECT_EQ(call("ls", json::object()), json({{"current_directory_content", {"zeta.txt", "alpha", "notes.md", "a.txt"}}}));
+  EXPECT_EQ(call("mv", {{"source", "zeta.txt"}, {"destination", "alpha"}}), json({{"result", "'zeta.txt' moved to 'alpha/zeta.txt'"}}));
+  EXPECT_EQ(call("ls", json::object()), json({{"current_directory_content", {"alpha", "notes.md", "a.txt"}}}));
+  EXPECT_EQ(call("find", {{"path", "."}}), json({{"matches", {"./alpha", "./alpha/zeta.txt", "./notes.md", "./a.txt"}}}));
+  EXPECT_EQ(call("mv", {{"source", "notes.md"}, {"destination", "b.md"}}), json({{"result", "'notes.md' moved to 'b.md'"}}));
+  EXPECT_EQ(call("ls", json::object()), json({{"current_directory_content", {"alpha", "a.txt", "b.md"}}}));
+  EXPECT_EQ(call("rm", {{"file_name", "gone"}}), json({{"error", "rm: cannot remove 'gone': No such file or directory"}}));
+  EXPECT_EQ(call("rm", {{"file_name", "a.txt"}}), json({{"result", "'a.txt' removed"}}));
+  EXPECT_EQ(call("cat", {{"file_name", "alpha"}}), json({{"error", "cat: 'alpha': Is a directory"}}));
+  EXPECT_EQ(call("cat", {{"file_name", "nope"}}), json({{"error", "cat: 'nope': No such file or directory"}}));
+  EXPECT_EQ(call("cd", {{"folder", ".."}}), json::object());
+  EXPECT_EQ(call("cd", {{"folder", ".."}}), json({{"error", "Current directory is already the root. Cannot go back."}}));
+  EXPECT_EQ(call("cd", {{"folder", "/"}}), json({{"current_working_directory", "alex"}}));
+  EXPECT_EQ(call("cd", {{"folder", "."}}), json({{"current_working_directory", "alex"}}));
+  EXPECT_TRUE(call("mkdir", {{"dir_name", "new"}}).is_null());
+  EXPECT_EQ(call("cd", {{"folder", "new"}}), json({{"current_working_directory", "new"}}));
+  EXPECT_EQ(call("pwd", json::object()), json({{"current_working_directory", "/alex/new"}}));
+  // An _order that does not name the entries is a config error.
+  json bad = fs;
+  bad["root"]["alex"]["contents"]["docs"]["_order"] = {"zeta.txt"};
+  auto broken = FcBackend::Create({"GorillaFileSystem"}, {{"GorillaFileSystem", bad}}, "case");
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.status().ToString().find("_order"), std::string::npos) << broken.status().ToString();
+}
+
+// BFCL's logarithm computes with mpmath at mp.dps = precision (binary precision round((dps + 1) *
+// log2 10)); the values are BFCL's mpf results as doubles.
+TEST(FcBackend, MathLogarithmRoundsAsMpmathAtTheGivenPrecision) {
+  auto b = FcBackend::Create({"MathAPI"}, json::object(), "case");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->Call("logarithm", {{"value", 20}, {"base", 10}, {"precision", 2}}), json({{"result", 1.302734375}}));
+  EXPECT_EQ(b->Call("logarithm", {{"value", 630.0}, {"base", 10}, {"precision", 5}}), json({{"result", 2.7993392944335938}}));
+  EXPECT_EQ(b->Call("logarithm", {{"value", 980.0}, {"base", 20}, {"precision", 0}}), json({{"result", 2.5}}));
+  EXPECT_EQ(b->Call("logarithm", {{"value", 980.0}, {"base", 20}, {"precision", 10}}), json({{"result", 2.2991215311340056}}));
 }
 
 TEST(FcBackend, MessagesNeedWifiAndLogin) {
@@ -259,7 +327,7 @@ TEST_F(FcStateFiles, BrokenCasesAreLocatedPerCaseErrors) {
   ASSERT_EQ(e->errors.size(), 1u);
   EXPECT_TRUE(e->cases.empty());
   EXPECT_EQ(e->errors[0].id, "multi_turn_base_0");
-  EXPECT_NE((e->errors[0].where + ": " + e->errors[0].reason).find("a.jsonl:1: ground_truth[0][0]: ground-truth call cd fails on the case's backend: cd: nope: no such directory"),
+  EXPECT_NE((e->errors[0].where + ": " + e->errors[0].reason).find("a.jsonl:1: ground_truth[0][0]: ground-truth call cd fails on the case's backend: cd: 'nope': No such file or directory"),
             std::string::npos)
       << e->errors[0].reason;
   e = LoadBfcl(qf, Write("a.jsonl", {{"id", "multi_turn_base_0"}, {"ground_truth", {{"tweet(text='x')"}}}}));
