@@ -43,7 +43,7 @@ class FcBackend {
   // The method's parameters in its signature order (positional arguments of call strings map to them).
   std::vector<std::string> ParamOrder(const std::string& name) const;
 
-  // Executes one call. Result JSON, or {"error": "..."} (state unchanged).
+  // Executes one call. Result JSON (null where the Python returns None), or {"error": "..."}.
   json Call(const std::string& name, const json& arguments);
 
   // The compared state, {class: state}. Scratch state that the benchmarks do not compare (the file

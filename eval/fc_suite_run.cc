@@ -254,7 +254,9 @@ FcOutcome RunStateCase(const FcCase& c, agents::Policy& policy, const FcRunOptio
         result = env.Call(calls[i].name, calls[i].arguments.is_null() ? json::object() : calls[i].arguments);
         Message tool;
         tool.role = "tool";
-        tool.content = result.dump();
+        // A method that returns None (BFCL's mkdir, touch, echo to a file) reads "None", as BFCL's
+        // executor prints it.
+        tool.content = result.is_null() ? "None" : result.dump();
         tool.tool_call_id = said.tool_calls[i].id;
         tool.name = calls[i].name;
         dialog.push_back(std::move(tool));

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "eval/fc_backend.h"
 #include "eval/fc_suite.h"
@@ -243,6 +244,21 @@ TEST(FcState, BfclMultiTurnSampleScoresAsExpected) {
   EXPECT_EQ(s->cases[2].category, "multi_turn_miss_func");
   ExpectReplayScores(*s, "bfcl_multi_turn_responses.jsonl");
   ExpectOracleAndSkips(*s);
+}
+
+// BFCL's executor prints a None return as "None": the model reads that after mkdir, and the directory
+// name after cd.
+TEST(FcState, ToolResultsReadAsBfclPrintsThem) {
+  auto s = LoadBfcl(Data("bfcl_multi_turn_questions.jsonl"), Data("bfcl_multi_turn_answers.jsonl"));
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  FcOraclePolicy oracle(*s);
+  std::map<std::string, std::string> seen;  // tool name -> content
+  for (auto& o : RunFcSuite(*s, oracle, {.threads = 1}))
+    if (o.id == "multi_turn_base_0")
+      for (auto& m : o.response)
+        if (m.value("role", "") == "tool") seen[m.value("name", "")] = m.value("content", "");
+  EXPECT_EQ(seen["mkdir"], "None");
+  EXPECT_EQ(json::parse(seen["cd"]), json({{"current_working_directory", "docs"}}));
 }
 
 TEST(FcState, AceBenchAgentSampleScoresAsExpected) {
