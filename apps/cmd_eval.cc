@@ -188,6 +188,35 @@ std::vector<std::pair<std::string, std::string>> RecordEnds(const std::vector<ev
   return ends;
 }
 
+// The end of every eval: the run stored (summary + trials), marked done or, when most episodes hit
+// endpoint/environment errors (`errors`), failed; the table (or --json) printed; the exit code.
+int StoreAndReport(Context& ctx, const std::string& name, const json& run_cfg, json summary,
+                   const std::vector<eval::TrialRecord>& records, const Status& errors, int64_t score_errors) {
+  auto db = ctx.OpenDb();
+  if (!db.ok()) return Fail(db.status());
+  auto run = CreateRun(db->get(), "eval", name, run_cfg.dump());
+  if (!run.ok()) return Fail(run.status());
+  summary["run"] = *run;
+  if (Status s = eval::SaveEvalRun(db->get(), *run, summary, records); !s.ok()) {
+    (void)FinishRun(db->get(), *run, "failed");
+    return Fail(s);
+  }
+  if (Status s = FinishRun(db->get(), *run, errors.ok() ? "done" : "failed"); !s.ok()) return Fail(s);
+  if (ctx.g.json) {
+    json rows = json::array();
+    for (auto& r : records)
+      rows.push_back({{"case", r.case_id}, {"group", r.group}, {"trial", r.trial}, {"reward", r.reward},
+                      {"success", r.success}, {"end_reason", r.end_reason}, {"detail", r.detail}});
+    summary["trials_detail"] = rows;
+    ctx.PrintJson(summary);
+  } else {
+    std::printf("%s", eval::FormatSummary(summary).c_str());
+    if (score_errors) std::printf("%lld trial(s) could not be scored (score_error)\n", static_cast<long long>(score_errors));
+    std::printf("stored as run %lld in %s\n", static_cast<long long>(*run), ctx.g.db_path.c_str());
+  }
+  return errors.ok() ? kExitOk : Fail(errors);
+}
+
 int RunEval(Context& ctx);
 
 // eval --source: any task source through the one episode pipeline, scored by each task's reward.
@@ -233,35 +262,11 @@ int RunSourceEval(Context& ctx, const EvalConfig& cfg) {
   for (const auto& t : trajs) score_errors += t.reward_components.count("score_error") ? 1 : 0;
   (*summary)["score_errors"] = score_errors;
   (*summary)["skipped_rows"] = (*set)->skipped;
-  auto db = ctx.OpenDb();
-  if (!db.ok()) return Fail(db.status());
   json run_cfg = {{"source", g_opts.pipe.sources}, {"policy", g_opts.policy}, {"judge", g_opts.judge},
                   {"user", g_opts.user}, {"eval", ctx.config.value("eval", json())}};
-  auto run = CreateRun(db->get(), "eval", label, run_cfg.dump());
-  if (!run.ok()) return Fail(run.status());
-  (*summary)["run"] = *run;
-  if (Status s = eval::SaveEvalRun(db->get(), *run, *summary, records); !s.ok()) {
-    (void)FinishRun(db->get(), *run, "failed");
-    return Fail(s);
-  }
   std::vector<std::pair<std::string, std::string>> ends;
   for (const auto& t : trajs) ends.emplace_back(t.end_reason, t.error);
-  const Status errors = EpisodeErrors("eval", ends);
-  if (Status s = FinishRun(db->get(), *run, errors.ok() ? "done" : "failed"); !s.ok()) return Fail(s);
-  if (ctx.g.json) {
-    json out = *summary;
-    json rows = json::array();
-    for (auto& r : records)
-      rows.push_back({{"case", r.case_id}, {"group", r.group}, {"trial", r.trial}, {"reward", r.reward},
-                      {"success", r.success}, {"end_reason", r.end_reason}, {"detail", r.detail}});
-    out["trials_detail"] = rows;
-    ctx.PrintJson(out);
-  } else {
-    std::printf("%s", eval::FormatSummary(*summary).c_str());
-    if (score_errors) std::printf("%lld trial(s) could not be scored (score_error)\n", static_cast<long long>(score_errors));
-    std::printf("stored as run %lld in %s\n", static_cast<long long>(*run), ctx.g.db_path.c_str());
-  }
-  return errors.ok() ? kExitOk : Fail(errors);
+  return StoreAndReport(ctx, label, run_cfg, *summary, records, EpisodeErrors("eval", ends), score_errors);
 }
 
 int RunEval(Context& ctx) {
@@ -427,31 +432,8 @@ int RunEval(Context& ctx) {
   auto summary = eval::Summarize(records, cfg.ks, meta);
   if (!summary.ok()) return Fail(summary.status());
 
-  auto db = ctx.OpenDb();
-  if (!db.ok()) return Fail(db.status());
   json run_cfg = {{"suite", g_opts.suite}, {"policy", g_opts.policy}, {"judge", g_opts.judge}, {"eval", ctx.config.value("eval", json())}};
-  auto run = CreateRun(db->get(), "eval", g_opts.suite, run_cfg.dump());
-  if (!run.ok()) return Fail(run.status());
-  (*summary)["run"] = *run;
-  if (Status s = eval::SaveEvalRun(db->get(), *run, *summary, records); !s.ok()) {
-    (void)FinishRun(db->get(), *run, "failed");
-    return Fail(s);
-  }
-  const Status errors = EpisodeErrors("eval", RecordEnds(records));
-  if (Status s = FinishRun(db->get(), *run, errors.ok() ? "done" : "failed"); !s.ok()) return Fail(s);
-  if (ctx.g.json) {
-    json out = *summary;
-    json rows = json::array();
-    for (auto& r : records)
-      rows.push_back({{"case", r.case_id}, {"group", r.group}, {"trial", r.trial}, {"reward", r.reward},
-                      {"success", r.success}, {"end_reason", r.end_reason}, {"detail", r.detail}});
-    out["trials_detail"] = rows;
-    ctx.PrintJson(out);
-  } else {
-    std::printf("%s", eval::FormatSummary(*summary).c_str());
-    std::printf("stored as run %lld in %s\n", static_cast<long long>(*run), ctx.g.db_path.c_str());
-  }
-  return errors.ok() ? kExitOk : Fail(errors);
+  return StoreAndReport(ctx, g_opts.suite, run_cfg, *summary, records, EpisodeErrors("eval", RecordEnds(records)), 0);
 }
 
 int Compare(Context& ctx) {

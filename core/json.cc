@@ -187,12 +187,12 @@ Status CheckJsonDepth(const json& j, size_t max_depth, std::string_view what) {
     std::string token;
   };
   std::vector<Item> trail;
-  std::vector<size_t> todo;
+  std::vector<size_t> pending;
   trail.push_back({&j, j.is_structured() ? 1u : 0u, SIZE_MAX, ""});
-  todo.push_back(0);
-  while (!todo.empty()) {
-    size_t idx = todo.back();
-    todo.pop_back();
+  pending.push_back(0);
+  while (!pending.empty()) {
+    size_t idx = pending.back();
+    pending.pop_back();
     const json* v = trail[idx].v;
     size_t depth = trail[idx].depth;
     if (depth > max_depth) {
@@ -207,13 +207,13 @@ Status CheckJsonDepth(const json& j, size_t max_depth, std::string_view what) {
       for (auto it = v->begin(); it != v->end(); ++it) {
         if (!it->is_structured()) continue;
         trail.push_back({&*it, depth + 1, idx, it.key()});
-        todo.push_back(trail.size() - 1);
+        pending.push_back(trail.size() - 1);
       }
     } else if (v->is_array()) {
       for (size_t i = 0; i < v->size(); ++i) {
         if (!(*v)[i].is_structured()) continue;
         trail.push_back({&(*v)[i], depth + 1, idx, std::to_string(i)});
-        todo.push_back(trail.size() - 1);
+        pending.push_back(trail.size() - 1);
       }
     }
   }

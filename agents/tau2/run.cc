@@ -135,7 +135,8 @@ class ScriptedUser : public UserSim {
 
 std::string UserSystemPrompt(const std::string& guidelines, const Task& task) {
   std::string g = guidelines;
-  // τ²'s guidelines may carry a persona placeholder; the runtime persona config adds nothing here.
+  // τ²'s guidelines file marks where its runtime persona settings go; k2gym's user has none, so the mark
+  // is removed.
   for (size_t p; (p = g.find("<PERSONA_GUIDELINES>")) != std::string::npos;) g.erase(p, 20);
   return g + "\n\n<scenario>\n" + ScenarioText(task) + "\n</scenario>";
 }
