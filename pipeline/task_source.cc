@@ -144,10 +144,9 @@ struct Reader {
     return Status::Ok();
   }
 
-  Status Jsonl(const json& spec, const std::string& base, SourceInfo& info, const std::string& where) {
-    K2_RETURN_IF_ERROR(CheckKeys(spec, {"path", "task_type"}, where));
-    K2_ASSIGN_OR_RETURN(std::string path, Str(spec, "path", where, true));
-    path = Resolve(base, path);
+  // One task per non-blank line of a JSONL file, each read with `spec` (the source's defaults); a bad row
+  // is a problem at FILE:LINE (skipped, or fatal under --strict).
+  Status Rows(const std::string& path, const json& spec, SourceInfo& info, const std::string& where) {
     std::ifstream in(path);
     if (!in) return NotFound(where + ": path: cannot open " + path);
     std::set<std::string> ids;
@@ -168,6 +167,13 @@ struct Reader {
       K2_RETURN_IF_ERROR(AddTask(info, std::move(*t), ids, w));
     }
     return Status::Ok();
+  }
+
+  Status Jsonl(const json& spec, const std::string& base, SourceInfo& info, const std::string& where) {
+    K2_RETURN_IF_ERROR(CheckKeys(spec, {"path", "task_type"}, where));
+    K2_ASSIGN_OR_RETURN(std::string path, Str(spec, "path", where, true));
+    path = Resolve(base, path);
+    return Rows(path, spec, info, where);
   }
 
   Status Synthetic(const json& spec, const std::string& base, SourceInfo& info, const std::string& where) {
@@ -267,26 +273,7 @@ struct Reader {
     src["env"] = {{"kind", "mcp"}, {"config", server}};
     src.erase("server");
     src["task_type"] = "mcp";
-    std::ifstream in(path);
-    if (!in) return NotFound(where + ": path: cannot open " + path);
-    std::set<std::string> ids;
-    std::string line;
-    for (int64_t n = 1; std::getline(in, line); ++n) {
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      const std::string w = path + ":" + std::to_string(n);
-      auto row = ParseJson(line, w);
-      if (!row.ok()) {
-        K2_RETURN_IF_ERROR(Problem(info, InvalidArgument(w + ": not a JSON object: " + row.status().message())));
-        continue;
-      }
-      auto t = TaskFromRow(*row, src, info.name, w);
-      if (!t.ok()) {
-        K2_RETURN_IF_ERROR(Problem(info, t.status()));
-        continue;
-      }
-      K2_RETURN_IF_ERROR(AddTask(info, std::move(*t), ids, w));
-    }
-    return Status::Ok();
+    return Rows(path, src, info, where);
   }
 
   Status Any(const json& spec, const std::string& base, double weight, const std::string& where, int depth) {
