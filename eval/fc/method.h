@@ -170,3 +170,24 @@ std::vector<Method> MessageApiMethods();
 json MessageApiDefaultState();
 
 }  // namespace k2::eval::fc
+
+namespace k2::eval::fc {
+
+// ACEBench's classes of its agent categories (BaseApi, MessageApi, ReminderApi, FoodPlatform, Travel).
+// ACEBench makes one instance per involved class and loads it twice, with the class's own config and then
+// with BaseApi's, so `load` gets both (the second decides wifi, logged_in and FoodPlatform's
+// logged_in_users). The state keeps the attributes ACEBench saves for its checker under their names
+// (`saved`) and the rest "_"-prefixed (each phone class's own wifi / login flags, id counters, flights).
+// A method name found in several involved classes (turn_on_wifi, login_device) runs on each of them, in
+// involved-class order, as ACEBench's executor runs it; the last result is the call's.
+struct AceClass {
+  const char* name;
+  Expected<json> (*load)(const json& own, const json& base, const std::string& where);
+  std::vector<Method> (*methods)();
+  std::vector<std::string> saved;
+};
+const std::vector<AceClass>& AceClasses();
+Expected<json> LoadAceTravel(const json& own, const json& base, const std::string& where);
+std::vector<Method> AceTravelMethods();
+
+}  // namespace k2::eval::fc
