@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "core/thread_pool.h"
+#include "eval/fc/method.h"
 #include "eval/fc_backend.h"
 #include "rewards/ast_match.h"
 #include "rewards/text_util.h"
@@ -337,9 +338,10 @@ FcOutcome RunStateCase(const FcCase& c, agents::Policy& policy, const FcRunOptio
         }
         Message tool;
         tool.role = "tool";
-        // A method that returns None (BFCL's mkdir, touch, echo to a file) reads "None", as BFCL's
-        // executor prints it; ACEBench shows a text result as the text.
-        tool.content = result.is_null() ? "None" : !bfcl && result.is_string() ? result.get<std::string>() : result.dump();
+        // The result as the benchmark's executor prints it: BFCL's json.dumps of a dict and str() of
+        // anything else (None for mkdir, touch, echo into a file); ACEBench shows a text as the text.
+        if (bfcl) tool.content = result.is_object() ? fc::PyJsonDumps(result) : fc::PyStrValue(result);
+        else tool.content = result.is_string() ? result.get<std::string>() : result.is_null() ? "None" : result.dump();
         tool.tool_call_id = said.tool_calls[i].id;
         tool.name = calls[i].name;
         dialog.push_back(std::move(tool));

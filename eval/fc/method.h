@@ -116,6 +116,13 @@ inline std::string PyStr(const json& v) {
   return v.dump();
 }
 std::string PyKeyList(const json& object, bool int_keys);
+// Python's json.dumps(v) with its defaults: ", " and ": " separators, text outside printable ASCII as
+// \uXXXX escapes (ensure_ascii), floats as Python writes them (NaN, Infinity). Object keys come in the
+// JSON object's (sorted) order, where a Python dict keeps insertion order.
+std::string PyJsonDumps(const json& v);
+// Python's str() of a JSON-loaded value: text as is; True / False / None; numbers, lists and dicts as
+// their repr ('...' strings).
+std::string PyStrValue(const json& v);
 
 // Python's d[k] on scenario data, which BFCL does not validate: a missing key is a KeyError, thrown here
 // and turned by FcBackend::Call into an error result (the call's earlier changes stay, as in Python).

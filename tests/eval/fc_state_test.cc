@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 
+#include "eval/fc/method.h"
 #include "eval/fc_backend.h"
 #include "eval/fc_suite.h"
 #include "eval/replay_policy.h"
@@ -197,6 +198,20 @@ TEST(AceBenchClasses, TravelBookingChangesAndCancellationsFollowAceBench) {
   EXPECT_EQ(st["reservations"][4], json({{"reservation_id", "res_5"}, {"user_id", "user2"}, {"flight_no", "CA1234"}, {"payment_method", "bank"},
                                          {"cabin", "Economy Class"}, {"baggage", 3}}));
   EXPECT_FALSE(st.contains("_flights"));
+}
+
+// BFCL's executor prints a dict result with json.dumps (Python's separators, ASCII escapes, float repr)
+// and anything else with str(); the expected texts are Python's for the same values.
+TEST(PythonPrint, JsonDumpsAndStrAsPythonWritesThem) {
+  json v = {{"a", 1}, {"b", {1.5, "\u00e9", nullptr, true}}, {"c", {{"d", "x\ny\"\\\x7f"}}}, {"e", 1e16}, {"f", 2.0},
+            {"g", "\xF0\x9F\x98\x80"}, {"h", 0.1 * 3}};
+  EXPECT_EQ(fc::PyJsonDumps(v),
+            R"({"a": 1, "b": [1.5, "\u00e9", null, true], "c": {"d": "x\ny\"\\\u007f"}, "e": 1e+16, "f": 2.0, "g": "\ud83d\ude00", "h": 0.30000000000000004})");
+  json w = {{"a", 1}, {"b", {1.5, "\u00e9", nullptr, true}}, {"c", {{"d", "it's"}}}, {"e", 1e16}};
+  EXPECT_EQ(fc::PyStrValue(w), "{'a': 1, 'b': [1.5, '\u00e9', None, True], 'c': {'d': \"it's\"}, 'e': 1e+16}");
+  EXPECT_EQ(fc::PyStrValue(json("plain text")), "plain text");
+  EXPECT_EQ(fc::PyStrValue(json()), "None");
+  EXPECT_EQ(fc::PyStrValue(json(302.0)), "302.0");
 }
 
 TEST(FcBackend, BadWorldsAreLocatedErrors) {
