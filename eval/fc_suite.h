@@ -135,7 +135,8 @@ struct FcOutcome {
 };
 
 // Leaderboard aggregates over outcomes, as each benchmark computes them: per category accuracy (ACEBench
-// normal_multi_turn_*: per dialog, all its turns right), then BFCL's overall (unweighted mean of its
+// normal_multi_turn_*: per dialog, all its turns right; agent_*: also "process_accuracy", the mean of the
+// cases' process components), then BFCL's overall (unweighted mean of its
 // groups) and ACEBench's summary (0.2676 special + 0.578 normal + 0.1545 agent; each an unweighted mean
 // of its categories). Categories absent from `outcomes` are left out of the means. See docs/eval.md.
 json FcLeaderboard(const std::vector<FcOutcome>& outcomes);

@@ -333,7 +333,7 @@ FcOutcome RunStateCase(const FcCase& c, agents::Policy& policy, const FcRunOptio
         // A hidden (missed) function still runs when called, as in BFCL: hiding only changes the docs.
         if (!raised) result = env.Call(calls[i].name, calls[i].arguments.is_null() ? json::object() : calls[i].arguments);
         if (!bfcl) {
-          raised = raised || (result.is_object() && result.value("error", "") == "Error during execution: {str(e)}");
+          raised = raised || (result.is_object() && result.contains("error") && result["error"] == "Error during execution: {str(e)}");
           if (raised) result = {{"error", "Error during execution: {str(e)}"}};
         }
         Message tool;
@@ -607,6 +607,7 @@ std::string DialogOf(const std::string& id) { return id.substr(0, id.rfind('_'))
 json FcLeaderboard(const std::vector<FcOutcome>& outcomes) {
   std::map<std::string, std::map<std::string, Acc>> cats;  // source -> category -> accuracy
   std::map<std::string, std::map<std::string, bool>> dialogs;  // category -> dialog -> all right
+  std::map<std::string, Acc> process;  // ACEBench agent category -> process accuracy
   for (auto& o : outcomes) {
     if (o.source == "acebench" && o.category.rfind("normal_multi_turn", 0) == 0) {
       auto [it, fresh] = dialogs[o.category].emplace(DialogOf(o.id), true);
@@ -617,6 +618,12 @@ json FcLeaderboard(const std::vector<FcOutcome>& outcomes) {
     Acc& a = cats[o.source][o.category];
     a.sum += o.score;
     ++a.n;
+    // ACEBench's agent tables report process accuracy beside the end-to-end one.
+    if (o.source == "acebench" && o.components.contains("process") && o.components["process"].is_number()) {
+      Acc& p = process[o.category];
+      p.sum += o.components["process"].get<double>();
+      ++p.n;
+    }
   }
   for (auto& [cat, ds] : dialogs)
     for (auto& [d, ok] : ds) {
@@ -644,7 +651,10 @@ json FcLeaderboard(const std::vector<FcOutcome>& outcomes) {
   };
   for (auto& [src, cs] : cats) {
     json table = json::object();
-    for (auto& [cat, a] : cs) table[cat] = {{"accuracy", a.mean()}, {"count", a.n}};
+    for (auto& [cat, a] : cs) {
+      table[cat] = {{"accuracy", a.mean()}, {"count", a.n}};
+      if (src == "acebench" && process.count(cat)) table[cat]["process_accuracy"] = process[cat].mean();
+    }
     out[src]["categories"] = table;
   }
   if (cats.count("bfcl")) {

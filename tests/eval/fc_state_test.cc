@@ -375,6 +375,14 @@ TEST(FcState, AceBenchAgentSampleScoresAsExpected) {
   EXPECT_EQ(s->cases[1].milestones[0][3][0].arguments, json({{"sender_name", "Eve"}, {"receiver_name", "Grace"}, {"message", "On my way."}}));
   ExpectReplayScores(*s, "acebench_agent_responses.jsonl");
   ExpectOracleAndSkips(*s);
+  // The leaderboard's agent rows carry ACEBench's process accuracy beside the end-to-end one.
+  auto p = ReplayPolicy::Load(Data("acebench_agent_responses.jsonl"));
+  ASSERT_TRUE(p.ok());
+  json lb = FcLeaderboard(RunFcSuite(*s, **p, {}));
+  EXPECT_DOUBLE_EQ(lb["acebench"]["categories"]["agent_multi_turn"]["accuracy"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(lb["acebench"]["categories"]["agent_multi_turn"]["process_accuracy"].get<double>(), 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(lb["acebench"]["categories"]["agent_multi_step"]["process_accuracy"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(lb["acebench"]["summary"]["agent"].get<double>(), 0.5);
 }
 
 TEST(FcState, TheToolsOfAMissedFunctionTurnAppearOnlyThen) {
