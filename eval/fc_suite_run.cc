@@ -332,6 +332,9 @@ FcOutcome RunStateCase(const FcCase& c, agents::Policy& policy, const FcRunOptio
         json result;
         // A hidden (missed) function still runs when called, as in BFCL: hiding only changes the docs.
         if (!raised) result = env.Call(calls[i].name, calls[i].arguments.is_null() ? json::object() : calls[i].arguments);
+        // ACEBench's executor runs a name no class has as nothing and reports the message's previous
+        // result again (a variable left from the loop's last pass); as the first call it raises.
+        if (!bfcl && !raised && i > 0 && !env.HasFunction(calls[i].name)) result = all_results.back();
         if (!bfcl) {
           raised = raised || (result.is_object() && result.contains("error") && result["error"] == "Error during execution: {str(e)}");
           if (raised) result = {{"error", "Error during execution: {str(e)}"}};

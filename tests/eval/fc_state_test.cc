@@ -509,3 +509,54 @@ TEST_F(FcStateFiles, BrokenCasesAreLocatedPerCaseErrors) {
 
 }  // namespace
 }  // namespace k2::eval
+
+namespace k2::eval {
+namespace {
+
+// ACEBench's executor, for a function no involved class has (search_reminders is in its function list,
+// not in its class): after another call of the same message, the message's previous result again and no
+// error; as the message's first call, an execution error that stops the message and records no state.
+TEST_F(FcStateFiles, AnUnknownFunctionAnswersAsAceBenchsExecutorDoes) {
+  json fn = {{{"name", "turn_on_wifi"}, {"description", "Turn on WiFi."}, {"parameters", {{"type", "dict"}, {"properties", json::object()}, {"required", json::array()}}}},
+             {{"name", "search_reminders"}, {"description", "Search reminders."},
+              {"parameters", {{"type", "dict"}, {"properties", {{"keyword", {{"type", "string"}, {"description", "k"}}}}}, {"required", {"keyword"}}}}}};
+  std::string df = Write("d.jsonl", {{"id", "agent_multi_step_0"}, {"question", "user: wifi on"}, {"involved_classes", {"BaseApi", "ReminderApi"}},
+                                     {"initial_config", {{"BaseApi", {{"wifi", false}, {"logged_in", true}}}}}, {"function", fn}});
+  std::string af = Write("a.jsonl", {{"id", "agent_multi_step_0"},
+                                     {"ground_truth", {{{"BaseApi", {{"wifi", true}, {"logged_in", true}}}}, {{"ReminderApi", {{"reminder_list", json::object()}}}}}},
+                                     {"mile_stone", {"[turn_on_wifi()]"}}});
+  auto s = LoadAceBench(df, af);
+  ASSERT_TRUE(s.ok()) << s.status().ToString();
+  ASSERT_EQ(s->cases.size(), 1u) << (s->errors.empty() ? "" : s->errors[0].reason);
+  auto call = [](const char* id, const char* name, const char* args) {
+    return json{{"id", id}, {"type", "function"}, {"function", {{"name", name}, {"arguments", args}}}};
+  };
+  json wifi = {{"status", true}, {"message", "Wi-Fi has been turned on"}};
+  for (bool unknown_first : {false, true}) {
+    json calls = unknown_first ? json::array({call("c0", "search_reminders", "{\"keyword\": \"x\"}"), call("c1", "turn_on_wifi", "{}")})
+                               : json::array({call("c0", "turn_on_wifi", "{}"), call("c1", "search_reminders", "{\"keyword\": \"x\"}")});
+    std::string rf = Write("r.jsonl", {{"id", "agent_multi_step_0"},
+                                       {"turns", {{{"role", "assistant"}, {"content", ""}, {"tool_calls", calls}}, {{"role", "assistant"}, {"content", "Done."}}}}});
+    auto p = ReplayPolicy::Load(rf);
+    ASSERT_TRUE(p.ok()) << p.status().ToString();
+    auto o = RunFcSuite(*s, **p, {});
+    ASSERT_EQ(o.size(), 1u);
+    std::vector<std::string> tools;
+    for (auto& m : o[0].response)
+      if (m.value("role", "") == "tool") tools.push_back(m.value("content", ""));
+    ASSERT_EQ(tools.size(), 2u);
+    if (unknown_first) {
+      EXPECT_EQ(o[0].score, 0) << o[0].detail;
+      EXPECT_NE(o[0].detail.find("no message of calls ran without an execution error"), std::string::npos) << o[0].detail;
+      EXPECT_EQ(json::parse(tools[0]), json({{"error", "Error during execution: {str(e)}"}}));
+      EXPECT_EQ(json::parse(tools[1]), json({{"error", "Error during execution: {str(e)}"}}));
+    } else {
+      EXPECT_EQ(o[0].score, 1) << o[0].detail;
+      EXPECT_EQ(json::parse(tools[0]), wifi);
+      EXPECT_EQ(json::parse(tools[1]), wifi);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace k2::eval
