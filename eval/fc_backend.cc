@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cmath>
 #include <functional>
+#include <set>
 #include <variant>
 
 namespace k2::eval {
@@ -359,9 +360,10 @@ Expected<FcBackend> FcBackend::Create(const std::vector<std::string>& classes, c
 
 json FcBackend::Functions() const {
   json out = json::array();
+  std::set<std::string> seen;  // ACEBench's classes share turn_on_wifi / login_device: one doc each
   for (auto& cls : classes_)
     for (auto& m : Methods()) {
-      if (cls != m.cls) continue;
+      if (cls != m.cls || !seen.insert(m.name).second) continue;
       json props = json::object(), req = json::array();
       for (auto& p : m.params) {
         props[p.name] = {{"type", p.type}, {"description", p.doc}};

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 
 #include "eval/fc/method.h"
 #include "eval/fc_backend.h"
@@ -367,6 +368,10 @@ TEST(FcState, AceBenchAgentSampleScoresAsExpected) {
   ASSERT_EQ(s->cases.size(), 3u);
   EXPECT_EQ(s->cases[2].turns.size(), 2u);
   EXPECT_EQ(s->cases[2].category, "agent_multi_turn");
+  // Without a "function" list the classes' own docs are offered, each shared method once.
+  std::set<std::string> names;
+  for (auto& f : s->cases[0].functions) EXPECT_TRUE(names.insert(f["name"].get<std::string>()).second) << f["name"];
+  EXPECT_TRUE(names.count("turn_on_wifi") && names.count("get_earliest_message_id"));
   ASSERT_EQ(s->cases[0].milestones.size(), 1u);
   EXPECT_EQ(s->cases[0].milestones[0].size(), 4u);
   // Two alternative paths; the first opens with one message of two calls; a trailing blank is read away.
