@@ -309,6 +309,13 @@ json FcBackend::State() const {
       if (k.empty() || k[0] != '_') o[k] = v;
     // Entry order is not compared (Python's dict equality ignores it).
     if (cls == "GorillaFileSystem" && o.contains("root")) StripOrder(o["root"]);
+    // Tweets posted without mentions show the shared default list as it is now.
+    if (cls == "TwitterAPI" && st.contains("_default_mentions_ids")) {
+      json t = st;
+      t["_default_mentions"] = *py_defaults_;
+      fc::SyncDefaultMentions(t);
+      o["tweets"] = t["tweets"];
+    }
   }
   return out;
 }
@@ -439,6 +446,12 @@ json FcBackend::Call(const std::string& name, const json& args) {
     // was; BFCL's and ACEBench's ported classes change and fail where the Python does (an error dict after
     // a change, an exception part way through). A JSON access that cannot work is Python's TypeError /
     // KeyError.
+    // TwitterAPI reads and extends the process's default mentions list (SharePythonDefaults).
+    const bool twitter = std::string(m.cls) == "TwitterAPI";
+    if (twitter) {
+      state_[m.cls]["_default_mentions"] = *py_defaults_;
+      fc::SyncDefaultMentions(state_[m.cls]);
+    }
     Result r = json();
     try {
       r = m.fn(state_, cwd_, given);
@@ -446,6 +459,7 @@ json FcBackend::Call(const std::string& name, const json& args) {
       if (ace) return ace_error;
       r = fc::Err(name + ": " + e.what());
     }
+    if (twitter) *py_defaults_ = state_[m.cls].value("_default_mentions", json::array());
     if (auto* e = std::get_if<Err>(&r)) return {{"error", e->message()}};
     out = std::get<json>(std::move(r));
   }

@@ -11,6 +11,7 @@
 // dicts, its exceptions as {"error": ...}), with the state changes the Python makes before failing.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,12 @@ class FcBackend {
   // Executes one call. Result JSON (null where the Python returns None), or {"error": "..."}.
   json Call(const std::string& name, const json& arguments);
 
+  // Python's mutable default arguments are one object per Python process (BFCL's post_tweet `mentions`
+  // list, which mention() extends in place, so every tweet posted without mentions shows the names):
+  // after this call the two backends share them, as BFCL's model and ground-truth instances of one case
+  // do. Copies of a backend share them too; a new backend starts with its own, empty.
+  void SharePythonDefaults(const FcBackend& other) { py_defaults_ = other.py_defaults_; }
+
   // The compared state, {class: state}. Scratch state that the benchmarks do not compare (the file
   // system's current directory) is not part of it.
   // Attributes that BFCL's checker skips (names starting with "_": private forces, random generators)
@@ -57,6 +64,7 @@ class FcBackend {
   std::vector<std::string> classes_;
   json state_ = json::object();
   std::vector<std::string> cwd_;  // GorillaFileSystem: path below the root directory
+  std::shared_ptr<json> py_defaults_ = std::make_shared<json>(json::array());  // post_tweet's default mentions
   bool ace_ = false;              // an ACEBench class is involved: failures read as ACEBench's executor prints them
 };
 

@@ -269,6 +269,7 @@ FcOutcome RunStateCase(const FcCase& c, agents::Policy& policy, const FcRunOptio
     return o;
   }
   FcBackend env = std::move(*made), gt_env = std::move(*gt_made);
+  gt_env.SharePythonDefaults(env);  // one Python process runs both in BFCL
   std::vector<Message> dialog;
   std::vector<std::vector<rewards::FunctionCall>> steps;  // ACEBench: the calls of each assistant message
   bool ace_recorded = false;  // ACEBench saves the classes' state once a message's calls all ran without an exception

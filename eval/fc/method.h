@@ -162,6 +162,11 @@ struct PortedClass {
 const std::vector<PortedClass>& PortedClasses();
 
 Expected<json> LoadTwitterApi(const json& config, const std::string& where);
+// TwitterAPI's post_tweet stores Python's one default `mentions` list in every tweet posted without
+// mentions, and mention() on such a tweet extends that list. The state keeps the list's content as the
+// private "_default_mentions" and those tweets' keys as "_default_mentions_ids"; this writes the list
+// into each of them (FcBackend shares the list between backends, as one Python process shares it).
+void SyncDefaultMentions(json& twitter_state);
 std::vector<Method> TwitterApiMethods();
 Expected<json> LoadTicketApi(const json& config, const std::string& where);
 std::vector<Method> TicketApiMethods();
