@@ -523,7 +523,7 @@ K2_COMMAND("simulate", [](CLI::App& app, Context& ctx, Action* action) {
   auto* c = app.add_subcommand("simulate", "Simulate agent episodes on synthetic tasks or any task source, score them, keep those above a reward threshold, export SFT data");
   c->add_option("--agents", g_sim.agents,
                  "synthetic agents (`k2gym toolgen agents --out`, JSON lines or array): an episode uses the system "
-                 "prompt and toolset of an agent whose own tools cover its task");
+                 "prompt and toolset of an agent whose own tools cover its task")->check(CLI::ExistingFile);
   c->add_option("--dual-control", g_sim.dual_control,
                 "N dual-control tasks (the user owns phone tools; agents/dual_control.h), seeded by --seed: "
                 "added to --tasks FILE, or instead of the store's tasks")
@@ -532,7 +532,8 @@ K2_COMMAND("simulate", [](CLI::App& app, Context& ctx, Action* action) {
   c->add_flag("--task-tools-only", g_sim.task_tools_only,
               "offer each domain only the tools the gold plans of the tasks call (as rl_run.task_tools_only: "
               "short prompts; SFT data made so must be trained and evaluated the same way)");
-  c->add_option("--tasks", g_sim.tasks, "tau2 task JSON array (`k2gym toolgen tasks --out`); default: the store's tasks");
+  c->add_option("--tasks", g_sim.tasks, "tau2 task JSON array (`k2gym toolgen tasks --out`); default: the store's tasks")
+      ->check(CLI::ExistingFile);
   c->add_option("--policy", g_sim.policy, "oracle | random | openai:URL | engine:CKPT_DIR; with --source also gold | perturbed");
   AddSourceFlags(c, &g_sim.pipe);
   c->add_option("--split", g_sim.pipe.split, "with --source: only tasks of this split");
@@ -544,7 +545,8 @@ K2_COMMAND("simulate", [](CLI::App& app, Context& ctx, Action* action) {
   c->add_option("--threads", g_sim.threads, "concurrent episodes (0: hardware threads)")->check(CLI::Range(0, 4096));
   c->add_option("--out", g_sim.out, "OpenAI chat JSONL (messages + tools) of the kept trajectories");
   c->add_option("--tokens-out", g_sim.tokens_out, "Kimi-K2 template tokens + loss masks JSONL (needs --tokenizer)");
-  c->add_option("--tokenizer", g_sim.tokenizer, "tokenizer directory (tiktoken.model [+ tokenizer.json])");
+  c->add_option("--tokenizer", g_sim.tokenizer, "tokenizer directory (tiktoken.model [+ tokenizer.json])")
+      ->check(CLI::ExistingDirectory);
   c->add_option("--max-batch", g_sim.max_batch, "engine policy: sequences decoded per step")->check(CLI::Range(1, 4096));
   c->add_flag("--keep-all", g_sim.keep_all, "export discarded trajectories too");
   c->add_flag("--no-store", g_sim.no_store, "do not save trajectories in the store");

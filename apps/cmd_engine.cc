@@ -327,8 +327,9 @@ int Pretrain(Context& ctx) {
 
 K2_COMMAND("pretrain", [](CLI::App& app, Context& ctx, Action* action) {
   auto* c = app.add_subcommand("pretrain", "Pretrain a model on a text corpus (byte-level tokens), MuonClip");
-  c->add_option("--model", args.model, "model config.json (HF DeepseekV3 fields)")->capture_default_str();
-  c->add_option("--data", args.data, "text corpus file (bytes are tokens)")->required();
+  c->add_option("--model", args.model, "model config.json (HF DeepseekV3 fields)")->capture_default_str()
+      ->check(CLI::ExistingFile);
+  c->add_option("--data", args.data, "text corpus file (bytes are tokens)")->required()->check(CLI::ExistingFile);
   c->add_option("--steps", args.steps, "optimizer steps (overrides pretrain.steps)");
   c->add_option("--out", args.out, "run directory: metrics.csv and checkpoint/")->capture_default_str();
   c->add_flag("--resume", args.resume, "continue from OUT/checkpoint");
@@ -341,8 +342,9 @@ K2_COMMAND("model", [](CLI::App& app, Context& ctx, Action* action) {
   c->require_subcommand(1);
   auto* info = c->add_subcommand(
       "info", "Parameters, FLOPs per token, tensor dtypes and memory of a config.json or a checkpoint directory");
-  auto* im = info->add_option("--model", args.model, "model config.json");
-  auto* ic = info->add_option("--ckpt", args.ckpt, "Hugging Face checkpoint directory (config.json + safetensors)");
+  auto* im = info->add_option("--model", args.model, "model config.json")->check(CLI::ExistingFile);
+  auto* ic = info->add_option("--ckpt", args.ckpt, "Hugging Face checkpoint directory (config.json + safetensors)")
+                ->check(CLI::ExistingDirectory);
   im->excludes(ic);
   info->callback([action, im] {
     // One of --model / --ckpt (the struct's default model path serves `pretrain`, not this command).
@@ -352,8 +354,8 @@ K2_COMMAND("model", [](CLI::App& app, Context& ctx, Action* action) {
   info->add_option("--context", args.context, "context length for attention FLOPs and the KV cache")
       ->capture_default_str();
   auto* grad = c->add_subcommand("grad", "Forward+backward of a weights file on token rows; writes logits, loss, grads");
-  grad->add_option("--model", args.model, "model config.json")->required();
-  grad->add_option("--weights", args.weights, "model.safetensors (HF names)")->required();
+  grad->add_option("--model", args.model, "model config.json")->required()->check(CLI::ExistingFile);
+  grad->add_option("--weights", args.weights, "model.safetensors (HF names)")->required()->check(CLI::ExistingFile);
   grad->add_option("--tokens", args.tokens, "JSON file [[token, ...], ...] (equal-length rows)")->required();
   grad->add_option("--out", args.grad_out, "output .safetensors (logits, loss, grad.<name>)")->required();
   grad->callback([action] { *action = ModelGrad; });

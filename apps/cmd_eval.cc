@@ -525,7 +525,8 @@ K2_COMMAND("eval", [](CLI::App& app, Context& ctx, Action* action) {
   AddSourceFlags(c, &g_opts.pipe);
   c->add_option("--user", g_opts.user, "with --source: simulated user of tasks that have one: scripted | openai:URL "
                 "(model/key: config user_llm)");
-  c->add_option("--tokenizer", g_opts.tokenizer, "tokenizer folder of an engine:CKPT policy (default: the checkpoint folder)");
+  c->add_option("--tokenizer", g_opts.tokenizer, "tokenizer folder of an engine:CKPT policy (default: the checkpoint folder)")
+      ->check(CLI::ExistingDirectory);
   c->add_option("--judge", g_opts.judge, "NL_ASSERTION judge policy (openai:URL, replay:FILE; model/key: config "
                 "judge_llm); default: none");
   c->add_option("--trials", g_opts.trials, "trials per task (default eval.trials)")->check(CLI::Range(1, 10000));

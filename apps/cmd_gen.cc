@@ -251,9 +251,11 @@ int Serve(Context& ctx) {
 }
 
 void ModelFlags(CLI::App* c) {
-  c->add_option("--ckpt", args.ckpt, "checkpoint directory (config.json + model.safetensors, as `pretrain` writes)");
-  c->add_option("--model", args.model, "model config.json (random init from --seed unless --weights)");
-  c->add_option("--weights", args.weights, "model.safetensors for --model");
+  c->add_option("--ckpt", args.ckpt, "checkpoint directory (config.json + model.safetensors, as `pretrain` writes)")
+      ->check(CLI::ExistingDirectory);
+  c->add_option("--model", args.model, "model config.json (random init from --seed unless --weights)")
+      ->check(CLI::ExistingFile);
+  c->add_option("--weights", args.weights, "model.safetensors for --model")->check(CLI::ExistingFile);
   c->add_option("--max-batch", args.max_batch, "sequences decoded together")->capture_default_str();
   c->add_option("--page-size", args.page_size, "KV cache page size (tokens)")->capture_default_str();
   c->add_option("--kv-pages", args.num_pages, "KV cache pages (0 = planned from --max-batch and the context)");
@@ -269,7 +271,8 @@ K2_COMMAND("generate", [](CLI::App& app, Context& ctx, Action* action) {
   auto* c = app.add_subcommand("generate", "Sample continuations of a prompt from a model (docs/generation.md)");
   ModelFlags(c);
   SamplingFlags(c);
-  c->add_option("--tokenizer", args.tokenizer, "tokenizer directory (without: bytes are tokens)");
+  c->add_option("--tokenizer", args.tokenizer, "tokenizer directory (without: bytes are tokens)")
+      ->check(CLI::ExistingDirectory);
   c->add_option("--prompt", args.prompt, "prompt text")->required();
   c->add_flag("--chat", args.chat_template, "wrap the prompt as a user turn of the chat template");
   c->add_option("--system", args.system, "system message for --chat");
@@ -282,7 +285,7 @@ K2_COMMAND("chat", [](CLI::App& app, Context& ctx, Action* action) {
   auto* c = app.add_subcommand("chat", "Interactive chat on stdin with the chat template and optional tools");
   ModelFlags(c);
   SamplingFlags(c);
-  c->add_option("--tokenizer", args.tokenizer, "tokenizer directory")->required();
+  c->add_option("--tokenizer", args.tokenizer, "tokenizer directory")->required()->check(CLI::ExistingDirectory);
   c->add_option("--tools", args.tools, "JSON file: OpenAI tools array declared to the model");
   c->add_option("--system", args.system, "system message");
   c->callback([action] { *action = Chat; });
@@ -291,7 +294,7 @@ K2_COMMAND("chat", [](CLI::App& app, Context& ctx, Action* action) {
 K2_COMMAND("serve", [](CLI::App& app, Context& ctx, Action* action) {
   auto* c = app.add_subcommand("serve", "OpenAI-compatible HTTP server: /v1/chat/completions, /v1/models, /health");
   ModelFlags(c);
-  c->add_option("--tokenizer", args.tokenizer, "tokenizer directory")->required();
+  c->add_option("--tokenizer", args.tokenizer, "tokenizer directory")->required()->check(CLI::ExistingDirectory);
   c->add_option("--host", args.host, "bind address")->capture_default_str();
   c->add_option("--port", args.port, "port (0 = ephemeral, printed)")->capture_default_str();
   c->add_option("--name", args.name, "model id reported by the API")->capture_default_str();

@@ -412,9 +412,12 @@ int RunRlEval(Context& ctx) {
 
 K2_COMMAND("rl", [](CLI::App& app, Context& ctx, Action* action) {
   auto* c = app.add_subcommand("rl", "RL on synthetic tool tasks: engine policy, K2/GRPO, PTX, schedules (docs/training.md)");
-  c->add_option("--init", args.init, "model dir (overrides rl_run.init)")->option_text("DIR");
-  c->add_option("--tokenizer", args.tokenizer, "tokenizer dir (overrides rl_run.tokenizer)")->option_text("DIR");
-  c->add_option("--tasks", args.tasks, "tau2 task array (overrides rl_run.tasks)")->option_text("FILE");
+  c->add_option("--init", args.init, "model dir (overrides rl_run.init)")->option_text("DIR")
+      ->check(CLI::ExistingDirectory);
+  c->add_option("--tokenizer", args.tokenizer, "tokenizer dir (overrides rl_run.tokenizer)")->option_text("DIR")
+      ->check(CLI::ExistingDirectory);
+  c->add_option("--tasks", args.tasks, "tau2 task array (overrides rl_run.tasks)")->option_text("FILE")
+      ->check(CLI::ExistingFile);
   c->add_option("--out", args.out, "run directory (overrides rl_run.out)")->option_text("DIR");
   c->add_flag("--resume", args.resume, "continue from OUT/checkpoint");
   c->add_flag("--overwrite", args.overwrite, "start afresh in an OUT that holds another run (its checkpoint and metrics are discarded)");
@@ -428,9 +431,9 @@ K2_COMMAND("rl", [](CLI::App& app, Context& ctx, Action* action) {
                 "verifiable rewards");
   c->add_option("--critic-max-tokens", args.critic_max_tokens, "tokens of one critic verdict")->check(CLI::Range(1, 4096));
   auto* e = c->add_subcommand("eval", "Held-out success and pass^k of a model on synthetic tasks");
-  e->add_option("--init", args.init, "model dir")->option_text("DIR");
-  e->add_option("--tokenizer", args.tokenizer, "tokenizer dir")->option_text("DIR");
-  e->add_option("--tasks", args.tasks, "tau2 task array")->option_text("FILE");
+  e->add_option("--init", args.init, "model dir")->option_text("DIR")->check(CLI::ExistingDirectory);
+  e->add_option("--tokenizer", args.tokenizer, "tokenizer dir")->option_text("DIR")->check(CLI::ExistingDirectory);
+  e->add_option("--tasks", args.tasks, "tau2 task array")->option_text("FILE")->check(CLI::ExistingFile);
   e->add_option("--split", args.split, "heldout | train | all")->check(CLI::IsMember({"heldout", "train", "all"}))->capture_default_str();
   e->add_option("--trials", args.trials, "episodes per task (pass^k for k <= trials)")->capture_default_str();
   e->add_option("--temperature", args.temperature, "sampling temperature (0 = greedy)")->capture_default_str();

@@ -125,7 +125,7 @@ K2_COMMAND("sandbox", [](CLI::App& app, Context& ctx, Action* action) {
   c->require_subcommand(1);
   auto o = std::make_shared<RunOptions>();
   auto* run = c->add_subcommand("run", "Run FILE (.py: python, .sh: bash) isolated; prints its stdout/stderr");
-  run->add_option("file", o->file, "program file")->required();
+  run->add_option("file", o->file, "program file")->required()->check(CLI::ExistingFile);
   run->add_option("--stdin", o->stdin_file, "file fed to the program's stdin");
   run->add_option("--language", o->language, "python or bash (default: from the extension)");
   run->add_option("--wall", o->wall_s, "wall and CPU limit (s), default sandbox.defaults");

@@ -125,10 +125,14 @@ int RunSft(Context& ctx) {
 
 K2_COMMAND("sft", [](CLI::App& app, Context& ctx, Action* action) {
   auto* c = app.add_subcommand("sft", "Supervised fine-tuning on dialogs with the Kimi-K2 template (docs/training.md)");
-  c->add_option("--model", args.model, "model config.json (new model; vocab widened to the tokenizer's)")->option_text("FILE");
-  c->add_option("--init", args.init, "start from this checkpoint/weights dir (config.json + model.safetensors)")->option_text("DIR");
-  c->add_option("--data", args.data, "dialogs: trajectory or OpenAI JSON Lines")->required()->option_text("FILE");
-  c->add_option("--tokenizer", args.tokenizer, "tokenizer directory (with the chat-template special tokens)")->required()->option_text("DIR");
+  c->add_option("--model", args.model, "model config.json (new model; vocab widened to the tokenizer's)")->option_text("FILE")
+      ->check(CLI::ExistingFile);
+  c->add_option("--init", args.init, "start from this checkpoint/weights dir (config.json + model.safetensors)")->option_text("DIR")
+      ->check(CLI::ExistingDirectory);
+  c->add_option("--data", args.data, "dialogs: trajectory or OpenAI JSON Lines")->required()->option_text("FILE")
+      ->check(CLI::ExistingFile);
+  c->add_option("--tokenizer", args.tokenizer, "tokenizer directory (with the chat-template special tokens)")->required()->option_text("DIR")
+      ->check(CLI::ExistingDirectory);
   c->add_option("--epochs", args.epochs, "passes over the data (overrides sft.epochs)");
   c->add_option("--out", args.out, "run directory: metrics.csv, tokenizer/, checkpoint/")->capture_default_str();
   c->add_option("--min-reward", args.min_reward, "skip dialogs whose reward is below this");

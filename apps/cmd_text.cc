@@ -292,7 +292,8 @@ K2_COMMAND("tokenizer", [](CLI::App& app, Context& ctx, Action* action) {
   auto* c = app.add_subcommand("tokenizer", "Byte-level BPE tokenizer: train, encode, decode (docs/tokenizer.md)");
   c->require_subcommand(1);
   auto* train = c->add_subcommand("train", "Train BPE ranks on a corpus; writes DIR/tiktoken.model + DIR/tokenizer.json");
-  train->add_option("--corpus", train_args.corpus, "Text file (or JSON Lines with --jsonl-field)")->required()->option_text("FILE");
+  train->add_option("--corpus", train_args.corpus, "Text file (or JSON Lines with --jsonl-field)")->required()->option_text("FILE")
+      ->check(CLI::ExistingFile);
   train->add_option("--out", train_args.out, "Output directory")->required()->option_text("DIR");
   train->add_option("--vocab-size", train_args.vocab_size, "Total vocabulary incl. 256 special tokens (default: tokenizer.vocab_size)");
   train->add_option("--min-pair-count", train_args.min_pair_count, "Stop below this pair frequency (default: tokenizer.min_pair_count)");
@@ -309,16 +310,19 @@ K2_COMMAND("tokenizer", [](CLI::App& app, Context& ctx, Action* action) {
   train->callback([action] { *action = TokenizerTrain; });
 
   auto* enc = c->add_subcommand("encode", "Text -> token ids (special-token text stays ordinary unless --special)");
-  enc->add_option("--tokenizer", codec_args.tokenizer, "Tokenizer directory")->required()->option_text("DIR");
+  enc->add_option("--tokenizer", codec_args.tokenizer, "Tokenizer directory")->required()->option_text("DIR")
+      ->check(CLI::ExistingDirectory);
   enc->add_option("--text", codec_args.text, "Text to encode")->each([](const std::string&) { codec_args.text_given = true; });
-  enc->add_option("--file", codec_args.file, "Encode this file's bytes")->option_text("FILE");
+  enc->add_option("--file", codec_args.file, "Encode this file's bytes")->option_text("FILE")->check(CLI::ExistingFile);
   enc->add_flag("--special", codec_args.special, "Recognize special-token strings such as <|im_end|>");
   enc->callback([action] { *action = TokenizerEncode; });
 
   auto* dec = c->add_subcommand("decode", "Token ids -> bytes (written raw to stdout)");
-  dec->add_option("--tokenizer", codec_args.tokenizer, "Tokenizer directory")->required()->option_text("DIR");
+  dec->add_option("--tokenizer", codec_args.tokenizer, "Tokenizer directory")->required()->option_text("DIR")
+      ->check(CLI::ExistingDirectory);
   dec->add_option("--ids", codec_args.ids, "Ids separated by spaces or commas");
-  dec->add_option("--file", codec_args.file, "Read the ids from this file")->option_text("FILE");
+  dec->add_option("--file", codec_args.file, "Read the ids from this file")->option_text("FILE")
+      ->check(CLI::ExistingFile);
   dec->callback([action] { *action = TokenizerDecode; });
 });
 
@@ -329,14 +333,16 @@ K2_COMMAND("chat-template", [](CLI::App& app, Context& ctx, Action* action) {
   render->add_option("--messages", tpl_args.messages, "JSON: array of OpenAI messages or {\"messages\", \"tools\"}")
       ->required()->option_text("FILE.json");
   render->add_option("--tools", tpl_args.tools, "JSON array of OpenAI tool objects")->option_text("FILE.json");
-  render->add_option("--tokenizer", tpl_args.tokenizer, "Tokenizer directory (adds tokens and loss mask)")->option_text("DIR");
+  render->add_option("--tokenizer", tpl_args.tokenizer, "Tokenizer directory (adds tokens and loss mask)")->option_text("DIR")
+      ->check(CLI::ExistingDirectory);
   render->add_flag("--add-generation-prompt", tpl_args.generation_prompt, "Append <|im_assistant|>assistant<|im_middle|>");
   render->callback([action] { *action = TemplateRender; });
 
   auto* parse = c->add_subcommand("parse", "One assistant turn of model output -> message with tool calls, or a failure");
   parse->add_option("--output", tpl_args.output, "Model output: text, or token ids with --tokenizer")->required()->option_text("FILE");
   parse->add_option("--tools", tpl_args.tools, "Declared tools (unknown names fail)")->option_text("FILE.json");
-  parse->add_option("--tokenizer", tpl_args.tokenizer, "Read --output as token ids of this tokenizer")->option_text("DIR");
+  parse->add_option("--tokenizer", tpl_args.tokenizer, "Read --output as token ids of this tokenizer")->option_text("DIR")
+      ->check(CLI::ExistingDirectory);
   parse->add_flag("--require-end", tpl_args.require_end, "Fail when the output has no <|im_end|>");
   parse->add_option("--first-call-index", tpl_args.first_call_index, "Expected IDX of the first call");
   parse->callback([action] { *action = TemplateParse; });

@@ -101,7 +101,7 @@ K2_COMMAND("tools", [](CLI::App& app, Context& ctx, Action* action) {
   auto* c = app.add_subcommand("tools", "The tool registry: import MCP tool corpora and dumps, statistics");
   c->require_subcommand(1);
   auto* imp = c->add_subcommand("import", "Import a corpus (.jsonl), a tools/list dump (.json) or a folder of them");
-  imp->add_option("paths", g_tools.paths, "FILE or DIR (several allowed)")->required();
+  imp->add_option("paths", g_tools.paths, "FILE or DIR (several allowed)")->required()->check(CLI::ExistingPath);
   imp->add_option("--near-dup", g_tools.near_dup, "description Jaccard for near-duplicates (same tool name)")
       ->check(CLI::Range(0.0, 1.0));
   imp->callback([action] { *action = Import; });

@@ -148,7 +148,7 @@ struct Reader {
   // is a problem at FILE:LINE (skipped, or fatal under --strict).
   Status Rows(const std::string& path, const json& spec, SourceInfo& info, const std::string& where) {
     std::ifstream in(path);
-    if (!in) return NotFound(where + ": path: cannot open " + path);
+    if (!in) return InvalidArgument(where + ": path: cannot open " + path + " (no such file, or not readable)");
     std::set<std::string> ids;
     std::string line;
     for (int64_t n = 1; std::getline(in, line); ++n) {

@@ -87,7 +87,7 @@ TEST_F(CliEnv, ToolsImportStatsAndInspectImportedServer) {
   auto ins = Sh(db_ + "env inspect weather");
   EXPECT_EQ(ins.rc, 0);
   EXPECT_NE(ins.out.find("forecast"), std::string::npos) << ins.out;
-  EXPECT_EQ(Sh(db_ + "tools import " + (dir_ / "missing").string()).rc, 1);
+  EXPECT_EQ(Sh(db_ + "tools import " + (dir_ / "missing").string()).rc, 2);  // a missing input: usage error
 }
 
 }  // namespace

@@ -130,6 +130,35 @@ TEST_F(CliTest, NegativeSeedIsAUsageError) {
   EXPECT_EQ(Run("--seed 18446744073709551615 config show").code, 0);
 }
 
+// The exit-code table of docs/guide.md: a missing input file or folder given on the command line is a
+// usage error (2) naming the option and the path, whichever command gets it.
+TEST_F(CliTest, MissingInputsAreUsageErrorsInEveryCommand) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"simulate --tasks nope.json", "--tasks"},
+      {"simulate --dual-control 2 --tokens-out t.jsonl --tokenizer nope_dir", "--tokenizer"},
+      {"eval --suite nope.json", "nope.json"},
+      {"eval --source math:nope.jsonl", "nope.jsonl"},
+      {"simulate --source math:nope.jsonl", "nope.jsonl"},
+      {"sft --model nope.json --data nope.jsonl --tokenizer nope_dir --out s", "--model"},
+      {"pretrain --data nope.txt --out p", "--data"},
+      {"rl eval --init nope_dir", "--init"},
+      {"tokenizer train --corpus nope.txt --out t", "--corpus"},
+      {"tokenizer encode --tokenizer nope_dir --text hi", "--tokenizer"},
+      {"tools import nope.jsonl", "nope.jsonl"},
+      {"generate --model nope.json --prompt hi", "--model"},
+      {"serve --ckpt nope_dir", "--ckpt"},
+      {"sandbox run nope.py", "nope.py"},
+      {"--config nope.json config show", "nope.json"},
+      {"rl --config nope.json", "nope.json"},
+  };
+  for (const auto& [args, names] : cases) {
+    Result r = Run("--db k.db " + args);
+    EXPECT_EQ(r.code, 2) << args << ": " << r.err;
+    EXPECT_NE(r.err.find(names), std::string::npos) << args << ": " << r.err;
+    EXPECT_NE(r.err.find("k2gym: error: "), std::string::npos) << args << ": " << r.err;
+  }
+}
+
 TEST_F(CliTest, OutputInAMissingDirectoryFailsBeforeTheRun) {
   const std::string math = std::string(K2GYM_SOURCE_DIR) + "/tests/pipeline/data/math.jsonl";
   Result r = Run("--db k.db simulate --source math:" + math + " --policy gold --out missing/dir/kept.jsonl");

@@ -131,8 +131,12 @@ TEST_F(TextCliTest, ErrorsAreOneLineAndNameTheProblem) {
   EXPECT_EQ(jl.code, 2);
   EXPECT_NE(jl.err.find("c.jsonl:2"), std::string::npos) << jl.err;
   auto notok = Run("tokenizer encode --tokenizer nodir --text hi");
-  EXPECT_NE(notok.code, 0);
-  EXPECT_NE(notok.err.find("nodir/tiktoken.model"), std::string::npos) << notok.err;
+  EXPECT_EQ(notok.code, 2);
+  EXPECT_NE(notok.err.find("--tokenizer: Directory does not exist: nodir"), std::string::npos) << notok.err;
+  std::filesystem::create_directories(dir_ / "emptydir");
+  auto empty = Run("tokenizer encode --tokenizer emptydir --text hi");
+  EXPECT_NE(empty.code, 0);
+  EXPECT_NE(empty.err.find("emptydir/tiktoken.model"), std::string::npos) << empty.err;
   Write("m.json", R"([{"role": "robot", "content": "x"}])");
   auto bad = Run("chat-template render --messages m.json");
   EXPECT_EQ(bad.code, 2);
