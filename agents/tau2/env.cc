@@ -49,6 +49,9 @@ void ReplayTrajectory(State& state, const json& trajectory, std::vector<std::str
       }
     }
   }
+  // τ²'s set_state ends with a sync; a sync that fails here failed after some call already (logged).
+  Status synced = state.Sync();
+  if (!synced.ok() && log) log->push_back(synced.message());
 }
 
 Expected<State> InitialState(const std::shared_ptr<const Domain>& domain, const Task& task, std::vector<std::string>* log) {
@@ -69,6 +72,7 @@ Expected<State> InitialState(const std::shared_ptr<const Domain>& domain, const 
     if (!r.ok()) return r.status().Context("task " + task.id + ": initial_state/initialization_actions/" + std::to_string(i));
   }
   ReplayTrajectory(s, is["message_history"], log);
+  K2_RETURN_IF_ERROR(s.Sync().Context("task " + task.id + ": initial state"));
   return s;
 }
 
@@ -127,7 +131,8 @@ Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain,
   K2_ASSIGN_OR_RETURN(State gold, InitialState(domain, task, nullptr));
   if (ec["actions"].is_array())
     for (auto& a : ec["actions"]) {
-      CallResult r = gold.Call(a["requestor"], a["name"], a["arguments"]);
+      // τ²'s evaluator replays gold actions with make_tool_call: no sync between them.
+      CallResult r = gold.Call(a["requestor"], a["name"], a["arguments"], /*sync=*/false);
       if (r.error) c.gold_log.push_back("gold action " + a["action_id"].get<std::string>() + " " + a["name"].get<std::string>() + ": " + r.content);
     }
   // τ² compares the hashes of the two databases; comparing the trees is the same test without
@@ -204,7 +209,7 @@ Expected<std::unique_ptr<Env>> MakeTau2Env(const std::string& domain, const std:
 
 Status RegisterTau2Env(EnvRegistry& registry) {
   EnvInfo info{.name = "tau2",
-               .description = "a τ²-bench domain run natively (airline, retail, mock): its database, policy and "
+               .description = "a τ²-bench domain run natively (airline, retail, telecom, mock): its database, policy and "
                               "tools; reset takes a τ² task (config: domain, data_dir = τ²'s folder of the domain, "
                               "max_steps)",
                .example_config = {{"domain", "airline"}, {"data_dir", "tau2/domains/airline"}, {"max_steps", 200}}};
@@ -214,9 +219,9 @@ Status RegisterTau2Env(EnvRegistry& registry) {
       if (k != "domain" && k != "data_dir" && k != "max_steps")
         return InvalidArgument("tau2: config: unknown key " + json(k).dump() + " (expected domain, data_dir, max_steps)");
     if (!config.contains("domain") || !config["domain"].is_string())
-      return InvalidArgument("tau2: config.domain: expected a string (airline, retail or mock)");
+      return InvalidArgument("tau2: config.domain: expected a string (airline, retail, telecom or mock)");
     if (!config.contains("data_dir") || !config["data_dir"].is_string())
-      return InvalidArgument("tau2: config.data_dir: expected a string (τ²'s folder of the domain: db.json, policy.md)");
+      return InvalidArgument("tau2: config.data_dir: expected a string (τ²'s folder of the domain: db.json or db.toml, policy)");
     int max_steps = 200;
     if (config.contains("max_steps")) {
       const json& m = config["max_steps"];

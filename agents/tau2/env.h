@@ -74,7 +74,7 @@ class Tau2Env : public ToolEnv {
 // Factory for an env-kind registry: the domain loaded from `data_dir` (<checkout>/data/tau2/domains/<d>).
 Expected<std::unique_ptr<Env>> MakeTau2Env(const std::string& domain, const std::string& data_dir, int max_steps = 200);
 
-// The environment kind `tau2` in `registry`: config {"domain": "airline" | "retail" | "mock", "data_dir":
+// The environment kind `tau2` in `registry`: config {"domain": "airline" | "retail" | "telecom" | "mock", "data_dir":
 // τ²'s folder of that domain (db.json, policy.md, tasks.json), "max_steps"?: 200}; reset takes a τ² task.
 // A domain is loaded once per (name, folder) and shared by every environment made from it.
 Status RegisterTau2Env(EnvRegistry& registry);
