@@ -249,8 +249,8 @@ Expected<std::vector<TrialRecord>> RunNativeTau2(const NativeTau2Options& o, age
       fs.push_back(pool.Submit([&, j]() {
         const agents::tau2::Task& t = tasks[jobs[j].task];
         uint64_t seed = o.seed * 1000003ULL + std::hash<std::string>{}(t.id) + static_cast<uint64_t>(jobs[j].trial) * 7919ULL;
-        std::unique_ptr<agents::tau2::UserSim> user =
-            user_llm ? agents::tau2::MakeLlmUser(user_llm, t, o.guidelines, user_tools, seed) : agents::tau2::MakeScriptedUser(t);
+        std::unique_ptr<agents::tau2::UserSim> user = user_llm ? agents::tau2::MakeLlmUser(user_llm, t, o.guidelines, user_tools, seed)
+                                                               : agents::tau2::MakeScriptedUser(t, domain->ToolSpecs(true));
         auto run = agents::tau2::Run(domain, t, agent, *user, o.limits, seed);
         if (!run.ok()) {
           out[j] = run.status();
