@@ -100,6 +100,50 @@ TEST_F(Tau2Cli, FlagErrorsNameWhatIsMissing) {
   EXPECT_NE(r.err.find("nowhere"), std::string::npos) << r.err;
 }
 
+// `eval --suite tau2:telecom --policy replay:FILE`: recorded agent turns that play each task's gold
+// plan (its own actions as tool calls, the user's as requests by tool name) against the scripted user,
+// who runs the phone actions; every episode scores 1.0. The session ids are the native runner's
+// ("tau2:<task id>:<episode seed>", seed = --seed * 1000003 + hash(task id) for trial 0).
+TEST_F(Tau2Cli, ReplayedGoldPlanScoresOneOnTelecomWithTheScriptedUser) {
+  auto tasks = ReadJsonFile(Data() + "/telecom/tasks.json");
+  ASSERT_TRUE(tasks.ok());
+  const uint64_t seed = 5;
+  std::string lines;
+  for (int i = 0; i < 3; ++i) {
+    const json& t = (*tasks)[static_cast<size_t>(i)];
+    std::string id = t["id"];
+    json turns = json::array();
+    int n = 0;
+    for (auto& a : t["evaluation_criteria"]["actions"]) {
+      if (a["requestor"] == "user") {
+        std::string args;
+        for (auto& [k, v] : a["arguments"].items()) args += (args.empty() ? "" : ", ") + k + "=" + v.dump();
+        turns.push_back({{"role", "assistant"}, {"content", "Please run " + a["name"].get<std::string>() + "(" + args + ") on your phone."}});
+      } else {
+        turns.push_back({{"role", "assistant"},
+                         {"content", ""},
+                         {"tool_calls", json::array({{{"id", "c" + std::to_string(n++)},
+                                                      {"type", "function"},
+                                                      {"function", {{"name", a["name"]}, {"arguments", a["arguments"].dump()}}}}})}});
+      }
+    }
+    turns.push_back({{"role", "assistant"}, {"content", "Your phone should work now. ###STOP###"}});
+    uint64_t episode_seed = seed * 1000003ULL + std::hash<std::string>{}(id);
+    lines += json{{"id", "tau2:" + id + ":" + std::to_string(episode_seed)}, {"turns", turns}}.dump() + "\n";
+  }
+  Write("gold.jsonl", lines);
+  Result r = Run("--seed 5 eval --suite tau2:telecom --tau2-data " + Data() + " --policy replay:gold.jsonl --max-tasks 3 --trials 1 --k 1 " +
+                 "--threads 1 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = ParseJson(r.out, "stdout");
+  ASSERT_TRUE(j.ok()) << r.out.substr(0, 300);
+  ASSERT_EQ((*j)["trials_detail"].size(), 3u);
+  for (auto& tr : (*j)["trials_detail"]) {
+    EXPECT_EQ(tr["end_reason"], "agent_stop") << tr.dump().substr(0, 400);
+    EXPECT_EQ(tr["reward"], 1.0) << tr.dump().substr(0, 600);
+  }
+}
+
 TEST_F(Tau2Cli, OpenAiAgentAndLlmUserThroughServeOnEveryNativeDomain) {
   std::string corpus;
   for (int i = 0; i < 300; ++i) corpus += "Hi! How can I help you today? I want to cancel order #W" + std::to_string(1000 + i) + " please. ";
@@ -116,7 +160,7 @@ TEST_F(Tau2Cli, OpenAiAgentAndLlmUserThroughServeOnEveryNativeDomain) {
                  "--db", (dir_ / "serve.db").string()});
   ASSERT_GT(server.port(), 0) << server.line();
   std::string url = "openai:http://127.0.0.1:" + std::to_string(server.port()) + "/v1";
-  for (std::string d : {"mock", "airline", "retail"}) {
+  for (std::string d : {"mock", "airline", "retail", "telecom"}) {
     Result r = Run("eval --suite tau2:" + d + " --tau2-data " + Data() + " --agent-llm " + url + " --user-llm " + url +
                    " --max-tasks 1 --trials 1 --k 1 --threads 1 --max-steps 3 --json");
     ASSERT_EQ(r.code, 0) << d << ": " << r.err;
