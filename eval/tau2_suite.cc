@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <optional>
 
 #include "core/store.h"
@@ -303,6 +304,88 @@ Expected<std::string> ReadSimulationGuidelines(const std::string& tau2_data) {
     if (fs::exists(p, ec)) return ReadFile(p.string());
   }
   return NotFound("--tau2-data " + tau2_data + ": no simulation_guidelines.md (looked in the folder and in ../user_simulator/)");
+}
+
+}  // namespace k2::eval
+
+namespace k2::eval {
+
+namespace {
+
+// The "tau2" reward: τ²-bench's evaluation of a pipeline episode on a native domain. The spec carries the
+// task ({"tau2_task": τ² task, "tau2": {"domain", "data_dir"}}); the final state carries every tool
+// call of both requestors in order (Tau2Env::State), which becomes the τ² trajectory replayed for DB
+// and ENV_ASSERTION, pooled for ACTION; COMMUNICATE reads the agent's messages.
+class Tau2NativeReward : public rewards::Reward {
+ public:
+  explicit Tau2NativeReward(bool skip_nl) : skip_nl_(skip_nl) {}
+  std::string name() const override { return "tau2"; }
+
+ protected:
+  Expected<rewards::RewardResult> DoScore(const rewards::ScoreInput& in) const override {
+    const json& where = in.task.contains("tau2") ? in.task["tau2"] : json(nullptr);
+    if (!where.is_object() || !where.contains("domain") || !where.contains("data_dir") || !in.task.contains("tau2_task"))
+      return InvalidArgument("tau2 reward: spec: expected {\"tau2\": {\"domain\", \"data_dir\"}, \"tau2_task\": task}");
+    K2_ASSIGN_OR_RETURN(auto domain, agents::tau2::SharedDomain(where["domain"], where["data_dir"]));
+    K2_ASSIGN_OR_RETURN(json norm, agents::tau2::NormalizeTask(in.task["tau2_task"], "tau2 reward: spec.tau2_task"));
+    agents::tau2::Task task;
+    task.id = norm["id"];
+    task.domain = domain->name;
+    task.data = std::move(norm);
+    rewards::RewardResult out;
+    json& ec = task.data["evaluation_criteria"];
+    if (ec.is_object() && ec["reward_basis"].is_array() && ec["nl_assertions"].is_array() && !ec["nl_assertions"].empty()) {
+      json basis = json::array();
+      for (auto& b : ec["reward_basis"])
+        if (b != "NL_ASSERTION") basis.push_back(b);
+      if (basis.size() != ec["reward_basis"].size()) {
+        if (!skip_nl_) return FailedPrecondition("tau2 reward: task " + task.id + " needs NL_ASSERTION and no judge is configured");
+        ec["reward_basis"] = basis;
+        out.components["nl_assertion_skipped"] = 1;
+      }
+    }
+    json traj = json::array();
+    const json& is = task.initial_state();
+    if (is.is_object() && is["message_history"].is_array())
+      for (auto& m : is["message_history"]) traj.push_back(m);
+    for (auto& m : in.messages)
+      if (m.role == "assistant" && !m.content.empty()) traj.push_back({{"role", "assistant"}, {"content", m.content}});
+    const json& calls = in.final_state.is_object() && in.final_state.contains("calls") ? in.final_state["calls"] : json::array();
+    for (size_t i = 0; i < calls.size(); ++i) {
+      const json& c = calls[i];
+      std::string id = "call_" + std::to_string(i), req = c.value("requestor", "assistant");
+      traj.push_back({{"role", req}, {"content", nullptr},
+                      {"tool_calls", json::array({{{"id", id}, {"name", c["name"]}, {"arguments", c["arguments"]}, {"requestor", req}}})}});
+      traj.push_back({{"role", "tool"}, {"id", id}, {"content", c["content"]}, {"requestor", req}, {"error", c["error"]}});
+    }
+    K2_ASSIGN_OR_RETURN(rewards::tau2::Tau2Evaluation ev, ScoreTau2Episode(domain, task, traj, in.termination, nullptr));
+    out.value = ev.reward;
+    for (auto& [k, v] : ev.breakdown.items()) out.components[Lower(k)] = v.get<double>();
+    out.explanation = ev.info.dump().substr(0, 2000);
+    return out;
+  }
+
+ private:
+  static std::string Lower(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  }
+  bool skip_nl_;
+};
+
+}  // namespace
+
+void RegisterTau2Reward() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    rewards::RegisterReward("tau2", [](const json& cfg, const std::string& where) -> Expected<std::unique_ptr<rewards::Reward>> {
+      for (auto& [k, v] : cfg.items())
+        if (k != "type" && k != "on_missing_judge") return InvalidArgument(where + ": unknown key " + json(k).dump() + " (tau2: on_missing_judge)");
+      std::string m = cfg.value("on_missing_judge", std::string("skip"));
+      if (m != "skip" && m != "error") return InvalidArgument(where + ".on_missing_judge: expected \"skip\" or \"error\"");
+      return std::unique_ptr<rewards::Reward>(std::make_unique<Tau2NativeReward>(m == "skip"));
+    });
+  });
 }
 
 }  // namespace k2::eval

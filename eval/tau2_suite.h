@@ -129,6 +129,14 @@ Expected<std::vector<agents::tau2::Task>> SelectNativeTau2Tasks(const NativeTau2
 Expected<std::vector<TrialRecord>> RunNativeTau2(const NativeTau2Options& o, agents::Policy& agent, agents::Policy* user_llm);
 
 
+// Registers the reward type "tau2" (idempotent): τ²-bench's evaluation of a pipeline episode on a native
+// domain (the task source `tau2:DIR` gives it to every task). Spec: {"tau2": {"domain", "data_dir"},
+// "tau2_task": the τ² task}; the final state's call log (Tau2Env::State "calls") is the trajectory
+// replayed. Config {"type": "tau2", "on_missing_judge": "skip" (default: NL_ASSERTION is left out of
+// the basis and counted in component nl_assertion_skipped) | "error"}; no judge is wired in the
+// pipeline yet. Components: the basis parts, lower-cased (db, env_assertion, action, communicate).
+void RegisterTau2Reward();
+
 // The folder of `domain` under a τ²-bench data folder: DIR/<domain> (DIR = a checkout's
 // data/tau2/domains). InvalidArgument naming the flag when DIR is empty or the folder is missing.
 Expected<std::string> Tau2DomainDir(const std::string& tau2_data, const std::string& domain);

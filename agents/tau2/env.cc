@@ -171,7 +171,7 @@ Tau2Env::Tau2Env(std::shared_ptr<const Domain> domain, int max_steps) : ToolEnv(
 
 json Tau2Env::State() const {
   if (!state_) return nullptr;
-  return json{{"db", state_->db}, {"user_db", state_->user_db}};
+  return json{{"db", state_->db}, {"user_db", state_->user_db}, {"calls", calls_}};
 }
 
 Expected<std::vector<Message>> Tau2Env::OnReset(uint64_t, const json& task_json) {
@@ -182,6 +182,7 @@ Expected<std::vector<Message>> Tau2Env::OnReset(uint64_t, const json& task_json)
   task.data = std::move(norm);
   K2_ASSIGN_OR_RETURN(tau2::State s, InitialState(domain_, task, nullptr));
   state_ = std::make_unique<tau2::State>(std::move(s));
+  calls_ = json::array();
   std::vector<Message> first;
   first.push_back(Message{"system", AgentSystemPrompt(*domain_), {}, "", ""});
   std::vector<Message> hist = HistoryMessages(task);
@@ -193,18 +194,34 @@ Expected<std::vector<Message>> Tau2Env::OnReset(uint64_t, const json& task_json)
 Expected<ToolOutcome> Tau2Env::Invoke(const std::string& tool, const json& arguments) {
   if (!state_) return FailedPrecondition("tau2 env: call before reset");
   CallResult r = state_->Call("assistant", tool, arguments);
+  calls_.push_back({{"requestor", "assistant"}, {"name", tool}, {"arguments", arguments}, {"content", r.content}, {"error", r.error}});
   return ToolOutcome{r.content, std::nullopt, r.error};
 }
 
 Expected<ToolOutcome> Tau2Env::InvokeUser(const std::string& tool, const json& arguments) {
   if (!state_) return FailedPrecondition("tau2 env: call before reset");
   CallResult r = state_->Call("user", tool, arguments);
+  calls_.push_back({{"requestor", "user"}, {"name", tool}, {"arguments", arguments}, {"content", r.content}, {"error", r.error}});
   return ToolOutcome{r.content, std::nullopt, r.error};
 }
 
 Expected<std::unique_ptr<Env>> MakeTau2Env(const std::string& domain, const std::string& data_dir, int max_steps) {
   K2_ASSIGN_OR_RETURN(auto d, LoadDomain(domain, data_dir));
   return std::unique_ptr<Env>(new Tau2Env(d, max_steps));
+}
+
+Expected<std::shared_ptr<const Domain>> SharedDomain(const std::string& name, const std::string& dir) {
+  // Loading a domain parses its database (megabytes for retail): once per process per folder.
+  static std::mutex mu;
+  static std::map<std::pair<std::string, std::string>, std::shared_ptr<const Domain>> cache;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find({name, dir});
+    if (it != cache.end()) return it->second;
+  }
+  K2_ASSIGN_OR_RETURN(auto loaded, LoadDomain(name, dir));
+  std::lock_guard<std::mutex> lock(mu);
+  return cache.emplace(std::make_pair(name, dir), loaded).first->second;
 }
 
 Status RegisterTau2Env(EnvRegistry& registry) {
@@ -230,22 +247,9 @@ Status RegisterTau2Env(EnvRegistry& registry) {
       max_steps = m.get<int>();
     }
     const std::string name = config["domain"], dir = config["data_dir"];
-    // Loading a domain parses its database (megabytes for retail): once per process per folder.
-    static std::mutex mu;
-    static std::map<std::pair<std::string, std::string>, std::shared_ptr<const Domain>> cache;
-    std::shared_ptr<const Domain> d;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      auto it = cache.find({name, dir});
-      if (it != cache.end()) d = it->second;
-    }
-    if (!d) {
-      auto loaded = LoadDomain(name, dir);
-      if (!loaded.ok()) return loaded.status().Context("tau2: config");
-      std::lock_guard<std::mutex> lock(mu);
-      d = cache.emplace(std::make_pair(name, dir), *loaded).first->second;
-    }
-    return std::unique_ptr<Env>(new Tau2Env(d, max_steps));
+    auto d = SharedDomain(name, dir);
+    if (!d.ok()) return d.status().Context("tau2: config");
+    return std::unique_ptr<Env>(new Tau2Env(*d, max_steps));
   });
 }
 

@@ -54,7 +54,9 @@ Message ToChat(const json& tau2_message);
 // The environment: reset takes a normalised τ² task JSON (Task::data); the first messages are the agent
 // system prompt plus the message history, or the agent's greeting when there is none (the agent greets
 // first in τ²). Agent calls run as "assistant", user calls (StepUser) as "user". State() is
-// {"db": agent database, "user_db": user database or null}.
+// {"db": agent database, "user_db": user database or null, "calls": every call of the episode in order,
+// [{"requestor", "name", "arguments", "content", "error"}]} (τ² scoring replays them; the agent's
+// transcript does not show the user's calls).
 class Tau2Env : public ToolEnv {
  public:
   Tau2Env(std::shared_ptr<const Domain> domain, int max_steps);
@@ -69,7 +71,11 @@ class Tau2Env : public ToolEnv {
  private:
   std::shared_ptr<const Domain> domain_;
   std::unique_ptr<tau2::State> state_;
+  json calls_ = json::array();
 };
+
+// The domain loaded from `data_dir`, once per process per (name, folder), shared by every caller.
+Expected<std::shared_ptr<const Domain>> SharedDomain(const std::string& name, const std::string& data_dir);
 
 // Factory for an env-kind registry: the domain loaded from `data_dir` (<checkout>/data/tau2/domains/<d>).
 Expected<std::unique_ptr<Env>> MakeTau2Env(const std::string& domain, const std::string& data_dir, int max_steps = 200);

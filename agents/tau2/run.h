@@ -12,6 +12,7 @@
 #include <string>
 
 #include "agents/policy.h"
+#include "agents/user.h"
 #include "agents/tau2/env.h"
 
 namespace k2::agents::tau2 {
@@ -46,6 +47,12 @@ std::string UserSystemPrompt(const std::string& guidelines, const Task& task);
 // is not understanding: tasks whose outcome needs judgement (refusing an offer, insisting) fail with it.
 // `user_tools`: the domain's user tools (empty: none).
 std::unique_ptr<UserSim> MakeScriptedUser(const Task& task, std::vector<toolgen::ToolSpec> user_tools = {});
+
+// The same scripted user as an agents::UserSimulator for the episode pipeline (simulate, rl): Start reads
+// the τ² task from EpisodeTask::env_task; the pipeline runs a user's own calls with its message, so
+// their results are said at the start of its next message.
+// Thread-safe (sessions are independent).
+UserSimulator& ScriptedUserSimulator();
 
 struct RunLimits {
   int max_steps = 100;   // τ²'s default: messages (agent, user, tool) after the start

@@ -144,6 +144,45 @@ TEST_F(Tau2Cli, ReplayedGoldPlanScoresOneOnTelecomWithTheScriptedUser) {
   }
 }
 
+// `--source tau2:DIR` (τ²-bench's domain folder) through the episode pipeline: eval with the gold policy
+// (the gold actions, the user's asked for by name and run by the τ² scripted user) scores every telecom
+// task 1.0 with τ²'s evaluation (reward tau2); the perturbed policy (its last own call dropped) does not;
+// simulate keeps every gold episode and exports it.
+TEST_F(Tau2Cli, Tau2DomainFolderIsATaskSourceForEvalAndSimulate) {
+  Result g = Run("--json eval --source tau2:" + Data() + "/telecom --policy gold --trials 1 --k 1 --threads 2");
+  ASSERT_EQ(g.code, 0) << g.err;
+  auto j = ParseJson(g.out, "stdout");
+  ASSERT_TRUE(j.ok()) << g.out.substr(0, 300);
+  EXPECT_EQ((*j)["source"]["tasks"], 114);
+  EXPECT_EQ((*j)["score_errors"], 0);
+  EXPECT_EQ((*j)["rows"].back()["avg_reward"], 1.0) << g.out.substr(0, 2000);
+  EXPECT_EQ((*j)["end_reasons"]["transfer"], 20);
+  Result p = Run("--json eval --source tau2:" + Data() + "/telecom --policy perturbed --trials 1 --k 1 --threads 2");
+  ASSERT_EQ(p.code, 0) << p.err;
+  auto pj = ParseJson(p.out, "stdout");
+  ASSERT_TRUE(pj.ok());
+  EXPECT_LT((*pj)["rows"].back()["avg_reward"].get<double>(), 0.5);
+  Result s = Run("--json simulate --source tau2:" + Data() + "/telecom --policy gold --threads 2 --no-store --out kept.jsonl");
+  ASSERT_EQ(s.code, 0) << s.err;
+  auto sj = ParseJson(s.out, "stdout");
+  ASSERT_TRUE(sj.ok()) << s.out.substr(0, 300);
+  EXPECT_EQ((*sj)["episodes"], 114);
+  EXPECT_EQ((*sj)["kept"], 114);
+  // Airline: split_tasks.json's test tasks are split "test" (two episodes of them: its 3 MB database makes
+  // each episode cost ~1 s here).
+  Result a = Run("--json simulate --source tau2:" + Data() + "/airline --split test --episodes 2 --policy gold --threads 2 --no-store");
+  ASSERT_EQ(a.code, 0) << a.err;
+  auto aj = ParseJson(a.out, "stdout");
+  ASSERT_TRUE(aj.ok()) << a.out.substr(0, 300);
+  EXPECT_EQ((*aj)["episodes"], 2);
+  EXPECT_EQ((*aj)["kept"], 2);
+  // A folder without τ² tasks is an error naming the file.
+  std::filesystem::create_directories(dir_ / "empty");
+  Result e = Run("eval --source tau2:" + (dir_ / "empty").string() + " --policy gold");
+  EXPECT_NE(e.code, 0);
+  EXPECT_NE(e.err.find("tasks.json"), std::string::npos) << e.err;
+}
+
 TEST_F(Tau2Cli, OpenAiAgentAndLlmUserThroughServeOnEveryNativeDomain) {
   std::string corpus;
   for (int i = 0; i < 300; ++i) corpus += "Hi! How can I help you today? I want to cancel order #W" + std::to_string(1000 + i) + " please. ";
