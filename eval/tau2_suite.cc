@@ -192,10 +192,11 @@ namespace k2::eval {
 
 Expected<rewards::tau2::Tau2Evaluation> ScoreTau2Episode(const std::shared_ptr<const agents::tau2::Domain>& domain,
                                                          const agents::tau2::Task& task, const json& trajectory,
-                                                         const std::string& termination, const rewards::ChatFn& judge) {
+                                                         const std::string& termination, const rewards::ChatFn& judge,
+                                                         const agents::tau2::State* live) {
   rewards::tau2::Tau2EnvOutcome env;
   if (rewards::tau2::IsScoredTermination(termination)) {
-    K2_ASSIGN_OR_RETURN(agents::tau2::EnvCheck c, agents::tau2::CheckEnvironment(domain, task, trajectory));
+    K2_ASSIGN_OR_RETURN(agents::tau2::EnvCheck c, agents::tau2::CheckEnvironment(domain, task, trajectory, live));
     env.db_match = c.db_match;
     env.assertions_met = c.all_assertions_met;
     env.detail = {{"note", c.note}, {"assertions", c.assertions}, {"gold_log", c.gold_log}, {"replay_log", c.replay_log}};
@@ -257,7 +258,7 @@ Expected<std::vector<TrialRecord>> RunNativeTau2(const NativeTau2Options& o, age
           out[j] = run.status();
           return;
         }
-        auto ev = ScoreTau2Episode(domain, t, run->trajectory, run->termination, o.judge);
+        auto ev = ScoreTau2Episode(domain, t, run->trajectory, run->termination, o.judge, run->final_state.get());
         if (!ev.ok()) {
           out[j] = ev.status().Context("eval: task " + t.id + " trial " + std::to_string(jobs[j].trial));
           return;

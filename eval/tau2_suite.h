@@ -99,10 +99,12 @@ Expected<std::vector<TrialResult>> RunTau2Suite(const Tau2Suite& suite, agents::
 // the gold actions on fresh states of `domain`, compares agent and user DB hashes, runs env assertions
 // by name, then ACTION / COMMUNICATE / NL_ASSERTION (judge) over the basis. `judge` may be empty unless
 // the task's basis has NL_ASSERTION with assertions (then FailedPrecondition). Gold actions that fail to
-// replay are logged in info.env.gold_log, never fatal. Thread-safe when the judge is.
+// replay are logged in info.env.gold_log, never fatal. `live`: the episode's own final state, used
+// instead of replaying the trajectory (agents::tau2::CheckEnvironment). Thread-safe when the judge is.
 Expected<rewards::tau2::Tau2Evaluation> ScoreTau2Episode(const std::shared_ptr<const agents::tau2::Domain>& domain,
                                                          const agents::tau2::Task& task, const json& trajectory,
-                                                         const std::string& termination, const rewards::ChatFn& judge);
+                                                         const std::string& termination, const rewards::ChatFn& judge,
+                                                         const agents::tau2::State* live = nullptr);
 
 struct NativeTau2Options {
   std::string domain;      // airline | retail | mock

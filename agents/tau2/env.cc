@@ -3,6 +3,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 
 namespace k2::agents::tau2 {
 
@@ -112,7 +113,8 @@ std::vector<Message> HistoryMessages(const Task& task) {
   return out;
 }
 
-Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory) {
+Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory,
+                                    const State* live) {
   EnvCheck c;
   const json& ec = task.evaluation_criteria();
   if (!ec.is_object()) {
@@ -123,11 +125,17 @@ Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain,
     c.note = "No expected actions or env assertions";
     return c;
   }
-  // Predicted: initial data and actions, then the whole trajectory (history included) replayed.
-  Task bare = task;
-  if (bare.data["initial_state"].is_object()) bare.data["initial_state"]["message_history"] = nullptr;
-  K2_ASSIGN_OR_RETURN(State pred, InitialState(domain, bare, nullptr));
-  ReplayTrajectory(pred, trajectory, &c.replay_log);
+  // Predicted: initial data and actions, then the whole trajectory (history included) replayed — or the
+  // episode's own final state.
+  std::optional<State> replayed;
+  if (!live) {
+    Task bare = task;
+    if (bare.data["initial_state"].is_object()) bare.data["initial_state"]["message_history"] = nullptr;
+    K2_ASSIGN_OR_RETURN(State pred, InitialState(domain, bare, nullptr));
+    ReplayTrajectory(pred, trajectory, &c.replay_log);
+    replayed.emplace(std::move(pred));
+  }
+  const State& pred = live ? *live : *replayed;
   K2_ASSIGN_OR_RETURN(State gold, InitialState(domain, task, nullptr));
   if (ec["actions"].is_array())
     for (auto& a : ec["actions"]) {
@@ -139,10 +147,11 @@ Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain,
   // serialising two copies of a 3 MB database (numbers compare by value, as τ²'s typed models make
   // 50 and 50.0 the same field value).
   c.db_match = gold.db == pred.db && gold.user_db == pred.user_db;
+  if (ec["env_assertions"].is_array() && !ec["env_assertions"].empty() && !replayed) replayed.emplace(*live);
   if (ec["env_assertions"].is_array())
     for (auto& as : ec["env_assertions"]) {
       json rec = {{"func_name", as["func_name"]}, {"env_type", as["env_type"]}, {"arguments", as["arguments"]}};
-      auto r = pred.RunFunction(as["env_type"], as["func_name"], as["arguments"]);
+      auto r = replayed->RunFunction(as["env_type"], as["func_name"], as["arguments"]);
       bool met = false;
       if (!r.ok()) {
         rec["error"] = r.status().message();

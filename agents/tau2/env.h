@@ -44,7 +44,11 @@ struct EnvCheck {
 // Replays `trajectory` (which must include the task's message history, as τ²'s full trajectory does) on
 // a fresh state and the gold actions on another; compares agent and user DB hashes and runs the env
 // assertions on the predicted state. Error only when the task's own initial state cannot be built.
-Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory);
+// `live`: the state the episode itself ended in (its calls made live, from the task's initial state):
+// it stands for the replay, which would rebuild the same state (the tools are deterministic), saving a
+// copy of the database and the replay; env assertions then run on a copy of it (they may sync).
+Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory,
+                                    const State* live = nullptr);
 
 // The task's message history converted to chat messages (what the agent sees at reset).
 std::vector<Message> HistoryMessages(const Task& task);

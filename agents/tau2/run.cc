@@ -196,6 +196,7 @@ Expected<RunResult> Run(const std::shared_ptr<const Domain>& domain, const Task&
     over_limits();
   }
   agent.EndSession(session);
+  r.final_state = std::make_shared<const State>(std::move(state));
   return r;
 }
 

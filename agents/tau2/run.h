@@ -67,6 +67,7 @@ struct RunResult {
   std::string stop_detail;          // user_stop: "stop", "transfer" or "out_of_scope"
   std::string error;                // agent_error/user_error: why
   int steps = 0, tool_errors = 0;
+  std::shared_ptr<const State> final_state;  // the world the episode ended in (scoring uses it, no replay)
 };
 
 // Runs one episode of `task` on a fresh state of `domain`. Error only when the task's initial state

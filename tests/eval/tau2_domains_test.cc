@@ -201,6 +201,39 @@ TEST(Tau2Gold, EveryGoldTrajectoryScoresOneOnEveryNativeDomain) {
 }
 
 
+// Scoring with the episode's own final state (no replay) gives the replay's outcome: the gold run, and a
+// run that made no call at all.
+TEST(Tau2Gold, LiveFinalStateScoresAsTheReplay) {
+  for (auto [d, limit] : std::vector<std::pair<std::string, size_t>>{{"telecom", 114}, {"mock", 10}, {"retail", 3}, {"airline", 3}}) {
+    auto dom = Dom(d);
+    auto tasks = Load(d);
+    for (size_t i = 0; i < std::min(limit, tasks.size()); ++i) {
+      const t2::Task& task = tasks[i];
+      json traj = GoldTrajectory(dom, task);
+      auto live = t2::InitialState(dom, task, nullptr);
+      ASSERT_TRUE(live.ok());
+      json none = json::array();
+      const json& is = task.initial_state();
+      if (is.is_object() && is["message_history"].is_array()) none = is["message_history"];
+      auto idle = t2::InitialState(dom, task, nullptr);  // a run without calls ends where it started
+      ASSERT_TRUE(idle.ok());
+      for (size_t k = none.size(); k < traj.size(); ++k) {  // the history's calls are in the initial state
+        const json& m = traj[k];
+        if (m.contains("tool_calls") && m["tool_calls"].is_array() && m.value("role", "") != "tool")
+          for (auto& c : m["tool_calls"]) live->Call(c["requestor"], c["name"], c["arguments"]);
+      }
+      for (auto [t, st] : std::vector<std::pair<const json*, const t2::State*>>{{&traj, &*live}, {&none, &*idle}}) {
+        auto replay = t2::CheckEnvironment(dom, task, *t);
+        auto fast = t2::CheckEnvironment(dom, task, *t, st);
+        ASSERT_TRUE(replay.ok() && fast.ok()) << d << " " << task.id;
+        EXPECT_EQ(replay->db_match, fast->db_match) << d << " " << task.id;
+        EXPECT_EQ(replay->all_assertions_met, fast->all_assertions_met) << d << " " << task.id;
+        EXPECT_EQ(json(replay->assertions), json(fast->assertions)) << d << " " << task.id;
+      }
+    }
+  }
+}
+
 // ---- perturbations: each gives τ²-bench's outcome ----
 
 const t2::Task& Find(const std::vector<t2::Task>& ts, const std::string& id) {
