@@ -372,10 +372,13 @@ std::vector<Trajectory> RunEpisodes(const std::vector<EpisodeJob>& jobs, const E
   std::mutex mu;
   std::vector<std::unique_ptr<Env>> free_envs;  // reused between episodes: Reset restores them
   std::unique_ptr<Progress> progress;
-  if (!options.progress_label.empty())
-    progress = std::make_unique<Progress>(options.progress_label, static_cast<int64_t>(jobs.size()));
+  int64_t to_run = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) to_run += options.skip && options.skip(i) ? 0 : 1;
+  if (!options.progress_label.empty()) progress = std::make_unique<Progress>(options.progress_label, to_run);
   ThreadPool pool(options.threads);
   pool.ParallelFor(static_cast<int64_t>(jobs.size()), [&](int64_t i) {
+    if (options.skip && options.skip(static_cast<size_t>(i))) return;
+    if (options.stop && options.stop()) return;
     const EpisodeJob& job = jobs[i];
     std::unique_ptr<Env> env;
     {

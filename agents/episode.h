@@ -135,11 +135,16 @@ struct RunOptions {
   uint64_t seed = 0;
   EpisodeLimits limits;
   std::string progress_label;      // empty: no progress line
-  // Called on the worker thread when an episode ends (e.g. judge it); must be thread-safe.
+  // Called on the worker thread when an episode ends (e.g. judge it, then store it); must be thread-safe.
   std::function<void(Trajectory&)> on_done;
+  // Jobs for which skip(i) is true are not run (a resumed run's finished episodes); once stop() is true
+  // no further job starts (interrupt). A job not run leaves its trajectory default (end_reason empty).
+  std::function<bool(size_t)> skip;
+  std::function<bool()> stop;
 };
 
-// Runs every job; trajectory i belongs to jobs[i] whatever the thread count or completion order.
+// Runs every job (but those skipped or not started before a stop); trajectory i belongs to jobs[i]
+// whatever the thread count or completion order.
 // Environments are made with `make_env` (one per concurrently running episode, reused by Reset); a
 // failure to make one is that episode's env_error.
 std::vector<Trajectory> RunEpisodes(const std::vector<EpisodeJob>& jobs, const EnvMaker& make_env, Policy& policy,

@@ -41,10 +41,9 @@ Status SaveTrajectories(Db* db, int64_t run, const std::vector<Trajectory>& traj
   return tx.Commit();
 }
 
-Expected<std::vector<Trajectory>> LoadTrajectories(Db* db, bool kept_only) {
-  K2_RETURN_IF_ERROR(db->Migrate(AgentMigrations()));
-  K2_ASSIGN_OR_RETURN(auto st, db->Prepare(std::string("SELECT id, data FROM agent_trajectories") +
-                                           (kept_only ? " WHERE kept IS NOT 0" : "") + " ORDER BY id"));
+namespace {
+
+Expected<std::vector<Trajectory>> ReadTrajectories(Stmt& st) {
   std::vector<Trajectory> out;
   while (st.Step()) {
     std::string id = st.Text(0);
@@ -54,6 +53,22 @@ Expected<std::vector<Trajectory>> LoadTrajectories(Db* db, bool kept_only) {
   }
   K2_RETURN_IF_ERROR(st.status());
   return out;
+}
+
+}  // namespace
+
+Expected<std::vector<Trajectory>> LoadTrajectories(Db* db, bool kept_only) {
+  K2_RETURN_IF_ERROR(db->Migrate(AgentMigrations()));
+  K2_ASSIGN_OR_RETURN(auto st, db->Prepare(std::string("SELECT id, data FROM agent_trajectories") +
+                                           (kept_only ? " WHERE kept IS NOT 0" : "") + " ORDER BY id"));
+  return ReadTrajectories(st);
+}
+
+Expected<std::vector<Trajectory>> LoadRunTrajectories(Db* db, int64_t run) {
+  K2_RETURN_IF_ERROR(db->Migrate(AgentMigrations()));
+  K2_ASSIGN_OR_RETURN(auto st, db->Prepare("SELECT id, data FROM agent_trajectories WHERE run = ?1 ORDER BY id"));
+  st.Bind(1, run);
+  return ReadTrajectories(st);
 }
 
 json OpenAIChatLine(const Trajectory& t) {

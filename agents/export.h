@@ -28,6 +28,8 @@ const Migrations& AgentMigrations();
 Status SaveTrajectories(Db* db, int64_t run, const std::vector<Trajectory>& trajectories);
 // In id order; kept_only skips trajectories the judge discarded.
 Expected<std::vector<Trajectory>> LoadTrajectories(Db* db, bool kept_only = false);
+// The trajectories stored under one run (what a resumed simulate has already done), in id order.
+Expected<std::vector<Trajectory>> LoadRunTrajectories(Db* db, int64_t run);
 
 // One OpenAI fine-tuning line: {"messages": [...], "tools": [...]} (tools omitted when empty).
 json OpenAIChatLine(const Trajectory& t);

@@ -68,6 +68,7 @@ int Main(int argc, char** argv) {
   app.set_help_all_flag("--help-all", "Print help for every command");
 
   Context ctx;
+  for (int i = 0; i < argc; ++i) ctx.argv.emplace_back(argv[i]);
   Action action;
   app.add_option("--config", ctx.g.config_path, "Run config (JSON); see docs/config.md")->option_text("FILE.json");
   app.add_option("--set", ctx.g.sets, "Override one config key, e.g. --set progress.period_s=1 (repeatable)")

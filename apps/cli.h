@@ -36,6 +36,7 @@ struct Globals {
 struct Context {
   Globals g;
   json config;  // resolved run config (every section, defaults filled)
+  std::vector<std::string> argv;  // the command line as given (argv[0] first): resume hints repeat it
 
   // Opens the store at --db (creating it); the error names the path.
   Expected<std::unique_ptr<Db>> OpenDb() const;

@@ -15,6 +15,9 @@
 #include "agents/synthetic_env.h"
 #include "apps/cli.h"
 #include "apps/pipeline_cli.h"
+#include "apps/streamed_run.h"
+#include "core/fault.h"
+#include "core/interrupt.h"
 #include "pipeline/endpoints.h"
 #include "rewards/judge.h"
 #include "core/store.h"
@@ -50,6 +53,7 @@ struct SimArgs {
   double threshold = 1.0;
   PipelineFlags pipe;
   bool keep_all = false, no_store = false, include_heldout = false, task_tools_only = false;
+  std::string resume;  // --resume RUN: continue that simulate run
   // engine:CKPT generator sizing
   int64_t max_batch = 32;
 } g_sim;
@@ -113,6 +117,103 @@ Expected<std::unique_ptr<agents::UserSimulator>> MakeUser(Context& ctx, std::uni
   return InvalidArgument("--user: expected scripted|openai:URL, got " + json(u).dump());
 }
 
+// What both simulate paths share: the run in the store (created before the first episode, or resumed),
+// every finished episode stored and streamed to --out/--tokens-out as it ends, the episodes a resumed run
+// already has, and the end: outputs rewritten in job order from every finished episode, run status.
+struct SimStream {
+  const Context* ctx = nullptr;
+  std::unique_ptr<StreamedRun> run;  // null with --no-store
+  std::unique_ptr<JsonlStream> out, tokens;
+  const text::Tokenizer* tok = nullptr;
+  std::map<std::pair<std::string, int>, agents::Trajectory> before;  // (task, trial) -> stored episode
+
+  static bool Pass(const agents::Trajectory& t) {
+    return !t.reward_components.count("score_error") && t.reward >= g_sim.threshold;
+  }
+  static bool Keep(const agents::Trajectory& t) { return g_sim.keep_all || Pass(t); }  // exported
+
+  // `fingerprint`: what decides the jobs and how they run (a resumed run must be given the same).
+  Status Open(const Context& c, json fingerprint, const text::Tokenizer* tokenizer) {
+    ctx = &c;
+    tok = tokenizer;
+    if (!g_sim.resume.empty() && g_sim.no_store) return InvalidArgument("simulate: --resume needs the store (drop --no-store)");
+    fingerprint["config"] = c.config;
+    fingerprint["seed"] = std::to_string(c.g.seed);
+    if (!g_sim.no_store) {
+      K2_ASSIGN_OR_RETURN(run, StreamedRun::Start(c, "simulate", g_sim.policy, c.config, fingerprint, g_sim.resume));
+      if (run->resumed()) {
+        K2_ASSIGN_OR_RETURN(auto done, agents::LoadRunTrajectories(run->db(), run->id()));
+        for (auto& t : done) before[{t.task_id, t.trial}] = std::move(t);
+      }
+    } else {
+      InstallInterruptHandlers();
+    }
+    const bool append = run && run->resumed();
+    if (!g_sim.out.empty()) {
+      K2_ASSIGN_OR_RETURN(out, JsonlStream::Open(g_sim.out, append));
+    }
+    if (!g_sim.tokens_out.empty()) {
+      K2_ASSIGN_OR_RETURN(tokens, JsonlStream::Open(g_sim.tokens_out, append));
+    }
+    return Status();
+  }
+
+  bool Skip(const agents::EpisodeJob& j) const { return before.count({j.task->id, j.trial}) > 0; }
+  bool Stop() const { return run ? run->stop() : InterruptRequested(); }
+
+  // On the worker that finished `t` (after it is scored).
+  void Done(const agents::Trajectory& t) {
+    if (run) run->Store([&](Db* db) { return agents::SaveTrajectories(db, run->id(), {t}); });
+    if (!Keep(t)) return;
+    Status s;
+    if (out) s = out->Write(CanonicalJson(agents::OpenAIChatLine(t)));
+    if (s.ok() && tokens) {
+      auto line = agents::KimiTokensLine(t, *tok);
+      s = line.ok() ? tokens->Write(CanonicalJson(*line)) : line.status();
+    }
+    if (!s.ok() && run) run->Store([&](Db*) { return s; });  // keeps the first failure, stops the run
+    CrashPoint("simulate.episode_stored");
+  }
+
+  // Every finished episode in job order: this process's, else the resumed run's.
+  std::vector<agents::Trajectory> Merge(const std::vector<agents::EpisodeJob>& jobs, std::vector<agents::Trajectory>& trajs) {
+    std::vector<agents::Trajectory> all;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      if (!trajs[i].end_reason.empty()) {
+        all.push_back(std::move(trajs[i]));
+      } else if (auto it = before.find({jobs[i].task->id, jobs[i].trial}); it != before.end()) {
+        all.push_back(it->second);
+      }
+    }
+    return all;
+  }
+
+  // The outputs rewritten from every finished episode (job order, atomically), then the run's end.
+  Status WriteOutputs(const std::vector<agents::Trajectory>& all) {
+    out.reset();
+    tokens.reset();
+    std::vector<agents::Trajectory> kept;
+    for (const auto& t : all)
+      if (Keep(t)) kept.push_back(t);
+    if (!g_sim.out.empty()) K2_RETURN_IF_ERROR(agents::WriteOpenAIJsonl(g_sim.out, kept));
+    if (!g_sim.tokens_out.empty()) K2_RETURN_IF_ERROR(agents::WriteKimiTokensJsonl(g_sim.tokens_out, kept, *tok));
+    return Status();
+  }
+
+  // Exit code of the run: interrupted (128 + signal) before a complete run's ok/failed.
+  int End(const Status& errors, int64_t finished, int64_t total) {
+    if (run) {
+      const int code = run->End(errors.ok(), finished, total, "episodes");
+      if (code != kExitOk) return code;
+    } else if (InterruptRequested() && finished < total) {
+      std::fprintf(stderr, "k2gym: interrupted: %lld of %lld episodes done (not stored: --no-store)\n",
+                   static_cast<long long>(finished), static_cast<long long>(total));
+      return 128 + (InterruptSignal() > 0 ? InterruptSignal() : 2);
+    }
+    return errors.ok() ? kExitOk : Fail(errors);
+  }
+};
+
 // simulate --source: any task source through the one episode pipeline; keep = reward >= --threshold.
 int SimulateSources(Context& ctx, const agents::EpisodeLimits& limits) {
   auto set = LoadSources(ctx, g_sim.pipe);
@@ -134,49 +235,56 @@ int SimulateSources(Context& ctx, const agents::EpisodeLimits& limits) {
   if (!pipe.ok()) return Fail(pipe.status());
   auto idx = SplitIndices(**set, g_sim.pipe.split);
   if (idx.empty()) return Fail(InvalidArgument("simulate: no task in split " + json(g_sim.pipe.split).dump()));
+  std::optional<text::Tokenizer> tok;
+  if (!g_sim.tokens_out.empty()) {
+    if (g_sim.tokenizer.empty()) return Fail(InvalidArgument("--tokens-out needs --tokenizer DIR"));
+    auto t = text::Tokenizer::Load(g_sim.tokenizer);
+    if (!t.ok()) return Fail(t.status());
+    tok = std::move(*t);
+  }
   const int64_t n = g_sim.episodes > 0 ? g_sim.episodes : static_cast<int64_t>(idx.size());
   std::vector<agents::EpisodeJob> jobs;
   for (int64_t i = 0; i < n; ++i)
     jobs.push_back({(*set)->tasks[idx[i % idx.size()]].episode, static_cast<int>(i / static_cast<int64_t>(idx.size()))});
+  SimStream stream;
+  json fp = {{"sources", g_sim.pipe.sources}, {"split", g_sim.pipe.split}, {"policy", g_sim.policy},
+             {"user", g_sim.user}, {"judge_llm", g_sim.judge_llm}, {"episodes", n}};
+  if (Status s = stream.Open(ctx, fp, tok ? &*tok : nullptr); !s.ok()) return Fail(s);
   pipeline::RunJobsOptions ro;
   ro.threads = g_sim.threads;
   ro.seed = ctx.g.seed;
   ro.limits = limits;
   if (!ctx.g.json && !ctx.g.quiet) ro.progress_label = "simulate";
+  ro.skip = [&](size_t i) { return stream.Skip(jobs[i]); };
+  ro.stop = [&] { return stream.Stop(); };
+  ro.on_done = [&](agents::Trajectory& t) {
+    t.provenance["keep"] = SimStream::Pass(t);
+    stream.Done(t);
+  };
   const auto t0 = std::chrono::steady_clock::now();
-  auto trajs = pipeline::RunJobs(jobs, (*pipe)->Hooks(), *policy, ro);
+  auto ran = pipeline::RunJobs(jobs, (*pipe)->Hooks(), *policy, ro);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::vector<agents::Trajectory> kept;
-  int64_t score_errors = 0;
+  auto trajs = stream.Merge(jobs, ran);
+  if (Status s = stream.WriteOutputs(trajs); !s.ok()) return Fail(s);
+  int64_t score_errors = 0, n_keep = 0, exported = 0;
   std::map<std::string, int64_t> ends;
-  for (auto& t : trajs) {
-    ends[t.end_reason]++;
-    const bool keep = !t.reward_components.count("score_error") && t.reward >= g_sim.threshold;
-    score_errors += t.reward_components.count("score_error") ? 1 : 0;
-    t.provenance["keep"] = keep;
-    if (keep || g_sim.keep_all) kept.push_back(t);
-  }
   std::vector<std::pair<std::string, std::string>> ends_errors;
-  for (const auto& t : trajs) ends_errors.emplace_back(t.end_reason, t.error);
-  const Status errors = EpisodeErrors("simulate", ends_errors);
-  auto db = ctx.OpenDb();
-  if (!db.ok()) return Fail(db.status());
-  if (!g_sim.no_store) {
-    auto run = CreateRun(db->get(), "simulate", g_sim.policy, ctx.config.dump());
-    if (!run.ok()) return Fail(run.status());
-    if (Status s = agents::SaveTrajectories(db->get(), *run, trajs); !s.ok()) return Fail(s);
-    (void)FinishRun(db->get(), *run, errors.ok() ? "ok" : "failed");
+  for (const auto& t : trajs) {
+    ends[t.end_reason]++;
+    ends_errors.emplace_back(t.end_reason, t.error);
+    score_errors += t.reward_components.count("score_error") ? 1 : 0;
+    n_keep += SimStream::Pass(t) ? 1 : 0;
+    exported += SimStream::Keep(t) ? 1 : 0;
   }
-  if (!g_sim.out.empty())
-    if (Status s = agents::WriteOpenAIJsonl(g_sim.out, kept); !s.ok()) return Fail(s);
-  int64_t n_keep = 0;
-  for (auto& t : trajs) n_keep += t.provenance.value("keep", false) ? 1 : 0;
+  const Status errors = EpisodeErrors("simulate", ends_errors);
   json ends_j = json::object();
   for (auto& [k, v] : ends) ends_j[k] = v;
   json result = {{"episodes", trajs.size()}, {"tasks", idx.size()}, {"policy", policy->name()}, {"seconds", secs},
                  {"end_reasons", ends_j}, {"threshold", g_sim.threshold}, {"kept", n_keep},
                  {"discarded", static_cast<int64_t>(trajs.size()) - n_keep}, {"score_errors", score_errors},
-                 {"exported", kept.size()}, {"sources", PerSourceStats(trajs)}, {"skipped_rows", (*set)->skipped}};
+                 {"exported", exported}, {"sources", PerSourceStats(trajs)}, {"skipped_rows", (*set)->skipped},
+                 {"planned", jobs.size()}, {"resumed_episodes", stream.before.size()}};
+  if (stream.run) result["run"] = stream.run->id();
   json rewards_j = json::array();
   for (auto& t : trajs) rewards_j.push_back(t.reward);
   result["rewards"] = rewards_j;
@@ -190,9 +298,9 @@ int SimulateSources(Context& ctx, const agents::EpisodeLimits& limits) {
       std::printf("  %s: %lld episodes, reward %.3f, success %.2f\n", src.c_str(),
                   static_cast<long long>(st["episodes"].get<int64_t>()), st["reward_mean"].get<double>(),
                   st["success_rate"].get<double>());
-    if (!g_sim.out.empty()) std::printf("wrote %zu trajectories to %s\n", kept.size(), g_sim.out.c_str());
+    if (!g_sim.out.empty()) std::printf("wrote %lld trajectories to %s\n", static_cast<long long>(exported), g_sim.out.c_str());
   }
-  return errors.ok() ? kExitOk : Fail(errors);
+  return stream.End(errors, static_cast<int64_t>(trajs.size()), static_cast<int64_t>(jobs.size()));
 }
 
 int Simulate(Context& ctx) {
@@ -332,50 +440,56 @@ int Simulate(Context& ctx) {
   for (const auto& t : tasks) by_id[t->id] = t.get();
 
   rewards::Judge judge(*judge_cfg, judge_llm.get());
-  rewards::JudgeSummary summary;
-  std::mutex mu;
+  SimStream stream;
+  json fp = {{"tasks", g_sim.tasks}, {"dual_control", g_sim.dual_control}, {"agents", g_sim.agents},
+             {"policy", g_sim.policy}, {"user", g_sim.user}, {"judge_llm", g_sim.judge_llm}, {"episodes", n},
+             {"include_heldout", g_sim.include_heldout}, {"task_tools_only", g_sim.task_tools_only}};
+  if (Status s = stream.Open(ctx, fp, tok ? &*tok : nullptr); !s.ok()) return Fail(s);
   agents::RunOptions opt{.threads = g_sim.threads, .seed = ctx.g.seed, .limits = *limits,
                          .progress_label = ctx.g.json ? "" : "simulate"};
   opt.on_done = [&](agents::Trajectory& t) {
-    rewards::Verdict v = judge.Apply(t, *by_id.at(t.task_id));
-    std::lock_guard<std::mutex> lock(mu);
-    summary.Add(v);
+    judge.Apply(t, *by_id.at(t.task_id));
+    stream.Done(t);
   };
+  opt.skip = [&](size_t i) { return stream.Skip(jobs[i]); };
+  opt.stop = [&] { return stream.Stop(); };
   const agents::SyntheticEnvConfig ec = *env_cfg;
   auto w = *world;
   auto make_env = [w, ec]() -> Expected<std::unique_ptr<agents::Env>> {
     return std::unique_ptr<agents::Env>(std::make_unique<agents::SyntheticEnv>(w, ec));
   };
   const auto t0 = std::chrono::steady_clock::now();
-  auto trajs = agents::RunEpisodes(jobs, make_env, **policy, user->get(), opt);
+  auto ran = agents::RunEpisodes(jobs, make_env, **policy, user->get(), opt);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  auto trajs = stream.Merge(jobs, ran);
+  if (Status s = stream.WriteOutputs(trajs); !s.ok()) return Fail(s);
 
   std::map<std::string, int64_t> ends;
   std::vector<std::pair<std::string, std::string>> ends_errors;
+  rewards::JudgeSummary summary;  // from each verdict as stored (a resumed run's episodes included)
+  int64_t exported = 0;
   for (const auto& t : trajs) {
     ends[t.end_reason]++;
     ends_errors.emplace_back(t.end_reason, t.error);
+    exported += SimStream::Keep(t) ? 1 : 0;
+    if (t.provenance.is_object() && t.provenance.contains("judge")) {
+      const json& v = t.provenance["judge"];
+      rewards::Verdict verdict;
+      verdict.keep = v.value("keep", false);
+      if (v.contains("reasons") && v["reasons"].is_array())
+        for (const auto& r : v["reasons"]) verdict.reasons.push_back(r.get<std::string>());
+      summary.Add(verdict);
+    }
   }
   const Status errors = EpisodeErrors("simulate", ends_errors);
-  if (!g_sim.no_store) {
-    auto run = CreateRun(db->get(), "simulate", g_sim.policy, ctx.config.dump());
-    if (!run.ok()) return Fail(run.status());
-    if (Status s = agents::SaveTrajectories(db->get(), *run, trajs); !s.ok()) return Fail(s);
-    (void)FinishRun(db->get(), *run, errors.ok() ? "ok" : "failed");
-  }
-  std::vector<agents::Trajectory> out;
-  for (auto& t : trajs)
-    if (g_sim.keep_all || t.reward >= g_sim.threshold) out.push_back(t);
-  if (!g_sim.out.empty())
-    if (Status s = agents::WriteOpenAIJsonl(g_sim.out, out); !s.ok()) return Fail(s);
-  if (tok)
-    if (Status s = agents::WriteKimiTokensJsonl(g_sim.tokens_out, out, *tok); !s.ok()) return Fail(s);
 
   json ends_j = json::object();
   for (auto& [k, v] : ends) ends_j[k] = v;
   json result = {{"episodes", trajs.size()}, {"tasks", tasks.size()}, {"policy", (*policy)->name()},
                  {"user", (*user)->name()}, {"seconds", secs}, {"episodes_per_s", secs > 0 ? trajs.size() / secs : 0.0},
-                 {"end_reasons", ends_j}, {"judge", summary.ToJson()}, {"exported", out.size()}};
+                 {"end_reasons", ends_j}, {"judge", summary.ToJson()}, {"exported", exported},
+                 {"planned", jobs.size()}, {"resumed_episodes", stream.before.size()}};
+  if (stream.run) result["run"] = stream.run->id();
   if (!g_sim.agents.empty())
     result["agents"] = {{"loaded", loaded_agents}, {"episodes_with_agent", with_agent},
                         {"episodes_without_agent", without_agent}};
@@ -397,9 +511,9 @@ int Simulate(Context& ctx) {
                   "(no agent covers the task)\n",
                   static_cast<long long>(loaded_agents), static_cast<long long>(with_agent),
                   static_cast<long long>(without_agent));
-    if (!g_sim.out.empty()) std::printf("wrote %zu trajectories to %s\n", out.size(), g_sim.out.c_str());
+    if (!g_sim.out.empty()) std::printf("wrote %lld trajectories to %s\n", static_cast<long long>(exported), g_sim.out.c_str());
   }
-  return errors.ok() ? kExitOk : Fail(errors);
+  return stream.End(errors, static_cast<int64_t>(trajs.size()), static_cast<int64_t>(jobs.size()));
 }
 
 }  // namespace
@@ -434,6 +548,9 @@ K2_COMMAND("simulate", [](CLI::App& app, Context& ctx, Action* action) {
   c->add_option("--max-batch", g_sim.max_batch, "engine policy: sequences decoded per step")->check(CLI::Range(1, 4096));
   c->add_flag("--keep-all", g_sim.keep_all, "export discarded trajectories too");
   c->add_flag("--no-store", g_sim.no_store, "do not save trajectories in the store");
+  c->add_option("--resume", g_sim.resume,
+                "continue the simulate run RUN (id or name; interrupted, failed or dead): its finished episodes are "
+                "kept, the rest run; give the same command and settings");
   c->callback([action] { *action = Simulate; });
 });
 

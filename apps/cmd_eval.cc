@@ -14,6 +14,8 @@
 #include "agents/scripted_user.h"
 #include "apps/cli.h"
 #include "apps/pipeline_cli.h"
+#include "apps/streamed_run.h"
+#include "core/fault.h"
 #include "pipeline/endpoints.h"
 #include "core/thread_pool.h"
 #include "engine/gen/generator.h"
@@ -65,6 +67,7 @@ struct Options {
   std::string ks;
   int threads = -1;
   int64_t run_a = 0, run_b = 0;
+  std::string resume;  // --resume RUN (with --source)
   // τ²-bench's own domains (--suite tau2:DOMAIN): eval/tau2_suite.h RunNativeTau2.
   std::string tau2_data, split, agent_llm, user_llm;
   int max_tasks = 0, max_steps = 100;
@@ -190,18 +193,33 @@ std::vector<std::pair<std::string, std::string>> RecordEnds(const std::vector<ev
 
 // The end of every eval: the run stored (summary + trials), marked done or, when most episodes hit
 // endpoint/environment errors (`errors`), failed; the table (or --json) printed; the exit code.
+// `streamed`: the run its records were stored in as they finished (the summary is added and the run
+// ended here); null: a new run is stored with every record now.
 int StoreAndReport(Context& ctx, const std::string& name, const json& run_cfg, json summary,
-                   const std::vector<eval::TrialRecord>& records, const Status& errors, int64_t score_errors) {
-  auto db = ctx.OpenDb();
-  if (!db.ok()) return Fail(db.status());
-  auto run = CreateRun(db->get(), "eval", name, run_cfg.dump());
-  if (!run.ok()) return Fail(run.status());
-  summary["run"] = *run;
-  if (Status s = eval::SaveEvalRun(db->get(), *run, summary, records); !s.ok()) {
-    (void)FinishRun(db->get(), *run, "failed");
-    return Fail(s);
+                   const std::vector<eval::TrialRecord>& records, const Status& errors, int64_t score_errors,
+                   StreamedRun* streamed = nullptr, int64_t planned = 0) {
+  int64_t run_id = 0;
+  int end_code = kExitOk;
+  if (streamed) {
+    run_id = streamed->id();
+    summary["run"] = run_id;
+    summary["planned_trials"] = planned;
+    streamed->Store([&](Db* db) { return eval::SaveEvalSummary(db, run_id, summary); });
+    end_code = streamed->End(errors.ok(), static_cast<int64_t>(records.size()), planned, "trials");
+    if (end_code != kExitOk && !streamed->interrupted()) return end_code;  // storing failed
+  } else {
+    auto db = ctx.OpenDb();
+    if (!db.ok()) return Fail(db.status());
+    auto run = CreateRun(db->get(), "eval", name, run_cfg.dump());
+    if (!run.ok()) return Fail(run.status());
+    run_id = *run;
+    summary["run"] = run_id;
+    if (Status s = eval::SaveEvalRun(db->get(), run_id, summary, records); !s.ok()) {
+      (void)FinishRun(db->get(), run_id, "failed");
+      return Fail(s);
+    }
+    if (Status s = FinishRun(db->get(), run_id, errors.ok() ? "done" : "failed"); !s.ok()) return Fail(s);
   }
-  if (Status s = FinishRun(db->get(), *run, errors.ok() ? "done" : "failed"); !s.ok()) return Fail(s);
   if (ctx.g.json) {
     json rows = json::array();
     for (auto& r : records)
@@ -212,8 +230,9 @@ int StoreAndReport(Context& ctx, const std::string& name, const json& run_cfg, j
   } else {
     std::printf("%s", eval::FormatSummary(summary).c_str());
     if (score_errors) std::printf("%lld trial(s) could not be scored (score_error)\n", static_cast<long long>(score_errors));
-    std::printf("stored as run %lld in %s\n", static_cast<long long>(*run), ctx.g.db_path.c_str());
+    std::printf("stored as run %lld in %s\n", static_cast<long long>(run_id), ctx.g.db_path.c_str());
   }
+  if (end_code != kExitOk) return end_code;  // interrupted: 128 + signal, the resume command printed
   return errors.ok() ? kExitOk : Fail(errors);
 }
 
@@ -244,29 +263,60 @@ int RunSourceEval(Context& ctx, const EvalConfig& cfg) {
   if (!pipe.ok()) return Fail(pipe.status());
   auto idx = SplitIndices(**set, g_opts.split);
   if (idx.empty()) return Fail(InvalidArgument("eval: no task in split " + json(g_opts.split).dump()));
+  std::string label;
+  for (const auto& s : g_opts.pipe.sources) label += (label.empty() ? "" : "+") + s;
+  json run_cfg = {{"source", g_opts.pipe.sources}, {"policy", g_opts.policy}, {"judge", g_opts.judge},
+                  {"user", g_opts.user}, {"eval", ctx.config.value("eval", json())}};
+  // Streamed: each trial is stored as it ends; --resume RUN runs only the trials that run lacks.
+  json fp = run_cfg;
+  fp["split"] = g_opts.split;
+  fp["seed"] = std::to_string(ctx.g.seed);
+  fp["trials"] = cfg.trials;
+  auto run = StreamedRun::Start(ctx, "eval", label, run_cfg, fp, g_opts.resume);
+  if (!run.ok()) return Fail(run.status());
+  std::map<std::pair<std::string, int>, eval::TrialRecord> before;
+  if ((*run)->resumed()) {
+    auto old = eval::LoadEvalTrials((*run)->db(), (*run)->id());
+    if (!old.ok()) return Fail(old.status());
+    for (auto& r : *old) before[{r.case_id, r.trial}] = std::move(r);
+  }
+  const auto jobs = (*pipe)->Jobs(idx, cfg.trials);
   pipeline::RunJobsOptions ro;
   ro.threads = cfg.threads;
   ro.seed = ctx.g.seed;
   ro.limits = cfg.episode;
   if (!ctx.g.quiet && !ctx.g.json) ro.progress_label = "eval";
-  auto trajs = pipeline::RunJobs((*pipe)->Jobs(idx, cfg.trials), (*pipe)->Hooks(), *policy, ro);
-  auto records = PipelineRecords(trajs, cfg.keep_trajectories);
-  std::string label;
-  for (const auto& s : g_opts.pipe.sources) label += (label.empty() ? "" : "+") + s;
+  ro.skip = [&](size_t i) { return before.count({jobs[i].task->id, jobs[i].trial}) > 0; };
+  ro.stop = [&] { return (*run)->stop(); };
+  ro.on_done = [&](agents::Trajectory& t) {
+    auto rec = PipelineRecords({t}, cfg.keep_trajectories);
+    (*run)->Store([&](Db* db) { return eval::SaveEvalTrials(db, (*run)->id(), rec); });
+    CrashPoint("eval.trial_stored");
+  };
+  auto ran = pipeline::RunJobs(jobs, (*pipe)->Hooks(), *policy, ro);
+  std::vector<agents::Trajectory> trajs;  // this process's, in job order
+  std::vector<eval::TrialRecord> records;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    if (!ran[i].end_reason.empty()) {
+      auto rec = PipelineRecords({ran[i]}, cfg.keep_trajectories);
+      records.push_back(std::move(rec[0]));
+      trajs.push_back(std::move(ran[i]));
+    } else if (auto it = before.find({jobs[i].task->id, jobs[i].trial}); it != before.end()) {
+      records.push_back(it->second);
+    }
+  }
   json meta = {{"suite", label}, {"kind", "source"}, {"policy", policy->name()}, {"trials", cfg.trials},
                {"seed", ctx.g.seed}, {"tasks", idx.size()}, {"split", g_opts.split},
                {"source", (*set)->Summary()}};
   auto summary = eval::Summarize(records, cfg.ks, meta);
   if (!summary.ok()) return Fail(summary.status());
   int64_t score_errors = 0;
-  for (const auto& t : trajs) score_errors += t.reward_components.count("score_error") ? 1 : 0;
+  for (const auto& r : records) score_errors += r.components.contains("score_error") ? 1 : 0;
   (*summary)["score_errors"] = score_errors;
   (*summary)["skipped_rows"] = (*set)->skipped;
-  json run_cfg = {{"source", g_opts.pipe.sources}, {"policy", g_opts.policy}, {"judge", g_opts.judge},
-                  {"user", g_opts.user}, {"eval", ctx.config.value("eval", json())}};
-  std::vector<std::pair<std::string, std::string>> ends;
-  for (const auto& t : trajs) ends.emplace_back(t.end_reason, t.error);
-  return StoreAndReport(ctx, label, run_cfg, *summary, records, EpisodeErrors("eval", ends), score_errors);
+  (*summary)["resumed_trials"] = before.size();
+  return StoreAndReport(ctx, label, run_cfg, *summary, records, EpisodeErrors("eval", RecordEnds(records)), score_errors,
+                        run->get(), static_cast<int64_t>(jobs.size()));
 }
 
 int RunEval(Context& ctx) {
@@ -284,6 +334,9 @@ int RunEval(Context& ctx) {
     if (!g_opts.suite.empty()) return Fail(InvalidArgument("eval: give --suite or --source, not both"));
     return RunSourceEval(ctx, cfg);
   }
+  if (!g_opts.resume.empty())
+    return Fail(InvalidArgument("eval --resume: only --source evaluations store their trials as they finish and resume; "
+                                "--suite runs are stored when they end"));
   if (g_opts.suite.empty())
     return Fail(InvalidArgument("eval: --suite FILE|builtin:NAME|tau2:DOMAIN|bfcl:DIR|acebench:DIR or --source SPEC is required"));
   const bool tau2_native = g_opts.suite.rfind("tau2:", 0) == 0;
@@ -473,6 +526,9 @@ K2_COMMAND("eval", [](CLI::App& app, Context& ctx, Action* action) {
   c->add_option("--tau2-data", g_opts.tau2_data, "tau2:DOMAIN suites: τ²-bench's data/tau2/domains folder (docs/tau2.md)");
   c->add_option("--split", g_opts.split, "tau2:DOMAIN suites: a split of split_tasks.json (test, train, ...); with "
                 "--source: only tasks of this split; default all");
+  c->add_option("--resume", g_opts.resume,
+                "with --source: continue the eval run RUN (id or name; interrupted, failed or dead): its finished "
+                "trials are kept, the rest run; give the same command and settings");
   c->add_option("--agent-llm", g_opts.agent_llm, "the agent policy (same forms as --policy; overrides it)");
   c->add_option("--user-llm", g_opts.user_llm, "tau2:DOMAIN suites: the LLM user (openai:URL); default the scripted user");
   c->add_option("--max-tasks", g_opts.max_tasks, "tau2:DOMAIN suites: only the first N selected tasks")->check(CLI::Range(0, 100000));

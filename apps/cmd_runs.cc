@@ -52,16 +52,14 @@ json RowJson(const Row& r) {
   return j;
 }
 
-// An id, or a name (the newest run of that name). The error names the store and the reference.
+// An id, or a name (the newest run of that name): core/store.h FindRun, with the finish time.
 Expected<Row> Find(Db* db, const std::string& ref) {
-  bool numeric = !ref.empty() && ref.find_first_not_of("0123456789") == std::string::npos && ref.size() < 19;
-  K2_ASSIGN_OR_RETURN(Stmt q, db->Prepare(std::string(kSelect) + (numeric ? " WHERE id = ?1" : " WHERE name = ?1 ORDER BY id DESC LIMIT 1")));
-  if (numeric) q.Bind(1, static_cast<int64_t>(std::stoll(ref)));
-  else q.Bind(1, ref);
+  K2_ASSIGN_OR_RETURN(RunInfo info, FindRun(db, ref));
+  K2_ASSIGN_OR_RETURN(Stmt q, db->Prepare(std::string(kSelect) + " WHERE id = ?1"));
+  q.Bind(1, info.id);
   if (!q.Step()) {
     K2_RETURN_IF_ERROR(q.status());
-    return InvalidArgument(db->path() + ": no run " + (numeric ? ref : "named " + json(ref).dump()) +
-                           " (k2gym runs list shows them)");
+    return NotFound(db->path() + ": run " + std::to_string(info.id) + " vanished while being read");
   }
   return ReadRow(q);
 }
@@ -109,10 +107,10 @@ int List(Context& ctx) {
   for (int64_t id : *dead)
     std::fprintf(stderr, "run %lld: its process is gone; marked dead (resume it with the command's --resume)\n",
                  static_cast<long long>(id));
-  std::printf("%6s  %-9s %-8s %-19s %9s  %s\n", "id", "kind", "status", "started (UTC)", "seconds", "name");
+  std::printf("%6s  %-9s %-11s %-19s %9s  %s\n", "id", "kind", "status", "started (UTC)", "seconds", "name");
   for (const auto& r : rows) {
     std::string secs = r.finished < 0 ? "-" : std::to_string(static_cast<long long>(r.finished - r.started + 0.5));
-    std::printf("%6lld  %-9s %-8s %-19s %9s  %s\n", static_cast<long long>(r.id), r.kind.c_str(), r.status.c_str(),
+    std::printf("%6lld  %-9s %-11s %-19s %9s  %s\n", static_cast<long long>(r.id), r.kind.c_str(), r.status.c_str(),
                 When(r.started).c_str(), secs.c_str(), r.name.c_str());
   }
   if (rows.empty()) std::printf("(no runs in %s)\n", ctx.g.db_path.c_str());

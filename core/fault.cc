@@ -44,6 +44,11 @@ void CrashPoint(std::string_view name) {
   const Target t = GetTarget();
   if (t.name.empty() || name != t.name) return;
   if (g_hits.fetch_add(1) + 1 != t.hit) return;
+  const char* sig = std::getenv("K2GYM_CRASH_SIGNAL");
+  if (sig != nullptr && (std::string(sig) == "INT" || std::string(sig) == "TERM")) {
+    ::kill(::getpid(), std::string(sig) == "INT" ? SIGINT : SIGTERM);
+    return;
+  }
   ::kill(::getpid(), SIGKILL);
   ::pause();  // SIGKILL is delivered before kill() returns to a single-threaded caller; others wait here
 }

@@ -326,6 +326,20 @@ Expected<RunInfo> GetRun(Db* db, int64_t run) {
   return RunFromRow(q);
 }
 
+Expected<RunInfo> FindRun(Db* db, const std::string& ref) {
+  const bool numeric = !ref.empty() && ref.find_first_not_of("0123456789") == std::string::npos && ref.size() < 19;
+  K2_ASSIGN_OR_RETURN(Stmt q, db->Prepare(std::string(kRunColumns) +
+                                          (numeric ? " WHERE id = ?1" : " WHERE name = ?1 ORDER BY id DESC LIMIT 1")));
+  if (numeric) q.Bind(1, static_cast<int64_t>(std::stoll(ref)));
+  else q.Bind(1, ref);
+  if (!q.Step()) {
+    K2_RETURN_IF_ERROR(q.status());
+    return InvalidArgument(db->path() + ": no run " + (numeric ? ref : "named \"" + ref + "\"") +
+                           " (k2gym runs list shows them)");
+  }
+  return RunFromRow(q);
+}
+
 bool LeaseHolderAlive(const RunInfo& r, double stale_after_s) {
   if (r.pid <= 0) return true;  // written before leases: unknown, never declared dead
   if (r.host == HostName()) return r.proc_start != 0 && ProcessStart(r.pid) == r.proc_start;

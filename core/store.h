@@ -131,6 +131,9 @@ struct RunInfo {
 Expected<int64_t> CreateRun(Db* db, const std::string& kind, const std::string& name, const std::string& config);
 Status FinishRun(Db* db, int64_t run, const std::string& status);
 Expected<RunInfo> GetRun(Db* db, int64_t run);  // NotFound when absent
+// A run by id ("12") or name (the newest run of that name); InvalidArgument naming the store and the
+// reference when there is none.
+Expected<RunInfo> FindRun(Db* db, const std::string& ref);
 // Takes the lease of an existing run for this process and sets it `running` (resume). FailedPrecondition
 // when another live process holds it.
 Status ClaimRun(Db* db, int64_t run);

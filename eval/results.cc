@@ -162,17 +162,19 @@ CREATE TABLE eval_trials (
   return m;
 }
 
-Status SaveEvalRun(Db* db, int64_t run, const json& summary, const std::vector<TrialRecord>& records) {
-  K2_RETURN_IF_ERROR(db->Migrate(EvalMigrations()));
-  K2_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db));
-  {
-    K2_ASSIGN_OR_RETURN(Stmt s, db->Prepare("INSERT INTO eval_runs(run_id, suite, kind, policy, trials, summary) VALUES (?,?,?,?,?,?)"));
-    s.Bind(1, run).Bind(2, summary.value("suite", std::string())).Bind(3, summary.value("kind", std::string()))
-        .Bind(4, summary.value("policy", std::string())).Bind(5, summary.value("trials", int64_t{0})).Bind(6, summary.dump());
-    K2_RETURN_IF_ERROR(s.Run());
-  }
-  K2_ASSIGN_OR_RETURN(Stmt s, db->Prepare("INSERT INTO eval_trials(run_id, case_id, grp, trial, reward, success, end_reason, "
-                                          "detail, components, trajectory) VALUES (?,?,?,?,?,?,?,?,?,?)"));
+namespace {
+
+Status InsertSummary(Db* db, int64_t run, const json& summary) {
+  K2_ASSIGN_OR_RETURN(Stmt s, db->Prepare("INSERT OR REPLACE INTO eval_runs(run_id, suite, kind, policy, trials, summary) "
+                                          "VALUES (?,?,?,?,?,?)"));
+  s.Bind(1, run).Bind(2, summary.value("suite", std::string())).Bind(3, summary.value("kind", std::string()))
+      .Bind(4, summary.value("policy", std::string())).Bind(5, summary.value("trials", int64_t{0})).Bind(6, summary.dump());
+  return s.Run();
+}
+
+Status InsertTrials(Db* db, int64_t run, const std::vector<TrialRecord>& records) {
+  K2_ASSIGN_OR_RETURN(Stmt s, db->Prepare("INSERT OR REPLACE INTO eval_trials(run_id, case_id, grp, trial, reward, success, "
+                                          "end_reason, detail, components, trajectory) VALUES (?,?,?,?,?,?,?,?,?,?)"));
   for (auto& r : records) {
     s.Reset();
     s.Bind(1, run).Bind(2, r.case_id).Bind(3, r.group).Bind(4, r.trial).Bind(5, r.reward).Bind(6, r.success ? 1 : 0)
@@ -181,7 +183,55 @@ Status SaveEvalRun(Db* db, int64_t run, const json& summary, const std::vector<T
     else s.Bind(10, r.trajectory.dump());
     K2_RETURN_IF_ERROR(s.Run());
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status SaveEvalRun(Db* db, int64_t run, const json& summary, const std::vector<TrialRecord>& records) {
+  K2_RETURN_IF_ERROR(db->Migrate(EvalMigrations()));
+  K2_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db));
+  K2_RETURN_IF_ERROR(InsertSummary(db, run, summary));
+  K2_RETURN_IF_ERROR(InsertTrials(db, run, records));
   return tx.Commit();
+}
+
+Status SaveEvalTrials(Db* db, int64_t run, const std::vector<TrialRecord>& records) {
+  K2_RETURN_IF_ERROR(db->Migrate(EvalMigrations()));
+  K2_ASSIGN_OR_RETURN(Transaction tx, Transaction::Begin(db));
+  K2_RETURN_IF_ERROR(InsertTrials(db, run, records));
+  return tx.Commit();
+}
+
+Status SaveEvalSummary(Db* db, int64_t run, const json& summary) {
+  K2_RETURN_IF_ERROR(db->Migrate(EvalMigrations()));
+  return InsertSummary(db, run, summary);
+}
+
+Expected<std::vector<TrialRecord>> LoadEvalTrials(Db* db, int64_t run) {
+  K2_RETURN_IF_ERROR(db->Migrate(EvalMigrations()));
+  K2_ASSIGN_OR_RETURN(Stmt q, db->Prepare("SELECT case_id, grp, trial, reward, success, end_reason, detail, components, "
+                                          "trajectory FROM eval_trials WHERE run_id = ? ORDER BY case_id, trial"));
+  q.Bind(1, run);
+  std::vector<TrialRecord> out;
+  while (q.Step()) {
+    TrialRecord r;
+    r.case_id = q.Text(0);
+    r.group = q.Text(1);
+    r.trial = static_cast<int>(q.Int(2));
+    r.reward = q.Double(3);
+    r.success = q.Int(4) != 0;
+    r.end_reason = q.Text(5);
+    r.detail = q.Text(6);
+    const std::string where = "eval_trials of run " + std::to_string(run) + " case " + r.case_id;
+    K2_ASSIGN_OR_RETURN(r.components, ParseJson(q.Text(7), where + " components"));
+    if (!q.IsNull(8)) {
+      K2_ASSIGN_OR_RETURN(r.trajectory, ParseJson(q.Text(8), where + " trajectory"));
+    }
+    out.push_back(std::move(r));
+  }
+  K2_RETURN_IF_ERROR(q.status());
+  return out;
 }
 
 Expected<json> LoadEvalSummary(Db* db, int64_t run) {

@@ -2,7 +2,7 @@
 // category: tasks, trials, average reward, pass^k), their text form, and persistence in the store
 // (module migrations "eval": eval_runs + eval_trials, keyed by the core runs table).
 //
-// Pure functions except SaveEvalRun/LoadEvalSummary, which use the given Db (one thread at a time).
+// Pure functions except Save*/Load*, which use the given Db (one thread at a time).
 #pragma once
 
 #include <cstdint>
@@ -40,6 +40,12 @@ std::string FormatCompare(const json& a, const json& b, int64_t run_a, int64_t r
 const Migrations& EvalMigrations();
 // Stores the summary and every record under `run` (a runs row of kind "eval"), in one transaction.
 Status SaveEvalRun(Db* db, int64_t run, const json& summary, const std::vector<TrialRecord>& records);
+// Streaming: records as they finish (a (case, trial) stored again replaces its row), then the summary
+// once the run ends (replacing an earlier one: an interrupted run's partial table).
+Status SaveEvalTrials(Db* db, int64_t run, const std::vector<TrialRecord>& records);
+Status SaveEvalSummary(Db* db, int64_t run, const json& summary);
+// Every record stored under `run`, ordered by (case, trial).
+Expected<std::vector<TrialRecord>> LoadEvalTrials(Db* db, int64_t run);
 // NotFound naming the run when it has no eval summary.
 Expected<json> LoadEvalSummary(Db* db, int64_t run);
 

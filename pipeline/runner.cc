@@ -20,10 +20,14 @@ std::vector<agents::Trajectory> RunJobs(const std::vector<agents::EpisodeJob>& j
                                         agents::Policy& policy, const RunJobsOptions& o) {
   std::vector<agents::Trajectory> out(jobs.size());
   std::unique_ptr<Progress> progress;
-  if (!o.progress_label.empty()) progress = std::make_unique<Progress>(o.progress_label, static_cast<int64_t>(jobs.size()));
+  int64_t to_run = 0;
+  for (size_t i = 0; i < jobs.size(); ++i) to_run += o.skip && o.skip(i) ? 0 : 1;
+  if (!o.progress_label.empty()) progress = std::make_unique<Progress>(o.progress_label, to_run);
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i = next++; i < jobs.size(); i = next++) {
+      if (o.skip && o.skip(i)) continue;
+      if (o.stop && o.stop()) break;
       const agents::EpisodeJob& job = jobs[i];
       agents::UserSimulator* user = hooks.user ? hooks.user(*job.task) : nullptr;
       agents::EpisodeLimits limits = hooks.limits ? hooks.limits(*job.task, o.limits) : o.limits;
@@ -45,6 +49,7 @@ std::vector<agents::Trajectory> RunJobs(const std::vector<agents::EpisodeJob>& j
         (*env)->Close();
       }
       if (hooks.score) hooks.score(out[i]);
+      if (o.on_done) o.on_done(out[i]);
       if (progress) progress->Add(1);
     }
   };

@@ -36,11 +36,17 @@ struct RunJobsOptions {
   uint64_t seed = 0;
   agents::EpisodeLimits limits;    // the run's limits (hooks.limits may adjust per task)
   std::string progress_label;      // empty: no progress line
+  // Called on the worker thread once an episode is scored (e.g. store it); must be thread-safe.
+  std::function<void(agents::Trajectory&)> on_done;
+  // As agents::RunOptions: skipped jobs and jobs not started before stop() are not run (end_reason empty).
+  std::function<bool(size_t)> skip;
+  std::function<bool()> stop;
 };
 
-// Runs every job with a fresh environment per episode (closed after it); trajectory i belongs to
-// jobs[i] whatever the thread count. An environment that cannot be made is that episode's env_error
-// (scored like any other episode). Deterministic given deterministic policy, users and environments.
+// Runs every job (but those skipped or not started before a stop) with a fresh environment per episode
+// (closed after it); trajectory i belongs to jobs[i] whatever the thread count. An environment that
+// cannot be made is that episode's env_error (scored like any other episode). Deterministic given
+// deterministic policy, users and environments.
 std::vector<agents::Trajectory> RunJobs(const std::vector<agents::EpisodeJob>& jobs, const EpisodeHooks& hooks,
                                         agents::Policy& policy, const RunJobsOptions& options);
 
