@@ -193,10 +193,13 @@ namespace k2::eval {
 Expected<rewards::tau2::Tau2Evaluation> ScoreTau2Episode(const std::shared_ptr<const agents::tau2::Domain>& domain,
                                                          const agents::tau2::Task& task, const json& trajectory,
                                                          const std::string& termination, const rewards::ChatFn& judge,
-                                                         const agents::tau2::State* live) {
+                                                         const agents::tau2::State* live, const json* live_db,
+                                                         const json* live_user_db) {
   rewards::tau2::Tau2EnvOutcome env;
   if (rewards::tau2::IsScoredTermination(termination)) {
-    K2_ASSIGN_OR_RETURN(agents::tau2::EnvCheck c, agents::tau2::CheckEnvironment(domain, task, trajectory, live));
+    auto checked = live_db && live_user_db ? agents::tau2::CheckEnvironment(domain, task, trajectory, *live_db, *live_user_db)
+                                           : agents::tau2::CheckEnvironment(domain, task, trajectory, live);
+    K2_ASSIGN_OR_RETURN(agents::tau2::EnvCheck c, std::move(checked));
     env.db_match = c.db_match;
     env.assertions_met = c.all_assertions_met;
     env.detail = {{"note", c.note}, {"assertions", c.assertions}, {"gold_log", c.gold_log}, {"replay_log", c.replay_log}};
@@ -359,7 +362,13 @@ class Tau2NativeReward : public rewards::Reward {
                       {"tool_calls", json::array({{{"id", id}, {"name", c["name"]}, {"arguments", c["arguments"]}, {"requestor", req}}})}});
       traj.push_back({{"role", "tool"}, {"id", id}, {"content", c["content"]}, {"requestor", req}, {"error", c["error"]}});
     }
-    K2_ASSIGN_OR_RETURN(rewards::tau2::Tau2Evaluation ev, ScoreTau2Episode(domain, task, traj, in.termination, nullptr));
+    // The environment's final databases are the episode's own end state: no replay needed (the call log
+    // still makes the trajectory ACTION pools). Without them (an episode that broke), replay.
+    const json& fs = in.final_state;
+    const bool have_state = fs.is_object() && fs.contains("db") && fs.contains("user_db");
+    K2_ASSIGN_OR_RETURN(rewards::tau2::Tau2Evaluation ev,
+                        ScoreTau2Episode(domain, task, traj, in.termination, nullptr, nullptr, have_state ? &fs["db"] : nullptr,
+                                         have_state ? &fs["user_db"] : nullptr));
     out.value = ev.reward;
     for (auto& [k, v] : ev.breakdown.items()) out.components[Lower(k)] = v.get<double>();
     out.explanation = ev.info.dump().substr(0, 2000);

@@ -73,6 +73,9 @@ struct State {
   json db, user_db;
 
   explicit State(std::shared_ptr<const Domain> d) : domain(d), db(d->db), user_db(d->user_db) {}
+  // A state holding the given databases (an episode's final state read back).
+  State(std::shared_ptr<const Domain> d, json agent_db, json user_db_)
+      : domain(std::move(d)), db(std::move(agent_db)), user_db(std::move(user_db_)) {}
   // A tool call by `requestor` ("assistant" or "user"): τ²'s Environment.get_response (the domain's
   // sync runs after a call that succeeded). `sync` false is τ²'s make_tool_call, which the evaluator's
   // gold replay uses (no sync). An unknown tool is an error result, not a Status.

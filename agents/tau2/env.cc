@@ -113,8 +113,11 @@ std::vector<Message> HistoryMessages(const Task& task) {
   return out;
 }
 
-Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory,
-                                    const State* live) {
+namespace {
+
+// CheckEnvironment's body: `live_db`/`live_user_db` null = replay the trajectory.
+Expected<EnvCheck> Check(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory,
+                         const json* live_db, const json* live_user_db) {
   EnvCheck c;
   const json& ec = task.evaluation_criteria();
   if (!ec.is_object()) {
@@ -128,14 +131,15 @@ Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain,
   // Predicted: initial data and actions, then the whole trajectory (history included) replayed — or the
   // episode's own final state.
   std::optional<State> replayed;
-  if (!live) {
+  if (!live_db) {
     Task bare = task;
     if (bare.data["initial_state"].is_object()) bare.data["initial_state"]["message_history"] = nullptr;
     K2_ASSIGN_OR_RETURN(State pred, InitialState(domain, bare, nullptr));
     ReplayTrajectory(pred, trajectory, &c.replay_log);
     replayed.emplace(std::move(pred));
   }
-  const State& pred = live ? *live : *replayed;
+  const json& pred_db = live_db ? *live_db : replayed->db;
+  const json& pred_user_db = live_db ? *live_user_db : replayed->user_db;
   K2_ASSIGN_OR_RETURN(State gold, InitialState(domain, task, nullptr));
   if (ec["actions"].is_array())
     for (auto& a : ec["actions"]) {
@@ -146,8 +150,9 @@ Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain,
   // τ² compares the hashes of the two databases; comparing the trees is the same test without
   // serialising two copies of a 3 MB database (numbers compare by value, as τ²'s typed models make
   // 50 and 50.0 the same field value).
-  c.db_match = gold.db == pred.db && gold.user_db == pred.user_db;
-  if (ec["env_assertions"].is_array() && !ec["env_assertions"].empty() && !replayed) replayed.emplace(*live);
+  c.db_match = gold.db == pred_db && gold.user_db == pred_user_db;
+  // Assertions may sync (change) the state they run on: a copy of the live one.
+  if (ec["env_assertions"].is_array() && !ec["env_assertions"].empty() && !replayed) replayed.emplace(domain, *live_db, *live_user_db);
   if (ec["env_assertions"].is_array())
     for (auto& as : ec["env_assertions"]) {
       json rec = {{"func_name", as["func_name"]}, {"env_type", as["env_type"]}, {"arguments", as["arguments"]}};
@@ -165,6 +170,18 @@ Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain,
       c.assertions.push_back(std::move(rec));
     }
   return c;
+}
+
+}  // namespace
+
+Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory,
+                                    const State* live) {
+  return live ? Check(domain, task, trajectory, &live->db, &live->user_db) : Check(domain, task, trajectory, nullptr, nullptr);
+}
+
+Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory,
+                                    const json& live_db, const json& live_user_db) {
+  return Check(domain, task, trajectory, &live_db, &live_user_db);
 }
 
 Tau2Env::Tau2Env(std::shared_ptr<const Domain> domain, int max_steps) : ToolEnv(max_steps), domain_(std::move(domain)) {

@@ -49,6 +49,9 @@ struct EnvCheck {
 // copy of the database and the replay; env assertions then run on a copy of it (they may sync).
 Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory,
                                     const State* live = nullptr);
+// The same with the final databases given as JSON (Tau2Env::State()'s "db" and "user_db").
+Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory,
+                                    const json& live_db, const json& live_user_db);
 
 // The task's message history converted to chat messages (what the agent sees at reset).
 std::vector<Message> HistoryMessages(const Task& task);
