@@ -22,7 +22,7 @@ struct EngineArgs {
   std::string data;
   std::string out = "runs/pretrain";
   int64_t steps = 0;  // 0 = pretrain.steps
-  bool resume = false;
+  bool resume = false, overwrite = false;
   int64_t context = 4096;
   std::string weights;
   std::string ckpt;
@@ -263,7 +263,8 @@ int Pretrain(Context& ctx) {
   // The store run, metrics and checkpoint protocol (engine/checkpoint.h); a resumed run keeps its run
   // id. Data-parallel ranks other than 0 write neither metrics nor checkpoints.
   auto launch = engine::dist::LaunchEnvFromEnv();
-  const bool rank0 = !launch.ok() || launch->rank == 0;
+  if (!launch.ok()) return Fail(launch.status());  // before the run directory is touched
+  const bool rank0 = launch->rank == 0;
   engine::TrainingRunOptions tro;
   tro.db = db->get();
   tro.kind = "pretrain";
@@ -273,6 +274,7 @@ int Pretrain(Context& ctx) {
   tro.checkpoint_dir = rank0 ? args.out + "/checkpoint" : "";
   tro.metrics_csv = rank0 ? args.out + "/metrics.csv" : "";
   tro.resume = args.resume;
+  tro.overwrite = args.overwrite;
   auto tr = engine::TrainingRun::Open(tro);
   if (!tr.ok()) return Fail(tr.status());
   const int64_t run = (*tr)->run_id();
@@ -329,7 +331,8 @@ K2_COMMAND("pretrain", [](CLI::App& app, Context& ctx, Action* action) {
   c->add_option("--data", args.data, "text corpus file (bytes are tokens)")->required();
   c->add_option("--steps", args.steps, "optimizer steps (overrides pretrain.steps)");
   c->add_option("--out", args.out, "run directory: metrics.csv and checkpoint/")->capture_default_str();
-  c->add_flag("--resume", args.resume, "continue from OUT/checkpoint when present");
+  c->add_flag("--resume", args.resume, "continue from OUT/checkpoint");
+  c->add_flag("--overwrite", args.overwrite, "start afresh in an OUT that holds another run (its checkpoint and metrics are discarded)");
   c->callback([action] { *action = Pretrain; });
 });
 

@@ -50,7 +50,7 @@ struct Args {
   std::string critic;  // "" | policy
   int64_t critic_max_tokens = 24;
   std::string init, tokenizer, tasks, out, split = "heldout";
-  bool resume = false, include_heldout = false;
+  bool resume = false, overwrite = false, include_heldout = false;
   int64_t stop_after = 0, trials = 4, limit = 0;
   double temperature = 0.0;
 } args;
@@ -195,6 +195,7 @@ int RunRlSources(Context& ctx, const rl::RlConfig& cfg, const RlRunConfig& rc) {
   rl::RlRun run;
   run.out_dir = rc.out;
   run.resume = args.resume;
+  run.overwrite = args.overwrite;
   run.seed = ctx.g.seed;
   run.db = db->get();
   run.stop_after = args.stop_after;
@@ -308,6 +309,7 @@ int RunRlCommand(Context& ctx) {
   rl::RlRun run;
   run.out_dir = rc->out;
   run.resume = args.resume;
+  run.overwrite = args.overwrite;
   run.seed = ctx.g.seed;
   run.db = db->get();
   run.stop_after = args.stop_after;
@@ -415,6 +417,7 @@ K2_COMMAND("rl", [](CLI::App& app, Context& ctx, Action* action) {
   c->add_option("--tasks", args.tasks, "tau2 task array (overrides rl_run.tasks)")->option_text("FILE");
   c->add_option("--out", args.out, "run directory (overrides rl_run.out)")->option_text("DIR");
   c->add_flag("--resume", args.resume, "continue from OUT/checkpoint");
+  c->add_flag("--overwrite", args.overwrite, "start afresh in an OUT that holds another run (its checkpoint and metrics are discarded)");
   c->add_flag("--include-heldout", args.include_heldout, "also train on tasks of held-out domains (eval's built-in suites)");
   c->add_option("--stop-after", args.stop_after, "leave after this many iterations (then --resume)");
   AddSourceFlags(c, &args.pipe);

@@ -19,7 +19,7 @@ struct SftArgs {
   std::string model, init, data, tokenizer, out = "runs/sft";
   int64_t epochs = 0;
   double min_reward = -1e300;
-  bool resume = false;
+  bool resume = false, overwrite = false;
 } args;
 
 // A model from a config (vocab widened to the tokenizer's) or from a checkpoint/weights directory.
@@ -65,6 +65,7 @@ int RunSft(Context& ctx) {
   tro.checkpoint_dir = args.out + "/checkpoint";
   tro.metrics_csv = args.out + "/metrics.csv";
   tro.resume = args.resume;
+  tro.overwrite = args.overwrite;
   auto tr = engine::TrainingRun::Open(tro);
   if (!tr.ok()) return Fail(tr.status());
   const int64_t run = (*tr)->run_id();
@@ -132,6 +133,7 @@ K2_COMMAND("sft", [](CLI::App& app, Context& ctx, Action* action) {
   c->add_option("--out", args.out, "run directory: metrics.csv, tokenizer/, checkpoint/")->capture_default_str();
   c->add_option("--min-reward", args.min_reward, "skip dialogs whose reward is below this");
   c->add_flag("--resume", args.resume, "continue from OUT/checkpoint");
+  c->add_flag("--overwrite", args.overwrite, "start afresh in an OUT that holds another run (its checkpoint and metrics are discarded)");
   c->callback([action] { *action = RunSft; });
 });
 

@@ -256,6 +256,20 @@ Expected<std::unique_ptr<TrainingRun>> TrainingRun::Open(const TrainingRunOption
   }
   if (o.db) K2_RETURN_IF_ERROR(MarkDeadRuns(o.db).status());
   const std::string run_file = o.out_dir.empty() ? "" : o.out_dir + "/" + kRunFile;
+  {
+    const std::string& c = o.checkpoint_dir;
+    const bool has_run = !run_file.empty() && fs::exists(run_file, ec);
+    const bool has_ckpt = !c.empty() && (fs::exists(c, ec) || fs::exists(c + ".tmp", ec) || fs::exists(c + ".old", ec));
+    const bool has_metrics = !o.metrics_csv.empty() && fs::exists(o.metrics_csv, ec) && fs::file_size(o.metrics_csv, ec) > 0;
+    const std::string where = !o.out_dir.empty() ? o.out_dir : !c.empty() ? c : o.metrics_csv;
+    if (!o.resume && !o.overwrite && (has_run || has_ckpt || has_metrics))
+      return InvalidArgument(where + ": holds a previous run (" +
+                             std::string(has_ckpt ? "a checkpoint" : has_run ? kRunFile : "metrics") +
+                             "); continue it with --resume or replace it with --overwrite");
+    if (o.resume && !where.empty() && !has_run && !has_ckpt)
+      return InvalidArgument(where + ": --resume: there is no run to continue here (no checkpoint, no " +
+                             std::string(kRunFile) + "); start it without --resume");
+  }
   bool have_run = false;
   if (o.resume && o.db && !run_file.empty() && fs::exists(run_file)) {
     K2_ASSIGN_OR_RETURN(json rf, ReadJsonFile(run_file));
@@ -326,8 +340,9 @@ Status TrainingRun::Save(const Model<float>& model, Optimizer<float>& opt, const
 
 Status TrainingRun::Finish(const std::string& status) {
   finished_ = true;
-  Status s = log_->Commit().status();
-  if (o_.db) {
+  // Without a logger Open failed before the run was ready (nothing logged; maybe no run row either).
+  Status s = log_ ? log_->Commit().status() : Status::Ok();
+  if (o_.db && run_ > 0) {
     Status f = FinishRun(o_.db, run_, status);
     if (s.ok()) s = f;
   }

@@ -55,7 +55,10 @@ struct TrainingRunOptions {
   std::string out_dir;          // holds store_run.json
   std::string checkpoint_dir;   // "" = no checkpoints
   std::string metrics_csv;      // "" = no CSV
-  bool resume = false;          // false: a fresh run (the directory's checkpoint and metrics.csv are discarded)
+  bool resume = false;          // continue the run of out_dir; an error when it holds none
+  // A fresh run in a directory holding another run's checkpoint, store_run.json or metrics is an error
+  // unless overwrite (then they are discarded): a re-run without --resume never destroys work silently.
+  bool overwrite = false;
 };
 
 class TrainingRun {

@@ -8,6 +8,7 @@
 #include <cctype>
 #include <cmath>
 #include <functional>
+#include <set>
 #include <variant>
 
 namespace k2::eval {
@@ -156,51 +157,6 @@ Result Rm(json& s, std::vector<std::string>& cwd, const json& a) {
   return json{{"result", "'" + n + "' removed"}};
 }
 
-// ---- BaseApi / MessageApi ------------------------------------------------------------------------------
-
-Result WifiOn(json& s, std::vector<std::string>&, const json&) {
-  s["BaseApi"]["wifi"] = true;
-  return json{{"status", true}, {"message", "wifi is on"}};
-}
-
-Result Login(json& s, std::vector<std::string>&, const json&) {
-  s["BaseApi"]["logged_in"] = true;
-  return json{{"status", true}, {"message", "device logged in"}};
-}
-
-Result Send(json& s, std::vector<std::string>&, const json& a) {
-  if (s.contains("BaseApi")) {
-    if (!s["BaseApi"]["wifi"].get<bool>()) return Err("send_message: wifi is off; turn it on first");
-    if (!s["BaseApi"]["logged_in"].get<bool>()) return Err("send_message: the device is not logged in");
-  }
-  std::string msg = a["message"];
-  if (msg.empty()) return Err("send_message: message: empty");
-  json& inbox = s["MessageApi"]["inbox"];
-  int64_t id = 1;
-  for (auto& m : inbox) id = std::max(id, m["id"].get<int64_t>() + 1);
-  inbox.push_back({{"id", id}, {"sender", a["sender_name"]}, {"recipient", a["receiver_name"]}, {"message", msg}});
-  return json{{"status", true}, {"message_id", id}};
-}
-
-Result View(json& s, std::vector<std::string>&, const json& a) {
-  std::string n = a["name"];
-  json out = json::array();
-  for (auto& m : s["MessageApi"]["inbox"])
-    if (m["sender"] == n || m["recipient"] == n) out.push_back(m);
-  return json{{"messages", out}};
-}
-
-Result Delete(json& s, std::vector<std::string>&, const json& a) {
-  int64_t id = a["message_id"];
-  json& inbox = s["MessageApi"]["inbox"];
-  for (size_t i = 0; i < inbox.size(); ++i)
-    if (inbox[i]["id"] == id) {
-      inbox.erase(i);
-      return json{{"status", true}};
-    }
-  return Err("delete_message: no message with id " + std::to_string(id));
-}
-
 std::vector<Method> CoreMethods() {
   return {
       {"GorillaFileSystem", "pwd", "Return the current working directory path.", {}, Pwd},
@@ -223,22 +179,17 @@ std::vector<Method> CoreMethods() {
        Mv},
       {"GorillaFileSystem", "rm", "Remove a file or directory of the current directory.",
        {{"file_name", "string", "Name of the file or directory to remove.", true}}, Rm},
-      {"BaseApi", "turn_on_wifi", "Turn on the device's wifi.", {}, WifiOn},
-      {"BaseApi", "login_device", "Log in to the device.", {}, Login},
-      {"MessageApi", "send_message", "Send a message (needs wifi and a logged-in device).",
-       {{"sender_name", "string", "Name of the sender.", true},
-        {"receiver_name", "string", "Name of the receiver.", true},
-        {"message", "string", "Message text.", true}},
-       Send},
-      {"MessageApi", "view_messages", "List the messages sent or received by a user.",
-       {{"name", "string", "User name.", true}}, View},
-      {"MessageApi", "delete_message", "Delete a message by id.",
-       {{"message_id", "integer", "Id of the message.", true}}, Delete},
   };
 }
 
 const fc::PortedClass* Ported(const std::string& cls) {
   for (auto& c : fc::PortedClasses())
+    if (cls == c.name) return &c;
+  return nullptr;
+}
+
+const fc::AceClass* Ace(const std::string& cls) {
+  for (auto& c : fc::AceClasses())
     if (cls == c.name) return &c;
   return nullptr;
 }
@@ -251,6 +202,8 @@ const std::vector<Method>& Methods() {
     for (auto& m : fc::MessageApiMethods()) all.push_back(std::move(m));
     for (auto& c : fc::PortedClasses())
       for (auto& m : c.methods()) all.push_back(std::move(m));
+    for (auto& c : fc::AceClasses())
+      for (auto& m : c.methods()) all.push_back(std::move(m));
     return all;
   }();
   return kMethods;
@@ -258,10 +211,8 @@ const std::vector<Method>& Methods() {
 
 json DefaultState(const std::string& cls) {
   if (cls == "GorillaFileSystem") return {{"root", {{"workspace", {{"type", "directory"}, {"contents", json::object()}}}}}};
-  if (cls == "BaseApi") return {{"wifi", false}, {"logged_in", true}};
   if (cls == "MathAPI") return json::object();
-  if (cls == "MessageAPI") return fc::MessageApiDefaultState();
-  return {{"inbox", json::array()}};
+  return fc::MessageApiDefaultState();
 }
 
 Status CheckTree(const json& node, const std::string& w) {
@@ -297,7 +248,7 @@ Status CheckConfig(const std::string& cls, const json& c, const std::string& w) 
     if (r["type"] != "directory") return InvalidArgument(w + ".root: expected a directory");
   } else if (cls == "MathAPI") {
     // stateless
-  } else if (cls == "MessageAPI") {
+  } else {
     if (!c["user_map"].is_object()) return InvalidArgument(w + ".user_map: expected {name: id}");
     if (!c["inbox"].is_array()) return InvalidArgument(w + ".inbox: expected [{receiver_id: message}]");
     for (size_t i = 0; i < c["inbox"].size(); ++i)
@@ -308,18 +259,6 @@ Status CheckConfig(const std::string& cls, const json& c, const std::string& w) 
       if (!x.is_number_integer()) return InvalidArgument(w + ".generated_ids: expected integers");
     for (const char* k : {"user_count", "message_count", "random_seed"})
       if (!c[k].is_number_integer()) return InvalidArgument(w + "." + k + ": expected integer");
-  } else if (cls == "BaseApi") {
-    for (const char* k : {"wifi", "logged_in"})
-      if (!c.contains(k) || !c[k].is_boolean()) return InvalidArgument(w + "." + k + ": expected boolean");
-  } else {
-    if (!c.contains("inbox") || !c["inbox"].is_array()) return InvalidArgument(w + ".inbox: expected array");
-    for (size_t i = 0; i < c["inbox"].size(); ++i) {
-      const json& m = c["inbox"][i];
-      std::string mw = w + ".inbox[" + std::to_string(i) + "]";
-      if (!m.is_object() || !m.contains("id") || !m["id"].is_number_integer()) return InvalidArgument(mw + ".id: expected integer");
-      for (const char* k : {"sender", "recipient", "message"})
-        if (!m.contains(k) || !m[k].is_string()) return InvalidArgument(mw + "." + k + ": expected string");
-    }
   }
   for (auto& [k, v] : c.items()) {
     json d = DefaultState(cls);
@@ -355,8 +294,9 @@ const std::vector<fc::PortedClass>& fc::PortedClasses() {
 }
 
 std::vector<std::string> FcBackend::KnownClasses() {
-  std::vector<std::string> out = {"GorillaFileSystem", "MathAPI", "MessageAPI", "BaseApi", "MessageApi"};
+  std::vector<std::string> out = {"GorillaFileSystem", "MathAPI", "MessageAPI"};
   for (auto& c : fc::PortedClasses()) out.push_back(c.name);
+  for (auto& c : fc::AceClasses()) out.push_back(c.name);
   return out;
 }
 
@@ -369,6 +309,13 @@ json FcBackend::State() const {
       if (k.empty() || k[0] != '_') o[k] = v;
     // Entry order is not compared (Python's dict equality ignores it).
     if (cls == "GorillaFileSystem" && o.contains("root")) StripOrder(o["root"]);
+    // Tweets posted without mentions show the shared default list as it is now.
+    if (cls == "TwitterAPI" && st.contains("_default_mentions_ids")) {
+      json t = st;
+      t["_default_mentions"] = *py_defaults_;
+      fc::SyncDefaultMentions(t);
+      o["tweets"] = t["tweets"];
+    }
   }
   return out;
 }
@@ -384,6 +331,15 @@ Expected<FcBackend> FcBackend::Create(const std::vector<std::string>& classes, c
       return InvalidArgument(where + ": involved class \"" + cls + "\" has no in-tree backend (known: " + names + ")");
     }
     if (b.state_.contains(cls)) return InvalidArgument(where + ": involved class \"" + cls + "\" listed twice");
+    if (const fc::AceClass* a = Ace(cls)) {
+      const json& own = initial_config.contains(cls) ? initial_config[cls] : json::object();
+      const json& base = initial_config.contains("BaseApi") ? initial_config["BaseApi"] : json::object();
+      K2_ASSIGN_OR_RETURN(json st, a->load(own, base, where + ": initial_config"));
+      b.state_[cls] = std::move(st);
+      b.classes_.push_back(cls);
+      b.ace_ = true;
+      continue;
+    }
     if (const fc::PortedClass* p = Ported(cls)) {
       const json& c = initial_config.contains(cls) ? initial_config[cls] : json::object();
       if (!c.is_object()) return InvalidArgument(where + ": initial_config." + cls + ": expected object");
@@ -411,9 +367,10 @@ Expected<FcBackend> FcBackend::Create(const std::vector<std::string>& classes, c
 
 json FcBackend::Functions() const {
   json out = json::array();
+  std::set<std::string> seen;  // ACEBench's classes share turn_on_wifi / login_device: one doc each
   for (auto& cls : classes_)
     for (auto& m : Methods()) {
-      if (cls != m.cls) continue;
+      if (cls != m.cls || !seen.insert(m.name).second) continue;
       json props = json::object(), req = json::array();
       for (auto& p : m.params) {
         props[p.name] = {{"type", p.type}, {"description", p.doc}};
@@ -442,9 +399,21 @@ bool FcBackend::HasFunction(const std::string& name) const {
 }
 
 json FcBackend::Call(const std::string& name, const json& args) {
-  for (auto& m : Methods()) {
-    if (name != m.name || std::find(classes_.begin(), classes_.end(), m.cls) == classes_.end()) continue;
-    if (!args.is_object()) return {{"error", name + ": arguments: expected a JSON object"}};
+  // The involved classes' methods of that name, in involved-class order: ACEBench runs a name that several
+  // of its instances have (turn_on_wifi, login_device) on each of them and keeps the last result.
+  std::vector<const Method*> found;
+  for (auto& cls : classes_)
+    for (auto& m : Methods())
+      if (name == m.name && cls == m.cls) found.push_back(&m);
+  // ACEBench's executor turns any exception (an unknown function, a missing or unexpected argument, a
+  // KeyError inside a method) into this text, literally: its format string lacks the f prefix.
+  const json ace_error = {{"error", "Error during execution: {str(e)}"}};
+  if (found.empty()) return ace_ ? ace_error : json{{"error", "no function named " + name + " in this environment"}};
+  json out;
+  for (const Method* mp : found) {
+    const Method& m = *mp;
+    const bool ace = Ace(m.cls) != nullptr;
+    if (!args.is_object()) return ace ? ace_error : json{{"error", name + ": arguments: expected a JSON object"}};
     // null for an optional parameter is Python's None, the default of most of them: treated as left out.
     json given = json::object();
     for (auto& [k, v] : args.items()) {
@@ -454,9 +423,12 @@ json FcBackend::Call(const std::string& name, const json& args) {
     for (auto& p : m.params) {
       auto it = given.find(p.name);
       if (it == given.end()) {
-        if (p.required) return {{"error", name + ": missing required argument " + p.name}};
+        if (p.required) return ace ? ace_error : json{{"error", name + ": missing required argument " + p.name}};
         continue;
       }
+      // ACEBench's classes take whatever Python would pass and fail where Python would (their methods
+      // raise PyError or a JSON type error, which become ace_error).
+      if (ace) continue;
       // BFCL's ported classes take any number for an integer parameter and treat it as Python does (ids
       // are compared, 5.0 finds 5, 1.5 finds nothing, the value is echoed as given). For the other classes
       // an integral float works as the int.
@@ -469,20 +441,29 @@ json FcBackend::Call(const std::string& name, const json& args) {
     }
     for (auto& [k, v] : given.items())
       if (std::none_of(m.params.begin(), m.params.end(), [&](const Param& p) { return k == p.name; }))
-        return {{"error", name + ": unexpected argument " + k}};
+        return ace ? ace_error : json{{"error", name + ": unexpected argument " + k}};
     // The in-tree classes check their preconditions before mutating, so an error leaves the state as it
-    // was; BFCL's ported classes change and fail where the Python does (an error dict after a change, an
-    // exception part way through). A JSON access that cannot work is Python's TypeError / KeyError.
+    // was; BFCL's and ACEBench's ported classes change and fail where the Python does (an error dict after
+    // a change, an exception part way through). A JSON access that cannot work is Python's TypeError /
+    // KeyError.
+    // TwitterAPI reads and extends the process's default mentions list (SharePythonDefaults).
+    const bool twitter = std::string(m.cls) == "TwitterAPI";
+    if (twitter) {
+      state_[m.cls]["_default_mentions"] = *py_defaults_;
+      fc::SyncDefaultMentions(state_[m.cls]);
+    }
     Result r = json();
     try {
       r = m.fn(state_, cwd_, given);
     } catch (const std::exception& e) {
+      if (ace) return ace_error;
       r = fc::Err(name + ": " + e.what());
     }
+    if (twitter) *py_defaults_ = state_[m.cls].value("_default_mentions", json::array());
     if (auto* e = std::get_if<Err>(&r)) return {{"error", e->message()}};
-    return std::get<json>(std::move(r));
+    out = std::get<json>(std::move(r));
   }
-  return {{"error", "no function named " + name + " in this environment"}};
+  return out;
 }
 
 // ---- Python call strings ---------------------------------------------------------------------------------

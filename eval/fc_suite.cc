@@ -282,8 +282,11 @@ Status LoadStateWorld(const json& j, const std::string& where, FcCase& c, const 
   if (j.contains("function")) {
     c.functions = j["function"].is_object() ? json::array({j["function"]}) : j["function"];
     K2_RETURN_IF_ERROR(CheckFunctions(c.functions, where));
+    // ACEBench documents a function its classes lack (search_reminders): calling it is an execution
+    // error there, and here; BFCL's docs all have methods.
+    const bool ace = c.source == "acebench";
     for (auto& f : c.functions)
-      if (!b.HasFunction(f["name"].get<std::string>()))
+      if (!ace && !b.HasFunction(f["name"].get<std::string>()))
         return InvalidArgument(where + ": function \"" + f["name"].get<std::string>() + "\" is not a method of the involved classes");
   } else if (!doc_dir.empty() && std::filesystem::exists(doc_dir)) {
     c.functions = json::array();
@@ -602,32 +605,96 @@ std::vector<std::vector<Message>> SplitTurns(const std::vector<Message>& msgs) {
   return out;
 }
 
+// One ACEBench mile-stone message, "[f(a='x'), g()]": its calls. The text is split at top-level commas
+// (outside quotes and brackets) after the outer brackets and blanks are dropped.
+Expected<std::vector<std::string>> SplitMessage(const std::string& text, const std::string& where) {
+  std::string t = rewards::Trim(text);
+  if (!t.empty() && t.front() == '[') t.erase(0, 1);
+  if (!t.empty() && t.back() == ']') t.pop_back();
+  std::vector<std::string> out;
+  std::string cur;
+  int depth = 0;
+  char quote = 0;
+  for (size_t i = 0; i < t.size(); ++i) {
+    char ch = t[i];
+    cur += ch;
+    if (quote) {
+      if (ch == '\\' && i + 1 < t.size()) cur += t[++i];
+      else if (ch == quote) quote = 0;
+      continue;
+    }
+    if (ch == '\'' || ch == '"') quote = ch;
+    else if (ch == '(' || ch == '[' || ch == '{') ++depth;
+    else if (ch == ')' || ch == ']' || ch == '}') --depth;
+    else if (ch == ',' && depth == 0) {
+      cur.pop_back();
+      out.push_back(rewards::Trim(cur));
+      cur.clear();
+    }
+  }
+  if (quote || depth != 0) return InvalidArgument(where + ": unbalanced quotes or brackets in \"" + text + "\"");
+  if (!rewards::Trim(cur).empty()) out.push_back(rewards::Trim(cur));
+  if (out.empty()) return InvalidArgument(where + ": expected calls such as \"[turn_on_wifi()]\", got \"" + text + "\"");
+  return out;
+}
+
+// The file leaves apostrophes inside quoted values unescaped in a few messages ('Domino's'): an
+// apostrophe between a letter and a lower-case letter is taken as text.
+std::string EscapeApostrophes(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool inner = s[i] == '\'' && i > 0 && i + 1 < s.size() && std::isalpha(static_cast<unsigned char>(s[i - 1])) &&
+                 std::islower(static_cast<unsigned char>(s[i + 1]));
+    if (inner) out += '\\';
+    out += s[i];
+  }
+  return out;
+}
+
+Expected<std::vector<rewards::FunctionCall>> ParseMileStone(const json& m, const FcCase& c, const std::string& where) {
+  if (!m.is_string()) return InvalidArgument(where + ": expected a message string such as \"[turn_on_wifi()]\"");
+  const std::string& text = m.get_ref<const std::string&>();
+  auto parse = [&](const std::string& t) -> Expected<std::vector<rewards::FunctionCall>> {
+    K2_ASSIGN_OR_RETURN(auto parts, SplitMessage(t, where));
+    return ParseCalls(json(parts), c, where);
+  };
+  auto calls = parse(text);
+  if (calls.ok()) return calls;
+  std::string repaired = EscapeApostrophes(text);
+  if (repaired != text)
+    if (auto again = parse(repaired); again.ok()) return again;
+  return calls.status();
+}
+
 Status LoadAceAgent(const json& j, const std::string& where, const json& answer, const std::string& aw, FcCase& c) {
   const json& ans_line_gt = answer["ground_truth"];
   c.turns = SplitTurns(c.messages);
   c.messages.clear();
   K2_RETURN_IF_ERROR(LoadStateWorld(j, where, c));
   // ground_truth: [{class: {...}}, ...] or {class: {...}}
-  json expected = json::object();
   json entries = ans_line_gt.is_array() ? ans_line_gt : json::array({ans_line_gt});
   for (size_t i = 0; i < entries.size(); ++i) {
     std::string w = aw + ": ground_truth[" + std::to_string(i) + "]";
-    if (!entries[i].is_object() || entries[i].empty()) return InvalidArgument(w + ": expected {class: {attribute: value}}");
-    for (auto& [cls, st] : entries[i].items()) {
-      if (std::find(c.classes.begin(), c.classes.end(), cls) == c.classes.end())
-        return InvalidArgument(w + "." + cls + ": class not in involved_classes");
-      if (!st.is_object()) return InvalidArgument(w + "." + cls + ": expected object of attributes");
-      expected[cls] = st;
-    }
+    if (!entries[i].is_object() || entries[i].size() != 1) return InvalidArgument(w + ": expected {class: {attribute: value}}");
+    if (!entries[i].begin().value().is_object()) return InvalidArgument(w + "." + entries[i].begin().key() + ": expected object of attributes");
   }
-  c.expected_state = expected;
+  c.expected_state = entries;
   if (!answer.contains("mile_stone")) return InvalidArgument(aw + ": mile_stone: missing (the reference call path)");
-  K2_ASSIGN_OR_RETURN(c.milestones, ParseCalls(answer["mile_stone"], c, aw + ": mile_stone"));
-  // The reference path must reach the expected state, or the case cannot be passed.
-  K2_ASSIGN_OR_RETURN(FcBackend b, FcBackend::Create(c.classes, c.initial_config, where));
-  K2_RETURN_IF_ERROR(ReplayOrFail(b, c.milestones, aw + ": mile_stone"));
-  std::string d = FirstDifference(b.State(), c.expected_state, /*subset=*/true);
-  if (!d.empty()) return InvalidArgument(aw + ": mile_stone does not reach ground_truth: " + d);
+  const json& ms = answer["mile_stone"];
+  if (!ms.is_array() || ms.empty()) return InvalidArgument(aw + ": mile_stone: expected a non-empty array of messages");
+  json alternatives = ms[0].is_array() ? ms : json::array({ms});
+  for (size_t a = 0; a < alternatives.size(); ++a) {
+    std::string w = aw + ": mile_stone" + (ms[0].is_array() ? "[" + std::to_string(a) + "]" : "");
+    if (!alternatives[a].is_array()) return InvalidArgument(w + ": expected an array of messages");
+    std::vector<std::vector<rewards::FunctionCall>> path;
+    for (size_t i = 0; i < alternatives[a].size(); ++i) {
+      K2_ASSIGN_OR_RETURN(auto calls, ParseMileStone(alternatives[a][i], c, w + "[" + std::to_string(i) + "]"));
+      path.push_back(std::move(calls));
+    }
+    c.milestones.push_back(std::move(path));
+  }
+  // A path that does not reach the expected state is the file's (ACEBench's own classes replay it to the
+  // same state): the case still loads, since a policy that does the task right reaches that state.
   return Status::Ok();
 }
 

@@ -54,8 +54,13 @@ struct FcCase {
   std::vector<std::string> classes;                          // involved_classes
   json initial_config = json::object();                      // {class: config}
   std::vector<std::vector<rewards::FunctionCall>> gt_turns;  // BFCL: ground-truth calls of each turn
-  json expected_state;                                       // ACEBench: {class: {attribute: value}}
-  std::vector<rewards::FunctionCall> milestones;             // ACEBench mile_stone: the reference call path
+  // ACEBench: the ground truth's entries as the file lists them, [{class: {attribute: value}}, ...]
+  // (class names as written: an entry naming no involved class is not compared, as ACEBench's checker
+  // finds no match for it).
+  json expected_state;
+  // ACEBench mile_stone: alternatives (one unless the file nests lists) of the reference path, each a list
+  // of agent messages, each message the calls it makes ("[login_device(), view_messages(...)]").
+  std::vector<std::vector<std::vector<rewards::FunctionCall>>> milestones;
   std::map<int, std::vector<std::string>> missed;            // BFCL missed_function: hidden before turn
 };
 
@@ -91,10 +96,13 @@ Expected<FcSuite> LoadBfcl(const std::string& questions, const std::string& answ
 // [missing params]}), special_error_param ({"func": [wrong values]} or {"func": {"p": wrong value}}),
 // special_irrelevant (no_call).
 // agent_multi_step_* / agent_multi_turn_* (kind state): the data line adds "initial_config" and
-// "involved_classes"; each "user:" line of the question opens one user turn (a scripted user: ACEBench
-// drives multi_turn with an LLM user); the answer is {"id", "ground_truth": [{class: {attr: value}}...]
-// (or one object {class: {...}}), "mile_stone": [Python call strings]}. The loader checks that the
-// milestones, run on a fresh backend, reach the expected state (else the case is broken).
+// "involved_classes"; each "user:" line of the question opens one user turn (a bare question is one turn:
+// ACEBench's agent_multi_turn questions instruct its LLM user, which the tree does not simulate, so the
+// policy reads that instruction as the user's message); the answer is {"id", "ground_truth":
+// [{class: {attr: value}}...] (or one object), "mile_stone": [message strings] or [[...], [...]]
+// (alternatives)}. A message string is one agent message of calls, "[f(a='x'), g()]" (brackets and
+// surrounding blanks optional); one that Python cannot parse because an apostrophe was left unescaped
+// inside a quoted value ('Domino's') is read with the apostrophe as text.
 Expected<FcSuite> LoadAceBench(const std::string& data, const std::string& answers);
 
 // Loads every BFCL_v*_<category>.json of `dir` with its possible_answer/ file, or every data_<category>.json
@@ -127,7 +135,8 @@ struct FcOutcome {
 };
 
 // Leaderboard aggregates over outcomes, as each benchmark computes them: per category accuracy (ACEBench
-// normal_multi_turn_*: per dialog, all its turns right), then BFCL's overall (unweighted mean of its
+// normal_multi_turn_*: per dialog, all its turns right; agent_*: also "process_accuracy", the mean of the
+// cases' process components), then BFCL's overall (unweighted mean of its
 // groups) and ACEBench's summary (0.2676 special + 0.578 normal + 0.1545 agent; each an unweighted mean
 // of its categories). Categories absent from `outcomes` are left out of the means. See docs/eval.md.
 json FcLeaderboard(const std::vector<FcOutcome>& outcomes);
@@ -157,8 +166,9 @@ std::vector<rewards::FunctionCall> ReferenceCalls(const FcCase& c);
 // The reference policy of an FC suite (what `--policy oracle` means for kind bfcl/acebench): kind calls
 // -> the ground-truth calls (first allowed value of each parameter; "" = omitted); no_call -> a refusal;
 // missing_params / error_param -> a reply naming the parameters / quoting the values; state -> the
-// current turn's ground-truth calls (BFCL) or the milestones (ACEBench), one call per assistant message,
-// then a short text reply. `skip_step` >= 0 leaves out that (0-based) call of every state case's plan —
+// current turn's ground-truth calls (BFCL, one call per assistant message) or the first mile-stone path
+// (ACEBench, one mile-stone message per assistant message), then a short text reply. `skip_step` >= 0
+// leaves out that (0-based) BFCL call / ACEBench mile-stone message of every state case's plan —
 // a policy that skips one step. Sessions are case ids (RunFcSuite's); an unknown session is NotFound.
 // Thread-safe (stateless: the position in the plan is read from the request's messages).
 class FcOraclePolicy : public agents::Policy {

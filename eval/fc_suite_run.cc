@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "core/thread_pool.h"
+#include "eval/fc/method.h"
 #include "eval/fc_backend.h"
 #include "rewards/ast_match.h"
 #include "rewards/text_util.h"
@@ -168,13 +169,88 @@ json VisibleTools(const FcCase& c, int turn) {
 
 bool SameCall(const rewards::FunctionCall& a, const rewards::FunctionCall& b) { return a.name == b.name && a.arguments == b.arguments; }
 
-// ACEBench process accuracy: the share of milestones found, in order, among the executed calls.
-double ProcessAccuracy(const std::vector<rewards::FunctionCall>& executed, const std::vector<rewards::FunctionCall>& milestones) {
-  if (milestones.empty()) return 1;
-  size_t m = 0;
-  for (auto& e : executed)
-    if (m < milestones.size() && SameCall(e, milestones[m])) ++m;
-  return static_cast<double>(m) / static_cast<double>(milestones.size());
+// Python's == on JSON-loaded values: numbers (and bools, which are ints) compare by value, dicts by keys
+// and values, lists element-wise.
+bool PyEqual(const json& a, const json& b) {
+  auto num = [](const json& v) { return v.is_number() || v.is_boolean(); };
+  if (num(a) && num(b)) {
+    auto d = [](const json& v) { return v.is_boolean() ? (v.get<bool>() ? 1.0 : 0.0) : v.get<double>(); };
+    if (a.is_number_integer() && b.is_number_integer()) return a.get<int64_t>() == b.get<int64_t>();
+    return d(a) == d(b);
+  }
+  if (a.type() != b.type()) return false;
+  if (a.is_array()) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (!PyEqual(a[i], b[i])) return false;
+    return true;
+  }
+  if (a.is_object()) {
+    if (a.size() != b.size()) return false;
+    for (auto& [k, v] : a.items())
+      if (!b.contains(k) || !PyEqual(v, b[k])) return false;
+    return true;
+  }
+  return a == b;
+}
+
+// ACEBench's end-state check (agent_eval + agent_checker): one saved entry per involved class, as many as
+// the ground truth lists; each ground-truth entry is compared with the class of the same name (an entry
+// naming no involved class matches nothing and is not compared); every saved attribute must be in the
+// entry; a dict attribute is compared key by key over the entry's keys, anything else as a whole.
+// "" when it passes, else the first difference.
+std::string AceEndStateDifference(const json& state, const json& expected) {
+  if (expected.size() != state.size())
+    return "wrong number of class: the ground truth lists " + std::to_string(expected.size()) + ", the case involves " + std::to_string(state.size());
+  for (auto& entry : expected) {
+    const std::string& cls = entry.begin().key();
+    const json& want = entry.begin().value();
+    if (!state.contains(cls)) continue;
+    for (auto& [attr, got] : state[cls].items()) {
+      if (!want.contains(attr)) return "class(" + cls + ") attributes(" + attr + ") missing in the ground truth";
+      const json& w = want[attr];
+      if (w.is_object()) {
+        for (auto& [k, v] : w.items()) {
+          if (!got.is_object() || !got.contains(k))
+            return "class(" + cls + ") attributes(" + attr + ") wrong: no " + k + " in " + got.dump().substr(0, 200);
+          if (!PyEqual(got[k], v))
+            return "class(" + cls + ") attributes(" + attr + "." + k + ") wrong: expected " + v.dump().substr(0, 200) + ", real " + got[k].dump().substr(0, 200);
+        }
+      } else if (!PyEqual(got, w)) {
+        return "class(" + cls + ") attributes(" + attr + ") wrong: expected " + w.dump().substr(0, 200) + ", real " + got.dump().substr(0, 200);
+      }
+    }
+  }
+  return "";
+}
+
+bool SameStep(const std::vector<rewards::FunctionCall>& a, const std::vector<rewards::FunctionCall>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (!SameCall(a[i], b[i])) return false;
+  return true;
+}
+
+// ACEBench process accuracy of a case whose end state is wrong: the share of one path's milestone
+// messages found, in order, among the agent's messages of calls (ACEBench compares the messages' text; a
+// policy's tool calls are compared as calls). Several paths: the best, each rounded to 3 decimals.
+double ProcessAccuracy(const std::vector<std::vector<rewards::FunctionCall>>& steps,
+                       const std::vector<std::vector<std::vector<rewards::FunctionCall>>>& paths) {
+  double best = -1;
+  for (auto& path : paths) {
+    size_t found = 0, at = 0;
+    for (auto& stone : path) {
+      while (at < steps.size() && !SameStep(steps[at], stone)) ++at;
+      if (at < steps.size()) {
+        ++found;
+        ++at;
+      }
+    }
+    double acc = path.empty() ? 1.0 : static_cast<double>(found) / static_cast<double>(path.size());
+    if (paths.size() > 1) acc = std::round(acc * 1000) / 1000;
+    best = std::max(best, acc);
+  }
+  return paths.empty() ? 1.0 : best;
 }
 
 FcOutcome RunStateCase(const FcCase& c, agents::Policy& policy, const FcRunOptions& opt, uint64_t seed) {
@@ -193,8 +269,10 @@ FcOutcome RunStateCase(const FcCase& c, agents::Policy& policy, const FcRunOptio
     return o;
   }
   FcBackend env = std::move(*made), gt_env = std::move(*gt_made);
+  gt_env.SharePythonDefaults(env);  // one Python process runs both in BFCL
   std::vector<Message> dialog;
-  std::vector<rewards::FunctionCall> executed;
+  std::vector<std::vector<rewards::FunctionCall>> steps;  // ACEBench: the calls of each assistant message
+  bool ace_recorded = false;  // ACEBench saves the classes' state once a message's calls all ran without an exception
   std::vector<json> all_results;  // BFCL's response check: what the model's calls returned, all turns so far
   int turns_passed = 0, calls_made = 0;
   auto finish = [&](double score, std::string detail) {
@@ -202,7 +280,8 @@ FcOutcome RunStateCase(const FcCase& c, agents::Policy& policy, const FcRunOptio
     o.detail = std::move(detail);
     o.response = ToJson(dialog);
     o.components = {{"turns", c.turns.size()}, {"turns_passed", turns_passed}, {"calls", calls_made}};
-    if (!bfcl) o.components["process"] = ProcessAccuracy(executed, c.milestones);
+    // ACEBench: a case whose end state is right has process accuracy 1.
+    if (!bfcl) o.components["process"] = score >= 1 ? 1.0 : ProcessAccuracy(steps, c.milestones);
     policy.EndSession(c.id);
     return o;
   };
@@ -248,23 +327,33 @@ FcOutcome RunStateCase(const FcCase& c, agents::Policy& policy, const FcRunOptio
         answered = true;
         break;
       }
+      if (!bfcl) steps.push_back(calls);
+      bool raised = false;  // ACEBench stops a message's calls at the first exception
       for (size_t i = 0; i < calls.size(); ++i) {
         json result;
         // A hidden (missed) function still runs when called, as in BFCL: hiding only changes the docs.
-        result = env.Call(calls[i].name, calls[i].arguments.is_null() ? json::object() : calls[i].arguments);
+        if (!raised) result = env.Call(calls[i].name, calls[i].arguments.is_null() ? json::object() : calls[i].arguments);
+        // ACEBench's executor runs a name no class has as nothing and reports the message's previous
+        // result again (a variable left from the loop's last pass); as the first call it raises.
+        if (!bfcl && !raised && i > 0 && !env.HasFunction(calls[i].name)) result = all_results.back();
+        if (!bfcl) {
+          raised = raised || (result.is_object() && result.contains("error") && result["error"] == "Error during execution: {str(e)}");
+          if (raised) result = {{"error", "Error during execution: {str(e)}"}};
+        }
         Message tool;
         tool.role = "tool";
-        // A method that returns None (BFCL's mkdir, touch, echo to a file) reads "None", as BFCL's
-        // executor prints it.
-        tool.content = result.is_null() ? "None" : result.dump();
+        // The result as the benchmark's executor prints it: BFCL's json.dumps of a dict and str() of
+        // anything else (None for mkdir, touch, echo into a file); ACEBench shows a text as the text.
+        if (bfcl) tool.content = result.is_object() ? fc::PyJsonDumps(result) : fc::PyStrValue(result);
+        else tool.content = result.is_string() ? result.get<std::string>() : result.is_null() ? "None" : result.dump();
         tool.tool_call_id = said.tool_calls[i].id;
         tool.name = calls[i].name;
         dialog.push_back(std::move(tool));
         all_results.push_back(std::move(result));
-        executed.push_back(calls[i]);
         ++turn_calls;
         ++calls_made;
       }
+      ace_recorded = ace_recorded || (!bfcl && !raised);
     }
     if (!answered) return finish(0, tw + "still calling functions after " + std::to_string(opt.max_steps_per_turn) + " steps");
     if (bfcl) {
@@ -296,7 +385,8 @@ FcOutcome RunStateCase(const FcCase& c, agents::Policy& policy, const FcRunOptio
     ++turns_passed;
   }
   if (!bfcl) {
-    std::string d = FirstDifference(env.State(), c.expected_state, /*subset=*/true);
+    if (!ace_recorded) return finish(0, "no message of calls ran without an execution error: ACEBench records no end state");
+    std::string d = AceEndStateDifference(env.State(), c.expected_state);
     if (!d.empty()) return finish(0, "final state differs from the ground truth: " + d);
     return finish(1, "final state matches the ground truth");
   }
@@ -454,15 +544,17 @@ Expected<agents::PolicyTurn> FcOraclePolicy::Act(const agents::PolicyRequest& r)
   // State case: where are we? The last user message fixes its turn; each text-only reply after it ended
   // one more turn (the next one being a missed-function turn, which opens without a user message); the
   // tool results since then are the calls already made in the current turn.
-  size_t users = 0, ended = 0, calls_this_turn = 0;
+  size_t users = 0, ended = 0, calls_this_turn = 0, messages_this_turn = 0;
   for (auto& m : r.messages) {
     if (m.role == "user") {
       ++users;
       ended = 0;
-      calls_this_turn = 0;
+      calls_this_turn = messages_this_turn = 0;
     } else if (m.role == "assistant" && m.tool_calls.empty()) {
       ++ended;
-      calls_this_turn = 0;
+      calls_this_turn = messages_this_turn = 0;
+    } else if (m.role == "assistant") {
+      ++messages_this_turn;
     } else if (m.role == "tool") {
       ++calls_this_turn;
     }
@@ -475,14 +567,23 @@ Expected<agents::PolicyTurn> FcOraclePolicy::Act(const agents::PolicyRequest& r)
   turn += ended;
   if (turn >= c.turns.size()) return InvalidArgument("fc oracle: case " + c.id + ": the dialog has more user turns than the case");
   // The plan of this turn and the global index of its first call (skip_step counts over the whole case).
+  if (c.source != "bfcl") {
+    // ACEBench: the first mile-stone path, one message per mile stone, all in the first turn.
+    std::vector<std::vector<rewards::FunctionCall>> path;
+    if (turn == 0 && !c.milestones.empty())
+      for (size_t i = 0; i < c.milestones[0].size(); ++i)
+        if (static_cast<int>(i) != skip_step_) path.push_back(c.milestones[0][i]);
+    if (messages_this_turn < path.size()) {
+      say_calls(path[messages_this_turn]);
+      return out;
+    }
+    out.message.content = "Done.";
+    return out;
+  }
   std::vector<rewards::FunctionCall> plan;
   size_t first = 0;
-  if (c.source == "bfcl") {
-    for (size_t t = 0; t < turn; ++t) first += c.gt_turns[t].size();
-    plan = c.gt_turns[turn];
-  } else if (turn == 0) {
-    plan = c.milestones;  // ACEBench: the whole reference path on the first request
-  }
+  for (size_t t = 0; t < turn; ++t) first += c.gt_turns[t].size();
+  plan = c.gt_turns[turn];
   std::vector<rewards::FunctionCall> kept;
   for (size_t i = 0; i < plan.size(); ++i)
     if (static_cast<int>(first + i) != skip_step_) kept.push_back(plan[i]);
@@ -510,6 +611,7 @@ std::string DialogOf(const std::string& id) { return id.substr(0, id.rfind('_'))
 json FcLeaderboard(const std::vector<FcOutcome>& outcomes) {
   std::map<std::string, std::map<std::string, Acc>> cats;  // source -> category -> accuracy
   std::map<std::string, std::map<std::string, bool>> dialogs;  // category -> dialog -> all right
+  std::map<std::string, Acc> process;  // ACEBench agent category -> process accuracy
   for (auto& o : outcomes) {
     if (o.source == "acebench" && o.category.rfind("normal_multi_turn", 0) == 0) {
       auto [it, fresh] = dialogs[o.category].emplace(DialogOf(o.id), true);
@@ -520,6 +622,12 @@ json FcLeaderboard(const std::vector<FcOutcome>& outcomes) {
     Acc& a = cats[o.source][o.category];
     a.sum += o.score;
     ++a.n;
+    // ACEBench's agent tables report process accuracy beside the end-to-end one.
+    if (o.source == "acebench" && o.components.contains("process") && o.components["process"].is_number()) {
+      Acc& p = process[o.category];
+      p.sum += o.components["process"].get<double>();
+      ++p.n;
+    }
   }
   for (auto& [cat, ds] : dialogs)
     for (auto& [d, ok] : ds) {
@@ -547,7 +655,10 @@ json FcLeaderboard(const std::vector<FcOutcome>& outcomes) {
   };
   for (auto& [src, cs] : cats) {
     json table = json::object();
-    for (auto& [cat, a] : cs) table[cat] = {{"accuracy", a.mean()}, {"count", a.n}};
+    for (auto& [cat, a] : cs) {
+      table[cat] = {{"accuracy", a.mean()}, {"count", a.n}};
+      if (src == "acebench" && process.count(cat)) table[cat]["process_accuracy"] = process[cat].mean();
+    }
     out[src]["categories"] = table;
   }
   if (cats.count("bfcl")) {

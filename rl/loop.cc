@@ -136,6 +136,7 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
   tro.checkpoint_dir = ckdir;
   tro.metrics_csv = csv;
   tro.resume = run.resume;
+  tro.overwrite = run.overwrite;
   K2_ASSIGN_OR_RETURN(std::unique_ptr<engine::TrainingRun> tr, engine::TrainingRun::Open(tro));
   res.run = tr->run_id();
   if (tr->checkpoint()) {

@@ -133,6 +133,7 @@ using PartialCollectFn = std::function<Expected<PartialStep>(const std::vector<P
 struct RlRun {
   std::string out_dir;               // checkpoint/, metrics.csv, trajectories/iter_N.jsonl
   bool resume = false;
+  bool overwrite = false;            // a fresh run may replace another run's files in out_dir
   uint64_t seed = 0;
   Db* db = nullptr;                  // metrics rows (may be null: CSV only)
   std::string run_config;            // JSON stored with the run row

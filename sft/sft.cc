@@ -236,6 +236,7 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
     if (ck) K2_RETURN_IF_ERROR(engine::LoadCheckpoint(run.checkpoint_dir, model, &opt, &ts));
   }
   int64_t saved_step = -1;
+  auto last_save = std::chrono::steady_clock::now();
   auto save = [&](int64_t step) -> Status {
     if (run.checkpoint_dir.empty() || step == saved_step) return Status::Ok();
     engine::TrainerState s;
@@ -248,6 +249,8 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
     }
     K2_RETURN_IF_ERROR(engine::SaveCheckpointWithMeta(run.checkpoint_dir, *model, opt, s, meta));
     saved_step = step;
+    last_save = std::chrono::steady_clock::now();
+    ++res.checkpoints;
     return Status::Ok();
   };
   auto do_eval = [&](int64_t step) -> Status {
@@ -305,7 +308,11 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
     const bool epoch_end = !warming && k == per_epoch - 1;
     if ((cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0) || (cfg.eval_every == 0 && epoch_end))
       K2_RETURN_IF_ERROR(do_eval(step + 1));
-    if (cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0) K2_RETURN_IF_ERROR(save(step + 1));
+    const bool periodic = cfg.checkpoint_every > 0 && (step + 1) % cfg.checkpoint_every == 0;
+    const bool timed = cfg.checkpoint_every_s > 0 &&
+                       std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save).count() >=
+                           cfg.checkpoint_every_s;
+    if (periodic || timed) K2_RETURN_IF_ERROR(save(step + 1));
   }
   if (res.steps_taken == 0 && !eval_rows.empty()) {
     // Resumed at the end (the last save was interrupted after it was published): the held-out loss for

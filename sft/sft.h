@@ -79,6 +79,7 @@ struct SftConfig {
   double eval_fraction = 0.1;     // every round(1/f)-th dialog is held out
   int64_t eval_every = 0;         // steps; 0 = after every epoch
   int64_t checkpoint_every = 0;   // steps; 0 = at the end only
+  double checkpoint_every_s = 300;  // also a checkpoint once this much time passed since the last (0 = off)
   int64_t threads = 0;
   double aux_loss_alpha = 0.0;
   double context_loss_weight = 0.0;  // weight of non-assistant targets in the training loss
@@ -100,6 +101,10 @@ struct SftConfig {
     v("eval_fraction", eval_fraction, "share of dialogs held out for the eval loss", {.min = 0.0, .max = 0.5});
     v("eval_every", eval_every, "eval period in steps (0 = after every epoch)", {.min = 0});
     v("checkpoint_every", checkpoint_every, "checkpoint period in steps (0 = at the end only)", {.min = 0});
+    v("checkpoint_every_s", checkpoint_every_s,
+      "also checkpoint (and commit the metrics) when this many seconds passed since the last save, so a killed "
+      "run loses at most that much work (0 = off)",
+      {.min = 0.0, .max = 1e9});
     v("threads", threads, "compute threads (0 = default)", {.min = 0});
     v("aux_loss_alpha", aux_loss_alpha, "sequence-wise MoE balance loss weight", {.min = 0.0});
     v("context_loss_weight", context_loss_weight,
@@ -144,6 +149,7 @@ struct SftRun {
 
 struct SftResult {
   int64_t steps_taken = 0, total_steps = 0;
+  int64_t checkpoints = 0;  // saves of this call (periodic ones and the final one)
   double final_train_loss = 0, final_eval_loss = 0;
   PackStats train, eval;
 };

@@ -116,6 +116,13 @@ inline std::string PyStr(const json& v) {
   return v.dump();
 }
 std::string PyKeyList(const json& object, bool int_keys);
+// Python's json.dumps(v) with its defaults: ", " and ": " separators, text outside printable ASCII as
+// \uXXXX escapes (ensure_ascii), floats as Python writes them (NaN, Infinity). Object keys come in the
+// JSON object's (sorted) order, where a Python dict keeps insertion order.
+std::string PyJsonDumps(const json& v);
+// Python's str() of a JSON-loaded value: text as is; True / False / None; numbers, lists and dicts as
+// their repr ('...' strings).
+std::string PyStrValue(const json& v);
 
 // Python's d[k] on scenario data, which BFCL does not validate: a missing key is a KeyError, thrown here
 // and turned by FcBackend::Call into an error result (the call's earlier changes stay, as in Python).
@@ -155,6 +162,11 @@ struct PortedClass {
 const std::vector<PortedClass>& PortedClasses();
 
 Expected<json> LoadTwitterApi(const json& config, const std::string& where);
+// TwitterAPI's post_tweet stores Python's one default `mentions` list in every tweet posted without
+// mentions, and mention() on such a tweet extends that list. The state keeps the list's content as the
+// private "_default_mentions" and those tweets' keys as "_default_mentions_ids"; this writes the list
+// into each of them (FcBackend shares the list between backends, as one Python process shares it).
+void SyncDefaultMentions(json& twitter_state);
 std::vector<Method> TwitterApiMethods();
 Expected<json> LoadTicketApi(const json& config, const std::string& where);
 std::vector<Method> TicketApiMethods();
@@ -168,5 +180,26 @@ std::vector<Method> VehicleControlApiMethods();
 // BFCL MessageAPI (state: generated_ids, user_count, user_map, inbox, message_count, current_user).
 std::vector<Method> MessageApiMethods();
 json MessageApiDefaultState();
+
+}  // namespace k2::eval::fc
+
+namespace k2::eval::fc {
+
+// ACEBench's classes of its agent categories (BaseApi, MessageApi, ReminderApi, FoodPlatform, Travel).
+// ACEBench makes one instance per involved class and loads it twice, with the class's own config and then
+// with BaseApi's, so `load` gets both (the second decides wifi, logged_in and FoodPlatform's
+// logged_in_users). The state keeps the attributes ACEBench saves for its checker under their names
+// (`saved`) and the rest "_"-prefixed (each phone class's own wifi / login flags, id counters, flights).
+// A method name found in several involved classes (turn_on_wifi, login_device) runs on each of them, in
+// involved-class order, as ACEBench's executor runs it; the last result is the call's.
+struct AceClass {
+  const char* name;
+  Expected<json> (*load)(const json& own, const json& base, const std::string& where);
+  std::vector<Method> (*methods)();
+  std::vector<std::string> saved;
+};
+const std::vector<AceClass>& AceClasses();
+Expected<json> LoadAceTravel(const json& own, const json& base, const std::string& where);
+std::vector<Method> AceTravelMethods();
 
 }  // namespace k2::eval::fc

@@ -5,6 +5,8 @@
 // string keys JSON gave them while comment() adds int keys, so in BFCL a scenario's comments are not
 // found by get_tweet_comments(id) and a new comment opens a second entry: the state writes a scenario's
 // string keys as Python writes them ('1', quoted) beside int keys (1) to keep that difference.
+#include <algorithm>
+
 #include "eval/fc/method.h"
 #include "rewards/ast_match.h"
 
@@ -15,6 +17,17 @@ json& St(json& s) { return s["TwitterAPI"]; }
 
 // The tweets key of a tweet_id ("" when none can match).
 std::string Key(const json& id) { return IdKey(id); }
+
+}  // namespace
+
+void SyncDefaultMentions(json& st) {
+  if (!st.contains("_default_mentions_ids")) return;
+  json shared = st.value("_default_mentions", json::array());
+  for (auto& k : st["_default_mentions_ids"])
+    if (st["tweets"].contains(k.get<std::string>())) st["tweets"][k.get<std::string>()]["mentions"] = shared;
+}
+
+namespace {
 
 bool Has(json& st, const std::string& key) { return !key.empty() && st["tweets"].contains(key); }
 
@@ -93,12 +106,15 @@ std::vector<Method> TwitterApiMethods() {
          json& st = St(s);
          if (!Truthy(st["authenticated"])) return json{{"error", "User not authenticated. Please authenticate before posting."}};
          int64_t id = st["tweet_counter"].get<int64_t>();
+         // Without mentions the tweet holds Python's one default list (see DefaultMentions).
+         const bool shared = !a.contains("mentions");
          json tweet = {{"id", id},
                        {"username", st["username"]},
                        {"content", a["content"]},
                        {"tags", a.value("tags", json::array())},
-                       {"mentions", a.value("mentions", json::array())}};
+                       {"mentions", shared ? st.value("_default_mentions", json::array()) : a["mentions"]}};
          st["tweets"][std::to_string(id)] = tweet;
+         if (shared) st["_default_mentions_ids"].push_back(std::to_string(id));
          st["tweet_counter"] = id + 1;
          return tweet;
        }},
@@ -133,7 +149,16 @@ std::vector<Method> TwitterApiMethods() {
          const json& id = a["tweet_id"];
          if (!Has(st, Key(id))) return NotFound(id);
          json& mentions = At(st["tweets"][Key(id)], "mentions");
-         for (auto& u : a["mentioned_usernames"]) mentions.push_back(u);
+         const json& marked = st.value("_default_mentions_ids", json::array());
+         if (std::find(marked.begin(), marked.end(), json(Key(id))) == marked.end()) {
+           for (auto& u : a["mentioned_usernames"]) mentions.push_back(u);
+         } else {
+           // The shared default list grows: every tweet posted without mentions shows the names.
+           json& shared = st["_default_mentions"];
+           if (shared.is_null()) shared = json::array();
+           for (auto& u : a["mentioned_usernames"]) shared.push_back(u);
+           SyncDefaultMentions(st);
+         }
          return json{{"mention_status", "Users mentioned successfully"}};
        }},
       {C, "follow_user", "Follow a user for the authenticated user.", {{"username_to_follow", "string", "Username of the user to follow.", true}},

@@ -188,4 +188,138 @@ std::string PyKeyList(const json& object, bool int_keys) {
   return out + "]";
 }
 
+
+namespace {
+
+// Python's repr of a float (and json.dumps's, except for the non-finite values).
+std::string FloatRepr(double d, bool json_style) {
+  if (std::isnan(d)) return json_style ? "NaN" : "nan";
+  if (std::isinf(d)) return d > 0 ? (json_style ? "Infinity" : "inf") : (json_style ? "-Infinity" : "-inf");
+  return json(d).dump();  // shortest round trip, "1e+16" / "1e-05" / "2.0" as Python writes them
+}
+
+// The code points of UTF-8 text (an invalid byte reads as U+FFFD).
+std::vector<uint32_t> CodePoints(const std::string& s) {
+  std::vector<uint32_t> out;
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    int n = c < 0x80 ? 0 : (c >> 5) == 6 ? 1 : (c >> 4) == 14 ? 2 : (c >> 3) == 30 ? 3 : -1;
+    uint32_t cp = n == 0 ? c : n == 1 ? (c & 0x1f) : n == 2 ? (c & 0x0f) : (c & 0x07);
+    bool ok = n >= 0 && i + static_cast<size_t>(n) < s.size() + (n == 0 ? 1 : 0);
+    for (int k = 1; ok && k <= n; ++k) {
+      unsigned char d = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
+      ok = (d >> 6) == 2;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if (!ok) {
+      out.push_back(0xfffd);
+      ++i;
+      continue;
+    }
+    out.push_back(cp);
+    i += static_cast<size_t>(n) + 1;
+  }
+  return out;
+}
+
+void JsonString(const std::string& s, std::string& out) {
+  out += '"';
+  char buf[16];
+  for (uint32_t cp : CodePoints(s)) {
+    switch (cp) {
+      case '"': out += "\\\""; continue;
+      case '\\': out += "\\\\"; continue;
+      case '\n': out += "\\n"; continue;
+      case '\r': out += "\\r"; continue;
+      case '\t': out += "\\t"; continue;
+      case '\b': out += "\\b"; continue;
+      case '\f': out += "\\f"; continue;
+      default: break;
+    }
+    if (cp >= 0x20 && cp <= 0x7e) {
+      out += static_cast<char>(cp);
+    } else if (cp < 0x10000) {
+      std::snprintf(buf, sizeof buf, "\\u%04x", cp);
+      out += buf;
+    } else {  // a surrogate pair, as ensure_ascii writes it
+      uint32_t v = cp - 0x10000;
+      std::snprintf(buf, sizeof buf, "\\u%04x", 0xd800 + (v >> 10));
+      out += buf;
+      std::snprintf(buf, sizeof buf, "\\u%04x", 0xdc00 + (v & 0x3ff));
+      out += buf;
+    }
+  }
+  out += '"';
+}
+
+void Dumps(const json& v, std::string& out) {
+  if (v.is_object()) {
+    out += '{';
+    bool first = true;
+    for (auto& [k, x] : v.items()) {
+      if (!first) out += ", ";
+      first = false;
+      JsonString(k, out);
+      out += ": ";
+      Dumps(x, out);
+    }
+    out += '}';
+  } else if (v.is_array()) {
+    out += '[';
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i) out += ", ";
+      Dumps(v[i], out);
+    }
+    out += ']';
+  } else if (v.is_string()) {
+    JsonString(v.get_ref<const std::string&>(), out);
+  } else if (v.is_number_float()) {
+    out += FloatRepr(v.get<double>(), true);
+  } else {
+    out += v.dump();  // ints, true / false, null
+  }
+}
+
+void Repr(const json& v, std::string& out) {
+  if (v.is_object()) {
+    out += '{';
+    bool first = true;
+    for (auto& [k, x] : v.items()) {
+      if (!first) out += ", ";
+      first = false;
+      out += PyRepr(k) + ": ";
+      Repr(x, out);
+    }
+    out += '}';
+  } else if (v.is_array()) {
+    out += '[';
+    for (size_t i = 0; i < v.size(); ++i) {
+      if (i) out += ", ";
+      Repr(v[i], out);
+    }
+    out += ']';
+  } else if (v.is_string()) {
+    out += PyRepr(v.get<std::string>());
+  } else if (v.is_number_float()) {
+    out += FloatRepr(v.get<double>(), false);
+  } else {
+    out += PyStr(v);
+  }
+}
+
+}  // namespace
+
+std::string PyJsonDumps(const json& v) {
+  std::string out;
+  Dumps(v, out);
+  return out;
+}
+
+std::string PyStrValue(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  std::string out;
+  Repr(v, out);
+  return out;
+}
+
 }  // namespace k2::eval::fc

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 
 #include "core/json.h"
@@ -136,6 +137,31 @@ TEST_F(InterruptTest, ResumeRefusesFinishedRunsOtherSettingsAndOtherKinds) {
   EXPECT_EQ(none.rc, 2) << none.out;
   EXPECT_NE(none.out.find("no run named \"nosuch\""), std::string::npos) << none.out;
   EXPECT_EQ(Run("--db k.db " + w + " --resume 2").rc, 0);
+}
+
+// Training commands (pretrain here; sft and rl open their run directory through the same TrainingRun):
+// a directory holding a run is never replaced without --overwrite, and --resume needs a run to continue.
+TEST_F(InterruptTest, TrainingRunDirectoriesAreNeverOverwrittenSilently) {
+  auto cfg = ReadJsonFile(std::string(K2GYM_SOURCE_DIR) + "/configs/models/tiny.json");
+  ASSERT_TRUE(cfg.ok());
+  (*cfg)["vocab_size"] = 256;
+  std::ofstream(dir_ / "m.json") << cfg->dump();
+  std::ofstream(dir_ / "run.json") << R"({"pretrain": {"batch_size": 2, "seq_len": 16, "steps": 2, "checkpoint_every": 1,
+    "threads": 1, "optimizer": {"total_steps": 2}}})";
+  ASSERT_EQ(Run("corpus gen --out corpus.txt --bytes 4000 --seed 3").rc, 0);
+  const std::string pre = "--config run.json --db k.db --quiet pretrain --model m.json --data corpus.txt --out ";
+  ASSERT_EQ(Run(pre + "x").rc, 0);
+  const std::string before = Read("x/metrics.csv");
+  auto again = Run(pre + "x");
+  EXPECT_EQ(again.rc, 2) << again.out;
+  EXPECT_NE(again.out.find("x: holds a previous run (a checkpoint); continue it with --resume or replace it with --overwrite"),
+            std::string::npos) << again.out;
+  EXPECT_EQ(Read("x/metrics.csv"), before) << "the refused run touched nothing";
+  auto none = Run(pre + "y --resume");
+  EXPECT_EQ(none.rc, 2) << none.out;
+  EXPECT_NE(none.out.find("y: --resume: there is no run to continue here"), std::string::npos) << none.out;
+  EXPECT_EQ(Run(pre + "x --overwrite").rc, 0);
+  EXPECT_EQ(Runs("k.db").size(), 2u) << "the overwrite is a new run";
 }
 
 }  // namespace

@@ -146,10 +146,10 @@ TEST(FcBench, AceBenchEveryFileLoadsAndGoldAnswersScore) {
   std::vector<FcOutcome> outcomes;
   auto t = Table(Ace(), &outcomes);
   ExpectTable(t, {
-                     // Not loaded: FoodPlatform, ReminderApi, Travel and ACEBench's MessageApi layout are
-                     // not in tree (each case a named error).
-                     {"agent_multi_step", {20, 0, 0}},
-                     {"agent_multi_turn", {30, 0, 0}},
+                     // Agent cases: the oracle replays the mile-stone path; 9 paths do not reach the
+                     // file's own expected state, in ACEBench's classes too (fc_ace_agent_test.cc names them).
+                     {"agent_multi_step", {20, 20, 12}},
+                     {"agent_multi_turn", {30, 30, 29}},
                      {"normal_atom_bool", {50, 50, 50}},
                      {"normal_atom_enum", {50, 50, 50}},
                      {"normal_atom_list", {50, 50, 50}},
@@ -173,7 +173,7 @@ TEST(FcBench, AceBenchEveryFileLoadsAndGoldAnswersScore) {
     EXPECT_FALSE(e.reason.empty()) << e.id;
   }
   for (auto& o : outcomes)
-    if (o.score < 1) ADD_FAILURE() << o.id << ": " << o.detail;
+    if (o.score < 1 && o.category.rfind("agent", 0) != 0) ADD_FAILURE() << o.id << ": " << o.detail;
 }
 
 // ---- multi-turn: replay and broken replays ----------------------------------------------------------

@@ -95,6 +95,30 @@ TEST(BfclVehicleControl, DrawsSpeedsAndKeepsBfclsPartialUpdates) {
   EXPECT_EQ(c.State()["VehicleControlAPI"]["remainingUnlockedDoors"], 1);
 }
 
+// post_tweet's default `mentions` list is one Python object: mention() on a tweet posted without
+// mentions extends it, so every such tweet shows the names — in the model's and the ground truth's
+// instances alike (one process in BFCL); a tweet posted with its own list, or a backend of another
+// process, is untouched.
+TEST(BfclTwitterApi, TweetsWithoutMentionsShareOneDefaultListAsInPython) {
+  json cfg = {{"username", "john"}, {"password", "john123"}, {"authenticated", true}, {"tweets", json::object()}, {"tweet_counter", 0}};
+  FcBackend model = Make("TwitterAPI", cfg), truth = Make("TwitterAPI", cfg), other = Make("TwitterAPI", cfg);
+  truth.SharePythonDefaults(model);
+  EXPECT_EQ(model.Call("post_tweet", {{"content", "a"}})["mentions"], json::array());
+  EXPECT_EQ(model.Call("post_tweet", {{"content", "b"}, {"mentions", {"@x"}}})["mentions"], json({"@x"}));
+  EXPECT_EQ(model.Call("post_tweet", {{"content", "c"}})["id"], 2);
+  truth.Call("post_tweet", {{"content", "a"}});
+  other.Call("post_tweet", {{"content", "a"}});
+  EXPECT_EQ(model.Call("mention", {{"tweet_id", 0}, {"mentioned_usernames", {"@bob"}}}), json({{"mention_status", "Users mentioned successfully"}}));
+  EXPECT_EQ(model.Call("get_tweet", {{"tweet_id", 2}})["mentions"], json({"@bob"}));
+  EXPECT_EQ(model.State()["TwitterAPI"]["tweets"]["1"]["mentions"], json({"@x"}));
+  EXPECT_EQ(truth.State()["TwitterAPI"]["tweets"]["0"]["mentions"], json({"@bob"}));
+  EXPECT_EQ(truth.Call("get_tweet", {{"tweet_id", 0}})["mentions"], json({"@bob"}));
+  EXPECT_EQ(other.State()["TwitterAPI"]["tweets"]["0"]["mentions"], json::array());
+  // A tweet posted after the mention starts with the grown list.
+  EXPECT_EQ(truth.Call("post_tweet", {{"content", "d"}})["mentions"], json({"@bob"}));
+  EXPECT_FALSE(model.State()["TwitterAPI"].contains("_default_mentions"));
+}
+
 TEST(BfclTwitterApi, ScenarioCommentKeysStayStringsAsInPython) {
   json tweets = json::parse(R"({"1": {"id": 1, "username": "john", "content": "Trip to LA", "tags": ["#LA"], "mentions": []}})");
   FcBackend b = Make("TwitterAPI", {{"tweets", tweets}, {"tweet_counter", 2}, {"comments", {{"1", {{{"user", "jane"}, {"comment", "Hi"}}}}}}});

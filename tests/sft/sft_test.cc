@@ -233,9 +233,14 @@ TEST_P(TrainSftResume, LowersHeldOutLossAndResumesExactly) {
   r1.on_eval = nullptr;
   r1.max_steps = 5;
   auto m1 = engine::Model<float>::Create(TinyConfig(tok.vocab_size()), 1);
-  auto a = TrainSft(m1->get(), tok, dialogs, cfg, r1);
+  // Timed checkpoints (here after every step) change nothing in the training, only how much a kill loses.
+  SftConfig timed = cfg;
+  timed.checkpoint_every = 0;
+  timed.checkpoint_every_s = 1e-9;
+  auto a = TrainSft(m1->get(), tok, dialogs, timed, r1);
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   EXPECT_EQ(a->steps_taken, 5);
+  EXPECT_EQ(a->checkpoints, 5) << "a timed checkpoint after every step, the end's save not repeated";
   auto m2 = engine::Model<float>::Create(TinyConfig(tok.vocab_size()), 99);  // different init: overwritten
   SftRun r2 = r1;
   r2.resume = true;
