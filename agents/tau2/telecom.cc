@@ -56,12 +56,6 @@ json TomlToJson(const toml::node& n) {
   return nullptr;
 }
 
-// Fills the keys τ²'s pydantic models default (so tool results show them as τ² does); present keys win.
-void Defaults(json& rec, const json& defaults) {
-  for (auto& [k, v] : defaults.items())
-    if (!rec.contains(k)) rec[k] = v;
-}
-
 json& Customer(State& s, const std::string& id) {
   for (auto& c : s.db["customers"])
     if (c["customer_id"] == id) return c;
@@ -413,14 +407,14 @@ Status LoadTelecom(Domain& d, const std::string& dir) {
       if (!r.is_object()) return InvalidArgument(file("db.toml") + ": " + table + ": expected an array of tables");
   }
   for (auto& r : db["devices"])
-    Defaults(r, {{"imei", nullptr}, {"activated", false}, {"activation_date", nullptr}, {"last_esim_transfer_date", nullptr}});
+    FillDefaults(r, {{"imei", nullptr}, {"activated", false}, {"activation_date", nullptr}, {"last_esim_transfer_date", nullptr}});
   for (auto& r : db["lines"])
-    Defaults(r, {{"status", "Pending Activation"}, {"device_id", nullptr}, {"data_used_gb", 0.0}, {"data_refueling_gb", 0.0},
+    FillDefaults(r, {{"status", "Pending Activation"}, {"device_id", nullptr}, {"data_used_gb", 0.0}, {"data_refueling_gb", 0.0},
                  {"roaming_enabled", false}, {"contract_end_date", nullptr}, {"last_plan_change_date", nullptr},
                  {"last_sim_replacement_date", nullptr}, {"suspension_start_date", nullptr}});
-  for (auto& r : db["bills"]) Defaults(r, {{"line_items", json::array()}, {"status", "Draft"}});
+  for (auto& r : db["bills"]) FillDefaults(r, {{"line_items", json::array()}, {"status", "Draft"}});
   for (auto& r : db["customers"])
-    Defaults(r, {{"account_status", "Pending Verification"}, {"payment_methods", json::array()}, {"line_ids", json::array()},
+    FillDefaults(r, {{"account_status", "Pending Verification"}, {"payment_methods", json::array()}, {"line_ids", json::array()},
                  {"bill_ids", json::array()}, {"created_at", "2025-01-01"}, {"last_extension_date", nullptr},
                  {"goodwill_credit_used_this_year", 0.0}});
   // Numbers τ²'s models type as float are floats whatever the file wrote (a TOML 5 is 5.0 there).

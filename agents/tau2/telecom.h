@@ -12,6 +12,9 @@ namespace k2::agents::tau2::detail {
 // default, overridden by the file (deep merge). Error: the file's device/surroundings is not a table.
 Expected<json> TelecomUserDb(const json& file_db, const std::string& path);
 
+// Adds the keys of `defaults` that `record` lacks (τ²'s pydantic defaults; present keys win).
+void FillDefaults(json& record, const json& defaults);
+
 // The user's phone tools (status bar, airplane mode, data, roaming, APN, SIM, network mode, Wi-Fi,
 // VPN, apps, MMS, reboot, payments) and the user-side set-up and assertion functions.
 void AddTelecomUserTools(Domain& d);

@@ -23,11 +23,6 @@ json Perms(bool sms, bool storage, bool phone, bool network) {
 }
 json DefaultVpn() { return {{"server_address", "192.168.1.1"}, {"protocol", "OpenVPN"}, {"server_performance", "excellent"}}; }
 
-void Defaults(json& rec, const json& defaults) {
-  for (auto& [k, v] : defaults.items())
-    if (!rec.contains(k)) rec[k] = v;
-}
-
 json& Dev(State& s) { return s.user_db["device"]; }
 json& Sur(State& s) { return s.user_db["surroundings"]; }
 bool B(const json& j, const char* k) { return j[k].get<bool>(); }
@@ -572,6 +567,11 @@ void AddUserFunctions(Domain& d) {
 
 }  // namespace
 
+void FillDefaults(json& rec, const json& defaults) {
+  for (auto& [k, v] : defaults.items())
+    if (!rec.contains(k)) rec[k] = v;
+}
+
 Expected<json> TelecomUserDb(const json& file_db, const std::string& path) {
   json db = file_db.is_object() ? file_db : json::object();
   for (const char* k : {"device", "surroundings"}) {
@@ -579,7 +579,7 @@ Expected<json> TelecomUserDb(const json& file_db, const std::string& path) {
     if (!db[k].is_object()) return InvalidArgument(path + ": " + k + ": expected a table");
   }
   json& d = db["device"];
-  Defaults(d, {{"sim_card_status", "active"},
+  FillDefaults(d, {{"sim_card_status", "active"},
                {"sim_card_missing", false},
                {"airplane_mode", false},
                {"network_signal_strength", "good"},
@@ -604,18 +604,18 @@ Expected<json> TelecomUserDb(const json& file_db, const std::string& path) {
                 {{"messaging", {{"app_name", "messaging"}, {"permissions", Perms(true, true, true, false)}}},
                  {"browser", {{"app_name", "browser"}, {"permissions", Perms(false, true, false, true)}}}}}});
   if (!d["active_apn_settings"].is_object()) return InvalidArgument(path + ": device.active_apn_settings: expected a table");
-  Defaults(d["active_apn_settings"], DefaultApn());
-  if (d["vpn_details"].is_object()) Defaults(d["vpn_details"], {{"server_address", nullptr}, {"protocol", nullptr}, {"server_performance", "unknown"}});
+  FillDefaults(d["active_apn_settings"], DefaultApn());
+  if (d["vpn_details"].is_object()) FillDefaults(d["vpn_details"], {{"server_address", nullptr}, {"protocol", nullptr}, {"server_performance", "unknown"}});
   if (!d["app_statuses"].is_object()) return InvalidArgument(path + ": device.app_statuses: expected a table");
   for (auto& [name, app] : d["app_statuses"].items()) {
     if (!app.is_object()) return InvalidArgument(path + ": device.app_statuses." + name + ": expected a table");
-    Defaults(app, {{"app_name", name}, {"permissions", Perms(false, false, false, false)}});
-    Defaults(app["permissions"], Perms(false, false, false, false));
+    FillDefaults(app, {{"app_name", name}, {"permissions", Perms(false, false, false, false)}});
+    FillDefaults(app["permissions"], Perms(false, false, false, false));
   }
   for (const char* k : {"sim_card_missing", "airplane_mode", "data_enabled", "roaming_enabled", "wifi_enabled", "wifi_connected",
                         "wifi_calling_enabled", "wifi_calling_mms_over_wifi", "data_saver_mode", "vpn_enabled_setting", "vpn_connected"})
     if (!d[k].is_boolean()) return InvalidArgument(path + ": device." + k + ": expected a boolean");
-  Defaults(db["surroundings"], {{"name", nullptr},
+  FillDefaults(db["surroundings"], {{"name", nullptr},
                                 {"phone_number", nullptr},
                                 {"is_abroad", false},
                                 {"roaming_allowed", false},
