@@ -496,10 +496,18 @@ int Compare(Context& ctx) {
   if (!a.ok()) return Fail(InvalidArgument(a.status().message()));
   auto b = eval::LoadEvalSummary(db->get(), g_opts.run_b);
   if (!b.ok()) return Fail(InvalidArgument(b.status().message()));
+  // Paired by case: bootstrap intervals and the cases that flipped (eval/results.h PairedCompare).
+  auto ta = eval::LoadEvalTrials(db->get(), g_opts.run_a);
+  if (!ta.ok()) return Fail(ta.status());
+  auto tb = eval::LoadEvalTrials(db->get(), g_opts.run_b);
+  if (!tb.ok()) return Fail(tb.status());
+  auto paired = eval::PairedCompare(*ta, *tb, ctx.g.seed);
   if (ctx.g.json) {
-    ctx.PrintJson({{"a", *a}, {"b", *b}});
+    ctx.PrintJson({{"a", *a}, {"b", *b}, {"paired", paired.ok() ? *paired : json(paired.status().message())}});
   } else {
     std::printf("%s", eval::FormatCompare(*a, *b, g_opts.run_a, g_opts.run_b).c_str());
+    if (paired.ok()) std::printf("%s", eval::FormatPaired(*paired).c_str());
+    else std::printf("\n%s\n", paired.status().message().c_str());
   }
   return kExitOk;
 }

@@ -1,8 +1,12 @@
 // Summaries (pass^k tables), their text rendering, and the "eval" store tables.
 #include "eval/results.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
+#include <numeric>
+#include <random>
 #include <optional>
 #include <set>
 
@@ -130,6 +134,91 @@ std::string FormatCompare(const json& a, const json& b, int64_t run_a, int64_t r
       out += va && vb ? Fmt("  %+8.3f", *vb - *va) : "         -";
       out += "\n";
     }
+  }
+  return out;
+}
+
+Expected<json> PairedCompare(const std::vector<TrialRecord>& a, const std::vector<TrialRecord>& b, uint64_t seed,
+                             int resamples) {
+  struct Rate {
+    std::string group;
+    double wins = 0, n = 0;
+  };
+  auto rates = [](const std::vector<TrialRecord>& rs) {
+    std::map<std::string, Rate> m;
+    for (const auto& r : rs) {
+      Rate& x = m[r.case_id];
+      x.group = r.group;
+      x.wins += r.success ? 1 : 0;
+      x.n += 1;
+    }
+    return m;
+  };
+  const auto ra = rates(a), rb = rates(b);
+  std::vector<std::string> shared;
+  int64_t only_a = 0, only_b = 0;
+  for (const auto& [c, x] : ra) (rb.count(c) ? shared.push_back(c) : (void)++only_a);
+  for (const auto& [c, x] : rb) only_b += ra.count(c) ? 0 : 1;
+  if (shared.empty()) return InvalidArgument("eval compare: the two runs share no case (different suites?)");
+  const size_t n = shared.size();
+  std::vector<double> pa(n), pb(n);
+  for (size_t i = 0; i < n; ++i) {
+    pa[i] = ra.at(shared[i]).wins / ra.at(shared[i]).n;
+    pb[i] = rb.at(shared[i]).wins / rb.at(shared[i]).n;
+  }
+  auto mean = [&](const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / n; };
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<size_t> pick(0, n - 1);
+  std::vector<double> ma, mb, md;
+  for (int r = 0; r < resamples; ++r) {
+    double sa = 0, sb = 0;
+    for (size_t j = 0; j < n; ++j) {
+      const size_t i = pick(rng);
+      sa += pa[i];
+      sb += pb[i];
+    }
+    ma.push_back(sa / n);
+    mb.push_back(sb / n);
+    md.push_back((sb - sa) / n);
+  }
+  auto interval = [&](std::vector<double> v, double m) {
+    std::sort(v.begin(), v.end());
+    auto at = [&](double q) { return v.empty() ? m : v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))]; };
+    return json{{"mean", m}, {"lo", at(0.025)}, {"hi", at(0.975)}};
+  };
+  json flipped = json::array();
+  for (size_t i = 0; i < n; ++i)
+    if (std::abs(pb[i] - pa[i]) >= 0.5 - 1e-12)
+      flipped.push_back({{"case", shared[i]}, {"group", ra.at(shared[i]).group}, {"a", pa[i]}, {"b", pb[i]}});
+  return json{{"cases", n}, {"only_a", only_a}, {"only_b", only_b}, {"resamples", resamples},
+              {"seed", std::to_string(seed)}, {"a", interval(ma, mean(pa))}, {"b", interval(mb, mean(pb))},
+              {"diff", interval(md, mean(pb) - mean(pa))}, {"flipped", flipped}};
+}
+
+std::string FormatPaired(const json& p, size_t max_listed) {
+  auto iv = [](const json& x, bool sign) {
+    return Fmt(sign ? "%+.3f" : "%.3f", x["mean"].get<double>()) + " [" + Fmt(sign ? "%+.3f" : "%.3f", x["lo"].get<double>()) +
+           ", " + Fmt(sign ? "%+.3f" : "%.3f", x["hi"].get<double>()) + "]";
+  };
+  std::string out = "\npaired by case over " + std::to_string(p["cases"].get<int64_t>()) + " shared cases (pass^1, 95% " +
+                    "bootstrap interval, " + std::to_string(p["resamples"].get<int64_t>()) + " resamples):\n";
+  out += "  A " + iv(p["a"], false) + "\n  B " + iv(p["b"], false) + "\n  B-A " + iv(p["diff"], true) + "\n";
+  if (p["only_a"].get<int64_t>() || p["only_b"].get<int64_t>())
+    out += "  (left out: " + std::to_string(p["only_a"].get<int64_t>()) + " cases only in A, " +
+           std::to_string(p["only_b"].get<int64_t>()) + " only in B)\n";
+  int64_t gained = 0, lost = 0;
+  for (const auto& f : p["flipped"]) (f["b"].get<double>() > f["a"].get<double>() ? gained : lost)++;
+  out += "flipped (pass^1 moved by >= 0.5): " + std::to_string(gained) + " gained, " + std::to_string(lost) + " lost\n";
+  size_t listed = 0;
+  for (const auto& f : p["flipped"]) {
+    if (listed++ == max_listed) {
+      out += "  ... " + std::to_string(p["flipped"].size() - max_listed) + " more (--json lists all)\n";
+      break;
+    }
+    char line[160];
+    std::snprintf(line, sizeof line, "  %s %-40s %.2f -> %.2f\n", f["b"].get<double>() > f["a"].get<double>() ? "+" : "-",
+                  Clip(f["case"].get<std::string>(), 40).c_str(), f["a"].get<double>(), f["b"].get<double>());
+    out += line;
   }
   return out;
 }

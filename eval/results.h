@@ -37,6 +37,17 @@ std::string FormatSummary(const json& summary);
 // Two summaries side by side: per group present in either, pass^k of A, of B and B - A.
 std::string FormatCompare(const json& a, const json& b, int64_t run_a, int64_t run_b);
 
+// Paired comparison of two runs' trials on the cases both ran. Per case, its success rate (successes /
+// trials, i.e. pass^1). A case bootstrap (`resamples` draws of the shared cases with replacement, seeded)
+// gives 95% percentile intervals of A's and B's mean rate and of B - A, paired by case. A case "flipped"
+// when its rate moved by at least 0.5 (gained or lost). {"cases", "only_a", "only_b", "resamples", "seed",
+// "a": {"mean", "lo", "hi"}, "b": {...}, "diff": {...}, "flipped": [{"case", "group", "a", "b"}] sorted
+// by case}. InvalidArgument when no case is shared.
+Expected<json> PairedCompare(const std::vector<TrialRecord>& a, const std::vector<TrialRecord>& b, uint64_t seed,
+                             int resamples = 2000);
+// Its text form: one line per interval, then the flipped cases (at most `max_listed`, then a count).
+std::string FormatPaired(const json& paired, size_t max_listed = 20);
+
 const Migrations& EvalMigrations();
 // Stores the summary and every record under `run` (a runs row of kind "eval"), in one transaction.
 Status SaveEvalRun(Db* db, int64_t run, const json& summary, const std::vector<TrialRecord>& records);

@@ -74,6 +74,14 @@ TEST_F(EvalCli, BuiltinSuiteOracleVersusRandomAndCompare) {
   auto jc = ParseJson(cj.out, "stdout");
   ASSERT_TRUE(jc.ok());
   EXPECT_LE((*jc)["b"]["rows"].back()["avg_reward"].get<double>(), 0.1);
+  // Paired by task: oracle solves every task, random (almost) none, so the difference's interval is far
+  // below 0 and the flipped tasks are listed.
+  const json& paired = (*jc)["paired"];
+  EXPECT_EQ(paired["cases"], 16) << cj.out;
+  EXPECT_LT(paired["diff"]["hi"].get<double>(), -0.5) << cj.out;
+  EXPECT_GE(paired["flipped"].size(), 12u) << cj.out;
+  EXPECT_NE(c.out.find("paired by case over 16 shared cases"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find(" lost"), std::string::npos) << c.out;
   Result missing = Run("eval compare " + std::to_string(run_a) + " 999");
   EXPECT_EQ(missing.code, 2);
   EXPECT_NE(missing.err.find("run 999 has no eval results"), std::string::npos) << missing.err;

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "eval/results.h"
 
 namespace k2::eval {
@@ -88,6 +90,64 @@ TEST(Summary, NamesContextRefusals) {
   ASSERT_TRUE(s2.ok());
   EXPECT_EQ((*s2)["context_exceeded"], 0);
   EXPECT_EQ(FormatSummary(*s2).find("exceeded"), std::string::npos);
+}
+
+
+// eval compare's paired statistics on hand-made runs: the interval brackets the mean, identical runs give
+// a zero-width difference and no flips, a consistent gain excludes 0, flips are listed with their rates.
+TEST(PairedCompare, IntervalsAndFlippedCases) {
+  auto run = [](const std::vector<std::pair<std::string, std::vector<int>>>& cases) {
+    std::vector<TrialRecord> out;
+    for (const auto& [id, wins] : cases)
+      for (size_t t = 0; t < wins.size(); ++t) {
+        TrialRecord r;
+        r.case_id = id;
+        r.group = "g";
+        r.trial = static_cast<int>(t);
+        r.success = wins[t] != 0;
+        r.reward = wins[t];
+        out.push_back(r);
+      }
+    return out;
+  };
+  std::vector<std::pair<std::string, std::vector<int>>> a_cases, b_cases;
+  for (int i = 0; i < 40; ++i) {
+    const std::string id = "t" + std::to_string(100 + i);
+    a_cases.push_back({id, {i % 2, i % 4 == 1}});              // 30% of trials solved
+    b_cases.push_back({id, {i % 5 != 0, i % 2 || i % 3 == 0}});  // most solved
+  }
+  b_cases.push_back({"only_in_b", {1, 1}});
+  const auto a = run(a_cases), b = run(b_cases);
+  auto same = PairedCompare(a, a, 7);
+  ASSERT_TRUE(same.ok()) << same.status().ToString();
+  EXPECT_EQ((*same)["diff"]["lo"], 0.0);
+  EXPECT_EQ((*same)["diff"]["hi"], 0.0);
+  EXPECT_TRUE((*same)["flipped"].empty());
+  auto p = PairedCompare(a, b, 7);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ((*p)["cases"], 40);
+  EXPECT_EQ((*p)["only_b"], 1);
+  for (const char* k : {"a", "b", "diff"}) {
+    EXPECT_LE((*p)[k]["lo"].get<double>(), (*p)[k]["mean"].get<double>()) << k;
+    EXPECT_GE((*p)[k]["hi"].get<double>(), (*p)[k]["mean"].get<double>()) << k;
+  }
+  double ma = 0, mb = 0;
+  for (int i = 0; i < 40; ++i) {
+    ma += ((i % 2) + (i % 4 == 1)) / 2.0;
+    mb += ((i % 5 != 0) + (i % 2 || i % 3 == 0)) / 2.0;
+  }
+  EXPECT_NEAR((*p)["a"]["mean"].get<double>(), ma / 40, 1e-12);
+  EXPECT_NEAR((*p)["diff"]["mean"].get<double>(), (mb - ma) / 40, 1e-12);
+  EXPECT_GT((*p)["diff"]["lo"].get<double>(), 0.0) << "a consistent gain: the interval excludes 0";
+  int flips = 0;
+  for (int i = 0; i < 40; ++i) {
+    const double ra = ((i % 2) + (i % 4 == 1)) / 2.0, rb = ((i % 5 != 0) + (i % 2 || i % 3 == 0)) / 2.0;
+    flips += std::abs(rb - ra) >= 0.5 ? 1 : 0;
+  }
+  EXPECT_EQ(static_cast<int>((*p)["flipped"].size()), flips);
+  EXPECT_EQ(*PairedCompare(a, b, 7), *p) << "seeded: the same intervals every time";
+  EXPECT_NE(FormatPaired(*p).find("flipped (pass^1 moved by >= 0.5): "), std::string::npos);
+  EXPECT_FALSE(PairedCompare(a, run({{"x", {1}}}), 7).ok());
 }
 
 }  // namespace
