@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <optional>
 
 #include "core/store.h"
@@ -191,10 +192,14 @@ namespace k2::eval {
 
 Expected<rewards::tau2::Tau2Evaluation> ScoreTau2Episode(const std::shared_ptr<const agents::tau2::Domain>& domain,
                                                          const agents::tau2::Task& task, const json& trajectory,
-                                                         const std::string& termination, const rewards::ChatFn& judge) {
+                                                         const std::string& termination, const rewards::ChatFn& judge,
+                                                         const agents::tau2::State* live, const json* live_db,
+                                                         const json* live_user_db) {
   rewards::tau2::Tau2EnvOutcome env;
   if (rewards::tau2::IsScoredTermination(termination)) {
-    K2_ASSIGN_OR_RETURN(agents::tau2::EnvCheck c, agents::tau2::CheckEnvironment(domain, task, trajectory));
+    auto checked = live_db && live_user_db ? agents::tau2::CheckEnvironment(domain, task, trajectory, *live_db, *live_user_db)
+                                           : agents::tau2::CheckEnvironment(domain, task, trajectory, live);
+    K2_ASSIGN_OR_RETURN(agents::tau2::EnvCheck c, std::move(checked));
     env.db_match = c.db_match;
     env.assertions_met = c.all_assertions_met;
     env.detail = {{"note", c.note}, {"assertions", c.assertions}, {"gold_log", c.gold_log}, {"replay_log", c.replay_log}};
@@ -249,14 +254,14 @@ Expected<std::vector<TrialRecord>> RunNativeTau2(const NativeTau2Options& o, age
       fs.push_back(pool.Submit([&, j]() {
         const agents::tau2::Task& t = tasks[jobs[j].task];
         uint64_t seed = o.seed * 1000003ULL + std::hash<std::string>{}(t.id) + static_cast<uint64_t>(jobs[j].trial) * 7919ULL;
-        std::unique_ptr<agents::tau2::UserSim> user =
-            user_llm ? agents::tau2::MakeLlmUser(user_llm, t, o.guidelines, user_tools, seed) : agents::tau2::MakeScriptedUser(t);
+        std::unique_ptr<agents::tau2::UserSim> user = user_llm ? agents::tau2::MakeLlmUser(user_llm, t, o.guidelines, user_tools, seed)
+                                                               : agents::tau2::MakeScriptedUser(t, domain->ToolSpecs(true));
         auto run = agents::tau2::Run(domain, t, agent, *user, o.limits, seed);
         if (!run.ok()) {
           out[j] = run.status();
           return;
         }
-        auto ev = ScoreTau2Episode(domain, t, run->trajectory, run->termination, o.judge);
+        auto ev = ScoreTau2Episode(domain, t, run->trajectory, run->termination, o.judge, run->final_state.get());
         if (!ev.ok()) {
           out[j] = ev.status().Context("eval: task " + t.id + " trial " + std::to_string(jobs[j].trial));
           return;
@@ -303,6 +308,94 @@ Expected<std::string> ReadSimulationGuidelines(const std::string& tau2_data) {
     if (fs::exists(p, ec)) return ReadFile(p.string());
   }
   return NotFound("--tau2-data " + tau2_data + ": no simulation_guidelines.md (looked in the folder and in ../user_simulator/)");
+}
+
+}  // namespace k2::eval
+
+namespace k2::eval {
+
+namespace {
+
+// The "tau2" reward: τ²-bench's evaluation of a pipeline episode on a native domain. The spec carries the
+// task ({"tau2_task": τ² task, "tau2": {"domain", "data_dir"}}); the final state carries every tool
+// call of both requestors in order (Tau2Env::State), which becomes the τ² trajectory replayed for DB
+// and ENV_ASSERTION, pooled for ACTION; COMMUNICATE reads the agent's messages.
+class Tau2NativeReward : public rewards::Reward {
+ public:
+  explicit Tau2NativeReward(bool skip_nl) : skip_nl_(skip_nl) {}
+  std::string name() const override { return "tau2"; }
+
+ protected:
+  Expected<rewards::RewardResult> DoScore(const rewards::ScoreInput& in) const override {
+    const json& where = in.task.contains("tau2") ? in.task["tau2"] : json(nullptr);
+    if (!where.is_object() || !where.contains("domain") || !where.contains("data_dir") || !in.task.contains("tau2_task"))
+      return InvalidArgument("tau2 reward: spec: expected {\"tau2\": {\"domain\", \"data_dir\"}, \"tau2_task\": task}");
+    K2_ASSIGN_OR_RETURN(auto domain, agents::tau2::SharedDomain(where["domain"], where["data_dir"]));
+    K2_ASSIGN_OR_RETURN(json norm, agents::tau2::NormalizeTask(in.task["tau2_task"], "tau2 reward: spec.tau2_task"));
+    agents::tau2::Task task;
+    task.id = norm["id"];
+    task.domain = domain->name;
+    task.data = std::move(norm);
+    rewards::RewardResult out;
+    json& ec = task.data["evaluation_criteria"];
+    if (ec.is_object() && ec["reward_basis"].is_array() && ec["nl_assertions"].is_array() && !ec["nl_assertions"].empty()) {
+      json basis = json::array();
+      for (auto& b : ec["reward_basis"])
+        if (b != "NL_ASSERTION") basis.push_back(b);
+      if (basis.size() != ec["reward_basis"].size()) {
+        if (!skip_nl_) return FailedPrecondition("tau2 reward: task " + task.id + " needs NL_ASSERTION and no judge is configured");
+        ec["reward_basis"] = basis;
+        out.components["nl_assertion_skipped"] = 1;
+      }
+    }
+    json traj = json::array();
+    const json& is = task.initial_state();
+    if (is.is_object() && is["message_history"].is_array())
+      for (auto& m : is["message_history"]) traj.push_back(m);
+    for (auto& m : in.messages)
+      if (m.role == "assistant" && !m.content.empty()) traj.push_back({{"role", "assistant"}, {"content", m.content}});
+    const json& calls = in.final_state.is_object() && in.final_state.contains("calls") ? in.final_state["calls"] : json::array();
+    for (size_t i = 0; i < calls.size(); ++i) {
+      const json& c = calls[i];
+      std::string id = "call_" + std::to_string(i), req = c.value("requestor", "assistant");
+      traj.push_back({{"role", req}, {"content", nullptr},
+                      {"tool_calls", json::array({{{"id", id}, {"name", c["name"]}, {"arguments", c["arguments"]}, {"requestor", req}}})}});
+      traj.push_back({{"role", "tool"}, {"id", id}, {"content", c["content"]}, {"requestor", req}, {"error", c["error"]}});
+    }
+    // The environment's final databases are the episode's own end state: no replay needed (the call log
+    // still makes the trajectory ACTION pools). Without them (an episode that broke), replay.
+    const json& fs = in.final_state;
+    const bool have_state = fs.is_object() && fs.contains("db") && fs.contains("user_db");
+    K2_ASSIGN_OR_RETURN(rewards::tau2::Tau2Evaluation ev,
+                        ScoreTau2Episode(domain, task, traj, in.termination, nullptr, nullptr, have_state ? &fs["db"] : nullptr,
+                                         have_state ? &fs["user_db"] : nullptr));
+    out.value = ev.reward;
+    for (auto& [k, v] : ev.breakdown.items()) out.components[Lower(k)] = v.get<double>();
+    out.explanation = ev.info.dump().substr(0, 2000);
+    return out;
+  }
+
+ private:
+  static std::string Lower(std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  }
+  bool skip_nl_;
+};
+
+}  // namespace
+
+void RegisterTau2Reward() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    rewards::RegisterReward("tau2", [](const json& cfg, const std::string& where) -> Expected<std::unique_ptr<rewards::Reward>> {
+      for (auto& [k, v] : cfg.items())
+        if (k != "type" && k != "on_missing_judge") return InvalidArgument(where + ": unknown key " + json(k).dump() + " (tau2: on_missing_judge)");
+      std::string m = cfg.value("on_missing_judge", std::string("skip"));
+      if (m != "skip" && m != "error") return InvalidArgument(where + ".on_missing_judge: expected \"skip\" or \"error\"");
+      return std::unique_ptr<rewards::Reward>(std::make_unique<Tau2NativeReward>(m == "skip"));
+    });
+  });
 }
 
 }  // namespace k2::eval

@@ -99,10 +99,14 @@ Expected<std::vector<TrialResult>> RunTau2Suite(const Tau2Suite& suite, agents::
 // the gold actions on fresh states of `domain`, compares agent and user DB hashes, runs env assertions
 // by name, then ACTION / COMMUNICATE / NL_ASSERTION (judge) over the basis. `judge` may be empty unless
 // the task's basis has NL_ASSERTION with assertions (then FailedPrecondition). Gold actions that fail to
-// replay are logged in info.env.gold_log, never fatal. Thread-safe when the judge is.
+// replay are logged in info.env.gold_log, never fatal. `live` (or `live_db` + `live_user_db`): the
+// episode's own final state, used instead of replaying the trajectory (agents::tau2::CheckEnvironment).
+// Thread-safe when the judge is.
 Expected<rewards::tau2::Tau2Evaluation> ScoreTau2Episode(const std::shared_ptr<const agents::tau2::Domain>& domain,
                                                          const agents::tau2::Task& task, const json& trajectory,
-                                                         const std::string& termination, const rewards::ChatFn& judge);
+                                                         const std::string& termination, const rewards::ChatFn& judge,
+                                                         const agents::tau2::State* live = nullptr,
+                                                         const json* live_db = nullptr, const json* live_user_db = nullptr);
 
 struct NativeTau2Options {
   std::string domain;      // airline | retail | mock
@@ -128,6 +132,14 @@ Expected<std::vector<agents::tau2::Task>> SelectNativeTau2Tasks(const NativeTau2
 // failure is an error for the whole run (before or after episodes, never a silent 0).
 Expected<std::vector<TrialRecord>> RunNativeTau2(const NativeTau2Options& o, agents::Policy& agent, agents::Policy* user_llm);
 
+
+// Registers the reward type "tau2" (idempotent): τ²-bench's evaluation of a pipeline episode on a native
+// domain (the task source `tau2:DIR` gives it to every task). Spec: {"tau2": {"domain", "data_dir"},
+// "tau2_task": the τ² task}; the final state's databases (Tau2Env::State "db", "user_db") are the
+// predicted state (replayed from its call log "calls" when absent), the call log the trajectory. Config {"type": "tau2", "on_missing_judge": "skip" (default: NL_ASSERTION is left out of
+// the basis and counted in component nl_assertion_skipped) | "error"}; no judge is wired in the
+// pipeline yet. Components: the basis parts, lower-cased (db, env_assertion, action, communicate).
+void RegisterTau2Reward();
 
 // The folder of `domain` under a τ²-bench data folder: DIR/<domain> (DIR = a checkout's
 // data/tau2/domains). InvalidArgument naming the flag when DIR is empty or the folder is missing.

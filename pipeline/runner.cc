@@ -7,6 +7,7 @@
 
 #include "agents/scripted_policies.h"
 #include "agents/synthetic_env.h"
+#include "agents/tau2/run.h"
 #include "core/config.h"
 #include "core/progress.h"
 #include "rewards/judge_reward.h"
@@ -75,7 +76,7 @@ Expected<std::unique_ptr<Pipeline>> Pipeline::Create(std::shared_ptr<const TaskS
     if (!t.world && !agents::EnvRegistry::Global().Has(t.env_kind))
       return NotFound("task " + t.id + ": env kind " + json(t.env_kind).dump() +
                       " is not registered (see `k2gym env list`; plugins: --plugin LIB.so)");
-    if (t.user == "scripted" && !p->opt_.scripted_user) return InvalidArgument("task " + t.id + ": user scripted: none given");
+    if (t.user == "scripted" && t.env_kind != "tau2" && !p->opt_.scripted_user) return InvalidArgument("task " + t.id + ": user scripted: none given");
     if (t.user == "llm" && !p->opt_.llm_user)
       return InvalidArgument("task " + t.id + ": user llm needs a user endpoint (--user openai:URL)");
     auto r = p->RewardOf(t);
@@ -169,7 +170,8 @@ EpisodeHooks Pipeline::Hooks() const {
   h.user = [this](const agents::EpisodeTask& e) -> agents::UserSimulator* {
     const Task* t = Find(e.id);
     if (!t) return nullptr;
-    if (t->user == "scripted") return opt_.scripted_user;
+    // τ²-bench's native domains have their own scripted user (it follows τ² user scenarios).
+    if (t->user == "scripted") return t->env_kind == "tau2" ? &agents::tau2::ScriptedUserSimulator() : opt_.scripted_user;
     if (t->user == "llm") return opt_.llm_user;
     return nullptr;
   };

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/rng.h"
+#include "agents/tau2/task.h"
 #include "eval/tau2_suite.h"
 #include "rewards/judge.h"
 #include "toolgen/synth/tasks.h"
@@ -216,7 +217,44 @@ struct Reader {
     return Status::Ok();
   }
 
+  // τ²-bench's own domain folder ({"kind": "tau2", "dir": DIR}, DIR = <checkout>/data/tau2/domains/<d>):
+  // its tasks run natively (env kind tau2), with the τ² scripted user and τ²'s evaluation (reward tau2).
+  Status Tau2Native(const json& spec, const std::string& base, SourceInfo& info, const std::string& where) {
+    K2_RETURN_IF_ERROR(CheckKeys(spec, {"dir", "domain", "tasks"}, where));
+    K2_ASSIGN_OR_RETURN(std::string dir, Str(spec, "dir", where, true));
+    dir = Resolve(base, dir);
+    K2_ASSIGN_OR_RETURN(std::string domain, Str(spec, "domain", where, false, fs::path(dir).filename().string()));
+    K2_ASSIGN_OR_RETURN(std::string file, Str(spec, "tasks", where, false, "tasks.json"));
+    const std::string path = (fs::path(dir) / file).string();
+    auto tasks = agents::tau2::LoadTasks(path, domain);
+    if (!tasks.ok()) return tasks.status().Context(where);
+    // Rows of split_<tasks>.json's "test" list are split "test", the rest "train" (no split file: all train).
+    std::set<std::string> test;
+    auto splits = agents::tau2::LoadSplits(path);
+    if (splits.ok() && splits->count("test")) test.insert((*splits)["test"].begin(), (*splits)["test"].end());
+    eval::RegisterTau2Reward();
+    std::set<std::string> ids;
+    for (auto& tt : *tasks) {
+      Task t;
+      t.source = info.name;
+      t.id = info.name + "/" + tt.id;
+      t.task_type = "tool";
+      t.env_kind = "tau2";
+      t.env_config = {{"domain", domain}, {"data_dir", dir}};
+      t.user = "scripted";
+      t.reward = {{"type", "tau2"}};
+      t.split = test.count(tt.id) ? "test" : "train";
+      t.spec = {{"tau2", {{"domain", domain}, {"data_dir", dir}}}, {"tau2_task", tt.data}};
+      K2_RETURN_IF_ERROR(ApplySourceDefaults(spec, t, where));
+      t.gold = agents::tau2::GoldAgentTurns(tt);
+      t.episode = MakeEpisode(t.id, t.source, tt.data);
+      K2_RETURN_IF_ERROR(AddTask(info, std::move(t), ids, path + ": task " + tt.id));
+    }
+    return Status::Ok();
+  }
+
   Status Tau2(const json& spec, const std::string& base, SourceInfo& info, const std::string& where) {
+    if (spec.contains("dir")) return Tau2Native(spec, base, info, where);
     K2_RETURN_IF_ERROR(CheckKeys(spec, {"suite"}, where));
     K2_ASSIGN_OR_RETURN(std::string path, Str(spec, "suite", where, true));
     Expected<eval::Tau2Suite> suite = InvalidArgument("unset");
@@ -314,7 +352,9 @@ struct Reader {
     }
     K2_ASSIGN_OR_RETURN(info.name, Str(spec, "name", where, false, ""));
     if (info.name.empty()) {
-      std::string p = spec.value("path", spec.value("tasks", spec.value("suite", std::string(kind))));
+      std::string p = kind == "tau2" && spec.contains("dir") && spec["dir"].is_string()
+                          ? spec["dir"].get<std::string>()
+                          : spec.value("path", spec.value("tasks", spec.value("suite", std::string(kind))));
       info.name = fs::path(p).stem().string();
       if (info.name.empty()) info.name = kind;
     }
@@ -459,6 +499,7 @@ Expected<Reader::Loaded> Reader::SpecFromString(const json& s, const std::string
     std::string kind = text.substr(0, colon), path = Resolve(base, text.substr(colon + 1));
     out.dir = "";
     if (kind == "synthetic") out.spec = {{"kind", "synthetic"}, {"tasks", path}};
+    else if (kind == "tau2" && fs::is_directory(path)) out.spec = {{"kind", "tau2"}, {"dir", path}};
     else if (kind == "tau2") out.spec = {{"kind", "tau2"}, {"suite", text.substr(colon + 1).rfind("builtin:", 0) == 0 ? text.substr(colon + 1) : path}};
     else if (kind == "mcp") {
       K2_ASSIGN_OR_RETURN(out.spec, ReadJsonFile(path));

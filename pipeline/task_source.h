@@ -73,6 +73,8 @@ struct LoadOptions {
 //    "reward"?: {...}, "name"?, "weight"?, "split"?}
 //   {"kind": "synthetic", "tasks": "tasks.json" (τ² array from `toolgen tasks`), "db"?: STORE, ...}
 //   {"kind": "tau2", "suite": "suite.json"}            (eval/tau2_suite's suite files)
+//   {"kind": "tau2", "dir": DIR, "tasks"?: "tasks.json", "domain"?: DIR's name}  (τ²-bench's own domain
+//    folder, run natively: env kind tau2, the τ² scripted user, reward tau2; tau2:DIR when DIR is a folder)
 //   {"kind": "mcp", "path": "tasks.jsonl", "server": {mcp env config}, ...}
 //   {"kind": "mixture", "sources": [{"weight": w, "source": SPEC}, ...]}
 // Relative paths resolve against the spec file's folder (the working directory for inline specs).

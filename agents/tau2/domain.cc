@@ -225,11 +225,13 @@ void Merge(json& into, const json& update) {
 
 }  // namespace
 
-CallResult State::Call(const std::string& requestor, const std::string& name, const json& args) {
+CallResult State::Call(const std::string& requestor, const std::string& name, const json& args, bool sync) {
   const ToolDef* t = domain->FindTool(name, requestor == "user");
   if (!t) return {"Error: Tool '" + name + "' not found.", true};
   try {
-    return {Shown(t->fn(*this, args)), false};
+    json out = t->fn(*this, args);
+    if (sync && domain->sync) domain->sync(*this);
+    return {Shown(out), false};
   } catch (const ToolFailure& f) {
     return {"Error: " + f.message, true};
   } catch (const json::exception& e) {
@@ -243,12 +245,26 @@ Expected<json> State::RunFunction(const std::string& env_type, const std::string
   auto it = fns.find(name);
   if (it == fns.end()) return NotFound("function " + name + " not found in " + env_type + " tools of domain " + domain->name);
   try {
-    return it->second(*this, args);
+    json out = it->second(*this, args);
+    if (domain->sync) domain->sync(*this);
+    return out;
   } catch (const ToolFailure& f) {
     return InvalidArgument(name + ": " + f.message);
   } catch (const json::exception& e) {
     return InvalidArgument(name + ": " + e.what());
   }
+}
+
+Status State::Sync() {
+  if (!domain->sync) return Status::Ok();
+  try {
+    domain->sync(*this);
+  } catch (const ToolFailure& f) {
+    return InvalidArgument("sync of domain " + domain->name + ": " + f.message);
+  } catch (const json::exception& e) {
+    return InvalidArgument("sync of domain " + domain->name + ": " + e.what());
+  }
+  return Status::Ok();
 }
 
 void State::UpdateDb(const json& update, bool user) { Merge(user ? user_db : db, update); }
@@ -268,7 +284,7 @@ bool State::IsWrite(const std::string& name, const std::string& requestor) const
   return t && t->write;
 }
 
-std::vector<std::string> DomainNames() { return {"airline", "retail", "mock"}; }
+std::vector<std::string> DomainNames() { return {"airline", "retail", "mock", "telecom"}; }
 
 Expected<std::shared_ptr<const Domain>> LoadDomain(const std::string& name, const std::string& dir) {
   namespace fs = std::filesystem;
@@ -287,6 +303,8 @@ Expected<std::shared_ptr<const Domain>> LoadDomain(const std::string& name, cons
     if (name == "mock") {
       K2_ASSIGN_OR_RETURN(d->user_db, load_json_db("user_db.json"));
     }
+  } else if (name == "telecom") {
+    K2_RETURN_IF_ERROR(detail::LoadTelecom(*d, dir));
   } else {
     std::string known;
     for (auto& n : DomainNames()) known += (known.empty() ? "" : ", ") + n;

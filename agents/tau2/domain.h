@@ -46,6 +46,10 @@ struct Domain {
   // Environment functions by side ("assistant"/"user") and name: every tool plus the helpers tasks call
   // in initialization_actions and env_assertions (assert_*, set_*, ...).
   std::map<std::string, Fn> agent_functions, user_functions;
+  // τ²'s Environment.sync_tools: brings the user's surroundings in line with the agent database after
+  // every tool response and environment function (telecom: line status, roaming, data usage, payment
+  // requests). Empty for domains without one. Throws ToolFailure as a tool does.
+  std::function<void(State& s)> sync;
 
   const ToolDef* FindTool(const std::string& name, bool user) const;
   std::vector<toolgen::ToolSpec> ToolSpecs(bool user) const;
@@ -69,12 +73,18 @@ struct State {
   json db, user_db;
 
   explicit State(std::shared_ptr<const Domain> d) : domain(d), db(d->db), user_db(d->user_db) {}
-  // A tool call by `requestor` ("assistant" or "user"): τ²'s Environment.get_response. An unknown tool
-  // is an error result, not a Status.
-  CallResult Call(const std::string& requestor, const std::string& name, const json& args);
+  // A state holding the given databases (an episode's final state read back).
+  State(std::shared_ptr<const Domain> d, json agent_db, json user_db_)
+      : domain(std::move(d)), db(std::move(agent_db)), user_db(std::move(user_db_)) {}
+  // A tool call by `requestor` ("assistant" or "user"): τ²'s Environment.get_response (the domain's
+  // sync runs after a call that succeeded). `sync` false is τ²'s make_tool_call, which the evaluator's
+  // gold replay uses (no sync). An unknown tool is an error result, not a Status.
+  CallResult Call(const std::string& requestor, const std::string& name, const json& args, bool sync = true);
   // τ²'s run_env_function_call: any environment function of that side. Error: unknown function or the
   // function failed (the message is τ²'s).
   Expected<json> RunFunction(const std::string& env_type, const std::string& name, const json& args);
+  // τ²'s sync_tools (no-op for domains without one). Error: the sync failed (a broken scenario).
+  Status Sync();
   // τ²'s update_db: `update` deep-merged into the agent (or user) database.
   void UpdateDb(const json& update, bool user);
   // SHA-256 of the canonical database JSON; "" when that side has no database (τ²'s None).
@@ -105,6 +115,8 @@ json EnumProp(const std::string& description, std::vector<std::string> values);
 void AddRetail(Domain& d);
 void AddAirline(Domain& d);
 void AddMock(Domain& d);
+// Telecom: the databases read from TOML (`dir`), the agent's tools, the phone the user controls, sync.
+Status LoadTelecom(Domain& d, const std::string& dir);
 }  // namespace detail
 
 }  // namespace k2::agents::tau2

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <mutex>
+#include <optional>
 
 namespace k2::agents::tau2 {
 
@@ -49,6 +50,9 @@ void ReplayTrajectory(State& state, const json& trajectory, std::vector<std::str
       }
     }
   }
+  // τ²'s set_state ends with a sync; a sync that fails here failed after some call already (logged).
+  Status synced = state.Sync();
+  if (!synced.ok() && log) log->push_back(synced.message());
 }
 
 Expected<State> InitialState(const std::shared_ptr<const Domain>& domain, const Task& task, std::vector<std::string>* log) {
@@ -69,6 +73,7 @@ Expected<State> InitialState(const std::shared_ptr<const Domain>& domain, const 
     if (!r.ok()) return r.status().Context("task " + task.id + ": initial_state/initialization_actions/" + std::to_string(i));
   }
   ReplayTrajectory(s, is["message_history"], log);
+  K2_RETURN_IF_ERROR(s.Sync().Context("task " + task.id + ": initial state"));
   return s;
 }
 
@@ -108,7 +113,11 @@ std::vector<Message> HistoryMessages(const Task& task) {
   return out;
 }
 
-Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory) {
+namespace {
+
+// CheckEnvironment's body: `live_db`/`live_user_db` null = replay the trajectory.
+Expected<EnvCheck> Check(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory,
+                         const json* live_db, const json* live_user_db) {
   EnvCheck c;
   const json& ec = task.evaluation_criteria();
   if (!ec.is_object()) {
@@ -119,25 +128,35 @@ Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain,
     c.note = "No expected actions or env assertions";
     return c;
   }
-  // Predicted: initial data and actions, then the whole trajectory (history included) replayed.
-  Task bare = task;
-  if (bare.data["initial_state"].is_object()) bare.data["initial_state"]["message_history"] = nullptr;
-  K2_ASSIGN_OR_RETURN(State pred, InitialState(domain, bare, nullptr));
-  ReplayTrajectory(pred, trajectory, &c.replay_log);
+  // Predicted: initial data and actions, then the whole trajectory (history included) replayed — or the
+  // episode's own final state.
+  std::optional<State> replayed;
+  if (!live_db) {
+    Task bare = task;
+    if (bare.data["initial_state"].is_object()) bare.data["initial_state"]["message_history"] = nullptr;
+    K2_ASSIGN_OR_RETURN(State pred, InitialState(domain, bare, nullptr));
+    ReplayTrajectory(pred, trajectory, &c.replay_log);
+    replayed.emplace(std::move(pred));
+  }
+  const json& pred_db = live_db ? *live_db : replayed->db;
+  const json& pred_user_db = live_db ? *live_user_db : replayed->user_db;
   K2_ASSIGN_OR_RETURN(State gold, InitialState(domain, task, nullptr));
   if (ec["actions"].is_array())
     for (auto& a : ec["actions"]) {
-      CallResult r = gold.Call(a["requestor"], a["name"], a["arguments"]);
+      // τ²'s evaluator replays gold actions with make_tool_call: no sync between them.
+      CallResult r = gold.Call(a["requestor"], a["name"], a["arguments"], /*sync=*/false);
       if (r.error) c.gold_log.push_back("gold action " + a["action_id"].get<std::string>() + " " + a["name"].get<std::string>() + ": " + r.content);
     }
   // τ² compares the hashes of the two databases; comparing the trees is the same test without
   // serialising two copies of a 3 MB database (numbers compare by value, as τ²'s typed models make
   // 50 and 50.0 the same field value).
-  c.db_match = gold.db == pred.db && gold.user_db == pred.user_db;
+  c.db_match = gold.db == pred_db && gold.user_db == pred_user_db;
+  // Assertions may sync (change) the state they run on: a copy of the live one.
+  if (ec["env_assertions"].is_array() && !ec["env_assertions"].empty() && !replayed) replayed.emplace(domain, *live_db, *live_user_db);
   if (ec["env_assertions"].is_array())
     for (auto& as : ec["env_assertions"]) {
       json rec = {{"func_name", as["func_name"]}, {"env_type", as["env_type"]}, {"arguments", as["arguments"]}};
-      auto r = pred.RunFunction(as["env_type"], as["func_name"], as["arguments"]);
+      auto r = replayed->RunFunction(as["env_type"], as["func_name"], as["arguments"]);
       bool met = false;
       if (!r.ok()) {
         rec["error"] = r.status().message();
@@ -153,6 +172,18 @@ Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain,
   return c;
 }
 
+}  // namespace
+
+Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory,
+                                    const State* live) {
+  return live ? Check(domain, task, trajectory, &live->db, &live->user_db) : Check(domain, task, trajectory, nullptr, nullptr);
+}
+
+Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory,
+                                    const json& live_db, const json& live_user_db) {
+  return Check(domain, task, trajectory, &live_db, &live_user_db);
+}
+
 Tau2Env::Tau2Env(std::shared_ptr<const Domain> domain, int max_steps) : ToolEnv(max_steps), domain_(std::move(domain)) {
   auto t = ToolTable::Compile(domain_->ToolSpecs(false), "tau2 " + domain_->name + " tools");
   K2_CHECK(t.ok()) << t.status().ToString();
@@ -166,7 +197,7 @@ Tau2Env::Tau2Env(std::shared_ptr<const Domain> domain, int max_steps) : ToolEnv(
 
 json Tau2Env::State() const {
   if (!state_) return nullptr;
-  return json{{"db", state_->db}, {"user_db", state_->user_db}};
+  return json{{"db", state_->db}, {"user_db", state_->user_db}, {"calls", calls_}};
 }
 
 Expected<std::vector<Message>> Tau2Env::OnReset(uint64_t, const json& task_json) {
@@ -177,6 +208,7 @@ Expected<std::vector<Message>> Tau2Env::OnReset(uint64_t, const json& task_json)
   task.data = std::move(norm);
   K2_ASSIGN_OR_RETURN(tau2::State s, InitialState(domain_, task, nullptr));
   state_ = std::make_unique<tau2::State>(std::move(s));
+  calls_ = json::array();
   std::vector<Message> first;
   first.push_back(Message{"system", AgentSystemPrompt(*domain_), {}, "", ""});
   std::vector<Message> hist = HistoryMessages(task);
@@ -188,12 +220,14 @@ Expected<std::vector<Message>> Tau2Env::OnReset(uint64_t, const json& task_json)
 Expected<ToolOutcome> Tau2Env::Invoke(const std::string& tool, const json& arguments) {
   if (!state_) return FailedPrecondition("tau2 env: call before reset");
   CallResult r = state_->Call("assistant", tool, arguments);
+  calls_.push_back({{"requestor", "assistant"}, {"name", tool}, {"arguments", arguments}, {"content", r.content}, {"error", r.error}});
   return ToolOutcome{r.content, std::nullopt, r.error};
 }
 
 Expected<ToolOutcome> Tau2Env::InvokeUser(const std::string& tool, const json& arguments) {
   if (!state_) return FailedPrecondition("tau2 env: call before reset");
   CallResult r = state_->Call("user", tool, arguments);
+  calls_.push_back({{"requestor", "user"}, {"name", tool}, {"arguments", arguments}, {"content", r.content}, {"error", r.error}});
   return ToolOutcome{r.content, std::nullopt, r.error};
 }
 
@@ -202,9 +236,23 @@ Expected<std::unique_ptr<Env>> MakeTau2Env(const std::string& domain, const std:
   return std::unique_ptr<Env>(new Tau2Env(d, max_steps));
 }
 
+Expected<std::shared_ptr<const Domain>> SharedDomain(const std::string& name, const std::string& dir) {
+  // Loading a domain parses its database (megabytes for retail): once per process per folder.
+  static std::mutex mu;
+  static std::map<std::pair<std::string, std::string>, std::shared_ptr<const Domain>> cache;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    auto it = cache.find({name, dir});
+    if (it != cache.end()) return it->second;
+  }
+  K2_ASSIGN_OR_RETURN(auto loaded, LoadDomain(name, dir));
+  std::lock_guard<std::mutex> lock(mu);
+  return cache.emplace(std::make_pair(name, dir), loaded).first->second;
+}
+
 Status RegisterTau2Env(EnvRegistry& registry) {
   EnvInfo info{.name = "tau2",
-               .description = "a τ²-bench domain run natively (airline, retail, mock): its database, policy and "
+               .description = "a τ²-bench domain run natively (airline, retail, telecom, mock): its database, policy and "
                               "tools; reset takes a τ² task (config: domain, data_dir = τ²'s folder of the domain, "
                               "max_steps)",
                .example_config = {{"domain", "airline"}, {"data_dir", "tau2/domains/airline"}, {"max_steps", 200}}};
@@ -214,9 +262,9 @@ Status RegisterTau2Env(EnvRegistry& registry) {
       if (k != "domain" && k != "data_dir" && k != "max_steps")
         return InvalidArgument("tau2: config: unknown key " + json(k).dump() + " (expected domain, data_dir, max_steps)");
     if (!config.contains("domain") || !config["domain"].is_string())
-      return InvalidArgument("tau2: config.domain: expected a string (airline, retail or mock)");
+      return InvalidArgument("tau2: config.domain: expected a string (airline, retail, telecom or mock)");
     if (!config.contains("data_dir") || !config["data_dir"].is_string())
-      return InvalidArgument("tau2: config.data_dir: expected a string (τ²'s folder of the domain: db.json, policy.md)");
+      return InvalidArgument("tau2: config.data_dir: expected a string (τ²'s folder of the domain: db.json or db.toml, policy)");
     int max_steps = 200;
     if (config.contains("max_steps")) {
       const json& m = config["max_steps"];
@@ -225,22 +273,9 @@ Status RegisterTau2Env(EnvRegistry& registry) {
       max_steps = m.get<int>();
     }
     const std::string name = config["domain"], dir = config["data_dir"];
-    // Loading a domain parses its database (megabytes for retail): once per process per folder.
-    static std::mutex mu;
-    static std::map<std::pair<std::string, std::string>, std::shared_ptr<const Domain>> cache;
-    std::shared_ptr<const Domain> d;
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      auto it = cache.find({name, dir});
-      if (it != cache.end()) d = it->second;
-    }
-    if (!d) {
-      auto loaded = LoadDomain(name, dir);
-      if (!loaded.ok()) return loaded.status().Context("tau2: config");
-      std::lock_guard<std::mutex> lock(mu);
-      d = cache.emplace(std::make_pair(name, dir), *loaded).first->second;
-    }
-    return std::unique_ptr<Env>(new Tau2Env(d, max_steps));
+    auto d = SharedDomain(name, dir);
+    if (!d.ok()) return d.status().Context("tau2: config");
+    return std::unique_ptr<Env>(new Tau2Env(*d, max_steps));
   });
 }
 

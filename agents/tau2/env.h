@@ -44,7 +44,14 @@ struct EnvCheck {
 // Replays `trajectory` (which must include the task's message history, as τ²'s full trajectory does) on
 // a fresh state and the gold actions on another; compares agent and user DB hashes and runs the env
 // assertions on the predicted state. Error only when the task's own initial state cannot be built.
-Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory);
+// `live`: the state the episode itself ended in (its calls made live, from the task's initial state):
+// it stands for the replay, which would rebuild the same state (the tools are deterministic), saving a
+// copy of the database and the replay; env assertions then run on a copy of it (they may sync).
+Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory,
+                                    const State* live = nullptr);
+// The same with the final databases given as JSON (Tau2Env::State()'s "db" and "user_db").
+Expected<EnvCheck> CheckEnvironment(const std::shared_ptr<const Domain>& domain, const Task& task, const json& trajectory,
+                                    const json& live_db, const json& live_user_db);
 
 // The task's message history converted to chat messages (what the agent sees at reset).
 std::vector<Message> HistoryMessages(const Task& task);
@@ -54,7 +61,9 @@ Message ToChat(const json& tau2_message);
 // The environment: reset takes a normalised τ² task JSON (Task::data); the first messages are the agent
 // system prompt plus the message history, or the agent's greeting when there is none (the agent greets
 // first in τ²). Agent calls run as "assistant", user calls (StepUser) as "user". State() is
-// {"db": agent database, "user_db": user database or null}.
+// {"db": agent database, "user_db": user database or null, "calls": every call of the episode in order,
+// [{"requestor", "name", "arguments", "content", "error"}]} (τ² scoring replays them; the agent's
+// transcript does not show the user's calls).
 class Tau2Env : public ToolEnv {
  public:
   Tau2Env(std::shared_ptr<const Domain> domain, int max_steps);
@@ -69,12 +78,16 @@ class Tau2Env : public ToolEnv {
  private:
   std::shared_ptr<const Domain> domain_;
   std::unique_ptr<tau2::State> state_;
+  json calls_ = json::array();
 };
+
+// The domain loaded from `data_dir`, once per process per (name, folder), shared by every caller.
+Expected<std::shared_ptr<const Domain>> SharedDomain(const std::string& name, const std::string& data_dir);
 
 // Factory for an env-kind registry: the domain loaded from `data_dir` (<checkout>/data/tau2/domains/<d>).
 Expected<std::unique_ptr<Env>> MakeTau2Env(const std::string& domain, const std::string& data_dir, int max_steps = 200);
 
-// The environment kind `tau2` in `registry`: config {"domain": "airline" | "retail" | "mock", "data_dir":
+// The environment kind `tau2` in `registry`: config {"domain": "airline" | "retail" | "telecom" | "mock", "data_dir":
 // τ²'s folder of that domain (db.json, policy.md, tasks.json), "max_steps"?: 200}; reset takes a τ² task.
 // A domain is loaded once per (name, folder) and shared by every environment made from it.
 Status RegisterTau2Env(EnvRegistry& registry);

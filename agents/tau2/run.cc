@@ -1,7 +1,5 @@
-// τ² episode orchestration on a native domain, the LLM user simulator and the scripted offline user.
+// τ² episode orchestration on a native domain and the LLM user simulator (the scripted user: scripted_user.cc).
 #include "agents/tau2/run.h"
-
-#include <sstream>
 
 #include "agents/user.h"
 
@@ -89,48 +87,6 @@ class LlmUser : public UserSim {
   int turn_ = 0, calls_ = 0;
 };
 
-class ScriptedUser : public UserSim {
- public:
-  explicit ScriptedUser(const Task& task) {
-    const json& ins = task.user_scenario()["instructions"];
-    if (ins.is_string()) {
-      opening_ = ins.get<std::string>();
-    } else {
-      opening_ = ins["reason_for_call"].get<std::string>();
-      if (ins["known_info"].is_string()) {
-        std::istringstream in(ins["known_info"].get<std::string>());
-        std::string line;
-        while (std::getline(in, line))
-          if (line.find_first_not_of(" \t") != std::string::npos) facts_.push_back(line);
-      }
-    }
-  }
-  Expected<json> Respond(const json& traj) override {
-    std::string last;
-    for (auto it = traj.rbegin(); it != traj.rend(); ++it)
-      if ((*it).value("role", "") == "assistant" && !Content(*it).empty()) {
-        last = Content(*it);
-        break;
-      }
-    std::string say;
-    bool transferred = false;
-    for (auto& m : traj)
-      for (auto& tc : m.value("tool_calls", json::array()))
-        if (tc.value("name", "") == "transfer_to_human_agents") transferred = true;
-    if (transferred) say = kUserTransfer;
-    else if (!opened_) say = opening_, opened_ = true;
-    else if (next_ < facts_.size()) say = facts_[next_++];
-    else say = kUserStop;
-    return json{{"role", "user"}, {"content", say}};
-  }
-
- private:
-  std::string opening_;
-  std::vector<std::string> facts_;
-  size_t next_ = 0;
-  bool opened_ = false;
-};
-
 }  // namespace
 
 std::string UserSystemPrompt(const std::string& guidelines, const Task& task) {
@@ -144,8 +100,6 @@ std::string UserSystemPrompt(const std::string& guidelines, const Task& task) {
 std::unique_ptr<UserSim> MakeLlmUser(Policy* llm, const Task& task, const std::string& guidelines, json user_tools, uint64_t seed) {
   return std::make_unique<LlmUser>(llm, UserSystemPrompt(guidelines, task), std::move(user_tools), seed);
 }
-
-std::unique_ptr<UserSim> MakeScriptedUser(const Task& task) { return std::make_unique<ScriptedUser>(task); }
 
 Expected<RunResult> Run(const std::shared_ptr<const Domain>& domain, const Task& task, Policy& agent, UserSim& user,
                         const RunLimits& limits, uint64_t seed) {
@@ -242,6 +196,7 @@ Expected<RunResult> Run(const std::shared_ptr<const Domain>& domain, const Task&
     over_limits();
   }
   agent.EndSession(session);
+  r.final_state = std::make_shared<const State>(std::move(state));
   return r;
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "agents/policy.h"
+#include "agents/user.h"
 #include "agents/tau2/env.h"
 
 namespace k2::agents::tau2 {
@@ -35,11 +36,23 @@ std::unique_ptr<UserSim> MakeLlmUser(Policy* llm, const Task& task, const std::s
 // The system prompt MakeLlmUser uses.
 std::string UserSystemPrompt(const std::string& guidelines, const Task& task);
 
-// The offline stand-in: opens with the reason for the call, answers each agent question with the next
-// line of known_info it has not yet given, says ###TRANSFER### after the agent announces a transfer,
-// and ###STOP### once it has nothing left to say. It cannot follow task_instructions' conditions
-// (those need language understanding); tasks whose outcome depends on them fail with it.
-std::unique_ptr<UserSim> MakeScriptedUser(const Task& task);
+// The offline stand-in (no language model), in this order each turn: reports the results of its own
+// tool calls; answers a transfer with ###TRANSFER###; opens with the reason for the call; runs the user
+// tools the agent's last message names (the tool's name, or the name with spaces; string arguments
+// given as key="value", or an enum value the message mentions; a tool whose required argument it cannot
+// find is not called); answers a conditional sentence of task_instructions ("If the agent asks/says X,
+// Y") once when the message shares X's content words; gives the known_info sentences the message asks
+// about (shared content words), says it does not know unknown_info; stops on "anything else"; says yes
+// to a request for confirmation; else gives its next unrevealed fact, then ###STOP###. Word matching
+// is not understanding: tasks whose outcome needs judgement (refusing an offer, insisting) fail with it.
+// `user_tools`: the domain's user tools (empty: none).
+std::unique_ptr<UserSim> MakeScriptedUser(const Task& task, std::vector<toolgen::ToolSpec> user_tools = {});
+
+// The same scripted user as an agents::UserSimulator for the episode pipeline (simulate, rl): Start reads
+// the τ² task from EpisodeTask::env_task; the pipeline runs a user's own calls with its message, so
+// their results are said at the start of its next message.
+// Thread-safe (sessions are independent).
+UserSimulator& ScriptedUserSimulator();
 
 struct RunLimits {
   int max_steps = 100;   // τ²'s default: messages (agent, user, tool) after the start
@@ -54,6 +67,7 @@ struct RunResult {
   std::string stop_detail;          // user_stop: "stop", "transfer" or "out_of_scope"
   std::string error;                // agent_error/user_error: why
   int steps = 0, tool_errors = 0;
+  std::shared_ptr<const State> final_state;  // the world the episode ended in (scoring uses it, no replay)
 };
 
 // Runs one episode of `task` on a fresh state of `domain`. Error only when the task's initial state

@@ -302,4 +302,31 @@ std::string ScenarioText(const Task& task) {
   return out;
 }
 
+std::vector<Message> GoldAgentTurns(const Task& task) {
+  std::vector<Message> out;
+  size_t opening = 1;  // the greeting
+  const json& is = task.initial_state();
+  if (is.is_object() && is["message_history"].is_array() && !is["message_history"].empty()) {
+    opening = 0;
+    for (auto& m : is["message_history"]) opening += m.value("role", "") == "assistant";
+  }
+  for (size_t i = 0; i < opening; ++i) out.push_back({.role = "assistant", .content = "Hi! How can I help you today?"});
+  const json& ec = task.evaluation_criteria();
+  if (ec.is_object() && ec["actions"].is_array())
+    for (auto& a : ec["actions"]) {
+      if (a["requestor"] == "user") {
+        std::string args;
+        for (auto& [k, v] : a["arguments"].items()) args += (args.empty() ? "" : ", ") + k + "=" + v.dump();
+        out.push_back({.role = "assistant", .content = "Please run " + a["name"].get<std::string>() + "(" + args + ") on your phone."});
+      } else {
+        out.push_back({.role = "assistant", .tool_calls = {ToolCall{"", a["name"], a["arguments"].dump()}}});
+      }
+    }
+  std::string say;
+  if (ec.is_object() && ec["communicate_info"].is_array())
+    for (auto& c : ec["communicate_info"]) say += c.get<std::string>() + ". ";
+  out.push_back({.role = "assistant", .content = say + "Is there anything else I can help you with?"});
+  return out;
+}
+
 }  // namespace k2::agents::tau2

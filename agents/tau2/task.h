@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/json.h"
+#include "core/message.h"
 #include "core/status.h"
 
 namespace k2::agents::tau2 {
@@ -43,6 +44,13 @@ Expected<std::map<std::string, std::vector<std::string>>> LoadSplits(const std::
 Expected<std::vector<Task>> SelectSplit(const std::vector<Task>& tasks,
                                         const std::map<std::string, std::vector<std::string>>& splits,
                                         const std::string& split);
+
+// A reference agent for pipeline sources (the `gold` policy): the task's gold actions in order, the
+// agent's own as tool-call turns, the user's as a request naming the tool ("Please run NAME(k=v) on your
+// phone.", which the scripted user carries out), then a message with the communicate_info strings
+// asking whether there is anything else. It starts with one placeholder turn per assistant message the
+// episode opens with (the greeting, or the history's), as the gold policy indexes turns by count.
+std::vector<Message> GoldAgentTurns(const Task& task);
 
 // τ²'s rendering of the user scenario for the user simulator (persona, then the instructions; a
 // structured instruction lists domain, reason for call, known info, unknown info, task instructions).

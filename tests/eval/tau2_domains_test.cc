@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <random>
 #include <set>
@@ -170,11 +171,16 @@ const std::map<std::string, std::string> kGoldExceptions = {
 };
 
 TEST(Tau2Gold, EveryGoldTrajectoryScoresOneOnEveryNativeDomain) {
-  for (std::string d : {"airline", "retail", "mock"}) {
+  for (std::string d : {"airline", "retail", "mock", "telecom", "telecom/tasks_small.json"}) {
+    std::string file = "tasks.json";
+    if (d.find('/') != std::string::npos) {
+      file = d.substr(d.find('/') + 1);
+      d = d.substr(0, d.find('/'));
+    }
     auto dom = Dom(d);
     ASSERT_TRUE(dom);
     int failed_gold_actions = 0;
-    for (auto& task : Load(d)) {
+    for (auto& task : Load(d, file)) {
       json traj = GoldTrajectory(dom, task);
       auto ev = Score(dom, task, traj);
       failed_gold_actions += static_cast<int>(ev.info["env"]["gold_log"].size());
@@ -188,12 +194,48 @@ TEST(Tau2Gold, EveryGoldTrajectoryScoresOneOnEveryNativeDomain) {
       EXPECT_EQ(ev.reward, 1.0) << d << " task " << task.id << ": " << ev.info.dump().substr(0, 600);
     }
     // τ²-bench logs (and tolerates) gold actions that fail: none on airline's reconstructed DB, 18 in
-    // 15 retail tasks, none on mock.
+    // 15 retail tasks, none on mock or telecom.
     if (d == "retail") EXPECT_EQ(failed_gold_actions, 18) << d;
     else EXPECT_EQ(failed_gold_actions, 0) << d;
   }
 }
 
+
+// Scoring with the episode's own final state (no replay) gives the replay's outcome: the gold run, and a
+// run that made no call at all.
+TEST(Tau2Gold, LiveFinalStateScoresAsTheReplay) {
+  for (auto [d, limit] : std::vector<std::pair<std::string, size_t>>{{"telecom", 114}, {"mock", 10}, {"retail", 3}, {"airline", 3}}) {
+    auto dom = Dom(d);
+    auto tasks = Load(d);
+    for (size_t i = 0; i < std::min(limit, tasks.size()); ++i) {
+      const t2::Task& task = tasks[i];
+      json traj = GoldTrajectory(dom, task);
+      auto live = t2::InitialState(dom, task, nullptr);
+      ASSERT_TRUE(live.ok());
+      json none = json::array();
+      const json& is = task.initial_state();
+      if (is.is_object() && is["message_history"].is_array()) none = is["message_history"];
+      auto idle = t2::InitialState(dom, task, nullptr);  // a run without calls ends where it started
+      ASSERT_TRUE(idle.ok());
+      for (size_t k = none.size(); k < traj.size(); ++k) {  // the history's calls are in the initial state
+        const json& m = traj[k];
+        if (m.contains("tool_calls") && m["tool_calls"].is_array() && m.value("role", "") != "tool")
+          for (auto& c : m["tool_calls"]) live->Call(c["requestor"], c["name"], c["arguments"]);
+      }
+      for (auto [t, st] : std::vector<std::pair<const json*, const t2::State*>>{{&traj, &*live}, {&none, &*idle}}) {
+        auto replay = t2::CheckEnvironment(dom, task, *t);
+        auto fast = t2::CheckEnvironment(dom, task, *t, st);
+        auto from_json = t2::CheckEnvironment(dom, task, *t, st->db, st->user_db);  // the pipeline's final state
+        ASSERT_TRUE(replay.ok() && fast.ok() && from_json.ok()) << d << " " << task.id;
+        for (auto* other : {&*fast, &*from_json}) {
+          EXPECT_EQ(replay->db_match, other->db_match) << d << " " << task.id;
+          EXPECT_EQ(replay->all_assertions_met, other->all_assertions_met) << d << " " << task.id;
+          EXPECT_EQ(json(replay->assertions), json(other->assertions)) << d << " " << task.id;
+        }
+      }
+    }
+  }
+}
 
 // ---- perturbations: each gives τ²-bench's outcome ----
 
@@ -396,6 +438,123 @@ TEST(Tau2Domains, ToolErrorsAreTau2Texts) {
   EXPECT_EQ(a.Call("assistant", "get_reservation_details", {{"reservation_id", "NOPE"}}).content, "Error: Reservation NOPE not found");
   auto cert = a.Call("assistant", "send_certificate", {{"user_id", "mia_li_3668"}, {"amount", 50}});
   EXPECT_EQ(cert.content, "Certificate certificate_3221322 added to user mia_li_3668 with amount 50.");
+}
+
+// ---- telecom: dual control on the user's phone, set-up actions, env assertions by name ----
+
+std::vector<t2::Task> Telecom() { return Load("telecom"); }
+
+TEST(Tau2Telecom, EveryTaskInitialisesThroughItsSetUpActions) {
+  auto dom = Dom("telecom");
+  ASSERT_TRUE(dom);
+  for (std::string f : {"tasks.json", "tasks_small.json"}) {
+    int actions = 0;
+    for (auto& task : Load("telecom", f)) {
+      auto st = t2::InitialState(dom, task, nullptr);
+      ASSERT_TRUE(st.ok()) << task.id << ": " << st.status().ToString();
+      actions += static_cast<int>(task.initial_state()["initialization_actions"].size());
+      // set_user_info names the user's phone; sync then mirrors the line into the surroundings.
+      EXPECT_TRUE(st->user_db["surroundings"]["phone_number"].is_string()) << task.id;
+    }
+    if (f == "tasks.json") {
+      EXPECT_EQ(actions, 803);
+    }  // τ²'s June-2025 tasks.json
+  }
+}
+
+TEST(Tau2Telecom, DroppingAGoldActionOrChangingItsArgumentScoresZero) {
+  auto dom = Dom("telecom");
+  int dropped_zero = 0, changed_zero = 0, changed = 0;
+  auto tasks = Telecom();
+  for (auto& task : tasks) {
+    json traj = GoldTrajectory(dom, task);
+    ASSERT_EQ(Score(dom, task, traj).reward, 1.0) << task.id;
+    // Every gold action is needed: dropping the first one fails the task.
+    json dropped = DropCall(traj, [](const json&) { return true; });
+    if (Score(dom, task, dropped).reward == 0.0) ++dropped_zero;
+    else ADD_FAILURE() << task.id << ": still 1.0 without " << traj[1].dump();
+    // A changed argument: another refuel amount, the slowest network mode (3G would still carry MMS and
+    // pass those tasks, in τ² too).
+    json c = traj;
+    bool any = false;
+    for (auto& m : c)
+      if (m.contains("tool_calls") && m["tool_calls"].is_array()) {
+        json& call = m["tool_calls"][0];
+        if (call["name"] == "refuel_data") call["arguments"]["gb_amount"] = call["arguments"]["gb_amount"].get<double>() + 1.0, any = true;
+        if (call["name"] == "set_network_mode_preference") call["arguments"]["mode"] = "2g_only", any = true;
+      }
+    if (!any) continue;
+    ++changed;
+    if (Score(dom, task, c).reward == 0.0) ++changed_zero;
+    else ADD_FAILURE() << task.id << ": still 1.0 with a changed argument";
+  }
+  EXPECT_EQ(dropped_zero, static_cast<int>(tasks.size()));
+  EXPECT_GT(changed, 50);
+  EXPECT_EQ(changed_zero, changed);
+}
+
+TEST(Tau2Telecom, UserToolCalledByTheAgentDoesNothing) {
+  auto dom = Dom("telecom");
+  auto tasks = Telecom();
+  const t2::Task& task = tasks[0];  // data off + usage exceeded: toggle_data (user) and refuel_data (agent)
+  json traj = GoldTrajectory(dom, task);
+  ASSERT_EQ(Score(dom, task, traj).reward, 1.0);
+  auto ev = Score(dom, task, ByOtherRequestor(traj, "toggle_data"));
+  EXPECT_EQ(ev.reward, 0.0);
+}
+
+TEST(Tau2Telecom, PhoneToolsAnswerWithTau2Texts) {
+  auto dom = Dom("telecom");
+  t2::State s(dom);
+  ASSERT_TRUE(s.RunFunction("user", "set_user_info", {{"name", "John Smith"}, {"phone_number", "555-123-2002"}}).ok());
+  EXPECT_EQ(s.Call("user", "check_status_bar", json::object()).content, "Status Bar: 📶³ Good | 5G | 📱 Data Enabled | 🔋 80%");
+  EXPECT_EQ(s.Call("user", "run_speed_test", json::object()).content,
+            "Speed Test Result: 220.00 Mbps (Excellent). Connection is very fast.");
+  EXPECT_EQ(s.Call("user", "toggle_airplane_mode", json::object()).content,
+            "Airplane Mode is now ON.\nStatus Bar: ✈️ Airplane Mode | 🔋 80%");
+  EXPECT_EQ(s.Call("user", "run_speed_test", json::object()).content, "Speed test failed: No Connection.");
+  EXPECT_EQ(s.Call("user", "toggle_airplane_mode", json::object()).content,
+            "Airplane Mode is now OFF.\nStatus Bar: 📶⁴ Excellent | 5G | 📱 Data Enabled | 🔋 80%");
+  EXPECT_EQ(s.Call("user", "check_app_permissions", {{"app_name", "messaging"}}).content,
+            "App 'messaging' has permission for: sms, storage, phone.");
+  EXPECT_EQ(s.Call("user", "set_network_mode_preference", {{"mode", "5g_only"}}).content.substr(0, 60),
+            "Failed to set network mode: '5g_only' is not a valid option.");
+  // The agent's tools over db.toml, τ²'s error texts.
+  EXPECT_EQ(s.Call("assistant", "get_details_by_id", {{"id", "X1"}}).content, "Error: Unknown ID format or type: X1");
+  EXPECT_EQ(s.Call("assistant", "resume_line", {{"customer_id", "C1001"}, {"line_id", "L1004"}}).content,
+            "Error: Line L1004 not found for customer C1001");
+  EXPECT_EQ(s.Call("assistant", "get_data_usage", {{"customer_id", "C1001"}, {"line_id", "L1002"}}).content,
+            R"({"cycle_end_date":"2025-02-28","data_limit_gb":15.0,"data_refueling_gb":0.0,"data_used_gb":8.7,"line_id":"L1002"})");
+  // A user tool is not the agent's.
+  EXPECT_EQ(s.Call("assistant", "toggle_data", json::object()).content, "Error: Tool 'toggle_data' not found.");
+}
+
+TEST(Tau2Telecom, PaymentRequestReachesThePhoneAndPayingSettlesTheBill) {
+  auto dom = Dom("telecom");
+  t2::State s(dom);
+  ASSERT_TRUE(s.RunFunction("user", "set_user_info", {{"name", "John Smith"}, {"phone_number", "555-123-2002"}}).ok());
+  EXPECT_EQ(s.Call("user", "check_payment_request", json::object()).content, "No payment request has been made.");
+  EXPECT_EQ(s.Call("assistant", "send_payment_request", {{"customer_id", "C1001"}, {"bill_id", "B1002"}}).content,
+            "Payment request sent to the customer for bill B1002");
+  EXPECT_TRUE(s.Call("assistant", "send_payment_request", {{"customer_id", "C1001"}, {"bill_id", "B1002"}}).error);
+  std::string req = s.Call("user", "check_payment_request", json::object()).content;
+  EXPECT_EQ(req.rfind("You have a payment request for bill B1002 of ", 0), 0u) << req;
+  EXPECT_EQ(s.Call("user", "make_payment", json::object()).content.rfind("Payment of ", 0), 0u);
+  auto bill = s.Call("assistant", "get_details_by_id", {{"id", "B1002"}});
+  EXPECT_EQ(json::parse(bill.content)["status"], "Paid");
+  EXPECT_TRUE(s.user_db["surroundings"]["payment_request"].is_null());
+}
+
+TEST(Tau2Telecom, BadDataFolderIsAnErrorNamingTheFile) {
+  auto tmp = std::filesystem::temp_directory_path() / ("k2gym_tau2_telecom_" + std::to_string(std::random_device{}()));
+  std::filesystem::create_directories(tmp);
+  {
+    std::ofstream(tmp / "db.toml") << "[[plans]]\nplan_id = \"P1\"\nname = = 3\n";
+  }
+  auto r = t2::LoadDomain("telecom", tmp.string());
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("db.toml:3"), std::string::npos) << r.status().message();
+  std::filesystem::remove_all(tmp);
 }
 
 }  // namespace

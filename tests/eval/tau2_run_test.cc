@@ -13,8 +13,10 @@ namespace t2 = agents::tau2;
 
 std::string DomainDir(const std::string& d) { return std::string(K2GYM_SOURCE_DIR) + "/../shared/data/tau2/" + d; }
 
-// Plays each task's gold actions one call per turn, then says the communicate_info strings and stops
-// with τ²'s ###STOP###. The task is found from the session id ("tau2:<task id>:<seed>").
+// Plays each task's gold actions in order, one per turn: its own as tool calls, the user's (dual control)
+// as a message asking the user to run the tool ("Please run NAME(key=\"value\") on your phone."); then
+// says the communicate_info strings and stops with τ²'s ###STOP###. The task is found from the session
+// id ("tau2:<task id>:<seed>").
 class GoldPlanPolicy : public agents::Policy {
  public:
   explicit GoldPlanPolicy(std::vector<t2::Task> tasks) : tasks_(std::move(tasks)) {}
@@ -30,12 +32,18 @@ class GoldPlanPolicy : public agents::Policy {
     agents::PolicyTurn turn;
     turn.message.role = "assistant";
     const json& ec = task->evaluation_criteria();
-    std::vector<json> mine;
+    std::vector<json> gold;
     if (ec.is_object() && ec["actions"].is_array())
-      for (auto& a : ec["actions"])
-        if (a["requestor"] == "assistant") mine.push_back(a);
-    if (next < mine.size()) {
-      turn.message.tool_calls.push_back(ToolCall{"call_" + std::to_string(next), mine[next]["name"], mine[next]["arguments"].dump()});
+      for (auto& a : ec["actions"]) gold.push_back(a);
+    if (next < gold.size()) {
+      const json& a = gold[next];
+      if (a["requestor"] == "user") {
+        std::string args;
+        for (auto& [k, v] : a["arguments"].items()) args += (args.empty() ? "" : ", ") + k + "=" + v.dump();
+        turn.message.content = "Please run " + a["name"].get<std::string>() + "(" + args + ") on your phone.";
+      } else {
+        turn.message.tool_calls.push_back(ToolCall{"call_" + std::to_string(next), a["name"], a["arguments"].dump()});
+      }
       ++next;
       return turn;
     }
@@ -74,6 +82,93 @@ TEST(Tau2Run, AgentGreetsFirstAndGoldPlanScoresOne) {
     EXPECT_EQ(r.trajectory[0]["content"], t2::kAgentGreeting);
     EXPECT_EQ(r.trajectory[1]["role"], "user");  // the scripted user's opening
   }
+}
+
+TEST(Tau2Run, TelecomGoldPlanWithTheScriptedUserRunningThePhoneScoresOneOnEveryTask) {
+  eval::NativeTau2Options o;
+  o.domain = "telecom";
+  o.data_dir = DomainDir("telecom");
+  o.trials = 1;
+  o.threads = 2;
+  auto tasks = eval::SelectNativeTau2Tasks(o);
+  ASSERT_TRUE(tasks.ok()) << tasks.status().ToString();
+  ASSERT_EQ(tasks->size(), 114u);
+  GoldPlanPolicy policy(*tasks);
+  auto recs = eval::RunNativeTau2(o, policy, nullptr);
+  ASSERT_TRUE(recs.ok()) << recs.status().ToString();
+  ASSERT_EQ(recs->size(), 114u);
+  int user_calls = 0;
+  for (auto& r : *recs) {
+    EXPECT_EQ(r.end_reason, "agent_stop") << r.case_id;
+    EXPECT_EQ(r.reward, 1.0) << r.case_id << ": " << r.detail;
+    for (auto& m : r.trajectory)
+      if (m.value("role", "") == "tool" && m.value("requestor", "") == "user") ++user_calls;
+  }
+  EXPECT_EQ(user_calls, 393);  // every user-side gold action of tasks.json, run by the scripted user
+}
+
+// The scripted user on real tasks: facts when asked, unknown facts refused, conditional instructions,
+// phone actions by name.
+TEST(Tau2ScriptedUser, FollowsTheScenarioOfRealTasks) {
+  auto airline = t2::LoadTasks(DomainDir("airline") + "/tasks.json", "airline");
+  ASSERT_TRUE(airline.ok());
+  auto by_id = [&](const std::vector<t2::Task>& ts, const std::string& id) -> const t2::Task& {
+    for (auto& t : ts)
+      if (t.id == id) return t;
+    ADD_FAILURE() << id;
+    return ts.front();
+  };
+  auto agent = [](json& traj, const std::string& say) { traj.push_back({{"role", "assistant"}, {"content", say}}); };
+  auto reply = [](t2::UserSim& u, json& traj) {
+    auto m = u.Respond(traj);
+    EXPECT_TRUE(m.ok());
+    traj.push_back(*m);
+    return m->value("content", std::string());
+  };
+  // Airline 2: a conditional answer about the reservation number, the user id when asked.
+  const t2::Task& noah = by_id(*airline, "2");
+  auto u = t2::MakeScriptedUser(noah);
+  json traj = json::array();
+  agent(traj, t2::kAgentGreeting);
+  EXPECT_EQ(reply(*u, traj), noah.user_scenario()["instructions"]["reason_for_call"]);
+  agent(traj, "Sure. What is your user id?");
+  EXPECT_EQ(reply(*u, traj), "My user id is noah_muller_9847.");
+  agent(traj, "Thanks. What is the reservation number of the delayed flight?");
+  EXPECT_EQ(reply(*u, traj), "It is the last reservation I made but don't remember what it was.");
+  agent(traj, "Can I help with anything else?");
+  EXPECT_EQ(reply(*u, traj), "###STOP###");
+  // Airline 3: the cabin is unknown_info.
+  const t2::Task& anya = by_id(*airline, "3");
+  auto u3 = t2::MakeScriptedUser(anya);
+  json t3 = json::array();
+  agent(t3, t2::kAgentGreeting);
+  reply(*u3, t3);
+  agent(t3, "Which cabin is your upcoming flight in?");
+  EXPECT_EQ(reply(*u3, t3), "Sorry, I don't know that.");
+  agent(t3, "Shall I proceed with the change?");
+  EXPECT_EQ(reply(*u3, t3), "Yes, please go ahead.");
+  // Telecom: phone actions the agent names, then their results reported.
+  auto telecom = t2::LoadTasks(DomainDir("telecom") + "/tasks.json", "telecom");
+  ASSERT_TRUE(telecom.ok());
+  auto dom = t2::LoadDomain("telecom", DomainDir("telecom"));
+  ASSERT_TRUE(dom.ok());
+  auto ut = t2::MakeScriptedUser((*telecom)[0], (*dom)->ToolSpecs(true));
+  json tt = json::array();
+  agent(tt, t2::kAgentGreeting);
+  reply(*ut, tt);
+  agent(tt, "Could you check your status bar and then toggle your mobile data setting? Use toggle data, not the data saver.");
+  auto m = ut->Respond(tt);
+  ASSERT_TRUE(m.ok());
+  ASSERT_EQ((*m)["tool_calls"].size(), 2u) << m->dump();
+  EXPECT_EQ((*m)["tool_calls"][0]["name"], "check_status_bar");
+  EXPECT_EQ((*m)["tool_calls"][1]["name"], "toggle_data");
+  agent(tt, "Please set_network_mode_preference(mode=\"4g_only\").");
+  m = ut->Respond(tt);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ((*m)["tool_calls"][0]["arguments"], json({{"mode", "4g_only"}}));
+  tt.push_back(*m);
+  tt.push_back({{"role", "tool"}, {"id", (*m)["tool_calls"][0]["id"]}, {"content", "Preferred Network Mode set to: 4g_only"}, {"requestor", "user"}});
+  EXPECT_EQ(reply(*ut, tt), "I did that. My phone shows:\nPreferred Network Mode set to: 4g_only");
 }
 
 TEST(Tau2Run, HistoryStartsTheEpisodeAndUserStopEndsIt) {
