@@ -117,6 +117,15 @@ Expected<std::unique_ptr<agents::UserSimulator>> MakeUser(Context& ctx, std::uni
   return InvalidArgument("--user: expected scripted|openai:URL, got " + json(u).dump());
 }
 
+// --tokens-out renders with --tokenizer: loaded when the output is asked for.
+Status LoadTokensOutTokenizer(std::optional<text::Tokenizer>& tok) {
+  if (g_sim.tokens_out.empty()) return Status();
+  if (g_sim.tokenizer.empty()) return InvalidArgument("--tokens-out needs --tokenizer DIR");
+  K2_ASSIGN_OR_RETURN(text::Tokenizer t, text::Tokenizer::Load(g_sim.tokenizer));
+  tok = std::move(t);
+  return Status();
+}
+
 // What both simulate paths share: the run in the store (created before the first episode, or resumed),
 // every finished episode stored and streamed to --out/--tokens-out as it ends, the episodes a resumed run
 // already has, and the end: outputs rewritten in job order from every finished episode, run status.
@@ -236,12 +245,7 @@ int SimulateSources(Context& ctx, const agents::EpisodeLimits& limits) {
   auto idx = SplitIndices(**set, g_sim.pipe.split);
   if (idx.empty()) return Fail(InvalidArgument("simulate: no task in split " + json(g_sim.pipe.split).dump()));
   std::optional<text::Tokenizer> tok;
-  if (!g_sim.tokens_out.empty()) {
-    if (g_sim.tokenizer.empty()) return Fail(InvalidArgument("--tokens-out needs --tokenizer DIR"));
-    auto t = text::Tokenizer::Load(g_sim.tokenizer);
-    if (!t.ok()) return Fail(t.status());
-    tok = std::move(*t);
-  }
+  if (Status s = LoadTokensOutTokenizer(tok); !s.ok()) return Fail(s);
   const int64_t n = g_sim.episodes > 0 ? g_sim.episodes : static_cast<int64_t>(idx.size());
   std::vector<agents::EpisodeJob> jobs;
   for (int64_t i = 0; i < n; ++i)
@@ -375,12 +379,7 @@ int Simulate(Context& ctx) {
     judge_llm = std::move(*h);
   }
   std::optional<text::Tokenizer> tok;
-  if (!g_sim.tokens_out.empty()) {
-    if (g_sim.tokenizer.empty()) return Fail(InvalidArgument("--tokens-out needs --tokenizer DIR"));
-    auto t = text::Tokenizer::Load(g_sim.tokenizer);
-    if (!t.ok()) return Fail(t.status());
-    tok = std::move(*t);
-  }
+  if (Status s = LoadTokensOutTokenizer(tok); !s.ok()) return Fail(s);
 
   // Synthetic agents: per domain, the compiled toolsets; an episode gets one of the agents whose own tools
   // cover its task's gold plan (drawn from the episode seed), else the domain's default tools.
