@@ -169,7 +169,8 @@ TEST_F(Pipeline, RlRunsOnEverySourceKindAndOnAWeightedMixtureWithPerSourceMetric
   const std::vector<std::pair<std::string, std::string>> sources = {
       {"tasks", "synthetic:" + P("tasks.json")}, {"memory", P("memory.json")}, {"ledger", P("ledger.json")},
       {"math", "math:" + kData + "math.jsonl"},  {"code", "code:" + kData + "code.jsonl"},
-      {"if", "if:" + kData + "if.jsonl"}};
+      {"if", "if:" + kData + "if.jsonl"},
+      {"mock", "tau2:" + std::string(K2GYM_SOURCE_DIR) + "/../shared/data/tau2/mock"}};  // named after its domain
   // The tokenizer learns from the gold dialogs of every source (simulate exports them).
   std::string corpus;
   for (const auto& [name, src] : sources) {
