@@ -230,6 +230,18 @@ int StoreAndReport(Context& ctx, const std::string& name, const json& run_cfg, j
   } else {
     std::printf("%s", eval::FormatSummary(summary).c_str());
     if (score_errors) std::printf("%lld trial(s) could not be scored (score_error)\n", static_cast<long long>(score_errors));
+    int64_t unjudged = 0;  // components "[reward/]nl_assertion_skipped|unjudged" (τ² suites, tool reward)
+    for (const auto& r : records) {
+      if (!r.components.is_object()) continue;
+      for (const auto& [k, v] : r.components.items())
+        if (k.ends_with("nl_assertion_skipped") || k.ends_with("nl_assertion_unjudged")) {
+          ++unjudged;
+          break;
+        }
+    }
+    if (unjudged)
+      std::fprintf(stderr, "warning: %lld trial(s) were scored without their NL assertions (no --judge): their "
+                   "scores leave those checks out\n", static_cast<long long>(unjudged));
     std::printf("stored as run %lld in %s\n", static_cast<long long>(run_id), ctx.g.db_path.c_str());
   }
   if (end_code != kExitOk) return end_code;  // interrupted: 128 + signal, the resume command printed

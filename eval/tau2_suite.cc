@@ -344,6 +344,10 @@ class Tau2NativeReward : public rewards::Reward {
         if (b != "NL_ASSERTION") basis.push_back(b);
       if (basis.size() != ec["reward_basis"].size()) {
         if (!skip_nl_) return FailedPrecondition("tau2 reward: task " + task.id + " needs NL_ASSERTION and no judge is configured");
+        // Only NL assertions: nothing left to score it by (an empty product would be a free 1.0).
+        if (basis.empty())
+          return FailedPrecondition("tau2 reward: task " + task.id +
+                                    " is scored only by NL_ASSERTION and no judge is configured (--judge)");
         ec["reward_basis"] = basis;
         out.components["nl_assertion_skipped"] = 1;
       }

@@ -61,6 +61,8 @@ TEST_F(EvalCli, BuiltinSuiteOracleVersusRandomAndCompare) {
 
   Result b = Run("eval --suite builtin:heldout-small --policy random --trials 2 --k 1,2 --threads 2");
   ASSERT_EQ(b.code, 0) << b.err;
+  // The suite's refusal tasks carry NL assertions; without --judge they are left out, and said so.
+  EXPECT_NE(b.err.find("trial(s) were scored without their NL assertions (no --judge)"), std::string::npos) << b.err;
   EXPECT_NE(b.out.find("pass^1"), std::string::npos) << b.out;
   EXPECT_NE(b.out.find("stored as run"), std::string::npos);
   int64_t run_b = run_a + 1;
