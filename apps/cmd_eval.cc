@@ -346,9 +346,6 @@ int RunEval(Context& ctx) {
     if (!g_opts.suite.empty()) return Fail(InvalidArgument("eval: give --suite or --source, not both"));
     return RunSourceEval(ctx, cfg);
   }
-  if (!g_opts.resume.empty())
-    return Fail(InvalidArgument("eval --resume: only --source evaluations store their trials as they finish and resume; "
-                                "--suite runs are stored when they end"));
   if (g_opts.suite.empty())
     return Fail(InvalidArgument("eval: --suite FILE|builtin:NAME|tau2:DOMAIN|bfcl:DIR|acebench:DIR or --source SPEC is required"));
   const bool tau2_native = g_opts.suite.rfind("tau2:", 0) == 0;
@@ -385,6 +382,9 @@ int RunEval(Context& ctx) {
       return Fail(InvalidArgument(g_opts.suite + ": kind: expected \"tau2\", \"bfcl\" or \"acebench\", got \"" + kind + "\""));
     if (kind != "tau2" && file_spec.contains("dir")) fc_dir = Resolve(g_opts.suite, file_spec, "dir", g_opts.suite);
   }
+  if (!g_opts.resume.empty() && kind != "tau2")
+    return Fail(InvalidArgument("eval --resume: " + kind + " suites are stored when they end; --source evaluations and "
+                                "τ² suite files / builtin suites store each trial as it ends and resume"));
   json meta = {{"suite", g_opts.suite}, {"kind", kind}, {"policy", (*policy)->name()}, {"trials", cfg.trials},
                {"seed", ctx.g.seed}};
   std::vector<eval::TrialRecord> records;
@@ -437,9 +437,21 @@ int RunEval(Context& ctx) {
     o.on_missing_judge = cfg.on_missing_judge;
     if (judge) o.judge = rewards::PolicyChat(*judge);
     if (!ctx.g.quiet && !ctx.g.json) o.progress_label = "eval";
-    auto res = eval::RunTau2Suite(*suite, **policy, user, o);
-    if (!res.ok()) return Fail(res.status());
-    for (auto& t : *res) {
+    // Streamed: each trial is stored as it ends; --resume RUN runs only the trials that run lacks.
+    json run_cfg = {{"suite", g_opts.suite}, {"policy", g_opts.policy}, {"judge", g_opts.judge},
+                    {"eval", ctx.config.value("eval", json())}};
+    json fp = run_cfg;
+    fp["seed"] = std::to_string(ctx.g.seed);
+    fp["trials"] = cfg.trials;
+    auto run = StreamedRun::Start(ctx, "eval", g_opts.suite, run_cfg, fp, g_opts.resume);
+    if (!run.ok()) return Fail(run.status());
+    std::map<std::pair<std::string, int>, eval::TrialRecord> before;
+    if ((*run)->resumed()) {
+      auto old = eval::LoadEvalTrials((*run)->db(), (*run)->id());
+      if (!old.ok()) return Fail(old.status());
+      for (auto& r : *old) before[{r.case_id, r.trial}] = std::move(r);
+    }
+    auto record_of = [&](const eval::TrialResult& t) {
       eval::TrialRecord r;
       r.case_id = t.task_id;
       r.group = t.domain;
@@ -450,8 +462,32 @@ int RunEval(Context& ctx) {
       r.detail = t.explanation;
       r.components = t.components;
       if (cfg.keep_trajectories) r.trajectory = t.trajectory.ToJson();
-      records.push_back(std::move(r));
+      return r;
+    };
+    o.skip = [&](const std::string& id, int trial) { return before.count({id, trial}) > 0; };
+    o.stop = [&] { return (*run)->stop(); };
+    o.on_trial = [&](const eval::TrialResult& t) {
+      std::vector<eval::TrialRecord> rec = {record_of(t)};
+      (*run)->Store([&](Db* db) { return eval::SaveEvalTrials(db, (*run)->id(), rec); });
+      CrashPoint("eval.trial_stored");
+    };
+    auto res = eval::RunTau2Suite(*suite, **policy, user, o);
+    if (!res.ok()) {
+      (void)(*run)->End(false, 0, 1, "trials");
+      return Fail(res.status());
     }
+    std::map<std::pair<std::string, int>, eval::TrialRecord> mine;
+    for (auto& t : *res) mine[{t.task_id, t.trial}] = record_of(t);
+    for (const auto& task : suite->tasks)  // suite order, then trial: what an uninterrupted run gives
+      for (int k = 0; k < cfg.trials; ++k) {
+        if (auto it = mine.find({task.id, k}); it != mine.end()) records.push_back(std::move(it->second));
+        else if (auto b = before.find({task.id, k}); b != before.end()) records.push_back(b->second);
+      }
+    meta["resumed_trials"] = before.size();
+    auto summary = eval::Summarize(records, cfg.ks, meta);
+    if (!summary.ok()) return Fail(summary.status());
+    return StoreAndReport(ctx, g_opts.suite, run_cfg, *summary, records, EpisodeErrors("eval", RecordEnds(records)), 0,
+                          run->get(), static_cast<int64_t>(suite->tasks.size()) * cfg.trials);
   } else {
     Expected<eval::FcSuite> suite =
         !fc_dir.empty() ? (kind == "bfcl" ? eval::LoadBfclDir(fc_dir) : eval::LoadAceBenchDir(fc_dir))
@@ -548,8 +584,8 @@ K2_COMMAND("eval", [](CLI::App& app, Context& ctx, Action* action) {
   c->add_option("--split", g_opts.split, "tau2:DOMAIN suites: a split of split_tasks.json (test, train, ...); with "
                 "--source: only tasks of this split; default all");
   c->add_option("--resume", g_opts.resume,
-                "with --source: continue the eval run RUN (id or name; interrupted, failed or dead): its finished "
-                "trials are kept, the rest run; give the same command and settings");
+                "continue the eval run RUN (id or name; interrupted, failed or dead) of --source or a τ² suite "
+                "(file or builtin): its finished trials are kept, the rest run; give the same command and settings");
   c->add_option("--agent-llm", g_opts.agent_llm, "the agent policy (same forms as --policy; overrides it)");
   c->add_option("--user-llm", g_opts.user_llm, "tau2:DOMAIN suites: the LLM user (openai:URL); default the scripted user");
   c->add_option("--max-tasks", g_opts.max_tasks, "tau2:DOMAIN suites: only the first N selected tasks")->check(CLI::Range(0, 100000));

@@ -2,8 +2,10 @@
 // trial runner (agents episode runner + rewards tool verifier).
 #include "eval/tau2_suite.h"
 
+#include <atomic>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <mutex>
 #include <optional>
 
@@ -144,18 +146,24 @@ Expected<std::vector<TrialResult>> RunTau2Suite(const Tau2Suite& suite, agents::
   agents::EnvMaker make_env = [world, cfg = o.env]() -> Expected<std::unique_ptr<agents::Env>> {
     return std::unique_ptr<agents::Env>(new agents::SyntheticEnv(world, cfg));
   };
+  // Each trial is scored on the worker that ran it; a scoring failure stops the run and is its error.
+  std::vector<std::optional<TrialResult>> results(jobs.size());
+  std::mutex mu;
+  Status first_error;
+  std::atomic<bool> failed{false};
+  std::map<std::string, size_t> task_index;  // task id -> its index in the suite
+  for (size_t t = 0; t < suite.tasks.size(); ++t) task_index.emplace(suite.tasks[t].id, t);
   agents::RunOptions ropt;
   ropt.threads = o.threads;
   ropt.seed = o.seed;
   ropt.limits = o.limits;
   ropt.progress_label = o.progress_label;
-  std::vector<agents::Trajectory> trajs = agents::RunEpisodes(jobs, make_env, policy, &user, ropt);
-
-  std::vector<TrialResult> out;
-  out.reserve(trajs.size());
-  for (size_t i = 0; i < trajs.size(); ++i) {
-    size_t ti = i / static_cast<size_t>(o.trials);
-    agents::Trajectory& tr = trajs[i];
+  ropt.skip = [&](size_t i) { return o.skip && o.skip(suite.tasks[i / static_cast<size_t>(o.trials)].id, jobs[i].trial); };
+  ropt.stop = [&] { return failed.load() || (o.stop && o.stop()); };
+  ropt.on_done = [&](agents::Trajectory& tr) {
+    // The job this trajectory ran: its task and trial.
+    const size_t ti = task_index.at(tr.task_id);
+    const size_t i = ti * static_cast<size_t>(o.trials) + static_cast<size_t>(tr.trial);
     rewards::ScoreInput in;
     in.messages = tr.messages;
     in.task = specs[ti];
@@ -165,11 +173,16 @@ Expected<std::vector<TrialResult>> RunTau2Suite(const Tau2Suite& suite, agents::
     in.task_type = "tool";
     in.seed = tr.seed;
     auto r = reward->Score(in);
-    if (!r.ok()) return r.status().Context("eval: task " + suite.tasks[ti].id + " trial " + std::to_string(jobs[i].trial));
+    if (!r.ok()) {
+      std::lock_guard<std::mutex> lk(mu);
+      if (first_error.ok()) first_error = r.status().Context("eval: task " + suite.tasks[ti].id + " trial " + std::to_string(tr.trial));
+      failed.store(true);
+      return;
+    }
     TrialResult res;
     res.task_id = suite.tasks[ti].id;
     res.domain = suite.tasks[ti].domain;
-    res.trial = jobs[i].trial;
+    res.trial = tr.trial;
     res.reward = r->value;
     res.success = r->value >= 1.0;
     res.end_reason = tr.end_reason;
@@ -180,9 +193,15 @@ Expected<std::vector<TrialResult>> RunTau2Suite(const Tau2Suite& suite, agents::
     res.tool_calls = static_cast<int>(tr.tool_calls.size());
     tr.reward = r->value;
     tr.reward_components = r->components;
-    res.trajectory = std::move(tr);
-    out.push_back(std::move(res));
-  }
+    res.trajectory = tr;
+    if (o.on_trial) o.on_trial(res);
+    results[i] = std::move(res);
+  };
+  agents::RunEpisodes(jobs, make_env, policy, &user, ropt);
+  if (!first_error.ok()) return first_error;
+  std::vector<TrialResult> out;
+  for (auto& r : results)
+    if (r) out.push_back(std::move(*r));
   return out;
 }
 

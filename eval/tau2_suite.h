@@ -13,6 +13,8 @@
 // user and judge from several threads (their contracts make them thread-safe).
 #pragma once
 
+#include <functional>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -72,6 +74,11 @@ struct Tau2Options {
   rewards::ChatFn judge;                   // NL_ASSERTION judge; empty: none
   std::string on_missing_judge = "skip";   // NL_ASSERTION without a judge: "skip" (counted) or "error"
   std::string progress_label;              // empty: no progress line
+  // Streaming (eval stores each trial as it ends and resumes): on_trial gets each trial once scored (on
+  // the worker thread); trials for which skip(task, trial) is true are not run, nor any after stop().
+  std::function<void(const struct TrialResult&)> on_trial;
+  std::function<bool(const std::string& task_id, int trial)> skip;
+  std::function<bool()> stop;
 };
 
 struct TrialResult {
@@ -87,7 +94,8 @@ struct TrialResult {
 };
 
 // Runs tasks x trials episodes (trial t of task i has seed EpisodeSeed(seed, task id, t)) and scores
-// them. Results are ordered by task, then trial, whatever the thread count. A task spec that cannot be
+// each as it ends. Results (the trials run: not skipped, not left by a stop) are ordered by task, then
+// trial, whatever the thread count. A task spec that cannot be
 // built (a broken gold plan) or a judge failure is an error for the whole run.
 Expected<std::vector<TrialResult>> RunTau2Suite(const Tau2Suite& suite, agents::Policy& policy,
                                                 agents::UserSimulator& user, const Tau2Options& options);
