@@ -248,6 +248,31 @@ int StoreAndReport(Context& ctx, const std::string& name, const json& run_cfg, j
   return errors.ok() ? kExitOk : Fail(errors);
 }
 
+// A streamed eval run (apps/streamed_run.h): created, or with --resume claimed together with the trials
+// it already holds; each finished trial is stored at once.
+struct StreamedEval {
+  std::unique_ptr<StreamedRun> run;
+  std::map<std::pair<std::string, int>, eval::TrialRecord> before;  // (case, trial) -> stored record
+
+  static Expected<StreamedEval> Start(const Context& ctx, const std::string& name, const json& run_cfg, json fp,
+                                      int trials) {
+    fp["seed"] = std::to_string(ctx.g.seed);
+    fp["trials"] = trials;
+    StreamedEval s;
+    K2_ASSIGN_OR_RETURN(s.run, StreamedRun::Start(ctx, "eval", name, run_cfg, fp, g_opts.resume));
+    if (s.run->resumed()) {
+      K2_ASSIGN_OR_RETURN(auto old, eval::LoadEvalTrials(s.run->db(), s.run->id()));
+      for (auto& r : old) s.before[{r.case_id, r.trial}] = std::move(r);
+    }
+    return s;
+  }
+  bool Done(const std::string& case_id, int trial) const { return before.count({case_id, trial}) > 0; }
+  void Store(const std::vector<eval::TrialRecord>& rec) {  // on the worker that finished the trial
+    run->Store([&](Db* db) { return eval::SaveEvalTrials(db, run->id(), rec); });
+    CrashPoint("eval.trial_stored");
+  }
+};
+
 int RunEval(Context& ctx);
 
 // eval --source: any task source through the one episode pipeline, scored by each task's reward.
@@ -282,29 +307,18 @@ int RunSourceEval(Context& ctx, const EvalConfig& cfg) {
   // Streamed: each trial is stored as it ends; --resume RUN runs only the trials that run lacks.
   json fp = run_cfg;
   fp["split"] = g_opts.split;
-  fp["seed"] = std::to_string(ctx.g.seed);
-  fp["trials"] = cfg.trials;
-  auto run = StreamedRun::Start(ctx, "eval", label, run_cfg, fp, g_opts.resume);
-  if (!run.ok()) return Fail(run.status());
-  std::map<std::pair<std::string, int>, eval::TrialRecord> before;
-  if ((*run)->resumed()) {
-    auto old = eval::LoadEvalTrials((*run)->db(), (*run)->id());
-    if (!old.ok()) return Fail(old.status());
-    for (auto& r : *old) before[{r.case_id, r.trial}] = std::move(r);
-  }
+  auto se = StreamedEval::Start(ctx, label, run_cfg, fp, cfg.trials);
+  if (!se.ok()) return Fail(se.status());
+  const auto& before = se->before;
   const auto jobs = (*pipe)->Jobs(idx, cfg.trials);
   pipeline::RunJobsOptions ro;
   ro.threads = cfg.threads;
   ro.seed = ctx.g.seed;
   ro.limits = cfg.episode;
   if (!ctx.g.quiet && !ctx.g.json) ro.progress_label = "eval";
-  ro.skip = [&](size_t i) { return before.count({jobs[i].task->id, jobs[i].trial}) > 0; };
-  ro.stop = [&] { return (*run)->stop(); };
-  ro.on_done = [&](agents::Trajectory& t) {
-    auto rec = PipelineRecords({t}, cfg.keep_trajectories);
-    (*run)->Store([&](Db* db) { return eval::SaveEvalTrials(db, (*run)->id(), rec); });
-    CrashPoint("eval.trial_stored");
-  };
+  ro.skip = [&](size_t i) { return se->Done(jobs[i].task->id, jobs[i].trial); };
+  ro.stop = [&] { return se->run->stop(); };
+  ro.on_done = [&](agents::Trajectory& t) { se->Store(PipelineRecords({t}, cfg.keep_trajectories)); };
   auto ran = pipeline::RunJobs(jobs, (*pipe)->Hooks(), *policy, ro);
   std::vector<agents::Trajectory> trajs;  // this process's, in job order
   std::vector<eval::TrialRecord> records;
@@ -328,7 +342,7 @@ int RunSourceEval(Context& ctx, const EvalConfig& cfg) {
   (*summary)["skipped_rows"] = (*set)->skipped;
   (*summary)["resumed_trials"] = before.size();
   return StoreAndReport(ctx, label, run_cfg, *summary, records, EpisodeErrors("eval", RecordEnds(records)), score_errors,
-                        run->get(), static_cast<int64_t>(jobs.size()));
+                        se->run.get(), static_cast<int64_t>(jobs.size()));
 }
 
 int RunEval(Context& ctx) {
@@ -440,17 +454,9 @@ int RunEval(Context& ctx) {
     // Streamed: each trial is stored as it ends; --resume RUN runs only the trials that run lacks.
     json run_cfg = {{"suite", g_opts.suite}, {"policy", g_opts.policy}, {"judge", g_opts.judge},
                     {"eval", ctx.config.value("eval", json())}};
-    json fp = run_cfg;
-    fp["seed"] = std::to_string(ctx.g.seed);
-    fp["trials"] = cfg.trials;
-    auto run = StreamedRun::Start(ctx, "eval", g_opts.suite, run_cfg, fp, g_opts.resume);
-    if (!run.ok()) return Fail(run.status());
-    std::map<std::pair<std::string, int>, eval::TrialRecord> before;
-    if ((*run)->resumed()) {
-      auto old = eval::LoadEvalTrials((*run)->db(), (*run)->id());
-      if (!old.ok()) return Fail(old.status());
-      for (auto& r : *old) before[{r.case_id, r.trial}] = std::move(r);
-    }
+    auto se = StreamedEval::Start(ctx, g_opts.suite, run_cfg, run_cfg, cfg.trials);
+    if (!se.ok()) return Fail(se.status());
+    const auto& before = se->before;
     auto record_of = [&](const eval::TrialResult& t) {
       eval::TrialRecord r;
       r.case_id = t.task_id;
@@ -464,16 +470,12 @@ int RunEval(Context& ctx) {
       if (cfg.keep_trajectories) r.trajectory = t.trajectory.ToJson();
       return r;
     };
-    o.skip = [&](const std::string& id, int trial) { return before.count({id, trial}) > 0; };
-    o.stop = [&] { return (*run)->stop(); };
-    o.on_trial = [&](const eval::TrialResult& t) {
-      std::vector<eval::TrialRecord> rec = {record_of(t)};
-      (*run)->Store([&](Db* db) { return eval::SaveEvalTrials(db, (*run)->id(), rec); });
-      CrashPoint("eval.trial_stored");
-    };
+    o.skip = [&](const std::string& id, int trial) { return se->Done(id, trial); };
+    o.stop = [&] { return se->run->stop(); };
+    o.on_trial = [&](const eval::TrialResult& t) { se->Store({record_of(t)}); };
     auto res = eval::RunTau2Suite(*suite, **policy, user, o);
     if (!res.ok()) {
-      (void)(*run)->End(false, 0, 1, "trials");
+      (void)se->run->End(false, 0, 1, "trials");
       return Fail(res.status());
     }
     std::map<std::pair<std::string, int>, eval::TrialRecord> mine;
@@ -487,7 +489,7 @@ int RunEval(Context& ctx) {
     auto summary = eval::Summarize(records, cfg.ks, meta);
     if (!summary.ok()) return Fail(summary.status());
     return StoreAndReport(ctx, g_opts.suite, run_cfg, *summary, records, EpisodeErrors("eval", RecordEnds(records)), 0,
-                          run->get(), static_cast<int64_t>(suite->tasks.size()) * cfg.trials);
+                          se->run.get(), static_cast<int64_t>(suite->tasks.size()) * cfg.trials);
   } else {
     Expected<eval::FcSuite> suite =
         !fc_dir.empty() ? (kind == "bfcl" ? eval::LoadBfclDir(fc_dir) : eval::LoadAceBenchDir(fc_dir))

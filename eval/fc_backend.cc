@@ -3,6 +3,7 @@
 #include "eval/fc_backend.h"
 
 #include "eval/fc/method.h"
+#include "rewards/text_util.h"
 
 #include <algorithm>
 #include <cctype>
@@ -581,22 +582,8 @@ class PyParser {
         return Status::Ok();
     }
     if (cp > 0x10FFFF) return Fail("escape out of Unicode range");
-    // UTF-8
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
+    const char32_t c = static_cast<char32_t>(cp);
+    out += rewards::EncodeUtf8(std::u32string_view(&c, 1));
     return Status::Ok();
   }
 

@@ -308,23 +308,6 @@ bool ActionMatches(const json& gold, const std::string& name, const json& argume
 }
 
 namespace {
-void AppendUtf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 uint32_t LowerCp(uint32_t c) {
   if (c >= 'A' && c <= 'Z') return c + 32;
   if ((c >= 0xC0 && c <= 0xDE && c != 0xD7)) return c + 32;
@@ -361,7 +344,8 @@ std::string Lower(const std::string& s) {
       out += s[i++];
       continue;
     }
-    AppendUtf8(out, LowerCp(cp));
+    const char32_t lower = static_cast<char32_t>(LowerCp(cp));
+    out += EncodeUtf8(std::u32string_view(&lower, 1));
     i += n;
   }
   return out;

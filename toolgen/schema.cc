@@ -551,10 +551,10 @@ void NormalizeIntegralFloats(json& j) {
 // patternProperties regex on PCRE2: a name that hits the limits there is a validation error naming it.
 constexpr size_t kMaxPatternSubject = 1024;
 Status CheckPropertyNames(const json& instance, const std::vector<std::shared_ptr<const Regex>>& res) {
-  std::vector<std::pair<const json*, std::string>> todo = {{&instance, ""}};
-  while (!todo.empty()) {
-    auto [v, ptr] = std::move(todo.back());
-    todo.pop_back();
+  std::vector<std::pair<const json*, std::string>> pending = {{&instance, ""}};
+  while (!pending.empty()) {
+    auto [v, ptr] = std::move(pending.back());
+    pending.pop_back();
     if (v->is_object()) {
       for (auto it = v->begin(); it != v->end(); ++it) {
         const std::string& k = it.key();
@@ -565,11 +565,11 @@ Status CheckPropertyNames(const json& instance, const std::vector<std::shared_pt
                                  " bytes matched against patternProperties");
         for (const auto& re : res)
           if (re->Search(k) == Regex::Result::kLimit) return InvalidArgument(kp + ": property name: " + LimitMessage(*re));
-        if (it->is_structured()) todo.emplace_back(&*it, std::move(kp));
+        if (it->is_structured()) pending.emplace_back(&*it, std::move(kp));
       }
     } else if (v->is_array()) {
       for (size_t i = 0; i < v->size(); ++i)
-        if ((*v)[i].is_structured()) todo.emplace_back(&(*v)[i], ptr + "/" + std::to_string(i));
+        if ((*v)[i].is_structured()) pending.emplace_back(&(*v)[i], ptr + "/" + std::to_string(i));
     }
   }
   return Status::Ok();
