@@ -29,8 +29,11 @@ class StreamedRun {
   Db* db() { return db_.get(); }  // only from the thread that ends the run, or inside Store
 
   // Runs `fn` on the run's store under its lock (worker threads call it as items finish). The first
-  // failure is kept and stops the work: stop() turns true.
-  void Store(const std::function<Status(Db*)>& fn);
+  // failure is kept and stops the work: stop() turns true. True when `fn` ran and succeeded (after a
+  // failure nothing more is stored, so an item's other outputs can follow its row and never lead it).
+  bool Store(const std::function<Status(Db*)>& fn);
+  // Records `s` (e.g. an output file that could not be written) as the run's failure unless one is kept.
+  void Fail(const Status& s);
   // For the runners' stop hooks: an interrupt arrived or storing failed.
   bool stop() const;
   Status store_error() const;
