@@ -49,6 +49,22 @@ std::string ResumeCommand(const Context& ctx, int64_t run) {
   return out + " --resume " + std::to_string(run);
 }
 
+int TrainingInterrupted(const Context& ctx, int64_t run, int64_t done, int64_t total, const char* unit) {
+  std::string cmd;
+  bool has_resume = false;
+  for (size_t i = 0; i < ctx.argv.size(); ++i) {
+    const std::string& a = ctx.argv[i];
+    if (a == "--overwrite") continue;  // the resumed run continues OUT; it must not replace it
+    has_resume = has_resume || a == "--resume";
+    cmd += (cmd.empty() ? "" : " ") + ShellQuote(i == 0 ? std::string("k2gym") : a);
+  }
+  if (!has_resume) cmd += " --resume";
+  std::fprintf(stderr, "k2gym: interrupted: %lld of %lld %s done in run %lld, checkpoint saved; resume with: %s\n",
+               static_cast<long long>(done), static_cast<long long>(total), unit, static_cast<long long>(run),
+               cmd.c_str());
+  return 128 + (InterruptSignal() > 0 ? InterruptSignal() : 2);
+}
+
 Expected<std::unique_ptr<StreamedRun>> StreamedRun::Start(const Context& ctx, const std::string& kind,
                                                           const std::string& name, json config, const json& fingerprint,
                                                           const std::string& resume_ref) {

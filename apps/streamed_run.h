@@ -59,6 +59,11 @@ class StreamedRun {
 // replaced), shell-quoted.
 std::string ResumeCommand(const Context& ctx, int64_t run);
 
+// Training commands (sft, rl), whose --resume is a flag continuing OUT: the interrupted ending. Prints
+// "<done> of <total> <unit> done in run <run>, checkpoint saved; resume with: <this command --resume>"
+// (--overwrite dropped) and returns 128 + the signal.
+int TrainingInterrupted(const Context& ctx, int64_t run, int64_t done, int64_t total, const char* unit);
+
 }  // namespace k2::app
 
 namespace k2::app {
