@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "core/fault.h"
+#include "core/interrupt.h"
 #include "core/metrics.h"
 #include "core/rng.h"
 #include "engine/checkpoint.h"
@@ -439,7 +440,8 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     // The iteration's rows first; a checkpoint commits them before it is published (engine/checkpoint.h).
     for (const auto& [k, v] : m) log.Log(it, k, v);
     CrashPoint("train.step");
-    if ((it + 1) % cfg.checkpoint_every == 0 || it + 1 == end) {
+    const bool interrupt = InterruptRequested() && it + 1 < end;  // stop cleanly after this iteration
+    if ((it + 1) % cfg.checkpoint_every == 0 || it + 1 == end || interrupt) {
       engine::TrainerState ts;
       ts.step = it + 1;
       ts.extra = {{"kind", "rl"}};
@@ -456,9 +458,14 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
       K2_RETURN_IF_ERROR(log.Flush());
     }
     if (run.on_iteration) run.on_iteration(it, m);
+    if (interrupt) {
+      res.interrupted = true;
+      break;
+    }
   }
   res.iterations_done = static_cast<int64_t>(history.size());
-  K2_RETURN_IF_ERROR(tr->Finish(res.iterations_done >= cfg.iterations ? "done" : "stopped"));
+  K2_RETURN_IF_ERROR(
+      tr->Finish(res.interrupted ? "interrupted" : res.iterations_done >= cfg.iterations ? "done" : "stopped"));
   if (res.history.size() != history.size()) {  // a resumed call: return the whole history
     res.history.clear();
     for (const auto& h : history) {
