@@ -253,6 +253,18 @@ TEST_F(OneEvaluator, OneCheckpointGivesOneTrajectoryAndOneRewardThroughEveryPath
     ASSERT_TRUE(served.count(key)) << key;
     EXPECT_EQ(Comparable(served.at(key)), Comparable(t)) << key;
   }
+  // Both are stored eval runs; `eval compare` pairs them: the same table, no case flipped.
+  auto run_of = [&](const std::string& dir) {
+    auto j = ReadJsonFile(P(dir + "/eval.json"));
+    return j.ok() ? j->value("run", int64_t{0}) : int64_t{0};
+  };
+  auto cmp = Sh("--db " + P("k.db") + " --json eval compare " + std::to_string(run_of("eval_engine")) + " " +
+                std::to_string(run_of("eval_served")));
+  ASSERT_EQ(cmp.rc, 0) << cmp.out;
+  json jc = JsonOut(cmp);
+  ASSERT_TRUE(jc["a"]["rows"].is_array() && !jc["a"]["rows"].empty()) << cmp.out.substr(0, 400);
+  EXPECT_EQ(jc["a"]["rows"], jc["b"]["rows"]) << cmp.out.substr(0, 400);
+  EXPECT_NE(jc["a"]["policy"], jc["b"]["policy"]);
   const auto rollouts = ReadLines(P("rl/trajectories/iter_0.jsonl"));
   ASSERT_EQ(rollouts.size(), 8u);
   std::set<std::string> sources;
