@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "core/fault.h"
+#include "core/determinism.h"
 #include "engine/checkpoint.h"
 #include "engine/data.h"
 #include "engine/dist/data_parallel.h"
@@ -25,6 +26,7 @@ void ReexecWithPassiveOpenMpWait(char** argv) {
 }
 
 void SetComputeThreads(int64_t n) {
+  if (DeterministicMode()) n = kDeterministicThreads;  // the same reductions on every machine
   if (n <= 0) return;
   omp_set_num_threads(static_cast<int>(n));
   openblas_set_num_threads(static_cast<int>(n));
