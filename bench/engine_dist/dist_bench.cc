@@ -26,11 +26,11 @@ static std::vector<std::unique_ptr<dist::Communicator>> Connect(int W) {
   std::vector<std::future<Expected<std::unique_ptr<dist::Communicator>>>> fs;
   for (int r = 0; r < W; ++r)
     fs.push_back(std::async(std::launch::async, [=, &port]() {
-      dist::TcpOptions o;
+      dist::GlooOptions o;
       o.rank = r, o.world_size = W, o.timeout_s = 60;
       if (r == 0) o.master_port = 0, o.on_listen = [&port](int p) { port.set_value(p); };
       else o.master_port = pf.get();
-      return dist::ConnectTcp(o);
+      return dist::ConnectGloo(o);
     }));
   std::vector<std::unique_ptr<dist::Communicator>> out;
   for (auto& f : fs) {
