@@ -163,7 +163,9 @@ Expected<std::unique_ptr<Communicator>> ConnectNccl(const LaunchEnv& env, double
                            std::to_string(devices) + " GPU(s) are visible on this host");
   // Bootstrap: rank 0 serves the store and publishes the 128-byte ncclUniqueId; every rank reads it.
   std::unique_ptr<StoreServer> server;
-  if (env.rank == 0) K2_ASSIGN_OR_RETURN(server, StoreServer::Start(env.master_addr, env.master_port));
+  if (env.rank == 0) {
+    K2_ASSIGN_OR_RETURN(server, StoreServer::Start(env.master_addr, env.master_port));
+  }
   const std::string what = "rank 0's store (MASTER_ADDR:MASTER_PORT " + env.master_addr + ":" +
                            std::to_string(env.master_port) + ")";
   K2_ASSIGN_OR_RETURN(auto store, StoreClient::Connect(env.master_addr, env.master_port, timeout_s, what));
