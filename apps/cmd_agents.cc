@@ -172,7 +172,7 @@ struct SimStream {
 
   // On the worker that finished `t` (after it is scored).
   void Done(const agents::Trajectory& t) {
-    if (run) run->Store([&](Db* db) { return agents::SaveTrajectories(db, run->id(), {t}); });
+    if (run && !run->Store([&](Db* db) { return agents::SaveTrajectories(db, run->id(), {t}); })) return;
     if (!Keep(t)) return;
     Status s;
     if (out) s = out->Write(CanonicalJson(agents::OpenAIChatLine(t)));
@@ -180,7 +180,7 @@ struct SimStream {
       auto line = agents::KimiTokensLine(t, *tok);
       s = line.ok() ? tokens->Write(CanonicalJson(*line)) : line.status();
     }
-    if (!s.ok() && run) run->Store([&](Db*) { return s; });  // keeps the first failure, stops the run
+    if (!s.ok() && run) run->Fail(s);  // keeps the first failure, stops the run
     CrashPoint("simulate.episode_stored");
   }
 
@@ -269,7 +269,11 @@ int SimulateSources(Context& ctx, const agents::EpisodeLimits& limits) {
   auto ran = pipeline::RunJobs(jobs, (*pipe)->Hooks(), *policy, ro);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto trajs = stream.Merge(jobs, ran);
-  if (Status s = stream.WriteOutputs(trajs); !s.ok()) return Fail(s);
+  const Status written = stream.WriteOutputs(trajs);
+  if (!written.ok()) {
+    if (!stream.run) return Fail(written);
+    stream.run->Fail(written);  // the run ends failed (with its resume command) below
+  }
   int64_t score_errors = 0, n_keep = 0, exported = 0;
   std::map<std::string, int64_t> ends;
   std::vector<std::pair<std::string, std::string>> ends_errors;
@@ -302,7 +306,7 @@ int SimulateSources(Context& ctx, const agents::EpisodeLimits& limits) {
       std::printf("  %s: %lld episodes, reward %.3f, success %.2f\n", src.c_str(),
                   static_cast<long long>(st["episodes"].get<int64_t>()), st["reward_mean"].get<double>(),
                   st["success_rate"].get<double>());
-    if (!g_sim.out.empty()) std::printf("wrote %lld trajectories to %s\n", static_cast<long long>(exported), g_sim.out.c_str());
+    if (!g_sim.out.empty() && written.ok()) std::printf("wrote %lld trajectories to %s\n", static_cast<long long>(exported), g_sim.out.c_str());
   }
   return stream.End(errors, static_cast<int64_t>(trajs.size()), static_cast<int64_t>(jobs.size()));
 }
@@ -461,7 +465,11 @@ int Simulate(Context& ctx) {
   auto ran = agents::RunEpisodes(jobs, make_env, **policy, user->get(), opt);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto trajs = stream.Merge(jobs, ran);
-  if (Status s = stream.WriteOutputs(trajs); !s.ok()) return Fail(s);
+  const Status written = stream.WriteOutputs(trajs);
+  if (!written.ok()) {
+    if (!stream.run) return Fail(written);
+    stream.run->Fail(written);  // the run ends failed (with its resume command) below
+  }
 
   std::map<std::string, int64_t> ends;
   std::vector<std::pair<std::string, std::string>> ends_errors;
@@ -510,7 +518,7 @@ int Simulate(Context& ctx) {
                   "(no agent covers the task)\n",
                   static_cast<long long>(loaded_agents), static_cast<long long>(with_agent),
                   static_cast<long long>(without_agent));
-    if (!g_sim.out.empty()) std::printf("wrote %lld trajectories to %s\n", static_cast<long long>(exported), g_sim.out.c_str());
+    if (!g_sim.out.empty() && written.ok()) std::printf("wrote %lld trajectories to %s\n", static_cast<long long>(exported), g_sim.out.c_str());
   }
   return stream.End(errors, static_cast<int64_t>(trajs.size()), static_cast<int64_t>(jobs.size()));
 }

@@ -7,6 +7,8 @@
 
 #include "agents/http_policy.h"
 #include "apps/cli.h"
+#include "apps/streamed_run.h"
+#include "core/interrupt.h"
 #include "apps/pipeline_cli.h"
 #include "pipeline/endpoints.h"
 #include "rewards/policy_bridge.h"
@@ -253,12 +255,14 @@ int RunRlSources(Context& ctx, const rl::RlConfig& cfg, const RlRunConfig& rc) {
   run.partial_collect = [eng](const std::vector<rl::PartialJob>& jobs, int64_t iteration, int64_t budget) {
     return eng->Advance(jobs, iteration, budget);
   };
+  InstallInterruptHandlers();  // SIGINT/SIGTERM: stop after the iteration in flight with a checkpoint
   auto res = rl::RunRl(model->get(), *tok, cfg, train, collect, run);
   progress.Finish();
   if (!res.ok()) return Fail(res.status());
   if (NotRankZero()) return kExitOk;  // data parallel: rank 0 writes the run's files
   if (res->iterations_done >= cfg.iterations) (void)FinishRun(db->get(), res->run, "done");
   if (Status ts = tok->Save(rc.out + "/checkpoint/tokenizer"); !ts.ok()) return Fail(ts);
+  if (res->interrupted) return TrainingInterrupted(ctx, res->run, res->iterations_done, cfg.iterations, "iterations");
   json per_source = json::object();
   if (!res->history.empty())
     for (const auto& [k, v] : res->history.back())
@@ -336,6 +340,7 @@ int RunRlCommand(Context& ctx) {
   run.partial_collect = [&](const std::vector<rl::PartialJob>& jobs, int64_t iteration, int64_t budget) {
     return ro.engine->Advance(jobs, iteration, budget);
   };
+  InstallInterruptHandlers();  // SIGINT/SIGTERM: stop after the iteration in flight with a checkpoint
   auto res = rl::RunRl(ro.model.get(), *ro.tok, *cfg, train, collect, run);
   progress.Finish();
   if (!res.ok()) {
@@ -345,6 +350,7 @@ int RunRlCommand(Context& ctx) {
   if (res->iterations_done >= cfg->iterations) (void)FinishRun(db->get(), res->run, "done");
   Status ts = ro.tok->Save(rc->out + "/checkpoint/tokenizer");
   if (!ts.ok()) return Fail(ts);
+  if (res->interrupted) return TrainingInterrupted(ctx, res->run, res->iterations_done, cfg->iterations, "iterations");
   json out = {{"run", res->run}, {"iterations_done", res->iterations_done}, {"train_tasks", train.size()},
               {"heldout_tasks", heldout.size()}, {"checkpoint", rc->out + "/checkpoint"},
               {"metrics_csv", rc->out + "/metrics.csv"}};

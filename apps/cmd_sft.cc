@@ -4,6 +4,8 @@
 #include <filesystem>
 
 #include "apps/cli.h"
+#include "apps/streamed_run.h"
+#include "core/interrupt.h"
 #include "core/metrics.h"
 #include "engine/checkpoint.h"
 #include "engine/dist/comm.h"
@@ -56,9 +58,11 @@ int RunSft(Context& ctx) {
     sr.checkpoint_dir = args.out + "/checkpoint";
     sr.resume = args.resume;
     sr.seed = ctx.g.seed;
+    InstallInterruptHandlers();  // the ranks agree to stop after the same step (rank 0 saves it)
     auto res = sft::TrainSft(model->get(), *tok, *dialogs, *cfg, sr);
     if (!res.ok()) return Fail(res.status());
     if (ctx.g.json) ctx.PrintJson({{"rank", launch->rank}, {"steps_taken", res->steps_taken}});
+    if (res->interrupted) return 128 + (InterruptSignal() > 0 ? InterruptSignal() : 2);
     return kExitOk;
   }
   std::error_code ec;
@@ -107,11 +111,15 @@ int RunSft(Context& ctx) {
     progress.Set(s.step + 1);
   };
   sr.on_eval = [&](int64_t step, double l) { metrics.Log(step, "eval_loss", l); };
+  InstallInterruptHandlers();  // SIGINT/SIGTERM: stop after the step in flight with a checkpoint
   auto res = sft::TrainSft(model->get(), *tok, *dialogs, *cfg, sr);
   progress.Finish();
-  Status fl = (*tr)->Finish(res.ok() ? "done" : "failed");
+  Status fl = (*tr)->Finish(!res.ok() ? "failed" : res->interrupted ? "interrupted" : "done");
   if (!res.ok()) return Fail(res.status());
   if (!fl.ok()) return Fail(fl);
+  if (res->interrupted) {
+    return TrainingInterrupted(ctx, run, res->interrupted_at, res->total_steps, "steps");
+  }
   (void)AddArtifact(db->get(), run, "checkpoint", sr.checkpoint_dir, "{}");
   json out = {{"run", run},
               {"dialogs", dialogs->size()},

@@ -49,6 +49,22 @@ std::string ResumeCommand(const Context& ctx, int64_t run) {
   return out + " --resume " + std::to_string(run);
 }
 
+int TrainingInterrupted(const Context& ctx, int64_t run, int64_t done, int64_t total, const char* unit) {
+  std::string cmd;
+  bool has_resume = false;
+  for (size_t i = 0; i < ctx.argv.size(); ++i) {
+    const std::string& a = ctx.argv[i];
+    if (a == "--overwrite") continue;  // the resumed run continues OUT; it must not replace it
+    has_resume = has_resume || a == "--resume";
+    cmd += (cmd.empty() ? "" : " ") + ShellQuote(i == 0 ? std::string("k2gym") : a);
+  }
+  if (!has_resume) cmd += " --resume";
+  std::fprintf(stderr, "k2gym: interrupted: %lld of %lld %s done in run %lld, checkpoint saved; resume with: %s\n",
+               static_cast<long long>(done), static_cast<long long>(total), unit, static_cast<long long>(run),
+               cmd.c_str());
+  return 128 + (InterruptSignal() > 0 ? InterruptSignal() : 2);
+}
+
 Expected<std::unique_ptr<StreamedRun>> StreamedRun::Start(const Context& ctx, const std::string& kind,
                                                           const std::string& name, json config, const json& fingerprint,
                                                           const std::string& resume_ref) {
@@ -80,14 +96,28 @@ Expected<std::unique_ptr<StreamedRun>> StreamedRun::Start(const Context& ctx, co
   return r;
 }
 
-void StreamedRun::Store(const std::function<Status(Db*)>& fn) {
+bool StreamedRun::Store(const std::function<Status(Db*)>& fn) {
   std::lock_guard<std::mutex> lk(mu_);
-  if (failed_.load()) return;
+  if (failed_.load()) return false;
   Status s = fn(db_.get());
   if (!s.ok()) {
     store_error_ = s.Context("storing the results of run " + std::to_string(id_));
     failed_.store(true);
+    return false;
   }
+  return true;
+}
+
+void StreamedRun::Fail(const Status& s) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (s.ok()) return;
+  if (failed_.load()) {
+    // The first failure is the one reported; a later one (often its consequence) is still shown.
+    std::fprintf(stderr, "k2gym: also: %s\n", s.ToString().c_str());
+    return;
+  }
+  store_error_ = s;
+  failed_.store(true);
 }
 
 bool StreamedRun::stop() const { return failed_.load(std::memory_order_relaxed) || InterruptRequested(); }
@@ -103,10 +133,11 @@ int StreamedRun::End(bool ok, int64_t done_items, int64_t total_items, const cha
   const Status err = store_error();
   if (!err.ok()) {
     (void)FinishRun(db_.get(), id_, "failed");
-    std::fprintf(stderr, "k2gym: %lld of %lld %s stored in run %lld before the failure; resume with: %s\n",
-                 static_cast<long long>(done_items), static_cast<long long>(total_items), item_name,
-                 static_cast<long long>(id_), ResumeCommand(*ctx_, id_).c_str());
-    return Fail(err);
+    (void)done_items;
+    std::fprintf(stderr, "k2gym: the %s finished before the failure are stored in run %lld (of %lld planned); resume with: %s\n",
+                 item_name, static_cast<long long>(id_), static_cast<long long>(total_items),
+                 ResumeCommand(*ctx_, id_).c_str());
+    return app::Fail(err);
   }
   if (InterruptRequested() && done_items < total_items) {
     (void)FinishRun(db_.get(), id_, "interrupted");
@@ -115,7 +146,7 @@ int StreamedRun::End(bool ok, int64_t done_items, int64_t total_items, const cha
                  static_cast<long long>(id_), ResumeCommand(*ctx_, id_).c_str());
     return 128 + (InterruptSignal() > 0 ? InterruptSignal() : 2);
   }
-  if (Status s = FinishRun(db_.get(), id_, ok ? "done" : "failed"); !s.ok()) return Fail(s);
+  if (Status s = FinishRun(db_.get(), id_, ok ? "done" : "failed"); !s.ok()) return app::Fail(s);
   return kExitOk;
 }
 

@@ -29,8 +29,11 @@ class StreamedRun {
   Db* db() { return db_.get(); }  // only from the thread that ends the run, or inside Store
 
   // Runs `fn` on the run's store under its lock (worker threads call it as items finish). The first
-  // failure is kept and stops the work: stop() turns true.
-  void Store(const std::function<Status(Db*)>& fn);
+  // failure is kept and stops the work: stop() turns true. True when `fn` ran and succeeded (after a
+  // failure nothing more is stored, so an item's other outputs can follow its row and never lead it).
+  bool Store(const std::function<Status(Db*)>& fn);
+  // Records `s` (e.g. an output file that could not be written) as the run's failure unless one is kept.
+  void Fail(const Status& s);
   // For the runners' stop hooks: an interrupt arrived or storing failed.
   bool stop() const;
   Status store_error() const;
@@ -55,6 +58,11 @@ class StreamedRun {
 // The command line that resumes `run`: this command's arguments with --resume RUN (an earlier --resume
 // replaced), shell-quoted.
 std::string ResumeCommand(const Context& ctx, int64_t run);
+
+// Training commands (sft, rl), whose --resume is a flag continuing OUT: the interrupted ending. Prints
+// "<done> of <total> <unit> done in run <run>, checkpoint saved; resume with: <this command --resume>"
+// (--overwrite dropped) and returns 128 + the signal.
+int TrainingInterrupted(const Context& ctx, int64_t run, int64_t done, int64_t total, const char* unit);
 
 }  // namespace k2::app
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "core/fault.h"
+#include "core/interrupt.h"
 #include "core/metrics.h"
 #include "core/rng.h"
 #include "engine/checkpoint.h"
@@ -526,8 +527,18 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     if (log)
       for (const auto& [k, v] : m) log->Log(it, k, v);
     CrashPoint("train.step");
-    if (R != 0) continue;  // rank 0 alone checkpoints and reports
-    if ((it + 1) % cfg.checkpoint_every == 0 || it + 1 == end) {
+    bool interrupt = InterruptRequested() && it + 1 < end;  // stop cleanly after this iteration
+    if (W > 1) {  // every rank stops after the same iteration (a signal may reach only some of them)
+      double f = interrupt ? 1.0 : 0.0;
+      K2_RETURN_IF_ERROR(comm->AllReduce(&f, 1, engine::dist::ReduceOp::kMax));
+      interrupt = f > 0;
+    }
+    if (R != 0) {  // rank 0 alone checkpoints and reports
+      if (!interrupt) continue;
+      res.interrupted = true;
+      break;
+    }
+    if ((it + 1) % cfg.checkpoint_every == 0 || it + 1 == end || interrupt) {
       engine::TrainerState ts;
       ts.step = it + 1;
       ts.extra = {{"kind", "rl"}};
@@ -544,9 +555,15 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
       K2_RETURN_IF_ERROR(log->Flush());
     }
     if (run.on_iteration) run.on_iteration(it, m);
+    if (interrupt) {
+      res.interrupted = true;
+      break;
+    }
   }
   res.iterations_done = static_cast<int64_t>(history.size());
-  if (tr) K2_RETURN_IF_ERROR(tr->Finish(res.iterations_done >= cfg.iterations ? "done" : "stopped"));
+  if (tr)
+    K2_RETURN_IF_ERROR(
+        tr->Finish(res.interrupted ? "interrupted" : res.iterations_done >= cfg.iterations ? "done" : "stopped"));
   if (res.history.size() != history.size()) {  // a resumed call: return the whole history
     res.history.clear();
     for (const auto& h : history) {

@@ -165,6 +165,7 @@ struct RlRun {
 struct RlResult {
   int64_t run = 0;                   // store run id (0 without a db)
   int64_t iterations_done = 0;       // in total, including earlier calls
+  bool interrupted = false;          // SIGINT/SIGTERM (core/interrupt.h): stopped after an iteration, saved
   std::vector<std::map<std::string, double>> history;  // per iteration
 };
 

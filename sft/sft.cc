@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "core/fault.h"
+#include "core/interrupt.h"
 #include "core/rng.h"
 #include "engine/checkpoint.h"
 #include "engine/dist/data_parallel.h"
@@ -427,6 +428,18 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
                        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save).count() >=
                            cfg.checkpoint_every_s;
     if (periodic || timed) K2_RETURN_IF_ERROR(save(step + 1));
+    bool interrupt = InterruptRequested() && step + 1 < end_step;
+    if (W > 1) {  // every rank stops after the same step (a signal may reach only some of them)
+      double f = interrupt ? 1.0 : 0.0;
+      K2_RETURN_IF_ERROR(comm->AllReduce(&f, 1, engine::dist::ReduceOp::kMax));
+      interrupt = f > 0;
+    }
+    if (interrupt) {  // stop cleanly: the step's checkpoint to resume from
+      K2_RETURN_IF_ERROR(save(step + 1));
+      res.interrupted = true;
+      res.interrupted_at = step + 1;
+      return res;
+    }
   }
   if (res.steps_taken == 0 && !eval_rows.empty()) {
     // Resumed at the end (the last save was interrupted after it was published): the held-out loss for

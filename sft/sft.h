@@ -156,6 +156,8 @@ struct SftRun {
 struct SftResult {
   int64_t steps_taken = 0, total_steps = 0;
   int64_t checkpoints = 0;  // saves of this call (periodic ones and the final one)
+  bool interrupted = false;  // SIGINT/SIGTERM (core/interrupt.h): stopped after a step, its checkpoint saved
+  int64_t interrupted_at = 0;  // the step the interrupted run's checkpoint holds
   double final_train_loss = 0, final_eval_loss = 0;
   PackStats train, eval;
 };

@@ -34,7 +34,8 @@ struct Exit {
 };
 
 // Runs the k2gym binary with `args` (already split) and K2GYM_CRASH_AT=crash_at (none when empty);
-// stdout goes to stdout_path (or /dev/null), stderr is returned.
+// a crash_at of "INT:POINT@N" or "TERM:POINT@N" sends that signal at the point instead of SIGKILL
+// (K2GYM_CRASH_SIGNAL). stdout goes to stdout_path (or /dev/null), stderr is returned.
 inline Exit RunK2gymCrashing(const std::vector<std::string>& args, const std::string& crash_at,
                              const std::string& err_path, const std::string& stdout_path = "/dev/null") {
   const std::string bin = std::string(K2GYM_BINARY_DIR) + "/apps/k2gym";
@@ -45,8 +46,14 @@ inline Exit RunK2gymCrashing(const std::vector<std::string>& args, const std::st
   argv.push_back(nullptr);
   std::vector<std::string> env_s;
   for (char** e = environ; *e; ++e)
-    if (std::string(*e).rfind("K2GYM_CRASH_AT=", 0) != 0) env_s.push_back(*e);
-  if (!crash_at.empty()) env_s.push_back("K2GYM_CRASH_AT=" + crash_at);
+    if (std::string(*e).rfind("K2GYM_CRASH_", 0) != 0) env_s.push_back(*e);
+  std::string at = crash_at;
+  for (const char* sig : {"INT:", "TERM:"})
+    if (at.rfind(sig, 0) == 0) {
+      env_s.push_back("K2GYM_CRASH_SIGNAL=" + std::string(sig, std::string(sig).size() - 1));
+      at = at.substr(std::string(sig).size());
+    }
+  if (!at.empty()) env_s.push_back("K2GYM_CRASH_AT=" + at);
   std::vector<char*> envp;
   for (auto& s : env_s) envp.push_back(s.data());
   envp.push_back(nullptr);

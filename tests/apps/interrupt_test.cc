@@ -149,6 +149,43 @@ TEST_F(InterruptTest, ResumeRefusesFinishedRunsOtherSettingsAndOtherKinds) {
   EXPECT_EQ(Run("--db k.db " + w + " --resume 2").rc, 0);
 }
 
+// A disk that fills up mid-run (a 400 KiB tmpfs mounted in a private mount namespace, gone with it): the
+// command fails naming the cause and printing the resume command, every episode stored before the failure
+// stays readable, and the run copied to a disk with room resumes to the uninterrupted run's output.
+TEST_F(InterruptTest, DiskFullLosesNoFinishedEpisodeAndTheRunResumesElsewhere) {
+  if (test::RunShell("unshare -m true 2>/dev/null").rc != 0)
+    GTEST_SKIP() << "needs a private mount namespace (unshare -m, root or user namespaces) for a small tmpfs";
+  const std::string math = std::string(K2GYM_SOURCE_DIR) + "/tests/pipeline/data/math.jsonl";
+  const std::string w = "simulate --source math:" + math + " --policy gold --episodes 400 --threads 2";
+  auto ref = Run("--db ref.db --quiet " + w + " --out ref.jsonl");
+  ASSERT_EQ(ref.rc, 0) << ref.out;
+  fs::create_directories(dir_ / "small");
+  fs::create_directories(dir_ / "copy");
+  auto full = test::RunShell("cd " + dir_.string() +
+                             " && unshare -m sh -c 'mount -t tmpfs -o size=400k tmpfs small && cd small && " +
+                             test::K2gymBin() + " --db k.db --quiet " + w + " --out k.jsonl; echo \"rc=$?\"; cp -a . ../copy/' 2>&1");
+  ASSERT_NE(full.out.find("rc="), std::string::npos) << full.out;
+  EXPECT_NE(full.out.find("rc=1\n"), std::string::npos) << "a failure, not a crash or a success: " << full.out;
+  EXPECT_NE(full.out.find("database or disk is full"), std::string::npos) << "the first failure is named: " << full.out;
+  EXPECT_NE(full.out.find("resume with: "), std::string::npos) << full.out;
+  EXPECT_EQ(full.out.find("wrote "), std::string::npos) << "no claim of outputs that were not written: " << full.out;
+  const int64_t streamed = Lines(Read("copy/k.jsonl"));
+  EXPECT_GT(streamed, 0) << full.out;
+  EXPECT_LT(streamed, 400) << "the disk must fill before the end for this test to mean anything";
+
+  // Every episode written to the JSONL was stored first; the resumed run finds them all.
+  auto res = Run("--db copy/k.db --json " + w + " --out copy/k.jsonl --resume 1");
+  ASSERT_EQ(res.rc, 0) << res.out;
+  auto j = ParseJson(res.out.substr(res.out.find('{')), "resumed simulate");
+  ASSERT_TRUE(j.ok()) << res.out;
+  EXPECT_GE((*j)["resumed_episodes"].get<int64_t>(), streamed);
+  EXPECT_EQ((*j)["episodes"], 400);
+  EXPECT_EQ(Read("copy/k.jsonl"), Read("ref.jsonl")) << "the resumed output equals an uninterrupted run's";
+  json runs = Runs("copy/k.db");
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0]["status"], "done");
+}
+
 // Training commands (pretrain here; sft and rl open their run directory through the same TrainingRun):
 // a directory holding a run is never replaced without --overwrite, and --resume needs a run to continue.
 TEST_F(InterruptTest, TrainingRunDirectoriesAreNeverOverwrittenSilently) {

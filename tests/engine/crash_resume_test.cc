@@ -35,7 +35,8 @@ class CrashResume : public ::testing::Test {
   std::string P(const std::string& name) const { return (dir_ / name).string(); }
 
   // Runs `args + --out OUT` uninterrupted into a/, then into b/ killed at every point of `plan` in turn
-  // (the first start fresh, then --resume), then resumed to the end; compares b with a.
+  // (the first start fresh, then --resume; an "INT:" point interrupts instead: exit 130, the run marked
+  // `interrupted` with its resume command), then resumed to the end; compares b with a.
   void KillAndCompare(const std::vector<std::string>& args, const std::vector<std::string>& plan, size_t must_kill) {
     const std::string a = P("a"), b = P("b"), db_path = P("k.db");
     auto with = [&](const std::string& out, bool resume) {
@@ -49,11 +50,20 @@ class CrashResume : public ::testing::Test {
     test::Exit ea = test::RunK2gymCrashing(with(a, false), "", P("a.err"));
     ASSERT_EQ(ea.code, 0) << ea.err;
 
-    size_t kills = 0;
+    size_t kills = 0, interrupts = 0;
     bool finished = false;
     for (size_t i = 0; i < plan.size() && !finished; ++i) {
       test::Exit e = test::RunK2gymCrashing(with(b, i > 0), plan[i], P("b.err"));
-      if (e.signal == SIGKILL) {
+      if (plan[i].rfind("INT:", 0) == 0 && e.code == 130) {
+        ++interrupts;
+        EXPECT_NE(e.err.find("k2gym: interrupted: "), std::string::npos) << e.err;
+        EXPECT_NE(e.err.find(" --out " + b + " --resume"), std::string::npos) << "the resume command: " << e.err;
+        auto db = Db::Open(db_path);
+        ASSERT_TRUE(db.ok());
+        auto rf = ReadJsonFile(b + "/store_run.json");
+        ASSERT_TRUE(rf.ok()) << rf.status().ToString();
+        EXPECT_EQ(GetRun(db->get(), (*rf)["run"].get<int64_t>())->status, "interrupted");
+      } else if (e.signal == SIGKILL) {
         ++kills;
       } else {
         ASSERT_EQ(e.code, 0) << "crash at " << plan[i] << ": " << e.err;
@@ -75,6 +85,9 @@ class CrashResume : public ::testing::Test {
       }
     }
     EXPECT_GE(kills, must_kill) << "every swap point must have killed a process";
+    size_t planned_interrupts = 0;
+    for (const auto& p : plan) planned_interrupts += p.rfind("INT:", 0) == 0 ? 1 : 0;
+    EXPECT_EQ(interrupts, planned_interrupts) << "every SIGINT stopped the run cleanly";
     test::Exit eb = test::RunK2gymCrashing(with(b, true), "", P("b.err"));
     ASSERT_EQ(eb.code, 0) << eb.err;
 
@@ -130,11 +143,15 @@ TEST_F(CrashResume, SftKilledAtEverySwapStepAndRandomPointsEndsAsTheUninterrupte
   ASSERT_TRUE(cfg.ok());
   (*cfg)["max_position_embeddings"] = 128;
   std::ofstream(P("m.json")) << cfg->dump();
-  // 2 epochs of ~13 steps, held-out loss every 3 steps, a checkpoint every 2.
+  // 2 epochs of ~13 steps, held-out loss every 3 steps, a checkpoint every 2; two SIGINTs (one between
+  // checkpoints, so the interrupt saves its own) among the kills.
+  std::vector<std::string> plan = test::CrashPlan(1, 6, 4, 7);
+  plan.insert(plan.begin() + 3, "INT:train.step@3");
+  plan.insert(plan.begin() + 9, "INT:train.step@2");
   KillAndCompare({"sft", "--model", P("m.json"), "--tokenizer", P("tok"), "--data", P("d.jsonl"), "--epochs", "2",
                   "--set", "sft.seq_len=96", "--set", "sft.batch_size=2", "--set", "sft.pack=false", "--set",
                   "sft.checkpoint_every=2", "--set", "sft.eval_every=3", "--set", "sft.eval_fraction=0.2"},
-                 test::CrashPlan(1, 6, 4, 7), test::SwapCrashPoints().size());
+                 plan, test::SwapCrashPoints().size());
 }
 
 }  // namespace

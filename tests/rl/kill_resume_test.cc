@@ -195,6 +195,15 @@ TEST_F(RlKillResume, SigkillMidIterationThenResumeGivesTheUninterruptedMetricSeq
   // (core/fault.h), resuming each time.
   const std::vector<std::string> rl_args = {"--db", db_, "--seed", "5", "--quiet", "rl", "--config", P("rl.json"),
                                             "--out", P("b"), "--resume"};
+  // A SIGINT first: the iteration in flight ends, its checkpoint is saved, exit 130 with the resume command.
+  {
+    test::Exit e = test::RunK2gymCrashing(rl_args, "INT:train.step@1", P("b.err"));
+    ASSERT_EQ(e.code, 130) << e.err;
+    EXPECT_NE(e.err.find("iterations done in run"), std::string::npos) << e.err;
+    EXPECT_NE(e.err.find("--out " + P("b") + " --resume"), std::string::npos) << e.err;
+    auto st = Sh(G() + "--json runs list");
+    EXPECT_NE(st.out.find("\"interrupted\""), std::string::npos) << st.out;
+  }
   size_t kills = 0;
   for (const std::string& at : test::CrashPlan(1, 3, 3, 34)) {
     test::Exit e = test::RunK2gymCrashing(rl_args, at, P("b.err"));
