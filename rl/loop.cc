@@ -411,7 +411,7 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
         for (int64_t k = 0; k < cfg.ptx.rows; ++k)
           ptx_rows.push_back(ptx_all[(step * cfg.ptx.rows + k) % static_cast<int64_t>(ptx_all.size())]);
       K2_ASSIGN_OR_RETURN(UpdateStats s, PolicyUpdate(model, &opt, step, part, &ptx_rows,
-                                                      lambda, cfg.update, reference.get()));
+                                                      lambda, cfg.update, reference.get(), comm));
       // Means over steps: losses and fractions by groups, token statistics by policy tokens.
       const double g_old = static_cast<double>(st.groups), g_new = static_cast<double>(s.groups);
       const double t_old = static_cast<double>(st.policy_tokens), t_new = static_cast<double>(s.policy_tokens);
@@ -436,7 +436,7 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
       st.opt.max_logit = std::max(st.opt.max_logit, s.opt.max_logit);
       st.opt.grad_norm = grad_norm_sum / static_cast<double>(m + 1);
     }
-    // Data parallel: every rank took the same update on the same gathered rollouts; checked, not assumed.
+    // Data parallel: every rank took the same step (summed gradients, the same last forward); checked.
     if (W > 1) K2_RETURN_IF_ERROR(engine::dist::CheckSameWeights(comm, *model, "rl iteration " + std::to_string(it)));
     const auto t2 = std::chrono::steady_clock::now();
 

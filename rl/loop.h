@@ -157,7 +157,8 @@ struct RlRun {
       after_collect;
   // Data parallelism: null = from the launcher's environment (a world of 1 is plain RL). Each rank rolls
   // out its contiguous share of the iteration's groups; the trajectories are gathered on every rank in
-  // group order; rank 0 alone runs after_collect (its result is broadcast), calls on_iteration and
+  // group order; the update's micro-batches are split over the ranks and its gradients all-reduced
+  // (PolicyUpdate); rank 0 alone runs after_collect (its result is broadcast), calls on_iteration and
   // writes metrics, store rows, trajectory files and checkpoints.
   engine::dist::Communicator* comm = nullptr;
 };

@@ -1,7 +1,8 @@
 // Data-parallel RL loop on real components (tiny model, generator + engine policy, synthetic world,
 // judge): 2 and 3 ranks (threads, each with its own model and rollout engine, Gloo on loopback) against
-// one process — the same metric sequence and the same weights on every rank; a resume at another world
-// size continues the same run; a rank that fails makes the others stop with an error, not a hang.
+// one process — the same metric sequence and weights to fp32 rounding, bit-identical weights on every
+// rank; a resume at another world size continues the same run; a rank that fails makes the others stop
+// with an error, not a hang.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -43,7 +44,7 @@ RlConfig Config() {
   c.rollouts_per_task = 2;
   c.temperature = {"linear", 1.2, 0.8, 2};
   c.update.seq_len = 1024;
-  c.update.micro_batch = 2;
+  c.update.micro_batch = 1;  // several micro-batches to split over the ranks
   c.threads = 1;
   c.optimizer.lr = 1e-2;
   c.optimizer.qk_clip_tau = 0.05;       // QK-Clip acts
@@ -132,8 +133,9 @@ bool Wallclock(const std::string& key) {
   return key.rfind("time_", 0) == 0 || key.find("tokens_per_s") != std::string::npos;
 }
 
-// The generator's log-probs carry float noise from run to run (see loop_test.cc): logp_mismatch within
-// 1e-6; the update ignores that noise (logratio_floor), so every other metric is identical.
+// The update's gradients are summed in another order than one process sums them (per rank, then over
+// the ranks), so the metrics agree to fp32 rounding: within 1e-5 relative (logp_mismatch, the sampler's
+// own float noise, within 1e-6 absolute). Counts and rewards are exact.
 void ExpectSameHistory(const RlResult& a, const RlResult& b, const std::string& what) {
   ASSERT_EQ(a.history.size(), b.history.size()) << what;
   for (size_t it = 0; it < a.history.size(); ++it) {
@@ -143,17 +145,33 @@ void ExpectSameHistory(const RlResult& a, const RlResult& b, const std::string& 
       ASSERT_TRUE(b.history[it].count(k)) << what << " " << k;
       const double w = b.history[it].at(k);
       if (k == "logp_mismatch") EXPECT_NEAR(v, w, 1e-6) << what << " iteration " << it << " " << k;
-      else EXPECT_EQ(v, w) << what << " iteration " << it << " " << k;
+      else if (k == "reward_mean" || k == "policy_tokens" || k == "qk_clipped_heads" || k == "rollouts_updated")
+        EXPECT_EQ(v, w) << what << " iteration " << it << " " << k;
+      else
+        EXPECT_LE(std::abs(v - w), 1e-5 * std::max(std::abs(v), std::abs(w)) + 1e-9)
+            << what << " iteration " << it << " " << k << ": " << v << " vs " << w;
     }
   }
 }
 
-void ExpectSameWeights(const RankOut& a, const RankOut& b, const std::string& what) {
+// Ranks of one run hold bit-identical weights; against one process they agree within `tol` (max abs).
+double MaxWeightDiff(const RankOut& a, const RankOut& b) {
+  double worst = 0;
+  for (size_t p = 0; p < a.weights.size() && p < b.weights.size(); ++p)
+    for (size_t i = 0; i < a.weights[p].size() && i < b.weights[p].size(); ++i)
+      worst = std::max(worst, std::abs(static_cast<double>(a.weights[p][i]) - b.weights[p][i]));
+  return worst;
+}
+
+void ExpectSameWeights(const RankOut& a, const RankOut& b, const std::string& what, bool bitwise) {
   ASSERT_EQ(a.weights.size(), b.weights.size());
-  for (size_t p = 0; p < a.weights.size(); ++p) {
-    ASSERT_EQ(a.weights[p].size(), b.weights[p].size());
-    EXPECT_EQ(std::memcmp(a.weights[p].data(), b.weights[p].data(), a.weights[p].size() * sizeof(float)), 0)
-        << what << ": parameter " << p;
+  for (size_t p = 0; p < a.weights.size(); ++p) ASSERT_EQ(a.weights[p].size(), b.weights[p].size());
+  if (bitwise) {
+    for (size_t p = 0; p < a.weights.size(); ++p)
+      EXPECT_EQ(std::memcmp(a.weights[p].data(), b.weights[p].data(), a.weights[p].size() * sizeof(float)), 0)
+          << what << ": parameter " << p;
+  } else {
+    EXPECT_LE(MaxWeightDiff(a, b), 1e-4) << what;
   }
 }
 
@@ -170,7 +188,9 @@ TEST(DataParallelRl, TwoAndThreeRanksEqualOneProcess) {
     for (int r = 0; r < W; ++r) ASSERT_TRUE(dp[r].res.ok()) << what << " rank " << r << ": " << dp[r].res.status().ToString();
     ExpectSameHistory(*one[0].res, *dp[0].res, what);
     for (int r = 1; r < W; ++r) ExpectSameHistory(*dp[0].res, *dp[r].res, what + " rank " + std::to_string(r));
-    for (int r = 0; r < W; ++r) ExpectSameWeights(one[0], dp[r], what + " rank " + std::to_string(r));
+    for (int r = 0; r < W; ++r) ExpectSameWeights(dp[0], dp[r], what + " rank " + std::to_string(r), true);
+    ExpectSameWeights(one[0], dp[0], what, false);
+    RecordProperty("max_abs_weight_diff_w" + std::to_string(W), std::to_string(MaxWeightDiff(one[0], dp[0])));
     // Rank 0 alone wrote the trajectories and metrics (every group's rollouts, in group order).
     auto lines = ReadFile(Tmp("w" + std::to_string(W)) + "/trajectories/iter_1.jsonl");
     ASSERT_TRUE(lines.ok());
@@ -186,7 +206,8 @@ TEST(DataParallelRl, StoppedAtTwoRanksResumesAtThree) {
   auto b = RunRanks(3, Tmp("r_dp"), 0, true);
   for (auto& o : b) ASSERT_TRUE(o.res.ok()) << o.res.status().ToString();
   ExpectSameHistory(*one[0].res, *b[0].res, "resumed at 3 ranks");
-  for (auto& o : b) ExpectSameWeights(one[0], o, "resumed at 3 ranks");
+  for (auto& o : b) ExpectSameWeights(b[0], o, "resumed at 3 ranks", true);
+  ExpectSameWeights(one[0], b[0], "resumed at 3 ranks", false);
 }
 
 TEST(DataParallelRl, AFailingRankStopsTheOthersWithAnError) {
