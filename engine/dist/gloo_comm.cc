@@ -2,6 +2,7 @@
 // its ring all-reduce, broadcast and barrier behind comm.h; plus ConnectFromEnv, the launcher's choice.
 // Gloo reports failures by exception; every call is wrapped so that none escapes.
 #include <csignal>
+#include <cstdlib>
 #include <cmath>
 #include <cstring>
 #include <thread>
@@ -114,6 +115,11 @@ class GlooComm final : public Communicator {
       // The interface that routes to rank 0 (loopback in a local job); rank 0 uses MASTER_ADDR itself.
       attr.hostname = rank_ == 0 ? o.master_addr : store_->local_address();
       attr.ai_family = AF_INET;
+      // PyTorch's variable for the interface Gloo binds (a cluster's fast network, say).
+      if (const char* ifname = std::getenv("GLOO_SOCKET_IFNAME"); ifname != nullptr && *ifname != '\0') {
+        attr.iface = ifname;
+        attr.hostname.clear();
+      }
       auto dev = gloo::transport::tcp::CreateDevice(attr);
       auto ctx = std::make_shared<gloo::rendezvous::Context>(rank_, world_);
       ctx->setTimeout(timeout_);

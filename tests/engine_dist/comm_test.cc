@@ -238,6 +238,32 @@ TEST(Gloo, WrongWorldSizeAndDuplicateRankAreRejected) {
   }
 }
 
+TEST(Gloo, SocketIfnameNamesTheInterfaceAndABadOneIsAnError) {
+  ::setenv("GLOO_SOCKET_IFNAME", "lo", 1);
+  {
+    Comms cs = ConnectAll(2, 20);
+    ASSERT_TRUE(cs[0] && cs[1]);
+    CheckAllReduce<float>(cs, 1000, ReduceOp::kSum, 7);
+  }
+  ::setenv("GLOO_SOCKET_IFNAME", "k2gym-no-such-if", 1);
+  std::promise<int> port;
+  auto pf = port.get_future().share();
+  auto f0 = std::async(std::launch::async, [&] {
+    GlooOptions o;
+    o.rank = 0, o.world_size = 2, o.master_port = 0, o.timeout_s = 3;
+    o.on_listen = [&](int p) { port.set_value(p); };
+    return ConnectGloo(o);
+  });
+  GlooOptions o;
+  o.rank = 1, o.world_size = 2, o.master_port = pf.get(), o.timeout_s = 3;
+  auto c1 = ConnectGloo(o);
+  auto c0 = f0.get();
+  ::unsetenv("GLOO_SOCKET_IFNAME");
+  ASSERT_FALSE(c1.ok());
+  ASSERT_FALSE(c0.ok());
+  EXPECT_NE(c1.status().message().find("connecting the Gloo mesh"), std::string::npos) << c1.status().ToString();
+}
+
 // ---- launch environment ----
 
 Expected<LaunchEnv> FromMap(const std::map<std::string, std::string>& m) {
