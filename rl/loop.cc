@@ -110,9 +110,6 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     comm = owned.get();
   }
   const int W = comm ? comm->world_size() : 1, R = comm ? comm->rank() : 0;
-  if (W > 1 && cfg.partial_rollout.token_budget > 0)
-    return InvalidArgument("rl.partial_rollout.token_budget: partial rollouts do not run data-parallel (WORLD_SIZE=" +
-                           std::to_string(W) + "); set it to 0 or launch one process");
   std::error_code ec;
   if (R == 0) std::filesystem::create_directories(run.out_dir + "/trajectories", ec);
   if (ec) return IoError(run.out_dir + ": cannot create: " + ec.message());
@@ -299,14 +296,49 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
       for (size_t i = 0; i < trajs.size(); ++i) traj_group.push_back(static_cast<int64_t>(i) / cfg.rollouts_per_task);
     } else {
       if (!run.partial_collect) return InvalidArgument("rl.partial_rollout.token_budget > 0 needs a partial collector");
-      std::vector<PartialJob> pjobs = std::move(restart);  // paused at the checkpoint we resumed from
+      // Data parallel: a rank starts its share of the new groups and keeps its paused episodes (its
+      // collector holds them); the episodes paused at a resumed checkpoint restart on rank group % W.
+      // The iteration's token budget is split evenly over the ranks.
+      const int64_t G = cfg.tasks_per_iteration, K = cfg.rollouts_per_task;
+      const int64_t g0 = R * (G / W) + std::min<int64_t>(R, G % W), g1 = g0 + G / W + (R < G % W ? 1 : 0);
+      const int64_t n_restart = static_cast<int64_t>(restart.size());  // paused at the checkpoint we resumed from
+      std::vector<PartialJob> pjobs;
+      for (auto& j : restart)
+        if (j.group % W == R) pjobs.push_back(std::move(j));
       restart.clear();
-      if (static_cast<int64_t>(carried + pjobs.size()) <= max_carried)
-        for (size_t i = 0; i < jobs.size(); ++i)
-          pjobs.push_back({jobs[i], it * cfg.tasks_per_iteration + static_cast<int64_t>(i) / cfg.rollouts_per_task, it,
-                           iter_seed, temperature});
-      K2_ASSIGN_OR_RETURN(pstep, run.partial_collect(pjobs, it, cfg.partial_rollout.token_budget));
+      if (carried + n_restart <= max_carried)
+        for (size_t i = 0; i < jobs.size(); ++i) {
+          const int64_t g = static_cast<int64_t>(i) / K;
+          if (g < g0 || g >= g1) continue;
+          pjobs.push_back({jobs[i], it * G + g, it, iter_seed, temperature});
+        }
+      const int64_t budget = (cfg.partial_rollout.token_budget + W - 1) / W;
+      K2_ASSIGN_OR_RETURN(pstep, run.partial_collect(pjobs, it, budget));
       if (pstep.groups.size() != pstep.done.size()) return Internal("rl: partial collector: groups and done differ");
+      if (W > 1) {  // every rank's ended episodes, groups, paused jobs and counts, in rank order
+        json mine = {{"done", json::array()}, {"groups", pstep.groups}, {"carried", json::array()},
+                     {"counts", {pstep.started, pstep.resumed, pstep.paused, pstep.policy_tokens}}};
+        for (const auto& t : pstep.done) mine["done"].push_back(t.ToJson());
+        for (const auto& c : pstep.carried) mine["carried"].push_back(c.ToJson());
+        K2_ASSIGN_OR_RETURN(std::vector<std::string> parts, engine::dist::AllGatherStrings(comm, mine.dump()));
+        PartialStep all;
+        for (size_t r = 0; r < parts.size(); ++r) {
+          const std::string where = "rl: rank " + std::to_string(r) + "'s partial rollouts of iteration " + std::to_string(it);
+          K2_ASSIGN_OR_RETURN(json a, ParseJson(parts[r], where));
+          for (size_t i = 0; i < a["done"].size(); ++i) {
+            K2_ASSIGN_OR_RETURN(agents::Trajectory t, agents::Trajectory::FromJson(a["done"][i], where + ".done"));
+            all.done.push_back(std::move(t));
+            all.groups.push_back(a["groups"][i].get<int64_t>());
+          }
+          for (size_t i = 0; i < a["carried"].size(); ++i) {
+            K2_ASSIGN_OR_RETURN(PartialJob j, PartialJob::FromJson(a["carried"][i], tasks, where + ".carried"));
+            all.carried.push_back(std::move(j));
+          }
+          all.started += a["counts"][0].get<int64_t>(), all.resumed += a["counts"][1].get<int64_t>();
+          all.paused += a["counts"][2].get<int64_t>(), all.policy_tokens += a["counts"][3].get<int64_t>();
+        }
+        pstep = std::move(all);
+      }
       carried = static_cast<int64_t>(pstep.carried.size());
       // A group is updated on once all K of its rollouts have ended; in group order, then trial order.
       for (size_t i = 0; i < pstep.done.size(); ++i) pending[pstep.groups[i]].push_back(std::move(pstep.done[i]));

@@ -159,7 +159,8 @@ struct RlRun {
   // out its contiguous share of the iteration's groups; the trajectories are gathered on every rank in
   // group order; the update's micro-batches are split over the ranks and its gradients all-reduced
   // (PolicyUpdate); rank 0 alone runs after_collect (its result is broadcast), calls on_iteration and
-  // writes metrics, store rows, trajectory files and checkpoints.
+  // writes metrics, store rows, trajectory files and checkpoints. Partial rollouts: each rank advances
+  // its own paused episodes with token_budget / W; ended ones are gathered (docs/distributed.md).
   engine::dist::Communicator* comm = nullptr;
 };
 

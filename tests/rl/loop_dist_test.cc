@@ -90,7 +90,8 @@ struct RankOut {
 
 // W ranks of the loop (W = 1: plain, no communicator). `fail_rank` >= 0: that rank's collector fails at
 // the second iteration.
-std::vector<RankOut> RunRanks(int W, const std::string& out, int64_t stop_after, bool resume, int fail_rank = -1) {
+std::vector<RankOut> RunRanks(int W, const std::string& out, int64_t stop_after, bool resume, int fail_rank = -1,
+                              const RlConfig& cfg = Config()) {
   Comms cs = W > 1 ? ConnectAll(W) : Comms{};
   std::vector<RankOut> outs(static_cast<size_t>(W));
   std::vector<std::future<void>> fs;
@@ -99,7 +100,9 @@ std::vector<RankOut> RunRanks(int W, const std::string& out, int64_t stop_after,
       const auto& tok = S().tok;
       auto model = engine::Model<float>::Create(fixture::TinyModel(tok.vocab_size()), 1);
       K2_CHECK(model.ok());
-      auto ro = EngineRollouts::Create(model->get(), &tok, S().w.world, S().w.tasks, Rollout());
+      RolloutConfig rc = Rollout();
+      if (cfg.partial_rollout.token_budget > 0) rc.episode.max_turns = 3;
+      auto ro = EngineRollouts::Create(model->get(), &tok, S().w.world, S().w.tasks, rc);
       if (!ro.ok()) {
         outs[r].res = ro.status();
         return;
@@ -120,7 +123,10 @@ std::vector<RankOut> RunRanks(int W, const std::string& out, int64_t stop_after,
       run.stop_after = stop_after;
       run.resume = resume;
       run.comm = W > 1 ? cs[r].get() : nullptr;
-      outs[r].res = RunRl(model->get(), tok, Config(), S().w.tasks, collect, run);
+      run.partial_collect = [&](const std::vector<PartialJob>& jobs, int64_t it, int64_t budget) {
+        return (*ro)->Advance(jobs, it, budget);
+      };
+      outs[r].res = RunRl(model->get(), tok, cfg, S().w.tasks, collect, run);
       // A failing rank leaves: its connections close, so the others see it at once.
       if (W > 1 && !outs[r].res.ok()) cs[r].reset();
       for (const auto& p : (*model)->params()) outs[r].weights.push_back(p.w);
@@ -208,6 +214,34 @@ TEST(DataParallelRl, StoppedAtTwoRanksResumesAtThree) {
   ExpectSameHistory(*one[0].res, *b[0].res, "resumed at 3 ranks");
   for (auto& o : b) ExpectSameWeights(b[0], o, "resumed at 3 ranks", true);
   ExpectSameWeights(one[0], b[0], "resumed at 3 ranks", false);
+}
+
+// Partial rollouts: each rank advances its own paused episodes with its share of the token budget; the
+// ended ones are gathered, groups enter the update once all K have ended on whichever rank, and a run
+// stopped at 2 ranks resumes at 3 (the paused episodes restart on rank group % W). Not comparable to one
+// process (the budget is shared differently), so: every rank's weights identical, whole groups only,
+// episodes paused and resumed.
+TEST(DataParallelRl, PartialRolloutsCarryEpisodesPerRankAndResumeAtAnotherWorldSize) {
+  RlConfig c = Config();
+  c.iterations = 4;
+  c.partial_rollout.token_budget = 24;
+  auto a = RunRanks(2, Tmp("partial"), 2, false, -1, c);
+  for (auto& o : a) ASSERT_TRUE(o.res.ok()) << o.res.status().ToString();
+  ExpectSameWeights(a[0], a[1], "partial, 2 ranks", true);
+  auto b = RunRanks(3, Tmp("partial"), 0, true, -1, c);
+  for (auto& o : b) ASSERT_TRUE(o.res.ok()) << o.res.status().ToString();
+  for (int r = 1; r < 3; ++r) ExpectSameWeights(b[0], b[r], "partial, resumed at 3 ranks", true);
+  ASSERT_EQ(b[0].res->history.size(), 4u);
+  double paused = 0, resumed = 0, updated = 0;
+  for (const auto& h : b[0].res->history) {
+    EXPECT_EQ(std::fmod(h.at("rollouts_updated"), 2.0), 0.0) << "whole groups only";
+    paused += h.at("episodes_paused");
+    resumed += h.at("episodes_resumed");
+    updated += h.at("rollouts_updated");
+  }
+  EXPECT_GT(paused, 0);
+  EXPECT_GT(resumed, 0);
+  EXPECT_GT(updated, 0);
 }
 
 TEST(DataParallelRl, AFailingRankStopsTheOthersWithAnError) {
