@@ -396,9 +396,6 @@ int RunEval(Context& ctx) {
       return Fail(InvalidArgument(g_opts.suite + ": kind: expected \"tau2\", \"bfcl\" or \"acebench\", got \"" + kind + "\""));
     if (kind != "tau2" && file_spec.contains("dir")) fc_dir = Resolve(g_opts.suite, file_spec, "dir", g_opts.suite);
   }
-  if (!g_opts.resume.empty() && kind != "tau2")
-    return Fail(InvalidArgument("eval --resume: " + kind + " suites are stored when they end; --source evaluations and "
-                                "τ² suite files / builtin suites store each trial as it ends and resume"));
   json meta = {{"suite", g_opts.suite}, {"kind", kind}, {"policy", (*policy)->name()}, {"trials", cfg.trials},
                {"seed", ctx.g.seed}};
   std::vector<eval::TrialRecord> records;
@@ -430,10 +427,36 @@ int RunEval(Context& ctx) {
     meta["tau2_data"] = o.data_dir;
     meta["split"] = o.split;
     meta["user"] = user ? user->name() : "scripted";
+    auto selected = eval::SelectNativeTau2Tasks(o);
+    if (!selected.ok()) return Fail(selected.status());
+    // Streamed: each trial is stored as it ends; --resume RUN runs only the trials that run lacks.
+    json run_cfg = {{"suite", g_opts.suite},       {"policy", g_opts.policy},   {"judge", g_opts.judge},
+                    {"user_llm", g_opts.user_llm}, {"tau2_data", o.data_dir},   {"split", o.split},
+                    {"max_tasks", o.max_tasks},    {"max_steps", o.limits.max_steps},
+                    {"eval", ctx.config.value("eval", json())}};
+    auto se = StreamedEval::Start(ctx, g_opts.suite, run_cfg, run_cfg, cfg.trials);
+    if (!se.ok()) return Fail(se.status());
+    o.skip = [&](const std::string& id, int trial) { return se->Done(id, trial); };
+    o.stop = [&] { return se->run->stop(); };
+    o.on_trial = [&](const eval::TrialRecord& r) { se->Store({r}); };
     auto recs = eval::RunNativeTau2(o, **policy, user.get());
-    if (!recs.ok()) return Fail(recs.status());
-    records = std::move(*recs);
-    meta["tasks"] = records.size() / static_cast<size_t>(cfg.trials);
+    if (!recs.ok()) {
+      (void)se->run->End(false, 0, 1, "trials");
+      return Fail(recs.status());
+    }
+    std::map<std::pair<std::string, int>, eval::TrialRecord> mine;
+    for (auto& r : *recs) mine[{r.case_id, r.trial}] = std::move(r);
+    for (const auto& task : *selected)  // task order, then trial: what an uninterrupted run gives
+      for (int k = 0; k < cfg.trials; ++k) {
+        if (auto it = mine.find({task.id, k}); it != mine.end()) records.push_back(std::move(it->second));
+        else if (auto b = se->before.find({task.id, k}); b != se->before.end()) records.push_back(b->second);
+      }
+    meta["tasks"] = selected->size();
+    meta["resumed_trials"] = se->before.size();
+    auto summary = eval::Summarize(records, cfg.ks, meta);
+    if (!summary.ok()) return Fail(summary.status());
+    return StoreAndReport(ctx, g_opts.suite, run_cfg, *summary, records, EpisodeErrors("eval", RecordEnds(records)), 0,
+                          se->run.get(), static_cast<int64_t>(selected->size()) * cfg.trials);
   } else if (kind == "tau2") {
     Expected<eval::Tau2Suite> suite = g_opts.suite.rfind("builtin:", 0) == 0
                                           ? eval::BuiltinTau2Suite(g_opts.suite.substr(8), &pool)
@@ -509,34 +532,67 @@ int RunEval(Context& ctx) {
       meta["policy"] = fc_oracle->name();
     }
     agents::Policy& fc_policy = fc_oracle ? *fc_oracle : **policy;
-    for (int t = 0; t < cfg.trials; ++t) {
+    // Streamed: each case is stored as it is scored; --resume RUN runs only the cases that run lacks.
+    json run_cfg = {{"suite", g_opts.suite}, {"policy", g_opts.policy}, {"judge", g_opts.judge},
+                    {"eval", ctx.config.value("eval", json())}};
+    auto se = StreamedEval::Start(ctx, g_opts.suite, run_cfg, run_cfg, cfg.trials);
+    if (!se.ok()) return Fail(se.status());
+    auto record_of = [](const eval::FcOutcome& out, int t) {
+      eval::TrialRecord r;
+      r.case_id = out.id;
+      r.group = out.category;
+      r.trial = t;
+      r.reward = out.score;
+      r.success = out.score >= 1;
+      r.end_reason = out.failure.empty() ? "answered" : out.failure.substr(0, out.failure.find(':'));
+      r.detail = out.detail;
+      r.components = out.components;
+      r.components["kind"] = out.kind;
+      r.trajectory = out.response;
+      return r;
+    };
+    for (int t = 0; t < cfg.trials && !se->run->stop(); ++t) {
       eval::FcRunOptions o;
       o.seed = ctx.g.seed + static_cast<uint64_t>(t) * 1000003ULL;
       o.threads = cfg.threads == 0 ? static_cast<int>(std::thread::hardware_concurrency()) : cfg.threads;
       o.max_steps_per_turn = cfg.fc_max_steps_per_turn;
+      o.skip = [&](int64_t i) { return se->Done(suite->cases[static_cast<size_t>(i)].id, t); };
+      o.stop = [&] { return se->run->stop(); };
+      o.on_case = [&](int64_t, const eval::FcOutcome& out) { se->Store({record_of(out, t)}); };
       auto outs = eval::RunFcSuite(*suite, fc_policy, o);
-      if (t == 0) meta["leaderboard"] = eval::FcLeaderboard(outs);  // each benchmark's own aggregate (docs/eval.md)
-      for (auto& out : outs) {
-        eval::TrialRecord r;
-        r.case_id = out.id;
-        r.group = out.category;
-        r.trial = t;
-        r.reward = out.score;
-        r.success = out.score >= 1;
-        r.end_reason = out.failure.empty() ? "answered" : out.failure.substr(0, out.failure.find(':'));
-        r.detail = out.detail;
-        r.components = out.components;
-        r.components["kind"] = out.kind;
-        r.trajectory = out.response;
-        records.push_back(std::move(r));
+      for (size_t i = 0; i < outs.size(); ++i) {
+        const eval::FcCase& c = suite->cases[i];
+        if (outs[i].id.empty()) {  // not run here: the resumed run's record, as an outcome for the leaderboard
+          auto b = se->before.find({c.id, t});
+          if (b == se->before.end()) continue;  // interrupted before it started
+          const eval::TrialRecord& r = b->second;
+          outs[i].id = r.case_id;
+          outs[i].category = r.group;
+          outs[i].source = c.source;
+          outs[i].kind = c.kind;
+          outs[i].score = r.reward;
+          outs[i].detail = r.detail;
+          outs[i].response = r.trajectory;
+          outs[i].components = r.components;
+          outs[i].components.erase("kind");
+          records.push_back(r);
+          continue;
+        }
+        records.push_back(record_of(outs[i], t));
+      }
+      if (t == 0) {  // each benchmark's own aggregate (docs/eval.md), over the cases of the first trial
+        std::vector<eval::FcOutcome> first;
+        for (auto& out : outs)
+          if (!out.id.empty()) first.push_back(std::move(out));
+        meta["leaderboard"] = eval::FcLeaderboard(first);
       }
     }
+    meta["resumed_trials"] = se->before.size();
+    auto summary = eval::Summarize(records, cfg.ks, meta);
+    if (!summary.ok()) return Fail(summary.status());
+    return StoreAndReport(ctx, g_opts.suite, run_cfg, *summary, records, EpisodeErrors("eval", RecordEnds(records)), 0,
+                          se->run.get(), static_cast<int64_t>(suite->cases.size()) * cfg.trials);
   }
-  auto summary = eval::Summarize(records, cfg.ks, meta);
-  if (!summary.ok()) return Fail(summary.status());
-
-  json run_cfg = {{"suite", g_opts.suite}, {"policy", g_opts.policy}, {"judge", g_opts.judge}, {"eval", ctx.config.value("eval", json())}};
-  return StoreAndReport(ctx, g_opts.suite, run_cfg, *summary, records, EpisodeErrors("eval", RecordEnds(records)), 0);
 }
 
 int Compare(Context& ctx) {

@@ -314,7 +314,7 @@ Expected<std::unique_ptr<TrainingRun>> TrainingRun::Open(const TrainingRunOption
   }
   if (!have_run && o.db) {
     K2_ASSIGN_OR_RETURN(tr->run_, CreateRun(o.db, o.kind, o.name, o.config));
-    if (!run_file.empty()) K2_RETURN_IF_ERROR(WriteFileAtomic(run_file, json{{"run", tr->run_}}.dump() + "\n"));
+    if (!run_file.empty()) K2_RETURN_IF_ERROR(WriteFileAtomic(run_file, json{{"run", tr->run_}, {"kind", o.kind}}.dump() + "\n"));
   }
   tr->log_ = std::make_unique<MetricsLogger>(o.db, tr->run_, o.metrics_csv);
   return tr;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -151,6 +152,12 @@ struct FcRunOptions {
   std::optional<double> temperature = 0.0;
   std::optional<int64_t> max_tokens = 1024;
   int max_steps_per_turn = 20;  // state cases: assistant messages with calls allowed in one user turn
+  // Streaming (apps' eval --resume): cases `skip` names (by index) are not run and keep a default outcome
+  // (empty id); so do all cases not started once `stop` is true; `on_case` gets each outcome as it is
+  // scored, on the worker that ran it.
+  std::function<bool(int64_t case_index)> skip;
+  std::function<bool()> stop;
+  std::function<void(int64_t case_index, const FcOutcome&)> on_case;
 };
 // Sends each case (its messages + its functions as tools; session = the case id) to the policy and
 // scores the reply. State cases run turn by turn: the policy acts until it answers without a call; each

@@ -397,10 +397,15 @@ FcOutcome RunStateCase(const FcCase& c, agents::Policy& policy, const FcRunOptio
 
 std::vector<FcOutcome> RunFcSuite(const FcSuite& suite, agents::Policy& policy, const FcRunOptions& opt) {
   std::vector<FcOutcome> out(suite.cases.size());
+  auto scored = [&](int64_t i, FcOutcome o) {
+    if (opt.on_case) opt.on_case(i, o);
+    out[static_cast<size_t>(i)] = std::move(o);
+  };
   auto one = [&](int64_t i) {
     const FcCase& c = suite.cases[static_cast<size_t>(i)];
+    if ((opt.skip && opt.skip(i)) || (opt.stop && opt.stop())) return;
     if (c.kind == "state") {
-      out[static_cast<size_t>(i)] = RunStateCase(c, policy, opt, opt.seed + static_cast<uint64_t>(i));
+      scored(i, RunStateCase(c, policy, opt, opt.seed + static_cast<uint64_t>(i)));
       return;
     }
     agents::PolicyRequest req;
@@ -420,10 +425,10 @@ std::vector<FcOutcome> RunFcSuite(const FcSuite& suite, agents::Policy& policy, 
       o.source = c.source;
       o.failure = "policy_error: " + turn.status().ToString();
       o.detail = o.failure;
-      out[static_cast<size_t>(i)] = std::move(o);
+      scored(i, std::move(o));
       return;
     }
-    out[static_cast<size_t>(i)] = ScoreFcResponse(c, *turn);
+    scored(i, ScoreFcResponse(c, *turn));
   };
   if (opt.threads <= 1) {
     for (int64_t i = 0; i < static_cast<int64_t>(out.size()); ++i) one(i);

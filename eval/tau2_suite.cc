@@ -272,6 +272,7 @@ Expected<std::vector<TrialRecord>> RunNativeTau2(const NativeTau2Options& o, age
     for (size_t j = 0; j < jobs.size(); ++j)
       fs.push_back(pool.Submit([&, j]() {
         const agents::tau2::Task& t = tasks[jobs[j].task];
+        if ((o.skip && o.skip(t.id, jobs[j].trial)) || (o.stop && o.stop())) return;
         uint64_t seed = o.seed * 1000003ULL + std::hash<std::string>{}(t.id) + static_cast<uint64_t>(jobs[j].trial) * 7919ULL;
         std::unique_ptr<agents::tau2::UserSim> user = user_llm ? agents::tau2::MakeLlmUser(user_llm, t, o.guidelines, user_tools, seed)
                                                                : agents::tau2::MakeScriptedUser(t, domain->ToolSpecs(true));
@@ -295,12 +296,14 @@ Expected<std::vector<TrialRecord>> RunNativeTau2(const NativeTau2Options& o, age
         r.detail = run->error.empty() ? ev->info.dump() : run->error + "\n" + ev->info.dump();
         r.components = ev->breakdown;
         if (o.keep_trajectories) r.trajectory = run->trajectory;
+        if (o.on_trial) o.on_trial(r);
         out[j] = std::move(r);
       }));
     for (auto& f : fs) f.get();
   }
   std::vector<TrialRecord> records;
   for (auto& r : out) {
+    if (!r) continue;  // skipped, or not started after stop
     if (!r->ok()) return r->status();
     records.push_back(std::move(**r));
   }

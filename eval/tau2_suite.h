@@ -129,6 +129,12 @@ struct NativeTau2Options {
   rewards::ChatFn judge;   // NL_ASSERTION judge (required when a selected task's basis needs it)
   std::string guidelines;  // the LLM user's simulation guidelines (τ²'s simulation_guidelines.md text)
   bool keep_trajectories = true;
+  // Streaming (apps' eval --resume): trials `skip` names are not run (an earlier run holds them) and not
+  // returned; `stop` is checked before each episode (interrupt: no new episodes); `on_trial` gets each
+  // trial as it ends, on the worker that ran it.
+  std::function<bool(const std::string& task_id, int trial)> skip;
+  std::function<bool()> stop;
+  std::function<void(const TrialRecord&)> on_trial;
 };
 
 // The tasks a NativeTau2Options selects (file, split, max_tasks), in file order.
@@ -137,7 +143,8 @@ Expected<std::vector<agents::tau2::Task>> SelectNativeTau2Tasks(const NativeTau2
 // Runs tasks x trials episodes of a native τ² domain: `agent` acts; `user_llm` plays the user (τ²'s LLM
 // user) or, when null, the scripted offline user does. Records are ordered by task then trial; group =
 // domain; components = τ²'s reward breakdown; trajectory = τ² messages. A broken task or a judge
-// failure is an error for the whole run (before or after episodes, never a silent 0).
+// failure is an error for the whole run (before or after episodes, never a silent 0). Skipped trials
+// and those never started after `stop` are absent from the result.
 Expected<std::vector<TrialRecord>> RunNativeTau2(const NativeTau2Options& o, agents::Policy& agent, agents::Policy* user_llm);
 
 

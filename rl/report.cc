@@ -77,9 +77,75 @@ Expected<RunMetrics> ReadRunMetrics(Db* db, int64_t run) {
   return m;
 }
 
-std::string RenderSvg(const RunMetrics& metrics, const std::vector<std::string>& keys, int cols) {
-  const double W = 300, H = 170, pl = 48, pr = 10, pt = 22, pb = 24;
-  cols = std::max(1, cols);
+const std::vector<std::pair<std::string, std::string>>& ReportPanels() {
+  static const std::vector<std::pair<std::string, std::string>> p = {
+      {"reward", "Reward"},       {"success", "Success"},       {"length", "Length"},
+      {"loss", "Loss"},           {"heldout", "Held-out"},      {"optimizer", "Optimizer"},
+      {"throughput", "Throughput"}, {"other", "Other"}};
+  return p;
+}
+
+std::string MetricPanel(const std::string& key) {
+  auto has = [&](const char* part) { return key.find(part) != std::string::npos; };
+  auto starts = [&](const char* pre) { return key.rfind(pre, 0) == 0; };
+  if (starts("source.")) return "source";
+  if (starts("eval_") || starts("heldout")) return "heldout";
+  if (has("per_s") || starts("time_") || has("seconds") || has("_ms") || starts("mfu")) return "throughput";
+  if (has("success") || has("pass") || has("accuracy") || has("agreement")) return "success";
+  if (has("reward") || has("advantage") || has("score") || starts("budget")) return "reward";
+  if (has("loss") || has("kl") || has("entropy") || has("ppl") || has("logp")) return "loss";
+  if (has("length") || has("tokens") || has("turns") || has("tool_calls") || has("positions") || has("truncated"))
+    return "length";
+  if (starts("lr") || has("grad") || has("logit") || has("qk_") || has("clip") || has("expert") || has("temperature") ||
+      has("coef") || has("update_"))
+    return "optimizer";
+  return "other";
+}
+
+Series Smooth(const Series& s, double w) {
+  if (w <= 0) return s;
+  Series out;
+  out.reserve(s.size());
+  double acc = 0, norm = 0;
+  for (auto [x, v] : s) {
+    if (!std::isfinite(v)) continue;
+    acc = w * acc + (1 - w) * v;
+    norm = w * norm + (1 - w);
+    out.push_back({x, acc / norm});
+  }
+  return out;
+}
+
+bool IsConstantSeries(const std::vector<const RunMetrics*>& runs, const std::string& key) {
+  bool any = false;
+  double first = 0;
+  for (const RunMetrics* m : runs) {
+    auto it = m->find(key);
+    if (it == m->end()) continue;
+    for (auto [x, v] : it->second) {
+      if (!std::isfinite(v)) continue;
+      if (!any) {
+        any = true;
+        first = v;
+      } else if (v != first) {
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+namespace {
+const char* const kRunColors[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"};
+const char* RunColor(size_t i) { return kRunColors[i % (sizeof kRunColors / sizeof kRunColors[0])]; }
+}  // namespace
+
+std::string RenderCharts(const std::vector<const RunMetrics*>& runs, const std::vector<std::string>& keys,
+                         const ChartOptions& opt) {
+  // Plot area: x in [pl, W - pr], y in [pt, H - pb]; the y title runs up the left edge, the x title
+  // under the x labels.
+  const double W = 300, H = 180, pl = 56, pr = 10, pt = 22, pb = 34;
+  const int cols = std::max(1, opt.cols);
   const int n = static_cast<int>(keys.size());
   const int rows = (n + cols - 1) / cols;
   std::ostringstream o;
@@ -87,78 +153,212 @@ std::string RenderSvg(const RunMetrics& metrics, const std::vector<std::string>&
     << "\" font-family=\"sans-serif\" font-size=\"10\">\n";
   for (int i = 0; i < n; ++i) {
     const double x0 = (i % cols) * W, y0 = (i / cols) * H;
-    o << "<g transform=\"translate(" << x0 << "," << y0 << ")\" class=\"chart\">\n";
+    o << "<g transform=\"translate(" << x0 << "," << y0 << ")\" class=\"chart\" data-key=\"" << HtmlEscape(keys[i]) << "\">\n";
     o << "<text x=\"" << pl << "\" y=\"14\" font-size=\"12\" font-weight=\"bold\">" << HtmlEscape(keys[i]) << "</text>\n";
-    auto it = metrics.find(keys[i]);
-    std::vector<std::pair<double, double>> pts;
-    if (it != metrics.end())
-      for (auto [s, v] : it->second)
-        if (std::isfinite(v)) pts.push_back({static_cast<double>(s), v});
     o << "<rect x=\"" << pl << "\" y=\"" << pt << "\" width=\"" << W - pl - pr << "\" height=\"" << H - pt - pb
       << "\" fill=\"none\" stroke=\"#999\"/>\n";
-    if (pts.empty()) {
+    o << "<text class=\"xlabel\" x=\"" << Px((pl + W - pr) / 2) << "\" y=\"" << H - 4 << "\" text-anchor=\"middle\">"
+      << HtmlEscape(opt.x_title) << "</text>\n";
+    o << "<text class=\"ylabel\" transform=\"translate(10," << Px((pt + H - pb) / 2)
+      << ") rotate(-90)\" text-anchor=\"middle\">" << HtmlEscape(keys[i]) << "</text>\n";
+    std::vector<std::vector<std::pair<double, double>>> pts(runs.size());
+    bool any = false;
+    double xmin = 0, xmax = 0, ymin = 0, ymax = 0;
+    for (size_t r = 0; r < runs.size(); ++r) {
+      auto it = runs[r]->find(keys[i]);
+      if (it == runs[r]->end()) continue;
+      for (auto [st, v] : it->second) {
+        if (!std::isfinite(v)) continue;
+        const double x = static_cast<double>(st);
+        if (!any) xmin = xmax = x, ymin = ymax = v;
+        any = true;
+        xmin = std::min(xmin, x), xmax = std::max(xmax, x), ymin = std::min(ymin, v), ymax = std::max(ymax, v);
+        pts[r].push_back({x, v});
+      }
+    }
+    if (!any) {
       o << "<text x=\"" << pl + 10 << "\" y=\"" << H / 2 << "\">no data</text>\n</g>\n";
       continue;
-    }
-    double xmin = pts.front().first, xmax = pts.front().first, ymin = pts.front().second, ymax = ymin;
-    for (auto [x, y] : pts) {
-      xmin = std::min(xmin, x), xmax = std::max(xmax, x), ymin = std::min(ymin, y), ymax = std::max(ymax, y);
     }
     const double xs = xmax > xmin ? xmax - xmin : 1, ys = ymax > ymin ? ymax - ymin : 1;
     auto X = [&](double x) { return pl + (x - xmin) / xs * (W - pl - pr); };
     auto Y = [&](double y) { return ymax > ymin ? H - pb - (y - ymin) / ys * (H - pt - pb) : (pt + H - pb) / 2; };
     o << "<text x=\"" << pl - 4 << "\" y=\"" << pt + 8 << "\" text-anchor=\"end\">" << Num(ymax) << "</text>\n";
     o << "<text x=\"" << pl - 4 << "\" y=\"" << H - pb << "\" text-anchor=\"end\">" << Num(ymin) << "</text>\n";
-    o << "<text x=\"" << pl << "\" y=\"" << H - 8 << "\">" << Num(xmin) << "</text>\n";
-    o << "<text x=\"" << W - pr << "\" y=\"" << H - 8 << "\" text-anchor=\"end\">" << Num(xmax) << "</text>\n";
-    o << "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" points=\"";
-    for (auto [x, y] : pts) o << Px(X(x)) << "," << Px(Y(y)) << " ";
-    o << "\"/>\n";
-    if (pts.size() == 1) o << "<circle cx=\"" << Px(X(pts[0].first)) << "\" cy=\"" << Px(Y(pts[0].second)) << "\" r=\"2\"/>\n";
+    o << "<text x=\"" << pl << "\" y=\"" << H - pb + 12 << "\">" << Num(xmin) << "</text>\n";
+    o << "<text x=\"" << W - pr << "\" y=\"" << H - pb + 12 << "\" text-anchor=\"end\">" << Num(xmax) << "</text>\n";
+    auto line = [&](const std::vector<std::pair<double, double>>& p, const char* cls, const char* color, const char* extra) {
+      o << "<polyline class=\"" << cls << "\" fill=\"none\" stroke=\"" << color << "\"" << extra << " points=\"";
+      for (auto [x, y] : p) o << Px(X(x)) << "," << Px(Y(y)) << " ";
+      o << "\"/>\n";
+    };
+    for (size_t r = 0; r < runs.size(); ++r) {
+      if (pts[r].empty()) continue;
+      const bool smooth = opt.smooth > 0 && pts[r].size() > 8;
+      if (smooth) {
+        line(pts[r], "raw", RunColor(r), " stroke-width=\"1\" stroke-opacity=\"0.3\"");
+        Series s;
+        for (auto [x, y] : pts[r]) s.push_back({static_cast<int64_t>(x), y});
+        std::vector<std::pair<double, double>> sm;
+        for (auto [x, y] : Smooth(s, opt.smooth)) sm.push_back({static_cast<double>(x), y});
+        line(sm, "smooth", RunColor(r), " stroke-width=\"1.8\"");
+      } else {
+        line(pts[r], "raw", RunColor(r), " stroke-width=\"1.5\"");
+      }
+      if (pts[r].size() == 1)
+        o << "<circle cx=\"" << Px(X(pts[r][0].first)) << "\" cy=\"" << Px(Y(pts[r][0].second)) << "\" r=\"2\" fill=\""
+          << RunColor(r) << "\"/>\n";
+    }
     o << "</g>\n";
   }
   o << "</svg>\n";
   return o.str();
 }
 
-std::string RenderReportHtml(const std::string& title, const RunMetrics& metrics, const std::vector<json>& trajectories) {
-  std::vector<std::string> keys;
-  // The headline curves first, then the rest alphabetically (per-head max logits are left out).
-  const char* first[] = {"success_rate", "reward_mean", "reward_std", "loss_policy", "loss_ptx", "eval_loss", "loss",
-                         "temperature", "ptx_coef", "budget_penalty", "response_length", "entropy"};
-  for (const char* k : first)
-    if (metrics.count(k)) keys.push_back(k);
-  // Per task source (a mixture run: "source.<name>.<metric>"): a section of their own.
-  std::vector<std::string> source_keys;
-  for (const auto& [k, s] : metrics) {
-    if (k.rfind("source.", 0) == 0) {
-      source_keys.push_back(k);
-      continue;
+std::string RenderSvg(const RunMetrics& metrics, const std::vector<std::string>& keys, int cols) {
+  ChartOptions o;
+  o.cols = cols;
+  return RenderCharts({&metrics}, keys, o);
+}
+
+namespace {
+
+// The held-out results of eval runs: one table per run of its pass^k rows.
+void RenderHeldOut(std::ostringstream& o, const std::vector<ReportRun>& runs) {
+  bool any = false;
+  for (const auto& r : runs) any = any || (r.summary.is_object() && r.summary.contains("rows"));
+  if (!any) return;
+  o << "<h2>Held-out results</h2>\n";
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const json& s = runs[i].summary;
+    if (!s.is_object() || !s.contains("rows") || !s["rows"].is_array()) continue;
+    std::vector<std::string> ks;
+    for (const auto& row : s["rows"])
+      if (row.contains("pass_hat") && row["pass_hat"].is_object())
+        for (auto& [k, v] : row["pass_hat"].items())
+          if (std::find(ks.begin(), ks.end(), k) == ks.end()) ks.push_back(k);
+    o << "<h3 style=\"color:" << RunColor(i) << "\">" << HtmlEscape(runs[i].label);
+    if (s.contains("suite") && s["suite"].is_string()) o << ": " << HtmlEscape(s["suite"].get<std::string>());
+    if (s.contains("policy") && s["policy"].is_string()) o << ", policy " << HtmlEscape(s["policy"].get<std::string>());
+    o << "</h3>\n<table class=\"heldout\"><tr><th>group</th><th>tasks</th><th>trials</th><th>avg reward</th>";
+    for (const auto& k : ks) o << "<th>pass^" << HtmlEscape(k) << "</th>";
+    o << "</tr>\n";
+    for (const auto& row : s["rows"]) {
+      auto num = [&](const char* k) { return row.contains(k) && row[k].is_number() ? Num(row[k].get<double>()) : "-"; };
+      o << "<tr><td style=\"text-align:left\">" << HtmlEscape(row.value("group", std::string())) << "</td><td>"
+        << num("tasks") << "</td><td>" << num("trials") << "</td><td>" << num("avg_reward") << "</td>";
+      for (const auto& k : ks) {
+        const json& ph = row.contains("pass_hat") ? row["pass_hat"] : json();
+        o << "<td>" << (ph.is_object() && ph.contains(k) && ph[k].is_number() ? Num(ph[k].get<double>()) : "-") << "</td>";
+      }
+      o << "</tr>\n";
     }
-    if (std::find(keys.begin(), keys.end(), k) == keys.end() && k.rfind("max_logit/", 0) != 0) keys.push_back(k);
+    o << "</table>\n";
   }
+}
+
+}  // namespace
+
+std::string RenderReportHtml(const std::string& title, const std::vector<ReportRun>& runs,
+                             const std::vector<json>& trajectories) {
+  std::vector<const RunMetrics*> ms;
+  bool rl = false;
+  for (const auto& r : runs) {
+    ms.push_back(&r.metrics);
+    rl = rl || r.kind == "rl";
+  }
+  // Every key of every run, except the per-head max logits (max_logit is their maximum).
+  std::vector<std::string> keys, source_keys;
+  for (const RunMetrics* m : ms)
+    for (const auto& [k, s] : *m) {
+      if (k.rfind("max_logit/", 0) == 0) continue;
+      auto& into = MetricPanel(k) == "source" ? source_keys : keys;
+      if (std::find(into.begin(), into.end(), k) == into.end()) into.push_back(k);
+    }
+  std::sort(keys.begin(), keys.end());
+  std::sort(source_keys.begin(), source_keys.end());
+  ChartOptions co;
+  co.cols = 4;
+  co.x_title = rl ? "iteration" : "step";
+  co.smooth = 0.6;
+
   std::ostringstream o;
   o << "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" << HtmlEscape(title) << "</title>\n<style>\n"
-    << "body{font-family:sans-serif;margin:20px;max-width:1300px}table{border-collapse:collapse}"
+    << "body{font-family:sans-serif;margin:20px;max-width:1300px}table{border-collapse:collapse;margin-bottom:8px}"
     << "td,th{border:1px solid #ccc;padding:2px 8px;font-size:12px;text-align:right}th{background:#eee}"
+    << ".panel{margin:8px 0}.legend li{font-weight:bold}.constants{font-size:12px;color:#555}"
     << ".msg{border-left:4px solid #ccc;margin:6px 0;padding:4px 8px;white-space:pre-wrap;font-size:12px}"
     << ".user{border-color:#2ca02c}.assistant{border-color:#1f77b4}.tool{border-color:#ff7f0e}.system{border-color:#999}"
     << ".role{font-weight:bold}\n</style></head><body>\n";
-  o << "<h1>" << HtmlEscape(title) << "</h1>\n<h2>Summary</h2>\n<table id=\"summary\"><tr><th>metric</th><th>first</th>"
-    << "<th>last</th><th>points</th></tr>\n";
-  for (const auto& k : keys) {
-    const Series& s = metrics.at(k);
-    if (s.empty()) continue;
-    o << "<tr><td style=\"text-align:left\">" << HtmlEscape(k) << "</td><td>" << Num(s.front().second) << "</td><td>"
-      << Num(s.back().second) << "</td><td>" << s.size() << "</td></tr>\n";
+  o << "<h1>" << HtmlEscape(title) << "</h1>\n";
+  if (runs.size() > 1) {
+    o << "<ul class=\"legend\">\n";
+    for (size_t i = 0; i < runs.size(); ++i)
+      o << "<li style=\"color:" << RunColor(i) << "\">" << HtmlEscape(runs[i].label) << "</li>\n";
+    o << "</ul>\n";
   }
-  o << "</table>\n<h2>Curves</h2>\n" << RenderSvg(metrics, keys, 4);
+  RenderHeldOut(o, runs);
+  for (size_t i = 0; i < runs.size(); ++i)
+    if (runs[i].kind == "simulate" && runs[i].summary.is_object() && !runs[i].summary.empty()) {
+      o << "<h2>" << HtmlEscape(runs[i].label) << "</h2>\n<table class=\"simulate\">";
+      for (auto& [k, v] : runs[i].summary.items())
+        o << "<tr><th style=\"text-align:left\">" << HtmlEscape(k) << "</th><td>" << HtmlEscape(v.is_string() ? v.get<std::string>() : v.dump())
+          << "</td></tr>\n";
+      o << "</table>\n";
+    }
+
+  if (!keys.empty()) {
+    o << "<h2>Summary</h2>\n<table id=\"summary\"><tr><th>metric</th>";
+    for (const auto& r : runs) {
+      const std::string l = runs.size() > 1 ? " (" + HtmlEscape(r.label) + ")" : "";
+      o << "<th>first" << l << "</th><th>last" << l << "</th><th>points" << l << "</th>";
+    }
+    o << "</tr>\n";
+    for (const auto& k : keys) {
+      o << "<tr><td style=\"text-align:left\">" << HtmlEscape(k) << "</td>";
+      for (const RunMetrics* m : ms) {
+        auto it = m->find(k);
+        if (it == m->end() || it->second.empty()) {
+          o << "<td>-</td><td>-</td><td>0</td>";
+          continue;
+        }
+        o << "<td>" << Num(it->second.front().second) << "</td><td>" << Num(it->second.back().second) << "</td><td>"
+          << it->second.size() << "</td>";
+      }
+      o << "</tr>\n";
+    }
+    o << "</table>\n<h2>Curves</h2>\n";
+    std::vector<std::string> constants;
+    for (const auto& [id, name] : ReportPanels()) {
+      std::vector<std::string> drawn;
+      for (const auto& k : keys) {
+        if (MetricPanel(k) != id) continue;
+        if (IsConstantSeries(ms, k)) constants.push_back(k);
+        else drawn.push_back(k);
+      }
+      if (drawn.empty()) continue;
+      o << "<section class=\"panel\" id=\"panel-" << id << "\"><h3>" << name << "</h3>\n" << RenderCharts(ms, drawn, co)
+        << "</section>\n";
+    }
+    if (!constants.empty()) {
+      o << "<p class=\"constants\">Constant over the run" << (runs.size() > 1 ? "s" : "") << " (not drawn): ";
+      for (size_t i = 0; i < constants.size(); ++i) {
+        const Series* s = nullptr;
+        for (const RunMetrics* m : ms)
+          if (auto it = m->find(constants[i]); it != m->end() && !it->second.empty()) s = &it->second;
+        o << (i ? "; " : "") << HtmlEscape(constants[i]) << " = " << (s ? Num(s->front().second) : "-");
+      }
+      o << "</p>\n";
+    }
+  }
   if (!source_keys.empty()) {
-    // One row per source: its reward, success and length, first and last iteration.
+    // One row per source: its reward, success and length, first and last iteration (the first run's).
     std::map<std::string, std::map<std::string, const Series*>> by_source;
     for (const auto& k : source_keys) {
       const size_t dot = k.rfind('.');
-      by_source[k.substr(7, dot - 7)][k.substr(dot + 1)] = &metrics.at(k);
+      for (const RunMetrics* m : ms)
+        if (auto it = m->find(k); it != m->end() && !by_source[k.substr(7, dot - 7)].count(k.substr(dot + 1)))
+          by_source[k.substr(7, dot - 7)][k.substr(dot + 1)] = &it->second;
     }
     o << "<h2>Per task source</h2>\n<table id=\"sources\"><tr><th>source</th><th>reward first</th><th>reward last</th>"
       << "<th>success first</th><th>success last</th><th>length last</th></tr>\n";
@@ -171,7 +371,11 @@ std::string RenderReportHtml(const std::string& title, const RunMetrics& metrics
       o << "<tr><td style=\"text-align:left\">" << HtmlEscape(name) << "</td><td>" << cell(m, "reward_mean", false)
         << "</td><td>" << cell(m, "reward_mean", true) << "</td><td>" << cell(m, "success_rate", false) << "</td><td>"
         << cell(m, "success_rate", true) << "</td><td>" << cell(m, "response_length", true) << "</td></tr>\n";
-    o << "</table>\n" << RenderSvg(metrics, source_keys, 4);
+    o << "</table>\n";
+    std::vector<std::string> drawn;
+    for (const auto& k : source_keys)
+      if (!IsConstantSeries(ms, k)) drawn.push_back(k);
+    if (!drawn.empty()) o << "<section class=\"panel\" id=\"panel-source\">\n" << RenderCharts(ms, drawn, co) << "</section>\n";
   }
   o << "<h2>Trajectories</h2>\n<p><select id=\"pick\"></select> <span id=\"meta\"></span></p>\n<div id=\"view\"></div>\n";
   json data = json::array();
@@ -184,21 +388,33 @@ std::string RenderReportHtml(const std::string& title, const RunMetrics& metrics
     if (c == '<') safe += "\\u003c";
     else safe += c;
   }
+  // Tool calls come as OpenAI's {"function": {"name", "arguments": "JSON text"}} or τ²'s {"name",
+  // "arguments": {...}}; content may be absent or a list of parts.
   o << "<script>\nconst T = " << safe << ";\n"
     << "const pick = document.getElementById('pick'), view = document.getElementById('view'),"
     << " meta = document.getElementById('meta');\n"
     << "function esc(s){return String(s).replace(/[&<>\"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','\"':'&quot;'}[c]));}\n"
+    << "function text(c){if(c===undefined||c===null)return '';return typeof c==='string'?c:JSON.stringify(c);}\n"
+    << "function call(c){const f=c.function||c;const a=f.arguments;return esc(f.name)+'('+esc(typeof a==='string'?a:JSON.stringify(a===undefined?{}:a))+')';}\n"
     << "T.forEach((t,i)=>{const o=document.createElement('option');o.value=i;"
     << "const it=(t.provenance||{}).rl_iteration;o.textContent=(it!==undefined?'iter '+it+' ':'')+t.task_id+' #'+t.trial+"
     << "' reward '+t.reward+' ('+t.end_reason+')';pick.appendChild(o);});\n"
     << "function show(i){const t=T[i];if(!t){view.textContent='no trajectories';return;}"
-    << "meta.textContent='turns '+t.turns+', tool calls '+(t.tool_calls||[]).length+', reward '+t.reward;"
+    << "const calls=(t.tool_calls||[]).length||(t.messages||[]).reduce((n,m)=>n+(m.tool_calls||[]).length,0);"
+    << "meta.textContent='turns '+(t.turns!==undefined?t.turns:(t.messages||[]).filter(m=>m.role==='assistant').length)+"
+    << "', tool calls '+calls+', reward '+t.reward;"
     << "view.innerHTML=(t.messages||[]).map(m=>{let h='<div class=\"msg '+esc(m.role)+'\"><span class=\"role\">'+esc(m.role)+"
-    << "(m.name?' '+esc(m.name):'')+'</span>\\n'+esc(m.content||'');"
-    << "(m.tool_calls||[]).forEach(c=>{h+='\\n&rarr; '+esc(c.function.name)+'('+esc(c.function.arguments)+')';});"
+    << "(m.name?' '+esc(m.name):'')+'</span>\\n'+esc(text(m.content));"
+    << "(m.tool_calls||[]).forEach(c=>{h+='\\n&rarr; '+call(c);});"
     << "return h+'</div>';}).join('');}\n"
     << "pick.onchange=()=>show(pick.value);show(0);\n</script>\n</body></html>\n";
   return o.str();
+}
+
+std::string RenderReportHtml(const std::string& title, const RunMetrics& metrics, const std::vector<json>& trajectories) {
+  ReportRun r;
+  r.metrics = metrics;
+  return RenderReportHtml(title, std::vector<ReportRun>{r}, trajectories);
 }
 
 }  // namespace k2::rl

@@ -95,13 +95,17 @@ TEST_F(InterruptTest, SimulateResumesToTheUninterruptedOutputAfterSigintAndSigki
   }
 }
 
-// eval: a task source and a τ² suite (the builtin held-out one), each interrupted by SIGTERM mid-run and
-// resumed to the uninterrupted run's pass^k table, in one run.
+// eval: every kind of evaluation (a task source, a τ² suite file / builtin suite, τ²-bench's own mock
+// domain, ACEBench's folder), each interrupted by SIGTERM mid-run and resumed to the uninterrupted run's
+// pass^k table (and benchmark leaderboard), in one run.
 TEST_F(InterruptTest, EvalResumesToTheUninterruptedTable) {
   const std::string math = std::string(K2GYM_SOURCE_DIR) + "/tests/pipeline/data/math.jsonl";
+  const std::string data = std::string(K2GYM_SOURCE_DIR) + "/../shared/data";
   const std::vector<std::pair<std::string, int>> cmds = {
       {"--json eval --source math:" + math + " --policy gold --trials 30 --k 1,2 --threads 2", 90},
-      {"--json eval --suite builtin:heldout-small --policy random --trials 3 --k 1,2 --threads 2", 48}};
+      {"--json eval --suite builtin:heldout-small --policy random --trials 3 --k 1,2 --threads 2", 48},
+      {"--json eval --suite tau2:mock --tau2-data " + data + "/tau2 --policy random --trials 4 --k 1,2 --threads 2", 40},
+      {"--json eval --suite acebench:" + data + "/acebench --policy oracle --trials 1 --k 1 --threads 2", 1023}};
   for (const auto& [cmd, planned] : cmds) {
     SCOPED_TRACE(cmd);
     fs::remove(dir_ / "ref.db");
@@ -117,6 +121,8 @@ TEST_F(InterruptTest, EvalResumesToTheUninterruptedTable) {
     auto b = ParseJson(res.out.substr(res.out.find('{')), "resumed");
     ASSERT_TRUE(a.ok() && b.ok()) << ref.out << res.out;
     EXPECT_EQ((*a)["rows"], (*b)["rows"]) << "the same pass^k table";
+    EXPECT_EQ((*a).value("leaderboard", json()), (*b).value("leaderboard", json())) << "the same leaderboard";
+    EXPECT_EQ((*a)["trials_detail"], (*b)["trials_detail"]) << "every trial, in the same order";
     EXPECT_EQ((*b)["planned_trials"], planned);
     EXPECT_GE((*b)["resumed_trials"].get<int64_t>(), 17);
     EXPECT_LT((*b)["resumed_trials"].get<int64_t>(), planned);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <cmath>
 #include <fstream>
 
 namespace k2::rl {
@@ -35,8 +36,8 @@ TEST(RenderSvg, PlacesTheExtremesAtThePlotEdges) {
   m["reward"] = {{0, 0.0}, {1, 0.5}, {2, 1.0}};
   std::string svg = RenderSvg(m, {"reward", "missing"}, 2);
   EXPECT_EQ(svg.rfind("<svg", 0), 0u);
-  // Plot area: x in [48, 290], y in [22, 146]: the first point sits bottom-left, the last top-right.
-  EXPECT_NE(svg.find("points=\"48.0,146.0 169.0,84.0 290.0,22.0 \""), std::string::npos) << svg;
+  // Plot area: x in [56, 290], y in [22, 146]: the first point sits bottom-left, the last top-right.
+  EXPECT_NE(svg.find("points=\"56.0,146.0 173.0,84.0 290.0,22.0 \""), std::string::npos) << svg;
   EXPECT_NE(svg.find("no data"), std::string::npos);
 }
 
@@ -54,6 +55,71 @@ TEST(RenderReportHtml, EmbedsTrajectoriesWithoutEndingTheScript) {
   size_t n = 0;
   for (size_t p = html.find("<script>"); p != std::string::npos; p = html.find("<script>", p + 1)) ++n;
   EXPECT_EQ(n, 1u);
+}
+
+TEST(MetricPanel, GroupsKeysByWhatTheyMeasure) {
+  EXPECT_EQ(MetricPanel("reward_mean"), "reward");
+  EXPECT_EQ(MetricPanel("success_rate"), "success");
+  EXPECT_EQ(MetricPanel("critic_agreement"), "success");
+  EXPECT_EQ(MetricPanel("response_length"), "length");
+  EXPECT_EQ(MetricPanel("policy_tokens"), "length");
+  EXPECT_EQ(MetricPanel("loss_policy"), "loss");
+  EXPECT_EQ(MetricPanel("kl"), "loss");
+  EXPECT_EQ(MetricPanel("eval_loss"), "heldout");
+  EXPECT_EQ(MetricPanel("grad_norm"), "optimizer");
+  EXPECT_EQ(MetricPanel("lr"), "optimizer");
+  EXPECT_EQ(MetricPanel("max_logit"), "optimizer");
+  EXPECT_EQ(MetricPanel("tokens_per_s"), "throughput");
+  EXPECT_EQ(MetricPanel("time_rollout_s"), "throughput");
+  EXPECT_EQ(MetricPanel("source.math.reward_mean"), "source");
+  EXPECT_EQ(MetricPanel("something_new"), "other");
+  for (const auto& [id, title] : ReportPanels()) EXPECT_FALSE(title.empty()) << id;
+}
+
+TEST(Smooth, IsADebiasedMovingAverage) {
+  Series s = {{0, 1.0}, {1, 3.0}, {2, std::nan("")}, {3, 3.0}};
+  Series m = Smooth(s, 0.5);
+  ASSERT_EQ(m.size(), 3u) << "non-finite points are skipped";
+  EXPECT_DOUBLE_EQ(m[0].second, 1.0) << "debiased: the first point is itself, not pulled to 0";
+  EXPECT_DOUBLE_EQ(m[1].second, (0.5 * 0.5 * 1 + 0.5 * 3) / (0.5 * 0.5 + 0.5));
+  EXPECT_EQ(m[2].first, 3);
+  EXPECT_EQ(Smooth(s, 0).size(), s.size());
+}
+
+TEST(RenderReportHtml, OverlaysRunsGroupsPanelsAndListsConstantSeries) {
+  ReportRun a, b;
+  a.label = "run A";
+  b.label = "run B";
+  a.kind = b.kind = "rl";
+  for (int i = 0; i < 12; ++i) {
+    a.metrics["reward_mean"].push_back({i, 0.1 * i});
+    b.metrics["reward_mean"].push_back({i, 0.05 * i});
+    a.metrics["ptx_coef"].push_back({i, 0.1});
+    b.metrics["ptx_coef"].push_back({i, 0.1});
+  }
+  a.metrics["loss_policy"] = {{0, 1.0}, {1, 0.5}};
+  b.summary = {{"suite", "builtin:heldout-small"},
+               {"rows", json::array({{{"group", "all"}, {"tasks", 16}, {"trials", 48}, {"avg_reward", 0.5},
+                                      {"pass_hat", {{"1", 0.5}, {"2", 0.25}}}}})}};
+  std::string html = RenderReportHtml("A vs B", std::vector<ReportRun>{a, b}, std::vector<json>{});
+  auto count = [&](const std::string& needle) {
+    size_t n = 0;
+    for (size_t p = html.find(needle); p != std::string::npos; p = html.find(needle, p + 1)) ++n;
+    return n;
+  };
+  EXPECT_EQ(count("<li style=\"color:"), 2u) << "a legend entry per run";
+  EXPECT_EQ(count("<section class=\"panel\""), 2u) << "reward and loss panels; the constant one is not drawn";
+  EXPECT_NE(html.find("id=\"panel-reward\""), std::string::npos);
+  EXPECT_NE(html.find("id=\"panel-loss\""), std::string::npos);
+  EXPECT_EQ(html.find("id=\"panel-optimizer\""), std::string::npos);
+  EXPECT_NE(html.find("(not drawn): ptx_coef = 0.1"), std::string::npos);
+  // reward_mean: 12 points per run, raw (faint) + smoothed per run; loss_policy: one run, 2 points, raw.
+  EXPECT_EQ(count("class=\"smooth\""), 2u);
+  EXPECT_EQ(count("class=\"raw\""), 3u);
+  EXPECT_EQ(count(">iteration</text>"), 2u) << "x axis titled per chart";
+  EXPECT_NE(html.find("<table class=\"heldout\">"), std::string::npos);
+  EXPECT_NE(html.find("<th>pass^2</th>"), std::string::npos);
+  EXPECT_NE(html.find("<th>first (run A)</th>"), std::string::npos);
 }
 
 }  // namespace
