@@ -205,6 +205,33 @@ TEST_F(SftDist, ARunStoppedAtTwoRanksResumesAtThree) {
   ExpectSameWeights("one", "s");
 }
 
+// torchrun as users launch it (`--no-python`; torch 1.13 spells it --no_python): its agent serves a
+// store on MASTER_PORT and says so (TORCHELASTIC_USE_AGENT_STORE=True), so k2gym's rendezvous moves to
+// MASTER_PORT + 1. Skipped where /usr/bin/python3 has no torch.
+TEST_F(SftDist, TorchrunNoPythonLaunchEqualsOneProcess) {
+  if (Shell("/usr/bin/python3 -c 'import torch.distributed.run'").code != 0)
+    GTEST_SKIP() << "no torch for /usr/bin/python3 (python3-torch)";
+  // torch 1.13's launcher under Python 3.11 turns its default --redirects/--tee into None (an IntFlag
+  // change); mapped back to "no redirection" before its own main() runs.
+  std::ofstream(dir_ / "torchrun.py") << R"(import torch.distributed.elastic.multiprocessing as mp
+import torch.distributed.elastic.multiprocessing.api as api
+_to_map = api.to_map
+def to_map(v, n):
+    return {i: api.Std.NONE for i in range(n)} if v is None else _to_map(v, n)
+api.to_map = mp.to_map = to_map
+from torch.distributed.run import main
+main()
+)";
+  Result one = Shell(Sft("one"));
+  ASSERT_EQ(one.code, 0) << one.err;
+  const std::string port = std::to_string(FreePort());
+  Result t = Shell("/usr/bin/python3 torchrun.py --nnodes 1 --nproc_per_node 2 --master_addr 127.0.0.1 --master_port " +
+                   port + " --no_python " + Sft("tr"));
+  ASSERT_EQ(t.code, 0) << t.out << t.err;
+  ExpectSameWeights("one", "tr");
+  ExpectSameMetrics(ReadMetrics("one"), ReadMetrics("tr"), "torchrun");
+}
+
 TEST_F(SftDist, ARankKilledMidRunMakesTheOtherExitWithANamedError) {
   const auto t0 = std::chrono::steady_clock::now();
   Result r = Ranks(2, Sft("k", " --set sft.dist.timeout_s=20"), {{1, "K2GYM_CRASH_AT=train.step@2"}});
