@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstring>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include <gloo/allreduce.h>
 #include <gloo/barrier.h>
@@ -130,6 +132,20 @@ class GlooComm final : public Communicator {
       return FromException(e).Context("rank " + std::to_string(rank_) + " of " + std::to_string(world_) +
                                        ": connecting the Gloo mesh");
     }
+    // Gloo's errors name a peer by its address: every rank publishes the address of its pair with each
+    // other rank, so that an error here can say which rank is behind it.
+    for (int r = 0; r < world_; ++r) {
+      if (r == rank_) continue;
+      const std::string a = ctx_->getPair(r)->address().str();
+      K2_RETURN_IF_ERROR(store_->Set("k2gym/pair/" + std::to_string(rank_) + "/" + std::to_string(r), {a.begin(), a.end()}));
+    }
+    for (int r = 0; r < world_; ++r) {
+      if (r == rank_) continue;
+      const std::string key = "k2gym/pair/" + std::to_string(r) + "/" + std::to_string(rank_);
+      K2_RETURN_IF_ERROR(store_->Wait({key}, timeout_));
+      K2_ASSIGN_OR_RETURN(auto v, store_->TryGet(key));
+      if (v) peer_addr_.emplace_back(std::string(v->begin(), v->end()), r);
+    }
     return Status::Ok();
   }
 
@@ -170,6 +186,14 @@ class GlooComm final : public Communicator {
   }
   Status Guard(Status st) {
     if (!st.ok()) {
+      // A pair that accepted its connection knows the peer by the connecting socket's address instead
+      // (not published); with two ranks the peer is the other one anyway.
+      std::string who;
+      for (const auto& [addr, r] : peer_addr_)
+        if (!addr.empty() && st.message().find(addr) != std::string::npos) who = "peer " + addr + " is rank " + std::to_string(r);
+      if (who.empty() && world_ == 2 && st.message().find("peer") != std::string::npos)
+        who = "the peer is rank " + std::to_string(1 - rank_);
+      if (!who.empty()) st = Status(st.code(), st.message() + " [" + who + "]");
       st = st.Context("rank " + std::to_string(rank_) + " of " + std::to_string(world_) + " (gloo)");
       if (broken_.empty()) broken_ = st.message();
     }
@@ -229,6 +253,7 @@ class GlooComm final : public Communicator {
   std::unique_ptr<StoreServer> server_;  // rank 0: kept for the communicator's life (idle after the mesh)
   std::unique_ptr<StoreClient> store_;
   std::shared_ptr<gloo::Context> ctx_;
+  std::vector<std::pair<std::string, int>> peer_addr_;  // a peer's pair address -> its rank
   uint64_t seq_ = 0;
   uint32_t tag_ = 0;
   std::string broken_;

@@ -181,6 +181,7 @@ TEST(Gloo, PeerThatDiesIsAnErrorNotAHang) {
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(st.code(), Code::kIoError) << st.ToString();
   EXPECT_NE(st.message().find("rank 0 of 2 (gloo)"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("is rank 1]"), std::string::npos) << st.message();  // the dead peer, named
   EXPECT_LT(dt, 10.0);  // found by EOF/reset, far below the 30 s timeout
   EXPECT_EQ(cs[0]->Barrier().code(), Code::kFailedPrecondition);  // broken: fails fast afterwards
 }
@@ -261,7 +262,8 @@ TEST(Gloo, SocketIfnameNamesTheInterfaceAndABadOneIsAnError) {
   ::unsetenv("GLOO_SOCKET_IFNAME");
   ASSERT_FALSE(c1.ok());
   ASSERT_FALSE(c0.ok());
-  EXPECT_NE(c1.status().message().find("connecting the Gloo mesh"), std::string::npos) << c1.status().ToString();
+  // Rank 0 fails on the interface; rank 1 on it too, or first on rank 0's store closing: an error either way.
+  EXPECT_NE(c0.status().message().find("connecting the Gloo mesh"), std::string::npos) << c0.status().ToString();
 }
 
 // ---- launch environment ----

@@ -238,6 +238,7 @@ TEST_F(SftDist, ARankKilledMidRunMakesTheOtherExitWithANamedError) {
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_NE(r.err.find("rank 0 of 2 (gloo)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("is rank 1]"), std::string::npos) << r.err;  // the dead peer, named
   EXPECT_NE(RankFile(1, "rc"), "0\n");
   EXPECT_LT(dt, 60.0);  // the peer's exit is seen at once (closed connection); bounded by the 20 s timeout
 }
