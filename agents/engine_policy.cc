@@ -97,8 +97,18 @@ Expected<PolicyTurn> EnginePolicy::Act(const PolicyRequest& req) {
   text::AssistantParse parsed = text::ParseAssistantTokens(*tok_, ids, tools_arg ? *tools_arg : json(), popt);
   turn.message = std::move(parsed.message);
   turn.message.role = "assistant";
-  if (parsed.failure)
+  if (parsed.failure) {
     turn.failure = std::string(text::ParseFailureKindName(parsed.failure->kind)) + ": " + parsed.failure->message;
+    // Malformed output reaches the episode (and its reward) as `k2gym serve` sends it to an OpenAI
+    // client: the text of every generated token but <|im_end|> (special tokens by name, invalid UTF-8
+    // replaced by U+FFFD as JSON carries it), no tool calls — so one checkpoint scores the same in
+    // process and served. Without this, a reply cut at a stray special token kept only its prefix here.
+    std::string text;
+    for (int id : ids)
+      if (id != im_end_) text += tok_->TokenBytes(id);
+    turn.message.content = json::parse(json(text).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+    turn.message.tool_calls.clear();
+  }
   turn.truncated = s.finish_reason == "length";
   turn.context_tokens = std::move(context);
   turn.prompt_tokens = done->cached_tokens + done->prompt_tokens;

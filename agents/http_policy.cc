@@ -73,6 +73,9 @@ Expected<PolicyTurn> ParseChatCompletion(const json& reply) {
     }
   }
   if (ch.contains("finish_reason") && ch["finish_reason"] == "length") t.truncated = true;
+  // `k2gym serve` names malformed model output (the engine policy's PolicyTurn::failure) in its own
+  // field; the trajectory records it as an in-process run does.
+  if (ch.contains("k2gym_failure") && ch["k2gym_failure"].is_string()) t.failure = ch["k2gym_failure"].get<std::string>();
   if (reply.contains("usage") && reply["usage"].is_object()) {
     const json& u = reply["usage"];
     if (u.contains("prompt_tokens") && u["prompt_tokens"].is_number_integer()) t.prompt_tokens = u["prompt_tokens"];
@@ -113,6 +116,7 @@ Expected<PolicyTurn> ParseChatCompletionStream(const std::string& body) {
     if (!j->contains("choices") || !(*j)["choices"].is_array() || (*j)["choices"].empty()) continue;
     const json& ch = (*j)["choices"][0];
     if (ch.contains("finish_reason") && ch["finish_reason"] == "length") t.truncated = true;
+    if (ch.contains("k2gym_failure") && ch["k2gym_failure"].is_string()) t.failure = ch["k2gym_failure"].get<std::string>();
     if (!ch.contains("delta") || !ch["delta"].is_object()) continue;
     const json& d = ch["delta"];
     if (d.contains("content") && d["content"].is_string()) t.message.content += d["content"].get<std::string>();

@@ -68,6 +68,7 @@ struct Options {
   int threads = -1;
   int64_t run_a = 0, run_b = 0;
   std::string resume;  // --resume RUN (with --source)
+  std::string out;     // --out DIR (with --source): eval.json + eval_trajectories.jsonl
   // τ²-bench's own domains (--suite tau2:DOMAIN): eval/tau2_suite.h RunNativeTau2.
   std::string tau2_data, split, agent_llm, user_llm;
   int max_tasks = 0, max_steps = 100;
@@ -300,10 +301,17 @@ int RunSourceEval(Context& ctx, const EvalConfig& cfg) {
   if (!pipe.ok()) return Fail(pipe.status());
   auto idx = SplitIndices(**set, g_opts.split);
   if (idx.empty()) return Fail(InvalidArgument("eval: no task in split " + json(g_opts.split).dump()));
+  if (g_opts.max_tasks > 0 && static_cast<int64_t>(idx.size()) > g_opts.max_tasks) idx.resize(g_opts.max_tasks);
+  if (!g_opts.out.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(g_opts.out, ec);
+    if (Status s = CheckOutputPath("--out", g_opts.out + "/eval.json"); !s.ok()) return Fail(s);
+  }
   std::string label;
   for (const auto& s : g_opts.pipe.sources) label += (label.empty() ? "" : "+") + s;
   json run_cfg = {{"source", g_opts.pipe.sources}, {"policy", g_opts.policy}, {"judge", g_opts.judge},
                   {"user", g_opts.user}, {"eval", ctx.config.value("eval", json())}};
+  if (g_opts.max_tasks > 0) run_cfg["max_tasks"] = g_opts.max_tasks;
   // Streamed: each trial is stored as it ends; --resume RUN runs only the trials that run lacks.
   json fp = run_cfg;
   fp["split"] = g_opts.split;
@@ -341,6 +349,20 @@ int RunSourceEval(Context& ctx, const EvalConfig& cfg) {
   (*summary)["score_errors"] = score_errors;
   (*summary)["skipped_rows"] = (*set)->skipped;
   (*summary)["resumed_trials"] = before.size();
+  if (!g_opts.out.empty()) {  // the table and every trial's trajectory, beside the store (report, scripts)
+    json file = *summary;
+    file["run"] = se->run->id();
+    if (cfg.episode.temperature) file["temperature"] = *cfg.episode.temperature;
+    int64_t ok = 0;
+    std::string lines;
+    for (const auto& r : records) {
+      ok += r.success ? 1 : 0;
+      if (r.trajectory.is_object()) lines += r.trajectory.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    }
+    file["success"] = records.empty() ? 0.0 : static_cast<double>(ok) / static_cast<double>(records.size());
+    if (Status s = WriteFileAtomic(g_opts.out + "/eval_trajectories.jsonl", lines); !s.ok()) return Fail(s);
+    if (Status s = WriteFileAtomic(g_opts.out + "/eval.json", file.dump(2) + "\n"); !s.ok()) return Fail(s);
+  }
   return StoreAndReport(ctx, label, run_cfg, *summary, records, EpisodeErrors("eval", RecordEnds(records)), score_errors,
                         se->run.get(), static_cast<int64_t>(jobs.size()));
 }
@@ -646,7 +668,10 @@ K2_COMMAND("eval", [](CLI::App& app, Context& ctx, Action* action) {
                 "(file or builtin): its finished trials are kept, the rest run; give the same command and settings");
   c->add_option("--agent-llm", g_opts.agent_llm, "the agent policy (same forms as --policy; overrides it)");
   c->add_option("--user-llm", g_opts.user_llm, "tau2:DOMAIN suites: the LLM user (openai:URL); default the scripted user");
-  c->add_option("--max-tasks", g_opts.max_tasks, "tau2:DOMAIN suites: only the first N selected tasks")->check(CLI::Range(0, 100000));
+  c->add_option("--max-tasks", g_opts.max_tasks, "tau2:DOMAIN suites and --source: only the first N selected tasks")
+      ->check(CLI::Range(0, 100000));
+  c->add_option("--out", g_opts.out, "with --source: also write DIR/eval.json (the table, success) and "
+                "DIR/eval_trajectories.jsonl (every trial; `k2gym report` shows them)")->option_text("DIR");
   c->add_option("--max-steps", g_opts.max_steps, "tau2:DOMAIN suites: messages per episode before it is cut (τ²'s max_steps, default 100)")
       ->check(CLI::Range(1, 100000));
   c->callback([action, c] {

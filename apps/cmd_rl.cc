@@ -1,6 +1,6 @@
-// `k2gym rl` (the RL loop over synthetic tool tasks: engine policy on the trained model, scripted user,
-// judge reward, K2/GRPO + PTX updates, checkpoints, resume) and `k2gym rl eval` (held-out success and
-// pass^k of a checkpoint). docs/training.md.
+// `k2gym rl`: the RL loop over synthetic tool tasks (engine policy on the trained model, scripted user,
+// judge reward) or any task sources (--source), K2/GRPO + PTX updates, checkpoints, resume. A
+// checkpoint is evaluated by `k2gym eval --policy engine:CKPT` (docs/training.md).
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -14,7 +14,6 @@
 #include "rewards/policy_bridge.h"
 #include "rewards/scrr.h"
 #include "core/thread_pool.h"
-#include "eval/passk.h"
 #include "rl/engine_rollouts.h"
 #include "rl/loop.h"
 #include "toolgen/synth/tasks.h"
@@ -22,7 +21,7 @@
 namespace k2::app {
 namespace {
 
-// Inputs of `k2gym rl` / `k2gym rl eval`.
+// Inputs of `k2gym rl`.
 struct RlRunConfig {
   std::string init;                 // model dir: config.json + model.safetensors (an SFT checkpoint)
   std::string tokenizer;            // tokenizer dir
@@ -36,7 +35,8 @@ struct RlRunConfig {
     v("tokenizer", tokenizer, "tokenizer directory");
     v("tasks", tasks, "tau2 task array from `k2gym toolgen tasks --out`");
     v("out", out, "run directory");
-    v("eval_fraction", eval_fraction, "share of tasks held out from RL (`rl eval --split heldout`)",
+    v("eval_fraction", eval_fraction,
+      "share of tasks held out from RL (the synthetic source's heldout_fraction gives `eval --split heldout` the same split)",
       {.min = 0.0, .max = 0.9});
     v("task_tools_only", task_tools_only,
       "offer each domain only the tools the gold plans of rl_run.tasks call (short prompts for small models)");
@@ -45,16 +45,15 @@ struct RlRunConfig {
 };
 
 K2_CONFIG_SECTION("rl", rl::RlConfig, "the RL loop (k2gym rl)");
-K2_CONFIG_SECTION("rl_run", RlRunConfig, "inputs and rollout settings of k2gym rl / rl eval");
+K2_CONFIG_SECTION("rl_run", RlRunConfig, "inputs and rollout settings of k2gym rl");
 
 struct Args {
   PipelineFlags pipe;
   std::string critic;  // "" | policy
   int64_t critic_max_tokens = 24;
-  std::string init, tokenizer, tasks, out, split = "heldout";
+  std::string init, tokenizer, tasks, out;
   bool resume = false, overwrite = false, include_heldout = false;
-  int64_t stop_after = 0, trials = 4, limit = 0;
-  double temperature = 0.0;
+  int64_t stop_after = 0;
 } args;
 
 using TaskList = std::vector<std::shared_ptr<const agents::EpisodeTask>>;
@@ -109,40 +108,82 @@ void ApplyOverrides(RlRunConfig* c) {
   if (!args.out.empty()) c->out = args.out;
 }
 
-// The closed SCRR loop inside an iteration: the policy being trained compares, pairwise and in both
-// orders, the responses of each group whose verifiable rewards differ; agreement with the verifiable
-// outcome is logged, and the critic-training records are written to OUT/critic/iter_N.jsonl.
+// SCRR inside an iteration, with the policy being trained (or an endpoint) as critic:
+// 1. open-ended tasks (reward {"type": "scrr"}) get their reward here: each group's responses are
+//    compared pairwise in both orders (rewards::ScoreGroup) and each response's Bradley–Terry score is
+//    its reward (component reward/scrr; task_success = score >= the spec's success_threshold);
+// 2. the closed loop on verifiable tasks: pairs of a group whose verifiable rewards differ are compared,
+//    agreement with the verifiable outcome is logged and the critic-training records are written to
+//    OUT/critic/iter_N.jsonl.
 Expected<std::map<std::string, double>> CriticStep(agents::Policy& policy, int64_t max_tokens, const std::string& out,
-                                                   int64_t it, const std::vector<agents::Trajectory>& trajs,
-                                                   const std::vector<int64_t>& groups) {
-  std::map<int64_t, rewards::VerifiedGroup> by_group;
-  for (size_t i = 0; i < trajs.size(); ++i) {
-    const auto& t = trajs[i];
-    if (t.reward_components.count("score_error")) continue;
-    auto& g = by_group[groups[i]];
-    if (g.prompt.empty())
-      for (const auto& m : t.messages)
-        if (m.role == "user") {
-          g.prompt = m.content;
-          break;
-        }
-    std::string answer;
+                                                   int64_t it, std::vector<agents::Trajectory>& trajs,
+                                                   const std::vector<int64_t>& groups, const pipeline::Pipeline& pipe) {
+  auto first_user = [](const agents::Trajectory& t) {
+    for (const auto& m : t.messages)
+      if (m.role == "user") return m.content;
+    return std::string();
+  };
+  auto last_answer = [](const agents::Trajectory& t) {
     for (auto m = t.messages.rbegin(); m != t.messages.rend(); ++m)
-      if (m->role == "assistant") {
-        answer = m->content;
-        break;
-      }
-    g.responses.push_back(answer);
-    g.verifiable.push_back(t.reward);
-  }
-  std::vector<rewards::VerifiedGroup> list;
-  for (auto& [id, g] : by_group)
-    if (g.responses.size() >= 2) list.push_back(std::move(g));
+      if (m->role == "assistant") return m->content;
+    return std::string();
+  };
   rewards::PolicyChatOptions po;
   po.temperature = 0.0;
   po.max_tokens = max_tokens;
   po.seed = static_cast<uint64_t>(it);
   auto critic = rewards::MakePolicyCritic(policy, po);
+
+  std::map<int64_t, std::vector<size_t>> open;  // group -> members whose task is scored by SCRR
+  std::vector<bool> is_open(trajs.size(), false);
+  for (size_t i = 0; i < trajs.size(); ++i) {
+    const pipeline::Task* task = pipe.Find(trajs[i].task_id);
+    if (task && task->reward.is_object() && task->reward.value("type", "") == "scrr") {
+      open[groups[i]].push_back(i);
+      is_open[i] = true;
+    }
+  }
+  double comparisons = 0, failures = 0;
+  for (const auto& [g, members] : open) {
+    const pipeline::Task* task = pipe.Find(trajs[members[0]].task_id);
+    K2_ASSIGN_OR_RETURN(rewards::ScrrTaskSpec spec, rewards::ScrrSpecFromConfig(task->reward, "task " + task->id + ": reward"));
+    if (members.size() < 2)
+      return InvalidArgument("rl: task " + task->id + " is scored by SCRR, which compares a group's responses: "
+                             "rl.rollouts_per_task must be >= 2");
+    std::vector<std::string> responses;
+    for (size_t i : members) responses.push_back(last_answer(trajs[i]));
+    K2_ASSIGN_OR_RETURN(rewards::ScrrResult r, rewards::ScoreGroup(*critic, first_user(trajs[members[0]]), responses,
+                                                                   spec.rubrics, spec.config));
+    comparisons += r.comparisons;
+    failures += r.critic_failures;
+    for (size_t k = 0; k < members.size(); ++k) {
+      agents::Trajectory& t = trajs[members[k]];
+      t.reward = r.scores[k];
+      t.reward_components.erase("score_error");
+      t.provenance.erase("score_error");
+      t.reward_components["reward/scrr"] = r.scores[k];
+      t.reward_components["task_success"] = r.scores[k] >= spec.success_threshold ? 1 : 0;
+      t.provenance["reward"] = {{"value", r.scores[k]},
+                                {"explanation", "scrr: " + spec.config.method + " score among " +
+                                                    std::to_string(members.size()) + " responses, " +
+                                                    std::to_string(r.comparisons) + " critic comparisons (" +
+                                                    std::to_string(r.critic_failures) + " failed, counted as ties)"},
+                                {"config", task->reward}};
+    }
+  }
+
+  std::map<int64_t, rewards::VerifiedGroup> by_group;
+  for (size_t i = 0; i < trajs.size(); ++i) {
+    const auto& t = trajs[i];
+    if (is_open[i] || t.reward_components.count("score_error")) continue;
+    auto& g = by_group[groups[i]];
+    if (g.prompt.empty()) g.prompt = first_user(t);
+    g.responses.push_back(last_answer(t));
+    g.verifiable.push_back(t.reward);
+  }
+  std::vector<rewards::VerifiedGroup> list;
+  for (auto& [id, g] : by_group)
+    if (g.responses.size() >= 2) list.push_back(std::move(g));
   std::filesystem::create_directories(out + "/critic");
   K2_ASSIGN_OR_RETURN(rewards::CriticLoopResult r,
                       rewards::RunCriticLoop(*critic, list, rewards::CoreRubrics(),
@@ -151,7 +192,10 @@ Expected<std::map<std::string, double>> CriticStep(agents::Policy& policy, int64
                                        {"critic_decisive_pairs", static_cast<double>(r.agreement.decisive)},
                                        {"critic_agree", static_cast<double>(r.agreement.agree)},
                                        {"critic_ties", static_cast<double>(r.agreement.critic_ties)},
-                                       {"critic_records", static_cast<double>(r.records)}};
+                                       {"critic_records", static_cast<double>(r.records)},
+                                       {"scrr_groups", static_cast<double>(open.size())},
+                                       {"scrr_comparisons", comparisons},
+                                       {"scrr_critic_failures", failures}};
 }
 
 // rl --source: RL on any task sources (a weighted mixture), rollouts through the episode pipeline,
@@ -179,6 +223,14 @@ int RunRlSources(Context& ctx, const rl::RlConfig& cfg, const RlRunConfig& rc) {
   TaskList train;
   std::map<std::string, std::vector<size_t>> by_source;
   for (size_t i : idx) {
+    const pipeline::Task& task = (*set)->tasks[i];
+    if (task.reward.is_object() && task.reward.value("type", "") == "scrr" && args.critic.empty())
+      return Fail(InvalidArgument("rl: task " + task.id + " (source " + task.source +
+                                  ") has reward scrr, scored by a critic comparing a group's responses: give --critic "
+                                  "policy (the model being trained) or --critic openai:URL"));
+    if (task.reward.is_object() && task.reward.value("type", "") == "scrr" && cfg.rollouts_per_task < 2)
+      return Fail(InvalidArgument("rl: task " + task.id + " has reward scrr, which compares the responses of a group: "
+                                  "rl.rollouts_per_task must be >= 2"));
     by_source[(*set)->tasks[i].source].push_back(train.size());
     train.push_back((*set)->tasks[i].episode);
   }
@@ -234,9 +286,10 @@ int RunRlSources(Context& ctx, const rl::RlConfig& cfg, const RlRunConfig& rc) {
     agents::Policy* external = critic_llm.get();
     const std::string out = rc.out;
     const int64_t mt = args.critic_max_tokens;
-    run.after_collect = [eng, external, out, mt](int64_t it, std::vector<agents::Trajectory>& trajs,
-                                                 const std::vector<int64_t>& groups) {
-      return CriticStep(external ? *external : eng->policy(), mt, out, it, trajs, groups);
+    const pipeline::Pipeline* p = pipe->get();
+    run.after_collect = [eng, external, out, mt, p](int64_t it, std::vector<agents::Trajectory>& trajs,
+                                                    const std::vector<int64_t>& groups) {
+      return CriticStep(external ? *external : eng->policy(), mt, out, it, trajs, groups, *p);
     };
   }
   Progress progress("rl", cfg.iterations, ctx.g.quiet ? nullptr : stderr);
@@ -367,61 +420,6 @@ int RunRlCommand(Context& ctx) {
   return kExitOk;
 }
 
-// Success and pass^k of a model on the held-out (or train/all) tasks: `trials` episodes per task.
-int RunRlEval(Context& ctx) {
-  auto rc = config::Get<RlRunConfig>(ctx.config, "rl_run");
-  if (!rc.ok()) return Fail(rc.status());
-  ApplyOverrides(&*rc);
-  if (rc->init.empty() || rc->tokenizer.empty() || rc->tasks.empty())
-    return Fail(InvalidArgument("rl eval: --init, --tokenizer and --tasks are required (or rl_run.*)"));
-  auto all = LoadTasks(rc->tasks);
-  if (!all.ok()) return Fail(all.status());
-  TaskList train, heldout, pick;
-  Split(*all, rc->eval_fraction, &train, &heldout);
-  if (args.split == "heldout") pick = heldout;
-  else if (args.split == "train") pick = train;
-  else pick = *all;
-  if (args.limit > 0 && static_cast<int64_t>(pick.size()) > args.limit) pick.resize(args.limit);
-  if (pick.empty()) return Fail(InvalidArgument("rl eval: no tasks in split " + args.split));
-  auto db = ctx.OpenDb();
-  if (!db.ok()) return Fail(db.status());
-  Rollouts ro;
-  if (Status s = ro.Init(ctx, *rc, *all, db->get()); !s.ok()) return Fail(s);
-  std::vector<agents::EpisodeJob> jobs;
-  for (const auto& t : pick)
-    for (int k = 0; k < args.trials; ++k) jobs.push_back({t, k});
-  auto trajs = ro.Run(jobs, args.temperature, ctx.g.seed);
-  std::map<std::string, eval::TaskTrials> per;
-  int64_t ok = 0;
-  for (const auto& t : trajs) {
-    auto& tt = per[t.task_id];
-    tt.task_id = t.task_id;
-    tt.domain = t.domain;
-    tt.n += 1;
-    const bool success = t.reward_components.count("task_success") && t.reward_components.at("task_success") >= 1.0;
-    tt.c += success ? 1 : 0;
-    tt.reward_sum += t.reward;
-    ok += success ? 1 : 0;
-  }
-  json out = {{"model", rc->init}, {"split", args.split}, {"tasks", pick.size()}, {"trials", args.trials},
-              {"temperature", args.temperature}, {"success", static_cast<double>(ok) / static_cast<double>(trajs.size())}};
-  for (int64_t k = 1; k <= args.trials; ++k) {
-    double sum = 0;
-    for (const auto& [id, tt] : per) sum += *eval::PassHatK(tt.n, tt.c, k);
-    out["pass^" + std::to_string(k)] = sum / static_cast<double>(per.size());
-  }
-  if (!args.out.empty()) {
-    std::string lines;
-    for (const auto& t : trajs) lines += t.ToJson().dump() + "\n";
-    std::filesystem::create_directories(args.out);
-    if (Status s = WriteFileAtomic(args.out + "/eval_trajectories.jsonl", lines); !s.ok()) return Fail(s);
-    if (Status s = WriteFileAtomic(args.out + "/eval.json", out.dump(2) + "\n"); !s.ok()) return Fail(s);
-  }
-  if (ctx.g.json) ctx.PrintJson(out);
-  else if (!ctx.g.quiet) std::printf("%s\n", out.dump().c_str());
-  return kExitOk;
-}
-
 }  // namespace
 
 K2_COMMAND("rl", [](CLI::App& app, Context& ctx, Action* action) {
@@ -444,21 +442,7 @@ K2_COMMAND("rl", [](CLI::App& app, Context& ctx, Action* action) {
                 "model/key from config critic_llm) judging pairs of responses; logs critic_agreement with the "
                 "verifiable rewards");
   c->add_option("--critic-max-tokens", args.critic_max_tokens, "tokens of one critic verdict")->check(CLI::Range(1, 4096));
-  auto* e = c->add_subcommand("eval", "Held-out success and pass^k of a model on synthetic tasks");
-  e->add_option("--init", args.init, "model dir")->option_text("DIR")->check(CLI::ExistingDirectory);
-  e->add_option("--tokenizer", args.tokenizer, "tokenizer dir")->option_text("DIR")->check(CLI::ExistingDirectory);
-  e->add_option("--tasks", args.tasks, "tau2 task array")->option_text("FILE")->check(CLI::ExistingFile);
-  e->add_option("--split", args.split, "heldout | train | all")->check(CLI::IsMember({"heldout", "train", "all"}))->capture_default_str();
-  e->add_option("--trials", args.trials, "episodes per task (pass^k for k <= trials)")->capture_default_str();
-  e->add_option("--temperature", args.temperature, "sampling temperature (0 = greedy)")->capture_default_str();
-  e->add_option("--limit", args.limit, "evaluate at most this many tasks");
-  e->add_option("--out", args.out, "write eval.json and eval_trajectories.jsonl here")->option_text("DIR");
-  e->callback([action] { *action = RunRlEval; });
-  // The parent's callback runs after the subcommand's: only the plain `rl` picks the loop.
-  c->callback([action, e] {
-    if (!e->parsed()) *action = RunRlCommand;
-  });
-  c->require_subcommand(0, 1);
+  c->callback([action] { *action = RunRlCommand; });
 });
 
 }  // namespace k2::app

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/rng.h"
+#include "core/store.h"
 #include "agents/tau2/task.h"
 #include "eval/tau2_suite.h"
 #include "rewards/judge.h"
@@ -178,14 +179,43 @@ struct Reader {
   }
 
   Status Synthetic(const json& spec, const std::string& base, SourceInfo& info, const std::string& where) {
-    K2_RETURN_IF_ERROR(CheckKeys(spec, {"tasks", "db"}, where));
+    K2_RETURN_IF_ERROR(CheckKeys(spec, {"tasks", "db", "heldout_fraction", "task_tools_only", "include_heldout"}, where));
     K2_ASSIGN_OR_RETURN(std::string path, Str(spec, "tasks", where, true));
     path = Resolve(base, path);
     K2_ASSIGN_OR_RETURN(std::string db, Str(spec, "db", where, false, opt.db));
     if (!db.empty() && spec.contains("db")) db = Resolve(base, db);
     if (db.empty()) return InvalidArgument(where + ": db: a synthetic source needs the store of its catalog (db or --db)");
+    // heldout_fraction f: every round(1/f)-th task of the file (by its index there) is split "heldout",
+    // the others "train" — the split `rl` trains on and `eval --split heldout` measures.
+    double heldout_fraction = 0;
+    if (spec.contains("heldout_fraction")) {
+      const json& f = spec["heldout_fraction"];
+      if (!f.is_number() || f.get<double>() < 0 || f.get<double>() > 0.9)
+        return InvalidArgument(where + ": heldout_fraction: expected a number in [0, 0.9]");
+      heldout_fraction = f.get<double>();
+    }
+    const int64_t every = heldout_fraction > 0 ? std::max<int64_t>(2, std::llround(1.0 / heldout_fraction)) : 0;
+    bool tools_only = false, keep_heldout_domains = opt.include_heldout;
+    for (auto [key, dst] : {std::pair<const char*, bool*>{"task_tools_only", &tools_only},
+                            std::pair<const char*, bool*>{"include_heldout", &keep_heldout_domains}})
+      if (spec.contains(key)) {
+        if (!spec[key].is_boolean()) return InvalidArgument(where + ": " + key + ": expected true or false");
+        *dst = spec[key].get<bool>();
+      }
     K2_ASSIGN_OR_RETURN(json arr, ReadJsonFile(path));
     if (!arr.is_array()) return InvalidArgument(path + ": expected a JSON array of τ² tasks");
+    // task_tools_only: one in-process world whose domains offer only the tools some task of the file
+    // calls in its gold plan (as rl_run.task_tools_only and simulate --task-tools-only).
+    std::shared_ptr<const agents::SyntheticWorld> world;
+    if (tools_only) {
+      std::vector<toolgen::synth::Task> all;
+      for (size_t i = 0; i < arr.size(); ++i)
+        if (auto st = toolgen::synth::TaskFromTau2(arr[i], path); st.ok()) all.push_back(std::move(*st));
+      auto store = Db::Open(db);
+      if (!store.ok()) return store.status().Context(where + ": db");
+      K2_ASSIGN_OR_RETURN(auto full, agents::SyntheticWorld::FromStore(store->get(), opt.pool));
+      world = agents::TaskToolsOnly(*full, all);
+    }
     std::set<std::string> ids;
     for (size_t i = 0; i < arr.size(); ++i) {
       const std::string w = path + "[" + std::to_string(i) + "]";
@@ -194,7 +224,7 @@ struct Reader {
         K2_RETURN_IF_ERROR(Problem(info, st.status()));
         continue;
       }
-      if (!opt.include_heldout && toolgen::synth::IsHeldOutDomain(st->domain)) continue;
+      if (!keep_heldout_domains && toolgen::synth::IsHeldOutDomain(st->domain)) continue;
       Task t;
       t.source = info.name;
       t.id = info.name + "/" + st->id;
@@ -203,7 +233,9 @@ struct Reader {
       t.env_config = {{"db", db}};
       t.user = "scripted";
       t.reward = {{"type", "judge"}};
+      t.world = world;
       K2_RETURN_IF_ERROR(ApplySourceDefaults(spec, t, where));
+      if (every > 0) t.split = static_cast<int64_t>(i % every) == every - 1 ? "heldout" : "train";
       json criteria = toolgen::synth::ToTau2(*st)["evaluation_criteria"];
       toolgen::synth::Task copy = *st;
       copy.id = t.id;
@@ -447,8 +479,40 @@ Expected<Task> TaskFromRow(const json& row, const json& src, const std::string& 
     if (!spec.contains("constraints") || !spec["constraints"].is_array() || spec["constraints"].empty())
       return InvalidArgument(where + ": constraints: expected a non-empty array of constraints");
   } else if (type == "mcp") {
-    if (!spec.contains("expected_state") && !spec.contains("env_assertions") && !row.contains("reward") && !src.contains("reward"))
-      return InvalidArgument(where + ": expected_state: an mcp task needs expected_state, env_assertions or a reward");
+    if (!spec.contains("expected_state") && !spec.contains("env_assertions") && !spec.contains("rubric") &&
+        !row.contains("reward") && !src.contains("reward"))
+      return InvalidArgument(where + ": expected_state: an mcp task needs expected_state, env_assertions, a rubric or a reward");
+    if (spec.contains("rubric")) {
+      // A rubric instead of a final state: checks of the judge reward — what an assistant message must
+      // state (communicate), calls it must never make (forbidden_actions), and a text for the LLM grade
+      // (text; scored only with --judge).
+      const json& r = spec["rubric"];
+      if (!r.is_object()) return InvalidArgument(where + ": rubric: expected an object {communicate?, forbidden_actions?, text?}");
+      for (auto& [k, v] : r.items())
+        if (k != "communicate" && k != "forbidden_actions" && k != "text")
+          return InvalidArgument(where + ": rubric." + k + ": unknown key (expected communicate, forbidden_actions, text)");
+      json crit = spec.value("evaluation_criteria", json::object());
+      if (r.contains("communicate")) {
+        if (!r["communicate"].is_array()) return InvalidArgument(where + ": rubric.communicate: expected an array of strings");
+        for (const auto& c : r["communicate"])
+          if (!c.is_string()) return InvalidArgument(where + ": rubric.communicate: expected an array of strings");
+        crit["communicate_info"] = r["communicate"];
+      }
+      spec["evaluation_criteria"] = crit;
+      if (r.contains("forbidden_actions")) {
+        if (!r["forbidden_actions"].is_array()) return InvalidArgument(where + ": rubric.forbidden_actions: expected an array");
+        for (const auto& f : r["forbidden_actions"])
+          if (!f.is_object() || !f.contains("name") || !f["name"].is_string())
+            return InvalidArgument(where + ": rubric.forbidden_actions: expected objects {\"name\", \"arguments\"?, \"compare_args\"?}");
+        spec["forbidden_actions"] = r["forbidden_actions"];
+      }
+      if (r.contains("text")) {
+        if (!r["text"].is_string()) return InvalidArgument(where + ": rubric.text: expected a string");
+        spec["judge_rubric"] = r["text"];
+      }
+      if (!r.contains("communicate") && !r.contains("forbidden_actions") && !r.contains("text"))
+        return InvalidArgument(where + ": rubric: expected at least one of communicate, forbidden_actions, text");
+    }
     json crit = spec.value("evaluation_criteria", json::object());
     if (!crit.contains("reward_basis")) {
       json basis = json::array();
@@ -468,6 +532,8 @@ Expected<Task> TaskFromRow(const json& row, const json& src, const std::string& 
     if (type == "math") t.reward = {{"type", "math"}};
     else if (type == "code") t.reward = {{"type", "code"}};
     else if (type == "if") t.reward = {{"type", "if"}};
+    else if (type == "mcp" && spec.contains("rubric") && !spec.contains("expected_state") && !spec.contains("env_assertions"))
+      t.reward = {{"type", "judge"}, {"check_state", false}, {"grade", spec["rubric"].contains("text")}};
     else if (type == "mcp") t.reward = {{"type", "tool"}};
   }
   if (row.contains("reward")) {

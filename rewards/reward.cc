@@ -254,7 +254,8 @@ bool RegisterReward(const std::string& type, RewardFactory factory) {
 }
 
 std::vector<std::string> RewardTypes() {
-  std::vector<std::string> out = {"ast", "budget", "code", "gate", "if", "judge", "math", "product", "tool", "weighted_sum"};
+  std::vector<std::string> out = {"ast",  "budget", "code", "gate", "if",          "judge",
+                                  "math", "product", "scrr", "tool", "weighted_sum"};
   std::lock_guard<std::mutex> l(RegistryMu());
   for (auto& [k, v] : Registry()) out.push_back(k);
   std::sort(out.begin(), out.end());
@@ -271,6 +272,7 @@ Expected<std::unique_ptr<Reward>> MakeReward(const json& config, const std::stri
     if (type == "ast") return MakeAstReward(config, where);
     if (type == "code") return MakeCodeReward(config, where);
     if (type == "judge") return MakeJudgeReward(config, where);
+    if (type == "scrr") return MakeScrrReward(config, where);
     if (type == "weighted_sum") {
       K2_RETURN_IF_ERROR(CheckKeys(config, {"terms"}, where));
       auto it = config.find("terms");

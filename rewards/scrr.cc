@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 namespace k2::rewards {
 
@@ -273,6 +274,61 @@ Expected<CriticLoopResult> RunCriticLoop(Critic& critic, const std::vector<Verif
   out.agreement = MeasureAgreement(out.pairs);
   if (!jsonl_out.empty()) K2_RETURN_IF_ERROR(WriteFileAtomic(jsonl_out, lines));
   return out;
+}
+
+Expected<ScrrTaskSpec> ScrrSpecFromConfig(const json& config, const std::string& where) {
+  if (!config.is_object()) return InvalidArgument(where + ": expected an object");
+  static const std::set<std::string> kKeys = {"type", "rubrics", "core", "prescriptive", "method", "success_threshold"};
+  for (const auto& [k, v] : config.items())
+    if (!kKeys.count(k))
+      return InvalidArgument(where + ": unknown key " + json(k).dump() +
+                             " (expected rubrics, core, prescriptive, method, success_threshold)");
+  ScrrTaskSpec s;
+  auto flag = [&](const char* key, bool dflt) -> Expected<bool> {
+    if (!config.contains(key)) return dflt;
+    if (!config[key].is_boolean()) return InvalidArgument(where + "." + key + ": expected true or false");
+    return config[key].get<bool>();
+  };
+  K2_ASSIGN_OR_RETURN(bool core, flag("core", true));
+  K2_ASSIGN_OR_RETURN(bool prescriptive, flag("prescriptive", false));
+  if (core) s.rubrics = CoreRubrics();
+  if (prescriptive)
+    for (auto& r : PrescriptiveRubrics()) s.rubrics.push_back(r);
+  K2_ASSIGN_OR_RETURN(std::vector<Rubric> task, TaskRubrics(config, where));
+  for (auto& r : task) s.rubrics.push_back(r);
+  if (s.rubrics.empty()) return InvalidArgument(where + ": no rubric (core is false and rubrics is empty)");
+  if (config.contains("method")) {
+    const json& m = config["method"];
+    if (!m.is_string() || (m != "bradley_terry" && m != "win_rate"))
+      return InvalidArgument(where + ".method: expected \"bradley_terry\" or \"win_rate\"");
+    s.config.method = m.get<std::string>();
+  }
+  if (config.contains("success_threshold")) {
+    const json& t = config["success_threshold"];
+    if (!t.is_number() || t.get<double>() < 0 || t.get<double>() > 1)
+      return InvalidArgument(where + ".success_threshold: expected a number in [0, 1]");
+    s.success_threshold = t.get<double>();
+  }
+  return s;
+}
+
+namespace {
+class ScrrReward : public Reward {
+ public:
+  std::string name() const override { return "scrr"; }
+
+ protected:
+  Expected<RewardResult> DoScore(const ScoreInput&) const override {
+    return FailedPrecondition(
+        "scrr: an open-ended task is scored by comparing the responses of a group to one prompt (k2gym rl "
+        "--critic policy|openai:URL), not one trajectory alone");
+  }
+};
+}  // namespace
+
+Expected<std::unique_ptr<Reward>> MakeScrrReward(const json& config, const std::string& where) {
+  K2_RETURN_IF_ERROR(ScrrSpecFromConfig(config, where).status());
+  return std::unique_ptr<Reward>(new ScrrReward());
 }
 
 }  // namespace k2::rewards

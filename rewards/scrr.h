@@ -9,12 +9,14 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/json.h"
 #include "core/message.h"
 #include "core/status.h"
+#include "rewards/reward.h"
 
 namespace k2::rewards {
 
@@ -127,5 +129,19 @@ struct CriticLoopResult {
 // (sizes differ) names its index; an unwritable path is an IoError.
 Expected<CriticLoopResult> RunCriticLoop(Critic& critic, const std::vector<VerifiedGroup>& groups,
                                          const std::vector<Rubric>& base_rubrics, const std::string& jsonl_out);
+
+// The reward of an open-ended task (no verifier): {"type": "scrr", "rubrics"?: [...task rubrics],
+// "core"?: true (K2's core rubrics), "prescriptive"?: false, "method"?: "bradley_terry" | "win_rate",
+// "success_threshold"?: 0.5}. It is a property of a group of responses to one prompt, not of one
+// trajectory: `k2gym rl --critic` scores each group with ScoreGroup (the policy being trained, or an
+// endpoint, as critic); scoring one trajectory alone is an error that names this.
+struct ScrrTaskSpec {
+  std::vector<Rubric> rubrics;  // core (+ prescriptive) + the task's
+  ScrrConfig config;
+  double success_threshold = 0.5;  // a response whose group score reaches this counts as a success
+};
+Expected<ScrrTaskSpec> ScrrSpecFromConfig(const json& config, const std::string& where);
+// The "scrr" type of the rewards registry (rewards/reward.h MakeReward).
+Expected<std::unique_ptr<Reward>> MakeScrrReward(const json& config, const std::string& where);
 
 }  // namespace k2::rewards

@@ -3,8 +3,8 @@
 # pipeline end to end. Synthesize a small tool domain and verified tasks -> oracle trajectories
 # (scripted user, judge-filtered) -> BPE tokenizer on their rendering (compact tool declarations, digits split) ->
 # SFT the small MLA + MoE model with MuonClip -> held-out evaluation -> RL (K2 objective, PTX,
-# temperature decay, token budget) -> held-out evaluation again; the SFT checkpoint is also served
-# over the OpenAI API and evaluated through it. Prints the SFT vs RL table and writes the report.
+# temperature decay, token budget) -> held-out evaluation again (`k2gym eval`); the SFT checkpoint is
+# also served over the OpenAI API and evaluated through it. Prints the SFT vs RL table and writes the report.
 # K2GYM_QS_* variables scale it; figures measured with the defaults are in docs/training.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,9 +36,10 @@ $BIN toolgen synth --count 14 --verify --db "$DB" --seed "$SEED" --quiet
 # suites hold out; this run keeps its own held-out split below and stores no tasks, so it may use it.
 $BIN toolgen tasks --count "$TASKS" --db "$DB" --seed "$SEED" --out "$OUT/tasks.tau2.json" --quiet --include-heldout \
   --set toolgen_synth.task_max_goals=1 --set "toolgen_synth.task_kinds=$KINDS"
-# `rl` and `rl eval` hold out every 4th task (rl_run.eval_fraction = 0.25): only the others get oracle
-# demonstrations, so no held-out task is ever trained on.
-# The served-model suite takes the same first EVAL_TASKS held-out tasks that `rl eval --limit` takes.
+# The held-out split is every 4th task (rl_run.eval_fraction = 0.25, the source's heldout_fraction):
+# only the others get oracle demonstrations, so no held-out task is ever trained on. Every evaluation
+# below (the SFT model in process, the same model served over the OpenAI API, the RL model) is one
+# `k2gym eval` over one task source: the first EVAL_TASKS held-out tasks, stored and comparable.
 python3 - "$OUT" "$EVAL_TASKS" "$EPISODES" <<'PY'
 import json, sys
 out, n = sys.argv[1], int(sys.argv[2])
@@ -47,10 +48,9 @@ train = [t for i, t in enumerate(tasks) if i % 4 != 3]
 episodes = int(sys.argv[3])
 json.dump(train[:episodes], open(f"{out}/tasks.sft.json", "w"))  # oracle demonstrations (SFT)
 json.dump(train[episodes:], open(f"{out}/tasks.rl.json", "w"))   # RL prompts: never demonstrated
-json.dump([t for i, t in enumerate(tasks) if i % 4 == 3], open(f"{out}/tasks.heldout.json", "w"))
-json.dump([t for i, t in enumerate(tasks) if i % 4 == 3][:n], open(f"{out}/tasks.heldout.eval.json", "w"))
-json.dump({"name": "quickstart-heldout", "kind": "tau2", "tasks": "tasks.heldout.eval.json",
-           "world": {"db": "k2gym.db"}, "task_tools_only": True}, open(f"{out}/heldout.suite.json", "w"))
+json.dump({"kind": "synthetic", "name": "quickstart", "tasks": "tasks.tau2.json", "db": "k2gym.db",
+           "heldout_fraction": 0.25, "task_tools_only": True, "include_heldout": True},
+          open(f"{out}/heldout.source.json", "w"))
 PY
 
 # --task-tools-only: each prompt declares only the tools the tasks' gold plans call (short prompts for the
@@ -72,9 +72,13 @@ $BIN sft --config configs/sft/quickstart.json --model configs/sft/model_small.js
   --seed "$SEED"
 
 RLCFG=(--config configs/rl/quickstart.json --set "rl_run.tasks=$OUT/tasks.tau2.json" --set "rl_run.tokenizer=$OUT/tokenizer")
+# The episode limits of configs/rl/quickstart.json's rollouts, temperature 0.7, 16 episodes at once (the
+# generator decodes them together); an OpenAI request carries the temperature and max_tokens too.
+EVAL=(--source "$OUT/heldout.source.json" --split heldout --max-tasks "$EVAL_TASKS" --trials "$TRIALS" --k 1,2
+  --set eval.threads=16 --set eval.episode.temperature=0.7 --set eval.episode.max_turns=10
+  --set eval.episode.max_tokens_per_turn=96 --set eval.episode.max_tokens=2048 --db "$DB" --seed "$SEED")
 step "held-out evaluation of the SFT model ($EVAL_TASKS tasks x $TRIALS trials)"
-$BIN rl eval "${RLCFG[@]}" --init "$OUT/sft/checkpoint" --split heldout --limit "$EVAL_TASKS" --trials "$TRIALS" \
-  --temperature 0.7 --db "$DB" --seed "$SEED" --out "$OUT/eval_sft"
+$BIN eval "${EVAL[@]}" --policy "engine:$OUT/sft/checkpoint" --tokenizer "$OUT/tokenizer" --out "$OUT/eval_sft"
 
 step "the SFT checkpoint behind the OpenAI API (k2gym serve), evaluated through it ($EVAL_TASKS held-out tasks)"
 PORT_FILE="$OUT/serve.port"
@@ -87,12 +91,7 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 [ -n "$PORT" ] || { echo "serve did not report its port:"; cat "$OUT/serve.log"; exit 1; }
-# The same episode limits and temperature as `rl eval` above (an OpenAI request without a temperature
-# samples at 1.0, the API's default), so the two rows differ only by the serving path. 16 episodes at
-# once, as rl_run.rollout.episode_threads in configs/rl/quickstart.json: the server decodes them together.
-$BIN eval --suite "$OUT/heldout.suite.json" --policy "openai:http://127.0.0.1:$PORT/v1" --trials "$TRIALS" --k 1,2 --set eval.threads=16 \
-  --set eval.episode.temperature=0.7 --set eval.episode.max_turns=10 --set eval.episode.max_tokens_per_turn=96 \
-  --set eval.episode.max_tokens=2048 --db "$DB" --seed "$SEED"
+$BIN eval "${EVAL[@]}" --policy "openai:http://127.0.0.1:$PORT/v1" --out "$OUT/eval_served"
 kill $SERVE_PID; wait $SERVE_PID 2>/dev/null || true; trap - EXIT
 
 step "RL: K2 objective, PTX, temperature decay, token budget ($ITERS iterations)"
@@ -102,24 +101,29 @@ $BIN rl "${RLCFG[@]}" --set "rl_run.tasks=$OUT/tasks.rl.json" --set rl_run.eval_
   --init "$OUT/sft/checkpoint" --db "$DB" --seed "$SEED" --include-heldout
 
 step "held-out evaluation of the RL model"
-$BIN rl eval "${RLCFG[@]}" --init "$OUT/rl/checkpoint" --split heldout --limit "$EVAL_TASKS" --trials "$TRIALS" \
-  --temperature 0.7 --db "$DB" --seed "$SEED" --out "$OUT/eval_rl"
+$BIN eval "${EVAL[@]}" --policy "engine:$OUT/rl/checkpoint" --tokenizer "$OUT/tokenizer" --out "$OUT/eval_rl"
 
 step "curves and report"
 $BIN plot "$OUT/rl"
 cp "$OUT/eval_rl/eval_trajectories.jsonl" "$OUT/rl/eval_trajectories.jsonl"
 $BIN report "$OUT/rl"
 
-python3 - "$OUT/eval_sft/eval.json" "$OUT/eval_rl/eval.json" "$TRIALS" <<'PY'
+python3 - "$OUT/eval_sft/eval.json" "$OUT/eval_served/eval.json" "$OUT/eval_rl/eval.json" "$TRIALS" <<'PY'
 import json, sys
-sft, rl, k = json.load(open(sys.argv[1])), json.load(open(sys.argv[2])), int(sys.argv[3])
+runs = [json.load(open(p)) for p in sys.argv[1:4]]
+k = int(sys.argv[4])
+def row(r):
+    ph = r["rows"][-1]["pass_hat"]  # the "all" row
+    return [r["success"]] + [ph[str(i)] for i in range(1, k + 1)]
 cols = ["success"] + [f"pass^{i}" for i in range(1, k + 1)]
+sft, served, rl = runs
 print()
-print(f"held-out tasks: {sft['tasks']} x {sft['trials']} trials, temperature {sft['temperature']}")
-print(f"{'model':<6}" + "".join(f"{c:>10}" for c in cols))
-for name, r in (("SFT", sft), ("RL", rl)):
-    print(f"{name:<6}" + "".join(f"{100 * r[c]:>9.1f}%" for c in cols))
-print(f"{'lift':<6}" + "".join(f"{100 * (rl[c] - sft[c]):>+9.1f}p" for c in cols))
+print(f"held-out tasks: {sft['tasks']} x {sft['trials']} trials, temperature {sft['temperature']}"
+      f" (eval runs {sft['run']}, {served['run']}, {rl['run']}: `k2gym eval compare A B`)")
+print(f"{'model':<10}" + "".join(f"{c:>10}" for c in cols))
+for name, r in (("SFT", sft), ("SFT served", served), ("RL", rl)):
+    print(f"{name:<10}" + "".join(f"{100 * v:>9.1f}%" for v in row(r)))
+print(f"{'lift':<10}" + "".join(f"{100 * (b - a):>+9.1f}p" for a, b in zip(row(sft), row(rl))))
 PY
 echo
 echo "quickstart done in $(( $(date +%s) - T0 )) s: store $DB, report $OUT/rl/report.html"

@@ -411,6 +411,83 @@ http::Response OpenAiService::Handle(const http::Request& req) {
   return Error(404, "unknown path " + path + " (serving /v1/chat/completions, /v1/models, /health)");
 }
 
+namespace {
+
+constexpr size_t kRememberedOutputs = 4096;
+
+// A returned assistant message as a client sends it back: content (invalid UTF-8 replaced as the JSON
+// reply carried it) and each call's name and arguments; call ids are the client's to rewrite.
+std::string OutputKey(const Message& m) {
+  json calls = json::array();
+  for (const auto& c : m.tool_calls) calls.push_back({c.name, c.arguments});
+  return Dump(json{{"content", m.content}, {"calls", calls}});
+}
+
+}  // namespace
+
+void OpenAiService::Remember(const Message& m, const std::vector<int32_t>& tokens) {
+  std::vector<int32_t> ids = tokens;
+  const int32_t im_end = tok_->SpecialId(text::kImEnd);
+  if (ids.empty() || ids.back() != im_end) ids.push_back(im_end);  // the template closes a cut-off turn
+  const std::string key = OutputKey(m);
+  std::lock_guard<std::mutex> l(out_mu_);
+  if (outputs_.insert_or_assign(key, std::move(ids)).second) output_order_.push_back(key);
+  while (output_order_.size() > kRememberedOutputs) {
+    outputs_.erase(output_order_.front());
+    output_order_.pop_front();
+  }
+}
+
+Expected<text::RenderedChat> OpenAiService::Render(const std::vector<Message>& messages, const json& tools) const {
+  text::RenderOptions ro;
+  ro.add_generation_prompt = true;
+  K2_ASSIGN_OR_RETURN(text::RenderedChat full, text::RenderChat(messages, tools, tok_, ro));
+  // Each remembered assistant message: its rendered body (after its header, through <|im_end|>) is
+  // the span between the dialog before it with a generation prompt and the dialog through it; both
+  // are prefixes of the full rendering (the template renders a dialog's prefix as a prefix).
+  struct Splice {
+    size_t begin, end;
+    std::vector<int32_t> ids;
+  };
+  std::vector<Splice> splices;
+  for (size_t i = 0; i < messages.size(); ++i) {
+    if (messages[i].role != "assistant") continue;
+    std::vector<int32_t> ids;
+    {
+      std::lock_guard<std::mutex> l(out_mu_);
+      auto it = outputs_.find(OutputKey(messages[i]));
+      if (it == outputs_.end()) continue;
+      ids = it->second;
+    }
+    std::vector<Message> before(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(i));
+    std::vector<Message> through(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(i + 1));
+    text::RenderOptions head_opt, body_opt;
+    head_opt.add_generation_prompt = true;
+    auto head = text::RenderChat(before, tools, tok_, head_opt);
+    auto body = text::RenderChat(through, tools, tok_, body_opt);
+    if (!head.ok() || !body.ok()) continue;
+    const auto& h = head->tokens;
+    const auto& b = body->tokens;
+    if (h.size() > b.size() || b.size() > full.tokens.size() || !std::equal(h.begin(), h.end(), b.begin()) ||
+        !std::equal(b.begin(), b.end(), full.tokens.begin()))
+      continue;  // not prefix-stable here: the template's rendering stands
+    splices.push_back({h.size(), b.size(), std::move(ids)});
+  }
+  if (splices.empty()) return full;
+  std::vector<int> out;
+  size_t at = 0;
+  for (const auto& sp : splices) {
+    out.insert(out.end(), full.tokens.begin() + static_cast<std::ptrdiff_t>(at),
+               full.tokens.begin() + static_cast<std::ptrdiff_t>(sp.begin));
+    out.insert(out.end(), sp.ids.begin(), sp.ids.end());
+    at = sp.end;
+  }
+  out.insert(out.end(), full.tokens.begin() + static_cast<std::ptrdiff_t>(at), full.tokens.end());
+  full.tokens = std::move(out);
+  full.loss_mask.clear();  // not used for generation
+  return full;
+}
+
 http::Response OpenAiService::ChatCompletions(const http::Request& req) {
   if (FirstInvalidUtf8(req.body) != std::string_view::npos) {
     const std::string field = FieldWithInvalidUtf8(req.body);
@@ -442,9 +519,7 @@ http::Response OpenAiService::ChatCompletions(const http::Request& req) {
   const uint64_t seed = p.sampling.seed;
   auto cancel = std::make_shared<std::atomic<bool>>(false);
   const json tools = p.tools_hidden || p.tools.empty() ? json() : p.tools;
-  text::RenderOptions ro;
-  ro.add_generation_prompt = true;
-  auto rendered = text::RenderChat(p.messages, tools, tok_, ro);
+  auto rendered = Render(p.messages, tools);
   if (!rendered.ok()) return Error(400, rendered.status().message(), "messages");
   int64_t first_call = 0;
   for (auto& m : rendered->messages) first_call += static_cast<int64_t>(m.tool_calls.size());
@@ -515,6 +590,11 @@ http::Response OpenAiService::ChatCompletions(const http::Request& req) {
       c.finish = s.finish_reason == "length" ? "length" : "stop";
       c.failure = std::string(text::ParseFailureKindName(a.failure->kind)) + ": " + a.failure->message;
     }
+    Message sent;
+    sent.role = "assistant";
+    sent.content = c.content;
+    sent.tool_calls = c.calls;
+    Remember(sent, s.tokens);
     return c;
   };
   auto calls_json = [](const std::vector<ToolCall>& calls, bool with_index) {

@@ -141,7 +141,7 @@ TEST_F(CliTest, MissingInputsAreUsageErrorsInEveryCommand) {
       {"simulate --source math:nope.jsonl", "nope.jsonl"},
       {"sft --model nope.json --data nope.jsonl --tokenizer nope_dir --out s", "--model"},
       {"pretrain --data nope.txt --out p", "--data"},
-      {"rl eval --init nope_dir", "--init"},
+      {"rl --init nope_dir", "--init"},
       {"tokenizer train --corpus nope.txt --out t", "--corpus"},
       {"tokenizer encode --tokenizer nope_dir --text hi", "--tokenizer"},
       {"tools import nope.jsonl", "nope.jsonl"},

@@ -92,7 +92,17 @@ TEST(EnginePolicy, StatelessTurnIsDeterministicAndRendersTheWholeDialog) {
   po.first_call_index = 0;
   auto parsed = text::ParseAssistantTokens(w->tok, ids, Tools(), po);
   EXPECT_EQ(a->failure.has_value(), !parsed.ok());
-  EXPECT_EQ(a->message.content, parsed.message.content);
+  if (parsed.ok()) {
+    EXPECT_EQ(a->message.content, parsed.message.content);
+  } else {
+    // Malformed output is the text `k2gym serve` would send for these tokens: every token but
+    // <|im_end|>, invalid UTF-8 replaced as JSON carries it, no tool calls.
+    std::string text;
+    for (int id : ids)
+      if (id != w->tok.SpecialId(text::kImEnd)) text += w->tok.TokenBytes(id);
+    EXPECT_EQ(a->message.content, json::parse(json(text).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>());
+    EXPECT_TRUE(a->message.tool_calls.empty());
+  }
 }
 
 TEST(EnginePolicy, SessionAppendsOnlyNewMessagesAndEqualsReprefill) {

@@ -483,3 +483,69 @@ TEST_F(OpenAiApiTest, OfficialOpenAiNodeSdkConforms) {
 
 }  // namespace
 }  // namespace k2
+
+namespace k2 {
+namespace {
+
+// Token fidelity: a dialog sent back with the server's own (malformed, non-round-tripping) reply
+// continues on the ids the model generated, as an in-process engine session does: the second turn's
+// prompt is turn 1's prompt + its generated ids (+ <|im_end|>) + the template's rendering of what follows,
+// and the greedy reply is the one generated from exactly those ids.
+TEST_F(OpenAiApiTest, ADialogContinuesOnTheTokensTheServerGenerated) {
+  const std::string body1 = R"({"model":"k2gym","messages":[{"role":"user","content":"Weather in Paris?"}],"temperature":0,"max_tokens":12})";
+  Reply r1 = Curl("POST", "/v1/chat/completions", body1);
+  ASSERT_EQ(r1.status, 200) << r1.body;
+  const json reply1 = r1.j["choices"][0]["message"];
+  // The same turn in process: its ids.
+  std::vector<Message> ms = {{"user", "Weather in Paris?"}};
+  text::RenderOptions gen_prompt;
+  gen_prompt.add_generation_prompt = true;
+  auto p1 = text::RenderChat(ms, json(), &*F->tok, gen_prompt);
+  ASSERT_TRUE(p1.ok());
+  const int32_t im_end = F->tok->SpecialId(text::kImEnd);
+  auto greedy = [&](const std::vector<int>& prompt, int64_t max) {
+    gen::GenerateRequest g;
+    g.tokens.assign(prompt.begin(), prompt.end());
+    g.sampling.temperature = 0;
+    g.sampling.max_new_tokens = max;
+    g.sampling.stop_tokens = {im_end};
+    auto d = F->gen->Generate(std::move(g));
+    EXPECT_TRUE(d.ok()) << d.status().ToString();
+    return d.ok() ? d->samples[0].tokens : std::vector<int32_t>();
+  };
+  std::vector<int32_t> gen1 = greedy(p1->tokens, 12);
+  Message a1;
+  a1.role = "assistant";
+  a1.content = reply1.value("content", json("")).is_string() ? reply1["content"].get<std::string>() : "";
+  ms.push_back(a1);
+  // The template's rendering of that reply is not what the model generated (this is the case that matters).
+  auto hist = text::RenderChat(ms, json(), &*F->tok, text::RenderOptions{});
+  ASSERT_TRUE(hist.ok());
+  std::vector<int> raw(p1->tokens);
+  raw.insert(raw.end(), gen1.begin(), gen1.end());
+  if (gen1.empty() || gen1.back() != im_end) raw.push_back(im_end);
+  EXPECT_NE(hist->tokens, raw) << "the reply re-tokenizes to its own ids: nothing to test";
+  ms.push_back({"user", "And in Rome?"});
+  auto full = text::RenderChat(ms, json(), &*F->tok, gen_prompt);
+  ASSERT_TRUE(full.ok());
+  std::vector<int> want = raw;
+  want.insert(want.end(), full->tokens.begin() + static_cast<std::ptrdiff_t>(hist->tokens.size()), full->tokens.end());
+  json req2 = {{"model", "k2gym"}, {"temperature", 0}, {"max_tokens", 12},
+               {"messages", {{{"role", "user"}, {"content", "Weather in Paris?"}}, reply1,
+                             {{"role", "user"}, {"content", "And in Rome?"}}}}};
+  Reply r2 = Curl("POST", "/v1/chat/completions", req2.dump());
+  ASSERT_EQ(r2.status, 200) << r2.body;
+  EXPECT_EQ(r2.j["usage"]["prompt_tokens"].get<int64_t>(), static_cast<int64_t>(want.size())) << r2.body;
+  std::vector<int32_t> gen2 = greedy(want, 12);
+  std::string text2;
+  for (int32_t id : gen2)
+    if (id != im_end) text2 += F->tok->TokenBytes(id);
+  std::vector<int> ids2(gen2.begin(), gen2.end());
+  auto parsed = text::ParseAssistantTokens(*F->tok, ids2, json());
+  const std::string expect2 = parsed.ok() ? parsed.message.content
+                                          : json::parse(json(text2).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+  EXPECT_EQ(r2.j["choices"][0]["message"].value("content", json("")), json(expect2)) << r2.body;
+}
+
+}  // namespace
+}  // namespace k2

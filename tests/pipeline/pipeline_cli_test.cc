@@ -100,6 +100,30 @@ TEST_F(Pipeline, McpMemoryServerTasksAreScoredOnTheFinalKnowledgeGraph) {
   ExpectGoldOneAndPerturbedZero(P("memory.json"), "", 2);
 }
 
+// Rubric instead of a final state: the judge reward checks what the agent told the user and the calls
+// it must not make; gold (looks the facts up, states them) 1, perturbed (no lookup, no answer) 0.
+TEST_F(Pipeline, McpRubricTasksAreScoredByTheJudgeReward) {
+  ASSERT_TRUE(fs::exists(kMemoryServer)) << kMemoryServer << " missing: run scripts/setup.sh";
+  Write("memory_rubric.json", {{"kind", "mcp"},
+                               {"name", "memory_rubric"},
+                               {"path", kData + "memory_rubric_tasks.jsonl"},
+                               {"server",
+                                {{"command", {"node", kMemoryServer}},
+                                 {"env", {{"MEMORY_FILE_PATH", "${EPISODE_TMP}/memory.json"}}}}}});
+  ExpectGoldOneAndPerturbedZero(P("memory_rubric.json"), "", 2);
+  // The reward is the judge's: its components name the rubric's checks.
+  auto r = Sh(G() + "--json eval --source " + P("memory_rubric.json") + " --policy perturbed --trials 1 --k 1");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  for (const auto& t : JsonOut(r)["trials_detail"])
+    EXPECT_NE(t["detail"].get<std::string>().find("info_not_communicated"), std::string::npos) << t.dump();
+  // A rubric that checks nothing is refused with the row's file:line.
+  std::ofstream(P("bad.jsonl")) << R"({"id": "x", "prompt": "hi", "rubric": {"colour": "red"}})" << "\n";
+  Write("bad.json", {{"kind", "mcp"}, {"path", P("bad.jsonl")}, {"server", {{"command", {"node", kMemoryServer}}}}});
+  auto b = test::RunK2gym(G() + "eval --source " + P("bad.json") + " --policy gold --strict");
+  EXPECT_EQ(b.rc, 2) << b.out;
+  EXPECT_NE(b.out.find("bad.jsonl:1: rubric.colour: unknown key"), std::string::npos) << b.out;
+}
+
 TEST_F(Pipeline, LedgerPluginEnvironmentAndRewardRunWithoutCoreChanges) {
   Write("ledger.json", {{"kind", "jsonl"},
                         {"path", kData + "ledger.jsonl"},
