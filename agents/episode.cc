@@ -8,6 +8,7 @@
 #include <mutex>
 
 #include "agents/synthetic_env.h"
+#include "core/determinism.h"
 #include "core/hash.h"
 #include "core/progress.h"
 #include "core/rng.h"
@@ -101,7 +102,7 @@ struct EpisodeRun::Impl {
           if (r < 0) {
             phase_ = Phase::kDone;
           } else if (r == 0) {  // a reply for the user
-            if (ActiveSeconds() > limits_.max_wall_s) {
+            if (!DeterministicMode() && ActiveSeconds() > limits_.max_wall_s) {
               End("timeout");
               phase_ = Phase::kDone;
             } else {
@@ -233,7 +234,8 @@ struct EpisodeRun::Impl {
   // user, -1 = the episode ended.
   int AgentTurn() {
     if (t_.turns >= limits_.max_turns) return End("max_turns"), -1;
-    if (ActiveSeconds() > limits_.max_wall_s) return End("timeout"), -1;
+    // Deterministic mode: no wall-clock cut (how far an episode gets must not depend on machine speed).
+    if (!DeterministicMode() && ActiveSeconds() > limits_.max_wall_s) return End("timeout"), -1;
     if (limits_.max_tokens > 0 && EpisodeTokens() >= limits_.max_tokens) return End("max_tokens"), -1;
     // The conversation and tools are lent to the request (moved in, moved back after Act): Act takes
     // the request by const reference, so they come back unchanged, and no turn copies the history.

@@ -81,6 +81,10 @@ int Main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_flag("-v,--verbose", ctx.g.verbose, "More output (repeatable)");
   app.add_flag("--quiet", ctx.g.quiet, "Only errors and results");
+  // Read by main() before anything starts (core/determinism.h); listed here so CLI11 accepts it.
+  app.add_flag("--deterministic", ctx.g.deterministic,
+               "Same seed, same results on any machine of this architecture: fixed thread counts, batch-invariant "
+               "generation, no wall-clock episode limit (docs/guide.md)");
   app.add_flag("--json", ctx.g.json, "Machine-readable JSON on stdout");
 
   for (auto& c : Commands()) c.setup(app, ctx, &action);

@@ -29,6 +29,7 @@ struct Globals {
   uint64_t seed = 0;                // --seed
   int verbose = 0;                  // -v (repeatable)
   bool quiet = false;               // --quiet
+  bool deterministic = false;       // --deterministic (in effect through core/determinism.h)
   bool json = false;                // --json: machine-readable output on stdout
 };
 

@@ -200,6 +200,12 @@ Expected<std::map<std::string, double>> CriticStep(agents::Policy& policy, int64
 
 // rl --source: RL on any task sources (a weighted mixture), rollouts through the episode pipeline,
 // each rollout scored by its task's reward; per-source metrics; optional SCRR closed loop.
+// Data-parallel ranks other than 0 leave the run's files and store rows to rank 0 (docs/distributed.md).
+bool NotRankZero() {
+  auto e = engine::dist::LaunchEnvFromEnv();
+  return e.ok() && e->rank != 0;
+}
+
 int RunRlSources(Context& ctx, const rl::RlConfig& cfg, const RlRunConfig& rc) {
   if (rc.init.empty() || rc.tokenizer.empty())
     return Fail(InvalidArgument("rl: rl_run.init and rl_run.tokenizer are required (or --init/--tokenizer)"));
@@ -306,6 +312,7 @@ int RunRlSources(Context& ctx, const rl::RlConfig& cfg, const RlRunConfig& rc) {
   auto res = rl::RunRl(model->get(), *tok, cfg, train, collect, run);
   progress.Finish();
   if (!res.ok()) return Fail(res.status());
+  if (NotRankZero()) return kExitOk;  // data parallel: rank 0 writes the run's files
   if (res->iterations_done >= cfg.iterations) (void)FinishRun(db->get(), res->run, "done");
   if (Status ts = tok->Save(rc.out + "/checkpoint/tokenizer"); !ts.ok()) return Fail(ts);
   if (res->interrupted) return TrainingInterrupted(ctx, res->run, res->iterations_done, cfg.iterations, "iterations");
@@ -392,6 +399,7 @@ int RunRlCommand(Context& ctx) {
   if (!res.ok()) {
     return Fail(res.status());
   }
+  if (NotRankZero()) return kExitOk;  // data parallel: rank 0 writes the run's files
   if (res->iterations_done >= cfg->iterations) (void)FinishRun(db->get(), res->run, "done");
   Status ts = ro.tok->Save(rc->out + "/checkpoint/tokenizer");
   if (!ts.ok()) return Fail(ts);

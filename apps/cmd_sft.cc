@@ -8,6 +8,7 @@
 #include "core/interrupt.h"
 #include "core/metrics.h"
 #include "engine/checkpoint.h"
+#include "engine/dist/comm.h"
 #include "engine/engine.h"
 #include "engine/text/tokenizer.h"
 #include "sft/sft.h"
@@ -48,6 +49,22 @@ int RunSft(Context& ctx) {
   if (!dialogs.ok()) return Fail(dialogs.status());
   auto model = MakeModel(*tok, ctx.g.seed);
   if (!model.ok()) return Fail(model.status());
+  // Data parallel (docs/distributed.md): ranks other than 0 train and exit; they write no tokenizer,
+  // metrics, store rows or checkpoints (they read OUT/checkpoint on --resume).
+  auto launch = engine::dist::LaunchEnvFromEnv();
+  if (!launch.ok()) return Fail(launch.status());
+  if (launch->rank != 0) {
+    sft::SftRun sr;
+    sr.checkpoint_dir = args.out + "/checkpoint";
+    sr.resume = args.resume;
+    sr.seed = ctx.g.seed;
+    InstallInterruptHandlers();  // the ranks agree to stop after the same step (rank 0 saves it)
+    auto res = sft::TrainSft(model->get(), *tok, *dialogs, *cfg, sr);
+    if (!res.ok()) return Fail(res.status());
+    if (ctx.g.json) ctx.PrintJson({{"rank", launch->rank}, {"steps_taken", res->steps_taken}});
+    if (res->interrupted) return 128 + (InterruptSignal() > 0 ? InterruptSignal() : 2);
+    return kExitOk;
+  }
   std::error_code ec;
   std::filesystem::create_directories(args.out, ec);
   if (ec) return Fail(IoError(args.out + ": cannot create: " + ec.message()));

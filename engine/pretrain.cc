@@ -12,6 +12,7 @@
 #include <filesystem>
 
 #include "core/fault.h"
+#include "core/determinism.h"
 #include "engine/checkpoint.h"
 #include "engine/data.h"
 #include "engine/dist/data_parallel.h"
@@ -25,6 +26,7 @@ void ReexecWithPassiveOpenMpWait(char** argv) {
 }
 
 void SetComputeThreads(int64_t n) {
+  if (DeterministicMode()) n = kDeterministicThreads;  // the same reductions on every machine
   if (n <= 0) return;
   omp_set_num_threads(static_cast<int>(n));
   openblas_set_num_threads(static_cast<int>(n));
@@ -78,21 +80,8 @@ Expected<int64_t> Pretrain(Model<float>* model, const PretrainConfig& cfg, const
   dist::Communicator* comm = run.comm;
   if (comm == nullptr) {
     K2_ASSIGN_OR_RETURN(dist::LaunchEnv env, dist::LaunchEnvFromEnv());
-    if (env.world_size > 1) {
-      if (cfg.dist.backend == "nccl") {
-        auto c = dist::ConnectNccl(env, cfg.dist.timeout_s);
-        if (!c.ok()) return c.status().Context("pretrain.dist.backend=nccl");
-        owned = std::move(*c);
-      } else {
-        dist::TcpOptions to;
-        to.rank = env.rank, to.world_size = env.world_size, to.master_addr = env.master_addr;
-        to.master_port = env.master_port, to.timeout_s = cfg.dist.timeout_s;
-        auto c = dist::ConnectTcp(to);
-        if (!c.ok()) return c.status().Context("pretrain: data-parallel rendezvous (" + env.source + " environment)");
-        owned = std::move(*c);
-      }
-      comm = owned.get();
-    }
+    K2_ASSIGN_OR_RETURN(owned, dist::ConnectFromEnv(env, cfg.dist, "pretrain"));
+    comm = owned.get();
   }
   const int W = comm ? comm->world_size() : 1, R = comm ? comm->rank() : 0;
   if (cfg.batch_size < W)

@@ -13,18 +13,7 @@ namespace k2::engine {
 
 // Data parallelism (docs/distributed.md): used when the launcher's environment (RANK/WORLD_SIZE or
 // SLURM_*) gives a world above 1, or when PretrainRun::comm is set.
-struct DistConfig {
-  std::string backend = "tcp";  // tcp (CPU ring over TCP) | nccl (GPU builds)
-  double bucket_mb = 4.0;       // gradient bucket size
-  bool overlap = true;          // all-reduce buckets during Backward (comm thread) instead of after it
-  double timeout_s = 300;       // bound on the rendezvous and on every wait for a peer
-  template <class V> void Visit(V& v) {
-    v("backend", backend, "collectives: tcp (CPU ring over TCP) or nccl (CUDA builds)", {.choices = {"tcp", "nccl"}});
-    v("bucket_mb", bucket_mb, "gradient all-reduce bucket size in MiB", {.min = 0.001});
-    v("overlap", overlap, "reduce buckets while Backward continues (comm thread)");
-    v("timeout_s", timeout_s, "seconds to wait for a peer before failing", {.min = 0.1});
-  }
-};
+using DistConfig = dist::DistConfig;
 
 struct PretrainConfig {
   int64_t batch_size = 8;

@@ -12,6 +12,7 @@
 #include "core/metrics.h"
 #include "core/rng.h"
 #include "engine/checkpoint.h"
+#include "engine/dist/data_parallel.h"
 #include "engine/pretrain.h"
 
 namespace k2::rl {
@@ -101,8 +102,16 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
   K2_RETURN_IF_ERROR(cfg.Validate());
   if (tasks.empty()) return InvalidArgument("rl: no tasks to sample from");
   engine::SetComputeThreads(cfg.threads);
+  std::unique_ptr<engine::dist::Communicator> owned;
+  engine::dist::Communicator* comm = run.comm;
+  if (comm == nullptr) {
+    K2_ASSIGN_OR_RETURN(engine::dist::LaunchEnv env, engine::dist::LaunchEnvFromEnv());
+    K2_ASSIGN_OR_RETURN(owned, engine::dist::ConnectFromEnv(env, cfg.dist, "rl"));
+    comm = owned.get();
+  }
+  const int W = comm ? comm->world_size() : 1, R = comm ? comm->rank() : 0;
   std::error_code ec;
-  std::filesystem::create_directories(run.out_dir + "/trajectories", ec);
+  if (R == 0) std::filesystem::create_directories(run.out_dir + "/trajectories", ec);
   if (ec) return IoError(run.out_dir + ": cannot create: " + ec.message());
   const std::string ckdir = run.out_dir + "/checkpoint", csv = run.out_dir + "/metrics.csv";
 
@@ -128,37 +137,64 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
   json resumed_extra = json::object();
   // The store run (kept across resumes), its metrics and the checkpoint protocol (engine/checkpoint.h):
   // a resume recovers an interrupted save and cuts the metrics back to what its checkpoint committed.
-  engine::TrainingRunOptions tro;
-  tro.db = run.db;
-  tro.kind = "rl";
-  tro.name = run.out_dir;
-  tro.config = run.run_config;
-  tro.out_dir = run.out_dir;
-  tro.checkpoint_dir = ckdir;
-  tro.metrics_csv = csv;
-  tro.resume = run.resume;
-  tro.overwrite = run.overwrite;
-  K2_ASSIGN_OR_RETURN(std::unique_ptr<engine::TrainingRun> tr, engine::TrainingRun::Open(tro));
-  res.run = tr->run_id();
-  if (tr->checkpoint()) {
-    engine::TrainerState ts;
-    K2_RETURN_IF_ERROR(engine::LoadCheckpoint(ckdir, model, &opt, &ts));
-    start = ts.step;
-    resumed_extra = ts.extra;
-    // The metric history of the iterations before it: checkpoints before the shared protocol carried it;
-    // since then it is what metrics.csv committed with the checkpoint (exact: the CSV round-trips doubles).
-    if (ts.extra.contains("history")) {
-      history = ts.extra["history"];
-    } else {
-      K2_ASSIGN_OR_RETURN(auto rows, ReadMetricHistoryCsv(csv, start));
-      for (const auto& r : rows)
-        if (!r.empty()) history.push_back(json(r));
+  // Rank 0 alone owns the store run, metrics and checkpoints; the other ranks learn from it where the run
+  // stands (iteration and metric history) and load the same checkpoint.
+  std::unique_ptr<engine::TrainingRun> tr;
+  MetricsLogger* log = nullptr;
+  if (R == 0) {
+    engine::TrainingRunOptions tro;
+    tro.db = run.db;
+    tro.kind = "rl";
+    tro.name = run.out_dir;
+    tro.config = run.run_config;
+    tro.out_dir = run.out_dir;
+    tro.checkpoint_dir = ckdir;
+    tro.metrics_csv = csv;
+    tro.resume = run.resume;
+    tro.overwrite = run.overwrite;
+    K2_ASSIGN_OR_RETURN(tr, engine::TrainingRun::Open(tro));
+    res.run = tr->run_id();
+    if (tr->checkpoint()) {
+      engine::TrainerState ts;
+      K2_RETURN_IF_ERROR(engine::LoadCheckpoint(ckdir, model, &opt, &ts));
+      start = ts.step;
+      resumed_extra = ts.extra;
+      // The metric history of the iterations before it: checkpoints before the shared protocol carried it;
+      // since then it is what metrics.csv committed with the checkpoint (exact: the CSV round-trips doubles).
+      if (ts.extra.contains("history")) {
+        history = ts.extra["history"];
+      } else {
+        K2_ASSIGN_OR_RETURN(auto rows, ReadMetricHistoryCsv(csv, start));
+        for (const auto& r : rows)
+          if (!r.empty()) history.push_back(json(r));
+      }
+      if (static_cast<int64_t>(history.size()) != start)
+        return Corruption(ckdir + ": the checkpoint is at iteration " + std::to_string(start) + " but " + csv + " holds " +
+                          std::to_string(history.size()) + " iterations before it");
     }
-    if (static_cast<int64_t>(history.size()) != start)
-      return Corruption(ckdir + ": the checkpoint is at iteration " + std::to_string(start) + " but " + csv + " holds " +
-                        std::to_string(history.size()) + " iterations before it");
+    log = &tr->metrics();
   }
-  MetricsLogger& log = tr->metrics();
+  if (W > 1) {
+    K2_RETURN_IF_ERROR(comm->Broadcast(&start, sizeof start, 0));
+    std::string h = history.dump();
+    K2_RETURN_IF_ERROR(engine::dist::BroadcastString(comm, &h, 0));
+    if (R != 0) {
+      K2_ASSIGN_OR_RETURN(history, ParseJson(h, "rank 0's metric history"));
+      if (start > 0) {
+        engine::TrainerState ts;
+        Status ls = engine::LoadCheckpoint(ckdir, model, &opt, &ts);
+        if (!ls.ok())
+          return ls.Context("rl rank " + std::to_string(R) + ": rank 0 resumes at iteration " + std::to_string(start) +
+                            " (every rank reads OUT/checkpoint: a filesystem all ranks see)");
+        if (ts.step != start)
+          return FailedPrecondition(ckdir + ": rank " + std::to_string(R) + " read iteration " + std::to_string(ts.step) +
+                                    ", rank 0 iteration " + std::to_string(start));
+        resumed_extra = ts.extra;
+      }
+    }
+    K2_RETURN_IF_ERROR(engine::dist::CheckSameWeights(
+        comm, *model, "rl: start (launch every rank with the same --model/--init, config, --seed and --out)"));
+  }
 
   // GRPO's KL reference: a frozen copy of the initial policy, allocated once. It is written beside the
   // checkpoint at the first start so a resumed run measures the KL to the same weights.
@@ -166,10 +202,12 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
   if (cfg.update.objective == "grpo" && cfg.update.kl_coef > 0) {
     K2_ASSIGN_OR_RETURN(reference, engine::Model<float>::Create(model->config(), 0));
     const std::string ref_path = run.out_dir + "/reference/model.safetensors";
-    if (start == 0) {
+    if (start == 0 && R == 0) {
       std::filesystem::create_directories(run.out_dir + "/reference", ec);
       K2_RETURN_IF_ERROR(model->SaveSafetensors(ref_path));
-    } else if (!std::filesystem::exists(ref_path)) {
+    }
+    if (W > 1) K2_RETURN_IF_ERROR(comm->Barrier());  // rank 0 has written it
+    if (start > 0 && !std::filesystem::exists(ref_path)) {
       return Corruption(ref_path + ": missing (the KL reference of this run; kl_coef > 0 was set after it started?)");
     }
     // Loaded from the file in both cases (not copied param by param), so a fresh and a resumed run
@@ -222,7 +260,35 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     std::vector<agents::Trajectory> trajs;
     std::vector<int64_t> traj_group;
     PartialStep pstep;
-    if (!partial) {
+    if (!partial && W > 1) {
+      // This rank's contiguous share of the groups; every rank then holds all of them, in group order
+      // (an episode's seed depends on its task and trial, not on which rank runs it).
+      const int64_t G = cfg.tasks_per_iteration, K = cfg.rollouts_per_task;
+      const int64_t g0 = R * (G / W) + std::min<int64_t>(R, G % W), g1 = g0 + G / W + (R < G % W ? 1 : 0);
+      std::vector<agents::EpisodeJob> mine(jobs.begin() + g0 * K, jobs.begin() + g1 * K);
+      std::vector<agents::Trajectory> got;
+      if (!mine.empty()) {
+        K2_ASSIGN_OR_RETURN(got, collect(mine, temperature, iter_seed));
+      }
+      if (got.size() != mine.size())
+        return Internal("rl: collect returned " + std::to_string(got.size()) + " trajectories for " +
+                        std::to_string(mine.size()) + " jobs");
+      json arr = json::array();
+      for (const auto& t : got) arr.push_back(t.ToJson());
+      K2_ASSIGN_OR_RETURN(std::vector<std::string> parts, engine::dist::AllGatherStrings(comm, arr.dump()));
+      for (size_t r = 0; r < parts.size(); ++r) {
+        const std::string where = "rl: rank " + std::to_string(r) + "'s trajectories of iteration " + std::to_string(it);
+        K2_ASSIGN_OR_RETURN(json a, ParseJson(parts[r], where));
+        for (size_t i = 0; i < a.size(); ++i) {
+          K2_ASSIGN_OR_RETURN(agents::Trajectory t, agents::Trajectory::FromJson(a[i], where + "[" + std::to_string(i) + "]"));
+          trajs.push_back(std::move(t));
+        }
+      }
+      if (trajs.size() != jobs.size())
+        return Internal("rl: gathered " + std::to_string(trajs.size()) + " trajectories for " + std::to_string(jobs.size()) +
+                        " jobs");
+      for (size_t i = 0; i < trajs.size(); ++i) traj_group.push_back(static_cast<int64_t>(i) / cfg.rollouts_per_task);
+    } else if (!partial) {
       K2_ASSIGN_OR_RETURN(trajs, collect(jobs, temperature, iter_seed));
       if (trajs.size() != jobs.size())
         return Internal("rl: collect returned " + std::to_string(trajs.size()) + " trajectories for " +
@@ -230,14 +296,49 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
       for (size_t i = 0; i < trajs.size(); ++i) traj_group.push_back(static_cast<int64_t>(i) / cfg.rollouts_per_task);
     } else {
       if (!run.partial_collect) return InvalidArgument("rl.partial_rollout.token_budget > 0 needs a partial collector");
-      std::vector<PartialJob> pjobs = std::move(restart);  // paused at the checkpoint we resumed from
+      // Data parallel: a rank starts its share of the new groups and keeps its paused episodes (its
+      // collector holds them); the episodes paused at a resumed checkpoint restart on rank group % W.
+      // The iteration's token budget is split evenly over the ranks.
+      const int64_t G = cfg.tasks_per_iteration, K = cfg.rollouts_per_task;
+      const int64_t g0 = R * (G / W) + std::min<int64_t>(R, G % W), g1 = g0 + G / W + (R < G % W ? 1 : 0);
+      const int64_t n_restart = static_cast<int64_t>(restart.size());  // paused at the checkpoint we resumed from
+      std::vector<PartialJob> pjobs;
+      for (auto& j : restart)
+        if (j.group % W == R) pjobs.push_back(std::move(j));
       restart.clear();
-      if (static_cast<int64_t>(carried + pjobs.size()) <= max_carried)
-        for (size_t i = 0; i < jobs.size(); ++i)
-          pjobs.push_back({jobs[i], it * cfg.tasks_per_iteration + static_cast<int64_t>(i) / cfg.rollouts_per_task, it,
-                           iter_seed, temperature});
-      K2_ASSIGN_OR_RETURN(pstep, run.partial_collect(pjobs, it, cfg.partial_rollout.token_budget));
+      if (carried + n_restart <= max_carried)
+        for (size_t i = 0; i < jobs.size(); ++i) {
+          const int64_t g = static_cast<int64_t>(i) / K;
+          if (g < g0 || g >= g1) continue;
+          pjobs.push_back({jobs[i], it * G + g, it, iter_seed, temperature});
+        }
+      const int64_t budget = (cfg.partial_rollout.token_budget + W - 1) / W;
+      K2_ASSIGN_OR_RETURN(pstep, run.partial_collect(pjobs, it, budget));
       if (pstep.groups.size() != pstep.done.size()) return Internal("rl: partial collector: groups and done differ");
+      if (W > 1) {  // every rank's ended episodes, groups, paused jobs and counts, in rank order
+        json mine = {{"done", json::array()}, {"groups", pstep.groups}, {"carried", json::array()},
+                     {"counts", {pstep.started, pstep.resumed, pstep.paused, pstep.policy_tokens}}};
+        for (const auto& t : pstep.done) mine["done"].push_back(t.ToJson());
+        for (const auto& c : pstep.carried) mine["carried"].push_back(c.ToJson());
+        K2_ASSIGN_OR_RETURN(std::vector<std::string> parts, engine::dist::AllGatherStrings(comm, mine.dump()));
+        PartialStep all;
+        for (size_t r = 0; r < parts.size(); ++r) {
+          const std::string where = "rl: rank " + std::to_string(r) + "'s partial rollouts of iteration " + std::to_string(it);
+          K2_ASSIGN_OR_RETURN(json a, ParseJson(parts[r], where));
+          for (size_t i = 0; i < a["done"].size(); ++i) {
+            K2_ASSIGN_OR_RETURN(agents::Trajectory t, agents::Trajectory::FromJson(a["done"][i], where + ".done"));
+            all.done.push_back(std::move(t));
+            all.groups.push_back(a["groups"][i].get<int64_t>());
+          }
+          for (size_t i = 0; i < a["carried"].size(); ++i) {
+            K2_ASSIGN_OR_RETURN(PartialJob j, PartialJob::FromJson(a["carried"][i], tasks, where + ".carried"));
+            all.carried.push_back(std::move(j));
+          }
+          all.started += a["counts"][0].get<int64_t>(), all.resumed += a["counts"][1].get<int64_t>();
+          all.paused += a["counts"][2].get<int64_t>(), all.policy_tokens += a["counts"][3].get<int64_t>();
+        }
+        pstep = std::move(all);
+      }
       carried = static_cast<int64_t>(pstep.carried.size());
       // A group is updated on once all K of its rollouts have ended; in group order, then trial order.
       for (size_t i = 0; i < pstep.done.size(); ++i) pending[pstep.groups[i]].push_back(std::move(pstep.done[i]));
@@ -255,8 +356,22 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
       }
     }
     std::map<std::string, double> extra_metrics;
-    if (run.after_collect) {
+    if (run.after_collect && R == 0) {
       K2_ASSIGN_OR_RETURN(extra_metrics, run.after_collect(it, trajs, traj_group));
+    }
+    if (run.after_collect && W > 1) {  // rank 0's rescoring and metrics, to every rank
+      json msg = {{"metrics", extra_metrics}, {"trajectories", json::array()}};
+      if (R == 0)
+        for (const auto& t : trajs) msg["trajectories"].push_back(t.ToJson());
+      std::string b = R == 0 ? msg.dump() : std::string();
+      K2_RETURN_IF_ERROR(engine::dist::BroadcastString(comm, &b, 0));
+      if (R != 0) {
+        K2_ASSIGN_OR_RETURN(msg, ParseJson(b, "rl: rank 0's rescored trajectories"));
+        extra_metrics = msg["metrics"].get<std::map<std::string, double>>();
+        for (size_t i = 0; i < trajs.size() && i < msg["trajectories"].size(); ++i) {
+          K2_ASSIGN_OR_RETURN(trajs[i], agents::Trajectory::FromJson(msg["trajectories"][i], "rl: rescored trajectory"));
+        }
+      }
     }
     const auto t1 = std::chrono::steady_clock::now();
 
@@ -285,8 +400,9 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
       lines += t.ToJson().dump() + "\n";
       rollouts.push_back(std::move(r));
     }
-    K2_RETURN_IF_ERROR(
-        WriteFileAtomic(run.out_dir + "/trajectories/iter_" + std::to_string(it) + ".jsonl", lines));
+    if (R == 0)
+      K2_RETURN_IF_ERROR(
+          WriteFileAtomic(run.out_dir + "/trajectories/iter_" + std::to_string(it) + ".jsonl", lines));
 
     // Groups whose rewards are all equal carry no gradient when their rollouts are on-policy (K2: r - rbar
     // is 0 and the log ratio is float noise; GRPO: advantage 0, unless a KL term pulls): leave them out of
@@ -327,7 +443,7 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
         for (int64_t k = 0; k < cfg.ptx.rows; ++k)
           ptx_rows.push_back(ptx_all[(step * cfg.ptx.rows + k) % static_cast<int64_t>(ptx_all.size())]);
       K2_ASSIGN_OR_RETURN(UpdateStats s, PolicyUpdate(model, &opt, step, part, &ptx_rows,
-                                                      lambda, cfg.update, reference.get()));
+                                                      lambda, cfg.update, reference.get(), comm));
       // Means over steps: losses and fractions by groups, token statistics by policy tokens.
       const double g_old = static_cast<double>(st.groups), g_new = static_cast<double>(s.groups);
       const double t_old = static_cast<double>(st.policy_tokens), t_new = static_cast<double>(s.policy_tokens);
@@ -352,6 +468,8 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
       st.opt.max_logit = std::max(st.opt.max_logit, s.opt.max_logit);
       st.opt.grad_norm = grad_norm_sum / static_cast<double>(m + 1);
     }
+    // Data parallel: every rank took the same step (summed gradients, the same last forward); checked.
+    if (W > 1) K2_RETURN_IF_ERROR(engine::dist::CheckSameWeights(comm, *model, "rl iteration " + std::to_string(it)));
     const auto t2 = std::chrono::steady_clock::now();
 
     const double n = std::max<double>(1.0, static_cast<double>(trajs.size()));  // 0 rollouts: metrics 0
@@ -438,9 +556,20 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     res.history.push_back(m);
 
     // The iteration's rows first; a checkpoint commits them before it is published (engine/checkpoint.h).
-    for (const auto& [k, v] : m) log.Log(it, k, v);
+    if (log)
+      for (const auto& [k, v] : m) log->Log(it, k, v);
     CrashPoint("train.step");
-    const bool interrupt = InterruptRequested() && it + 1 < end;  // stop cleanly after this iteration
+    bool interrupt = InterruptRequested() && it + 1 < end;  // stop cleanly after this iteration
+    if (W > 1) {  // every rank stops after the same iteration (a signal may reach only some of them)
+      double f = interrupt ? 1.0 : 0.0;
+      K2_RETURN_IF_ERROR(comm->AllReduce(&f, 1, engine::dist::ReduceOp::kMax));
+      interrupt = f > 0;
+    }
+    if (R != 0) {  // rank 0 alone checkpoints and reports
+      if (!interrupt) continue;
+      res.interrupted = true;
+      break;
+    }
     if ((it + 1) % cfg.checkpoint_every == 0 || it + 1 == end || interrupt) {
       engine::TrainerState ts;
       ts.step = it + 1;
@@ -455,7 +584,7 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
       }
       K2_RETURN_IF_ERROR(tr->Save(*model, opt, ts));
     } else {
-      K2_RETURN_IF_ERROR(log.Flush());
+      K2_RETURN_IF_ERROR(log->Flush());
     }
     if (run.on_iteration) run.on_iteration(it, m);
     if (interrupt) {
@@ -464,8 +593,9 @@ Expected<RlResult> RunRl(engine::Model<float>* model, const text::Tokenizer& tok
     }
   }
   res.iterations_done = static_cast<int64_t>(history.size());
-  K2_RETURN_IF_ERROR(
-      tr->Finish(res.interrupted ? "interrupted" : res.iterations_done >= cfg.iterations ? "done" : "stopped"));
+  if (tr)
+    K2_RETURN_IF_ERROR(
+        tr->Finish(res.interrupted ? "interrupted" : res.iterations_done >= cfg.iterations ? "done" : "stopped"));
   if (res.history.size() != history.size()) {  // a resumed call: return the whole history
     res.history.clear();
     for (const auto& h : history) {

@@ -25,6 +25,7 @@
 #include "core/rng.h"
 #include "core/status.h"
 #include "core/store.h"
+#include "engine/dist/comm.h"
 #include "engine/engine.h"
 #include "rewards/budget.h"
 #include "rl/schedule.h"
@@ -81,6 +82,7 @@ struct RlConfig {
   }();
   int64_t checkpoint_every = 1;      // iterations
   int64_t threads = 0;               // compute threads (0 = default)
+  engine::dist::DistConfig dist;     // data parallelism (WORLD_SIZE > 1)
   template <class V> void Visit(V& v) {
     v("iterations", iterations, "RL iterations", {.min = 1});
     v("tasks_per_iteration", tasks_per_iteration, "tasks (groups) sampled per iteration", {.min = 1});
@@ -95,6 +97,7 @@ struct RlConfig {
     v("optimizer", optimizer, "MuonClip settings of the RL updates");
     v("checkpoint_every", checkpoint_every, "checkpoint period in iterations", {.min = 1});
     v("threads", threads, "compute threads (0 = default)", {.min = 0});
+    v("dist", dist, "data parallelism (active when WORLD_SIZE > 1; docs/distributed.md)");
   }
   Status Validate() const;
 };
@@ -152,6 +155,13 @@ struct RlRun {
   std::function<Expected<std::map<std::string, double>>(int64_t iteration, std::vector<agents::Trajectory>& trajs,
                                                         const std::vector<int64_t>& groups)>
       after_collect;
+  // Data parallelism: null = from the launcher's environment (a world of 1 is plain RL). Each rank rolls
+  // out its contiguous share of the iteration's groups; the trajectories are gathered on every rank in
+  // group order; the update's micro-batches are split over the ranks and its gradients all-reduced
+  // (PolicyUpdate); rank 0 alone runs after_collect (its result is broadcast), calls on_iteration and
+  // writes metrics, store rows, trajectory files and checkpoints. Partial rollouts: each rank advances
+  // its own paused episodes with token_budget / W; ended ones are gathered (docs/distributed.md).
+  engine::dist::Communicator* comm = nullptr;
 };
 
 struct RlResult {

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <map>
 
+#include "engine/dist/data_parallel.h"
+
 namespace k2::rl {
 namespace {
 
@@ -188,7 +190,8 @@ Expected<std::vector<std::vector<float>>> RolloutLogprobs(engine::Model<float>* 
 
 Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimizer<float>* opt, int64_t step,
                                    std::span<const Rollout> rollouts, const std::vector<sft::Row>* ptx,
-                                   double ptx_coef, const UpdateConfig& cfg, engine::Model<float>* reference) {
+                                   double ptx_coef, const UpdateConfig& cfg, engine::Model<float>* reference,
+                                   engine::dist::Communicator* comm) {
   K2_RETURN_IF_ERROR(CheckRollouts(rollouts));
   const bool use_kl = cfg.objective == "grpo" && cfg.kl_coef > 0;
   if (use_kl && !reference) return InvalidArgument("rl.update.kl_coef > 0 needs a reference model");
@@ -256,7 +259,15 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
   fo.aux_loss_alpha = cfg.aux_loss_alpha;
   double ptx_num = 0, mismatch = 0, entropy = 0;
   bool any_weight = false;
-  for (size_t s = 0; s < rows.size(); s += static_cast<size_t>(cfg.micro_batch)) {
+  // Data parallel: this rank's contiguous block [mb0, mb1) of the micro-batches.
+  const int W = comm ? comm->world_size() : 1, R = comm ? comm->rank() : 0;
+  const size_t micro = static_cast<size_t>(cfg.micro_batch);
+  const size_t n_micro = (rows.size() + micro - 1) / micro;
+  const size_t mb0 = static_cast<size_t>(R) * n_micro / static_cast<size_t>(W);
+  const size_t mb1 = static_cast<size_t>(R + 1) * n_micro / static_cast<size_t>(W);
+  std::vector<uint8_t> scored_here(rollouts.size(), 0);
+  int64_t last_backward = -1;  // micro-batch index of this rank's last backward
+  for (size_t s = mb0 * micro; s < std::min(rows.size(), mb1 * micro); s += micro) {
     std::vector<int64_t> idx;
     for (size_t i = s; i < std::min(rows.size(), s + static_cast<size_t>(cfg.micro_batch)); ++i)
       idx.push_back(static_cast<int64_t>(i));
@@ -281,6 +292,7 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
         const Placement& p = where[i];
         const Rollout& r = rollouts[i];
         touched[r.group].push_back(i);
+        scored_here[i] = 1;
         for (int64_t j = 0; j < p.len; ++j) {
           const int64_t at = static_cast<int64_t>(k) * T + p.at(j);
           // Sampler/trainer float noise is not a policy change (see UpdateConfig::logratio_floor).
@@ -319,6 +331,50 @@ Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimize
     K2_RETURN_IF_ERROR(model->SetLossWeights(b.weights));
     model->Backward();
     st.load_imbalance = LoadImbalance(*model);
+    last_backward = static_cast<int64_t>(s / micro);
+  }
+  if (W > 1) {
+    // The last forward decides QK-Clip (its max logits, or its batch replayed after the step) and the
+    // router bias (its loads): every rank forwards the global last micro-batch unless it just did.
+    if (n_micro > 0 && !(mb0 < mb1 && mb1 == n_micro)) {
+      std::vector<int64_t> idx;
+      for (size_t i = (n_micro - 1) * micro; i < rows.size(); ++i) idx.push_back(static_cast<int64_t>(i));
+      engine::Batch b = sft::MakeBatch(rows, idx, true);
+      std::fill(b.weights.begin(), b.weights.end(), 0.0f);
+      K2_ASSIGN_OR_RETURN(engine::ForwardResult f, model->Forward(b, fo));
+      (void)f;
+    }
+    // Gradients and counts summed over the ranks.
+    K2_RETURN_IF_ERROR(engine::dist::AllReduceGradsFlat(comm, &model->params()));
+    double sums[5] = {static_cast<double>(st.policy_tokens), mismatch, entropy, ptx_num, any_weight ? 1.0 : 0.0};
+    K2_RETURN_IF_ERROR(comm->AllReduce(sums, 5, engine::dist::ReduceOp::kSum));
+    st.policy_tokens = static_cast<int64_t>(sums[0]);
+    mismatch = sums[1], entropy = sums[2], ptx_num = sums[3], any_weight = sums[4] > 0;
+    // The trainer log-probs (and reference log-probs) of every rollout: each was scored by exactly one
+    // rank, the others contribute zeros, so the sum is exact.
+    std::vector<float> lp;
+    for (size_t i = 0; i < rollouts.size(); ++i)
+      for (size_t j = 0; j < cur[i].size(); ++j) {
+        lp.push_back(scored_here[i] ? cur[i][j] : 0.0f);
+        if (use_kl) lp.push_back(scored_here[i] ? ref[i][j] : 0.0f);
+      }
+    K2_RETURN_IF_ERROR(comm->AllReduce(lp.data(), static_cast<int64_t>(lp.size()), engine::dist::ReduceOp::kSum));
+    size_t k = 0;
+    for (size_t i = 0; i < rollouts.size(); ++i)
+      for (size_t j = 0; j < cur[i].size(); ++j) {
+        if (where[i].row >= 0) cur[i][j] = lp[k];
+        ++k;
+        if (use_kl) {
+          if (where[i].row >= 0) ref[i][j] = lp[k];
+          ++k;
+        }
+      }
+    // load_imbalance is that of the last backward over all ranks (as in one process).
+    double last[2] = {static_cast<double>(last_backward), 0};
+    K2_RETURN_IF_ERROR(comm->AllReduce(last, 1, engine::dist::ReduceOp::kMax));
+    last[1] = last_backward >= 0 && static_cast<double>(last_backward) == last[0] ? st.load_imbalance : -1.0;
+    K2_RETURN_IF_ERROR(comm->AllReduce(last + 1, 1, engine::dist::ReduceOp::kMax));
+    st.load_imbalance = std::max(0.0, last[1]);
   }
   if (st.policy_tokens > 0) {
     st.logp_mismatch = mismatch / static_cast<double>(st.policy_tokens);

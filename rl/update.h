@@ -17,6 +17,7 @@
 
 #include "core/config.h"
 #include "core/status.h"
+#include "engine/dist/comm.h"
 #include "engine/engine.h"
 #include "rl/loss.h"
 #include "sft/sft.h"
@@ -91,10 +92,18 @@ struct UpdateStats {
 // `reference` (GRPO with kl_coef > 0, else ignored; required then): the frozen reference policy, same
 // config as `model`; its log-probs of the rollout tokens are computed on the same packed rows (one
 // extra forward pass per micro-batch) and feed the k3 KL term of GrpoLoss.
+//
+// Data parallel (`comm` with W > 1; every rank passes the same rollouts, PTX rows and weights): the
+// packed rows' micro-batches are split into W contiguous blocks, rank r runs forward/backward on its
+// block only, then the gradients are summed over the ranks (one all-reduce) and so are the statistics
+// (the trainer log-probs of the rollouts each rank scored, token counts, entropy, mismatch). Every rank
+// then runs one more forward of the last micro-batch (unless it ran it last), so QK-Clip and the router
+// bias update read the same last forward as one process does; all ranks take the same step.
 Expected<UpdateStats> PolicyUpdate(engine::Model<float>* model, engine::Optimizer<float>* opt, int64_t step,
                                    std::span<const Rollout> rollouts, const std::vector<sft::Row>* ptx,
                                    double ptx_coef, const UpdateConfig& cfg,
-                                   engine::Model<float>* reference = nullptr);
+                                   engine::Model<float>* reference = nullptr,
+                                   engine::dist::Communicator* comm = nullptr);
 
 // The trainer's log-probs of every token of each rollout (entry j = log p(tokens[j] | tokens[<j]),
 // entry 0 = 0), computed through the packed rows as PolicyUpdate's forward computes them. For tests and

@@ -10,7 +10,7 @@ PKGS=(
   libcurl4-openssl-dev libsqlite3-dev sqlite3 nlohmann-json3-dev libvalijson-dev
   libpcre2-dev libopenblas-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libseccomp-dev libtomlplusplus-dev python3 python3-torch python3-numpy nodejs npm bubblewrap
-  json-schema-test-suite python3-regex chromium wrk
+  json-schema-test-suite python3-regex chromium wrk libgloo-dev
 )
 
 missing=()

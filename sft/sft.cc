@@ -11,6 +11,7 @@
 #include "core/interrupt.h"
 #include "core/rng.h"
 #include "engine/checkpoint.h"
+#include "engine/dist/data_parallel.h"
 #include "engine/pretrain.h"
 #include "engine/text/chat_template.h"
 #include "sft/copy_dialogs.h"
@@ -134,14 +135,18 @@ engine::Batch MakeBatch(const std::vector<Row>& rows, const std::vector<int64_t>
   return b;
 }
 
-Expected<double> EvalLoss(engine::Model<float>* model, const std::vector<Row>& rows, int64_t B) {
+namespace {
+
+// Weighted CE sum and weight sum of the rows `which` (indices into rows), in batches of B.
+Expected<std::pair<double, double>> EvalSums(engine::Model<float>* model, const std::vector<Row>& rows,
+                                             const std::vector<int64_t>& which, int64_t B) {
   double num = 0, den = 0;
-  for (size_t s = 0; s < rows.size(); s += static_cast<size_t>(B)) {
+  for (size_t s = 0; s < which.size(); s += static_cast<size_t>(B)) {
     std::vector<int64_t> idx;
     double w = 0;
-    for (size_t i = s; i < std::min(rows.size(), s + static_cast<size_t>(B)); ++i) {
-      idx.push_back(static_cast<int64_t>(i));
-      for (float x : rows[i].weights) w += x;
+    for (size_t i = s; i < std::min(which.size(), s + static_cast<size_t>(B)); ++i) {
+      idx.push_back(which[i]);
+      for (float x : rows[which[i]].weights) w += x;
     }
     if (w <= 0) continue;  // a batch of rows without assistant tokens has no loss to measure
     engine::Batch b = MakeBatch(rows, idx, true);
@@ -149,8 +154,17 @@ Expected<double> EvalLoss(engine::Model<float>* model, const std::vector<Row>& r
     num += f.ce_loss * f.weight_sum;
     den += f.weight_sum;
   }
-  if (den <= 0) return InvalidArgument("eval: no assistant tokens in the held-out rows");
-  return num / den;
+  return std::make_pair(num, den);
+}
+
+}  // namespace
+
+Expected<double> EvalLoss(engine::Model<float>* model, const std::vector<Row>& rows, int64_t B) {
+  std::vector<int64_t> all(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) all[i] = static_cast<int64_t>(i);
+  K2_ASSIGN_OR_RETURN(auto nd, EvalSums(model, rows, all, B));
+  if (nd.second <= 0) return InvalidArgument("eval: no assistant tokens in the held-out rows");
+  return nd.first / nd.second;
 }
 
 namespace {
@@ -179,6 +193,29 @@ std::vector<int64_t> EpochOrder(int64_t n, uint64_t seed, int64_t epoch) {
   return order;
 }
 
+// Every rank must start from the same weights, rows and settings: a hash of them is compared with
+// rank 0's so that a mismatched launch fails at the first step instead of silently diverging.
+uint64_t Fingerprint(const engine::Model<float>& model, const std::vector<Row>& rows, int64_t step, int64_t total,
+                     int64_t B, uint64_t seed) {
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&](const void* p, size_t n) {
+    const auto* b = static_cast<const unsigned char*>(p);
+    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 1099511628211ull;
+  };
+  for (const auto& p : model.params()) mix(p.w.data(), p.w.size() * sizeof(float));
+  const int64_t ints[] = {static_cast<int64_t>(rows.size()), step, total, B};
+  mix(ints, sizeof ints);
+  mix(&seed, sizeof seed);
+  for (const Row& r : rows) mix(r.tokens.data(), r.tokens.size() * sizeof(int32_t));
+  return h;
+}
+
+// Contiguous shard [lo, hi) of n rows for rank r of W (sizes differ by at most one).
+std::pair<int64_t, int64_t> ShardOf(int64_t n, int r, int W) {
+  const int64_t lo = r * (n / W) + std::min<int64_t>(r, n % W);
+  return {lo, lo + n / W + (r < n % W ? 1 : 0)};
+}
+
 }  // namespace
 
 Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer& tok,
@@ -187,6 +224,14 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
     return InvalidArgument("sft: tokenizer vocabulary " + std::to_string(tok.vocab_size()) +
                            " exceeds the model's vocab_size " + std::to_string(model->config().vocab_size));
   engine::SetComputeThreads(cfg.threads);
+  std::unique_ptr<engine::dist::Communicator> owned;
+  engine::dist::Communicator* comm = run.comm;
+  if (comm == nullptr) {
+    K2_ASSIGN_OR_RETURN(engine::dist::LaunchEnv env, engine::dist::LaunchEnvFromEnv());
+    K2_ASSIGN_OR_RETURN(owned, engine::dist::ConnectFromEnv(env, cfg.dist, "sft"));
+    comm = owned.get();
+  }
+  const int W = comm ? comm->world_size() : 1, R = comm ? comm->rank() : 0;
   std::vector<Example> train, eval;
   const int64_t every = cfg.eval_fraction > 0 ? std::max<int64_t>(2, std::llround(1.0 / cfg.eval_fraction)) : 0;
   for (size_t i = 0; i < dialogs.size(); ++i) {
@@ -230,16 +275,50 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
   oc.total_steps = res.total_steps;
   engine::Optimizer<float> opt(model, oc);
 
+  if (W > 1) {
+    // Every batch (the last of an epoch and of the warm-up included) needs a row on every rank.
+    for (int64_t rows_n : {n, n_warm}) {
+      const int64_t last = rows_n % B;
+      if (rows_n > 0 && (std::min(B, rows_n) < W || (last != 0 && last < W)))
+        return InvalidArgument("sft: data parallel over " + std::to_string(W) + " ranks needs at least " +
+                               std::to_string(W) + " rows in every batch, but " + std::to_string(rows_n) +
+                               " rows in batches of " + std::to_string(B) + " leave a batch of " +
+                               std::to_string(rows_n < B ? rows_n : last) +
+                               " (change sft.batch_size, or launch fewer ranks)");
+    }
+  }
+
   engine::TrainerState ts;
   if (run.resume && !run.checkpoint_dir.empty()) {
-    // The newest complete checkpoint, after finishing a save that a crash interrupted (engine/checkpoint.h).
-    K2_ASSIGN_OR_RETURN(std::optional<engine::CheckpointInfo> ck, engine::RecoverCheckpoint(run.checkpoint_dir));
-    if (ck) K2_RETURN_IF_ERROR(engine::LoadCheckpoint(run.checkpoint_dir, model, &opt, &ts));
+    // The newest complete checkpoint, after finishing a save that a crash interrupted (engine/checkpoint.h);
+    // rank 0 recovers, the other ranks wait for its verdict, then every rank loads it.
+    int64_t have = 0;
+    if (R == 0) {
+      K2_ASSIGN_OR_RETURN(std::optional<engine::CheckpointInfo> ck, engine::RecoverCheckpoint(run.checkpoint_dir));
+      have = ck.has_value() ? 1 : 0;
+    }
+    if (W > 1) K2_RETURN_IF_ERROR(comm->Broadcast(&have, sizeof have, 0));
+    if (have) K2_RETURN_IF_ERROR(engine::LoadCheckpoint(run.checkpoint_dir, model, &opt, &ts));
+  }
+  std::unique_ptr<engine::dist::ModelSync> sync;
+  if (W > 1) {
+    const uint64_t fp = Fingerprint(*model, train_rows, ts.step, res.total_steps, B, run.seed);
+    uint64_t fp0 = fp;
+    K2_RETURN_IF_ERROR(comm->Broadcast(&fp0, sizeof fp0, 0));
+    double mismatch = fp0 != fp ? 1.0 : 0.0;
+    K2_RETURN_IF_ERROR(comm->AllReduce(&mismatch, 1, engine::dist::ReduceOp::kMax));
+    if (mismatch > 0)
+      return FailedPrecondition("sft: rank " + std::to_string(R) + " of " + std::to_string(W) +
+                                (fp0 != fp ? " starts" : ": another rank starts") +
+                                " from different weights, data, settings, seed or checkpoint than rank 0 (launch "
+                                "every rank with the same --model/--init, --data, --tokenizer, config, --seed and --out)");
+    sync = std::make_unique<engine::dist::ModelSync>(comm, model,
+                                                     engine::dist::BucketOptions{cfg.dist.bucket_mb, cfg.dist.overlap});
   }
   int64_t saved_step = -1;
   auto last_save = std::chrono::steady_clock::now();
   auto save = [&](int64_t step) -> Status {
-    if (run.checkpoint_dir.empty() || step == saved_step) return Status::Ok();
+    if (R != 0 || run.checkpoint_dir.empty() || step == saved_step) return Status::Ok();
     engine::TrainerState s;
     s.step = step;
     s.data_position = step * B;
@@ -254,11 +333,27 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
     ++res.checkpoints;
     return Status::Ok();
   };
+  // The held-out loss; data parallel: rank r scores rows r, r+W, ... with the hooks detached (its
+  // forwards are its own) and the sums are added over ranks.
+  auto held_out = [&]() -> Expected<double> {
+    if (W == 1) return EvalLoss(model, eval_rows, B);
+    sync.reset();
+    std::vector<int64_t> mine;
+    for (int64_t i = R; i < static_cast<int64_t>(eval_rows.size()); i += W) mine.push_back(i);
+    auto nd = EvalSums(model, eval_rows, mine, B);
+    double sums[2] = {nd.ok() ? nd->first : 0.0, nd.ok() ? nd->second : 0.0};
+    sync = std::make_unique<engine::dist::ModelSync>(comm, model,
+                                                     engine::dist::BucketOptions{cfg.dist.bucket_mb, cfg.dist.overlap});
+    K2_RETURN_IF_ERROR(comm->AllReduce(sums, 2, engine::dist::ReduceOp::kSum));
+    if (!nd.ok()) return nd.status();
+    if (sums[1] <= 0) return InvalidArgument("eval: no assistant tokens in the held-out rows");
+    return sums[0] / sums[1];
+  };
   auto do_eval = [&](int64_t step) -> Status {
     if (eval_rows.empty()) return Status::Ok();
-    K2_ASSIGN_OR_RETURN(double el, EvalLoss(model, eval_rows, B));
+    K2_ASSIGN_OR_RETURN(double el, held_out());
     res.final_eval_loss = el;
-    if (run.on_eval) run.on_eval(step, el);
+    if (run.on_eval && R == 0) run.on_eval(step, el);
     return Status::Ok();
   };
 
@@ -286,12 +381,30 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
       for (float x : rows[ord[i]].weights) w += x;
     }
     if (w <= 0) continue;  // a batch of only non-assistant tokens (rare: tiny data) teaches nothing
-    engine::Batch batch = MakeBatch(rows, idx, true);
+    const int64_t global_rows = static_cast<int64_t>(idx.size());
     engine::ForwardOptions fo;
     fo.aux_loss_alpha = cfg.aux_loss_alpha;
+    if (W > 1) {
+      // This rank's contiguous shard; the loss normalizer is the global weight sum, so each rank's loss
+      // is its share of the full-batch mean and the summed gradients are the full-batch gradient. The
+      // sequence-wise aux loss averages over this rank's rows: rescaled to the global row count.
+      const auto [lo, hi] = ShardOf(global_rows, R, W);
+      idx = std::vector<int64_t>(idx.begin() + lo, idx.begin() + hi);
+      fo.loss_normalizer = w;
+      fo.aux_loss_alpha = cfg.aux_loss_alpha * static_cast<double>(hi - lo) / static_cast<double>(global_rows);
+    }
+    engine::Batch batch = MakeBatch(rows, idx, true);
     model->ZeroGrad();
     K2_ASSIGN_OR_RETURN(engine::ForwardResult f, model->Forward(batch, fo));
+    if (sync) K2_RETURN_IF_ERROR(sync->Check());
     model->Backward();
+    if (sync) {
+      K2_RETURN_IF_ERROR(sync->FinishBackward());
+      double parts[2] = {f.ce_loss, f.aux_loss};
+      K2_RETURN_IF_ERROR(comm->AllReduce(parts, 2, engine::dist::ReduceOp::kSum));
+      f.ce_loss = parts[0], f.aux_loss = parts[1], f.loss = parts[0] + parts[1];
+      f.weight_sum = w;
+    }
     SftStep s;
     s.total_steps = res.total_steps;
     s.step = step;
@@ -299,12 +412,13 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
     s.fwd = f;
     s.load_imbalance = LoadImbalance(*model);
     s.opt = opt.Step(step);
-    tokens += batch.B * batch.T;
+    if (sync) K2_RETURN_IF_ERROR(sync->Check());
+    tokens += global_rows * batch.T;
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     s.tokens_per_s = el > 0 ? static_cast<double>(tokens) / el : 0;
     res.final_train_loss = f.ce_loss;
     ++res.steps_taken;
-    if (run.on_step) run.on_step(s);
+    if (run.on_step && R == 0) run.on_step(s);
     CrashPoint("train.step");
     const bool epoch_end = !warming && k == per_epoch - 1;
     if ((cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0) || (cfg.eval_every == 0 && epoch_end))
@@ -314,7 +428,13 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
                        std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save).count() >=
                            cfg.checkpoint_every_s;
     if (periodic || timed) K2_RETURN_IF_ERROR(save(step + 1));
-    if (InterruptRequested() && step + 1 < end_step) {  // stop cleanly: the step's checkpoint to resume from
+    bool interrupt = InterruptRequested() && step + 1 < end_step;
+    if (W > 1) {  // every rank stops after the same step (a signal may reach only some of them)
+      double f = interrupt ? 1.0 : 0.0;
+      K2_RETURN_IF_ERROR(comm->AllReduce(&f, 1, engine::dist::ReduceOp::kMax));
+      interrupt = f > 0;
+    }
+    if (interrupt) {  // stop cleanly: the step's checkpoint to resume from
       K2_RETURN_IF_ERROR(save(step + 1));
       res.interrupted = true;
       res.interrupted_at = step + 1;
@@ -324,7 +444,7 @@ Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer&
   if (res.steps_taken == 0 && !eval_rows.empty()) {
     // Resumed at the end (the last save was interrupted after it was published): the held-out loss for
     // the result, not logged again (it was logged before that checkpoint).
-    K2_ASSIGN_OR_RETURN(res.final_eval_loss, EvalLoss(model, eval_rows, B));
+    K2_ASSIGN_OR_RETURN(res.final_eval_loss, held_out());
   }
   K2_RETURN_IF_ERROR(save(end_step));
   return res;

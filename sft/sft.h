@@ -18,6 +18,7 @@
 #include "core/json.h"
 #include "core/message.h"
 #include "core/status.h"
+#include "engine/dist/comm.h"
 #include "engine/engine.h"
 #include "engine/text/tokenizer.h"
 
@@ -86,6 +87,7 @@ struct SftConfig {
   int64_t copy_dialogs = 0;          // synthetic copy dialogs added to the training rows (copy_dialogs.h)
   int64_t copy_warmup_dialogs = 0;   // further copy dialogs trained on once, before the first epoch
   int64_t value_variants = 0;        // copies of each training dialog with fresh values (value_variants.h)
+  engine::dist::DistConfig dist;
   engine::OptimizerConfig optimizer = [] {
     engine::OptimizerConfig o;
     o.lr = 2e-3;
@@ -124,6 +126,7 @@ struct SftConfig {
       "values, the same replacement everywhere in the dialog (sft/value_variants.h): the values can then only be "
       "copied, not recalled; never in the held-out rows", {.min = 0});
     v("optimizer", optimizer, "MuonClip settings (total_steps is set from epochs x steps per epoch)");
+    v("dist", dist, "data parallelism (active when WORLD_SIZE > 1; docs/distributed.md)");
   }
 };
 
@@ -145,6 +148,9 @@ struct SftRun {
   // Before each checkpoint: makes the metrics logged so far durable and returns what the checkpoint's
   // manifest records of them (engine/checkpoint.h TrainingRun::CommitMetrics). Null = nothing to commit.
   std::function<Expected<json>()> commit_metrics;
+  // Data parallelism: null = from the launcher's environment (engine/dist LaunchEnvFromEnv; a world of
+  // 1 is plain training). Only rank 0 calls on_step/on_eval/commit_metrics and writes checkpoints.
+  engine::dist::Communicator* comm = nullptr;
 };
 
 struct SftResult {
@@ -157,6 +163,14 @@ struct SftResult {
 };
 
 // Splits dialogs into train/held-out (deterministic: by index), renders, packs and trains.
+//
+// Data parallel (world W > 1, docs/distributed.md): every rank renders and orders the same rows; each
+// step's global batch (sft.batch_size rows) is split into W contiguous shards, the loss is normalized by
+// the global weight sum, gradients are summed over ranks in buckets during Backward, max logits and
+// expert loads are reduced before QK-Clip and the router bias update, so W ranks compute what one
+// process computes on the combined batch; the held-out loss is sharded by row and summed. Every batch
+// must have at least W rows (checked up front). Resume works at any world size: the checkpoint holds
+// the step, and the row order depends only on the seed.
 Expected<SftResult> TrainSft(engine::Model<float>* model, const text::Tokenizer& tok,
                              const std::vector<Dialog>& dialogs, const SftConfig& cfg, const SftRun& run);
 

@@ -126,6 +126,29 @@ Status GradReducer::Finish() {
   return result;
 }
 
+ModelSync::ModelSync(Communicator* comm, Model<float>* model, BucketOptions opt)
+    : comm_(comm), model_(model), reducer_(comm, &model->params(), opt) {
+  Model<float>::DistHooks hooks;
+  hooks.grad_ready = [this](int64_t i) { reducer_.OnGradReady(i); };
+  hooks.reduce_stats = [this](std::vector<std::vector<double>>& ml, std::vector<std::vector<int64_t>>& ld) {
+    if (!error_.ok()) return;  // broken: later collectives would fail anyway
+    error_ = ReduceMaxLogits(comm_, &ml);
+    if (error_.ok()) error_ = ReduceExpertLoad(comm_, &ld);
+  };
+  hooks.reduce_layer_max = [this](std::vector<double>& hm) {
+    if (error_.ok()) error_ = comm_->AllReduce(hm.data(), static_cast<int64_t>(hm.size()), ReduceOp::kMax);
+  };
+  model_->SetDistHooks(std::move(hooks));
+}
+
+ModelSync::~ModelSync() { model_->SetDistHooks({}); }
+
+Status ModelSync::FinishBackward() {
+  Status st = reducer_.Finish();
+  if (!error_.ok()) return error_;
+  return st;
+}
+
 Status AllReduceGradsFlat(Communicator* comm, std::vector<Param<float>>* params) {
   int64_t n = 0;
   for (const auto& p : *params)
@@ -141,6 +164,38 @@ Status AllReduceGradsFlat(Communicator* comm, std::vector<Param<float>>* params)
       std::copy(f, f + p.g.size(), p.g.begin());
       f += p.g.size();
     }
+  return Status::Ok();
+}
+
+Status BroadcastString(Communicator* comm, std::string* s, int root) {
+  int64_t n = static_cast<int64_t>(s->size());
+  K2_RETURN_IF_ERROR(comm->Broadcast(&n, sizeof n, root));
+  s->resize(static_cast<size_t>(n));
+  return comm->Broadcast(s->data(), n, root);
+}
+
+Expected<std::vector<std::string>> AllGatherStrings(Communicator* comm, const std::string& mine) {
+  std::vector<std::string> out(static_cast<size_t>(comm->world_size()));
+  for (int r = 0; r < comm->world_size(); ++r) {
+    if (r == comm->rank()) out[r] = mine;
+    K2_RETURN_IF_ERROR(BroadcastString(comm, &out[r], r));
+  }
+  return out;
+}
+
+Status CheckSameWeights(Communicator* comm, const Model<float>& model, const std::string& what) {
+  uint64_t h = 1469598103934665603ull;
+  for (const auto& p : model.params()) {
+    const auto* b = reinterpret_cast<const unsigned char*>(p.w.data());
+    for (size_t i = 0; i < p.w.size() * sizeof(float); ++i) h = (h ^ b[i]) * 1099511628211ull;
+  }
+  // Two 32-bit halves (exact in doubles); max of x and of -x agree with x on every rank iff all equal.
+  const double lo = static_cast<double>(h & 0xffffffffu), hi = static_cast<double>(h >> 32);
+  double v[4] = {lo, hi, -lo, -hi};
+  K2_RETURN_IF_ERROR(comm->AllReduce(v, 4, ReduceOp::kMax));
+  if (v[0] != lo || v[1] != hi || -v[2] != lo || -v[3] != hi)
+    return FailedPrecondition(what + ": the ranks' weights differ (rank " + std::to_string(comm->rank()) +
+                              "); every rank must run the same build, threads and settings");
   return Status::Ok();
 }
 

@@ -77,8 +77,41 @@ class GradReducer {
   std::thread worker_;
 };
 
+// Wires a model into data parallelism for the object's lifetime: Backward's grad_ready feeds a
+// GradReducer, the end-of-Forward statistics (max logits, expert loads) and QK-Clip's replay maxima are
+// reduced over the ranks. The hooks' collectives cannot return a Status through the model: the first
+// error is kept (error()) and returned by FinishBackward / Check. Detaches the hooks on destruction.
+class ModelSync {
+ public:
+  ModelSync(Communicator* comm, Model<float>* model, BucketOptions opt);
+  ~ModelSync();
+  ModelSync(const ModelSync&) = delete;
+  ModelSync& operator=(const ModelSync&) = delete;
+
+  // After Backward: every bucket reduced (gradients summed over ranks), or the first error.
+  Status FinishBackward();
+  // The first error a hook collective met (after Forward or Step), or Ok.
+  Status Check() const { return error_; }
+  const ReduceStats& stats() const { return reducer_.stats(); }
+  Communicator* comm() const { return comm_; }
+
+ private:
+  Communicator* comm_;
+  Model<float>* model_;
+  GradReducer reducer_;
+  Status error_;
+};
+
 // Reference path: every trainable gradient in one flat buffer, one all-reduce (sum), unpacked.
 Status AllReduceGradsFlat(Communicator* comm, std::vector<Param<float>>* params);
+
+// Variable-length bytes: `s` of rank `root` on every rank (its length first, then the bytes).
+Status BroadcastString(Communicator* comm, std::string* s, int root);
+// Every rank's `mine`, in rank order, on every rank (one BroadcastString per rank).
+Expected<std::vector<std::string>> AllGatherStrings(Communicator* comm, const std::string& mine);
+// A hash of every parameter's weights, compared over the ranks: FailedPrecondition naming `what` when
+// any rank's weights differ from another's (one all-reduce of 4 doubles).
+Status CheckSameWeights(Communicator* comm, const Model<float>& model, const std::string& what);
 
 // Max over ranks of per-layer, per-head maxima ([L][H]) and sum over ranks of per-layer expert loads
 // ([L][E], dense layers empty); one all-reduce each.

@@ -2,6 +2,7 @@
 // with Slurm's SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID as fallbacks (see comm.h).
 #include <cerrno>
 #include <cstdlib>
+#include <string>
 
 #include "engine/dist/comm.h"
 
@@ -57,6 +58,12 @@ Expected<LaunchEnv> LaunchEnvFromEnv(const std::function<const char*(const char*
   }
   if (const char* p = get("MASTER_PORT")) {
     K2_ASSIGN_OR_RETURN(e.master_port, ParseInt("MASTER_PORT", p, 1, 65535, "a TCP port in [1, 65535]"));
+  }
+  // torchrun's agent serves its own store on MASTER_PORT and says so; k2gym's goes on the next port.
+  if (const char* a = get("TORCHELASTIC_USE_AGENT_STORE"); a != nullptr && (std::string(a) == "True" || std::string(a) == "1")) {
+    if (e.master_port == 65535)
+      return InvalidArgument("MASTER_PORT=65535 under torchrun's agent store: k2gym's rendezvous needs MASTER_PORT+1");
+    e.master_port += 1;
   }
   return e;
 }

@@ -1,5 +1,5 @@
-// The NCCL Communicator (K2GYM_CUDA builds with NCCL): ncclUniqueId from rank 0 over the TCP ring
-// bootstrap, non-blocking communicator init and collectives polled against a deadline (ncclCommAbort on
+// The NCCL Communicator (K2GYM_CUDA builds with NCCL): ncclUniqueId from rank 0 through the rendezvous
+// store (store.h), non-blocking communicator init and collectives polled against a deadline (ncclCommAbort on
 // expiry, so a dead peer is a Timeout, not a hang); host buffers are staged through device memory.
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "engine/dist/comm.h"
+#include "engine/dist/store.h"
 
 namespace k2::engine::dist {
 
@@ -160,21 +161,35 @@ Expected<std::unique_ptr<Communicator>> ConnectNccl(const LaunchEnv& env, double
   if (env.local_rank >= devices)
     return InvalidArgument("NCCL backend: LOCAL_RANK=" + std::to_string(env.local_rank) + " but only " +
                            std::to_string(devices) + " GPU(s) are visible on this host");
-  // Bootstrap: the TCP ring carries the 128-byte ncclUniqueId from rank 0 to everyone.
-  TcpOptions to;
-  to.rank = env.rank;
-  to.world_size = env.world_size;
-  to.master_addr = env.master_addr;
-  to.master_port = env.master_port;
-  to.timeout_s = timeout_s;
-  K2_ASSIGN_OR_RETURN(auto boot, ConnectTcp(to));
+  // Bootstrap: rank 0 serves the store and publishes the 128-byte ncclUniqueId; every rank reads it.
+  std::unique_ptr<StoreServer> server;
+  if (env.rank == 0) {
+    K2_ASSIGN_OR_RETURN(server, StoreServer::Start(env.master_addr, env.master_port));
+  }
+  const std::string what = "rank 0's store (MASTER_ADDR:MASTER_PORT " + env.master_addr + ":" +
+                           std::to_string(env.master_port) + ")";
+  K2_ASSIGN_OR_RETURN(auto store, StoreClient::Connect(env.master_addr, env.master_port, timeout_s, what));
   ncclUniqueId id;
   std::memset(&id, 0, sizeof id);
+  const auto wait = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   if (env.rank == 0) {
     const ncclResult_t r = ncclGetUniqueId(&id);
     if (r != ncclSuccess) return Unavailable("ncclGetUniqueId: " + NcclErr(r));
+    const char* p = reinterpret_cast<const char*>(&id);
+    K2_RETURN_IF_ERROR(store->Set("k2gym/nccl/id", std::vector<char>(p, p + sizeof id)));
+  } else {
+    K2_RETURN_IF_ERROR(store->Wait({"k2gym/nccl/id"}, wait));
+    K2_ASSIGN_OR_RETURN(auto v, store->TryGet("k2gym/nccl/id"));
+    if (!v || v->size() != sizeof id) return IoError(what + ": k2gym/nccl/id is not an ncclUniqueId");
+    std::memcpy(&id, v->data(), sizeof id);
   }
-  K2_RETURN_IF_ERROR(boot->Broadcast(&id, sizeof id, 0));
+  // Rank 0 keeps serving until every rank has read the id.
+  K2_RETURN_IF_ERROR(store->Set("k2gym/nccl/got/" + std::to_string(env.rank), {'1'}));
+  if (env.rank == 0) {
+    std::vector<std::string> keys;
+    for (int r = 0; r < env.world_size; ++r) keys.push_back("k2gym/nccl/got/" + std::to_string(r));
+    K2_RETURN_IF_ERROR(store->Wait(keys, wait));
+  }
   auto comm = std::make_unique<NcclComm>(env.rank, env.world_size, env.local_rank, timeout_s);
   K2_RETURN_IF_ERROR(comm->Init(id));
   return std::unique_ptr<Communicator>(std::move(comm));

@@ -8,7 +8,9 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <vector>
 
+#include "core/determinism.h"
 #include "engine/ops_cpu.h"
 
 #include <omp.h>
@@ -22,6 +24,41 @@ namespace {
 template <class T>
 void Size(std::vector<T>& v, I n) {
   v.assign(static_cast<size_t>(std::max<I>(n, 1)), T(0));
+}
+
+// Products over the rows of a step (every running sequence's rows: which share a step follows timing).
+// In deterministic mode (core/determinism.h) a row's bits must not depend on the other rows: OpenBLAS
+// picks its kernels by the row count M, so one row computed in calls of M = 3 and M = 12 differs in the
+// last bits. Calls of exactly kRowBlock rows, the tail padded with zero rows, give each row the same bits
+// in any batch and at any position of its block (measured with OpenBLAS 0.3.21's Haswell/Zen sgemm at
+// M = 4 and 8, not at 16 or 32; tests/rl/deterministic_test.cc pins it). Otherwise one call.
+constexpr I kRowBlock = 8;
+
+void GemmRows(bool tb, I M, I N, I K, const float* A, I lda, const float* B, I ldb, float beta, float* C, I ldc) {
+  if (!DeterministicMode()) {
+    ops::Gemm<float>(false, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const I full = M / kRowBlock * kRowBlock;
+  for (I r = 0; r < full; r += kRowBlock)
+    ops::Gemm<float>(false, tb, kRowBlock, N, K, 1.0f, A + r * lda, lda, B, ldb, beta, C + r * ldc, ldc);
+  const I tail = M - full;
+  if (tail == 0) return;
+  thread_local std::vector<float> a, c;
+  a.assign(static_cast<size_t>(kRowBlock * K), 0.0f);
+  c.assign(static_cast<size_t>(kRowBlock * N), 0.0f);
+  for (I r = 0; r < tail; ++r) {
+    std::memcpy(a.data() + r * K, A + (full + r) * lda, sizeof(float) * static_cast<size_t>(K));
+    if (beta != 0.0f) std::memcpy(c.data() + r * N, C + (full + r) * ldc, sizeof(float) * static_cast<size_t>(N));
+  }
+  ops::Gemm<float>(false, tb, kRowBlock, N, K, 1.0f, a.data(), K, B, ldb, beta, c.data(), N);
+  for (I r = 0; r < tail; ++r)
+    std::memcpy(C + (full + r) * ldc, c.data() + r * N, sizeof(float) * static_cast<size_t>(N));
+}
+
+// y[N, out] (+)= x[N, in] W^T, as ops::Linear, through GemmRows.
+void LinearRows(const float* x, const float* W, float* y, I N, I in, I out, bool accumulate = false) {
+  GemmRows(true, N, out, in, x, in, W, in, accumulate ? 1.0f : 0.0f, y, out);
 }
 }  // namespace
 
@@ -92,10 +129,10 @@ CachedDecoder::CachedDecoder(engine::Model<float>* model, KvCache* kv, I max_row
 
 void CachedDecoder::RunMlp(const std::vector<engine::Param<float>*>& m, const float* x, I N, float* y) {
   const I D = cfg_.hidden_size, W = m[0]->shape[0];
-  ops::Linear(x, m[0]->w.data(), g_.data(), N, D, W);
-  ops::Linear(x, m[1]->w.data(), u_.data(), N, D, W);
+  LinearRows(x, m[0]->w.data(), g_.data(), N, D, W);
+  LinearRows(x, m[1]->w.data(), u_.data(), N, D, W);
   ops::SwiGlu(g_.data(), u_.data(), a_.data(), N * W);
-  ops::Linear(a_.data(), m[2]->w.data(), y, N, W, D);
+  LinearRows(a_.data(), m[2]->w.data(), y, N, W, D);
 }
 
 void CachedDecoder::Attention(I l, const std::vector<Chunk>& chunks, I N) {
@@ -106,13 +143,13 @@ void CachedDecoder::Attention(I l, const std::vector<Chunk>& chunks, I N) {
   ops::RmsNorm(x_.data(), D, P.in_norm->w.data(), xn_.data(), rstd_.data(), N, D, c.rms_norm_eps);
   if (c.q_lora_rank) {
     const I rq = *c.q_lora_rank;
-    ops::Linear(xn_.data(), P.q_a->w.data(), qa_.data(), N, D, rq);                                // [N, rq]
+    LinearRows(xn_.data(), P.q_a->w.data(), qa_.data(), N, D, rq);                                // [N, rq]
     ops::RmsNorm(qa_.data(), rq, P.q_a_norm->w.data(), qa_n_.data(), rstd_.data(), N, rq, c.rms_norm_eps);
-    ops::Linear(qa_n_.data(), P.q_b->w.data(), q_.data(), N, rq, H * dq);                          // [N, H*dq]
+    LinearRows(qa_n_.data(), P.q_b->w.data(), q_.data(), N, rq, H * dq);                          // [N, H*dq]
   } else {
-    ops::Linear(xn_.data(), P.q->w.data(), q_.data(), N, D, H * dq);                               // [N, H*dq]
+    LinearRows(xn_.data(), P.q->w.data(), q_.data(), N, D, H * dq);                               // [N, H*dq]
   }
-  ops::Linear(xn_.data(), P.kv_a->w.data(), kva_.data(), N, D, W);                                 // [N, rkv+dr]
+  LinearRows(xn_.data(), P.kv_a->w.data(), kva_.data(), N, D, W);                                 // [N, rkv+dr]
   ops::RmsNorm(kva_.data(), W, P.kv_a_norm->w.data(), ckv_.data(), rstd_.data(), N, rkv, c.rms_norm_eps);  // [N, rkv]
   ops::Rope(q_.data() + dn, N, H, H * dq, dq, pos_.data(), inv_freq_.data(), dr, c.rope_interleave, attn_factor_, false);
   ops::Rope(kva_.data() + rkv, N, 1, W, 0, pos_.data(), inv_freq_.data(), dr, c.rope_interleave, attn_factor_, false);
@@ -131,8 +168,8 @@ void CachedDecoder::Attention(I l, const std::vector<Chunk>& chunks, I N) {
   // Absorb W_UK into the queries for all rows at once: q_lat[n, h] = q_nope[n, h] W_UK_h  ([N, H, rkv]).
   const float* wkvb = P.kv_b->w.data();
   for (I h = 0; h < H; ++h)
-    ops::Gemm<float>(false, false, N, rkv, dn, 1.0f, q_.data() + h * dq, H * dq, wkvb + h * (dn + dv) * rkv, rkv,
-                     0.0f, qlat_.data() + h * rkv, H * rkv);
+    GemmRows(false, N, rkv, dn, q_.data() + h * dq, H * dq, wkvb + h * (dn + dv) * rkv, rkv, 0.0f,
+             qlat_.data() + h * rkv, H * rkv);
   // Decode chunks (one new token) are many small pieces of work: each runs as plain SIMD loops straight
   // over its pages (BLAS calls of M = H rows cost more in thread hand-offs than they compute), and the
   // sequences run in parallel. Prefill chunks gather their pages and use GEMMs, one chunk at a time.
@@ -183,9 +220,9 @@ void CachedDecoder::Attention(I l, const std::vector<Chunk>& chunks, I N) {
   }
   // o[n, h*dv] = o_lat[n, h] W_UV_h^T; then the residual x += o W_o^T.
   for (I h = 0; h < H; ++h)
-    ops::Gemm<float>(false, true, N, dv, rkv, 1.0f, olat_.data() + h * rkv, H * rkv, wkvb + (h * (dn + dv) + dn) * rkv,
-                     rkv, 0.0f, o_.data() + h * dv, H * dv);
-  ops::Linear(o_.data(), P.o->w.data(), x_.data(), N, H * dv, D, /*accumulate=*/true);
+    GemmRows(true, N, dv, rkv, olat_.data() + h * rkv, H * rkv, wkvb + (h * (dn + dv) + dn) * rkv, rkv, 0.0f,
+             o_.data() + h * dv, H * dv);
+  LinearRows(o_.data(), P.o->w.data(), x_.data(), N, H * dv, D, /*accumulate=*/true);
 }
 
 // One decode row (the last token of `seq`, batch row `row`): for each head, scores against every cached
@@ -237,7 +274,7 @@ void CachedDecoder::Moe(I l, I N) {
   const engine::ModelConfig& c = cfg_;
   Layer& P = layers_[static_cast<size_t>(l)];
   const I D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok;
-  ops::Linear(xn_.data(), P.router->w.data(), rlog_.data(), N, D, E);  // [N, E]
+  LinearRows(xn_.data(), P.router->w.data(), rlog_.data(), N, D, E);  // [N, E]
   const float* bias = P.bias->w.data();
   for (I n = 0; n < N; ++n)
     for (I e = 0; e < E; ++e) {
@@ -324,7 +361,7 @@ Status CachedDecoder::Forward(const std::vector<Chunk>& chunks) {
   for (I r = 0; r < logit_rows_; ++r)
     std::memcpy(&hsel_[r * D], &x_[logit_src_[r] * D], sizeof(float) * static_cast<size_t>(D));
   ops::RmsNorm(hsel_.data(), D, final_norm_->w.data(), xn_.data(), rstd_.data(), logit_rows_, D, c.rms_norm_eps);
-  ops::Linear(xn_.data(), lm_head_->w.data(), logits_.data(), logit_rows_, D, V);
+  LinearRows(xn_.data(), lm_head_->w.data(), logits_.data(), logit_rows_, D, V);
   return Status::Ok();
 }
 

@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "core/determinism.h"
 #include "core/rng.h"
 #include "engine/gen/decoder.h"
 #include "engine/gen/kv_cache.h"
@@ -472,9 +473,16 @@ struct Generator::Impl {
       chunk_owner.push_back(r.get());
       --budget;
     }
+    // Deterministic mode (core/determinism.h): a prompt is cut into the same chunks whatever else runs
+    // (a chunk that does not fit this step waits for the next), so its attention products have the same
+    // shapes and bits; otherwise the step's remaining budget may cut it shorter.
+    const bool fixed_chunks = DeterministicMode();
+    const I chunk = std::min<I>(opt.prefill_chunk, opt.max_batch_tokens);
     for (auto& r : running) {
       if (!r->prefilling || budget == 0) continue;
-      const I n = std::min<I>({opt.prefill_chunk, budget, static_cast<I>(r->feed.size() - r->fed)});
+      const I whole = std::min<I>(chunk, static_cast<I>(r->feed.size() - r->fed));
+      if (fixed_chunks && whole > budget) continue;
+      const I n = std::min<I>(whole, budget);
       Status g = Grow(*r, n);
       K2_CHECK(g.ok()) << "generator: reserved page missing: " << g.ToString();
       chunks.push_back({r->seq, r->feed.data() + r->fed, n, false});

@@ -1,4 +1,4 @@
-// The TCP ring Communicator against plain sums/maxima (world sizes 1..4, odd lengths, in-process threads
+// The Gloo Communicator against plain sums/maxima (world sizes 1..4, odd lengths, in-process threads
 // on loopback), broadcast and barrier, the launch environment parser, and the failure paths: bad
 // variables, a peer that never connects, a peer that dies, mismatched collectives — each a clear error
 // within a bounded time.
@@ -26,7 +26,7 @@ Comms ConnectAll(int world, double timeout_s = 20) {
   std::vector<std::future<Expected<std::unique_ptr<Communicator>>>> fs;
   for (int r = 0; r < world; ++r)
     fs.push_back(std::async(std::launch::async, [=, &port]() {
-      TcpOptions o;
+      GlooOptions o;
       o.rank = r, o.world_size = world, o.timeout_s = timeout_s;
       if (r == 0) {
         o.master_port = 0;
@@ -34,7 +34,7 @@ Comms ConnectAll(int world, double timeout_s = 20) {
       } else {
         o.master_port = port_f.get();
       }
-      return ConnectTcp(o);
+      return ConnectGloo(o);
     }));
   Comms out;
   for (auto& f : fs) {
@@ -79,14 +79,14 @@ void CheckAllReduce(Comms& cs, int64_t n, ReduceOp op, uint64_t seed) {
   }
 }
 
-TEST(TcpRing, AllReduceMatchesPlainLoopForWorldSizes1To4) {
+TEST(Gloo, AllReduceMatchesPlainLoopForWorldSizes1To4) {
   for (int W = 1; W <= 4; ++W) {
     Comms cs = ConnectAll(W);
     ASSERT_EQ(cs.size(), static_cast<size_t>(W));
     for (auto& c : cs) ASSERT_NE(c, nullptr);
     EXPECT_EQ(cs[W - 1]->rank(), W - 1);
     EXPECT_EQ(cs[0]->world_size(), W);
-    EXPECT_EQ(cs[0]->backend(), "tcp");
+    EXPECT_EQ(cs[0]->backend(), "gloo");
     uint64_t seed = 100 * static_cast<uint64_t>(W);
     // Lengths: empty, shorter than the world, odd, not a multiple of W, and large (several socket buffers).
     for (int64_t n : {int64_t{0}, int64_t{1}, int64_t{2}, int64_t{3}, int64_t{7}, int64_t{1001}, int64_t{300007}}) {
@@ -98,7 +98,7 @@ TEST(TcpRing, AllReduceMatchesPlainLoopForWorldSizes1To4) {
   }
 }
 
-TEST(TcpRing, IntegerValuedSumsAreExact) {
+TEST(Gloo, IntegerValuedSumsAreExact) {
   Comms cs = ConnectAll(3);
   std::vector<std::vector<double>> d(3, std::vector<double>(101));
   for (int r = 0; r < 3; ++r)
@@ -109,7 +109,7 @@ TEST(TcpRing, IntegerValuedSumsAreExact) {
     for (int i = 0; i < 101; ++i) ASSERT_EQ(d[r][i], 3000.0 + 3 * i);
 }
 
-TEST(TcpRing, BroadcastFromEveryRootAndBarrier) {
+TEST(Gloo, BroadcastFromEveryRootAndBarrier) {
   Comms cs = ConnectAll(4);
   for (int root = 0; root < 4; ++root) {
     std::vector<std::vector<char>> buf(4, std::vector<char>(100003));
@@ -124,7 +124,7 @@ TEST(TcpRing, BroadcastFromEveryRootAndBarrier) {
   EXPECT_EQ(cs[1]->Broadcast(nullptr, 4, 9).code(), Code::kInvalidArgument);
 }
 
-TEST(TcpRing, MismatchedCollectivesFailOnBothRanks) {
+TEST(Gloo, MismatchedCollectivesFailOnBothRanks) {
   Comms cs = ConnectAll(2, 5);
   std::vector<float> a(10), b(11);
   auto st = OnAll(cs, [&](int r) { return r == 0 ? cs[0]->AllReduce(a.data(), 10, ReduceOp::kSum)
@@ -139,11 +139,11 @@ TEST(TcpRing, MismatchedCollectivesFailOnBothRanks) {
   EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 2.0);
 }
 
-TEST(TcpRing, PeerThatNeverConnectsIsATimeoutNamingTheMissingRank) {
-  TcpOptions o;
+TEST(Gloo, PeerThatNeverConnectsIsATimeoutNamingTheMissingRank) {
+  GlooOptions o;
   o.rank = 0, o.world_size = 3, o.master_port = 0, o.timeout_s = 0.5;
   const auto t0 = std::chrono::steady_clock::now();
-  auto c = ConnectTcp(o);
+  auto c = ConnectGloo(o);
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), Code::kTimeout);
@@ -152,27 +152,27 @@ TEST(TcpRing, PeerThatNeverConnectsIsATimeoutNamingTheMissingRank) {
   EXPECT_LT(dt, 10.0);  // bounded (generous against a loaded machine); the timeout is 0.5 s
 }
 
-TEST(TcpRing, MasterThatNeverListensIsATimeout) {
+TEST(Gloo, MasterThatNeverListensIsATimeout) {
   // Find a port nobody listens on: bind an ephemeral one and close it.
   int port = 0;
   {
-    TcpOptions o;
+    GlooOptions o;
     o.master_port = 0, o.world_size = 1;
     // world 1 opens no socket, so take the port from a 2-rank rendezvous that times out immediately.
     o.world_size = 2, o.timeout_s = 0.1;
     o.on_listen = [&](int p) { port = p; };
-    (void)ConnectTcp(o);
+    (void)ConnectGloo(o);
   }
   ASSERT_GT(port, 0);
-  TcpOptions o;
+  GlooOptions o;
   o.rank = 1, o.world_size = 2, o.master_port = port, o.timeout_s = 0.5;
-  auto c = ConnectTcp(o);
+  auto c = ConnectGloo(o);
   ASSERT_FALSE(c.ok());
   EXPECT_EQ(c.status().code(), Code::kTimeout);
-  EXPECT_NE(c.status().message().find("rank 1: could not reach rank 0"), std::string::npos) << c.status().message();
+  EXPECT_NE(c.status().message().find("could not reach rank 0's store"), std::string::npos) << c.status().message();
 }
 
-TEST(TcpRing, PeerThatDiesIsAnErrorNotAHang) {
+TEST(Gloo, PeerThatDiesIsAnErrorNotAHang) {
   Comms cs = ConnectAll(2, 30);
   cs[1].reset();  // rank 1 exits: its sockets close
   std::vector<double> x(1000, 1.0);
@@ -180,26 +180,38 @@ TEST(TcpRing, PeerThatDiesIsAnErrorNotAHang) {
   Status st = cs[0]->AllReduce(x.data(), 1000, ReduceOp::kSum);
   const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_EQ(st.code(), Code::kIoError) << st.ToString();
-  EXPECT_NE(st.message().find("rank 1"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("rank 0 of 2 (gloo)"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("is rank 1]"), std::string::npos) << st.message();  // the dead peer, named
   EXPECT_LT(dt, 10.0);  // found by EOF/reset, far below the 30 s timeout
+  EXPECT_EQ(cs[0]->Barrier().code(), Code::kFailedPrecondition);  // broken: fails fast afterwards
 }
 
-TEST(TcpRing, WrongWorldSizeAndDuplicateRankAreRejectedByRank0) {
+TEST(Gloo, SilentPeerIsATimeoutWithinTheTimeout) {
+  Comms cs = ConnectAll(2, 1.0);
+  std::vector<float> x(10, 1.0f);
+  const auto t0 = std::chrono::steady_clock::now();
+  Status st = cs[0]->AllReduce(x.data(), 10, ReduceOp::kSum);  // rank 1 never calls
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(st.code(), Code::kTimeout) << st.ToString();
+  EXPECT_LT(dt, 10.0);
+}
+
+TEST(Gloo, WrongWorldSizeAndDuplicateRankAreRejected) {
   for (int variant = 0; variant < 2; ++variant) {
     std::promise<int> port;
     auto pf = port.get_future();
     auto master = std::async(std::launch::async, [&] {
-      TcpOptions o;
-      o.rank = 0, o.world_size = 3, o.master_port = 0, o.timeout_s = 5;
+      GlooOptions o;
+      o.rank = 0, o.world_size = 3, o.master_port = 0, o.timeout_s = 1.5;
       o.on_listen = [&](int p) { port.set_value(p); };
-      return ConnectTcp(o);
+      return ConnectGloo(o);
     });
     const int p = pf.get();
     auto join = [&](int rank, int world) {
       return std::async(std::launch::async, [=] {
-        TcpOptions o;
-        o.rank = rank, o.world_size = world, o.master_port = p, o.timeout_s = 5;
-        return ConnectTcp(o);
+        GlooOptions o;
+        o.rank = rank, o.world_size = world, o.master_port = p, o.timeout_s = 1.5;
+        return ConnectGloo(o);
       });
     };
     std::vector<std::future<Expected<std::unique_ptr<Communicator>>>> peers;
@@ -211,13 +223,47 @@ TEST(TcpRing, WrongWorldSizeAndDuplicateRankAreRejectedByRank0) {
     }
     auto m = master.get();
     ASSERT_FALSE(m.ok());
-    EXPECT_EQ(m.status().code(), Code::kInvalidArgument);
-    EXPECT_NE(m.status().message().find(variant == 0 ? "reports WORLD_SIZE=4 but rank 0 has WORLD_SIZE=3"
-                                                     : "a second process claims RANK=1"),
-              std::string::npos)
-        << m.status().message();
-    for (auto& f : peers) EXPECT_FALSE(f.get().ok());  // the joiners learn it too (connection closed)
+    std::string all = m.status().message();
+    for (auto& f : peers) {
+      auto r = f.get();
+      ASSERT_FALSE(r.ok());  // nobody connects a broken job
+      all += "\n" + r.status().message();
+    }
+    if (variant == 0) {
+      EXPECT_EQ(m.status().code(), Code::kInvalidArgument);
+      EXPECT_NE(all.find("rank 1 reports WORLD_SIZE=4 but this rank has WORLD_SIZE=3"), std::string::npos) << all;
+    } else {
+      EXPECT_NE(all.find("another process already joined as RANK=1"), std::string::npos) << all;
+      EXPECT_NE(all.find("missing ranks: 2"), std::string::npos) << all;
+    }
   }
+}
+
+TEST(Gloo, SocketIfnameNamesTheInterfaceAndABadOneIsAnError) {
+  ::setenv("GLOO_SOCKET_IFNAME", "lo", 1);
+  {
+    Comms cs = ConnectAll(2, 20);
+    ASSERT_TRUE(cs[0] && cs[1]);
+    CheckAllReduce<float>(cs, 1000, ReduceOp::kSum, 7);
+  }
+  ::setenv("GLOO_SOCKET_IFNAME", "k2gym-no-such-if", 1);
+  std::promise<int> port;
+  auto pf = port.get_future().share();
+  auto f0 = std::async(std::launch::async, [&] {
+    GlooOptions o;
+    o.rank = 0, o.world_size = 2, o.master_port = 0, o.timeout_s = 3;
+    o.on_listen = [&](int p) { port.set_value(p); };
+    return ConnectGloo(o);
+  });
+  GlooOptions o;
+  o.rank = 1, o.world_size = 2, o.master_port = pf.get(), o.timeout_s = 3;
+  auto c1 = ConnectGloo(o);
+  auto c0 = f0.get();
+  ::unsetenv("GLOO_SOCKET_IFNAME");
+  ASSERT_FALSE(c1.ok());
+  ASSERT_FALSE(c0.ok());
+  // Rank 0 fails on the interface; rank 1 on it too, or first on rank 0's store closing: an error either way.
+  EXPECT_NE(c0.status().message().find("connecting the Gloo mesh"), std::string::npos) << c0.status().ToString();
 }
 
 // ---- launch environment ----
@@ -241,6 +287,10 @@ TEST(LaunchEnv, TorchrunSlurmAndDefault) {
   EXPECT_EQ(t->master_addr, "10.0.0.7");
   EXPECT_EQ(t->master_port, 1234);
   EXPECT_EQ(t->source, "torchrun");
+  // torchrun's agent holds MASTER_PORT with its own store: k2gym's goes on the next port.
+  auto a = FromMap({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_PORT", "29500"}, {"TORCHELASTIC_USE_AGENT_STORE", "True"}});
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  EXPECT_EQ(a->master_port, 29501);
   auto s = FromMap({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"}, {"MASTER_ADDR", "node1"}});
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(s->rank, 5);
@@ -277,14 +327,14 @@ TEST(LaunchEnv, BadVariablesNameTheVariableAndTheExpectation) {
   }
 }
 
-TEST(TcpRing, BadOptionsAreRejectedBeforeAnySocket) {
-  TcpOptions o;
+TEST(Gloo, BadOptionsAreRejectedBeforeAnySocket) {
+  GlooOptions o;
   o.rank = 3, o.world_size = 2;
-  EXPECT_EQ(ConnectTcp(o).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(ConnectGloo(o).status().code(), Code::kInvalidArgument);
   o.rank = 1, o.master_port = 0;
-  EXPECT_EQ(ConnectTcp(o).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(ConnectGloo(o).status().code(), Code::kInvalidArgument);
   o.rank = 0, o.master_port = 1234, o.timeout_s = 0;
-  EXPECT_EQ(ConnectTcp(o).status().code(), Code::kInvalidArgument);
+  EXPECT_EQ(ConnectGloo(o).status().code(), Code::kInvalidArgument);
 }
 
 }  // namespace

@@ -25,11 +25,11 @@ Comms ConnectAll(int world) {
   std::vector<std::future<Expected<std::unique_ptr<Communicator>>>> fs;
   for (int r = 0; r < world; ++r)
     fs.push_back(std::async(std::launch::async, [=, &port]() {
-      TcpOptions o;
+      GlooOptions o;
       o.rank = r, o.world_size = world, o.timeout_s = 30;
       if (r == 0) o.master_port = 0, o.on_listen = [&port](int p) { port.set_value(p); };
       else o.master_port = pf.get();
-      return ConnectTcp(o);
+      return ConnectGloo(o);
     }));
   Comms out;
   for (auto& f : fs) {
