@@ -112,6 +112,10 @@ Expected<std::unique_ptr<rewards::Reward>> BuildReward(const json& cfg, const re
     rest.erase("grade");
     return rewards::MakeJudgeRewardWithGrader(rest, judge, where);
   }
+  // A grade asked for with no judge model would leave the rubric's text unscored: refused, not a free pass.
+  if (grade && cfg.value("type", "") == "judge")
+    return InvalidArgument(where + ".grade: true needs a judge model (--judge openai:URL); without one the rubric's "
+                           "text would not be scored");
   if (cfg.is_object() && cfg.contains("grade")) {
     json rest = cfg;
     rest.erase("grade");

@@ -485,7 +485,7 @@ Expected<Task> TaskFromRow(const json& row, const json& src, const std::string& 
     if (spec.contains("rubric")) {
       // A rubric instead of a final state: checks of the judge reward — what an assistant message must
       // state (communicate), calls it must never make (forbidden_actions), and a text for the LLM grade
-      // (text; scored only with --judge).
+      // (text: the LLM grade, which needs a judge model, --judge).
       const json& r = spec["rubric"];
       if (!r.is_object()) return InvalidArgument(where + ": rubric: expected an object {communicate?, forbidden_actions?, text?}");
       for (auto& [k, v] : r.items())

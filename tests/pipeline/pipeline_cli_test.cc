@@ -116,6 +116,12 @@ TEST_F(Pipeline, McpRubricTasksAreScoredByTheJudgeReward) {
   ASSERT_EQ(r.rc, 0) << r.out;
   for (const auto& t : JsonOut(r)["trials_detail"])
     EXPECT_NE(t["detail"].get<std::string>().find("info_not_communicated"), std::string::npos) << t.dump();
+  // A rubric whose text needs the LLM grade is refused without a judge model (never a free pass).
+  std::ofstream(P("text.jsonl")) << R"({"id": "t", "prompt": "hi", "rubric": {"text": "Greets back politely."}})" << "\n";
+  Write("text.json", {{"kind", "mcp"}, {"path", P("text.jsonl")}, {"server", {{"command", {"node", kMemoryServer}}}}});
+  auto t = test::RunK2gym(G() + "eval --source " + P("text.json") + " --policy gold");
+  EXPECT_EQ(t.rc, 2) << t.out;
+  EXPECT_NE(t.out.find("grade: true needs a judge model"), std::string::npos) << t.out;
   // A rubric that checks nothing is refused with the row's file:line.
   std::ofstream(P("bad.jsonl")) << R"({"id": "x", "prompt": "hi", "rubric": {"colour": "red"}})" << "\n";
   Write("bad.json", {{"kind", "mcp"}, {"path", P("bad.jsonl")}, {"server", {{"command", {"node", kMemoryServer}}}}});
