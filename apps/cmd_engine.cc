@@ -266,7 +266,7 @@ int Pretrain(Context& ctx) {
   if (!launch.ok()) return Fail(launch.status());  // before the run directory is touched
   const bool rank0 = launch->rank == 0;
   engine::TrainingRunOptions tro;
-  tro.db = db->get();
+  tro.db = rank0 ? db->get() : nullptr;  // one store run, rank 0's
   tro.kind = "pretrain";
   tro.name = args.out;
   tro.config = run_cfg.dump();
@@ -314,6 +314,10 @@ int Pretrain(Context& ctx) {
   Status fl = (*tr)->Finish(taken.ok() ? "done" : "failed");
   if (!taken.ok()) return Fail(taken.status());
   if (!fl.ok()) return Fail(fl);
+  if (!rank0) {
+    if (ctx.g.json) ctx.PrintJson({{"rank", launch->rank}, {"steps_taken", *taken}});
+    return kExitOk;
+  }
   (void)AddArtifact(db->get(), run, "checkpoint", pr.checkpoint_dir, "{}");
   if (ctx.g.json) {
     ctx.PrintJson({{"run", run}, {"steps_taken", *taken}, {"first_loss", first_loss}, {"last_loss", last_loss},

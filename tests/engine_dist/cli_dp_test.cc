@@ -94,6 +94,9 @@ TEST_F(DpCli, TwoProcessesEqualOneProcessWithTheCombinedBatch) {
   // Rank 0 alone writes the checkpoint.
   EXPECT_TRUE(std::filesystem::exists(dir_ / "r0/checkpoint/model.safetensors"));
   EXPECT_FALSE(std::filesystem::exists(dir_ / "r1/checkpoint"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "r1/metrics.csv")) << "rank 1 writes no metrics";
+  auto r1_out = ReadFile((dir_ / "r1.out").string());
+  EXPECT_NE(r1_out.ok() ? r1_out->find("\"rank\": 1") : std::string::npos, std::string::npos) << "rank 1 reports itself, not a run";
   auto a = Weights("one/checkpoint/model.safetensors"), b = Weights("r0/checkpoint/model.safetensors");
   ASSERT_EQ(a.size(), b.size());
   ASSERT_FALSE(a.empty());
