@@ -27,6 +27,13 @@ int64_t CountCalls(const std::vector<Message>& ms) {
 }
 }  // namespace
 
+namespace {
+// `s` with every invalid UTF-8 sequence replaced by U+FFFD (nlohmann's serializer does the replacing).
+std::string Utf8Valid(const std::string& s) {
+  return json::parse(json(s).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+}
+}  // namespace
+
 Expected<PolicyTurn> EnginePolicy::Act(const PolicyRequest& req) {
   const auto t0 = std::chrono::steady_clock::now();
   if (req.messages.empty()) return InvalidArgument("engine policy: request has no messages");
@@ -98,7 +105,9 @@ Expected<PolicyTurn> EnginePolicy::Act(const PolicyRequest& req) {
   turn.message = std::move(parsed.message);
   turn.message.role = "assistant";
   if (parsed.failure) {
-    turn.failure = std::string(text::ParseFailureKindName(parsed.failure->kind)) + ": " + parsed.failure->message;
+    // The parser's message quotes model output, which may be invalid UTF-8: made valid (U+FFFD) here, as
+    // every stored or exported trajectory is JSON.
+    turn.failure = Utf8Valid(std::string(text::ParseFailureKindName(parsed.failure->kind)) + ": " + parsed.failure->message);
     // Malformed output reaches the episode (and its reward) as `k2gym serve` sends it to an OpenAI
     // client: the text of every generated token but <|im_end|> (special tokens by name, invalid UTF-8
     // replaced by U+FFFD as JSON carries it), no tool calls — so one checkpoint scores the same in
@@ -106,9 +115,10 @@ Expected<PolicyTurn> EnginePolicy::Act(const PolicyRequest& req) {
     std::string text;
     for (int id : ids)
       if (id != im_end_) text += tok_->TokenBytes(id);
-    turn.message.content = json::parse(json(text).dump(-1, ' ', false, json::error_handler_t::replace)).get<std::string>();
+    turn.message.content = Utf8Valid(text);
     turn.message.tool_calls.clear();
   }
+  turn.message.content = Utf8Valid(turn.message.content);  // a well-formed turn may still cut a character
   turn.truncated = s.finish_reason == "length";
   turn.context_tokens = std::move(context);
   turn.prompt_tokens = done->cached_tokens + done->prompt_tokens;

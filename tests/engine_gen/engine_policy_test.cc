@@ -185,6 +185,38 @@ TEST(EnginePolicy, MalformedOutputIsAScoredFailureNotAnError) {
   EXPECT_TRUE(t->truncated);
 }
 
+// A model that emits a lone UTF-8 continuation byte at every step: the turn's text is valid UTF-8
+// (U+FFFD for each invalid byte), so the trajectory it ends up in can be stored and exported as JSON.
+TEST(EnginePolicy, InvalidUtf8OutputBecomesReplacementCharacters) {
+  auto w = MakeWorld();
+  int32_t b7 = -1;
+  for (int32_t id = 0; id < static_cast<int32_t>(w->tok.vocab_size()) && b7 < 0; ++id)
+    if (w->tok.TokenBytes(id) == "\xB7") b7 = id;
+  ASSERT_GE(b7, 0);
+  for (auto& p : w->model->params()) {
+    const std::string& n = p.name;
+    if (n == "model.embed_tokens.weight") {
+      for (int64_t v = 0; v < p.shape[0]; ++v)
+        for (int64_t d = 0; d < p.shape[1]; ++d) p.w[v * p.shape[1] + d] = d == 0 ? 1.0f : 0.0f;
+    } else if (n.find("o_proj") != std::string::npos || n.find("down_proj") != std::string::npos) {
+      std::fill(p.w.begin(), p.w.end(), 0.0f);
+    } else if (n == "lm_head.weight") {
+      for (int64_t v = 0; v < p.shape[0]; ++v)
+        for (int64_t d = 0; d < p.shape[1]; ++d) p.w[v * p.shape[1] + d] = (v == b7 && d == 0) ? 5.0f : 0.0f;
+    }
+  }
+  auto t = w->policy->Act(Request({{"user", "hi"}}));
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  EXPECT_EQ(t->tokens, std::vector<int32_t>(12, b7));
+  std::string replacement;
+  for (int i = 0; i < 12; ++i) replacement += "\xEF\xBF\xBD";
+  EXPECT_EQ(t->message.content, replacement);
+  EXPECT_NO_THROW((void)json(t->message.content).dump()) << "strict JSON serialization";
+  if (t->failure) {
+    EXPECT_NO_THROW((void)json(*t->failure).dump());
+  }
+}
+
 TEST(EnginePolicy, RejectsTokenizerLargerThanModel) {
   auto w = MakeWorld();
   engine::ModelConfig small = w->cfg;
