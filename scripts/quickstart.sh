@@ -8,6 +8,9 @@
 # K2GYM_QS_* variables scale it; figures measured with the defaults are in docs/training.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Deterministic mode (docs/guide.md): the same seed prints the same table on any machine of this
+# architecture; every k2gym below, and the server it starts, inherits it. K2GYM_DETERMINISTIC=0 turns it off.
+export K2GYM_DETERMINISTIC=${K2GYM_DETERMINISTIC:-1}
 BIN=${K2GYM_BIN:-build/default/apps/k2gym}
 OUT=${K2GYM_OUT:-runs/quickstart}
 DB=${K2GYM_DB:-$OUT/k2gym.db}
