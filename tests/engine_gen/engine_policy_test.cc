@@ -73,6 +73,23 @@ std::vector<int32_t> Render(World& w, const std::vector<Message>& ms, bool gen_p
   return std::vector<int32_t>(r->tokens.begin(), r->tokens.end());
 }
 
+// Makes the model emit `id` at every step: every token embeds to the same vector, attention and MLP
+// outputs are zeroed, and lm_head favours that one id. The generator reads the edited weights in place.
+void EmitAlways(World& w, int32_t id) {
+  for (auto& p : w.model->params()) {
+    const std::string& n = p.name;
+    if (n == "model.embed_tokens.weight") {
+      for (int64_t v = 0; v < p.shape[0]; ++v)
+        for (int64_t d = 0; d < p.shape[1]; ++d) p.w[v * p.shape[1] + d] = d == 0 ? 1.0f : 0.0f;
+    } else if (n.find("o_proj") != std::string::npos || n.find("down_proj") != std::string::npos) {
+      std::fill(p.w.begin(), p.w.end(), 0.0f);
+    } else if (n == "lm_head.weight") {
+      for (int64_t v = 0; v < p.shape[0]; ++v)
+        for (int64_t d = 0; d < p.shape[1]; ++d) p.w[v * p.shape[1] + d] = (v == id && d == 0) ? 5.0f : 0.0f;
+    }
+  }
+}
+
 TEST(EnginePolicy, StatelessTurnIsDeterministicAndRendersTheWholeDialog) {
   auto w = MakeWorld();
   std::vector<Message> ms = {{"user", "What is the weather in Paris?"}};
@@ -160,23 +177,10 @@ TEST(EnginePolicy, EditedHistoryRestartsTheSession) {
 
 TEST(EnginePolicy, MalformedOutputIsAScoredFailureNotAnError) {
   auto w = MakeWorld();
-  // Make the model emit <|tool_calls_section_begin|> at every step: every token embeds to the same
-  // vector, attention and MLP outputs are zeroed, and lm_head favours that one id. The generator reads
-  // these edited weights in place.
+  // The model emits <|tool_calls_section_begin|> at every step.
   const int32_t sec = w->tok.SpecialId(text::kSectionBegin);
   ASSERT_GE(sec, 0);
-  for (auto& p : w->model->params()) {
-    const std::string& n = p.name;
-    if (n == "model.embed_tokens.weight") {
-      for (int64_t v = 0; v < p.shape[0]; ++v)
-        for (int64_t d = 0; d < p.shape[1]; ++d) p.w[v * p.shape[1] + d] = d == 0 ? 1.0f : 0.0f;
-    } else if (n.find("o_proj") != std::string::npos || n.find("down_proj") != std::string::npos) {
-      std::fill(p.w.begin(), p.w.end(), 0.0f);
-    } else if (n == "lm_head.weight") {
-      for (int64_t v = 0; v < p.shape[0]; ++v)
-        for (int64_t d = 0; d < p.shape[1]; ++d) p.w[v * p.shape[1] + d] = (v == sec && d == 0) ? 5.0f : 0.0f;
-    }
-  }
+  EmitAlways(*w, sec);
   auto t = w->policy->Act(Request({{"user", "hi"}}));
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->tokens, std::vector<int32_t>(12, sec));
@@ -193,18 +197,7 @@ TEST(EnginePolicy, InvalidUtf8OutputBecomesReplacementCharacters) {
   for (int32_t id = 0; id < static_cast<int32_t>(w->tok.vocab_size()) && b7 < 0; ++id)
     if (w->tok.TokenBytes(id) == "\xB7") b7 = id;
   ASSERT_GE(b7, 0);
-  for (auto& p : w->model->params()) {
-    const std::string& n = p.name;
-    if (n == "model.embed_tokens.weight") {
-      for (int64_t v = 0; v < p.shape[0]; ++v)
-        for (int64_t d = 0; d < p.shape[1]; ++d) p.w[v * p.shape[1] + d] = d == 0 ? 1.0f : 0.0f;
-    } else if (n.find("o_proj") != std::string::npos || n.find("down_proj") != std::string::npos) {
-      std::fill(p.w.begin(), p.w.end(), 0.0f);
-    } else if (n == "lm_head.weight") {
-      for (int64_t v = 0; v < p.shape[0]; ++v)
-        for (int64_t d = 0; d < p.shape[1]; ++d) p.w[v * p.shape[1] + d] = (v == b7 && d == 0) ? 5.0f : 0.0f;
-    }
-  }
+  EmitAlways(*w, b7);
   auto t = w->policy->Act(Request({{"user", "hi"}}));
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->tokens, std::vector<int32_t>(12, b7));
