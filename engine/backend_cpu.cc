@@ -320,21 +320,11 @@ class CpuBackend final : public Backend {
       return InvalidArgument("RouterTopK: bad shape E=" + std::to_string(E) + " n_group=" + std::to_string(n_group) +
                              " topk_group=" + std::to_string(topk_group) + " k=" + std::to_string(k));
     std::vector<float> lb, sc(static_cast<size_t>(std::max<I>(N * E, 1))), sb(sc.size());
+    std::vector<float> work(static_cast<size_t>(E + n_group));
+    std::vector<I> iwork(work.size());
     const float* lf = In(logits, N * E, lb);
-    for (I i = 0; i < N * E; ++i) {
-      sc[static_cast<size_t>(i)] = 1.0f / (1.0f + std::exp(-lf[i]));
-      sb[static_cast<size_t>(i)] = sc[static_cast<size_t>(i)] + bias[i % E];
-    }
-    ops::RouterTopK<float>(sb.data(), N, E, n_group, topk_group, k, idx);
-    for (I n = 0; n < N; ++n) {
-      float sum = 0;
-      for (I j = 0; j < k; ++j) sum += sc[static_cast<size_t>(n * E + idx[n * k + j])];
-      for (I j = 0; j < k; ++j) {
-        float w = sc[static_cast<size_t>(n * E + idx[n * k + j])];
-        if (norm_topk) w /= (sum + 1e-20f);
-        weights[n * k + j] = w * static_cast<float>(routed_scaling);
-      }
-    }
+    ops::Route<float, float>(lf, bias, N, E, n_group, topk_group, k, norm_topk, routed_scaling, sc.data(), sb.data(), idx,
+                             weights, work.data(), iwork.data());
     if (scores) std::copy(sc.begin(), sc.begin() + N * E, scores);
     return Status::Ok();
   }
@@ -366,24 +356,15 @@ class CpuBackend final : public Backend {
 
   Status MoePermute(const void* x, I N, I D, const int32_t* idx, I K, I E, void* xe, int32_t* row_of_slot,
                     int32_t* offsets) override {
-    std::vector<int32_t> fill(static_cast<size_t>(E), 0);
-    for (I i = 0; i < N * K; ++i) {
+    for (I i = 0; i < N * K; ++i)
       if (idx[i] < 0 || idx[i] >= E)
         return InvalidArgument("MoePermute: slot " + std::to_string(i) + " names expert " + std::to_string(idx[i]) +
                                " outside [0, " + std::to_string(E) + ")");
-      fill[static_cast<size_t>(idx[i])]++;
-    }
-    offsets[0] = 0;
-    for (I e = 0; e < E; ++e) {
-      offsets[e + 1] = offsets[e] + fill[static_cast<size_t>(e)];
-      fill[static_cast<size_t>(e)] = offsets[e];
-    }
+    std::vector<int32_t> load(static_cast<size_t>(E));
+    ops::MoePlan<int32_t>(idx, N * K, E, offsets, row_of_slot, load.data());
     const size_t row = static_cast<size_t>(D) * elem_size();
-    for (I i = 0; i < N * K; ++i) {
-      const int32_t r = fill[static_cast<size_t>(idx[i])]++;
-      row_of_slot[i] = r;
-      std::memcpy(static_cast<char*>(xe) + r * row, static_cast<const char*>(x) + (i / K) * row, row);
-    }
+    for (I i = 0; i < N * K; ++i)
+      std::memcpy(static_cast<char*>(xe) + row_of_slot[i] * row, static_cast<const char*>(x) + (i / K) * row, row);
     return Status::Ok();
   }
 
@@ -392,15 +373,8 @@ class CpuBackend final : public Backend {
     std::vector<float> yb, eb;
     float* yf = Out(y, N * D, yb, accumulate);
     const float* ef = In(ye, N * K * D, eb);
-    for (I n = 0; n < N; ++n) {
-      float* o = yf + n * D;
-      if (!accumulate) std::fill(o, o + D, 0.0f);
-      for (I k = 0; k < K; ++k) {
-        const float wk = w ? w[n * K + k] : 1.0f;
-        const float* src = ef + static_cast<I>(row_of_slot[n * K + k]) * D;
-        for (I d = 0; d < D; ++d) o[d] += wk * src[d];
-      }
-    }
+    if (!accumulate) std::fill(yf, yf + N * D, 0.0f);
+    ops::MoeCombine<float, float, int32_t>(ef, row_of_slot, w, N, K, D, yf);
     Store(y, yf, N * D);
     return Status::Ok();
   }

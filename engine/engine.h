@@ -21,6 +21,7 @@
 #include "core/config.h"
 #include "core/json.h"
 #include "core/status.h"
+#include "engine/latent_cache.h"
 
 namespace k2::engine {
 
@@ -329,11 +330,47 @@ class Model {
   struct Impl;
 
  private:
+  template <class U>
+  friend class CachedForward;
   explicit Model(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
 
-// Absorbed multi-head latent attention (decode form), shared by Model and the generator.
+// Generation's forward: the model's layer sequence on its absorbed route. Each call runs chunks of new
+// tokens of many sequences (CachedChunk, each sequence at most once), writes their latents into a
+// LatentCache and attends in latent space (q_nope W_UK against the cached c_kv, W_UV after) over each
+// sequence's pages. Projections, norms, RoPE, router and MoE are the training forward's own code, so
+// logits agree with Model::Forward to rounding (tested); the parameters are read in place, so training
+// updates are seen by the next call.
+// Buffers are sized at construction for max_rows rows per call (max_chunk per chunk, max_context per
+// sequence); Forward never allocates. Thread safety: one thread at a time per object; objects over
+// one model may run beside each other and beside nothing that writes the parameters.
+template <class T>
+class CachedForward {
+ public:
+  CachedForward(Model<T>* model, int64_t max_rows, int64_t max_chunk, int64_t max_context);
+  ~CachedForward();
+  CachedForward(const CachedForward&) = delete;
+  CachedForward& operator=(const CachedForward&) = delete;
+
+  // Logits of the requested rows, in chunk order, land in logits() [logit_rows(), vocab]. InvalidArgument
+  // for an empty or too long chunk, an out-of-vocabulary token, a sequence longer than max_context or too
+  // many rows; FailedPrecondition when a chunk's sequence is shorter than the chunk (append first).
+  Status Forward(const std::vector<CachedChunk>& chunks, LatentCache* cache);
+  const T* logits() const;
+  int64_t logit_rows() const;
+  int64_t max_rows() const;
+
+ private:
+  struct State;
+  void Attend(int64_t layer, const std::vector<CachedChunk>& chunks, LatentCache& cache, int64_t rows);
+  void AttendRow(int64_t layer, const LatentCache& cache, int32_t seq, int64_t row, T* scores);
+  Model<T>* model_;
+  std::unique_ptr<State> st_;
+};
+
+// Absorbed multi-head latent attention over contiguous latents (the computation of CachedForward's
+// prefill chunks, for checks against the naive route).
 // q: [Tq, H, dn+dr] (rope applied); ckv: [Tk, rkv] (normalized latent); kpe: [Tk, dr] (rope applied);
 // w_kvb: kv_b_proj [H*(dn+dv), rkv]. Query i sits at position Tk-Tq+i and sees keys 0..that position.
 // out: [Tq, H*dv]. Scores are q_nope·W_UK c_kv + q_pe·k_pe, times `scale`.

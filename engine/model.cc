@@ -1,11 +1,22 @@
 // The DeepSeek-V3 / Kimi-K2 model on CPU: parameters by HF name, forward with loss (MLA attention,
 // dense SwiGLU and routed MoE with a shared expert), backward for all of it, absorbed MLA, router bias.
 // One implementation templated on the scalar type; instantiated for float (training) and double (checks).
+//
+// One layer sequence serves training and generation. A layer is AttentionIn (norm, q and latent
+// projections, RoPE) -> one of two attention routes -> AttentionOut (o_proj and residual) -> Ffn (norm,
+// dense MLP or router + experts + shared expert, residual). The naive route (Forward: full sequences,
+// packed rows, segment parents) expands K and V per head with kv_b; the absorbed route (CachedForward:
+// generation over the paged latent cache) attends in latent space, as DeepSeek-V3's attn_impl "naive"
+// and "absorb". Both routes run the same projections, norms, router and MoE code.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 
+#include <omp.h>
+
+#include "core/determinism.h"
 #include "core/rng.h"
 #include "engine/engine.h"
 #include "engine/ops_cpu.h"
@@ -69,12 +80,102 @@ struct LayerAct {
   std::vector<T> sg, su, sa, sy;        // shared expert: [N, Is] x3, [N, D]
   std::vector<T> ffn_out;               // [N, D]
   std::vector<double> aux_f;            // [B, E] f_i per sequence (aux loss)
+  bool row_blocked = false;             // the cached route: products through GemmRows' row blocks
 };
 
 template <class T>
 void Resize(std::vector<T>& v, I n) {
   v.assign(static_cast<size_t>(n), T(0));
 }
+
+// Products over the rows of a generation step (every running sequence's rows: which rows share a step
+// follows timing). In deterministic mode (core/determinism.h) a row's bits must not depend on the other
+// rows: OpenBLAS picks its kernels by the row count M, so one row computed in calls of M = 3 and M = 12
+// differs in the last bits. Calls of exactly kRowBlock rows, the tail padded with zero rows, give each
+// row the same bits in any batch and at any position of its block (measured with OpenBLAS 0.3.21's
+// Haswell/Zen sgemm at M = 4 and 8, not at 16 or 32; tests/rl/deterministic_test.cc pins it).
+// Otherwise, and always for training, one call.
+constexpr I kRowBlock = 8;
+
+template <class T>
+void GemmRows(bool blocked, bool tb, I M, I N, I K, const T* A, I lda, const T* B, I ldb, T beta, T* C, I ldc) {
+  if (!blocked || !DeterministicMode()) {
+    ops::Gemm<T>(false, tb, M, N, K, T(1), A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  const I full = M / kRowBlock * kRowBlock;
+  for (I r = 0; r < full; r += kRowBlock)
+    ops::Gemm<T>(false, tb, kRowBlock, N, K, T(1), A + r * lda, lda, B, ldb, beta, C + r * ldc, ldc);
+  const I tail = M - full;
+  if (tail == 0) return;
+  thread_local std::vector<T> a, c;
+  a.assign(static_cast<size_t>(kRowBlock * K), T(0));
+  c.assign(static_cast<size_t>(kRowBlock * N), T(0));
+  for (I r = 0; r < tail; ++r) {
+    std::memcpy(a.data() + r * K, A + (full + r) * lda, sizeof(T) * static_cast<size_t>(K));
+    if (beta != T(0)) std::memcpy(c.data() + r * N, C + (full + r) * ldc, sizeof(T) * static_cast<size_t>(N));
+  }
+  ops::Gemm<T>(false, tb, kRowBlock, N, K, T(1), a.data(), K, B, ldb, beta, c.data(), N);
+  for (I r = 0; r < tail; ++r)
+    std::memcpy(C + (full + r) * ldc, c.data() + r * N, sizeof(T) * static_cast<size_t>(N));
+}
+
+// Shapes of absorbed MLA (q rows [H, dn + dr] per token, W_UK/W_UV inside kv_b [H*(dn+dv), rkv]).
+struct MlaDims {
+  I H, dn, dr, dv, rkv;
+  double scale;
+};
+
+// q_lat [N*H, rkv]: row n*H + h = q_nope[n, h] W_UK_h.
+template <class T>
+void AbsorbQ(const T* q, I N, const T* wkvb, const MlaDims& d, T* qlat, bool blocked) {
+  const I dq = d.dn + d.dr;
+  for (I h = 0; h < d.H; ++h)
+    GemmRows<T>(blocked, false, N, d.rkv, d.dn, q + h * dq, d.H * dq, wkvb + h * (d.dn + d.dv) * d.rkv, d.rkv, T(0),
+                qlat + h * d.rkv, d.H * d.rkv);
+}
+
+// o [N, H*dv]: o[n, h] = o_lat[n, h] W_UV_h^T.
+template <class T>
+void ExpandO(const T* olat, I N, const T* wkvb, const MlaDims& d, T* o, bool blocked) {
+  for (I h = 0; h < d.H; ++h)
+    GemmRows<T>(blocked, true, N, d.dv, d.rkv, olat + h * d.rkv, d.H * d.rkv, wkvb + (h * (d.dn + d.dv) + d.dn) * d.rkv,
+                d.rkv, T(0), o + h * d.dv, d.H * d.dv);
+}
+
+// Absorbed causal attention of n query tokens at positions Tk-n .. Tk-1 of one sequence over its keys
+// [Tk, rkv + dr] (latent | roped k_pe): M = n*H rows r = i*H + h of q_lat [M, rkv] and q_pe (row r at
+// qpe + r*(dn+dr)); S [M, Tk] scratch; o_lat [M, rkv] = softmax(scale (q_lat c^T + q_pe k_pe^T)) c.
+template <class T>
+void LatentAttention(const T* qlat, const T* qpe, const T* keys, I n, I Tk, const MlaDims& d, T* S, T* olat) {
+  const I M = n * d.H, W = d.rkv + d.dr, start = Tk - n;
+  const T sc = static_cast<T>(d.scale);
+  ops::Gemm<T>(false, true, M, Tk, d.rkv, T(1), qlat, d.rkv, keys, W, T(0), S, Tk);
+  ops::Gemm<T>(false, true, M, Tk, d.dr, T(1), qpe, d.dn + d.dr, keys + d.rkv, W, T(1), S, Tk);
+  for (I r = 0; r < M; ++r) {
+    T* srow = S + r * Tk;
+    const I last = start + r / d.H;  // causal: query i sees keys 0..start+i
+    T m = -std::numeric_limits<T>::infinity();
+    for (I j = 0; j <= last; ++j) m = std::max(m, srow[j] * sc);
+    T z = 0;
+    for (I j = 0; j <= last; ++j) z += (srow[j] = std::exp(srow[j] * sc - m));
+    const T inv = T(1) / z;
+    for (I j = 0; j <= last; ++j) srow[j] *= inv;
+    for (I j = last + 1; j < Tk; ++j) srow[j] = 0;
+  }
+  ops::Gemm<T>(false, false, M, d.rkv, Tk, T(1), S, Tk, keys, W, T(0), olat, d.rkv);
+}
+
+// Scratch of the router and the MoE dispatch for up to N rows.
+template <class T>
+struct MoeScratch {
+  std::vector<T> sb, work;   // [N, E] biased scores; RouterTopK's [E + n_group]
+  std::vector<I> iwork;      // [E + n_group]
+  void Size(I N, I E, I n_group) {
+    Resize(sb, std::max<I>(N * E, 1)), Resize(work, E + n_group);
+    iwork.assign(static_cast<size_t>(E + n_group), 0);
+  }
+};
 
 }  // namespace
 
@@ -99,9 +200,7 @@ struct Model<T>::Impl {
   std::vector<T> token_logp, token_ent;              // [N] of the last Forward
   double weight_sum = 0, loss_norm = 0, aux_alpha = 0;
   // Step-loop scratch (sized in Ensure, so steady-state steps never allocate).
-  std::vector<T> rt_work;          // router top-k [E + n_group]
-  std::vector<I> rt_iwork;         // router top-k [E + n_group]
-  std::vector<int64_t> moe_fill;   // counting-sort cursors [E]
+  MoeScratch<T> moe_ws;            // router and dispatch scratch [N, E]
   std::vector<double> aux_pi;      // sequence-wise aux loss P_i [E]
   // Post-update QK-Clip replay (ReplayClipQk).
   bool replaying = false;
@@ -310,9 +409,7 @@ struct Model<T>::Impl {
     pars.reserve(static_cast<size_t>(N));
     token_logp.assign(static_cast<size_t>(N), T(0));
     token_ent.assign(static_cast<size_t>(N), T(0));
-    rt_work.assign(static_cast<size_t>(E + c.n_group), T(0));
-    rt_iwork.assign(static_cast<size_t>(E + c.n_group), 0);
-    moe_fill.assign(static_cast<size_t>(E), 0);
+    moe_ws.Size(N, E, c.n_group);
     aux_pi.assign(static_cast<size_t>(E), 0.0);
     replay_load.assign(static_cast<size_t>(E), 0);
 
@@ -326,12 +423,16 @@ struct Model<T>::Impl {
     Resize(dwts, N * K);
   }
 
-  // ---- forward pieces ----
-  void Mlp(const MlpP<T>& m, const T* x, I N, I D, I W, T* g, T* u, T* a, T* y) {
-    ops::Linear(x, m.gate->w.data(), g, N, D, W);
-    ops::Linear(x, m.up->w.data(), u, N, D, W);
+  // ---- the layer sequence (both routes) ----
+  // y[N, out] (+)= x[N, in] W^T: ops::Linear, or row blocks on the cached route in deterministic mode.
+  void Lin(const LayerAct<T>& a, const T* x, const T* W, T* y, I N, I in, I out, bool accumulate = false) {
+    GemmRows<T>(a.row_blocked, true, N, out, in, x, in, W, in, accumulate ? T(1) : T(0), y, out);
+  }
+  void Mlp(const LayerAct<T>& act, const MlpP<T>& m, const T* x, I N, I D, I W, T* g, T* u, T* a, T* y) {
+    Lin(act, x, m.gate->w.data(), g, N, D, W);
+    Lin(act, x, m.up->w.data(), u, N, D, W);
     ops::SwiGlu(g, u, a, N * W);
-    ops::Linear(a, m.down->w.data(), y, N, W, D);
+    Lin(act, a, m.down->w.data(), y, N, W, D);
   }
   // dy [N, D] -> dx (overwrite or accumulate); weight grads accumulate.
   void MlpBackward(const MlpP<T>& m, const T* x, I N, I D, I W, const T* g, const T* u, const T* a, const T* dy,
@@ -342,34 +443,41 @@ struct Model<T>::Impl {
     ops::LinearBackward(x, m.up->w.data(), du_, dx, m.up->g.data(), N, D, W, true);
   }
 
-  // Writes the layer's per-head max logits into ml (max_logits[l], or the replay's row).
-  void Attention(I l) { Attention(l, max_logits[l]); }
-  void Attention(I l, std::vector<double>& ml) {
+
+  // Attention's input side for N rows x [N, D] at RoPE positions p: a.xn, the query (q_a -> norm -> q_b,
+  // or q_proj) with RoPE on the last dr of each head (a.q), the latent a.kva = [c_kv pre-norm | raw k_pe],
+  // the normalized latent a.ckv and the roped shared key a.kpe.
+  void AttentionIn(I l, LayerAct<T>& a, const T* x, I N, const int32_t* p) {
     const ModelConfig& c = cfg;
     LayerP<T>& P = layers[l];
-    LayerAct<T>& a = acts[l];
-    const I N = B * Tn, D = c.hidden_size, H = c.num_attention_heads, dq = c.qk_head_dim(),
-            dn = c.qk_nope_head_dim, dv = c.v_head_dim, dr = c.qk_rope_head_dim, rkv = c.kv_lora_rank;
-    const std::vector<T>& x = hidden[l];
-    ops::RmsNorm(x.data(), D, P.in_norm->w.data(), a.xn.data(), a.rstd1.data(), N, D, c.rms_norm_eps);
+    const I D = c.hidden_size, H = c.num_attention_heads, dq = c.qk_head_dim(), dn = c.qk_nope_head_dim,
+            dr = c.qk_rope_head_dim, rkv = c.kv_lora_rank;
+    ops::RmsNorm(x, D, P.in_norm->w.data(), a.xn.data(), a.rstd1.data(), N, D, c.rms_norm_eps);
     if (c.q_lora_rank) {
       const I rq = *c.q_lora_rank;
-      ops::Linear(a.xn.data(), P.q_a->w.data(), a.qa.data(), N, D, rq);                // [N, rq]
+      Lin(a, a.xn.data(), P.q_a->w.data(), a.qa.data(), N, D, rq);                         // [N, rq]
       ops::RmsNorm(a.qa.data(), rq, P.q_a_norm->w.data(), a.qa_n.data(), a.qa_rstd.data(), N, rq, c.rms_norm_eps);
-      ops::Linear(a.qa_n.data(), P.q_b->w.data(), a.q.data(), N, rq, H * dq);          // [N, H*dq]
+      Lin(a, a.qa_n.data(), P.q_b->w.data(), a.q.data(), N, rq, H * dq);                   // [N, H*dq]
     } else {
-      ops::Linear(a.xn.data(), P.q->w.data(), a.q.data(), N, D, H * dq);               // [N, H*dq]
+      Lin(a, a.xn.data(), P.q->w.data(), a.q.data(), N, D, H * dq);                        // [N, H*dq]
     }
-    ops::Linear(a.xn.data(), P.kv_a->w.data(), a.kva.data(), N, D, rkv + dr);           // [N, rkv+dr]
+    Lin(a, a.xn.data(), P.kv_a->w.data(), a.kva.data(), N, D, rkv + dr);                   // [N, rkv+dr]
     ops::RmsNorm(a.kva.data(), rkv + dr, P.kv_a_norm->w.data(), a.ckv.data(), a.ckv_rstd.data(), N, rkv,
                  c.rms_norm_eps);                                                          // [N, rkv]
     for (I n = 0; n < N; ++n)
       std::memcpy(&a.kpe[n * dr], &a.kva[n * (rkv + dr) + rkv], sizeof(T) * static_cast<size_t>(dr));
-    ops::Rope(a.q.data() + dn, N, H, H * dq, dq, pos.data(), inv_freq.data(), dr, c.rope_interleave, attn_factor,
-              false);
-    ops::Rope(a.kpe.data(), N, 1, dr, 0, pos.data(), inv_freq.data(), dr, c.rope_interleave, attn_factor, false);
-    ops::Linear(a.ckv.data(), P.kv_b->w.data(), a.kv.data(), N, rkv, H * (dn + dv));  // [N, H*(dn+dv)]
+    ops::Rope(a.q.data() + dn, N, H, H * dq, dq, p, inv_freq.data(), dr, c.rope_interleave, attn_factor, false);
+    ops::Rope(a.kpe.data(), N, 1, dr, 0, p, inv_freq.data(), dr, c.rope_interleave, attn_factor, false);
+  }
 
+  // The naive route over the Forward's B x Tn batch: K and V per head from kv_b, causal attention with
+  // segments and parents into a.o; each head's largest visible scaled logit into ml.
+  void NaiveAttention(I l, LayerAct<T>& a, std::vector<double>& ml) {
+    const ModelConfig& c = cfg;
+    LayerP<T>& P = layers[l];
+    const I N = B * Tn, H = c.num_attention_heads, dq = c.qk_head_dim(), dn = c.qk_nope_head_dim,
+            dv = c.v_head_dim, dr = c.qk_rope_head_dim, rkv = c.kv_lora_rank;
+    Lin(a, a.ckv.data(), P.kv_b->w.data(), a.kv.data(), N, rkv, H * (dn + dv));            // [N, H*(dn+dv)]
     // Gather per (sequence, head) contiguous blocks: qh/kh [B,H,T,dq], vh [B,H,T,dv].
     for (I b = 0; b < B; ++b)
       for (I t = 0; t < Tn; ++t) {
@@ -396,9 +504,23 @@ struct Model<T>::Impl {
         for (I h = 0; h < H; ++h)
           std::memcpy(&a.o[(b * Tn + t) * H * dv + h * dv], &a.oh[((b * H + h) * Tn + t) * dv],
                       sizeof(T) * static_cast<size_t>(dv));
-    // h_mid = x + o W_o^T
-    a.h_mid = x;
-    ops::Linear(a.o.data(), P.o->w.data(), a.h_mid.data(), N, H * dv, D, /*accumulate=*/true);
+  }
+
+  // h_mid = x + o W_o^T.
+  void AttentionOut(I l, LayerAct<T>& a, const T* x, I N) {
+    const ModelConfig& c = cfg;
+    const I D = c.hidden_size, Hdv = c.num_attention_heads * c.v_head_dim;
+    std::copy(x, x + N * D, a.h_mid.begin());
+    Lin(a, a.o.data(), layers[l].o->w.data(), a.h_mid.data(), N, Hdv, D, /*accumulate=*/true);
+  }
+
+  // Training's attention of layer l: the per-head max logits go into ml (max_logits[l] or the replay's).
+  void Attention(I l) { Attention(l, max_logits[l]); }
+  void Attention(I l, std::vector<double>& ml) {
+    LayerAct<T>& a = acts[l];
+    AttentionIn(l, a, hidden[l].data(), B * Tn, pos.data());
+    NaiveAttention(l, a, ml);
+    AttentionOut(l, a, hidden[l].data(), B * Tn);
   }
 
   void AttentionBackward(I l) {
@@ -458,82 +580,65 @@ struct Model<T>::Impl {
                          P.in_norm->g.data(), N, D, /*dx_acc=*/true);
   }
 
-  double Ffn(I l) {
+  // FFN of N rows: a.xn2 = norm(a.h_mid), dense MLP or MoE into a.ffn_out, out = h_mid + ffn_out. MoE
+  // layers count their tokens per expert into ld and route with the scratch ws.
+  void Ffn(I l, LayerAct<T>& a, I N, T* out, std::vector<int64_t>& ld, MoeScratch<T>& ws) {
     const ModelConfig& c = cfg;
     LayerP<T>& P = layers[l];
-    LayerAct<T>& a = acts[l];
-    const I N = B * Tn, D = c.hidden_size;
+    const I D = c.hidden_size;
     ops::RmsNorm(a.h_mid.data(), D, P.post_norm->w.data(), a.xn2.data(), a.rstd2.data(), N, D, c.rms_norm_eps);
-    double aux = 0;
     if (!P.moe) {
-      Mlp(P.dense, a.xn2.data(), N, D, c.intermediate_size, a.g.data(), a.u.data(), a.a.data(), a.ffn_out.data());
+      Mlp(a, P.dense, a.xn2.data(), N, D, c.intermediate_size, a.g.data(), a.u.data(), a.a.data(), a.ffn_out.data());
     } else {
-      aux = Moe(l);
+      Moe(l, a, N, ld, ws);
     }
-    std::vector<T>& out = hidden[l + 1];
     for (I i = 0; i < N * D; ++i) out[i] = a.h_mid[i] + a.ffn_out[i];
-    return aux;
+  }
+  // Training's FFN: returns the layer's sequence-wise balance loss (0 when aux_alpha is 0).
+  double Ffn(I l) {
+    LayerAct<T>& a = acts[l];
+    Ffn(l, a, B * Tn, hidden[l + 1].data(), replaying ? replay_load : load[l], moe_ws);  // a replay keeps the loads
+    return layers[l].moe ? MoeAux(a) : 0.0;
   }
 
-  double Moe(I l) {
+  // Router (ops::Route: sigmoid scores, the correction bias only chooses), dispatch grouped by expert
+  // (ops::MoePlan, token order within an expert: deterministic), experts, shared expert, combine.
+  void Moe(I l, LayerAct<T>& a, I N, std::vector<int64_t>& ld, MoeScratch<T>& ws) {
     const ModelConfig& c = cfg;
     LayerP<T>& P = layers[l];
-    LayerAct<T>& a = acts[l];
-    const I N = B * Tn, D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok,
+    const I D = c.hidden_size, E = c.n_routed_experts, K = c.num_experts_per_tok,
             Im = c.moe_intermediate_size, Is = c.moe_intermediate_size * c.n_shared_experts;
-    // Router: sigmoid scores; the correction bias only chooses.
-    ops::Linear(a.xn2.data(), P.router->w.data(), a.logits.data(), N, D, E);  // [N, E]
-    std::vector<T>& sb = dr_s;                                                  // scratch [N, E]
-    for (I n = 0; n < N; ++n)
-      for (I e = 0; e < E; ++e) {
-        T s = T(1) / (T(1) + std::exp(-a.logits[n * E + e]));
-        a.s[n * E + e] = s;
-        sb[n * E + e] = s + P.bias->w[e];
-      }
-    ops::RouterTopK(sb.data(), N, E, c.n_group, c.topk_group, K, a.idx.data(), rt_work.data(), rt_iwork.data());
-    for (I n = 0; n < N; ++n) {
-      T sum = 0;
-      for (I k = 0; k < K; ++k) sum += a.s[n * E + a.idx[n * K + k]];
-      for (I k = 0; k < K; ++k) {
-        T w = a.s[n * E + a.idx[n * K + k]];
-        if (c.norm_topk_prob) w /= (sum + static_cast<T>(1e-20));
-        a.wts[n * K + k] = w * static_cast<T>(c.routed_scaling_factor);
-      }
-    }
-    // Group slots by expert (counting sort, token order within an expert: deterministic).
-    std::vector<int64_t>& ld = replaying ? replay_load : load[l];  // a replay keeps the step's loads
+    Lin(a, a.xn2.data(), P.router->w.data(), a.logits.data(), N, D, E);  // [N, E]
+    ops::Route<T, T>(a.logits.data(), P.bias->w.data(), N, E, c.n_group, c.topk_group, K, c.norm_topk_prob,
+                     c.routed_scaling_factor, a.s.data(), ws.sb.data(), a.idx.data(), a.wts.data(), ws.work.data(),
+                     ws.iwork.data());
     ld.assign(static_cast<size_t>(E), 0);
-    for (I i = 0; i < N * K; ++i) ld[a.idx[i]]++;
-    a.offs[0] = 0;
-    for (I e = 0; e < E; ++e) a.offs[e + 1] = a.offs[e] + ld[e];
-    std::vector<int64_t>& fill = moe_fill;
-    std::copy(a.offs.begin(), a.offs.end() - 1, fill.begin());
+    ops::MoePlan<int64_t>(a.idx.data(), N * K, E, a.offs.data(), a.row_of_slot.data(), ld.data());
     for (I i = 0; i < N * K; ++i) {
-      I row = fill[a.idx[i]]++;
-      a.row_of_slot[i] = row;
+      const I row = a.row_of_slot[i];
       a.slot_of_row[row] = i;
       std::memcpy(&a.xe[row * D], &a.xn2[(i / K) * D], sizeof(T) * static_cast<size_t>(D));
     }
     for (I e = 0; e < E; ++e) {
       const I r0 = a.offs[e], cnt = a.offs[e + 1] - r0;
       if (cnt == 0) continue;
-      Mlp(P.experts[e], &a.xe[r0 * D], cnt, D, Im, &a.ge[r0 * Im], &a.ue[r0 * Im], &a.ae[r0 * Im], &a.ye[r0 * D]);
+      Mlp(a, P.experts[e], &a.xe[r0 * D], cnt, D, Im, &a.ge[r0 * Im], &a.ue[r0 * Im], &a.ae[r0 * Im], &a.ye[r0 * D]);
     }
     if (Is) {
-      Mlp(P.shared, a.xn2.data(), N, D, Is, a.sg.data(), a.su.data(), a.sa.data(), a.sy.data());
-      a.ffn_out = a.sy;
+      Mlp(a, P.shared, a.xn2.data(), N, D, Is, a.sg.data(), a.su.data(), a.sa.data(), a.sy.data());
+      std::copy(a.sy.begin(), a.sy.begin() + N * D, a.ffn_out.begin());
     } else {
-      std::fill(a.ffn_out.begin(), a.ffn_out.end(), T(0));
+      std::fill(a.ffn_out.begin(), a.ffn_out.begin() + N * D, T(0));
     }
-    for (I n = 0; n < N; ++n)
-      for (I k = 0; k < K; ++k) {
-        const T w = a.wts[n * K + k];
-        const T* y = &a.ye[a.row_of_slot[n * K + k] * D];
-        T* o = &a.ffn_out[n * D];
-        for (I d = 0; d < D; ++d) o[d] += w * y[d];
-      }
-    // Sequence-wise balance loss: alpha * sum_i f_i P_i per sequence, averaged over sequences.
+    ops::MoeCombine<T, T, int64_t>(a.ye.data(), a.row_of_slot.data(), a.wts.data(), N, K, D, a.ffn_out.data());
+  }
+
+  // Sequence-wise balance loss of the Forward's batch: alpha * sum_i f_i P_i per sequence, averaged over
+  // sequences (a.aux_f keeps f for the backward).
+  double MoeAux(LayerAct<T>& a) {
     if (aux_alpha <= 0) return 0;
+    const ModelConfig& c = cfg;
+    const I E = c.n_routed_experts, K = c.num_experts_per_tok;
     double aux = 0;
     for (I b = 0; b < B; ++b) {
       double* f = &a.aux_f[b * E];
@@ -942,34 +1047,237 @@ void Model<T>::UpdateRouterBias(double gamma) {
 template <class T>
 void MlaAbsorbedAttention(const T* q, const T* ckv, const T* kpe, const T* w_kvb, int64_t Tq, int64_t Tk, int64_t H,
                           int64_t dn, int64_t dr, int64_t dv, int64_t rkv, double scale, T* out) {
-  const I dq = dn + dr;
-  std::vector<T> qlat(static_cast<size_t>(Tq * rkv)), s(static_cast<size_t>(Tq * Tk)), olat(static_cast<size_t>(Tq * rkv));
-  for (I h = 0; h < H; ++h) {
-    const T* wuk = w_kvb + h * (dn + dv) * rkv;  // [dn, rkv] k_nope rows of head h
-    const T* wuv = wuk + dn * rkv;               // [dv, rkv] v rows of head h
-    // q_lat = q_nope W_UK: [Tq, rkv]
-    ops::Gemm<T>(false, false, Tq, rkv, dn, T(1), q + h * dq, H * dq, wuk, rkv, T(0), qlat.data(), rkv);
-    // s = q_lat c_kv^T + q_pe k_pe^T: [Tq, Tk]
-    ops::Gemm<T>(false, true, Tq, Tk, rkv, T(1), qlat.data(), rkv, ckv, rkv, T(0), s.data(), Tk);
-    ops::Gemm<T>(false, true, Tq, Tk, dr, T(1), q + h * dq + dn, H * dq, kpe, dr, T(1), s.data(), Tk);
-    for (I i = 0; i < Tq; ++i) {
-      T* row = &s[i * Tk];
-      const I last = Tk - Tq + i;  // causal: sees keys 0..last
-      T m = -std::numeric_limits<T>::infinity();
-      for (I j = 0; j <= last; ++j) m = std::max(m, row[j] * static_cast<T>(scale));
-      T z = 0;
-      for (I j = 0; j <= last; ++j) z += (row[j] = std::exp(row[j] * static_cast<T>(scale) - m));
-      for (I j = 0; j <= last; ++j) row[j] /= z;
-      for (I j = last + 1; j < Tk; ++j) row[j] = 0;
-    }
-    // o_lat = p c_kv: [Tq, rkv]; o = o_lat W_UV^T: [Tq, dv] into out[:, h*dv]
-    ops::Gemm<T>(false, false, Tq, rkv, Tk, T(1), s.data(), Tk, ckv, rkv, T(0), olat.data(), rkv);
-    ops::Gemm<T>(false, true, Tq, dv, rkv, T(1), olat.data(), rkv, wuv, rkv, T(0), out + h * dv, H * dv);
+  const MlaDims d{H, dn, dr, dv, rkv, scale};
+  const I W = rkv + dr;
+  std::vector<T> keys(static_cast<size_t>(Tk * W)), qlat(static_cast<size_t>(Tq * H * rkv)),
+      olat(static_cast<size_t>(Tq * H * rkv)), s(static_cast<size_t>(Tq * H * Tk));
+  for (I j = 0; j < Tk; ++j) {
+    std::copy(ckv + j * rkv, ckv + (j + 1) * rkv, keys.begin() + j * W);
+    std::copy(kpe + j * dr, kpe + (j + 1) * dr, keys.begin() + j * W + rkv);
   }
+  AbsorbQ(q, Tq, w_kvb, d, qlat.data(), false);
+  LatentAttention(qlat.data(), q + dn, keys.data(), Tq, Tk, d, s.data(), olat.data());
+  ExpandO(olat.data(), Tq, w_kvb, d, out, false);
+}
+
+// ---- CachedForward: the absorbed route ----
+
+template <class T>
+struct CachedForward<T>::State {
+  I max_rows = 0, max_chunk = 0, max_context = 0;
+  LayerAct<T> a;                       // one set of activations for every layer (no backward to keep them for)
+  MoeScratch<T> ws;
+  std::vector<int64_t> load;           // tokens per expert of the layer being run
+  std::vector<T> x;                    // [N, D] the residual stream
+  std::vector<T> qlat, olat;           // [N*H, rkv]
+  std::vector<T> keys;                 // [max_context, rkv+dr] a prefill chunk's gathered pages
+  std::vector<T> s;                    // [max_chunk*H, max_context] a prefill chunk's scores
+  std::vector<T> dec_s;                // [threads, max_context] decode rows' scores
+  std::vector<T> hsel, rstd, logits;   // [N, D], [N], [N, V]
+  std::vector<int32_t> pos;            // [N]
+  std::vector<I> logit_src;            // rows whose logits are wanted
+  std::vector<std::pair<int32_t, I>> decode_rows;  // (sequence, batch row) of one-token chunks
+  int threads = 1;                     // OpenMP threads at construction
+  I logit_rows = 0;
+};
+
+template <class T>
+CachedForward<T>::CachedForward(Model<T>* model, int64_t max_rows, int64_t max_chunk, int64_t max_context)
+    : model_(model), st_(std::make_unique<State>()) {
+  const ModelConfig& c = model->config();
+  State& st = *st_;
+  st.max_rows = max_rows, st.max_chunk = max_chunk, st.max_context = max_context;
+  const I N = max_rows, D = c.hidden_size, H = c.num_attention_heads, dq = c.qk_head_dim(), dv = c.v_head_dim,
+          dr = c.qk_rope_head_dim, rkv = c.kv_lora_rank, rq = c.q_lora_rank.value_or(0), E = c.n_routed_experts,
+          K = c.num_experts_per_tok, Im = c.moe_intermediate_size, Is = c.moe_intermediate_size * c.n_shared_experts;
+  auto z = [](auto& v, I n) { Resize(v, std::max<I>(n, 1)); };
+  LayerAct<T>& a = st.a;
+  a.row_blocked = true;
+  z(a.xn, N * D), z(a.rstd1, N), z(a.qa, N * rq), z(a.qa_rstd, N), z(a.qa_n, N * rq), z(a.q, N * H * dq);
+  z(a.kva, N * (rkv + dr)), z(a.ckv, N * rkv), z(a.ckv_rstd, N), z(a.kpe, N * dr), z(a.o, N * H * dv);
+  z(a.h_mid, N * D), z(a.xn2, N * D), z(a.rstd2, N), z(a.ffn_out, N * D);
+  bool moe = false, dense = false;
+  for (I l = 0; l < c.num_hidden_layers; ++l) (c.is_moe_layer(l) ? moe : dense) = true;
+  if (dense) z(a.g, N * c.intermediate_size), z(a.u, N * c.intermediate_size), z(a.a, N * c.intermediate_size);
+  if (moe) {
+    z(a.logits, N * E), z(a.s, N * E), z(a.idx, N * K), z(a.wts, N * K), z(a.offs, E + 1);
+    z(a.row_of_slot, N * K), z(a.slot_of_row, N * K), z(a.xe, N * K * D), z(a.ge, N * K * Im), z(a.ue, N * K * Im);
+    z(a.ae, N * K * Im), z(a.ye, N * K * D);
+    if (Is) z(a.sg, N * Is), z(a.su, N * Is), z(a.sa, N * Is), z(a.sy, N * D);
+    st.ws.Size(N, E, c.n_group);
+    st.load.assign(static_cast<size_t>(E), 0);
+  }
+  z(st.x, N * D), z(st.qlat, N * H * rkv), z(st.olat, N * H * rkv), z(st.keys, max_context * (rkv + dr));
+  z(st.s, max_chunk * H * max_context), z(st.hsel, N * D), z(st.rstd, N), z(st.logits, N * c.vocab_size);
+  z(st.pos, N), z(st.logit_src, N);
+  st.threads = std::max(1, omp_get_max_threads());
+  z(st.dec_s, st.threads * max_context);
+  st.decode_rows.assign(static_cast<size_t>(std::max<I>(N, 1)), {-1, 0});
+}
+
+template <class T>
+CachedForward<T>::~CachedForward() = default;
+template <class T>
+const T* CachedForward<T>::logits() const { return st_->logits.data(); }
+template <class T>
+int64_t CachedForward<T>::logit_rows() const { return st_->logit_rows; }
+template <class T>
+int64_t CachedForward<T>::max_rows() const { return st_->max_rows; }
+
+// The absorbed attention of layer l: the chunks' new latents go into the cache, then each query attends
+// over its sequence's pages. Decode chunks (one new token) are many small pieces of work: each runs as
+// plain SIMD loops straight over its pages (BLAS calls of M = H rows cost more in thread hand-offs than
+// they compute), the sequences in parallel. Prefill chunks gather their pages and use GEMMs
+// (LatentAttention), one chunk at a time.
+template <class T>
+void CachedForward<T>::Attend(int64_t l, const std::vector<CachedChunk>& chunks, LatentCache& kv, int64_t N) {
+  State& st = *st_;
+  typename Model<T>::Impl& m = *model_->impl_;
+  const ModelConfig& c = m.cfg;
+  LayerAct<T>& a = st.a;
+  const I H = c.num_attention_heads, dq = c.qk_head_dim(), dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim,
+          rkv = c.kv_lora_rank, W = rkv + dr, ps = kv.page_size();
+  const MlaDims d{H, dn, dr, c.v_head_dim, rkv, m.scale};
+  I row = 0;
+  for (const CachedChunk& ch : chunks) {
+    const I start = kv.length(ch.seq) - ch.n;
+    for (I i = 0; i < ch.n; ++i, ++row) {
+      float* dst = kv.MutableRow(ch.seq, l, start + i);
+      std::copy(&a.ckv[row * rkv], &a.ckv[row * rkv] + rkv, dst);
+      std::copy(&a.kpe[row * dr], &a.kpe[row * dr] + dr, dst + rkv);
+    }
+  }
+  const T* wkvb = m.layers[l].kv_b->w.data();
+  AbsorbQ(a.q.data(), N, wkvb, d, st.qlat.data(), /*blocked=*/true);
+  I nd = 0;
+  row = 0;
+  for (const CachedChunk& ch : chunks) {
+    if (ch.n == 1) st.decode_rows[nd++] = {ch.seq, row};
+    row += ch.n;
+  }
+#pragma omp parallel for schedule(dynamic, 1) num_threads(st.threads) if (nd > 1)
+  for (I i = 0; i < nd; ++i) {
+    const I t = st.threads > 1 ? omp_get_thread_num() : 0;
+    AttendRow(l, kv, st.decode_rows[i].first, st.decode_rows[i].second, &st.dec_s[t * st.max_context]);
+  }
+  row = 0;
+  for (const CachedChunk& ch : chunks) {
+    if (ch.n > 1) {
+      const I Tk = kv.length(ch.seq);
+      for (I p = 0; p * ps < Tk; ++p) {
+        const I cnt = std::min(ps, Tk - p * ps);
+        const float* src = kv.PageRows(ch.seq, l, p);
+        std::copy(src, src + cnt * W, &st.keys[p * ps * W]);
+      }
+      LatentAttention(&st.qlat[row * H * rkv], &a.q[row * H * dq + dn], st.keys.data(), ch.n, Tk, d, st.s.data(),
+                      &st.olat[row * H * rkv]);
+    }
+    row += ch.n;
+  }
+  ExpandO(st.olat.data(), N, wkvb, d, a.o.data(), /*blocked=*/true);
+}
+
+// One decode row (the last token of `seq`, batch row `row`): per head, scores against every cached row
+// read in place from the pages, softmax, and o_lat = P c_kv. S: [max_context] scratch.
+template <class T>
+void CachedForward<T>::AttendRow(int64_t l, const LatentCache& kv, int32_t seq, int64_t row, T* S) {
+  State& st = *st_;
+  const typename Model<T>::Impl& m = *model_->impl_;
+  const ModelConfig& c = m.cfg;
+  const I H = c.num_attention_heads, dq = c.qk_head_dim(), dn = c.qk_nope_head_dim, dr = c.qk_rope_head_dim,
+          rkv = c.kv_lora_rank, W = rkv + dr, ps = kv.page_size(), Tk = kv.length(seq);
+  const T sc = static_cast<T>(m.scale);
+  for (I h = 0; h < H; ++h) {
+    const T* ql = &st.qlat[(row * H + h) * rkv];
+    const T* qp = &st.a.q[row * H * dq + h * dq + dn];
+    T mx = -std::numeric_limits<T>::infinity();
+    for (I p = 0; p * ps < Tk; ++p) {
+      const float* base = kv.PageRows(seq, l, p);
+      const I cnt = std::min(ps, Tk - p * ps);
+      for (I jj = 0; jj < cnt; ++jj) {
+        const float* key = base + jj * W;
+        T acc = 0;
+#pragma omp simd reduction(+ : acc)
+        for (I e = 0; e < rkv; ++e) acc += ql[e] * key[e];
+        T pe = 0;
+#pragma omp simd reduction(+ : pe)
+        for (I e = 0; e < dr; ++e) pe += qp[e] * key[rkv + e];
+        const T sv = (acc + pe) * sc;
+        S[p * ps + jj] = sv;
+        mx = std::max(mx, sv);
+      }
+    }
+    T z = 0;
+    for (I j = 0; j < Tk; ++j) z += (S[j] = std::exp(S[j] - mx));
+    const T inv = T(1) / z;
+    T* o = &st.olat[(row * H + h) * rkv];
+    std::fill(o, o + rkv, T(0));
+    for (I p = 0; p * ps < Tk; ++p) {
+      const float* base = kv.PageRows(seq, l, p);
+      const I cnt = std::min(ps, Tk - p * ps);
+      for (I jj = 0; jj < cnt; ++jj) {
+        const T pj = S[p * ps + jj] * inv;
+        const float* key = base + jj * W;
+#pragma omp simd
+        for (I e = 0; e < rkv; ++e) o[e] += pj * key[e];
+      }
+    }
+  }
+}
+
+template <class T>
+Status CachedForward<T>::Forward(const std::vector<CachedChunk>& chunks, LatentCache* kv) {
+  State& st = *st_;
+  typename Model<T>::Impl& m = *model_->impl_;
+  const ModelConfig& c = m.cfg;
+  const I D = c.hidden_size, V = c.vocab_size;
+  I N = 0;
+  for (const CachedChunk& ch : chunks) {
+    if (ch.n < 1) return InvalidArgument("decoder: empty chunk");
+    if (ch.n > st.max_chunk)
+      return InvalidArgument("decoder: chunk of " + std::to_string(ch.n) + " tokens > max " + std::to_string(st.max_chunk));
+    const I len = kv->length(ch.seq);
+    if (len < ch.n) return FailedPrecondition("decoder: sequence shorter than its chunk (Append first)");
+    if (len > st.max_context)
+      return InvalidArgument("decoder: sequence of " + std::to_string(len) + " tokens exceeds the context " +
+                             std::to_string(st.max_context));
+    for (I i = 0; i < ch.n; ++i)
+      if (ch.tokens[i] < 0 || ch.tokens[i] >= V)
+        return InvalidArgument("decoder: token " + std::to_string(ch.tokens[i]) + " outside [0, vocab_size=" +
+                               std::to_string(V) + ")");
+    N += ch.n;
+  }
+  if (N > st.max_rows)
+    return InvalidArgument("decoder: " + std::to_string(N) + " rows > max_rows " + std::to_string(st.max_rows));
+  st.logit_rows = 0;
+  if (N == 0) return Status::Ok();
+  I row = 0;
+  for (const CachedChunk& ch : chunks) {
+    const I start = kv->length(ch.seq) - ch.n;
+    for (I i = 0; i < ch.n; ++i, ++row) {
+      st.pos[row] = static_cast<int32_t>(start + i);
+      std::memcpy(&st.x[row * D], &m.embed->w[static_cast<size_t>(ch.tokens[i]) * D], sizeof(T) * static_cast<size_t>(D));
+      if (ch.all_logits || i == ch.n - 1) st.logit_src[st.logit_rows++] = row;
+    }
+  }
+  for (I l = 0; l < c.num_hidden_layers; ++l) {
+    m.AttentionIn(l, st.a, st.x.data(), N, st.pos.data());
+    Attend(l, chunks, *kv, N);
+    m.AttentionOut(l, st.a, st.x.data(), N);
+    m.Ffn(l, st.a, N, st.x.data(), st.load, st.ws);
+  }
+  // Final norm and lm_head only on the rows whose logits are wanted.
+  for (I r = 0; r < st.logit_rows; ++r)
+    std::memcpy(&st.hsel[r * D], &st.x[st.logit_src[r] * D], sizeof(T) * static_cast<size_t>(D));
+  ops::RmsNorm(st.hsel.data(), D, m.final_norm->w.data(), st.a.xn.data(), st.rstd.data(), st.logit_rows, D,
+               c.rms_norm_eps);
+  m.Lin(st.a, st.a.xn.data(), m.lm_head->w.data(), st.logits.data(), st.logit_rows, D, V);
+  return Status::Ok();
 }
 
 template class Model<float>;
 template class Model<double>;
+template class CachedForward<float>;
 template void MlaAbsorbedAttention<float>(const float*, const float*, const float*, const float*, int64_t, int64_t,
                                           int64_t, int64_t, int64_t, int64_t, int64_t, double, float*);
 template void MlaAbsorbedAttention<double>(const double*, const double*, const double*, const double*, int64_t,

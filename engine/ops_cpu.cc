@@ -421,6 +421,50 @@ double CrossEntropy(const T* logits, const int32_t* targets, const float* weight
   return total;
 }
 
+template <class T, class B>
+void Route(const T* logits, const B* bias, I N, I E, I n_group, I topk_group, I k, bool norm_topk,
+           double routed_scaling, T* scores, T* sb, int32_t* idx, T* weights, T* work, I* iwork) {
+  for (I n = 0; n < N; ++n)
+    for (I e = 0; e < E; ++e) {
+      const T s = T(1) / (T(1) + std::exp(-logits[n * E + e]));
+      scores[n * E + e] = s;
+      sb[n * E + e] = s + static_cast<T>(bias[e]);
+    }
+  RouterTopK(sb, N, E, n_group, topk_group, k, idx, work, iwork);
+  for (I n = 0; n < N; ++n) {
+    T sum = 0;
+    for (I j = 0; j < k; ++j) sum += scores[n * E + idx[n * k + j]];
+    for (I j = 0; j < k; ++j) {
+      T w = scores[n * E + idx[n * k + j]];
+      if (norm_topk) w /= (sum + static_cast<T>(1e-20));
+      weights[n * k + j] = w * static_cast<T>(routed_scaling);
+    }
+  }
+}
+
+template <class Ix>
+void MoePlan(const int32_t* idx, I slots, I E, Ix* offs, Ix* row_of_slot, Ix* load) {
+  std::fill(load, load + E, Ix(0));
+  for (I i = 0; i < slots; ++i) load[idx[i]]++;
+  offs[0] = 0;
+  for (I e = 0; e < E; ++e) offs[e + 1] = offs[e] + load[e];
+  // row_of_slot doubles as the cursor store: each expert's next free row, taken in slot order.
+  for (I i = 0; i < slots; ++i) row_of_slot[i] = offs[idx[i]]++;
+  for (I e = E; e > 0; --e) offs[e] = offs[e - 1];
+  offs[0] = 0;
+}
+
+template <class T, class W, class Ix>
+void MoeCombine(const T* ye, const Ix* row_of_slot, const W* w, I N, I K, I D, T* y) {
+  for (I n = 0; n < N; ++n)
+    for (I k = 0; k < K; ++k) {
+      const T wk = w ? static_cast<T>(w[n * K + k]) : T(1);
+      const T* src = ye + static_cast<I>(row_of_slot[n * K + k]) * D;
+      T* o = y + n * D;
+      for (I d = 0; d < D; ++d) o[d] += wk * src[d];
+    }
+}
+
 namespace ref {
 
 template <class T>
@@ -524,5 +568,15 @@ void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* id
 
 K2_OPS_INSTANTIATE(float)
 K2_OPS_INSTANTIATE(double)
+
+template void Route<float, float>(const float*, const float*, I, I, I, I, I, bool, double, float*, float*, int32_t*,
+                                  float*, float*, I*);
+template void Route<double, double>(const double*, const double*, I, I, I, I, I, bool, double, double*, double*,
+                                    int32_t*, double*, double*, I*);
+template void MoePlan<int64_t>(const int32_t*, I, I, int64_t*, int64_t*, int64_t*);
+template void MoePlan<int32_t>(const int32_t*, I, I, int32_t*, int32_t*, int32_t*);
+template void MoeCombine<float, float, int64_t>(const float*, const int64_t*, const float*, I, I, I, float*);
+template void MoeCombine<double, double, int64_t>(const double*, const int64_t*, const double*, I, I, I, double*);
+template void MoeCombine<float, float, int32_t>(const float*, const int32_t*, const float*, I, I, I, float*);
 
 }  // namespace k2::engine::ops

@@ -95,6 +95,23 @@ void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* id
 template <class T>
 void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* idx, T* work, I* iwork);
 
+// The DeepSeek-V3 router, the one implementation behind training, generation and the CPU backend:
+// scores [N,E] = sigmoid(logits); the choice is RouterTopK on scores + bias[E] (written to sb [N,E],
+// scratch); weights [N,k] = the chosen scores, divided by their sum + 1e-20 when norm_topk, times
+// routed_scaling. work/iwork [E + n_group] are RouterTopK's scratch. No allocation.
+template <class T, class B>
+void Route(const T* logits, const B* bias, I N, I E, I n_group, I topk_group, I k, bool norm_topk,
+           double routed_scaling, T* scores, T* sb, int32_t* idx, T* weights, T* work, I* iwork);
+
+// MoE dispatch plan: slots i = n*K + k (token n's k-th expert idx[i]) grouped by expert, stable in i
+// (counting sort): expert e owns rows [offs[e], offs[e+1]) and slot i lands in row_of_slot[i].
+// load [E] receives the count of each expert (Ix = int64_t for the model, int32_t for backends).
+template <class Ix>
+void MoePlan(const int32_t* idx, I slots, I E, Ix* offs, Ix* row_of_slot, Ix* load);
+// y[n] += sum_k w[n,k] ye[row_of_slot[n*K+k]] (w null means 1): the combine of the routed experts.
+template <class T, class W, class Ix>
+void MoeCombine(const T* ye, const Ix* row_of_slot, const W* w, I N, I K, I D, T* y);
+
 // Weighted next-token cross-entropy over logits [N,V]; returns sum_t w_t * CE_t (the caller divides).
 // dlogits (if not null) = scale * w_t * (softmax - onehot).
 template <class T>

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "engine/latent_cache.h"
 
 namespace k2::gen {
 
@@ -29,7 +30,7 @@ struct KvCacheConfig {
   int64_t max_tokens_per_sequence = 4096;  // bounds the page list of one sequence
 };
 
-class KvCache {
+class KvCache final : public engine::LatentCache {
  public:
   using SeqId = int32_t;
 
@@ -50,12 +51,13 @@ class KvCache {
 
   // Row of token `pos` (< length) in `layer`: [kv_lora_rank] latent followed by [rope_dim] k_pe.
   // The mutable form K2_CHECKs that the row's page is held by `seq` alone.
-  float* MutableRow(SeqId seq, int64_t layer, int64_t pos);
+  float* MutableRow(SeqId seq, int64_t layer, int64_t pos) override;
   const float* Row(SeqId seq, int64_t layer, int64_t pos) const;
   // Page `i` of `seq` in `layer`: page_size rows with stride row_width(), first row = token i*page_size.
-  const float* PageRows(SeqId seq, int64_t layer, int64_t i) const;
+  const float* PageRows(SeqId seq, int64_t layer, int64_t i) const override;
 
-  int64_t length(SeqId seq) const;
+  int64_t length(SeqId seq) const override;
+  int64_t page_size() const override { return cfg_.page_size; }
   bool alive(SeqId seq) const;
   int64_t free_pages() const { return static_cast<int64_t>(free_.size()); }
   int64_t ref_count(int32_t page) const { return refs_[static_cast<size_t>(page)]; }
