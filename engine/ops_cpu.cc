@@ -465,6 +465,66 @@ void MoeCombine(const T* ye, const Ix* row_of_slot, const W* w, I N, I K, I D, T
     }
 }
 
+I FirstTokenOutside(const int32_t* tokens, I N, I V) {
+  for (I n = 0; n < N; ++n)
+    if (tokens[n] < 0 || tokens[n] >= V) return n;
+  return -1;
+}
+
+template <class T>
+void EmbeddingGather(const T* table, const int32_t* tokens, I N, I D, T* y) {
+  for (I n = 0; n < N; ++n) {
+    const T* row = table + static_cast<I>(tokens[n]) * D;
+    std::copy(row, row + D, y + n * D);
+  }
+}
+
+template <class T>
+void EmbeddingScatterAdd(const T* dy, const int32_t* tokens, I N, I D, T* dtable) {
+  for (I n = 0; n < N; ++n) {
+    T* g = dtable + static_cast<I>(tokens[n]) * D;
+    const T* d = dy + n * D;
+    for (I j = 0; j < D; ++j) g[j] += d[j];
+  }
+}
+
+template <class T>
+void Add(const T* a, const T* b, T* y, I n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (I i = 0; i < n; ++i) y[i] = a[i] + b[i];
+}
+
+// The three optimizer loops are elementwise, so splitting them over threads changes no bit of the result.
+template <class T>
+void AdamWUpdate(T* w, const T* g, T* m, T* v, I n, const AdamWParams<T>& a) {
+  const T lr = a.lr, b1 = a.beta1, b2 = a.beta2, eps = a.eps, wd = a.weight_decay, gs = a.grad_scale;
+  const T bc1 = a.bias_correction1, bc2 = a.bias_correction2;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (I j = 0; j < n; ++j) {
+    const T gj = g[j] * gs;
+    m[j] = b1 * m[j] + (T(1) - b1) * gj;
+    v[j] = b2 * v[j] + (T(1) - b2) * gj * gj;
+    const T mh = m[j] / bc1, vh = v[j] / bc2;
+    w[j] -= lr * (mh / (std::sqrt(vh) + eps) + wd * w[j]);
+  }
+}
+
+template <class T>
+void MuonMomentum(const T* g, T* m, T* u, I n, T mu, T grad_scale, bool nesterov) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (I j = 0; j < n; ++j) {
+    const T gj = g[j] * grad_scale;
+    m[j] = mu * m[j] + gj;
+    u[j] = nesterov ? gj + mu * m[j] : m[j];
+  }
+}
+
+template <class T>
+void MuonApply(T* w, const T* o, I n, T lr, T scale, T weight_decay) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (I j = 0; j < n; ++j) w[j] -= lr * (o[j] * scale + weight_decay * w[j]);
+}
+
 namespace ref {
 
 template <class T>
@@ -555,19 +615,26 @@ void RouterTopK(const T* sb, I N, I E, I n_group, I topk_group, I k, int32_t* id
   template void CausalAttentionBackward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,   \
                                            T*, I, I, I, double, const int32_t*, const int32_t*);           \
   template void CausalAttentionBackward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,   \
-                                          T*, I, I, I, double, const int32_t*);                          \
+                                          T*, I, I, I, double, const int32_t*);                            \
   template void CausalAttentionBackward<T>(const T*, const T*, const T*, const T*, const T*, T*, T*, T*,   \
                                            T*, I, I, I, double);                                           \
   template void RouterTopK<T>(const T*, I, I, I, I, I, int32_t*);                                          \
   template void RouterTopK<T>(const T*, I, I, I, I, I, int32_t*, T*, I*);                                  \
-  template double CrossEntropy<T>(const T*, const int32_t*, const float*, I, I, T*, double);              \
-  template double CrossEntropy<T>(const T*, const int32_t*, const float*, I, I, T*, double, T*, T*);      \
+  template double CrossEntropy<T>(const T*, const int32_t*, const float*, I, I, T*, double);               \
+  template double CrossEntropy<T>(const T*, const int32_t*, const float*, I, I, T*, double, T*, T*);       \
   template void ref::Linear<T>(const T*, const T*, T*, I, I, I);                                           \
   template double ref::CausalAttention<T>(const T*, const T*, const T*, T*, I, I, I, double);              \
-  template void ref::RouterTopK<T>(const T*, I, I, I, I, I, int32_t*);
+  template void ref::RouterTopK<T>(const T*, I, I, I, I, I, int32_t*);                                     \
+  template void EmbeddingGather<T>(const T*, const int32_t*, I, I, T*);                                    \
+  template void EmbeddingScatterAdd<T>(const T*, const int32_t*, I, I, T*);                                \
+  template void Add<T>(const T*, const T*, T*, I);                                                         \
+  template void AdamWUpdate<T>(T*, const T*, T*, T*, I, const AdamWParams<T>&);                            \
+  template void MuonMomentum<T>(const T*, T*, T*, I, T, T, bool);                                          \
+  template void MuonApply<T>(T*, const T*, I, T, T, T);
 
 K2_OPS_INSTANTIATE(float)
 K2_OPS_INSTANTIATE(double)
+template void EmbeddingGather<uint16_t>(const uint16_t*, const int32_t*, I, I, uint16_t*);
 
 template void Route<float, float>(const float*, const float*, I, I, I, I, I, bool, double, float*, float*, int32_t*,
                                   float*, float*, I*);

@@ -123,6 +123,38 @@ template <class T>
 double CrossEntropy(const T* logits, const int32_t* targets, const float* weights, I N, I V, T* dlogits,
                     double dscale, T* logp, T* entropy);
 
+// ---- embedding, residual, optimizer updates (elementwise; one implementation for the model, the
+// optimizer and CpuBackend) ----
+// The first n with tokens[n] outside [0, V), or -1 when all are inside (callers check before the ops below,
+// which index the table unchecked).
+I FirstTokenOutside(const int32_t* tokens, I N, I V);
+// y[n, :] = table[tokens[n], :] (D columns): a row copy, also instantiated for uint16_t (bf16 storage bits).
+template <class T>
+void EmbeddingGather(const T* table, const int32_t* tokens, I N, I D, T* y);
+// dtable[tokens[n], :] += dy[n, :] for n = 0..N-1 in order (repeated tokens sum in token order).
+template <class T>
+void EmbeddingScatterAdd(const T* dy, const int32_t* tokens, I N, I D, T* dtable);
+// y = a + b elementwise; y may alias a or b.
+template <class T>
+void Add(const T* a, const T* b, T* y, I n);
+
+// AdamW hyper-parameters of one step: bias_correction{1,2} = 1 - beta{1,2}^(step+1).
+template <class T>
+struct AdamWParams {
+  T lr, beta1, beta2, eps, weight_decay, grad_scale, bias_correction1, bias_correction2;
+};
+// AdamW on fp master weights: g' = grad_scale g; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
+// w -= lr (m/bc1 / (sqrt(v/bc2) + eps) + wd w). The expression order is part of the contract: the
+// optimizer's bit-exact resume and golden checks depend on it.
+template <class T>
+void AdamWUpdate(T* w, const T* g, T* m, T* v, I n, const AdamWParams<T>& a);
+// Muon's momentum: g' = grad_scale g; m = mu m + g'; u = nesterov ? g' + mu m : m. u may alias g, not m.
+template <class T>
+void MuonMomentum(const T* g, T* m, T* u, I n, T mu, T grad_scale, bool nesterov);
+// Muon's update from the orthogonalized momentum o: w -= lr (o scale + weight_decay w).
+template <class T>
+void MuonApply(T* w, const T* o, I n, T lr, T scale, T weight_decay);
+
 namespace ref {
 // Obvious loop versions used by tests.
 template <class T>

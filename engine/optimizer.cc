@@ -110,6 +110,7 @@ StepStats Optimizer<T>::Step(int64_t step) {
   const T bc2 = static_cast<T>(1.0 - std::pow(cfg_.adam_beta2, static_cast<double>(step + 1)));
   const T mu = static_cast<T>(cfg_.muon_momentum);
   const T lr_adam = static_cast<T>(st.lr * cfg_.adamw_lr_scale);
+  const ops::AdamWParams<T> adam{lr_adam, b1, b2, eps, wd, gs, bc1, bc2};
   for (size_t i = 0; i < ps.size(); ++i) {
     Param<T>& p = ps[i];
     if (!p.trainable) continue;
@@ -119,25 +120,15 @@ StepStats Optimizer<T>::Step(int64_t step) {
     T* m = m_[i].data();
     if (p.muon) {
       // M = mu M + G; U = G + mu M (Nesterov) or M; O = NS(U) * 0.2 sqrt(max(r, c)); W -= lr (O + wd W).
+      // The elementwise steps are ops:: functions shared with the CPU backend (same expressions).
       T* u = ns_c_.data();
-      for (I j = 0; j < n; ++j) {
-        const T gj = g[j] * gs;
-        m[j] = mu * m[j] + gj;
-        u[j] = cfg_.nesterov ? gj + mu * m[j] : m[j];
-      }
+      ops::MuonMomentum<T>(g, m, u, n, mu, gs, cfg_.nesterov);
       const I rows = p.shape[0], cols = p.shape[1];
       NsInto(u, rows, cols, cfg_.ns_steps, u, ns_x_.data(), ns_a_.data(), ns_b_.data(), ns_y_.data());
       const T sc = static_cast<T>(0.2 * std::sqrt(static_cast<double>(std::max(rows, cols))));
-      for (I j = 0; j < n; ++j) w[j] -= lr * (u[j] * sc + wd * w[j]);
+      ops::MuonApply<T>(w, u, n, lr, sc, wd);
     } else {
-      T* v = v_[i].data();
-      for (I j = 0; j < n; ++j) {
-        const T gj = g[j] * gs;
-        m[j] = b1 * m[j] + (T(1) - b1) * gj;
-        v[j] = b2 * v[j] + (T(1) - b2) * gj * gj;
-        const T mh = m[j] / bc1, vh = v[j] / bc2;
-        w[j] -= lr_adam * (mh / (std::sqrt(vh) + eps) + wd * w[j]);
-      }
+      ops::AdamWUpdate<T>(w, g, m, v_[i].data(), n, adam);
     }
   }
   const auto& ml = model_->max_logits();
