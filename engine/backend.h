@@ -52,14 +52,26 @@ inline float Bf16ToFloat(uint16_t h) {
 // The value a float takes after a trip through the storage dtype.
 inline float RoundTo(DType t, float f) { return t == DType::kF32 ? f : Bf16ToFloat(FloatToBf16(f)); }
 
+// One AdamW step's hyper-parameters (engine/optimizer.cc's formula, see Backend::AdamWUpdate):
+// bias_correction{1,2} = 1 - beta{1,2}^(step+1); grad_scale is the global-norm clipping factor.
+struct AdamWArgs {
+  float lr = 0.0f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f, grad_scale = 1.0f;
+  float bias_correction1 = 1.0f, bias_correction2 = 1.0f;
+};
+
 struct BackendOptions {
   DType dtype = DType::kF32;
   int device = 0;  // CUDA device ordinal (ignored by the CPU backend)
 };
 
 // Shapes of causal attention over B packed rows of T tokens and H heads (the layout engine/model.cc
-// gathers): q, k [B, H, T, dq]; v, o [B, H, T, dv]; seg [B, T] or null (query i sees key j only when
-// j <= i and seg[j] == seg[i]); lse [B, H, T] fp32 natural-log sum of exp of the scaled visible logits.
+// gathers): q, k [B, H, T, dq]; v, o [B, H, T, dv]; seg [B, T] or null; par [B, T] or null (segment
+// parents, -1 = none; needs seg). Query i sees key j when j <= i and (seg is null, or seg[j] == seg[i], or
+// par[i] >= 0 and seg[j] == par[i]): ops::CausalAttention's shared-prefix rule (one prompt, several
+// continuations in one row). par must follow ops::CheckSharedPrefix's layout rules (contiguous segments,
+// one parent per segment, wholly before its children, one level); the CPU backend returns InvalidArgument
+// naming the row otherwise, the device applies the visibility rule as written without checking.
+// lse [B, H, T] fp32 natural-log sum of exp of the scaled visible logits.
 struct AttnShape {
   int64_t B = 1, H = 1, T = 1, dq = 1, dv = 1;
   double scale = 1.0;
@@ -125,16 +137,28 @@ class Backend {
                       const double* inv_freq, I d, bool interleave, double attn_factor, bool inverse) = 0;
   virtual Status SwiGlu(const void* g, const void* u, void* a, I n) = 0;
   virtual Status SwiGluBackward(const void* g, const void* u, const void* da, void* dg, void* du, I n) = 0;
+  // y = a + b (S, n elements; fp32 sum rounded once): the residual adds. y may alias a or b.
+  virtual Status Add(const void* a, const void* b, void* y, I n) = 0;
+
+  // ---- embedding ----
+  // y[n] = table[tokens[n]] (S rows of D; table [V, D] S, tokens [N] int32). A token outside [0, V) is
+  // InvalidArgument naming its index on the CPU; the device writes a zero row for it (no fault).
+  virtual Status EmbeddingGather(const void* table, I V, const int32_t* tokens, I N, I D, void* y) = 0;
+  // The embedding backward: dtable[tokens[n]] += dy[n] (dy [N, D] S; dtable [V, D] fp32, accumulated).
+  // Same range rule (the device skips such a row). The CPU adds in token order; the device uses
+  // atomicAdd, so the order in which repeated tokens' rows are summed is not fixed there.
+  virtual Status EmbeddingScatterAdd(const void* dy, const int32_t* tokens, I N, I D, I V, float* dtable) = 0;
 
   // ---- attention ----
   // o and lse as documented at AttnShape; max_logit[H] (fp32) = the largest visible scaled logit of each
   // head over all rows (QK-Clip's statistic). No [T,T] matrix is kept.
   virtual Status AttentionForward(const AttnShape& s, const void* q, const void* k, const void* v,
-                                  const int32_t* seg, void* o, float* lse, float* max_logit) = 0;
+                                  const int32_t* seg, const int32_t* par, void* o, float* lse,
+                                  float* max_logit) = 0;
   // dq, dk [B,H,T,dq] and dv [B,H,T,dv] overwritten, recomputing the softmax from lse.
   virtual Status AttentionBackward(const AttnShape& s, const void* q, const void* k, const void* v,
-                                   const int32_t* seg, const void* o, const float* lse, const void* dout,
-                                   void* dq, void* dk, void* dv) = 0;
+                                   const int32_t* seg, const int32_t* par, const void* o, const float* lse,
+                                   const void* dout, void* dq, void* dk, void* dv) = 0;
   virtual Status MlaDecodeAttention(const MlaDecodeShape& s, const void* q_lat, const void* q_pe,
                                     const void* pages, const int32_t* page_table, const int32_t* row_seq,
                                     const int32_t* row_pos, void* o_lat) = 0;
@@ -182,6 +206,19 @@ class Backend {
   // X = 3.4445 X + (-4.7750 A + 2.0315 A A) X with A = X X^T; the GEMMs run in S (bf16 tensor cores in
   // bf16 mode) with fp32 accumulation. Scratch is allocated by the backend and kept for reuse.
   virtual Status NewtonSchulz(const float* G, I rows, I cols, I steps, float* out) = 0;
+  // Elementwise updates of n fp32 master weights w (in place) with their fp32 state, exactly the formulas
+  // of engine/optimizer.cc (the CPU backend runs the same ops:: functions). w_s, when not null, is an
+  // S-typed copy of the weights that the update rewrites: w_s = w rounded to the storage dtype (what the
+  // next forward reads in bf16 mode).
+  // AdamW: g' = grad_scale g; m = b1 m + (1-b1) g'; v = b2 v + (1-b2) g'^2;
+  // w -= lr (m/bc1 / (sqrt(v/bc2) + eps) + weight_decay w).
+  virtual Status AdamWUpdate(float* w, void* w_s, const float* g, float* m, float* v, I n, const AdamWArgs& a) = 0;
+  // Muon momentum: g' = grad_scale g; m = mu m + g'; u = nesterov ? g' + mu m : m (u, fp32, is what
+  // NewtonSchulz orthogonalizes; it may alias g, not m).
+  virtual Status MuonMomentum(const float* g, float* m, float* u, I n, float mu, float grad_scale,
+                              bool nesterov) = 0;
+  // Muon update from the orthogonalized o (fp32): w -= lr (o scale + weight_decay w).
+  virtual Status MuonApply(float* w, void* w_s, const float* o, I n, float lr, float scale, float weight_decay) = 0;
 
  protected:
   explicit Backend(DType dtype) : dtype_(dtype) {}

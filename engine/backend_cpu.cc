@@ -187,6 +187,48 @@ class CpuBackend final : public Backend {
     return Status::Ok();
   }
 
+  Status Add(const void* a, const void* b, void* y, I n) override {
+    K2_RETURN_IF_ERROR(CheckDims("Add", {n}));
+    std::vector<float> ab, bb, yb;
+    // In fp32 mode y may be a or b itself (ops::Add reads each element before writing it); in bf16 mode
+    // a and b are converted before y is written.
+    const float* af = In(a, n, ab);
+    const float* bf = In(b, n, bb);
+    float* yf = Out(y, n, yb, false);
+    ops::Add<float>(af, bf, yf, n);
+    Store(y, yf, n);
+    return Status::Ok();
+  }
+
+  static Status CheckTokens(const char* op, const int32_t* tokens, I N, I D, I V) {
+    if (N < 0 || D < 1 || V < 1)
+      return InvalidArgument(std::string(op) + ": bad shape N=" + std::to_string(N) + " D=" + std::to_string(D) +
+                             " V=" + std::to_string(V));
+    const I bad = ops::FirstTokenOutside(tokens, N, V);
+    if (bad >= 0)
+      return InvalidArgument(std::string(op) + ": token " + std::to_string(bad) + " is " + std::to_string(tokens[bad]) +
+                             ", outside [0, " + std::to_string(V) + ")");
+    return Status::Ok();
+  }
+
+  Status EmbeddingGather(const void* table, I V, const int32_t* tokens, I N, I D, void* y) override {
+    K2_RETURN_IF_ERROR(CheckTokens("EmbeddingGather", tokens, N, D, V));
+    // A row copy in the storage dtype itself (no conversion of the [V, D] table).
+    if (dtype() == DType::kF32) {
+      ops::EmbeddingGather<float>(static_cast<const float*>(table), tokens, N, D, static_cast<float*>(y));
+    } else {
+      ops::EmbeddingGather<uint16_t>(static_cast<const uint16_t*>(table), tokens, N, D, static_cast<uint16_t*>(y));
+    }
+    return Status::Ok();
+  }
+
+  Status EmbeddingScatterAdd(const void* dy, const int32_t* tokens, I N, I D, I V, float* dtable) override {
+    K2_RETURN_IF_ERROR(CheckTokens("EmbeddingScatterAdd", tokens, N, D, V));
+    std::vector<float> db;
+    ops::EmbeddingScatterAdd<float>(In(dy, N * D, db), tokens, N, D, dtable);
+    return Status::Ok();
+  }
+
   static Status CheckAttn(const AttnShape& s) {
     if (s.B < 0 || s.H < 1 || s.T < 0 || s.dq < 1 || s.dv < 1)
       return InvalidArgument("attention: bad shape B=" + std::to_string(s.B) + " H=" + std::to_string(s.H) +
@@ -194,9 +236,20 @@ class CpuBackend final : public Backend {
     return Status::Ok();
   }
 
+  // Segment parents must follow the layout rules the block-diagonal ops rely on (ops::CheckSharedPrefix).
+  static Status CheckParents(const AttnShape& s, const int32_t* seg, const int32_t* par) {
+    if (par == nullptr) return Status::Ok();
+    for (I b = 0; b < s.B; ++b) {
+      const std::string why = ops::CheckSharedPrefix(seg ? seg + b * s.T : nullptr, par + b * s.T, s.T);
+      if (!why.empty()) return InvalidArgument("attention: row " + std::to_string(b) + ": " + why);
+    }
+    return Status::Ok();
+  }
+
   Status AttentionForward(const AttnShape& s, const void* q, const void* k, const void* v, const int32_t* seg,
-                          void* o, float* lse, float* max_logit) override {
+                          const int32_t* par, void* o, float* lse, float* max_logit) override {
     K2_RETURN_IF_ERROR(CheckAttn(s));
+    K2_RETURN_IF_ERROR(CheckParents(s, seg, par));
     const I T = s.T, BH = s.B * s.H;
     std::vector<float> qb, kb, vb, ob, p(static_cast<size_t>(std::max<I>(T * T, 1)));
     const float* qf = In(q, BH * T * s.dq, qb);
@@ -210,15 +263,17 @@ class CpuBackend final : public Backend {
         const float* qh = qf + bh * T * s.dq;
         const float* kh = kf + bh * T * s.dq;
         const int32_t* sg = seg ? seg + b * T : nullptr;
+        const int32_t* pr = par ? par + b * T : nullptr;
         const double m = ops::CausalAttention<float>(qh, kh, vf + bh * T * s.dv, p.data(), of + bh * T * s.dv, T,
-                                                     s.dq, s.dv, s.scale, sg);
+                                                     s.dq, s.dv, s.scale, sg, pr);
         if (T > 0) max_logit[h] = std::max(max_logit[h], static_cast<float>(m));
         // The log-sum-exp the flash-style GPU kernel saves for its backward (same visibility rule).
+        auto visible = [&](I i, I j) { return !sg || sg[j] == sg[i] || (pr && pr[i] >= 0 && sg[j] == pr[i]); };
+        std::vector<double> sc(static_cast<size_t>(std::max<I>(T, 1)));
         for (I i = 0; i < T; ++i) {
-          std::vector<double> sc(static_cast<size_t>(i + 1));
           double mx = -std::numeric_limits<double>::infinity();
           for (I j = 0; j <= i; ++j) {
-            if (sg && sg[j] != sg[i]) continue;
+            if (!visible(i, j)) continue;
             double d = 0;
             for (I c = 0; c < s.dq; ++c) d += static_cast<double>(qh[i * s.dq + c]) * kh[j * s.dq + c];
             sc[static_cast<size_t>(j)] = d * s.scale;
@@ -226,7 +281,7 @@ class CpuBackend final : public Backend {
           }
           double z = 0;
           for (I j = 0; j <= i; ++j)
-            if (!sg || sg[j] == sg[i]) z += std::exp(sc[static_cast<size_t>(j)] - mx);
+            if (visible(i, j)) z += std::exp(sc[static_cast<size_t>(j)] - mx);
           lse[bh * T + i] = static_cast<float>(mx + std::log(z));
         }
       }
@@ -235,8 +290,10 @@ class CpuBackend final : public Backend {
   }
 
   Status AttentionBackward(const AttnShape& s, const void* q, const void* k, const void* v, const int32_t* seg,
-                           const void*, const float*, const void* dout, void* dq, void* dk, void* dv) override {
+                           const int32_t* par, const void*, const float*, const void* dout, void* dq, void* dk,
+                           void* dv) override {
     K2_RETURN_IF_ERROR(CheckAttn(s));
+    K2_RETURN_IF_ERROR(CheckParents(s, seg, par));
     // The CPU path recomputes the softmax matrix per (row, head) and runs ops::CausalAttentionBackward;
     // o and lse are not needed here (the GPU kernel uses them to avoid the [T,T] matrix).
     const I T = s.T, BH = s.B * s.H;
@@ -253,11 +310,12 @@ class CpuBackend final : public Backend {
       for (I h = 0; h < s.H; ++h) {
         const I bh = b * s.H + h;
         const float *qh = qf + bh * T * s.dq, *kh = kf + bh * T * s.dq, *vh = vf + bh * T * s.dv;
-        ops::CausalAttention<float>(qh, kh, vh, p.data(), otmp.data(), T, s.dq, s.dv, s.scale,
-                                    seg ? seg + b * T : nullptr);
+        const int32_t* sg = seg ? seg + b * T : nullptr;
+        const int32_t* pr = par ? par + b * T : nullptr;
+        ops::CausalAttention<float>(qh, kh, vh, p.data(), otmp.data(), T, s.dq, s.dv, s.scale, sg, pr);
         ops::CausalAttentionBackward<float>(qh, kh, vh, p.data(), df + bh * T * s.dv, dqf + bh * T * s.dq,
                                             dkf + bh * T * s.dq, dvf + bh * T * s.dv, ds.data(), T, s.dq, s.dv,
-                                            s.scale, seg ? seg + b * T : nullptr);
+                                            s.scale, sg, pr);
       }
     Store(dq, dqf, BH * T * s.dq);
     Store(dk, dkf, BH * T * s.dq);
@@ -459,6 +517,38 @@ class CpuBackend final : public Backend {
     const float* xr = In(x.data(), r * c, tmp);
     for (I i = 0; i < rows; ++i)
       for (I j = 0; j < cols; ++j) out[i * cols + j] = tr ? xr[j * rows + i] : xr[i * cols + j];
+    return Status::Ok();
+  }
+
+  // The optimizer's own ops:: loops on the fp32 masters, then the S copy (a plain copy in fp32 mode).
+  void StoreWeights(void* w_s, const float* w, I n) const {
+    if (w_s == nullptr) return;
+    if (dtype() == DType::kF32) {
+      if (w_s != w) std::memcpy(w_s, w, static_cast<size_t>(n) * 4);
+    } else {
+      Store(w_s, w, n);
+    }
+  }
+
+  Status AdamWUpdate(float* w, void* w_s, const float* g, float* m, float* v, I n, const AdamWArgs& a) override {
+    K2_RETURN_IF_ERROR(CheckDims("AdamWUpdate", {n}));
+    const ops::AdamWParams<float> p{a.lr, a.beta1, a.beta2, a.eps, a.weight_decay, a.grad_scale, a.bias_correction1,
+                                    a.bias_correction2};
+    ops::AdamWUpdate<float>(w, g, m, v, n, p);
+    StoreWeights(w_s, w, n);
+    return Status::Ok();
+  }
+
+  Status MuonMomentum(const float* g, float* m, float* u, I n, float mu, float grad_scale, bool nesterov) override {
+    K2_RETURN_IF_ERROR(CheckDims("MuonMomentum", {n}));
+    ops::MuonMomentum<float>(g, m, u, n, mu, grad_scale, nesterov);
+    return Status::Ok();
+  }
+
+  Status MuonApply(float* w, void* w_s, const float* o, I n, float lr, float scale, float weight_decay) override {
+    K2_RETURN_IF_ERROR(CheckDims("MuonApply", {n}));
+    ops::MuonApply<float>(w, o, n, lr, scale, weight_decay);
+    StoreWeights(w_s, w, n);
     return Status::Ok();
   }
 };

@@ -5,7 +5,7 @@
 // obvious correctness: attention is a tiled flash-style kernel in fp32 FMAs (16x16 tiles in shared memory,
 // online softmax, no [T,T] matrix); the tensor-core (wgmma) attention and fused GEMM epilogues are the
 // next performance steps (docs/cuda.md). Reductions that feed parameter gradients avoid atomics so that
-// results do not depend on scheduling.
+// results do not depend on scheduling, except the embedding backward (atomicAdd over repeated tokens).
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -92,6 +92,67 @@ __global__ void SwiGluBwdKernel(const S* g, const S* u, const S* da, S* dg, S* d
   }
 }
 
+template <class S>
+__global__ void AddKernel(const S* a, const S* b, S* y, I n) {
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < n; i += static_cast<I>(gridDim.x) * blockDim.x)
+    y[i] = FromF<S>(ToF(a[i]) + ToF(b[i]));
+}
+
+// ---------------------------------------------------------------- embedding
+// y[n] = table[tokens[n]]; a token outside [0, V) gets a zero row (the CPU backend reports it instead).
+template <class S>
+__global__ void EmbeddingGatherKernel(const S* table, I V, const int32_t* tokens, I N, I D, S* y) {
+  for (I e = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; e < N * D; e += static_cast<I>(gridDim.x) * blockDim.x) {
+    const I t = tokens[e / D];
+    y[e] = t >= 0 && t < V ? table[t * D + e % D] : FromF<S>(0.0f);
+  }
+}
+
+// dtable[tokens[n]] += dy[n] by atomicAdd: rows of repeated tokens are summed in no fixed order (the one
+// parameter-gradient reduction of this file that is not deterministic). Tokens outside [0, V) are skipped.
+template <class S>
+__global__ void EmbeddingScatterAddKernel(const S* dy, const int32_t* tokens, I N, I D, I V, float* dtable) {
+  for (I e = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; e < N * D; e += static_cast<I>(gridDim.x) * blockDim.x) {
+    const I t = tokens[e / D];
+    if (t >= 0 && t < V) atomicAdd(dtable + t * D + e % D, ToF(dy[e]));
+  }
+}
+
+// ---------------------------------------------------------------- optimizer updates (engine/optimizer.cc's
+// formulas in fp32; w_s, when not null, receives the updated master rounded to S)
+template <class S>
+__global__ void AdamWKernel(float* w, S* w_s, const float* g, float* m, float* v, I n, AdamWArgs a) {
+  for (I j = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; j < n; j += static_cast<I>(gridDim.x) * blockDim.x) {
+    const float gj = g[j] * a.grad_scale;
+    const float mj = a.beta1 * m[j] + (1.0f - a.beta1) * gj;
+    const float vj = a.beta2 * v[j] + (1.0f - a.beta2) * gj * gj;
+    m[j] = mj;
+    v[j] = vj;
+    const float mh = mj / a.bias_correction1, vh = vj / a.bias_correction2;
+    const float wj = w[j] - a.lr * (mh / (sqrtf(vh) + a.eps) + a.weight_decay * w[j]);
+    w[j] = wj;
+    if (w_s) w_s[j] = FromF<S>(wj);
+  }
+}
+
+__global__ void MuonMomentumKernel(const float* g, float* m, float* u, I n, float mu, float gs, bool nesterov) {
+  for (I j = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; j < n; j += static_cast<I>(gridDim.x) * blockDim.x) {
+    const float gj = g[j] * gs;
+    const float mj = mu * m[j] + gj;
+    m[j] = mj;
+    u[j] = nesterov ? gj + mu * mj : mj;
+  }
+}
+
+template <class S>
+__global__ void MuonApplyKernel(float* w, S* w_s, const float* o, I n, float lr, float scale, float wd) {
+  for (I j = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; j < n; j += static_cast<I>(gridDim.x) * blockDim.x) {
+    const float wj = w[j] - lr * (o[j] * scale + wd * w[j]);
+    w[j] = wj;
+    if (w_s) w_s[j] = FromF<S>(wj);
+  }
+}
+
 // ---------------------------------------------------------------- RMSNorm
 template <class S>
 __global__ void RmsNormKernel(const S* x, I ldx, const S* w, S* y, float* rstd, int D, float eps) {
@@ -162,8 +223,13 @@ __global__ void RopeKernel(S* x, I N, int heads, I row_stride, I head_stride, co
 // ---------------------------------------------------------------- attention (flash-style, fp32 FMAs)
 constexpr int kBr = 16, kBc = 16, kAttnThreads = 128;
 
-__device__ __forceinline__ bool Visible(const int32_t* sg, int i, int j, int T) {
-  return i < T && j < T && j <= i && (sg == nullptr || sg[j] == sg[i]);
+// ops::CausalAttention's rule: key j is visible to query i when j <= i and (no segments, the same segment,
+// or the query's parent segment: pr[i] >= 0 and sg[j] == pr[i]). Parent keys lie before the child, so the
+// kernels' loops over j <= i already reach them; a row always sees itself, so no row ends empty.
+__device__ __forceinline__ bool Visible(const int32_t* sg, const int32_t* pr, int i, int j, int T) {
+  if (i >= T || j >= T || j > i) return false;
+  if (sg == nullptr || sg[j] == sg[i]) return true;
+  return pr != nullptr && pr[i] >= 0 && sg[j] == pr[i];
 }
 
 size_t AttnFwdSmem(int dq, int dv) {
@@ -171,7 +237,7 @@ size_t AttnFwdSmem(int dq, int dv) {
 }
 
 template <class S>
-__global__ void AttnFwdKernel(const S* q, const S* k, const S* v, const int32_t* seg, S* o, float* lse,
+__global__ void AttnFwdKernel(const S* q, const S* k, const S* v, const int32_t* seg, const int32_t* par, S* o, float* lse,
                               float* tile_max, int H, int T, int dq, int dv, float scale) {
   extern __shared__ float sm[];
   float* Qs = sm;                // [Br][dq]
@@ -186,6 +252,7 @@ __global__ void AttnFwdKernel(const S* q, const S* k, const S* v, const int32_t*
   const int bh = blockIdx.y, b = bh / H, i0 = blockIdx.x * kBr, tid = threadIdx.x;
   const size_t qo = static_cast<size_t>(bh) * T * dq, vo = static_cast<size_t>(bh) * T * dv;
   const int32_t* sg = seg ? seg + static_cast<size_t>(b) * T : nullptr;
+  const int32_t* pr = seg && par ? par + static_cast<size_t>(b) * T : nullptr;
   for (int e = tid; e < kBr * dq; e += blockDim.x) {
     const int i = i0 + e / dq;
     Qs[e] = i < T ? ToF(q[qo + static_cast<size_t>(i) * dq + e % dq]) : 0.0f;
@@ -211,7 +278,7 @@ __global__ void AttnFwdKernel(const S* q, const S* k, const S* v, const int32_t*
     for (int e = tid; e < kBr * kBc; e += blockDim.x) {
       const int r = e / kBc, c = e % kBc;
       float s = -INFINITY;
-      if (Visible(sg, i0 + r, j0 + c, T)) {
+      if (Visible(sg, pr, i0 + r, j0 + c, T)) {
         float acc = 0;
         for (int d = 0; d < dq; ++d) acc += Qs[r * dq + d] * Ks[c * dq + d];
         s = scale * acc;
@@ -288,12 +355,13 @@ size_t AttnBwdQSmem(int dq, int dv) {
 // P and dS of the visible entries of one (query tile, key tile): p = exp(s - lse_i),
 // ds = p (dout_i·v_j - D_i) scale; zero elsewhere.
 __device__ void AttnBwdTile(const float* Qs, const float* Ks, const float* Vs, const float* dOs, const float* lseS,
-                            const float* DS, float* Ps, float* dSs, const int32_t* sg, int i0, int j0, int T, int dq,
+                            const float* DS, float* Ps, float* dSs, const int32_t* sg, const int32_t* pr, int i0,
+                            int j0, int T, int dq,
                             int dv, float scale) {
   for (int e = threadIdx.x; e < kBr * kBc; e += blockDim.x) {
     const int r = e / kBc, c = e % kBc;
     float p = 0.0f, ds = 0.0f;
-    if (Visible(sg, i0 + r, j0 + c, T)) {
+    if (Visible(sg, pr, i0 + r, j0 + c, T)) {
       float s = 0, dp = 0;
       for (int d = 0; d < dq; ++d) s += Qs[r * dq + d] * Ks[c * dq + d];
       for (int d = 0; d < dv; ++d) dp += dOs[r * dv + d] * Vs[c * dv + d];
@@ -315,7 +383,8 @@ __device__ void LoadRows(float* dst, const S* src, int r0, int rows, int T, int 
 
 // dK, dV of one key tile: loop over the query tiles that can see it.
 template <class S>
-__global__ void AttnBwdKvKernel(const S* q, const S* k, const S* v, const int32_t* seg, const float* lse,
+__global__ void AttnBwdKvKernel(const S* q, const S* k, const S* v, const int32_t* seg, const int32_t* par,
+                                const float* lse,
                                 const float* Drow, const S* dout, S* dk, S* dv_out, int H, int T, int dq, int dv,
                                 float scale) {
   extern __shared__ float sm[];
@@ -333,6 +402,7 @@ __global__ void AttnBwdKvKernel(const S* q, const S* k, const S* v, const int32_
   const size_t qo = static_cast<size_t>(bh) * T * dq, vo = static_cast<size_t>(bh) * T * dv,
                ro = static_cast<size_t>(bh) * T;
   const int32_t* sg = seg ? seg + static_cast<size_t>(b) * T : nullptr;
+  const int32_t* pr = seg && par ? par + static_cast<size_t>(b) * T : nullptr;
   LoadRows(Ks, k + qo, j0, kBc, T, dq);
   LoadRows(Vs, v + vo, j0, kBc, T, dv);
   for (int e = tid; e < kBc * dq; e += blockDim.x) dKs[e] = 0.0f;
@@ -347,7 +417,7 @@ __global__ void AttnBwdKvKernel(const S* q, const S* k, const S* v, const int32_
       DS[tid] = i < T ? Drow[ro + i] : 0.0f;
     }
     __syncthreads();
-    AttnBwdTile(Qs, Ks, Vs, dOs, lseS, DS, Ps, dSs, sg, i0, j0, T, dq, dv, scale);
+    AttnBwdTile(Qs, Ks, Vs, dOs, lseS, DS, Ps, dSs, sg, pr, i0, j0, T, dq, dv, scale);
     __syncthreads();
     for (int e = tid; e < kBc * dv; e += blockDim.x) {
       const int c = e / dv, d = e % dv;
@@ -375,7 +445,8 @@ __global__ void AttnBwdKvKernel(const S* q, const S* k, const S* v, const int32_
 
 // dQ of one query tile: loop over the key tiles it sees.
 template <class S>
-__global__ void AttnBwdQKernel(const S* q, const S* k, const S* v, const int32_t* seg, const float* lse,
+__global__ void AttnBwdQKernel(const S* q, const S* k, const S* v, const int32_t* seg, const int32_t* par,
+                               const float* lse,
                                const float* Drow, const S* dout, S* dq_out, int H, int T, int dq, int dv, float scale) {
   extern __shared__ float sm[];
   float* Qs = sm;
@@ -390,6 +461,7 @@ __global__ void AttnBwdQKernel(const S* q, const S* k, const S* v, const int32_t
   const size_t qo = static_cast<size_t>(bh) * T * dq, vo = static_cast<size_t>(bh) * T * dv,
                ro = static_cast<size_t>(bh) * T;
   const int32_t* sg = seg ? seg + static_cast<size_t>(b) * T : nullptr;
+  const int32_t* pr = seg && par ? par + static_cast<size_t>(b) * T : nullptr;
   LoadRows(Qs, q + qo, i0, kBr, T, dq);
   LoadRows(dOs, dout + vo, i0, kBr, T, dv);
   for (int e = tid; e < kBr * dq; e += blockDim.x) dQs[e] = 0.0f;
@@ -404,7 +476,7 @@ __global__ void AttnBwdQKernel(const S* q, const S* k, const S* v, const int32_t
     LoadRows(Ks, k + qo, j0, kBc, T, dq);
     LoadRows(Vs, v + vo, j0, kBc, T, dv);
     __syncthreads();
-    AttnBwdTile(Qs, Ks, Vs, dOs, lseS, DS, nullptr, dSs, sg, i0, j0, T, dq, dv, scale);
+    AttnBwdTile(Qs, Ks, Vs, dOs, lseS, DS, nullptr, dSs, sg, pr, i0, j0, T, dq, dv, scale);
     __syncthreads();
     for (int e = tid; e < kBr * dq; e += blockDim.x) {
       const int r = e / dq, d = e % dq;
@@ -868,6 +940,32 @@ class CudaBackend final : public Backend {
     K2_LAUNCH(SwiGluBwdKernel, Blocks(n, 256), 256, 0, CSP(g), CSP(u), CSP(da), SP(dg), SP(du), n);
     return Status::Ok();
   }
+  Status Add(const void* a, const void* b, void* y, I n) override {
+    if (n < 0) return InvalidArgument("Add: negative size " + std::to_string(n));
+    if (n == 0) return Status::Ok();
+    K2_LAUNCH(AddKernel, Blocks(n, 256), 256, 0, CSP(a), CSP(b), SP(y), n);
+    return Status::Ok();
+  }
+
+  // ---- embedding ----
+  static Status CheckEmbedding(const char* op, I N, I D, I V) {
+    if (N < 0 || D < 1 || V < 1)
+      return InvalidArgument(std::string(op) + ": bad shape N=" + std::to_string(N) + " D=" + std::to_string(D) +
+                             " V=" + std::to_string(V));
+    return Status::Ok();
+  }
+  Status EmbeddingGather(const void* table, I V, const int32_t* tokens, I N, I D, void* y) override {
+    K2_RETURN_IF_ERROR(CheckEmbedding("EmbeddingGather", N, D, V));
+    if (N == 0) return Status::Ok();
+    K2_LAUNCH(EmbeddingGatherKernel, Blocks(N * D, 256), 256, 0, CSP(table), V, tokens, N, D, SP(y));
+    return Status::Ok();
+  }
+  Status EmbeddingScatterAdd(const void* dy, const int32_t* tokens, I N, I D, I V, float* dtable) override {
+    K2_RETURN_IF_ERROR(CheckEmbedding("EmbeddingScatterAdd", N, D, V));
+    if (N == 0) return Status::Ok();
+    K2_LAUNCH(EmbeddingScatterAddKernel, Blocks(N * D, 256), 256, 0, CSP(dy), tokens, N, D, V, dtable);
+    return Status::Ok();
+  }
 
   // ---- attention ----
   Status CheckAttn(const AttnShape& s, size_t smem) const {
@@ -888,8 +986,8 @@ class CudaBackend final : public Backend {
     return Status::Ok();
   }
 
-  Status AttentionForward(const AttnShape& s, const void* q, const void* k, const void* v, const int32_t* seg, void* o,
-                          float* lse, float* max_logit) override {
+  Status AttentionForward(const AttnShape& s, const void* q, const void* k, const void* v, const int32_t* seg,
+                          const int32_t* par, void* o, float* lse, float* max_logit) override {
     const size_t smem = AttnFwdSmem(static_cast<int>(s.dq), static_cast<int>(s.dv));
     K2_RETURN_IF_ERROR(CheckAttn(s, smem));
     const int tiles = static_cast<int>((s.T + kBr - 1) / kBr);
@@ -907,7 +1005,7 @@ class CudaBackend final : public Backend {
     } else {
       K2_RETURN_IF_ERROR(AllowSmem(AttnFwdKernel<bf16>, smem));
     }
-    K2_LAUNCH(AttnFwdKernel, grid, kAttnThreads, smem, CSP(q), CSP(k), CSP(v), seg, SP(o), lse,
+    K2_LAUNCH(AttnFwdKernel, grid, kAttnThreads, smem, CSP(q), CSP(k), CSP(v), seg, par, SP(o), lse,
               static_cast<float*>(tmax), H, T, dq, dv, sc);
     HeadMaxKernel<<<Blocks(s.H, 64), 64, 0, stream_>>>(static_cast<float*>(tmax), static_cast<int>(s.B), H, tiles,
                                                        max_logit);
@@ -916,7 +1014,8 @@ class CudaBackend final : public Backend {
   }
 
   Status AttentionBackward(const AttnShape& s, const void* q, const void* k, const void* v, const int32_t* seg,
-                           const void* o, const float* lse, const void* dout, void* dq, void* dk, void* dv) override {
+                           const int32_t* par, const void* o, const float* lse, const void* dout, void* dq, void* dk,
+                           void* dv) override {
     const int idq = static_cast<int>(s.dq), idv = static_cast<int>(s.dv);
     const size_t skv = AttnBwdKvSmem(idq, idv), sq = AttnBwdQSmem(idq, idv);
     K2_RETURN_IF_ERROR(CheckAttn(s, std::max(skv, sq)));
@@ -936,10 +1035,10 @@ class CudaBackend final : public Backend {
       K2_RETURN_IF_ERROR(AllowSmem(AttnBwdKvKernel<bf16>, skv));
       K2_RETURN_IF_ERROR(AllowSmem(AttnBwdQKernel<bf16>, sq));
     }
-    K2_LAUNCH(AttnBwdKvKernel, grid, kAttnThreads, skv, CSP(q), CSP(k), CSP(v), seg, lse, D, CSP(dout), SP(dk), SP(dv), H,
-              T, idq, idv, sc);
-    K2_LAUNCH(AttnBwdQKernel, grid, kAttnThreads, sq, CSP(q), CSP(k), CSP(v), seg, lse, D, CSP(dout), SP(dq), H, T, idq,
-              idv, sc);
+    K2_LAUNCH(AttnBwdKvKernel, grid, kAttnThreads, skv, CSP(q), CSP(k), CSP(v), seg, par, lse, D, CSP(dout), SP(dk),
+              SP(dv), H, T, idq, idv, sc);
+    K2_LAUNCH(AttnBwdQKernel, grid, kAttnThreads, sq, CSP(q), CSP(k), CSP(v), seg, par, lse, D, CSP(dout), SP(dq), H, T,
+              idq, idv, sc);
     return Status::Ok();
   }
 
@@ -1072,6 +1171,29 @@ class CudaBackend final : public Backend {
       K2_RETURN_IF_ERROR(Gemm(false, false, r, c, r, 1.0f, b, r, y, c, 3.4445f, x, c));  // X = a X + B X
     }
     K2_LAUNCH(NsStoreKernel, Blocks(rows * cols, 256), 256, 0, CSP(x), rows, cols, tr, out);
+    return Status::Ok();
+  }
+
+  // ---- optimizer updates ----
+  Status AdamWUpdate(float* w, void* w_s, const float* g, float* m, float* v, I n, const AdamWArgs& a) override {
+    if (n < 0) return InvalidArgument("AdamWUpdate: negative size " + std::to_string(n));
+    if (n == 0) return Status::Ok();
+    K2_LAUNCH(AdamWKernel, Blocks(n, 256), 256, 0, w, SP(w_s), g, m, v, n, a);
+    return Status::Ok();
+  }
+
+  Status MuonMomentum(const float* g, float* m, float* u, I n, float mu, float grad_scale, bool nesterov) override {
+    if (n < 0) return InvalidArgument("MuonMomentum: negative size " + std::to_string(n));
+    if (n == 0) return Status::Ok();
+    MuonMomentumKernel<<<Blocks(n, 256), 256, 0, stream_>>>(g, m, u, n, mu, grad_scale, nesterov);
+    K2_CUDA_LAUNCHED();
+    return Status::Ok();
+  }
+
+  Status MuonApply(float* w, void* w_s, const float* o, I n, float lr, float scale, float weight_decay) override {
+    if (n < 0) return InvalidArgument("MuonApply: negative size " + std::to_string(n));
+    if (n == 0) return Status::Ok();
+    K2_LAUNCH(MuonApplyKernel, Blocks(n, 256), 256, 0, w, SP(w_s), o, n, lr, scale, weight_decay);
     return Status::Ok();
   }
 

@@ -376,14 +376,15 @@ void TestSwiGlu(Harness& h, Rng& r, int shape, bool backward) {
 
 struct AttnCase {
   AttnShape s;
-  bool seg;
+  bool seg, par;
 };
 AttnCase AttnShapeOf(int shape) {
   AttnCase c;
-  if (shape == 0) c.s = {1, 1, 5, 8, 8, 0.35}, c.seg = false;
-  if (shape == 1) c.s = {2, 3, 37, 24, 16, 0.2}, c.seg = true;    // T not a multiple of the 16-row tile
+  if (shape == 0) c.s = {1, 1, 5, 8, 8, 0.35}, c.seg = false, c.par = false;
+  // T not a multiple of the 16-row tile; shared-prefix rows (segment parents).
+  if (shape == 1) c.s = {2, 3, 37, 24, 16, 0.2}, c.seg = true, c.par = true;
   // MLA's own head dims (dq 192 = 128 + 64, dv 128): the GPU backward needs > 48 KB of shared memory.
-  if (shape == 2) c.s = {1, 2, 70, 192, 128, 0.0722}, c.seg = true;
+  if (shape == 2) c.s = {1, 2, 70, 192, 128, 0.0722}, c.seg = true, c.par = false;
   return c;
 }
 
@@ -401,43 +402,78 @@ std::vector<int32_t> Segments(Rng& r, I B, I T) {
   return seg;
 }
 
+// Shared-prefix rows (RL: one prompt, several continuations): [a plain document on odd rows] [prompt]
+// [continuation] [continuation] [the rest as a plain document], the continuations' parent being the
+// prompt. Lengths are random, so prompts and continuations straddle the 16-row tiles differently per row.
+void ParentSegments(Rng& r, I B, I T, std::vector<int32_t>* seg, std::vector<int32_t>* par) {
+  seg->assign(static_cast<size_t>(B * T), 0);
+  par->assign(static_cast<size_t>(B * T), -1);
+  for (I b = 0; b < B; ++b) {
+    int32_t id = 0;
+    I t = 0;
+    auto put = [&](I len, int32_t parent) {
+      for (I i = 0; i < len && t < T; ++i, ++t) (*seg)[b * T + t] = id, (*par)[b * T + t] = parent;
+      ++id;
+    };
+    if (b % 2 == 1) put(r.Range(2, 6), -1);
+    const int32_t prompt = id;
+    put(r.Range(4, 14), -1);
+    put(r.Range(3, 10), prompt);
+    put(r.Range(3, 10), prompt);
+    if (t < T) put(T - t, -1);
+  }
+}
+
 void TestAttention(Harness& h, Rng& r, int shape, bool backward) {
   const DType dt = h.dt();
   const AttnCase ac = AttnShapeOf(shape);
   const AttnShape& s = ac.s;
   const I BH = s.B * s.H, T = s.T;
   Vec q = Rand(r, BH * T * s.dq, dt, 1.5), k = Rand(r, BH * T * s.dq, dt, 1.5), v = Rand(r, BH * T * s.dv, dt);
-  std::vector<int32_t> seg = ac.seg ? Segments(r, s.B, T) : std::vector<int32_t>();
+  std::vector<int32_t> seg, par;
+  if (ac.par) {
+    ParentSegments(r, s.B, T, &seg, &par);
+    for (I b = 0; b < s.B; ++b) ASSERT_EQ(ops::CheckSharedPrefix(&seg[b * T], &par[b * T], T), "") << "row " << b;
+  } else if (ac.seg) {
+    seg = Segments(r, s.B, T);
+  }
   void *pq = h.S(q), *pk = h.S(k), *pv = h.S(v), *po = h.PoisonS(BH * T * s.dv);
   int32_t* ps = ac.seg ? h.I32(seg) : nullptr;
+  int32_t* pp = ac.par ? h.I32(par) : nullptr;
   float *pl = h.PoisonF(BH * T), *pm = h.PoisonF(s.H);
   OK(h.st);
-  OK(h.be()->AttentionForward(s, pq, pk, pv, ps, po, pl, pm));
-  // fp64 reference per (row, head): ops::CausalAttention<double> with the segment mask.
+  OK(h.be()->AttentionForward(s, pq, pk, pv, ps, pp, po, pl, pm));
+  // fp64 reference per (row, head), written from the visibility rule itself: key j is visible to query i
+  // when j <= i and (no segments, the same segment, or the query's parent segment). P [B, H, T, T] kept
+  // for the backward.
   Vec ro(static_cast<size_t>(BH * T * s.dv)), rl(static_cast<size_t>(BH * T)), rm(static_cast<size_t>(s.H), -1e300);
-  Vec p(static_cast<size_t>(T * T));
+  Vec P(static_cast<size_t>(BH * T * T), 0.0);
   for (I b = 0; b < s.B; ++b)
     for (I hh = 0; hh < s.H; ++hh) {
       const I bh = b * s.H + hh;
       const int32_t* sg = ac.seg ? &seg[b * T] : nullptr;
-      const double m = ops::CausalAttention<double>(&q[bh * T * s.dq], &k[bh * T * s.dq], &v[bh * T * s.dv], p.data(),
-                                                    &ro[bh * T * s.dv], T, s.dq, s.dv, s.scale, sg);
-      rm[hh] = std::max(rm[hh], m);
+      const int32_t* pr = ac.par ? &par[b * T] : nullptr;
+      auto visible = [&](I i, I j) { return !sg || sg[j] == sg[i] || (pr && pr[i] >= 0 && sg[j] == pr[i]); };
       for (I i = 0; i < T; ++i) {
+        double* prow = &P[(bh * T + i) * T];
         double mx = -1e300, z = 0;
         for (I j = 0; j <= i; ++j) {
-          if (sg && sg[j] != sg[i]) continue;
+          if (!visible(i, j)) continue;
           double d = 0;
           for (I c = 0; c < s.dq; ++c) d += q[(bh * T + i) * s.dq + c] * k[(bh * T + j) * s.dq + c];
-          mx = std::max(mx, d * s.scale);
+          prow[j] = d * s.scale;
+          mx = std::max(mx, prow[j]);
         }
-        for (I j = 0; j <= i; ++j) {
-          if (sg && sg[j] != sg[i]) continue;
-          double d = 0;
-          for (I c = 0; c < s.dq; ++c) d += q[(bh * T + i) * s.dq + c] * k[(bh * T + j) * s.dq + c];
-          z += std::exp(d * s.scale - mx);
+        for (I j = 0; j <= i; ++j)
+          if (visible(i, j)) z += std::exp(prow[j] - mx);
+        for (I j = 0; j <= i; ++j) prow[j] = visible(i, j) ? std::exp(prow[j] - mx) / z : 0.0;
+        for (I c = 0; c < s.dv; ++c) {
+          double a = 0;
+          for (I j = 0; j <= i; ++j) a += prow[j] * v[(bh * T + j) * s.dv + c];
+          ro[(bh * T + i) * s.dv + c] = a;
         }
         rl[bh * T + i] = mx + std::log(z);
+        rm[hh] = std::max(rm[hh], mx);
       }
     }
   if (!backward) {
@@ -451,18 +487,15 @@ void TestAttention(Harness& h, Rng& r, int shape, bool backward) {
   Vec dout = Rand(r, BH * T * s.dv, dt);
   void *pdo = h.S(dout), *pdq = h.PoisonS(BH * T * s.dq), *pdk = h.PoisonS(BH * T * s.dq), *pdv = h.PoisonS(BH * T * s.dv);
   OK(h.st);
-  OK(h.be()->AttentionBackward(s, pq, pk, pv, ps, po, pl, pdo, pdq, pdk, pdv));
-  Vec rdq(static_cast<size_t>(BH * T * s.dq)), rdk(rdq.size()), rdv(static_cast<size_t>(BH * T * s.dv)), ds(p.size()),
-      otmp(static_cast<size_t>(T * s.dv));
-  for (I b = 0; b < s.B; ++b)
-    for (I hh = 0; hh < s.H; ++hh) {
-      const I bh = b * s.H + hh;
-      ops::CausalAttention<double>(&q[bh * T * s.dq], &k[bh * T * s.dq], &v[bh * T * s.dv], p.data(), otmp.data(), T,
-                                   s.dq, s.dv, s.scale, ac.seg ? &seg[b * T] : nullptr);
-      ops::CausalAttentionBackward<double>(&q[bh * T * s.dq], &k[bh * T * s.dq], &v[bh * T * s.dv], p.data(),
-                                           &dout[bh * T * s.dv], &rdq[bh * T * s.dq], &rdk[bh * T * s.dq],
-                                           &rdv[bh * T * s.dv], ds.data(), T, s.dq, s.dv, s.scale);
-    }
+  OK(h.be()->AttentionBackward(s, pq, pk, pv, ps, pp, po, pl, pdo, pdq, pdk, pdv));
+  // The unmasked full-square backward over the reference P (zero where not visible) is the softmax
+  // backward of any visibility pattern.
+  Vec rdq(static_cast<size_t>(BH * T * s.dq)), rdk(rdq.size()), rdv(static_cast<size_t>(BH * T * s.dv)),
+      ds(static_cast<size_t>(T * T));
+  for (I bh = 0; bh < BH; ++bh)
+    ops::CausalAttentionBackward<double>(&q[bh * T * s.dq], &k[bh * T * s.dq], &v[bh * T * s.dv], &P[bh * T * T],
+                                         &dout[bh * T * s.dv], &rdq[bh * T * s.dq], &rdk[bh * T * s.dq],
+                                         &rdv[bh * T * s.dv], ds.data(), T, s.dq, s.dv, s.scale);
   Vec gdq = h.GetS(pdq, BH * T * s.dq), gdk = h.GetS(pdk, BH * T * s.dq), gdv = h.GetS(pdv, BH * T * s.dv);
   OK(h.st);
   // bf16: the GPU kernel's row term D = dout·o uses the bf16-rounded o; allow 1.5x the forward tolerance.
@@ -811,6 +844,136 @@ void TestNewtonSchulz(Harness& h, Rng& r, int shape) {
   EXPECT_TRUE(std::isfinite(rel) && rel < 0.05) << "relative Frobenius error " << rel;
 }
 
+void TestEmbedding(Harness& h, Rng& r, int shape, bool backward) {
+  const DType dt = h.dt();
+  const I Vs[] = {5, 50, 300}, Ds[] = {3, 24, 129}, Ns[] = {1, 40, 257};
+  const I V = Vs[shape], D = Ds[shape], N = Ns[shape];
+  std::vector<int32_t> tok(static_cast<size_t>(N));
+  for (auto& t : tok) t = static_cast<int32_t>(r.Below(static_cast<uint64_t>(V)));
+  if (N > 8) tok[3] = tok[5] = tok[7] = tok[0];  // repeated tokens (the backward sums them)
+  int32_t* pt = h.I32(tok);
+  if (!backward) {
+    Vec table = Rand(r, V * D, dt);
+    void *ptab = h.S(table), *py = h.PoisonS(N * D);
+    OK(h.st);
+    OK(h.be()->EmbeddingGather(ptab, V, pt, N, D, py));
+    Vec ref(static_cast<size_t>(N * D));
+    for (I n = 0; n < N; ++n)
+      for (I d = 0; d < D; ++d) ref[n * D + d] = table[tok[n] * D + d];
+    Vec got = h.GetS(py, N * D);
+    OK(h.st);
+    ExpectNear("y", got, ref, 0.0);  // a copy: exact
+    return;
+  }
+  Vec dy = Rand(r, N * D, dt), dt0 = RandF(r, V * D);
+  void* pdy = h.S(dy);
+  float* pdt = h.F(dt0);
+  OK(h.st);
+  OK(h.be()->EmbeddingScatterAdd(pdy, pt, N, D, V, pdt));
+  Vec ref = dt0;
+  for (I n = 0; n < N; ++n)
+    for (I d = 0; d < D; ++d) ref[tok[n] * D + d] += dy[n * D + d];
+  Vec got = h.GetF(pdt, V * D);
+  OK(h.st);
+  ExpectNear("dtable", got, ref, kF32Tol);
+}
+
+void TestAdd(Harness& h, Rng& r, int shape) {
+  const DType dt = h.dt();
+  const I ns[] = {1, 1000, 4097};
+  const I n = ns[shape];
+  Vec a = Rand(r, n, dt), b = Rand(r, n, dt, 3.0);
+  void *pa = h.S(a), *pb = h.S(b);
+  void* py = shape == 0 ? h.PoisonS(n) : shape == 1 ? pa : pb;  // in place into a, then into b
+  OK(h.st);
+  OK(h.be()->Add(pa, pb, py, n));
+  Vec ref(static_cast<size_t>(n));
+  for (I i = 0; i < n; ++i) ref[i] = a[i] + b[i];
+  Vec got = h.GetS(py, n);
+  OK(h.st);
+  ExpectNear("y", got, ref, Rtol(dt));
+}
+
+// The S copy of updated weights: exactly the fp32 master rounded to the storage dtype.
+void ExpectStorageCopy(Harness& h, const void* pws, const Vec& w_got, I n) {
+  Vec ws = h.GetS(pws, n), want(static_cast<size_t>(n));
+  for (I i = 0; i < n; ++i) want[i] = RoundTo(h.dt(), static_cast<float>(w_got[i]));
+  ASSERT_TRUE(h.st.ok()) << h.st.ToString();
+  ExpectNear("w_s", ws, want, 0.0);
+}
+
+void TestAdamW(Harness& h, Rng& r, int shape) {
+  const I ns[] = {1, 1000, 4097};
+  const I n = ns[shape];
+  AdamWArgs a;
+  const float lrs[] = {0.01f, 0.05f, 0.3f}, wds[] = {0.0f, 0.1f, 0.01f}, gss[] = {1.0f, 0.37f, 0.8f};
+  const int steps[] = {0, 4, 99};
+  a.lr = lrs[shape], a.weight_decay = wds[shape], a.grad_scale = gss[shape];
+  a.beta1 = 0.9f, a.beta2 = shape == 2 ? 0.95f : 0.999f, a.eps = shape == 1 ? 1e-6f : 1e-8f;
+  a.bias_correction1 = static_cast<float>(1.0 - std::pow(a.beta1, steps[shape] + 1.0));
+  a.bias_correction2 = static_cast<float>(1.0 - std::pow(a.beta2, steps[shape] + 1.0));
+  Vec w = RandF(r, n), g = RandF(r, n, 3.0), m = RandF(r, n, 0.1), v = RandF(r, n, 0.01);
+  for (auto& x : v) x = std::fabs(x);  // a second moment
+  float *pw = h.F(w), *pg = h.F(g), *pm = h.F(m), *pv = h.F(v);
+  void* pws = shape == 0 ? nullptr : h.PoisonS(n);
+  OK(h.st);
+  OK(h.be()->AdamWUpdate(pw, pws, pg, pm, pv, n, a));
+  Vec rw = w, rm = m, rv = v;
+  for (I j = 0; j < n; ++j) {
+    const double gj = g[j] * a.grad_scale;
+    rm[j] = a.beta1 * rm[j] + (1.0 - a.beta1) * gj;
+    rv[j] = a.beta2 * rv[j] + (1.0 - a.beta2) * gj * gj;
+    const double mh = rm[j] / a.bias_correction1, vh = rv[j] / a.bias_correction2;
+    rw[j] -= a.lr * (mh / (std::sqrt(vh) + a.eps) + a.weight_decay * rw[j]);
+  }
+  Vec gw = h.GetF(pw, n), gm = h.GetF(pm, n), gv = h.GetF(pv, n);
+  OK(h.st);
+  ExpectNear("w", gw, rw, kF32Tol);
+  ExpectNear("m", gm, rm, kF32Tol);
+  ExpectNear("v", gv, rv, kF32Tol);
+  if (pws) ExpectStorageCopy(h, pws, gw, n);
+}
+
+void TestMuonMomentum(Harness& h, Rng& r, int shape) {
+  const I ns[] = {1, 1000, 4097};
+  const I n = ns[shape];
+  const bool nesterov = shape != 1;
+  const float mu = 0.95f, gss[] = {1.0f, 0.5f, 0.77f}, gs = gss[shape];
+  Vec g = RandF(r, n), m = RandF(r, n, 0.5);
+  float *pg = h.F(g), *pm = h.F(m);
+  float* pu = shape == 2 ? pg : h.PoisonF(n);  // u may alias g
+  OK(h.st);
+  OK(h.be()->MuonMomentum(pg, pm, pu, n, mu, gs, nesterov));
+  Vec rm = m, ru(static_cast<size_t>(n));
+  for (I j = 0; j < n; ++j) {
+    const double gj = g[j] * gs;
+    rm[j] = mu * rm[j] + gj;
+    ru[j] = nesterov ? gj + mu * rm[j] : rm[j];
+  }
+  Vec gm = h.GetF(pm, n), gu = h.GetF(pu, n);
+  OK(h.st);
+  ExpectNear("m", gm, rm, kF32Tol);
+  ExpectNear("u", gu, ru, kF32Tol);
+}
+
+void TestMuonApply(Harness& h, Rng& r, int shape) {
+  const I ns[] = {1, 1000, 4097};
+  const I n = ns[shape];
+  const float lrs[] = {0.02f, 0.1f, 0.005f}, scs[] = {0.2f, 1.3f, 4.5f}, wds[] = {0.1f, 0.0f, 0.05f};
+  const float lr = lrs[shape], sc = scs[shape], wd = wds[shape];
+  Vec w = RandF(r, n), o = RandF(r, n);
+  float *pw = h.F(w), *po = h.F(o);
+  void* pws = shape == 1 ? nullptr : h.PoisonS(n);
+  OK(h.st);
+  OK(h.be()->MuonApply(pw, pws, po, n, lr, sc, wd));
+  Vec rw = w;
+  for (I j = 0; j < n; ++j) rw[j] -= static_cast<double>(lr) * (o[j] * sc + static_cast<double>(wd) * rw[j]);
+  Vec gw = h.GetF(pw, n);
+  OK(h.st);
+  ExpectNear("w", gw, rw, kF32Tol);
+  if (pws) ExpectStorageCopy(h, pws, gw, n);
+}
+
 TEST_P(BackendOps, MatchesFp64Reference) {
   const Case& c = GetParam();
   Harness h(be_.get());
@@ -836,6 +999,12 @@ TEST_P(BackendOps, MatchesFp64Reference) {
   else if (c.op == "grouped_linear") TestGroupedLinear(h, r, s, false);
   else if (c.op == "grouped_linear_bwd") TestGroupedLinear(h, r, s, true);
   else if (c.op == "newton_schulz") TestNewtonSchulz(h, r, s);
+  else if (c.op == "embedding") TestEmbedding(h, r, s, false);
+  else if (c.op == "embedding_bwd") TestEmbedding(h, r, s, true);
+  else if (c.op == "add") TestAdd(h, r, s);
+  else if (c.op == "adamw") TestAdamW(h, r, s);
+  else if (c.op == "muon_momentum") TestMuonMomentum(h, r, s);
+  else if (c.op == "muon_apply") TestMuonApply(h, r, s);
   else FAIL() << "unknown op " << c.op;
   OK(be_->Synchronize());
 }
@@ -844,7 +1013,8 @@ std::vector<Case> AllCases() {
   const char* ops[] = {"gemm", "gemm_batched", "linear", "linear_bwd", "rmsnorm", "rmsnorm_bwd", "rope",
                        "swiglu", "swiglu_bwd", "attention", "attention_bwd", "mla_decode", "router",
                        "cross_entropy", "moe_permute", "moe_unpermute", "moe_unpermute_bwd", "grouped_linear",
-                       "grouped_linear_bwd", "newton_schulz"};
+                       "grouped_linear_bwd", "newton_schulz", "embedding", "embedding_bwd", "add", "adamw",
+                       "muon_momentum", "muon_apply"};
   std::vector<Case> v;
   for (const char* kind : {"cpu", "cuda"})
     for (const char* op : ops)
@@ -989,7 +1159,8 @@ TEST(Backend, BadShapesAreErrorsNotCrashes) {
     EXPECT_EQ(st.code(), Code::kInvalidArgument) << kind << ": " << st.ToString();
     AttnShape s;
     s.H = 0;
-    st = be.AttentionForward(s, dl.get(), dl.get(), dl.get(), nullptr, dl.get(), dw.as<float>(), dw.as<float>());
+    st = be.AttentionForward(s, dl.get(), dl.get(), dl.get(), nullptr, nullptr, dl.get(), dw.as<float>(),
+                             dw.as<float>());
     EXPECT_EQ(st.code(), Code::kInvalidArgument) << kind << ": " << st.ToString();
     // Out of memory is a Status, and the backend keeps working afterwards.
     auto huge = be.Alloc(size_t{1} << 50);
@@ -1013,6 +1184,69 @@ TEST(Backend, BadShapesAreErrorsNotCrashes) {
   st = cpu->MoePermute(x.data(), 2, 2, ids.data(), 1, 3, xe.data(), rows.data(), offs.data());
   EXPECT_EQ(st.code(), Code::kInvalidArgument);
   EXPECT_NE(st.message().find("expert 9"), std::string::npos) << st.message();
+}
+
+// A token outside [0, V): InvalidArgument naming its index on the CPU (nothing written); the device's
+// documented behaviour instead (a zero row in the gather, the row skipped in the scatter-add), no fault.
+TEST(Backend, EmbeddingTokenOutsideVocabulary) {
+  const I V = 4, D = 3, N = 3;
+  const std::vector<int32_t> tok{1, 4, 2};  // token 1 (the second) is out of range
+  const std::vector<float> table{0, 1, 2, 10, 11, 12, 20, 21, 22, 30, 31, 32}, dy{1, 2, 3, 4, 5, 6, 7, 8, 9};
+  int ran = 0;
+  for (const char* kind : {"cpu", "cuda"}) {
+    auto be = MakeBackend(kind);
+    if (!be.ok()) continue;
+    ++ran;
+    Harness h(be->get());
+    void *ptab = h.S(Vec(table.begin(), table.end())), *pdy = h.S(Vec(dy.begin(), dy.end()));
+    void* py = h.S(Vec(static_cast<size_t>(N * D), -5.0));
+    float* pdt = h.F(Vec(static_cast<size_t>(V * D), 0.5));
+    int32_t* pt = h.I32(tok);
+    ASSERT_TRUE(h.st.ok()) << h.st.ToString();
+    Status g = (*be)->EmbeddingGather(ptab, V, pt, N, D, py);
+    Status sa = (*be)->EmbeddingScatterAdd(pdy, pt, N, D, V, pdt);
+    Vec y = h.GetS(py, N * D), dt = h.GetF(pdt, V * D);
+    ASSERT_TRUE(h.st.ok()) << h.st.ToString();
+    Vec want_dt(static_cast<size_t>(V * D), 0.5);
+    if (std::string(kind) == "cpu") {
+      for (const Status* st : {&g, &sa}) {
+        EXPECT_EQ(st->code(), Code::kInvalidArgument) << st->ToString();
+        EXPECT_NE(st->message().find("token 1 is 4, outside [0, 4)"), std::string::npos) << st->message();
+      }
+      EXPECT_EQ(y, Vec(static_cast<size_t>(N * D), -5.0));
+    } else {
+      ASSERT_TRUE(g.ok()) << g.ToString();
+      ASSERT_TRUE(sa.ok()) << sa.ToString();
+      ASSERT_TRUE((*be)->Synchronize().ok());
+      EXPECT_EQ(y, (Vec{10, 11, 12, 0, 0, 0, 20, 21, 22}));
+      for (I d = 0; d < D; ++d) want_dt[1 * D + d] += dy[d], want_dt[2 * D + d] += dy[2 * D + d];
+    }
+    EXPECT_EQ(dt, want_dt) << kind;
+  }
+  EXPECT_GE(ran, 1);
+}
+
+// Segment parents that break ops::CheckSharedPrefix's layout are InvalidArgument on the CPU backend
+// (the block-diagonal attention relies on them), naming the row and the rule.
+TEST(Backend, BadSegmentParentsAreInvalidArgumentOnCpu) {
+  auto be = MakeCpuBackend(DType::kF32);
+  AttnShape s;
+  s.B = 2, s.H = 1, s.T = 4, s.dq = 2, s.dv = 2, s.scale = 1.0;
+  std::vector<float> q(16, 0.1f), o(16), lse(8), mx(1), dq(16), dk(16), dv(16);
+  // Row 0 is valid; row 1's second segment names a parent (2) that comes after it.
+  const std::vector<int32_t> seg{0, 0, 1, 1, 0, 1, 1, 2}, par{-1, -1, 0, 0, -1, 2, 2, -1};
+  Status st = be->AttentionForward(s, q.data(), q.data(), q.data(), seg.data(), par.data(), o.data(), lse.data(),
+                                   mx.data());
+  EXPECT_EQ(st.code(), Code::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.message().find("row 1"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("does not come before"), std::string::npos) << st.message();
+  st = be->AttentionBackward(s, q.data(), q.data(), q.data(), seg.data(), par.data(), o.data(), lse.data(), q.data(),
+                             dq.data(), dk.data(), dv.data());
+  EXPECT_EQ(st.code(), Code::kInvalidArgument) << st.ToString();
+  // Parents without segment ids.
+  st = be->AttentionForward(s, q.data(), q.data(), q.data(), nullptr, par.data(), o.data(), lse.data(), mx.data());
+  EXPECT_EQ(st.code(), Code::kInvalidArgument) << st.ToString();
+  EXPECT_NE(st.message().find("segment ids"), std::string::npos) << st.message();
 }
 
 }  // namespace
