@@ -237,8 +237,8 @@ size_t AttnFwdSmem(int dq, int dv) {
 }
 
 template <class S>
-__global__ void AttnFwdKernel(const S* q, const S* k, const S* v, const int32_t* seg, const int32_t* par, S* o, float* lse,
-                              float* tile_max, int H, int T, int dq, int dv, float scale) {
+__global__ void AttnFwdKernel(const S* q, const S* k, const S* v, const int32_t* seg, const int32_t* par, S* o,
+                              float* lse, float* tile_max, int H, int T, int dq, int dv, float scale) {
   extern __shared__ float sm[];
   float* Qs = sm;                // [Br][dq]
   float* Ks = Qs + kBr * dq;     // [Bc][dq]
@@ -356,8 +356,7 @@ size_t AttnBwdQSmem(int dq, int dv) {
 // ds = p (dout_i·v_j - D_i) scale; zero elsewhere.
 __device__ void AttnBwdTile(const float* Qs, const float* Ks, const float* Vs, const float* dOs, const float* lseS,
                             const float* DS, float* Ps, float* dSs, const int32_t* sg, const int32_t* pr, int i0,
-                            int j0, int T, int dq,
-                            int dv, float scale) {
+                            int j0, int T, int dq, int dv, float scale) {
   for (int e = threadIdx.x; e < kBr * kBc; e += blockDim.x) {
     const int r = e / kBc, c = e % kBc;
     float p = 0.0f, ds = 0.0f;
@@ -384,9 +383,8 @@ __device__ void LoadRows(float* dst, const S* src, int r0, int rows, int T, int 
 // dK, dV of one key tile: loop over the query tiles that can see it.
 template <class S>
 __global__ void AttnBwdKvKernel(const S* q, const S* k, const S* v, const int32_t* seg, const int32_t* par,
-                                const float* lse,
-                                const float* Drow, const S* dout, S* dk, S* dv_out, int H, int T, int dq, int dv,
-                                float scale) {
+                                const float* lse, const float* Drow, const S* dout, S* dk, S* dv_out, int H, int T,
+                                int dq, int dv, float scale) {
   extern __shared__ float sm[];
   float* Ks = sm;
   float* Vs = Ks + kBc * dq;
@@ -446,8 +444,8 @@ __global__ void AttnBwdKvKernel(const S* q, const S* k, const S* v, const int32_
 // dQ of one query tile: loop over the key tiles it sees.
 template <class S>
 __global__ void AttnBwdQKernel(const S* q, const S* k, const S* v, const int32_t* seg, const int32_t* par,
-                               const float* lse,
-                               const float* Drow, const S* dout, S* dq_out, int H, int T, int dq, int dv, float scale) {
+                               const float* lse, const float* Drow, const S* dout, S* dq_out, int H, int T, int dq,
+                               int dv, float scale) {
   extern __shared__ float sm[];
   float* Qs = sm;
   float* dQs = Qs + kBr * dq;
