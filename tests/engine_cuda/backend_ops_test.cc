@@ -1162,6 +1162,19 @@ TEST(Backend, BadShapesAreErrorsNotCrashes) {
     st = be.AttentionForward(s, dl.get(), dl.get(), dl.get(), nullptr, nullptr, dl.get(), dw.as<float>(),
                              dw.as<float>());
     EXPECT_EQ(st.code(), Code::kInvalidArgument) << kind << ": " << st.ToString();
+    // Negative sizes and empty rows of the elementwise, embedding and optimizer ops.
+    st = be.Add(dl.get(), dl.get(), dl.get(), -1);
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << kind << ": " << st.ToString();
+    st = be.EmbeddingGather(dl.get(), 4, di.as<int32_t>(), 1, 0, db.get());
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << kind << ": " << st.ToString();
+    st = be.EmbeddingScatterAdd(dl.get(), di.as<int32_t>(), -2, 4, 4, dw.as<float>());
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << kind << ": " << st.ToString();
+    st = be.AdamWUpdate(dw.as<float>(), nullptr, dw.as<float>(), dw.as<float>(), dw.as<float>(), -1, AdamWArgs{});
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << kind << ": " << st.ToString();
+    st = be.MuonMomentum(dw.as<float>(), dw.as<float>(), dw.as<float>(), -1, 0.9f, 1.0f, true);
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << kind << ": " << st.ToString();
+    st = be.MuonApply(dw.as<float>(), nullptr, dw.as<float>(), -1, 0.1f, 1.0f, 0.0f);
+    EXPECT_EQ(st.code(), Code::kInvalidArgument) << kind << ": " << st.ToString();
     // Out of memory is a Status, and the backend keeps working afterwards.
     auto huge = be.Alloc(size_t{1} << 50);
     ASSERT_FALSE(huge.ok()) << kind;
