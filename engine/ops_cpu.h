@@ -1,5 +1,6 @@
 // The CPU op table of the engine: matmul (OpenBLAS), RMSNorm, RoPE, SwiGLU, causal softmax attention,
-// router top-k and cross-entropy, forward and backward, plus plain-loop references (namespace ref).
+// router top-k, MoE dispatch, cross-entropy, embedding and residual adds, forward and backward, the
+// optimizer's elementwise AdamW/Muon updates, plus plain-loop references (namespace ref).
 //
 // All tensors are row-major, contiguous unless a stride is given. Functions never allocate except
 // where noted; they are templated on float/double and explicitly instantiated for both in ops_cpu.cc.
