@@ -592,7 +592,7 @@ struct Model<T>::Impl {
     } else {
       Moe(l, a, N, ld, ws);
     }
-    for (I i = 0; i < N * D; ++i) out[i] = a.h_mid[i] + a.ffn_out[i];
+    ops::Add(a.h_mid.data(), a.ffn_out.data(), out, N * D);
   }
   // Training's FFN: returns the layer's sequence-wise balance loss (0 when aux_alpha is 0).
   double Ffn(I l) {
@@ -785,8 +785,7 @@ struct Model<T>::Impl {
     const ModelConfig& c = cfg;
     const I N = B * Tn, D = c.hidden_size, L = c.num_hidden_layers;
     replaying = true;
-    for (I n = 0; n < N; ++n)
-      std::memcpy(&hidden[0][n * D], &embed->w[static_cast<I>(tokens[n]) * D], sizeof(T) * static_cast<size_t>(D));
+    ops::EmbeddingGather(embed->w.data(), tokens.data(), N, D, hidden[0].data());
     int64_t clipped = 0;
     for (I l = 0; l < L; ++l) {
       Attention(l, replay_ml[l]);
@@ -870,8 +869,7 @@ struct Model<T>::Impl {
     signed_weights = signed_ok;
     aux_alpha = opt.aux_loss_alpha;
 
-    for (I n = 0; n < N; ++n)
-      std::memcpy(&hidden[0][n * D], &embed->w[static_cast<I>(tokens[n]) * D], sizeof(T) * static_cast<size_t>(D));
+    ops::EmbeddingGather(embed->w.data(), tokens.data(), N, D, hidden[0].data());
     ForwardResult r;
     for (I l = 0; l < c.num_hidden_layers; ++l) {
       Attention(l);
@@ -929,11 +927,7 @@ struct Model<T>::Impl {
       AttentionBackward(l);
       ReadyAttention(l);
     }
-    for (I n = 0; n < N; ++n) {
-      T* g = &embed->g[static_cast<I>(tokens[n]) * D];
-      const T* d = &dh[n * D];
-      for (I j = 0; j < D; ++j) g[j] += d[j];
-    }
+    ops::EmbeddingScatterAdd(dh.data(), tokens.data(), N, D, embed->g.data());
     Ready(embed);
   }
 };
@@ -1254,9 +1248,9 @@ Status CachedForward<T>::Forward(const std::vector<CachedChunk>& chunks, LatentC
   I row = 0;
   for (const CachedChunk& ch : chunks) {
     const I start = kv->length(ch.seq) - ch.n;
+    ops::EmbeddingGather(m.embed->w.data(), ch.tokens, ch.n, D, &st.x[row * D]);
     for (I i = 0; i < ch.n; ++i, ++row) {
       st.pos[row] = static_cast<int32_t>(start + i);
-      std::memcpy(&st.x[row * D], &m.embed->w[static_cast<size_t>(ch.tokens[i]) * D], sizeof(T) * static_cast<size_t>(D));
       if (ch.all_logits || i == ch.n - 1) st.logit_src[st.logit_rows++] = row;
     }
   }
