@@ -64,7 +64,7 @@ struct BackendOptions {
   int device = 0;  // CUDA device ordinal (ignored by the CPU backend)
 };
 
-// Shapes of causal attention over B packed rows of T tokens and H heads (the layout engine/model.cc
+// Shapes of causal attention over B packed rows of T tokens and H heads (the layout engine/model_impl.h
 // gathers): q, k [B, H, T, dq]; v, o [B, H, T, dv]; seg [B, T] or null; par [B, T] or null (segment
 // parents, -1 = none; needs seg). Query i sees key j when j <= i and (seg is null, or seg[j] == seg[i], or
 // par[i] >= 0 and seg[j] == par[i]): ops::CausalAttention's shared-prefix rule (one prompt, several

@@ -1,4 +1,4 @@
-// What the model's cached (generation) route needs of a paged MLA latent KV cache, so engine/model.cc
+// What the model's cached (generation) route needs of a paged MLA latent KV cache, so the model
 // runs generation without depending on engine/gen: engine/gen/kv_cache.h implements it.
 #pragma once
 

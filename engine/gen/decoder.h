@@ -1,4 +1,4 @@
-// The generator's cached forward: engine::CachedForward (the model's absorbed route, engine/model.cc)
+// The generator's cached forward: engine::CachedForward (the model's absorbed route, engine/cached_forward.cc)
 // bound to one paged KvCache.
 #pragma once
 
