@@ -114,7 +114,8 @@ TEST_F(Pipeline, McpRubricTasksAreScoredByTheJudgeReward) {
   // The reward is the judge's: its components name the rubric's checks.
   auto r = Sh(G() + "--json eval --source " + P("memory_rubric.json") + " --policy perturbed --trials 1 --k 1");
   ASSERT_EQ(r.rc, 0) << r.out;
-  for (const auto& t : JsonOut(r)["trials_detail"])
+  const json rj = JsonOut(r);  // a named value: a range-for over a temporary's member dangles
+  for (const auto& t : rj["trials_detail"])
     EXPECT_NE(t["detail"].get<std::string>().find("info_not_communicated"), std::string::npos) << t.dump();
   // A rubric whose text needs the LLM grade is refused without a judge model (never a free pass).
   std::ofstream(P("text.jsonl")) << R"({"id": "t", "prompt": "hi", "rubric": {"text": "Greets back politely."}})" << "\n";
@@ -152,7 +153,8 @@ TEST_F(Pipeline, SyntheticCatalogTasksAreJudgedByTheJudgeReward) {
   for (const auto& t : j["trials_detail"]) EXPECT_EQ(t["reward"].get<double>(), 1.0) << t["case"] << ": " << t["detail"];
   auto s = Sh(G() + "--json simulate --source synthetic:" + P("tasks.json") + " --policy perturbed --no-store");
   ASSERT_EQ(s.rc, 0) << s.out;
-  for (const auto& v : JsonOut(s)["rewards"]) EXPECT_EQ(v.get<double>(), 0.0) << s.out;
+  const json sj = JsonOut(s);
+  for (const auto& v : sj["rewards"]) EXPECT_EQ(v.get<double>(), 0.0) << s.out;
 }
 
 TEST_F(Pipeline, MalformedRowsAreSkippedWithFileLineOrStopAStrictRun) {
